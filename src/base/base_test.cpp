@@ -1,0 +1,52 @@
+#include <gtest/gtest.h>
+
+#include "base/byteorder.hpp"
+#include "base/hex.hpp"
+#include "base/result.hpp"
+#include "base/secret.hpp"
+
+namespace pspgw {
+namespace {
+
+TEST(ByteOrder, LoadStoreAreBigEndian) {
+  uint8_t b[8] = {};
+  store_be32(b, 0x11223344);
+  EXPECT_EQ(b[0], 0x11);
+  EXPECT_EQ(b[3], 0x44);
+  EXPECT_EQ(load_be32(b), 0x11223344u);
+  store_be64(b, 0x0102030405060708ULL);
+  EXPECT_EQ(b[7], 0x08);
+  EXPECT_EQ(load_be64(b), 0x0102030405060708ULL);
+  EXPECT_EQ(Be16::from_host(0x1234).host(), 0x1234);
+}
+
+TEST(Hex, RoundTripAndRejects) {
+  auto v = parse_hex("00ffA5");
+  ASSERT_TRUE(v.has_value());
+  EXPECT_EQ(to_hex(*v), "00ffa5");
+  EXPECT_FALSE(parse_hex("0").has_value());
+  EXPECT_FALSE(parse_hex("zz").has_value());
+}
+
+TEST(Secret, MovedFromIsZeroed) {
+  std::array<uint8_t, 4> raw = {1, 2, 3, 4};
+  Secret<4> a{std::span<const uint8_t, 4>(raw)};
+  Secret<4> b = std::move(a);
+  EXPECT_EQ(b.reveal()[3], 4);
+  for (uint8_t x : a.reveal()) EXPECT_EQ(x, 0);  // NOLINT(bugprone-use-after-move): checking the zeroing
+  EXPECT_FALSE(a == b);
+  EXPECT_TRUE(b == b.clone());
+}
+
+enum class E { kBad };
+TEST(Result, ValueOrError) {
+  Result<int, E> ok = 3;
+  Result<int, E> bad = Err{E::kBad};
+  EXPECT_TRUE(ok.ok());
+  EXPECT_EQ(*ok, 3);
+  EXPECT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error(), E::kBad);
+}
+
+}  // namespace
+}  // namespace pspgw

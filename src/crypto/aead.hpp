@@ -1,0 +1,74 @@
+// AES-GCM behind one interface, batched: one virtual call per batch, never per packet.
+//
+// A backend turns raw key bytes into an AeadKey (expanded key schedule / cipher context, zeroed when
+// destroyed). seal/open take a span of AeadOp; each op names its key, so one batch may mix SAs.
+// In-place operation (in == out) is supported and is what the data path uses. AAD and text are separate
+// spans, but in PSP they are contiguous in the packet (header || clear bytes || ciphertext).
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+
+namespace pspgw::crypto {
+
+enum class AeadAlg : uint8_t {
+  kAesGcm128,  // PSP version 0
+  kAesGcm256,  // PSP version 1
+};
+constexpr std::size_t key_size(AeadAlg alg) {
+  return alg == AeadAlg::kAesGcm128 ? 16 : 32;
+}
+
+inline constexpr std::size_t kGcmTagSize = 16;
+inline constexpr std::size_t kGcmNonceSize = 12;
+using GcmNonce = std::array<uint8_t, kGcmNonceSize>;
+
+// A prepared key. Backend-specific; only the backend that made it may use it.
+class AeadKey {
+ public:
+  virtual ~AeadKey() = default;
+  AeadAlg alg() const { return alg_; }
+
+ protected:
+  explicit AeadKey(AeadAlg alg) : alg_(alg) {}
+
+ private:
+  AeadAlg alg_;
+};
+
+struct AeadOp {
+  const AeadKey* key = nullptr;
+  GcmNonce nonce{};
+  std::span<const uint8_t> aad;
+  const uint8_t* in = nullptr;  // plaintext (seal) or ciphertext (open); may equal out
+  uint8_t* out = nullptr;
+  std::size_t len = 0;     // 0 is legal: the tag still covers the AAD and is still checked
+  uint8_t* tag = nullptr;  // seal: written (16 bytes); open: read and verified
+  bool ok = false;         // open: true iff the tag verified; seal: true when done
+};
+
+class AeadBackend {
+ public:
+  virtual ~AeadBackend() = default;
+  virtual std::string_view name() const = 0;
+  // key.size() must equal key_size(alg); returns nullptr otherwise.
+  virtual std::unique_ptr<AeadKey> make_key(AeadAlg alg, std::span<const uint8_t> key) const = 0;
+  virtual void seal(std::span<AeadOp> ops) const = 0;
+  // On tag mismatch op.ok = false and the contents of out are unspecified (callers must not deliver them).
+  virtual void open(std::span<AeadOp> ops) const = 0;
+};
+
+// The portable reference (OpenSSL 3 EVP).
+std::unique_ptr<AeadBackend> make_openssl_backend();
+// The fast path on x86-64 (intel-ipsec-mb). nullptr if the CPU lacks AES-NI.
+std::unique_ptr<AeadBackend> make_ipsec_mb_backend();
+// ipsec-mb where available, else OpenSSL.
+std::unique_ptr<AeadBackend> make_default_backend();
+// By name: "ipsec-mb" | "openssl" | "auto"; nullptr for an unknown name.
+std::unique_ptr<AeadBackend> make_backend(std::string_view name);
+
+}  // namespace pspgw::crypto

@@ -1,0 +1,85 @@
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "net/addr.hpp"
+#include "net/checksum.hpp"
+#include "net/packet.hpp"
+#include "net/parse.hpp"
+
+namespace pspgw::net {
+namespace {
+
+// Ethernet + IPv4 + UDP 1234 -> 5678, 9 bytes of payload (the spec's AEAD vector inner packet).
+std::vector<uint8_t> udp4_frame() {
+  return {0,    1,    2,    3,    4,    5,    6,    7,    8,    9,    10,   11,   0x08,
+          0x00, 0x45, 0x00, 0x00, 0x25, 0x00, 0x01, 0x00, 0x00, 0x40, 0x11, 0x7c, 0xc5,
+          0x7f, 0x00, 0x00, 0x01, 0x7f, 0x00, 0x00, 0x01, 0x04, 0xd2, 0x16, 0x2e, 0x00,
+          0x11, 0xa0, 0xc4, 0x41, 0x41, 0x41, 0x41, 0x41, 0x41, 0x41, 0x41, 0x41};
+}
+
+TEST(Parse, Ipv4Udp) {
+  auto f = udp4_frame();
+  auto r = parse_frame(f);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->ip.family, IpFamily::kV4);
+  EXPECT_EQ(r->ip.l4_proto, 17);
+  EXPECT_EQ(r->ip.src_port, 1234);
+  EXPECT_EQ(r->ip.dst_port, 5678);
+  EXPECT_EQ(r->ip.l4_offset, 34);
+  EXPECT_EQ(r->ip.src.to_string(), "127.0.0.1");
+  EXPECT_TRUE(ipv4_checksum_ok(&f[14]));
+}
+
+TEST(Parse, EveryTruncationFailsWithoutReadingPastTheEnd) {
+  auto f = udp4_frame();
+  for (std::size_t n = 0; n < f.size(); ++n) {
+    std::vector<uint8_t> t(f.begin(), f.begin() + static_cast<std::ptrdiff_t>(n));
+    EXPECT_FALSE(parse_frame(t).ok()) << n;
+  }
+}
+
+TEST(Parse, BadIhlAndLength) {
+  auto f = udp4_frame();
+  f[14] = 0x44;
+  EXPECT_EQ(parse_frame(f).error(), ParseError::kBadIpHeader);
+  f = udp4_frame();
+  f[17] = 0xff;
+  EXPECT_EQ(parse_frame(f).error(), ParseError::kBadIpLength);
+}
+
+TEST(Checksum, UdpOverIpv4MatchesKnownValue) {
+  auto f = udp4_frame();
+  std::vector<uint8_t> seg(f.begin() + 34, f.end());
+  seg[6] = seg[7] = 0;
+  EXPECT_EQ(l4_checksum(&f[14], 17, seg), 0xa0c4);
+}
+
+TEST(Addr, ParseFormat) {
+  EXPECT_EQ(IpAddr::parse("10.1.2.3")->to_string(), "10.1.2.3");
+  EXPECT_EQ(IpAddr::parse("fd00::1")->to_string(), "fd00::1");
+  EXPECT_FALSE(IpAddr::parse("10.1.2").has_value());
+  EXPECT_EQ(MacAddr::parse("00:22:33:44:55:0a")->to_string(), "00:22:33:44:55:0A");
+  EXPECT_FALSE(MacAddr::parse("00:22:33:44:55").has_value());
+}
+
+TEST(Packet, HeadroomAndTailroom) {
+  PacketPool pool(2, 256);
+  Packet* p = pool.alloc();
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p->headroom(), kDefaultHeadroom);
+  ASSERT_NE(p->push_back(10), nullptr);
+  ASSERT_NE(p->push_front(20), nullptr);
+  EXPECT_EQ(p->size(), 30u);
+  EXPECT_EQ(p->push_front(200), nullptr);
+  EXPECT_EQ(p->push_back(200), nullptr);
+  EXPECT_TRUE(p->pull_front(20));
+  EXPECT_EQ(p->size(), 10u);
+  pool.alloc();
+  EXPECT_EQ(pool.alloc(), nullptr);
+  pool.free(p);
+  EXPECT_EQ(pool.available(), 1u);
+}
+
+}  // namespace
+}  // namespace pspgw::net

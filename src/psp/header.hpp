@@ -1,0 +1,64 @@
+// The PSP header (PSP Architecture Specification §"Packet formats"; shared/spec/psp-protocol.md §2).
+//
+//  byte 0: Next Header   byte 1: Hdr Ext Len   byte 2: R R | Crypt Offset(6)   byte 3: S D | Version(4) | V 1
+//  bytes 4..7 SPI, 8..15 IV, [16..23 Virtualization Cookie iff V]
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "base/byteorder.hpp"
+#include "base/result.hpp"
+#include "psp/drop_reason.hpp"
+
+namespace pspgw::psp {
+
+// Spec constants.
+inline constexpr uint16_t kPspUdpPort = 1000;
+inline constexpr std::size_t kPspHeaderSize = 16;
+inline constexpr std::size_t kPspVcSize = 8;
+inline constexpr std::size_t kPspIcvSize = 16;
+inline constexpr uint8_t kPspMaxCryptOffset = 63;  // 6 bits, 4-octet units
+
+enum class PspVersion : uint8_t {
+  kAesGcm128 = 0,
+  kAesGcm256 = 1,
+  kAesGmac128 = 2,
+  kAesGmac256 = 3,
+};
+
+struct PspHdr {
+  uint8_t next_header;
+  uint8_t hdr_ext_len;
+  uint8_t crypt_off;  // R(7) R(6) | crypt offset (5..0)
+  uint8_t flags;      // S(7) D(6) | version (5..2) | V(1) | 1(0)
+  Be32 spi;
+  Be64 iv;
+};
+static_assert(sizeof(PspHdr) == kPspHeaderSize);
+
+// The decoded header. `reserved` keeps the R bits as received (they are authenticated).
+struct PspHeaderFields {
+  uint8_t next_header = 0;
+  uint8_t crypt_offset = 0;  // 4-octet units, 0..63
+  uint8_t reserved = 0;      // the two R bits, 0..3
+  bool sample = false;       // S
+  bool drop = false;         // D
+  uint8_t version = 0;       // raw 4-bit version
+  bool has_vc = false;       // V
+  uint32_t spi = 0;
+  uint64_t iv = 0;
+  uint64_t vc = 0;  // valid iff has_vc
+
+  std::size_t size() const { return kPspHeaderSize + (has_vc ? kPspVcSize : 0); }
+};
+
+// Writes the header (16 or 24 bytes) to out; out.size() must be >= fields.size().
+void encode_header(const PspHeaderFields& fields, std::span<uint8_t> out);
+// Decodes and validates structure (Hdr Ext Len matches V, the always-1 bit, enough bytes for the VC).
+// Does not judge the version: callers decide what they support.
+Result<PspHeaderFields, DropReason> decode_header(std::span<const uint8_t> bytes);
+// Sets or clears the S bit in an encoded header (EGR_SAMP's action).
+void set_sample_bit(uint8_t* header, bool on);
+
+}  // namespace pspgw::psp
