@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "base/ids.hpp"
+#include "net/addr.hpp"
 
 namespace pspgw::net {
 
