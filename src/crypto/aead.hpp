@@ -4,6 +4,11 @@
 // destroyed). seal/open take a span of AeadOp; each op names its key, so one batch may mix SAs.
 // In-place operation (in == out) is supported and is what the data path uses. AAD and text are separate
 // spans, but in PSP they are contiguous in the packet (header || clear bytes || ciphertext).
+//
+// Threading: a backend instance is single-threaded: it owns per-instance scratch state (ipsec-mb's
+// IMB_MGR and GCM context; OpenSSL's per-key cipher contexts), so each worker thread makes its own backend,
+// and a key is used only with the backend instance that made it, from that backend's thread. Nothing is
+// locked. seal/open allocate nothing.
 #pragma once
 
 #include <array>
@@ -50,6 +55,12 @@ struct AeadOp {
   uint8_t* tag = nullptr;  // seal: written (16 bytes); open: read and verified
   bool ok = false;         // open: true iff the tag verified; seal: true when done
 };
+
+// True when op's pointers are usable for its lengths: a key, a tag buffer, and text buffers when len > 0.
+// Backends answer ok = false for an op that is not, rather than touch a null pointer.
+constexpr bool well_formed(const AeadOp& op) {
+  return op.key != nullptr && op.tag != nullptr && (op.len == 0 || (op.in != nullptr && op.out != nullptr));
+}
 
 class AeadBackend {
  public:

@@ -31,21 +31,33 @@ bool ipv4_checksum_ok(const uint8_t* h) {
   return csum_fold(csum_partial({h, ihl})) == 0;
 }
 
-uint16_t l4_checksum(const uint8_t* ip, uint8_t proto, std::span<const uint8_t> segment) {
+namespace {
+
+uint32_t pseudo_header_sum(const uint8_t* ip, uint8_t proto, std::size_t length) {
   uint32_t sum = 0;
   if ((ip[0] >> 4) == 4) {
     sum = csum_partial({ip + 12, 8});  // src + dst
   } else {
     sum = csum_partial({ip + 8, 32});
   }
-  const uint32_t len = static_cast<uint32_t>(segment.size());
+  const uint32_t len = static_cast<uint32_t>(length);
   sum += proto;
   sum += len & 0xffff;
   sum += len >> 16;
-  sum = csum_partial(segment, sum);
+  return sum;
+}
+
+}  // namespace
+
+uint16_t l4_checksum(const uint8_t* ip, uint8_t proto, std::span<const uint8_t> segment) {
+  const uint32_t sum = csum_partial(segment, pseudo_header_sum(ip, proto, segment.size()));
   uint16_t c = csum_fold(sum);
   if (proto == kIpProtoUdp && c == 0) c = 0xffff;  // RFC 768: a computed 0 is sent as all ones
   return c;
+}
+
+bool l4_checksum_ok(const uint8_t* ip, uint8_t proto, std::span<const uint8_t> segment) {
+  return csum_fold(csum_partial(segment, pseudo_header_sum(ip, proto, segment.size()))) == 0;
 }
 
 }  // namespace pspgw::net

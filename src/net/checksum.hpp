@@ -16,5 +16,7 @@ bool ipv4_checksum_ok(const uint8_t* ipv4_header);
 // L4 (UDP/TCP/ICMPv6) checksum over pseudo-header + segment, for an IPv4 or IPv6 header at ip.
 // The checksum field inside the segment must be zero (or the result is the residual).
 uint16_t l4_checksum(const uint8_t* ip_header, uint8_t proto, std::span<const uint8_t> segment);
+// True if the segment's stored checksum is right (pseudo-header + segment sums to all ones).
+bool l4_checksum_ok(const uint8_t* ip_header, uint8_t proto, std::span<const uint8_t> segment);
 
 }  // namespace pspgw::net

@@ -34,6 +34,11 @@ struct Metadata {
   uint8_t drop_reason = 0;  // why the pipeline dropped it, when it did
   uint16_t l3_offset = 0;   // offset of the (inner, after decap) IP header; 0 = not parsed
   uint32_t flow_hash = 0;   // hash of the inner 5-tuple (RSS, UDP source port, worker choice)
+  // Outer peer of a network-side packet: the UDP source on receive, the destination on transmit.
+  IpAddr peer;
+  uint16_t peer_port = 0;
+  // Host-side super-packet (TAP TSO/USO) not yet segmented: L4 payload bytes per segment; 0 = a plain frame.
+  uint16_t gso_size = 0;
 };
 
 class Packet {

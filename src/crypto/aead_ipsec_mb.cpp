@@ -1,0 +1,115 @@
+// intel-ipsec-mb AES-GCM backend: the x86-64 fast path.
+//
+// The direct GCM API is used per op (one call computes ciphertext and tag): PSP packets are single,
+// contiguous buffers, so the job/burst API's queueing buys nothing and costs a job fill per packet.
+// make_key() runs the key schedule and GHASH precomputation (IMB_AESxxx_GCM_PRE) once per key.
+#include <intel-ipsec-mb.h>
+#include <openssl/crypto.h>
+
+#include <cassert>
+
+#include "crypto/aead.hpp"
+
+namespace pspgw::crypto {
+namespace {
+
+// Expanded AES round keys + GHASH powers. ipsec-mb asks for 64-byte alignment (it declares it on Windows
+// only), and the bytes are secret: cleared with imb_clear_mem, which the compiler cannot elide.
+class IpsecMbKey final : public AeadKey {
+ public:
+  explicit IpsecMbKey(AeadAlg alg) : AeadKey(alg) {}
+  ~IpsecMbKey() override { imb_clear_mem(&data_, sizeof(data_)); }
+  IpsecMbKey(const IpsecMbKey&) = delete;
+  IpsecMbKey& operator=(const IpsecMbKey&) = delete;
+
+  gcm_key_data* data() { return &data_; }
+  const gcm_key_data* data() const { return &data_; }
+
+ private:
+  alignas(64) gcm_key_data data_{};
+};
+
+const IpsecMbKey& as_ipsec_mb(const AeadKey* key) {
+  assert(dynamic_cast<const IpsecMbKey*>(key) != nullptr);
+  return *static_cast<const IpsecMbKey*>(key);
+}
+
+struct MgrFree {
+  void operator()(IMB_MGR* mgr) const { free_mb_mgr(mgr); }
+};
+using MgrPtr = std::unique_ptr<IMB_MGR, MgrFree>;
+
+class IpsecMbBackend final : public AeadBackend {
+ public:
+  explicit IpsecMbBackend(MgrPtr mgr) : mgr_(std::move(mgr)) {}
+  ~IpsecMbBackend() override { imb_clear_mem(&ctx_, sizeof(ctx_)); }
+  IpsecMbBackend(const IpsecMbBackend&) = delete;
+  IpsecMbBackend& operator=(const IpsecMbBackend&) = delete;
+
+  std::string_view name() const override { return "ipsec-mb"; }
+
+  std::unique_ptr<AeadKey> make_key(AeadAlg alg, std::span<const uint8_t> key) const override {
+    if (key.size() != key_size(alg)) return nullptr;
+    auto prepared = std::make_unique<IpsecMbKey>(alg);
+    if (alg == AeadAlg::kAesGcm128) {
+      IMB_AES128_GCM_PRE(mgr_.get(), key.data(), prepared->data());
+    } else {
+      IMB_AES256_GCM_PRE(mgr_.get(), key.data(), prepared->data());
+    }
+    return prepared;
+  }
+
+  void seal(std::span<AeadOp> ops) const override {
+    for (AeadOp& op : ops) {
+      op.ok = well_formed(op);
+      if (!op.ok) continue;
+      const IpsecMbKey& key = as_ipsec_mb(op.key);
+      if (key.alg() == AeadAlg::kAesGcm128) {
+        IMB_AES128_GCM_ENC(mgr_.get(), key.data(), &ctx_, op.out, op.in, op.len, op.nonce.data(),
+                           op.aad.data(), op.aad.size(), op.tag, kGcmTagSize);
+      } else {
+        IMB_AES256_GCM_ENC(mgr_.get(), key.data(), &ctx_, op.out, op.in, op.len, op.nonce.data(),
+                           op.aad.data(), op.aad.size(), op.tag, kGcmTagSize);
+      }
+    }
+  }
+
+  // Decrypts and recomputes the tag, then compares it with the received one in constant time.
+  void open(std::span<AeadOp> ops) const override {
+    for (AeadOp& op : ops) {
+      op.ok = well_formed(op);
+      if (!op.ok) continue;
+      const IpsecMbKey& key = as_ipsec_mb(op.key);
+      std::array<uint8_t, kGcmTagSize> tag;
+      if (key.alg() == AeadAlg::kAesGcm128) {
+        IMB_AES128_GCM_DEC(mgr_.get(), key.data(), &ctx_, op.out, op.in, op.len, op.nonce.data(),
+                           op.aad.data(), op.aad.size(), tag.data(), tag.size());
+      } else {
+        IMB_AES256_GCM_DEC(mgr_.get(), key.data(), &ctx_, op.out, op.in, op.len, op.nonce.data(),
+                           op.aad.data(), op.aad.size(), tag.data(), tag.size());
+      }
+      op.ok = CRYPTO_memcmp(tag.data(), op.tag, tag.size()) == 0;
+    }
+  }
+
+ private:
+  MgrPtr mgr_;
+  // Per-op scratch (GHASH state, counter block) kept here rather than on the stack so that it is cleared
+  // once, on destruction. This is what makes an instance single-threaded.
+  mutable gcm_context_data ctx_{};
+};
+
+}  // namespace
+
+std::unique_ptr<AeadBackend> make_ipsec_mb_backend() {
+  // Without AES-NI ipsec-mb would run its software-emulation path, slower than OpenSSL: decline.
+  if ((imb_get_feature_flags() & IMB_FEATURE_AESNI) == 0) return nullptr;
+  MgrPtr mgr(alloc_mb_mgr(0));
+  if (!mgr) return nullptr;
+  IMB_ARCH arch = IMB_ARCH_NONE;
+  init_mb_mgr_auto(mgr.get(), &arch);
+  if (imb_get_errno(mgr.get()) != 0 || arch == IMB_ARCH_NONE || arch == IMB_ARCH_NOAESNI) return nullptr;
+  return std::make_unique<IpsecMbBackend>(std::move(mgr));
+}
+
+}  // namespace pspgw::crypto
