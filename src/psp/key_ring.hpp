@@ -24,9 +24,9 @@ namespace pspgw::psp {
 
 enum class KeyError : uint8_t {
   kSpiExhausted,  // the active slot has handed out all 2^31 - 1 SPIs
-  kInvalidSpi,  // low 31 bits zero
-  kDeadSlot,  // the SPI's slot holds no key (never set, or rotated away)
-  kBadVersion,  // only 0 and 1 derive keys
+  kInvalidSpi,    // low 31 bits zero
+  kDeadSlot,      // the SPI's slot holds no key (never set, or rotated away)
+  kBadVersion,    // only 0 and 1 derive keys
 };
 std::string_view to_string(KeyError e);
 
@@ -39,7 +39,9 @@ struct DerivedKey {
 };
 
 inline constexpr uint32_t kSpiSlotBit = 0x80000000u;
-inline int spi_slot(uint32_t spi) { return (spi & kSpiSlotBit) != 0 ? 1 : 0; }
+inline int spi_slot(uint32_t spi) {
+  return (spi & kSpiSlotBit) != 0 ? 1 : 0;
+}
 
 // The two master keys at one instant, immutable: what the data plane derives receive keys from.
 class MasterKeySnapshot {
@@ -65,6 +67,9 @@ class KeyRing {
   uint64_t generation() const { return generation_; }
   // A fresh SPI under the active slot (MSB = active slot).
   Result<uint32_t, KeyError> allocate_spi();
+  // Sets the active slot's counter (the low 31 bits of its next SPI; 1..2^31-1, anything else means
+  // exhausted). For tests of exhaustion, and for restoring a counter persisted with the master key.
+  void set_spi_counter(uint32_t next_low31);
   Result<DerivedKey, KeyError> derive(uint32_t spi, PspVersion version) const;
   // True if the SPI's slot currently holds a key (active or previous).
   bool is_live(uint32_t spi) const;

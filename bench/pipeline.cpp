@@ -1,0 +1,254 @@
+// Flow pipeline benchmarks (issue 3): one exact-match pipe at 1 / 10k / 100k / 1M entries, the 5-pipe H2N
+// graph without crypto on 64-byte packets, and entry inserts per second while a worker forwards.
+// Run: build/bin/bench_pipeline --benchmark_min_time=0.5   (one forwarding core; the insert benchmark
+// adds a second thread for the worker).
+#include <benchmark/benchmark.h>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "base/byteorder.hpp"
+#include "flow/builder.hpp"
+#include "flow/pipeline.hpp"
+#include "net/packet.hpp"
+
+namespace pspgw::flow {
+namespace {
+
+constexpr uint32_t kFrameSize = 64;    // Ethernet + IPv4 + UDP + 22 bytes
+constexpr std::size_t kPackets = 8192;  // 128 batches, destinations spread over the whole table
+
+// Discards: the packets belong to the benchmark and are reused as they are.
+class NullSink final : public Sink {
+ public:
+  void to_port(PortId, std::span<net::Packet* const> p) override { n += p.size(); }
+  void to_cpu(uint16_t, std::span<net::Packet* const> p) override {
+    n += p.size();
+    if (copies != nullptr)  // the CPU only gets mirror copies here
+      for (net::Packet* c : p) copies->free(c);
+  }
+  void to_kernel(std::span<net::Packet* const> p) override { n += p.size(); }
+  void dropped(uint8_t, std::span<net::Packet* const> p) override { n += p.size(); }
+  uint64_t n = 0;
+  net::PacketPool* copies = nullptr;
+};
+
+// A no-op stand-in for encap / encrypt (the graph "without crypto").
+class Noop final : public BatchAction {
+ public:
+  explicit Noop(std::string n) : name_(std::move(n)) {}
+  void apply(std::span<net::Packet* const> pkts, std::span<const uint64_t> args, const ActionContext&) override {
+    for (std::size_t i = 0; i < pkts.size(); ++i) sum_ += args[i];
+  }
+  std::string name() const override { return name_; }
+
+ private:
+  std::string name_;
+  uint64_t sum_ = 0;
+};
+
+uint32_t dst_of(uint32_t i) { return 0x0a000000U + i * 2654435761U % 0x00ffffffU; }  // 10.x.y.z, distinct
+
+net::IpAddr v4(uint32_t a) {
+  const std::array<uint8_t, 4> b{static_cast<uint8_t>(a >> 24), static_cast<uint8_t>(a >> 16),
+                                 static_cast<uint8_t>(a >> 8), static_cast<uint8_t>(a)};
+  return net::IpAddr::v4(b);
+}
+
+void write_frame(net::Packet& p, uint32_t dst) {
+  std::array<uint8_t, kFrameSize> f{};
+  f[12] = 0x08;
+  f[14] = 0x45;
+  store_be16(&f[16], kFrameSize - 14);
+  f[22] = 64;
+  f[23] = 17;
+  store_be32(&f[26], 0x0b000001);
+  store_be32(&f[30], dst);
+  store_be16(&f[34], 1234);
+  store_be16(&f[36], 5678);
+  store_be16(&f[38], kFrameSize - 34);
+  (void)p.assign(f);
+  p.meta.in_port = PortId(1);
+}
+
+// Packets to random entries of a table of `entries`.
+struct Traffic {
+  Traffic(uint32_t entries, uint64_t seed) : pool(kPackets, 256) {
+    std::mt19937_64 rng(seed);
+    for (std::size_t i = 0; i < kPackets; ++i) {
+      pkts.push_back(pool.alloc());
+      write_frame(*pkts.back(), dst_of(static_cast<uint32_t>(rng() % entries)));
+    }
+  }
+  // Forwards every packet once, in batches of 64; returns packets processed.
+  uint64_t round(Worker& w, Sink& sink, PipeId start) {
+    for (std::size_t i = 0; i < kPackets; i += net::kMaxBatch) {
+      net::PacketBatch b;
+      for (std::size_t k = 0; k < net::kMaxBatch; ++k) b.push(pkts[i + k]);
+      w.process(b, start, sink);
+    }
+    return kPackets;
+  }
+  net::PacketPool pool;
+  std::vector<net::Packet*> pkts;
+};
+
+std::unique_ptr<Pipeline> exact_pipe(uint32_t entries) {
+  auto pl = std::move(PipelineBuilder{}
+                          .max_workers(2)
+                          .add_pipe({.name = "ACL",
+                                     .match = {match(Field::kIpv4Dst)},
+                                     .fwd = TargetRef::port(PortId(0)),
+                                     .miss = TargetRef::cpu(0),
+                                     .max_entries = entries})
+                          .build())
+                .value();
+  for (uint32_t i = 0; i < entries; ++i)
+    if (!pl->add_entry(PipeId(0), {.match = {eq(Field::kIpv4Dst, v4(dst_of(i)))}}).ok()) std::abort();
+  return pl;
+}
+
+void report(benchmark::State& state, uint64_t packets) {
+  state.SetItemsProcessed(static_cast<int64_t>(packets));
+  state.counters["ns/pkt"] = benchmark::Counter(static_cast<double>(packets) * 1e-9,
+                                                benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  state.counters["Mpps"] = benchmark::Counter(static_cast<double>(packets) * 1e-6, benchmark::Counter::kIsRate);
+}
+
+void BM_ExactPipe(benchmark::State& state) {
+  const auto entries = static_cast<uint32_t>(state.range(0));
+  static std::map<uint32_t, std::unique_ptr<Pipeline>> cache;  // a 1M-entry table is built once
+  auto& pl = cache[entries];
+  if (!pl) pl = exact_pipe(entries);
+  auto w = std::move(pl->attach_worker()).value();
+  Traffic t(entries, 1);
+  NullSink sink;
+  uint64_t packets = 0;
+  for (auto _ : state) packets += t.round(*w, sink, pl->root());
+  if (sink.n != packets) state.SkipWithError("lost packets");
+  report(state, packets);
+}
+BENCHMARK(BM_ExactPipe)->Arg(1)->Arg(10'000)->Arg(100'000)->Arg(1'000'000);
+
+// Seed 002 without crypto: ROOT -> EMPTY (DOCA's vestigial domain-crossing pipe) -> EGR_ACL (encap stub,
+// pkt_meta = crypto_id) -> EGR_SAMP (1 in 65536, S bit, mirror) -> PSP_ENCRYPT (encrypt stub) -> p0.
+std::unique_ptr<Pipeline> h2n(uint32_t peers) {
+  PipelineBuilder b;
+  b.max_workers(2);
+  b.add_pipe({.name = "ROOT",
+              .lookup = LookupKind::kTernary,
+              .match = {match(Field::kInPort), match(Field::kEtherType), match(Field::kIpProto), match(Field::kL4Dst)},
+              .miss = TargetRef::kernel(),
+              .max_entries = 8});
+  b.add_entry("ROOT", {.match = {eq(Field::kInPort, 1), eq(Field::kEtherType, 0x0800)}, .fwd = TargetRef::pipe("EMPTY"), .priority = 10});
+  b.add_entry("ROOT", {.match = {eq(Field::kInPort, 1), eq(Field::kEtherType, 0x0806)}, .fwd = TargetRef::cpu(3), .priority = 1});
+  b.add_entry("ROOT", {.match = {eq(Field::kInPort, 1), eq(Field::kEtherType, 0x0800), eq(Field::kIpProto, 17), eq(Field::kL4Dst, 67)},
+                       .fwd = TargetRef::cpu(3),
+                       .priority = 1});
+  b.add_pipe({.name = "EMPTY", .fwd = TargetRef::pipe("EGR_ACL"), .miss = TargetRef::drop()});
+  b.add_entry("EMPTY", {});
+  b.add_pipe({.name = "EGR_ACL",
+              .match = {match(Field::kIpv4Dst)},
+              .actions = {ActionSpec::call(std::make_shared<Noop>("encap()")),
+                          ActionSpec::set_meta_from_entry(Field::kPktMeta, "crypto_id")},
+              .fwd = TargetRef::pipe("EGR_SAMP"),
+              .miss = TargetRef::cpu(1),
+              .max_entries = peers});
+  b.add_pipe({.name = "EGR_SAMP",
+              .match = {match(Field::kRandom, 0xffff)},
+              .actions = {ActionSpec::set_bits(Field::kUdpPayload0, 0x80, 0x80)},
+              .fwd = TargetRef::pipe("PSP_ENCRYPT"),
+              .miss = TargetRef::pipe("PSP_ENCRYPT"),
+              .mirror = TargetRef::cpu(2)});
+  b.add_entry("EGR_SAMP", {.match = {eq(Field::kRandom, 1)}});
+  b.add_pipe({.name = "PSP_ENCRYPT",
+              .match = {match(Field::kPktMeta)},
+              .actions = {ActionSpec::call(std::make_shared<Noop>("encrypt()"), true)},
+              .fwd = TargetRef::port(PortId(0)),
+              .miss = TargetRef::drop(),
+              .max_entries = peers});
+  auto pl = std::move(b.build()).value();
+  const PipeId acl = *pl->find_pipe("EGR_ACL"), enc = *pl->find_pipe("PSP_ENCRYPT");
+  for (uint32_t i = 0; i < peers; ++i) {
+    if (!pl->add_entry(acl, {.match = {eq(Field::kIpv4Dst, v4(dst_of(i)))}, .args = {i}}).ok()) std::abort();
+    if (!pl->add_entry(enc, {.match = {eq(Field::kPktMeta, i)}, .args = {i}}).ok()) std::abort();
+  }
+  return pl;
+}
+
+void BM_H2NGraph5Pipes(benchmark::State& state) {
+  const auto peers = static_cast<uint32_t>(state.range(0));
+  auto pl = h2n(peers);
+  net::PacketPool mirror_pool(1024, 256);
+  auto w = std::move(pl->attach_worker({.pool = &mirror_pool})).value();
+  Traffic t(peers, 2);
+  NullSink sink;
+  sink.copies = &mirror_pool;
+  uint64_t packets = 0;
+  for (auto _ : state) packets += t.round(*w, sink, pl->root());
+  report(state, packets);
+  state.counters["mirrored"] = static_cast<double>(pl->pipe_stats(*pl->find_pipe("EGR_SAMP"))->mirrored);
+}
+BENCHMARK(BM_H2NGraph5Pipes)->Arg(1024)->Arg(100'000);
+
+// Inserts/s into a 100k-entry table while another thread forwards through it.
+void BM_InsertWithTraffic(benchmark::State& state) {
+  constexpr uint32_t kBase = 100'000, kExtra = 400'000;
+  auto big = std::move(PipelineBuilder{}
+                           .max_workers(2)
+                           .add_pipe({.name = "ACL",
+                                      .match = {match(Field::kIpv4Dst)},
+                                      .fwd = TargetRef::port(PortId(0)),
+                                      .miss = TargetRef::cpu(0),
+                                      .max_entries = kBase + kExtra})
+                           .build())
+                 .value();
+  for (uint32_t i = 0; i < kBase; ++i)
+    if (!big->add_entry(PipeId(0), {.match = {eq(Field::kIpv4Dst, v4(dst_of(i)))}}).ok()) std::abort();
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> forwarded{0};
+  std::thread worker([&] {
+    auto w = std::move(big->attach_worker()).value();
+    Traffic t(kBase, 3);
+    NullSink sink;
+    while (!stop.load(std::memory_order_relaxed)) forwarded.fetch_add(t.round(*w, sink, PipeId(0)), std::memory_order_relaxed);
+  });
+  std::vector<EntryHandle> added;
+  added.reserve(kExtra);
+  uint64_t inserts = 0;
+  const uint64_t fwd0 = forwarded.load();
+  const auto t0 = std::chrono::steady_clock::now();
+  for (auto _ : state) {
+    if (added.size() == kExtra) {
+      state.PauseTiming();
+      for (const auto& h : added) (void)big->remove_entry(h);
+      added.clear();
+      big->synchronize();
+      state.ResumeTiming();
+    }
+    auto h = big->add_entry(PipeId(0), {.match = {eq(Field::kIpv4Dst, v4(dst_of(kBase + static_cast<uint32_t>(added.size()))))}});
+    if (!h) {
+      state.SkipWithError("insert failed");
+      break;
+    }
+    added.push_back(*h);
+    ++inserts;
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const uint64_t fwd = forwarded.load() - fwd0;
+  stop = true;
+  worker.join();
+  state.counters["inserts/s"] = benchmark::Counter(static_cast<double>(inserts), benchmark::Counter::kIsRate);
+  state.counters["worker_Mpps"] = static_cast<double>(fwd) / secs / 1e6;
+}
+BENCHMARK(BM_InsertWithTraffic)->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+}  // namespace
+}  // namespace pspgw::flow
+
+BENCHMARK_MAIN();

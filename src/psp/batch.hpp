@@ -1,0 +1,165 @@
+// Batch PSP processing: the fast path's interface. One AEAD call per batch, no allocation, no lock, and no
+// virtual call per packet (the key resolver is a template parameter: pass the concrete KeyCache, which is
+// final). Each packet gets its own result; failed packets are left for the caller to drop and count.
+//
+// Frames (encap.hpp semantics):    encap_batch / decap_batch
+// UDP payloads (payload.hpp):      seal_payload_batch / open_payload_batch
+//
+// The `steps` functions are the per-packet halves around the AEAD call; encap.cpp and payload.cpp build
+// the single-packet functions from the same steps, so there is one code path.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <new>
+#include <span>
+#include <type_traits>
+
+#include "crypto/aead.hpp"
+#include "net/packet.hpp"
+#include "psp/drop_reason.hpp"
+#include "psp/encap.hpp"
+#include "psp/seal.hpp"
+
+namespace pspgw::psp {
+
+// One packet's seal request: its own parameters (the IV is per packet) and prepared key.
+struct SealJob {
+  SealParams params;
+  const crypto::AeadKey* key = nullptr;
+  uint8_t next_header = 0;  // transport-mode UDP payloads only: the protocol of the L4 segment
+};
+
+// Where a received PSP frame's parts lie, found by steps::plan_decap before any PSP byte is read.
+struct DecapPlan {
+  uint16_t l2_len = 0;        // Ethernet (+VLAN)
+  uint16_t l3_offset = 0;     // outer IP header
+  uint16_t udp_offset = 0;    // outer UDP header (end of the IP header and its extensions)
+  uint16_t proto_offset = 0;  // the byte that says 17 (IPv4 protocol / IPv6 last next header)
+  uint16_t psp_offset = 0;    // PSP header
+  uint16_t psp_len = 0;       // PSP header .. ICV (the UDP payload)
+  bool outer_v4 = false;
+};
+
+namespace steps {
+
+// Frames.
+Status<DropReason> prepare_encap(net::Packet& pkt, const SealParams& params, const crypto::AeadKey& key,
+                                 crypto::AeadOp& op);
+Result<DecapPlan, DropReason> plan_decap(std::span<const uint8_t> frame);
+// After a verified open: restores the original frame (see encap.hpp).
+Result<OpenInfo, DropReason> finish_decap(net::Packet& pkt, const DecapPlan& plan, const PspLayout& layout);
+
+// The inner packet of a tunnel, checked as far as PSP needs: the version nibble names the family and the IP
+// length fields fit the bytes present. Deeper parsing is the pipeline's job after decap.
+struct InnerIp {
+  uint8_t next_header = 0;  // 4 (IPv4) or 41 (IPv6), as PSP Next Header; 0 = not a valid IP packet
+  uint32_t length = 0;      // the IP packet's own length (<= bytes present)
+};
+InnerIp check_inner_ip(std::span<const uint8_t> bytes);
+
+// UDP payloads.
+Status<DropReason> prepare_payload_seal(net::Packet& pkt, const SealJob& job, crypto::AeadOp& op);
+// After a verified open: strips header and ICV, checks a tunnel's inner packet.
+Result<OpenInfo, DropReason> finish_payload_open(net::Packet& pkt, const PspLayout& layout);
+
+}  // namespace steps
+
+// results.size() and jobs.size() must be >= pkts.size(). results[i] = kNone on success.
+void encap_batch(net::PacketBatch& pkts, std::span<const SealJob> jobs, const crypto::AeadBackend& aead,
+                 std::span<DropReason> results);
+void seal_payload_batch(net::PacketBatch& pkts, std::span<const SealJob> jobs,
+                        const crypto::AeadBackend& aead, std::span<DropReason> results);
+
+namespace detail {
+
+// Storage for up to N Ts, constructed one by one as a batch fills it: a batch of 64 ops, layouts and plans
+// is ~10 KB, and value-initialising all of it per batch would cost more than the PSP layer's own work on
+// small packets. T must be trivially destructible.
+template <class T, std::size_t N>
+class BatchSlots {
+  static_assert(std::is_trivially_destructible_v<T>);
+
+ public:
+  BatchSlots() {}  // NOLINT(modernize-use-equals-default): must not value-initialise the storage
+  T& make(std::size_t i) { return *::new (static_cast<void*>(&slots_[i])) T; }
+  T& operator[](std::size_t i) { return *std::launder(reinterpret_cast<T*>(&slots_[i])); }
+  T* data() { return std::launder(reinterpret_cast<T*>(slots_.data())); }
+
+ private:
+  struct alignas(T) Slot {
+    std::byte bytes[sizeof(T)];
+  };
+  std::array<Slot, N> slots_;
+};
+
+// Scratch of one open batch: the AEAD ops, what parse_open found, and which packet each belongs to.
+struct OpenScratch {
+  BatchSlots<crypto::AeadOp, net::kMaxBatch> ops;
+  BatchSlots<PspLayout, net::kMaxBatch> layouts;
+  std::array<uint8_t, net::kMaxBatch> pkt_index;
+};
+
+}  // namespace detail
+
+// results.size() and infos.size() must be >= pkts.size().
+template <class Resolver>
+void decap_batch(net::PacketBatch& pkts, Resolver& keys, const crypto::AeadBackend& aead,
+                 std::span<DropReason> results, std::span<OpenInfo> infos) {
+  detail::OpenScratch s;
+  detail::BatchSlots<DecapPlan, net::kMaxBatch> plans;
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < pkts.size(); ++i) {
+    net::Packet& pkt = *pkts[i];
+    auto plan = steps::plan_decap(pkt.bytes());
+    if (!plan) {
+      results[i] = plan.error();
+      continue;
+    }
+    auto layout = prepare_open(pkt.bytes().subspan(plan->psp_offset, plan->psp_len), keys, s.ops.make(n));
+    if (!layout) {
+      results[i] = layout.error();
+      continue;
+    }
+    plans.make(n) = *plan;
+    s.layouts.make(n) = *layout;
+    s.pkt_index[n++] = static_cast<uint8_t>(i);
+  }
+  aead.open({s.ops.data(), n});
+  for (std::size_t j = 0; j < n; ++j) {
+    const std::size_t i = s.pkt_index[j];
+    results[i] = finish_open(s.ops[j]);
+    if (results[i] != DropReason::kNone) continue;
+    auto info = steps::finish_decap(*pkts[i], plans[j], s.layouts[j]);
+    results[i] = info ? DropReason::kNone : info.error();
+    if (info) infos[i] = *info;
+  }
+}
+
+template <class Resolver>
+void open_payload_batch(net::PacketBatch& pkts, Resolver& keys, const crypto::AeadBackend& aead,
+                        std::span<DropReason> results, std::span<OpenInfo> infos) {
+  detail::OpenScratch s;
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < pkts.size(); ++i) {
+    auto layout = prepare_open(pkts[i]->bytes(), keys, s.ops.make(n));
+    if (!layout) {
+      results[i] = layout.error();
+      continue;
+    }
+    s.layouts.make(n) = *layout;
+    s.pkt_index[n++] = static_cast<uint8_t>(i);
+  }
+  aead.open({s.ops.data(), n});
+  for (std::size_t j = 0; j < n; ++j) {
+    const std::size_t i = s.pkt_index[j];
+    results[i] = finish_open(s.ops[j]);
+    if (results[i] != DropReason::kNone) continue;
+    auto info = steps::finish_payload_open(*pkts[i], s.layouts[j]);
+    results[i] = info ? DropReason::kNone : info.error();
+    if (info) infos[i] = *info;
+  }
+}
+
+}  // namespace pspgw::psp

@@ -1,0 +1,409 @@
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "base/byteorder.hpp"
+#include "net/checksum.hpp"
+#include "net/headers.hpp"
+#include "net/parse.hpp"
+#include "psp/batch.hpp"
+#include "psp/key_cache.hpp"
+#include "psp/payload.hpp"
+#include "psp/test_util.hpp"
+
+namespace pspgw::psp {
+namespace {
+
+using net::IpFamily;
+using testing::FrameSpec;
+
+class PspEncapTest : public ::testing::TestWithParam<const char*> {
+ protected:
+  void SetUp() override {
+    aead_ = crypto::make_backend(GetParam());
+    if (!aead_) GTEST_SKIP() << GetParam() << " unavailable";
+    ring_.rotate(testing::master_key(testing::kK1));  // both slots hold keys
+    cache_ = std::make_unique<KeyCache>(*aead_, 64);
+    cache_->update(ring_.snapshot());
+  }
+  // The sender's key for `spi`: what the receiver would hand out of band.
+  std::unique_ptr<crypto::AeadKey> tx_key(uint32_t spi, PspVersion v) {
+    auto k = ring_.derive(spi, v).value();
+    return aead_->make_key(*aead_alg(static_cast<uint8_t>(v)), k.view());
+  }
+  static SealParams params(Mode mode, PspVersion v, bool vc, uint8_t off) {
+    SealParams p;
+    p.mode = mode;
+    p.version = v;
+    p.spi = 0x80000007;
+    p.iv = 42;
+    p.crypt_offset = off;
+    p.has_vc = vc;
+    p.vc = 0x0102030405060708;
+    return p;
+  }
+
+  std::unique_ptr<crypto::AeadBackend> aead_;
+  KeyRing ring_{testing::master_key(testing::kK0)};
+  std::unique_ptr<KeyCache> cache_;
+  net::PacketPool pool_{8};
+};
+
+// Checks the outer framing of an encapsulated frame (spec §1, §6).
+void expect_outer_framing(const std::vector<uint8_t>& orig, const std::vector<uint8_t>& enc, Mode mode,
+                          bool vc) {
+  auto f = net::parse_frame(enc);
+  ASSERT_TRUE(f.ok());
+  auto o = net::parse_frame(orig);
+  ASSERT_TRUE(o.ok());
+  EXPECT_EQ(f->ip.family, o->ip.family);
+  EXPECT_EQ(f->ip.l4_proto, net::kIpProtoUdp);
+  EXPECT_EQ(f->ip.dst_port, kPspUdpPort);
+  const uint8_t* udp = &enc[f->ip.l4_offset];
+  EXPECT_EQ(load_be16(udp + 6), 0);  // UDP checksum 0
+  const bool l4_ports = o->ip.l4_proto == 6 || o->ip.l4_proto == 17;
+  EXPECT_EQ(f->ip.src_port, l4_ports ? (o->ip.src_port ^ o->ip.dst_port) : kPspUdpPort);
+  const std::size_t growth = 8 + 16 + (vc ? 8 : 0) + 16 + (mode == Mode::kTunnel ? f->ip.l3_header_len : 0);
+  EXPECT_EQ(enc.size(), f->l2_len + o->ip.l3_total_len + growth);
+  EXPECT_EQ(f->ip.l3_total_len, o->ip.l3_total_len + growth);
+  if (f->ip.family == IpFamily::kV4) {
+    EXPECT_TRUE(net::ipv4_checksum_ok(&enc[f->l2_len]));
+    if (mode == Mode::kTunnel) {
+      EXPECT_EQ(enc[f->l2_len], 0x45);
+    }
+  }
+  const uint8_t nh = enc[f->ip.l4_offset + 8];
+  if (mode == Mode::kTunnel) {
+    EXPECT_EQ(nh, o->ip.family == IpFamily::kV4 ? 4 : 41);
+  } else {
+    EXPECT_EQ(nh, orig[o->l2_len + (o->ip.family == IpFamily::kV4 ? 9 : 6)]);
+  }
+}
+
+TEST_P(PspEncapTest, RoundTripsEveryConfiguration) {
+  int cases = 0;
+  for (Mode mode : {Mode::kTransport, Mode::kTunnel}) {
+    for (IpFamily fam : {IpFamily::kV4, IpFamily::kV6}) {
+      for (PspVersion v : {PspVersion::kAesGcm128, PspVersion::kAesGcm256}) {
+        for (bool vc : {false, true}) {
+          for (uint8_t proto : {uint8_t{17}, uint8_t{6}, uint8_t{1}}) {
+            for (std::size_t payload :
+                 {std::size_t{0}, std::size_t{1}, std::size_t{100}, std::size_t{1400}}) {
+              const auto frame = testing::make_frame({fam, proto, payload});
+              auto f = net::parse_frame(frame);
+              const std::size_t covered =
+                  (vc ? 8 : 0) + f->ip.l3_total_len - (mode == Mode::kTransport ? f->ip.l3_header_len : 0);
+              for (uint8_t off : {0, 1, 5, 10, 63}) {
+                SCOPED_TRACE(::testing::Message()
+                             << "mode " << int(mode) << " fam " << int(fam) << " v " << int(v) << " vc " << vc
+                             << " proto " << int(proto) << " payload " << payload << " off " << int(off));
+                const auto key = tx_key(0x80000007, v);
+                net::Packet* pkt = testing::load(pool_, frame);
+                auto s = encap_frame(*pkt, params(mode, v, vc, off), *key, *aead_);
+                if (off * 4u > covered) {
+                  ASSERT_FALSE(s.ok());
+                  EXPECT_EQ(s.error(), DropReason::kBadCryptOffset);
+                  EXPECT_EQ(testing::contents(*pkt), frame);  // refused before any change
+                  pool_.free(pkt);
+                  continue;
+                }
+                ASSERT_TRUE(s.ok()) << to_string(s.error());
+                const auto enc = testing::contents(*pkt);
+                expect_outer_framing(frame, enc, mode, vc);
+                auto r = decap_frame(*pkt, *cache_, *aead_);
+                ASSERT_TRUE(r.ok()) << to_string(r.error());
+                EXPECT_EQ(r->mode, mode);
+                EXPECT_EQ(r->header.spi, 0x80000007u);
+                EXPECT_EQ(r->header.crypt_offset, off);
+                EXPECT_EQ(r->header.vc, vc ? 0x0102030405060708u : 0u);
+                EXPECT_EQ(testing::contents(*pkt), frame);
+                pool_.free(pkt);
+                ++cases;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  EXPECT_GT(cases, 700);
+}
+
+TEST_P(PspEncapTest, UnusualFramesRoundTrip) {
+  for (const FrameSpec s :
+       {FrameSpec{IpFamily::kV4, 17, 50, true}, FrameSpec{IpFamily::kV6, 6, 50, true},
+        FrameSpec{IpFamily::kV4, 17, 30, false, 3}, FrameSpec{IpFamily::kV6, 17, 30, false, 0, true}}) {
+    for (Mode mode : {Mode::kTransport, Mode::kTunnel}) {
+      const auto frame = testing::make_frame(s);
+      const auto key = tx_key(0x80000007, PspVersion::kAesGcm128);
+      net::Packet* pkt = testing::load(pool_, frame);
+      ASSERT_TRUE(encap_frame(*pkt, params(mode, PspVersion::kAesGcm128, false, 1), *key, *aead_).ok());
+      auto r = decap_frame(*pkt, *cache_, *aead_);
+      ASSERT_TRUE(r.ok()) << to_string(r.error());
+      EXPECT_EQ(testing::contents(*pkt), frame);
+      pool_.free(pkt);
+    }
+  }
+}
+
+TEST_P(PspEncapTest, EthernetPaddingIsNotEncapsulated) {
+  auto frame = testing::make_frame({IpFamily::kV4, 17, 2});
+  const auto unpadded = frame;
+  frame.resize(60, 0);  // minimum Ethernet frame
+  const auto key = tx_key(0x80000007, PspVersion::kAesGcm128);
+  net::Packet* pkt = testing::load(pool_, frame);
+  ASSERT_TRUE(encap_frame(*pkt, params(Mode::kTunnel, PspVersion::kAesGcm128, false, 0), *key, *aead_).ok());
+  ASSERT_TRUE(decap_frame(*pkt, *cache_, *aead_).ok());
+  EXPECT_EQ(testing::contents(*pkt), unpadded);
+}
+
+TEST_P(PspEncapTest, TunnelMatchesThePublishedVector) {
+  // The §4 vector's inner packet, tunnelled: the PSP part of the frame must be the published bytes.
+  const auto inner = testing::hex(
+      "45 00 00 25 00 01 00 00 40 11 7c c5 7f 00 00 01 7f 00 00 01 04 d2 16 2e 00 11 a0 c4 41 41 41 41 41 41 "
+      "41 41 41");
+  const auto sealed = testing::hex(
+      "04 01 05 01 11 22 33 44 01 02 03 04 05 06 07 08 45 00 00 25 00 01 00 00 40 11 7c c5 7f 00 00 01"
+      "7f 00 00 01 8e 3e 2b 13 45 c7 6b f9 5c da c3 9b 86 17 62 a0 cf df fb be bb c6 31 3a 2b 9d e0 64"
+      "75 9c dd 71 c9");
+  std::vector<uint8_t> frame(14, 0);
+  frame[12] = 0x08;
+  frame.insert(frame.end(), inner.begin(), inner.end());
+  const auto key =
+      aead_->make_key(crypto::AeadAlg::kAesGcm128, testing::hex("ffeeddccbbaa99887766554433221100"));
+  SealParams p = params(Mode::kTunnel, PspVersion::kAesGcm128, false, 5);
+  p.spi = 0x11223344;
+  p.iv = 0x0102030405060708;
+  net::Packet* pkt = testing::load(pool_, frame);
+  ASSERT_TRUE(encap_frame(*pkt, p, *key, *aead_).ok());
+  const auto enc = testing::contents(*pkt);
+  ASSERT_EQ(enc.size(), 14 + 20 + 8 + sealed.size());
+  EXPECT_TRUE(std::equal(sealed.begin(), sealed.end(), enc.begin() + 42));
+  EXPECT_EQ(load_be16(&enc[34]), 1234 ^ 5678);                                        // UDP sport
+  EXPECT_EQ(load_be16(&enc[16]), 20 + 8 + 69);                                        // outer total length
+  EXPECT_TRUE(std::equal(inner.begin() + 12, inner.begin() + 20, enc.begin() + 26));  // addresses copied
+}
+
+// Expected open result for a bit flip at `at` inside the PSP part of a frame.
+DropReason expected_flip(std::span<const uint8_t> psp, std::size_t byte, int bit) {
+  const auto flipped = static_cast<uint8_t>(psp[byte] ^ (1u << bit));
+  if (byte == 1 || (byte == 3 && bit <= 1)) return DropReason::kBadHeader;
+  if (byte == 3 && bit <= 5)
+    return ((flipped >> 2) & 0xf) <= 1 ? DropReason::kAuthFailed : DropReason::kBadVersion;
+  if (byte == 2 && bit < 6)
+    return 16 + (flipped & 0x3fu) * 4 > psp.size() - 16 ? DropReason::kBadCryptOffset
+                                                        : DropReason::kAuthFailed;
+  if (byte >= 4 && byte < 8) {
+    const uint32_t spi = load_be32(&psp[4]) ^ (1u << (8 * (7 - byte) + bit));
+    if ((spi & 0x7fffffff) == 0) return DropReason::kUnknownKey;
+  }
+  return DropReason::kAuthFailed;
+}
+
+TEST_P(PspEncapTest, EveryBitFlipOfPspHeaderPayloadAndIcvFails) {
+  struct Config {
+    Mode mode;
+    IpFamily fam;
+    PspVersion v;
+    bool vc;
+    uint8_t off;
+    std::size_t payload;
+  };
+  for (const Config c : {Config{Mode::kTunnel, IpFamily::kV4, PspVersion::kAesGcm128, false, 5, 24},
+                         Config{Mode::kTunnel, IpFamily::kV6, PspVersion::kAesGcm256, true, 0, 3},
+                         Config{Mode::kTransport, IpFamily::kV4, PspVersion::kAesGcm256, true, 3, 9},
+                         Config{Mode::kTransport, IpFamily::kV6, PspVersion::kAesGcm128, false, 2, 0}}) {
+    const auto frame = testing::make_frame({c.fam, 17, c.payload});
+    const auto key = tx_key(0x80000007, c.v);
+    net::Packet* pkt = testing::load(pool_, frame);
+    ASSERT_TRUE(encap_frame(*pkt, params(c.mode, c.v, c.vc, c.off), *key, *aead_).ok());
+    const auto enc = testing::contents(*pkt);
+    pool_.free(pkt);
+    auto plan = steps::plan_decap(enc);
+    ASSERT_TRUE(plan.ok());
+    const std::span<const uint8_t> psp(enc.data() + plan->psp_offset, plan->psp_len);
+    for (std::size_t byte = 0; byte < psp.size(); ++byte) {
+      for (int bit = 0; bit < 8; ++bit) {
+        auto bad = enc;
+        bad[plan->psp_offset + byte] ^= static_cast<uint8_t>(1u << bit);
+        net::Packet* p = testing::load(pool_, bad);
+        auto r = decap_frame(*p, *cache_, *aead_);
+        ASSERT_FALSE(r.ok()) << byte << ":" << bit;
+        EXPECT_EQ(r.error(), byte < 8 ? expected_flip(psp, byte, bit) : DropReason::kAuthFailed)
+            << "byte " << byte << " bit " << bit;
+        EXPECT_NE(testing::contents(*p), frame);
+        pool_.free(p);
+      }
+    }
+  }
+}
+
+TEST_P(PspEncapTest, EveryTruncationFailsWithALengthReason) {
+  for (IpFamily fam : {IpFamily::kV4, IpFamily::kV6}) {
+    for (Mode mode : {Mode::kTransport, Mode::kTunnel}) {
+      const auto frame = testing::make_frame({fam, 17, 40});
+      const auto key = tx_key(0x80000007, PspVersion::kAesGcm256);
+      net::Packet* pkt = testing::load(pool_, frame);
+      ASSERT_TRUE(encap_frame(*pkt, params(mode, PspVersion::kAesGcm256, true, 1), *key, *aead_).ok());
+      const auto enc = testing::contents(*pkt);
+      pool_.free(pkt);
+      for (std::size_t n = 0; n < enc.size(); ++n) {
+        net::Packet* p = testing::load(pool_, std::span<const uint8_t>(enc).first(n));
+        auto r = decap_frame(*p, *cache_, *aead_);
+        ASSERT_FALSE(r.ok()) << n;
+        EXPECT_EQ(r.error(), DropReason::kTooShort) << n;
+        pool_.free(p);
+      }
+    }
+  }
+}
+
+TEST_P(PspEncapTest, MalformedOuterHeadersAreRefused) {
+  const auto frame = testing::make_frame({IpFamily::kV4, 17, 40});
+  const auto key = tx_key(0x80000007, PspVersion::kAesGcm128);
+  net::Packet* pkt = testing::load(pool_, frame);
+  ASSERT_TRUE(encap_frame(*pkt, params(Mode::kTunnel, PspVersion::kAesGcm128, false, 0), *key, *aead_).ok());
+  const auto enc = testing::contents(*pkt);
+  pool_.free(pkt);
+  auto try_decap = [&](std::vector<uint8_t> bytes) {
+    net::Packet* p = testing::load(pool_, bytes);
+    auto r = decap_frame(*p, *cache_, *aead_);
+    pool_.free(p);
+    return r.ok() ? DropReason::kNone : r.error();
+  };
+  EXPECT_EQ(try_decap(enc), DropReason::kNone);
+  auto port = enc;
+  store_be16(&port[36], 1001);  // UDP dport
+  EXPECT_EQ(try_decap(port), DropReason::kBadHeader);
+  auto udplen = enc;
+  store_be16(&udplen[38], static_cast<uint16_t>(load_be16(&udplen[38]) - 1));
+  EXPECT_EQ(try_decap(udplen), DropReason::kBadOuterPacket);
+  auto frag = enc;
+  store_be16(&frag[20], net::kIpv4FlagMf);
+  net::ipv4_set_checksum(&frag[14]);
+  EXPECT_EQ(try_decap(frag), DropReason::kBadOuterPacket);
+  auto arp = enc;
+  store_be16(&arp[12], net::kEtherTypeArp);
+  EXPECT_EQ(try_decap(arp), DropReason::kBadOuterPacket);
+  auto tcp = enc;
+  tcp[23] = 6;
+  EXPECT_NE(try_decap(tcp), DropReason::kNone);
+  auto sport = enc;  // receivers must not check the source port (§1)
+  store_be16(&sport[34], 7);
+  EXPECT_EQ(try_decap(sport), DropReason::kNone);
+}
+
+TEST_P(PspEncapTest, RefusalsLeaveTheFrameUnchanged) {
+  const auto frame = testing::make_frame({IpFamily::kV6, 17, 40});
+  const auto key128 = tx_key(0x80000007, PspVersion::kAesGcm128);
+  net::Packet* pkt = testing::load(pool_, frame);
+  auto p = params(Mode::kTunnel, PspVersion::kAesGmac128, false, 0);
+  EXPECT_EQ(encap_frame(*pkt, p, *key128, *aead_).error(), DropReason::kBadVersion);
+  p.version = PspVersion::kAesGcm256;  // key size mismatch
+  EXPECT_EQ(encap_frame(*pkt, p, *key128, *aead_).error(), DropReason::kBadVersion);
+  EXPECT_EQ(testing::contents(*pkt), frame);
+  pkt->reset(10);  // too little headroom for IPv6 + UDP + PSP
+  ASSERT_TRUE(pkt->assign(frame));
+  p.version = PspVersion::kAesGcm128;
+  EXPECT_EQ(encap_frame(*pkt, p, *key128, *aead_).error(), DropReason::kNoRoom);
+  EXPECT_EQ(testing::contents(*pkt), frame);
+  const std::vector<uint8_t> not_ip(60, 0);
+  net::Packet* q = testing::load(pool_, not_ip);
+  EXPECT_EQ(encap_frame(*q, p, *key128, *aead_).error(), DropReason::kBadInnerPacket);
+}
+
+TEST_P(PspEncapTest, UnknownAndStaleKeys) {
+  const auto frame = testing::make_frame({IpFamily::kV4, 6, 40});
+  KeyRing fresh(testing::master_key(testing::kK0));  // slot 1 empty
+  KeyCache cache(*aead_, 4);
+  cache.update(fresh.snapshot());
+  const auto key = tx_key(0x80000007, PspVersion::kAesGcm128);
+  net::Packet* pkt = testing::load(pool_, frame);
+  ASSERT_TRUE(encap_frame(*pkt, params(Mode::kTunnel, PspVersion::kAesGcm128, false, 0), *key, *aead_).ok());
+  EXPECT_EQ(decap_frame(*pkt, cache, *aead_).error(), DropReason::kUnknownKey);
+  EXPECT_EQ(cache.stats().unknown, 1u);
+}
+
+TEST_P(PspEncapTest, BatchesMixResultsWithOneAeadCall) {
+  testing::CountingBackend counting(*aead_);
+  net::PacketPool pool(80);
+  net::PacketBatch batch;
+  std::vector<SealJob> jobs;
+  const auto k0 = tx_key(0x80000007, PspVersion::kAesGcm128);
+  const auto k1 = tx_key(0x00000009, PspVersion::kAesGcm256);
+  std::vector<std::vector<uint8_t>> frames;
+  for (std::size_t i = 0; i < net::kMaxBatch; ++i) {
+    frames.push_back(testing::make_frame({i % 2 ? IpFamily::kV4 : IpFamily::kV6, 17, i * 10}));
+    batch.push(testing::load(pool, frames.back()));
+    SealJob j{params(i % 3 ? Mode::kTunnel : Mode::kTransport, PspVersion::kAesGcm128, i % 4 == 0, 0),
+              k0.get()};
+    j.params.iv = i;
+    if (i % 5 == 0) {
+      j.params.spi = 9;
+      j.params.version = PspVersion::kAesGcm256;
+      j.key = k1.get();
+    }
+    if (i == 7) j.params.crypt_offset = 63;  // too large
+    jobs.push_back(j);
+  }
+  std::array<DropReason, net::kMaxBatch> res{};
+  encap_batch(batch, jobs, counting, res);
+  EXPECT_EQ(counting.seal_calls, 1);
+  for (std::size_t i = 0; i < batch.size(); ++i)
+    EXPECT_EQ(res[i], i == 7 ? DropReason::kBadCryptOffset : DropReason::kNone) << i;
+  batch[9]->bytes()[batch[9]->size() - 1] ^= 1;  // bad ICV
+  batch[11]->trim_back(1);                       // truncated
+  std::array<OpenInfo, net::kMaxBatch> infos{};
+  decap_batch(batch, *cache_, counting, res, infos);
+  EXPECT_EQ(counting.open_calls, 1);
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    const DropReason want = i == 9    ? DropReason::kAuthFailed
+                            : i == 11 ? DropReason::kTooShort
+                            : i == 7  ? DropReason::kBadHeader  // never sealed: plain UDP, not port 1000
+                                      : DropReason::kNone;
+    EXPECT_EQ(res[i], want) << i;
+    if (want == DropReason::kNone) {
+      EXPECT_EQ(testing::contents(*batch[i]), frames[i]) << i;
+      EXPECT_EQ(infos[i].mode, i % 3 ? Mode::kTunnel : Mode::kTransport);
+    }
+  }
+}
+
+// IPv4-in-IPv6 (the common deployment): decap does not need the outer family to match the inner one.
+TEST_P(PspEncapTest, DecapHandlesCrossFamilyTunnels) {
+  for (IpFamily inner : {IpFamily::kV4, IpFamily::kV6}) {
+    for (IpFamily outer : {IpFamily::kV4, IpFamily::kV6}) {
+      const auto ip = testing::make_ip_packet({inner, 17, 77});
+      const auto key = tx_key(0x80000007, PspVersion::kAesGcm256);
+      net::Packet* pl = testing::load(pool_, ip);
+      ASSERT_TRUE(
+          seal_tunnel_payload(*pl, params(Mode::kTunnel, PspVersion::kAesGcm256, true, 2), *key, *aead_)
+              .ok());
+      // Wrap the PSP payload in Eth + outer IP + UDP by hand.
+      FrameSpec os{outer, 17, pl->size()};
+      auto frame = testing::make_frame(os);
+      auto f = net::parse_frame(frame);
+      std::copy(pl->bytes().begin(), pl->bytes().end(), frame.begin() + f->ip.l4_offset + 8);
+      store_be16(&frame[f->ip.l4_offset + 2], kPspUdpPort);
+      store_be16(&frame[f->ip.l4_offset + 6], 0);
+      pool_.free(pl);
+      net::Packet* pkt = testing::load(pool_, frame);
+      auto r = decap_frame(*pkt, *cache_, *aead_);
+      ASSERT_TRUE(r.ok()) << to_string(r.error());
+      auto d = net::parse_frame(pkt->bytes());
+      ASSERT_TRUE(d.ok());
+      EXPECT_EQ(d->ip.family, inner);
+      EXPECT_TRUE(std::equal(ip.begin(), ip.end(), pkt->bytes().begin() + 14));
+      EXPECT_EQ(pkt->size(), 14 + ip.size());
+      pool_.free(pkt);
+    }
+  }
+}
+
+std::string backend_label(const ::testing::TestParamInfo<const char*>& p) {
+  return std::string(p.param) == "openssl" ? "openssl" : "ipsec_mb";
+}
+INSTANTIATE_TEST_SUITE_P(Backends, PspEncapTest, ::testing::Values("openssl", "ipsec-mb"), backend_label);
+
+}  // namespace
+}  // namespace pspgw::psp

@@ -1,0 +1,62 @@
+#include "psp/key_cache.hpp"
+
+#include <bit>
+
+#include "psp/seal.hpp"
+
+namespace pspgw::psp {
+
+KeyCache::KeyCache(const crypto::AeadBackend& aead, std::size_t capacity)
+    : aead_(aead),
+      entries_(std::bit_ceil(capacity == 0 ? std::size_t{1} : capacity)),
+      index_shift_(64 - std::countr_zero(entries_.size())) {}
+
+void KeyCache::update(std::shared_ptr<const MasterKeySnapshot> snapshot) {
+  snapshot_ = std::move(snapshot);
+}
+
+std::size_t KeyCache::index(uint32_t spi, PspVersion version) const {
+  if (index_shift_ == 64) return 0;
+  // Fibonacci hashing: SPIs are sequential counters, the multiply spreads them over the sets.
+  const uint64_t x = (uint64_t{spi} << 1 | static_cast<uint64_t>(version)) * 0x9e3779b97f4a7c15ull;
+  return static_cast<std::size_t>(x >> index_shift_);
+}
+
+std::unique_ptr<crypto::AeadKey> KeyCache::derive(uint32_t spi, PspVersion version) const {
+  const auto alg = aead_alg(static_cast<uint8_t>(version));
+  if (!snapshot_ || !alg) return nullptr;
+  auto derived = snapshot_->derive(spi, version);
+  if (!derived) return nullptr;
+  return aead_.make_key(*alg, derived->view());  // `derived` is zeroed when it goes out of scope
+}
+
+void KeyCache::park(std::unique_ptr<crypto::AeadKey> key) {
+  parked_[next_park_] = std::move(key);  // frees the key parked kMaxBatch evictions ago
+  next_park_ = (next_park_ + 1) % parked_.size();
+}
+
+const crypto::AeadKey* KeyCache::key_for(uint32_t spi, PspVersion version) {
+  Entry& e = entries_[index(spi, version)];
+  const uint64_t generation = snapshot_ ? snapshot_->generation() : 0;
+  if (e.key && e.spi == spi && e.version == version) {
+    if (e.generation == generation) {
+      ++stats_.hits;
+      return e.key.get();
+    }
+    ++stats_.stale;
+  }
+  auto key = derive(spi, version);
+  if (!key) {
+    ++stats_.unknown;
+    return nullptr;
+  }
+  ++stats_.misses;
+  if (e.key) park(std::move(e.key));
+  e.spi = spi;
+  e.version = version;
+  e.generation = generation;
+  e.key = std::move(key);
+  return e.key.get();
+}
+
+}  // namespace pspgw::psp

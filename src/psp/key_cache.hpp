@@ -1,0 +1,72 @@
+// A bounded cache of prepared receive keys for one data-plane worker (shared/spec/psp-protocol.md §5:
+// "a bounded cache of derived keys is allowed; memory must not grow with the number of peers").
+//
+// Direct-mapped on (SPI, version), capacity fixed at construction: a miss derives the key from the current
+// MasterKeySnapshot (AES-CMAC) and prepares it with the worker's AeadBackend, replacing the slot's entry.
+// Entries remember the snapshot generation they were derived under; after a rotation the next use of an
+// older entry counts as stale and re-derives (a slot's master key may have changed).
+//
+// Pointer lifetime: a key returned by key_for stays valid for at least the next kMaxBatch - 1 calls and
+// across update(): evicted keys are parked in a ring of net::kMaxBatch before they are freed, so a whole
+// batch can be resolved before its single AEAD call.
+//
+// Not thread-safe: one per worker. The worker calls update() when the control plane publishes a snapshot.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "crypto/aead.hpp"
+#include "net/packet.hpp"
+#include "psp/encap.hpp"
+#include "psp/key_ring.hpp"
+
+namespace pspgw::psp {
+
+struct KeyCacheStats {
+  uint64_t hits = 0;
+  uint64_t misses = 0;   // derived (includes stale re-derivations)
+  uint64_t stale = 0;    // entry found but from an older snapshot generation
+  uint64_t unknown = 0;  // no key: zero SPI, empty slot, unsupported version, or no snapshot yet
+};
+
+class KeyCache final : public KeyResolver {
+ public:
+  static constexpr std::size_t kDefaultCapacity = 1024;
+
+  // capacity is rounded up to a power of two (at least 1).
+  explicit KeyCache(const crypto::AeadBackend& aead, std::size_t capacity = kDefaultCapacity);
+  KeyCache(const KeyCache&) = delete;
+  KeyCache& operator=(const KeyCache&) = delete;
+
+  // Installs the snapshot the worker derives from; entries of other generations become stale.
+  void update(std::shared_ptr<const MasterKeySnapshot> snapshot);
+  const crypto::AeadKey* key_for(uint32_t spi, PspVersion version) override;
+
+  const KeyCacheStats& stats() const { return stats_; }
+  std::size_t capacity() const { return entries_.size(); }
+
+ private:
+  struct Entry {
+    uint32_t spi = 0;
+    PspVersion version = PspVersion::kAesGcm128;
+    uint64_t generation = 0;
+    std::unique_ptr<crypto::AeadKey> key;  // nullptr = empty slot
+  };
+
+  std::size_t index(uint32_t spi, PspVersion version) const;
+  std::unique_ptr<crypto::AeadKey> derive(uint32_t spi, PspVersion version) const;
+  void park(std::unique_ptr<crypto::AeadKey> key);
+
+  const crypto::AeadBackend& aead_;
+  std::shared_ptr<const MasterKeySnapshot> snapshot_;
+  std::vector<Entry> entries_;
+  int index_shift_;
+  std::array<std::unique_ptr<crypto::AeadKey>, net::kMaxBatch> parked_;
+  std::size_t next_park_ = 0;
+  KeyCacheStats stats_;
+};
+
+}  // namespace pspgw::psp

@@ -1,0 +1,118 @@
+// Master-key ring, stateless derivation and SPI allocation (shared/spec/psp-protocol.md §4, §5).
+#include "psp/key_ring.hpp"
+
+#include <sys/random.h>
+
+#include <cerrno>
+#include <cstdlib>
+
+namespace pspgw::psp {
+namespace {
+
+constexpr uint32_t kSpiLowMask = 0x7fffffffu;
+
+crypto::MasterKey random_master_key() {
+  crypto::MasterKey key;
+  auto out = key.mutable_bytes();
+  std::size_t got = 0;
+  while (got < out.size()) {
+    const ssize_t n = getrandom(out.data() + got, out.size() - got, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) std::abort();  // no CSPRNG: continuing would hand out predictable keys
+    got += static_cast<std::size_t>(n);
+  }
+  return key;
+}
+
+std::optional<crypto::MasterKey> clone(const std::optional<crypto::MasterKey>& k) {
+  if (!k) return std::nullopt;
+  return k->clone();
+}
+
+// The derivation shared by the ring and its snapshots: validate, pick the slot by the MSB, run the KDF.
+Result<DerivedKey, KeyError> derive_from(const std::optional<crypto::MasterKey> (&slots)[2], uint32_t spi,
+                                         PspVersion version) {
+  if (version != PspVersion::kAesGcm128 && version != PspVersion::kAesGcm256)
+    return Err{KeyError::kBadVersion};
+  if ((spi & kSpiLowMask) == 0) return Err{KeyError::kInvalidSpi};
+  const auto& master = slots[spi_slot(spi)];
+  if (!master) return Err{KeyError::kDeadSlot};
+  DerivedKey k;
+  k.version = version;
+  if (version == PspVersion::kAesGcm128) {
+    const Secret<16> v0 = crypto::derive_psp_key_v0(*master, spi);
+    std::copy(v0.reveal().begin(), v0.reveal().end(), k.bytes.mutable_bytes().begin());
+  } else {
+    k.bytes = crypto::derive_psp_key_v1(*master, spi);
+  }
+  return k;
+}
+
+}  // namespace
+
+std::string_view to_string(KeyError e) {
+  switch (e) {
+    case KeyError::kSpiExhausted:
+      return "spi-exhausted";
+    case KeyError::kInvalidSpi:
+      return "invalid-spi";
+    case KeyError::kDeadSlot:
+      return "dead-slot";
+    case KeyError::kBadVersion:
+      return "bad-version";
+  }
+  return "unknown";
+}
+
+MasterKeySnapshot::MasterKeySnapshot(std::optional<crypto::MasterKey> slot0,
+                                     std::optional<crypto::MasterKey> slot1, uint64_t generation)
+    : slots_{std::move(slot0), std::move(slot1)}, generation_(generation) {}
+
+Result<DerivedKey, KeyError> MasterKeySnapshot::derive(uint32_t spi, PspVersion version) const {
+  return derive_from(slots_, spi, version);
+}
+
+KeyRing::KeyRing(crypto::MasterKey initial) : slots_{std::move(initial), std::nullopt} {}
+
+KeyRing KeyRing::with_random_key() {
+  return KeyRing(random_master_key());
+}
+
+Result<uint32_t, KeyError> KeyRing::allocate_spi() {
+  uint32_t& next = next_spi_[active_];
+  // Counting up from 1 never yields low bits 0 and never repeats under this slot's key (§5).
+  if (next == 0 || next > kSpiLowMask) return Err{KeyError::kSpiExhausted};
+  const uint32_t spi = (active_ == 1 ? kSpiSlotBit : 0u) | next;
+  ++next;
+  return spi;
+}
+
+void KeyRing::set_spi_counter(uint32_t next_low31) {
+  next_spi_[active_] = next_low31;
+}
+
+Result<DerivedKey, KeyError> KeyRing::derive(uint32_t spi, PspVersion version) const {
+  return derive_from(slots_, spi, version);
+}
+
+bool KeyRing::is_live(uint32_t spi) const {
+  return (spi & kSpiLowMask) != 0 && slots_[spi_slot(spi)].has_value();
+}
+
+void KeyRing::rotate(crypto::MasterKey next) {
+  const int other = 1 - active_;
+  slots_[other] = std::move(next);  // the key two rotations old is destroyed (zeroed) here
+  next_spi_[other] = 1;
+  active_ = other;
+  ++generation_;
+}
+
+void KeyRing::rotate_random() {
+  rotate(random_master_key());
+}
+
+std::shared_ptr<const MasterKeySnapshot> KeyRing::snapshot() const {
+  return std::make_shared<const MasterKeySnapshot>(clone(slots_[0]), clone(slots_[1]), generation_);
+}
+
+}  // namespace pspgw::psp
