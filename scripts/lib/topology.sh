@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034  # TOPO_* variables are for the callers
 # The two-host topology of the end-to-end test and the demo, in network namespaces (sourced, not run).
 #
 #   vm1 [TAP1 VIP1] ~~ host1 [psp-gateway] [wire1 PIP1] ==== [wire2 PIP2] host2 [psp-gateway] ~~ [TAP2 VIP2] vm2
