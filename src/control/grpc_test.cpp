@@ -1,0 +1,192 @@
+// In-process gRPC: two gateways, each a TunnelManager behind a GrpcService on 127.0.0.1:<ephemeral>,
+// each reaching the other through a GrpcPeerClient.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include "control/fake_data_plane.hpp"
+#include "control/grpc_peer_client.hpp"
+#include "control/grpc_service.hpp"
+#include "control/test_util.hpp"
+
+namespace pspgw::control {
+namespace {
+
+using namespace testing;  // NOLINT(google-build-using-namespace)
+using std::chrono::milliseconds;
+
+const VipPair kA1toB1 = pair("10.0.0.1", "10.0.1.1");
+const VipPair kA1toB9 = pair("10.0.0.1", "10.0.1.9");  // A thinks B serves 10.0.1.9; B does not agree
+const VipPair kB1toA1 = pair("10.0.1.1", "10.0.0.1");
+const VipPair kB2toA1 = pair("10.0.1.2", "10.0.0.1");
+const VipPair kA1toB2 = pair("10.0.0.1", "10.0.1.2");
+
+struct Node {
+  FakeDataPlane dp;
+  std::atomic<int> rekey_wakeups{0};
+  std::unique_ptr<TunnelManager> tm;
+  std::unique_ptr<GrpcServer> server;
+
+  Node(std::string_view pip, std::vector<PeerPolicy> peers) {
+    TunnelManagerOptions o;
+    o.local = LocalIdentity{mac("02:00:00:00:00:01"), ip(pip)};
+    o.log = [](std::string_view) {};
+    o.on_rekey_due = [this] { ++rekey_wakeups; };
+    tm = std::make_unique<TunnelManager>(psp::KeyRing::with_random_key(), std::move(peers), dp, std::move(o));
+    auto s = GrpcServer::start("127.0.0.1:0", *tm);
+    EXPECT_TRUE(s.ok());
+    if (s.ok()) server = std::move(s.value());
+  }
+  std::string address() const { return "127.0.0.1:" + std::to_string(server->port()); }
+};
+
+class GrpcPair : public ::testing::Test {
+ protected:
+  Node a{"192.0.2.1", {{"B", {kA1toB1, kA1toB2, kA1toB9}}}};
+  Node b{"192.0.2.2", {{"A", {kB1toA1, kB2toA1}}}};
+  GrpcPeerClient a_to_b{{b.address()}};
+  GrpcPeerClient b_to_a{{a.address()}};
+};
+
+TEST_F(GrpcPair, OnDemandExchangeBothWays) {
+  ASSERT_NE(a.server->port(), 0);
+  auto ab = a.tm->connect(kA1toB1, a_to_b);
+  ASSERT_TRUE(ab.ok()) << ab.error().message;
+  auto ba = b.tm->connect(kB2toA1, b_to_a);
+  ASSERT_TRUE(ba.ok()) << ba.error().message;
+
+  for (const auto& [x, y, xy, yx] :
+       {std::tuple{&a, &b, kA1toB1, kB1toA1}, std::tuple{&b, &a, kB2toA1, kA1toB2}}) {
+    auto tx = x->dp.egress(xy);
+    auto rx = y->dp.egress(yx);
+    ASSERT_TRUE(tx && rx);
+    EXPECT_TRUE(y->dp.ingress_open(tx->spi, yx));
+    EXPECT_TRUE(x->dp.ingress_open(rx->spi, xy));
+    // The key that crossed the wire is the one the receiver derives from its master key.
+    EXPECT_EQ(tx->key, bytes_of(*y->dp.master_keys()->derive(tx->spi, psp::PspVersion::kAesGcm256)));
+    EXPECT_EQ(rx->key, bytes_of(*x->dp.master_keys()->derive(rx->spi, psp::PspVersion::kAesGcm256)));
+  }
+  EXPECT_EQ(a.dp.egress(kA1toB1)->outer_ip, ip("192.0.2.2"));
+  EXPECT_EQ(a.dp.egress(kA1toB1)->virt_cookie, 0x778899aabbccddeeULL);
+}
+
+// Both sides miss at once and request each other: the manager holds no lock across an RPC, so neither
+// blocks the other's server, and both end connected with consistent SAs.
+TEST_F(GrpcPair, SimultaneousOpenFromBothSides) {
+  CStatus ab, ba;
+  std::thread t1([&] { ab = a.tm->connect(kA1toB1, a_to_b); });
+  std::thread t2([&] { ba = b.tm->connect(kB1toA1, b_to_a); });
+  t1.join();
+  t2.join();
+  ASSERT_TRUE(ab.ok()) << ab.error().message;
+  ASSERT_TRUE(ba.ok()) << ba.error().message;
+  auto a_tx = a.dp.egress(kA1toB1);
+  auto b_tx = b.dp.egress(kB1toA1);
+  ASSERT_TRUE(a_tx && b_tx);
+  EXPECT_TRUE(b.dp.ingress_open(a_tx->spi, kB1toA1));
+  EXPECT_TRUE(a.dp.ingress_open(b_tx->spi, kA1toB1));
+  EXPECT_LE(a.dp.ingress_spis(kA1toB1).size(), 2u);
+}
+
+TEST_F(GrpcPair, PeerStatusArrivesAsTypedError) {
+  auto r = a.tm->connect(kA1toB9, a_to_b);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ControlError::kPermissionDenied);
+  EXPECT_NE(r.error().message.find("no peer is configured for a tunnel from 10.0.0.1 to local VIP 10.0.1.9"),
+            std::string::npos)
+      << r.error().message;
+  EXPECT_EQ(a.dp.ingress_count(), 0u);
+  EXPECT_EQ(b.dp.ingress_count(), 0u);
+}
+
+TEST_F(GrpcPair, KeyRotationWithNewKeysReKeysThePeer) {
+  ASSERT_TRUE(a.tm->connect(kA1toB1, a_to_b).ok());
+  const uint32_t old_spi = a.dp.egress(kA1toB1)->spi;
+  ASSERT_TRUE(a.tm->request_peer_rotation(0, true, a_to_b).ok());
+  EXPECT_EQ(b.rekey_wakeups.load(), 1);
+  EXPECT_EQ(b.dp.master_keys()->generation(), 1u);
+  // B's control thread: re-key every due pair.
+  for (const VipPair& p : b.tm->rekey_due()) ASSERT_TRUE(b.tm->rekey(p, b_to_a).ok());
+  const uint32_t new_spi = a.dp.egress(kA1toB1)->spi;
+  EXPECT_NE(new_spi, old_spi);
+  EXPECT_EQ(psp::spi_slot(new_spi), 1);
+  EXPECT_EQ(a.dp.egress(kA1toB1)->key,
+            bytes_of(*b.dp.master_keys()->derive(new_spi, psp::PspVersion::kAesGcm256)));
+  // A second rotation kills the old SPI but not the tunnel.
+  ASSERT_TRUE(a.tm->request_peer_rotation(0, false, a_to_b).ok());
+  EXPECT_FALSE(b.dp.ingress_open(old_spi, kB1toA1));
+  EXPECT_TRUE(b.dp.ingress_open(new_spi, kB1toA1));
+}
+
+// A port nobody listens on: bind an ephemeral port and close it again.
+int closed_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof sa;
+  EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&sa), len), 0);
+  EXPECT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len), 0);
+  ::close(fd);
+  return ntohs(sa.sin_port);
+}
+
+TEST(GrpcPeerClient, UnreachablePeerFailsWithinTheDeadline) {
+  Node a{"192.0.2.1", {{"B", {kA1toB1}}}};
+  GrpcPeerClient client({"127.0.0.1:" + std::to_string(closed_port())},
+                        GrpcClientOptions{milliseconds(1000)});
+  const auto start = std::chrono::steady_clock::now();
+  auto r = a.tm->connect(kA1toB1, client);
+  const auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.error().code == ControlError::kUnavailable ||
+              r.error().code == ControlError::kDeadlineExceeded)
+      << to_string(r.error().code) << ": " << r.error().message;
+  EXPECT_LT(took, std::chrono::seconds(3));
+  EXPECT_EQ(a.dp.ingress_count(), 0u);
+  EXPECT_EQ(a.tm->state(kA1toB1), PairState::kBackoff);
+}
+
+// A peer that accepts the call and never answers: only the deadline ends it.
+class SilentService final : public psp_gateway::PSP_Gateway::Service {
+ public:
+  grpc::Status RequestMultipleTunnelParams(grpc::ServerContext* context,
+                                           const psp_gateway::MultiTunnelRequest*,
+                                           psp_gateway::MultiTunnelResponse*) override {
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (!context->IsCancelled() && std::chrono::steady_clock::now() < give_up) {
+      std::this_thread::sleep_for(milliseconds(10));
+    }
+    return grpc::Status(grpc::StatusCode::INTERNAL, "too late");
+  }
+};
+
+TEST(GrpcPeerClient, SilentPeerHitsTheDeadline) {
+  SilentService silent;
+  int port = 0;
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&silent);
+  auto server = builder.BuildAndStart();
+  ASSERT_NE(port, 0);
+  Node a{"192.0.2.1", {{"B", {kA1toB1}}}};
+  GrpcPeerClient client({"127.0.0.1:" + std::to_string(port)}, GrpcClientOptions{milliseconds(300)});
+  const auto start = std::chrono::steady_clock::now();
+  auto r = a.tm->connect(kA1toB1, client);
+  const auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ControlError::kDeadlineExceeded) << r.error().message;
+  EXPECT_GE(took, milliseconds(250));
+  EXPECT_LT(took, std::chrono::seconds(3));
+  EXPECT_EQ(a.dp.ingress_count(), 0u);
+  server->Shutdown(std::chrono::system_clock::now() + milliseconds(100));
+}
+
+}  // namespace
+}  // namespace pspgw::control

@@ -1,0 +1,610 @@
+#include "control/tunnel_manager.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <random>
+#include <thread>
+
+#include "base/hex.hpp"
+
+namespace pspgw::control {
+
+namespace {
+
+// Ingress SPIs kept open per session: current and previous, as many as the key ring has live slots.
+constexpr std::size_t kMaxIngressPerSession = 2;
+
+psp::DerivedKey clone_key(const psp::DerivedKey& k) {
+  return psp::DerivedKey{k.version, k.bytes.clone()};
+}
+
+std::string describe(const VipPair& p) {
+  return p.local.to_string() + " -> " + p.remote.to_string();
+}
+
+ControlError map_data_plane(DataPlaneError e) {
+  switch (e) {
+    case DataPlaneError::kNoSpace:
+      return ControlError::kResourceExhausted;
+    case DataPlaneError::kRejected:
+      return ControlError::kInvalidArgument;
+    case DataPlaneError::kExists:
+    case DataPlaneError::kNotFound:
+      break;
+  }
+  return ControlError::kInternal;
+}
+
+Err<Error> data_plane_failure(std::string_view what, const VipPair& pair, DataPlaneError e) {
+  return fail(map_data_plane(e),
+              std::string(what) + " for " + describe(pair) + " failed: " + std::string(to_string(e)));
+}
+
+uint64_t random_request_base() {
+  std::random_device rd;  // request ids are unique per initiating host, also across restarts (spec §2)
+  return (static_cast<uint64_t>(rd()) << 32 | rd()) & 0x7fffffffffffffffULL;
+}
+
+}  // namespace
+
+std::string_view to_string(PairState s) {
+  switch (s) {
+    case PairState::kIdle:
+      return "idle";
+    case PairState::kInFlight:
+      return "in-flight";
+    case PairState::kConnected:
+      return "connected";
+    case PairState::kBackoff:
+      return "backoff";
+  }
+  return "?";
+}
+
+Clock::duration Backoff::next(Clock::duration current) const {
+  if (current <= Clock::duration::zero()) return initial;
+  return std::min(current * 2, max);
+}
+
+struct TunnelManager::Session {
+  PeerIndex peer = 0;
+  // SPIs handed to the peer and open in INGR_ACL, newest first, with the key-ring generation they were
+  // issued in: an SPI dies two rotations after its generation (its slot then holds another key).
+  struct Ingress {
+    uint32_t spi;
+    uint64_t generation;
+  };
+  std::vector<Ingress> ingress;
+  std::optional<uint32_t> egress_spi;
+  std::optional<net::IpAddr> egress_outer;
+  bool in_flight = false;
+  uint64_t token = 0;  // of the exchange in flight
+  bool rekey_due = false;
+  Clock::duration backoff{};
+  Clock::time_point retry_at{};
+
+  bool active() const { return in_flight || egress_spi || !ingress.empty(); }
+};
+
+// What one server request did, so a failure half-way leaves nothing behind (the requester gets only
+// a status, so any entry left installed would be an orphan).
+struct TunnelManager::Undo {
+  std::vector<std::pair<VipPair, uint32_t>> opened;
+  std::vector<VipPair> new_egress;
+};
+
+TunnelManager::TunnelManager(psp::KeyRing keys, std::vector<PeerPolicy> peers, DataPlane& data_plane,
+                             TunnelManagerOptions options)
+    : keys_(std::move(keys)),
+      peers_(std::move(peers)),
+      data_plane_(data_plane),
+      options_(std::move(options)),
+      next_request_id_(random_request_base()) {
+  if (!options_.now) options_.now = [] { return Clock::now(); };
+  if (!options_.log)
+    options_.log = [](std::string_view line) {
+      std::fprintf(stderr, "%.*s\n", static_cast<int>(line.size()), line.data());
+    };
+  for (PeerIndex i = 0; i < peers_.size(); ++i) {
+    for (const VipPair& pair : peers_[i].pairs) allowed_.emplace(pair, i);
+  }
+  data_plane_.publish_master_keys(keys_.snapshot());
+}
+
+TunnelManager::~TunnelManager() = default;
+
+// ---------------------------------------------------------------------------------------------------
+// Server side.
+
+CResult<psp::PspVersion> TunnelManager::negotiate(const std::vector<uint32_t>& accepted) const {
+  for (uint32_t v : accepted) {  // first of the requester's list that we support (spec §2)
+    if (v == 0) return psp::PspVersion::kAesGcm128;
+    if (v == 1) return psp::PspVersion::kAesGcm256;
+  }
+  std::string list;
+  for (uint32_t v : accepted) list += (list.empty() ? "" : ",") + std::to_string(v);
+  return fail(ControlError::kInvalidArgument,
+              "none of the accepted PSP versions [" + list + "] is supported (0, 1)");
+}
+
+CStatus TunnelManager::check_request_locked(const MultiTunnelRequest& request) const {
+  if (request.tunnels.empty()) return fail(ControlError::kInvalidArgument, "request has no tunnels");
+  if (request.tunnels.size() > options_.max_tunnels_per_request) {
+    return fail(ControlError::kInvalidArgument,
+                "request has " + std::to_string(request.tunnels.size()) + " tunnels, at most " +
+                    std::to_string(options_.max_tunnels_per_request) + " are accepted");
+  }
+  std::size_t fresh = 0;
+  for (const TunnelRequest& t : request.tunnels) {
+    const VipPair pair{t.responder_vip, t.requester_vip};
+    if (pair.local.family != pair.remote.family) {
+      return fail(ControlError::kInvalidArgument, "tunnel " + describe(pair) + " mixes IPv4 and IPv6");
+    }
+    if (!allowed_.contains(pair)) {
+      return fail(ControlError::kPermissionDenied, "no peer is configured for a tunnel from " +
+                                                       pair.remote.to_string() + " to local VIP " +
+                                                       pair.local.to_string());
+    }
+    auto it = sessions_.find(pair);
+    if (it == sessions_.end() || !it->second->active()) ++fresh;
+  }
+  if (active_sessions_locked() + fresh > options_.max_tunnels) {
+    return fail(ControlError::kResourceExhausted,
+                "tunnel limit reached (" + std::to_string(options_.max_tunnels) + ", see --max-tunnels)");
+  }
+  return {};
+}
+
+CResult<MultiTunnelResponse> TunnelManager::handle_tunnel_request(const MultiTunnelRequest& request) {
+  auto version = negotiate(request.versions_accepted);
+  if (!version) return Err{version.error()};
+  std::lock_guard lock(mu_);
+  if (auto ok = check_request_locked(request); !ok) return Err{ok.error()};
+
+  MultiTunnelResponse response;
+  response.request_id = request.request_id;
+  Undo undo;
+  for (const TunnelRequest& t : request.tunnels) {
+    auto params = serve_tunnel_locked(t, *version, undo);
+    if (!params) {
+      for (const VipPair& pair : undo.new_egress) {
+        (void)data_plane_.remove_egress(pair);
+        Session& s = *sessions_.at(pair);
+        s.egress_spi.reset();
+        s.egress_outer.reset();
+      }
+      for (const auto& [pair, spi] : undo.opened) close_ingress_locked(pair, *sessions_.at(pair), spi);
+      for (const auto& [pair, spi] : undo.opened) forget_if_empty_locked(pair);
+      return Err{params.error()};
+    }
+    response.tunnels.push_back(std::move(params.value()));
+  }
+  // Committed: keep only the newest SPIs of each session open.
+  for (const auto& [pair, spi] : undo.opened) {
+    Session& s = *sessions_.at(pair);
+    while (s.ingress.size() > kMaxIngressPerSession) close_ingress_locked(pair, s, s.ingress.back().spi);
+  }
+  return response;
+}
+
+CResult<TunnelParams> TunnelManager::serve_tunnel_locked(const TunnelRequest& t, psp::PspVersion v,
+                                                         Undo& undo) {
+  const VipPair pair{t.responder_vip, t.requester_vip};
+  Session& s = session_locked(pair, allowed_.at(pair));
+  auto params = issue_params_locked(pair, v, s);
+  if (!params) return params;
+  undo.opened.emplace_back(pair, params->spi);
+  if (t.reverse_params) {  // the requester's params: install egress now, saving a round trip (spec §2)
+    const bool had_egress = s.egress_spi.has_value();
+    const TunnelParams& r = *t.reverse_params;
+    TunnelParams copy{r.mac, r.outer_ip, clone_key(r.key), r.spi, r.virt_cookie};
+    if (auto ok = install_egress_locked(pair, s, copy); !ok) return Err{ok.error()};
+    if (!had_egress) undo.new_egress.push_back(pair);
+  }
+  return params;
+}
+
+// Allocates an SPI of the active slot, derives its key and opens the ingress ACL for it.
+CResult<TunnelParams> TunnelManager::issue_params_locked(const VipPair& pair, psp::PspVersion v, Session& s) {
+  auto spi = keys_.allocate_spi();
+  if (!spi) {
+    return fail(ControlError::kResourceExhausted, "no SPI left: " + std::string(psp::to_string(spi.error())));
+  }
+  auto key = keys_.derive(*spi, v);
+  if (!key)
+    return fail(ControlError::kInternal, "key derivation: " + std::string(psp::to_string(key.error())));
+  if (auto ok = data_plane_.open_ingress(*spi, pair.remote, pair.local); !ok) {
+    return data_plane_failure("opening ingress", pair, ok.error());
+  }
+  s.ingress.insert(s.ingress.begin(), Session::Ingress{*spi, keys_.generation()});
+  log_key("issued", pair, *spi, *key);
+  return TunnelParams{options_.local.mac, options_.local.outer_ip, std::move(key.value()), *spi,
+                      options_.local.virt_cookie};
+}
+
+CStatus TunnelManager::install_egress_locked(const VipPair& pair, Session& s, const TunnelParams& params) {
+  TxSa sa{params.outer_ip, params.mac, params.spi, clone_key(params.key), params.virt_cookie};
+  if (auto ok = data_plane_.install_egress(pair, std::move(sa)); !ok) {
+    return data_plane_failure("installing egress", pair, ok.error());
+  }
+  s.egress_spi = params.spi;
+  s.egress_outer = params.outer_ip;
+  log_key("installed egress", pair, params.spi, params.key);
+  return {};
+}
+
+void TunnelManager::close_ingress_locked(const VipPair& pair, Session& s, uint32_t spi) {
+  auto it = std::find_if(s.ingress.begin(), s.ingress.end(),
+                         [&](const Session::Ingress& i) { return i.spi == spi; });
+  if (it == s.ingress.end()) return;
+  s.ingress.erase(it);
+  if (auto ok = data_plane_.close_ingress(spi, pair.remote, pair.local); !ok) {
+    log("closing ingress SPI " + std::to_string(spi) + " for " + describe(pair) +
+        " failed: " + std::string(to_string(ok.error())));
+  }
+}
+
+CResult<KeyRotationResponse> TunnelManager::handle_key_rotation(const KeyRotationRequest& request) {
+  const RotationReport report = rotate_master_key();
+  if (request.issue_new_keys && report.rekey_due > 0 && options_.on_rekey_due) options_.on_rekey_due();
+  return KeyRotationResponse{request.request_id};
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Client side.
+
+CResult<PendingExchange> TunnelManager::begin_exchange(const VipPair& pair) {
+  std::lock_guard lock(mu_);
+  return begin_locked(pair, false);
+}
+
+CResult<PendingExchange> TunnelManager::begin_locked(const VipPair& pair, bool rekey) {
+  auto peer = allowed_.find(pair);
+  if (peer == allowed_.end()) {
+    return fail(ControlError::kNotFound, "no peer is configured for " + describe(pair));
+  }
+  Session* existing = find_locked(pair);
+  if (existing && existing->in_flight)
+    return fail(ControlError::kAlreadyExists, describe(pair) + ": in flight");
+  if (rekey && (!existing || !existing->rekey_due)) {
+    return fail(ControlError::kNotFound, describe(pair) + ": no re-key due");
+  }
+  if (!rekey && existing && existing->egress_spi) {
+    return fail(ControlError::kAlreadyExists, describe(pair) + ": connected");
+  }
+  if (existing && now() < existing->retry_at)
+    return fail(ControlError::kFailedPrecondition, describe(pair) + ": backing off");
+  if ((!existing || !existing->active()) && active_sessions_locked() >= options_.max_tunnels) {
+    return fail(ControlError::kResourceExhausted,
+                "tunnel limit reached (" + std::to_string(options_.max_tunnels) + ")");
+  }
+  Session& s = session_locked(pair, peer->second);
+  auto params = issue_params_locked(pair, options_.version, s);  // ingress open BEFORE the request (spec §2)
+  if (!params) {
+    forget_if_empty_locked(pair);
+    return Err{params.error()};
+  }
+  PendingExchange x;
+  x.peer = peer->second;
+  x.request.request_id = next_request_id_++;
+  x.request.versions_accepted = {static_cast<uint32_t>(options_.version)};
+  x.request.tunnels.push_back(TunnelRequest{pair.local, pair.remote, std::move(params.value())});
+  x.pairs = {pair};
+  x.token = next_token_++;
+  s.in_flight = true;
+  s.token = x.token;
+  return x;
+}
+
+CResult<PendingExchange> TunnelManager::begin_static(PeerIndex peer) {
+  std::lock_guard lock(mu_);
+  if (peer >= peers_.size()) return fail(ControlError::kNotFound, "no peer #" + std::to_string(peer));
+  PendingExchange x;
+  x.peer = peer;
+  x.on_demand = false;
+  x.token = next_token_++;
+  x.request.request_id = next_request_id_++;
+  x.request.versions_accepted = {static_cast<uint32_t>(options_.version)};
+  std::size_t fresh = 0;
+  for (const VipPair& pair : peers_[peer].pairs) {
+    Session* s = find_locked(pair);
+    if (s && (s->in_flight || s->egress_spi)) continue;
+    if (!s || !s->active()) ++fresh;
+    x.pairs.push_back(pair);
+    x.request.tunnels.push_back(TunnelRequest{pair.local, pair.remote, std::nullopt});  // no reverse params
+  }
+  if (x.pairs.empty())
+    return fail(ControlError::kAlreadyExists, peers_[peer].name + ": all tunnels connected");
+  if (active_sessions_locked() + fresh > options_.max_tunnels) {
+    return fail(ControlError::kResourceExhausted,
+                "tunnel limit reached (" + std::to_string(options_.max_tunnels) + ")");
+  }
+  for (const VipPair& pair : x.pairs) {
+    Session& s = session_locked(pair, peer);
+    s.in_flight = true;
+    s.token = x.token;
+  }
+  return x;
+}
+
+CStatus TunnelManager::finish_exchange(PendingExchange x, CResult<MultiTunnelResponse> answer) {
+  std::lock_guard lock(mu_);
+  for (const VipPair& pair : x.pairs) {
+    Session* s = find_locked(pair);
+    if (!s || s->token != x.token) {
+      return fail(ControlError::kNotFound,
+                  describe(pair) + ": session closed while the exchange was in flight");
+    }
+  }
+  if (!answer) return fail_exchange_locked(x, answer.error());
+  MultiTunnelResponse& response = answer.value();
+  if (response.request_id != x.request.request_id || response.tunnels.size() != x.pairs.size()) {
+    return fail_exchange_locked(
+        x, Error{ControlError::kInternal, peers_[x.peer].name + " answered request " +
+                                              std::to_string(x.request.request_id) + " with id " +
+                                              std::to_string(response.request_id) + " and " +
+                                              std::to_string(response.tunnels.size()) + " tunnels for " +
+                                              std::to_string(x.pairs.size())});
+  }
+  CStatus result;
+  for (std::size_t i = 0; i < x.pairs.size(); ++i) {
+    const TunnelParams& params = response.tunnels[i];
+    Session& s = *find_locked(x.pairs[i]);
+    CStatus ok;
+    if (params.version() != options_.version) {
+      ok = fail(ControlError::kInternal, peers_[x.peer].name + " chose PSP version " +
+                                             std::to_string(static_cast<int>(params.version())) +
+                                             ", not offered");
+    } else {
+      ok = install_egress_locked(x.pairs[i], s, params);
+    }
+    if (!ok) {
+      PendingExchange one;
+      one.peer = x.peer;
+      one.on_demand = x.on_demand;
+      one.pairs = {x.pairs[i]};
+      if (x.on_demand)
+        one.request.tunnels.push_back(TunnelRequest{{}, {}, std::move(x.request.tunnels[i].reverse_params)});
+      (void)fail_exchange_locked(one, ok.error());
+      if (result) result = ok;
+      continue;
+    }
+    s.in_flight = false;
+    s.rekey_due = false;
+    s.backoff = {};
+    s.retry_at = {};
+    while (s.ingress.size() > kMaxIngressPerSession)
+      close_ingress_locked(x.pairs[i], s, s.ingress.back().spi);
+  }
+  return result;
+}
+
+CStatus TunnelManager::fail_exchange_locked(const PendingExchange& x, const Error& error) {
+  for (std::size_t i = 0; i < x.pairs.size(); ++i) {
+    Session& s = *find_locked(x.pairs[i]);
+    s.in_flight = false;
+    if (x.on_demand && x.request.tunnels[i].reverse_params) {
+      close_ingress_locked(x.pairs[i], s, x.request.tunnels[i].reverse_params->spi);  // nobody will use it
+    }
+    s.backoff = options_.backoff.next(s.backoff);
+    s.retry_at = now() + s.backoff;
+    log("key exchange with " + peers_[x.peer].name + " for " + describe(x.pairs[i]) + " failed (" +
+        std::string(to_string(error.code)) + ": " + error.message + "); retry in " +
+        std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(s.backoff).count()) + " ms");
+    forget_if_empty_locked(x.pairs[i]);
+  }
+  return Err{error};
+}
+
+CStatus TunnelManager::connect(const VipPair& pair, PeerTransport& transport) {
+  auto x = begin_exchange(pair);
+  if (!x) return Err{x.error()};
+  auto answer = transport.request_tunnels(x->peer, x->request);  // no lock held
+  return finish_exchange(std::move(x.value()), std::move(answer));
+}
+
+CStatus TunnelManager::connect_peer_static(PeerIndex peer, PeerTransport& transport) {
+  auto x = begin_static(peer);
+  if (!x) return x.error().code == ControlError::kAlreadyExists ? CStatus{} : CStatus{Err{x.error()}};
+  auto answer = transport.request_tunnels(x->peer, x->request);
+  return finish_exchange(std::move(x.value()), std::move(answer));
+}
+
+StaticReport TunnelManager::connect_all_static(PeerTransport& transport, const StaticOptions& options) {
+  StaticReport report;
+  std::vector<PeerIndex> pending;
+  for (PeerIndex p = 0; p < peers_.size(); ++p) {
+    if (!peers_[p].pairs.empty()) pending.push_back(p);
+  }
+  Clock::duration delay{};
+  while (!pending.empty()) {
+    if (options.max_rounds != 0 && report.rounds == options.max_rounds) break;
+    if (report.rounds > 0) {  // a round per pass over the failed peers, backing off between rounds
+      delay = options_.backoff.next(delay);
+      if (options.sleep) {
+        options.sleep(delay);
+      } else {
+        std::this_thread::sleep_for(delay);
+      }
+    }
+    if (options.should_stop && options.should_stop()) break;
+    ++report.rounds;
+    std::vector<PeerIndex> failed;
+    for (PeerIndex p : pending) {
+      report.attempts.push_back(p);
+      if (!connect_peer_static(p, transport)) failed.push_back(p);
+    }
+    pending = std::move(failed);
+  }
+  report.failed = std::move(pending);
+  return report;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Keys.
+
+RotationReport TunnelManager::rotate_master_key() {
+  std::lock_guard lock(mu_);
+  RotationReport report;
+  for (auto& [pair, s] : sessions_) report.lost += s->rekey_due ? 1 : 0;
+  keys_.rotate_random();
+  data_plane_.publish_master_keys(keys_.snapshot());
+  report.generation = keys_.generation();
+  std::vector<VipPair> empty;
+  for (auto& [pair, s] : sessions_) {
+    std::vector<uint32_t> dead;
+    for (const Session::Ingress& i : s->ingress) {
+      if (i.generation + 2 <= report.generation) dead.push_back(i.spi);
+    }
+    const bool had_ingress = !s->ingress.empty();
+    for (uint32_t spi : dead) close_ingress_locked(pair, *s, spi);
+    report.closed_ingress += dead.size();
+    // The peer sends with our newest SPI: if it is of the now-previous slot it dies at the next rotation;
+    // if it just died while we still send to the peer, a re-key restores the tunnel.
+    s->rekey_due = s->ingress.empty() ? had_ingress && s->egress_spi.has_value()
+                                      : psp::spi_slot(s->ingress.front().spi) != keys_.active_slot();
+    report.rekey_due += s->rekey_due ? 1 : 0;
+    if (!s->active()) empty.push_back(pair);
+  }
+  for (const VipPair& pair : empty) sessions_.erase(pair);
+  log("master key rotated (generation " + std::to_string(report.generation) +
+      "): " + std::to_string(report.closed_ingress) + " ingress entries closed, " +
+      std::to_string(report.rekey_due) + " tunnels to re-key" +
+      (report.lost ? ", " + std::to_string(report.lost) + " not re-keyed in time" : ""));
+  return report;
+}
+
+std::vector<VipPair> TunnelManager::rekey_due() const {
+  std::lock_guard lock(mu_);
+  std::vector<VipPair> due;
+  for (const auto& [pair, s] : sessions_) {
+    if (s->rekey_due && !s->in_flight && now() >= s->retry_at) due.push_back(pair);
+  }
+  std::sort(due.begin(), due.end());
+  return due;
+}
+
+CStatus TunnelManager::rekey(const VipPair& pair, PeerTransport& transport) {
+  CResult<PendingExchange> x = [&] {
+    std::lock_guard lock(mu_);
+    return begin_locked(pair, true);
+  }();
+  if (!x) return Err{x.error()};
+  auto answer = transport.request_tunnels(x->peer, x->request);
+  return finish_exchange(std::move(x.value()), std::move(answer));
+}
+
+CStatus TunnelManager::request_peer_rotation(PeerIndex peer, bool issue_new_keys, PeerTransport& transport) {
+  uint64_t id = 0;
+  {
+    std::lock_guard lock(mu_);
+    if (peer >= peers_.size()) return fail(ControlError::kNotFound, "no peer #" + std::to_string(peer));
+    id = next_request_id_++;
+  }
+  auto answer = transport.request_key_rotation(peer, KeyRotationRequest{id, issue_new_keys});
+  if (!answer) return Err{answer.error()};
+  if (answer->request_id != id) {
+    return fail(ControlError::kInternal, peers_[peer].name + " answered key rotation " + std::to_string(id) +
+                                             " with id " + std::to_string(answer->request_id));
+  }
+  return {};
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Sessions.
+
+TunnelManager::Session* TunnelManager::find_locked(const VipPair& pair) {
+  auto it = sessions_.find(pair);
+  return it == sessions_.end() ? nullptr : it->second.get();
+}
+
+TunnelManager::Session& TunnelManager::session_locked(const VipPair& pair, PeerIndex peer) {
+  auto& slot = sessions_[pair];
+  if (!slot) {
+    slot = std::make_unique<Session>();
+    slot->peer = peer;
+  }
+  return *slot;
+}
+
+void TunnelManager::forget_if_empty_locked(const VipPair& pair) {
+  auto it = sessions_.find(pair);
+  // A failed pair keeps its backoff state until the retry time has passed.
+  if (it != sessions_.end() && !it->second->active() && now() >= it->second->retry_at) sessions_.erase(it);
+}
+
+std::size_t TunnelManager::active_sessions_locked() const {
+  return static_cast<std::size_t>(
+      std::count_if(sessions_.begin(), sessions_.end(), [](const auto& kv) { return kv.second->active(); }));
+}
+
+CStatus TunnelManager::close_session(const VipPair& pair) {
+  std::lock_guard lock(mu_);
+  Session* s = find_locked(pair);
+  if (!s) return fail(ControlError::kNotFound, describe(pair) + ": no session");
+  while (!s->ingress.empty()) close_ingress_locked(pair, *s, s->ingress.front().spi);
+  if (s->egress_spi) {
+    if (auto ok = data_plane_.remove_egress(pair); !ok) {
+      log("removing egress for " + describe(pair) + " failed: " + std::string(to_string(ok.error())));
+    }
+  }
+  sessions_.erase(pair);
+  return {};
+}
+
+SessionInfo TunnelManager::info_locked(const VipPair& pair, const Session& s) const {
+  SessionInfo info{pair, s.peer, PairState::kIdle, {}, s.egress_spi, s.egress_outer, s.rekey_due, s.retry_at};
+  for (const Session::Ingress& i : s.ingress) info.ingress_spis.push_back(i.spi);
+  if (s.in_flight) {
+    info.state = PairState::kInFlight;
+  } else if (s.egress_spi) {
+    info.state = PairState::kConnected;
+  } else if (now() < s.retry_at) {
+    info.state = PairState::kBackoff;
+  }
+  return info;
+}
+
+std::optional<SessionInfo> TunnelManager::session(const VipPair& pair) const {
+  std::lock_guard lock(mu_);
+  auto it = sessions_.find(pair);
+  if (it == sessions_.end()) return std::nullopt;
+  return info_locked(pair, *it->second);
+}
+
+std::vector<SessionInfo> TunnelManager::sessions() const {
+  std::lock_guard lock(mu_);
+  std::vector<SessionInfo> out;
+  out.reserve(sessions_.size());
+  for (const auto& [pair, s] : sessions_) out.push_back(info_locked(pair, *s));
+  std::sort(out.begin(), out.end(),
+            [](const SessionInfo& a, const SessionInfo& b) { return a.pair < b.pair; });
+  return out;
+}
+
+PairState TunnelManager::state(const VipPair& pair) const {
+  auto info = session(pair);
+  return info ? info->state : PairState::kIdle;
+}
+
+std::optional<PeerIndex> TunnelManager::peer_of(const VipPair& pair) const {
+  auto it = allowed_.find(pair);  // allowed_ is immutable after construction: no lock needed
+  if (it == allowed_.end()) return std::nullopt;
+  return it->second;
+}
+
+void TunnelManager::log(const std::string& line) const {
+  options_.log(line);
+}
+
+// Keys reach the log only under --debug-keys (spec §4), in hex.
+void TunnelManager::log_key(std::string_view what, const VipPair& pair, uint32_t spi,
+                            const psp::DerivedKey& key) const {
+  if (!options_.debug_keys) return;
+  char spi_text[16];
+  std::snprintf(spi_text, sizeof spi_text, "0x%08x", spi);
+  log(std::string(what) + " " + describe(pair) + " SPI " + spi_text + " v" +
+      std::to_string(static_cast<int>(key.version)) + " key " + to_hex(key.view()));
+}
+
+}  // namespace pspgw::control

@@ -1,0 +1,207 @@
+// TunnelManager: the control plane's policy core (spec §2 server and client behaviour, §5 slow path).
+// It owns the master-key ring, the VIP-pair allow list taken from the config, and the per-pair session
+// state; it programs flows through DataPlane and reaches peers through PeerTransport. No gRPC types.
+//
+// Sessions. A session is one (local VIP, remote VIP) pair. Its ingress side is the SPIs we handed to the
+// peer (at most two open: current and previous, like the key slots); its egress side is the peer's SA.
+// Tearing a session down closes its ingress ACLs and removes its egress (DOCA never frees them).
+//
+// Allow list. A peer may only obtain tunnels (remote VIP -> local VIP) that the config lists for it;
+// DOCA installs whatever it is asked. Every VIP pair belongs to exactly one peer (the config rejects
+// duplicates), so the pair names the peer.
+//
+// Re-keying (DOCA answers UNIMPLEMENTED to issue_new_keys). A rotation makes the active key slot the
+// previous one; SPIs of the slot before that die. So after a rotation every session whose peer sends
+// with an SPI of the now-previous slot is marked "re-key due", and must be re-keyed before the next
+// rotation. A re-key is an ordinary on-demand exchange sent BY THE ROTATING SIDE: one tunnel whose
+// reverse_params carry a fresh SPI of the new active slot (ingress opened before sending). The peer's
+// server installs those params as its egress, exactly as for a first exchange, so a DOCA peer is
+// re-keyed too and no new message is needed; the answer refreshes our egress as well. The old ingress
+// SPI stays open until the next rotation kills its slot. RequestKeyRotation(issue_new_keys=false)
+// rotates and marks; issue_new_keys=true also wakes the control thread (on_rekey_due) to re-key now.
+//
+// Threading: every entry point takes one internal mutex (gRPC handler threads and the control thread
+// share the manager). No entry point makes an RPC while holding it: client exchanges are split into
+// begin (lock: allocate SPI, open ingress, build request) / the RPC (no lock) / finish (lock: apply),
+// so two gateways requesting each other at once cannot deadlock.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "control/data_plane.hpp"
+#include "control/error.hpp"
+#include "control/messages.hpp"
+#include "control/peer_transport.hpp"
+#include "psp/key_ring.hpp"
+
+namespace pspgw::control {
+
+using Clock = std::chrono::steady_clock;
+
+// One configured peer, as the control core sees it (the gateway converts its config into these).
+struct PeerPolicy {
+  std::string name;            // e.g. its remote-grpc-address; for logs
+  std::vector<VipPair> pairs;  // the (local, remote) VIP pairs of its sessions, config order
+};
+
+// What we tell peers about ourselves in TunnelParameters.
+struct LocalIdentity {
+  net::MacAddr mac;
+  net::IpAddr outer_ip;                          // config.local-pip: where peers send PSP packets
+  uint64_t virt_cookie = 0x778899aabbccddeeULL;  // DOCA's constant
+};
+
+struct Backoff {
+  Clock::duration initial = std::chrono::milliseconds(250);
+  Clock::duration max = std::chrono::seconds(30);
+  Clock::duration next(Clock::duration current) const;  // doubles, capped; zero -> initial
+};
+
+struct TunnelManagerOptions {
+  LocalIdentity local;
+  psp::PspVersion version = psp::PspVersion::kAesGcm256;  // --psp-version
+  std::size_t max_tunnels = 256;                          // -x: sessions at once
+  std::size_t max_tunnels_per_request = 4096;             // bound on one MultiTunnelRequest
+  bool debug_keys = false;                                // -k: the only way a key is logged
+  Backoff backoff;
+  std::function<Clock::time_point()> now;     // default: steady_clock::now
+  std::function<void(std::string_view)> log;  // default: stderr
+  std::function<void()> on_rekey_due;         // called (no lock held) when re-keys should run now
+};
+
+enum class PairState : uint8_t {
+  kIdle,       // nothing installed, may start an exchange
+  kInFlight,   // our exchange is outstanding
+  kConnected,  // egress installed
+  kBackoff,    // last exchange failed; no new one before retry_at
+};
+std::string_view to_string(PairState s);
+
+// A read-only view of a session, for the tunnel table and tests. No key material.
+struct SessionInfo {
+  VipPair pair;
+  PeerIndex peer = 0;
+  PairState state = PairState::kIdle;
+  std::vector<uint32_t> ingress_spis;  // newest first
+  std::optional<uint32_t> egress_spi;
+  std::optional<net::IpAddr> egress_outer_ip;
+  bool rekey_due = false;
+  Clock::time_point retry_at{};
+};
+
+// A client exchange between begin and finish. Move-only; finishing twice is impossible.
+struct PendingExchange {
+  PeerIndex peer = 0;
+  MultiTunnelRequest request;
+  std::vector<VipPair> pairs;  // same order as request.tunnels
+  uint64_t token = 0;
+  bool on_demand = true;  // on-demand/re-key (ingress opened, reverse params) or static
+};
+
+struct RotationReport {
+  uint64_t generation = 0;
+  std::size_t closed_ingress = 0;  // ACL entries of the slot that just died
+  std::size_t rekey_due = 0;       // sessions to re-key before the next rotation
+  std::size_t lost = 0;            // sessions still due from the last rotation: their peer's SPI died
+};
+
+struct StaticOptions {
+  std::function<void(Clock::duration)> sleep;  // default: this_thread::sleep_for
+  std::function<bool()> should_stop;           // default: never
+  std::size_t max_rounds = 0;                  // 0: until every peer is connected
+};
+
+struct StaticReport {
+  std::vector<PeerIndex> attempts;  // in the order tried
+  std::vector<PeerIndex> failed;    // still not connected when it returned
+  std::size_t rounds = 0;
+};
+
+class TunnelManager {
+ public:
+  TunnelManager(psp::KeyRing keys, std::vector<PeerPolicy> peers, DataPlane& data_plane,
+                TunnelManagerOptions options);
+  ~TunnelManager();
+  TunnelManager(const TunnelManager&) = delete;
+  TunnelManager& operator=(const TunnelManager&) = delete;
+
+  // ---- server side (a peer's RPC) ----
+  CResult<MultiTunnelResponse> handle_tunnel_request(const MultiTunnelRequest& request);
+  CResult<KeyRotationResponse> handle_key_rotation(const KeyRotationRequest& request);
+
+  // ---- client side (control thread) ----
+  // On-demand (slow path): the peer owning `pair` gets one tunnel with reverse params; our ingress ACL
+  // is open when this returns. kNotFound: pair not in config; kAlreadyExists: in flight or connected;
+  // kFailedPrecondition: in backoff.
+  CResult<PendingExchange> begin_exchange(const VipPair& pair);
+  // Applies the peer's answer (installs egress) or the failure (closes the ingress, backs the pair off).
+  // Returns the typed failure in both failure cases.
+  CStatus finish_exchange(PendingExchange exchange, CResult<MultiTunnelResponse> answer);
+  // begin + transport + finish.
+  CStatus connect(const VipPair& pair, PeerTransport& transport);
+  // Static mode (-z): every pair of the peer in one request, no reverse params.
+  CResult<PendingExchange> begin_static(PeerIndex peer);
+  CStatus connect_peer_static(PeerIndex peer, PeerTransport& transport);
+  // Tries every peer once, skips failures, retries the failed ones after the others with backoff
+  // between rounds, until all are connected (spec §5).
+  StaticReport connect_all_static(PeerTransport& transport, const StaticOptions& options);
+
+  // ---- keys ----
+  RotationReport rotate_master_key();
+  std::vector<VipPair> rekey_due() const;
+  // Re-keys one due pair (see the header comment); kNotFound if it is not due.
+  CStatus rekey(const VipPair& pair, PeerTransport& transport);
+  // Asks a peer to rotate its master key.
+  CStatus request_peer_rotation(PeerIndex peer, bool issue_new_keys, PeerTransport& transport);
+
+  // ---- sessions ----
+  CStatus close_session(const VipPair& pair);
+  std::optional<SessionInfo> session(const VipPair& pair) const;
+  std::vector<SessionInfo> sessions() const;
+  PairState state(const VipPair& pair) const;
+  std::optional<PeerIndex> peer_of(const VipPair& pair) const;
+  std::size_t peer_count() const { return peers_.size(); }
+  const PeerPolicy& peer(PeerIndex i) const { return peers_.at(i); }
+
+ private:
+  struct Session;
+  struct Undo;
+
+  CResult<psp::PspVersion> negotiate(const std::vector<uint32_t>& accepted) const;
+  CStatus check_request_locked(const MultiTunnelRequest& request) const;
+  CResult<TunnelParams> serve_tunnel_locked(const TunnelRequest& t, psp::PspVersion v, Undo& undo);
+  CResult<TunnelParams> issue_params_locked(const VipPair& pair, psp::PspVersion v, Session& s);
+  CStatus install_egress_locked(const VipPair& pair, Session& s, const TunnelParams& params);
+  void close_ingress_locked(const VipPair& pair, Session& s, uint32_t spi);
+  void forget_if_empty_locked(const VipPair& pair);
+  CStatus fail_exchange_locked(const PendingExchange& x, const Error& error);
+  CResult<PendingExchange> begin_locked(const VipPair& pair, bool rekey);
+  Session* find_locked(const VipPair& pair);
+  Session& session_locked(const VipPair& pair, PeerIndex peer);
+  std::size_t active_sessions_locked() const;
+  SessionInfo info_locked(const VipPair& pair, const Session& s) const;
+  void log(const std::string& line) const;
+  void log_key(std::string_view what, const VipPair& pair, uint32_t spi, const psp::DerivedKey& key) const;
+  Clock::time_point now() const { return options_.now(); }
+
+  mutable std::mutex mu_;
+  psp::KeyRing keys_;
+  std::vector<PeerPolicy> peers_;
+  std::unordered_map<VipPair, PeerIndex, VipPairHash> allowed_;
+  std::unordered_map<VipPair, std::unique_ptr<Session>, VipPairHash> sessions_;
+  DataPlane& data_plane_;
+  TunnelManagerOptions options_;
+  uint64_t next_request_id_;
+  uint64_t next_token_ = 1;
+};
+
+}  // namespace pspgw::control

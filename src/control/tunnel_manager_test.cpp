@@ -1,0 +1,505 @@
+#include "control/tunnel_manager.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <memory>
+
+#include "base/hex.hpp"
+#include "control/fake_data_plane.hpp"
+#include "control/test_util.hpp"
+
+namespace pspgw::control {
+namespace {
+
+using namespace testing;  // NOLINT(google-build-using-namespace)
+using std::chrono::milliseconds;
+
+// One gateway: a fake data plane, a manual clock and a manager, with the log captured.
+struct Gateway {
+  FakeDataPlane dp;
+  ManualClock clock;
+  std::vector<std::string> log;
+  int rekey_wakeups = 0;
+  std::unique_ptr<TunnelManager> tm;
+
+  Gateway(std::string_view pip, std::string_view mac_text, std::vector<PeerPolicy> peers,
+          const std::function<void(TunnelManagerOptions&)>& tweak = {}) {
+    TunnelManagerOptions o;
+    o.local = LocalIdentity{mac(mac_text), ip(pip), 0x1122334455667788ULL};
+    o.now = clock.fn();
+    o.log = [this](std::string_view line) { log.emplace_back(line); };
+    o.on_rekey_due = [this] { ++rekey_wakeups; };
+    if (tweak) tweak(o);
+    tm = std::make_unique<TunnelManager>(psp::KeyRing::with_random_key(), std::move(peers), dp, std::move(o));
+  }
+};
+
+const VipPair kA1toB1 = pair("10.0.0.1", "10.0.1.1");  // A's view
+const VipPair kA1toB2 = pair("10.0.0.1", "10.0.1.2");
+const VipPair kB1toA1 = pair("10.0.1.1", "10.0.0.1");  // B's view
+const VipPair kB2toA1 = pair("10.0.1.2", "10.0.0.1");
+
+std::unique_ptr<Gateway> make_a(const std::function<void(TunnelManagerOptions&)>& tweak = {}) {
+  return std::make_unique<Gateway>("192.0.2.1", "02:00:00:00:00:0A",
+                                   std::vector<PeerPolicy>{{"B", {kA1toB1, kA1toB2}}}, tweak);
+}
+std::unique_ptr<Gateway> make_b(const std::function<void(TunnelManagerOptions&)>& tweak = {}) {
+  return std::make_unique<Gateway>("192.0.2.2", "02:00:00:00:00:0B",
+                                   std::vector<PeerPolicy>{{"A", {kB1toA1, kB2toA1}}}, tweak);
+}
+
+// A's request for one tunnel to B1, as the gRPC adapter would hand it to B.
+MultiTunnelRequest request_from_a(std::vector<uint32_t> versions, std::string_view src = "10.0.0.1",
+                                  std::string_view dst = "10.0.1.1") {
+  MultiTunnelRequest r;
+  r.request_id = 42;
+  r.versions_accepted = std::move(versions);
+  r.tunnels.push_back(TunnelRequest{ip(src), ip(dst), std::nullopt});
+  return r;
+}
+
+TunnelParams params_of_a(uint32_t spi, uint8_t fill) {
+  psp::DerivedKey key{psp::PspVersion::kAesGcm256, {}};
+  std::fill(key.bytes.mutable_bytes().begin(), key.bytes.mutable_bytes().end(), fill);
+  return TunnelParams{mac("02:00:00:00:00:0A"), ip("192.0.2.1"), std::move(key), spi, 0x1122334455667788ULL};
+}
+
+// ---- server side ----
+
+TEST(TunnelManagerServer, PicksFirstSupportedVersion) {
+  auto b = make_b();
+  auto r = b->tm->handle_tunnel_request(request_from_a({3, 1, 0}));
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->tunnels.at(0).version(), psp::PspVersion::kAesGcm256);
+  EXPECT_EQ(r->tunnels.at(0).key.size(), 32u);
+
+  auto r0 = b->tm->handle_tunnel_request(request_from_a({2, 0, 1}, "10.0.0.1", "10.0.1.2"));
+  ASSERT_TRUE(r0.ok()) << r0.error().message;
+  EXPECT_EQ(r0->tunnels.at(0).version(), psp::PspVersion::kAesGcm128);
+  EXPECT_EQ(r0->tunnels.at(0).key.size(), 16u);
+}
+
+TEST(TunnelManagerServer, NoSupportedVersionIsInvalidArgument) {
+  auto b = make_b();
+  auto r = b->tm->handle_tunnel_request(request_from_a({2, 3}));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ControlError::kInvalidArgument);
+  EXPECT_EQ(r.error().message, "none of the accepted PSP versions [2,3] is supported (0, 1)");
+  auto empty = b->tm->handle_tunnel_request(request_from_a({}));
+  ASSERT_FALSE(empty.ok());
+  EXPECT_EQ(empty.error().code, ControlError::kInvalidArgument);
+  EXPECT_EQ(b->dp.ingress_count(), 0u);
+}
+
+TEST(TunnelManagerServer, AllocatesSpiDerivesKeyAndOpensIngress) {
+  auto b = make_b();
+  auto r = b->tm->handle_tunnel_request(request_from_a({1}));
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->request_id, 42u);
+  const TunnelParams& p = r->tunnels.at(0);
+  EXPECT_NE(p.spi & 0x7fffffffu, 0u);
+  EXPECT_EQ(p.outer_ip, ip("192.0.2.2"));
+  EXPECT_EQ(p.mac, mac("02:00:00:00:00:0B"));
+  EXPECT_EQ(p.virt_cookie, 0x1122334455667788ULL);
+  // The key is the one the data plane will derive from the published master keys (stateless decrypt).
+  auto derived = b->dp.master_keys()->derive(p.spi, psp::PspVersion::kAesGcm256);
+  ASSERT_TRUE(derived.ok());
+  EXPECT_EQ(bytes_of(*derived), bytes_of(p.key));
+  // Ingress ACL: (SPI, src = requester VIP, dst = our VIP). No egress without reverse params.
+  EXPECT_TRUE(b->dp.ingress_open(p.spi, kB1toA1));
+  EXPECT_EQ(b->dp.ingress_count(), 1u);
+  EXPECT_EQ(b->dp.egress_count(), 0u);
+  EXPECT_EQ(b->tm->state(kB1toA1), PairState::kIdle);
+  // A second tunnel gets a different SPI.
+  auto r2 = b->tm->handle_tunnel_request(request_from_a({1}, "10.0.0.1", "10.0.1.2"));
+  ASSERT_TRUE(r2.ok());
+  EXPECT_NE(r2->tunnels.at(0).spi, p.spi);
+}
+
+TEST(TunnelManagerServer, ReverseParamsInstallEgress) {
+  auto b = make_b();
+  auto req = request_from_a({1});
+  req.tunnels[0].reverse_params = params_of_a(0x17, 0xab);
+  auto r = b->tm->handle_tunnel_request(req);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  auto sa = b->dp.egress(kB1toA1);
+  ASSERT_TRUE(sa.has_value());
+  EXPECT_EQ(sa->spi, 0x17u);
+  EXPECT_EQ(sa->outer_ip, ip("192.0.2.1"));
+  EXPECT_EQ(sa->mac, mac("02:00:00:00:00:0A"));
+  EXPECT_EQ(sa->version, psp::PspVersion::kAesGcm256);
+  EXPECT_EQ(sa->key, std::vector<uint8_t>(32, 0xab));
+  EXPECT_EQ(sa->virt_cookie, 0x1122334455667788ULL);
+  EXPECT_EQ(b->tm->state(kB1toA1), PairState::kConnected);
+}
+
+TEST(TunnelManagerServer, RejectsPairsTheConfigDoesNotAllow) {
+  auto b = make_b();
+  auto stranger = b->tm->handle_tunnel_request(request_from_a({1}, "10.0.0.9", "10.0.1.1"));
+  ASSERT_FALSE(stranger.ok());
+  EXPECT_EQ(stranger.error().code, ControlError::kPermissionDenied);
+  EXPECT_EQ(stranger.error().message,
+            "no peer is configured for a tunnel from 10.0.0.9 to local VIP 10.0.1.1");
+  auto not_ours = b->tm->handle_tunnel_request(request_from_a({1}, "10.0.0.1", "10.0.1.7"));
+  ASSERT_FALSE(not_ours.ok());
+  EXPECT_EQ(not_ours.error().code, ControlError::kPermissionDenied);
+  // A request mixing an allowed and a forbidden tunnel installs nothing.
+  auto mixed = request_from_a({1});
+  mixed.tunnels.push_back(TunnelRequest{ip("10.0.0.9"), ip("10.0.1.2"), std::nullopt});
+  EXPECT_FALSE(b->tm->handle_tunnel_request(mixed).ok());
+  EXPECT_EQ(b->dp.ingress_count(), 0u);
+  EXPECT_TRUE(b->tm->sessions().empty());
+}
+
+TEST(TunnelManagerServer, TunnelLimitAndFullTableAreResourceExhausted) {
+  auto b = make_b([](TunnelManagerOptions& o) { o.max_tunnels = 1; });
+  ASSERT_TRUE(b->tm->handle_tunnel_request(request_from_a({1})).ok());
+  auto second = b->tm->handle_tunnel_request(request_from_a({1}, "10.0.0.1", "10.0.1.2"));
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.error().code, ControlError::kResourceExhausted);
+  // Re-requesting an existing session is not a new tunnel.
+  EXPECT_TRUE(b->tm->handle_tunnel_request(request_from_a({1})).ok());
+
+  auto c = make_b();
+  c->dp.fail_next_open(DataPlaneError::kNoSpace);
+  auto full = c->tm->handle_tunnel_request(request_from_a({1}));
+  ASSERT_FALSE(full.ok());
+  EXPECT_EQ(full.error().code, ControlError::kResourceExhausted);
+}
+
+TEST(TunnelManagerServer, SpiExhaustionIsResourceExhausted) {
+  FakeDataPlane dp;
+  psp::KeyRing ring = psp::KeyRing::with_random_key();
+  ring.set_spi_counter(0x7fffffff);  // one SPI left in the active slot
+  TunnelManagerOptions o;
+  o.local = LocalIdentity{mac("02:00:00:00:00:0B"), ip("192.0.2.2")};
+  o.log = [](std::string_view) {};
+  TunnelManager b(std::move(ring), {{"A", {kB1toA1, kB2toA1}}}, dp, std::move(o));
+  auto last = b.handle_tunnel_request(request_from_a({1}));
+  ASSERT_TRUE(last.ok());
+  EXPECT_EQ(last->tunnels[0].spi, 0x7fffffffu);
+  auto none = b.handle_tunnel_request(request_from_a({1}, "10.0.0.1", "10.0.1.2"));
+  ASSERT_FALSE(none.ok());
+  EXPECT_EQ(none.error().code, ControlError::kResourceExhausted);
+  EXPECT_EQ(none.error().message, "no SPI left: spi-exhausted");
+  EXPECT_EQ(dp.ingress_count(), 1u);
+  // A rotation opens a fresh slot.
+  (void)b.rotate_master_key();
+  EXPECT_TRUE(b.handle_tunnel_request(request_from_a({1}, "10.0.0.1", "10.0.1.2")).ok());
+}
+
+TEST(TunnelManagerServer, InstallFailureIsInternalAndRollsBackTheWholeRequest) {
+  auto b = make_b();
+  auto req = request_from_a({1});
+  req.tunnels[0].reverse_params = params_of_a(0x17, 1);
+  req.tunnels.push_back(TunnelRequest{ip("10.0.0.1"), ip("10.0.1.2"), params_of_a(0x18, 2)});
+  // The first install succeeds, the second fails.
+  b->dp.fail_install(DataPlaneError::kRejected, 1);
+  auto r = b->tm->handle_tunnel_request(req);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ControlError::kInvalidArgument);  // kRejected: the SA cannot be expressed
+  b->dp.fail_install(DataPlaneError::kExists, 1);
+  r = b->tm->handle_tunnel_request(req);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ControlError::kInternal);
+  EXPECT_EQ(r.error().message, "installing egress for 10.0.1.2 -> 10.0.0.1 failed: entry exists");
+  // Nothing of the failed requests is left: no ingress, no egress, no session.
+  EXPECT_EQ(b->dp.ingress_count(), 0u);
+  EXPECT_EQ(b->dp.egress_count(), 0u);
+  EXPECT_TRUE(b->tm->sessions().empty());
+}
+
+TEST(TunnelManagerServer, KeepsTheTwoNewestIngressSpisOfASession) {
+  auto b = make_b();
+  std::vector<uint32_t> spis;
+  for (int i = 0; i < 3; ++i) {
+    auto r = b->tm->handle_tunnel_request(request_from_a({1}));
+    ASSERT_TRUE(r.ok());
+    spis.push_back(r->tunnels[0].spi);
+  }
+  EXPECT_FALSE(b->dp.ingress_open(spis[0], kB1toA1));
+  EXPECT_TRUE(b->dp.ingress_open(spis[1], kB1toA1));
+  EXPECT_TRUE(b->dp.ingress_open(spis[2], kB1toA1));
+  EXPECT_EQ(b->tm->session(kB1toA1)->ingress_spis, (std::vector<uint32_t>{spis[2], spis[1]}));
+}
+
+// ---- client side ----
+
+TEST(TunnelManagerClient, OnDemandOpensIngressBeforeSending) {
+  auto a = make_a();
+  auto b = make_b();
+  LoopbackTransport t;
+  t.peers = {b->tm.get()};
+  bool checked = false;
+  t.before_send = [&](PeerIndex peer, const MultiTunnelRequest& r) {
+    EXPECT_EQ(peer, 0u);
+    ASSERT_EQ(r.tunnels.size(), 1u);
+    EXPECT_EQ(r.versions_accepted, (std::vector<uint32_t>{1}));
+    EXPECT_EQ(r.tunnels[0].requester_vip, ip("10.0.0.1"));
+    EXPECT_EQ(r.tunnels[0].responder_vip, ip("10.0.1.1"));
+    ASSERT_TRUE(r.tunnels[0].reverse_params.has_value());
+    const TunnelParams& rp = *r.tunnels[0].reverse_params;
+    EXPECT_EQ(rp.outer_ip, ip("192.0.2.1"));
+    EXPECT_TRUE(a->dp.ingress_open(rp.spi, kA1toB1)) << "ingress must be open before the request leaves";
+    EXPECT_EQ(a->tm->state(kA1toB1), PairState::kInFlight);
+    checked = true;
+  };
+  ASSERT_TRUE(a->tm->connect(kA1toB1, t).ok());
+  EXPECT_TRUE(checked);
+}
+
+TEST(TunnelManagerClient, ResponseIsAppliedOnBothSides) {
+  auto a = make_a();
+  auto b = make_b();
+  LoopbackTransport t;
+  t.peers = {b->tm.get()};
+  auto ok = a->tm->connect(kA1toB1, t);
+  ASSERT_TRUE(ok.ok()) << ok.error().message;
+  EXPECT_EQ(a->tm->state(kA1toB1), PairState::kConnected);
+  EXPECT_EQ(b->tm->state(kB1toA1), PairState::kConnected);  // via reverse params, no second round trip
+  // A sends with B's SPI and B's key; B sends with A's SPI and A's key.
+  auto a_tx = a->dp.egress(kA1toB1);
+  auto b_tx = b->dp.egress(kB1toA1);
+  ASSERT_TRUE(a_tx && b_tx);
+  EXPECT_TRUE(b->dp.ingress_open(a_tx->spi, kB1toA1));
+  EXPECT_TRUE(a->dp.ingress_open(b_tx->spi, kA1toB1));
+  EXPECT_EQ(a_tx->key, bytes_of(*b->dp.master_keys()->derive(a_tx->spi, psp::PspVersion::kAesGcm256)));
+  EXPECT_EQ(b_tx->key, bytes_of(*a->dp.master_keys()->derive(b_tx->spi, psp::PspVersion::kAesGcm256)));
+  EXPECT_EQ(a_tx->outer_ip, ip("192.0.2.2"));
+  EXPECT_EQ(b_tx->outer_ip, ip("192.0.2.1"));
+  // Connected: a later miss does not start another exchange.
+  auto again = a->tm->begin_exchange(kA1toB1);
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().code, ControlError::kAlreadyExists);
+}
+
+TEST(TunnelManagerClient, OneExchangeInFlightPerPair) {
+  auto a = make_a();
+  auto x = a->tm->begin_exchange(kA1toB1);
+  ASSERT_TRUE(x.ok());
+  auto second = a->tm->begin_exchange(kA1toB1);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.error().code, ControlError::kAlreadyExists);
+  EXPECT_TRUE(a->tm->begin_exchange(kA1toB2).ok());  // another pair is independent
+  auto unknown = a->tm->begin_exchange(pair("10.0.0.1", "10.9.9.9"));
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.error().code, ControlError::kNotFound);
+}
+
+TEST(TunnelManagerClient, FailureClosesIngressAndBacksOff) {
+  auto a = make_a();
+  LoopbackTransport t;  // peer 0 unreachable
+  t.scripted_failures[0] = {Error{ControlError::kDeadlineExceeded, "B: Deadline Exceeded"}};
+  auto first = a->tm->connect(kA1toB1, t);
+  ASSERT_FALSE(first.ok());
+  EXPECT_EQ(first.error().code, ControlError::kDeadlineExceeded);
+  EXPECT_EQ(a->dp.ingress_count(), 0u);  // the SPI we offered is closed again
+  EXPECT_EQ(a->tm->state(kA1toB1), PairState::kBackoff);
+  ASSERT_FALSE(a->log.empty());
+  EXPECT_NE(a->log.back().find("retry in 250 ms"), std::string::npos) << a->log.back();
+
+  auto early = a->tm->connect(kA1toB1, t);
+  ASSERT_FALSE(early.ok());
+  EXPECT_EQ(early.error().code, ControlError::kFailedPrecondition);
+  EXPECT_EQ(t.calls.size(), 1u);  // no RPC while backing off
+
+  a->clock.t += milliseconds(250);
+  auto second = a->tm->connect(kA1toB1, t);  // now unreachable: kUnavailable, backoff doubles
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.error().code, ControlError::kUnavailable);
+  EXPECT_NE(a->log.back().find("retry in 500 ms"), std::string::npos) << a->log.back();
+  a->clock.t += milliseconds(499);
+  EXPECT_EQ(a->tm->state(kA1toB1), PairState::kBackoff);
+
+  auto b = make_b();
+  t.peers = {b->tm.get()};
+  a->clock.t += milliseconds(1);
+  ASSERT_TRUE(a->tm->connect(kA1toB1, t).ok());
+  EXPECT_EQ(a->tm->session(kA1toB1)->retry_at, Clock::time_point{});  // success resets the backoff
+}
+
+TEST(TunnelManagerClient, MalformedAnswerIsInternal) {
+  auto a = make_a();
+  auto x = a->tm->begin_exchange(kA1toB1);
+  ASSERT_TRUE(x.ok());
+  MultiTunnelResponse wrong;
+  wrong.request_id = x->request.request_id + 1;
+  auto r = a->tm->finish_exchange(std::move(x.value()), std::move(wrong));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ControlError::kInternal);
+  EXPECT_EQ(a->dp.ingress_count(), 0u);
+  EXPECT_EQ(a->dp.egress_count(), 0u);
+}
+
+TEST(TunnelManagerClient, ClosedSessionIgnoresALateAnswer) {
+  auto a = make_a();
+  auto b = make_b();
+  auto x = a->tm->begin_exchange(kA1toB1);
+  ASSERT_TRUE(x.ok());
+  auto answer = b->tm->handle_tunnel_request(x->request);
+  ASSERT_TRUE(answer.ok());
+  ASSERT_TRUE(a->tm->close_session(kA1toB1).ok());
+  EXPECT_EQ(a->dp.ingress_count(), 0u);
+  auto r = a->tm->finish_exchange(std::move(x.value()), std::move(answer));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ControlError::kNotFound);
+  EXPECT_EQ(a->dp.egress_count(), 0u);
+}
+
+TEST(TunnelManagerClient, CloseSessionFreesIngressAndEgress) {
+  auto a = make_a();
+  auto b = make_b();
+  LoopbackTransport t;
+  t.peers = {b->tm.get()};
+  ASSERT_TRUE(a->tm->connect(kA1toB1, t).ok());
+  ASSERT_TRUE(b->tm->close_session(kB1toA1).ok());
+  EXPECT_EQ(b->dp.ingress_count(), 0u);
+  EXPECT_EQ(b->dp.egress_count(), 0u);
+  EXPECT_FALSE(b->tm->session(kB1toA1).has_value());
+  EXPECT_EQ(b->tm->close_session(kB1toA1).error().code, ControlError::kNotFound);
+}
+
+TEST(TunnelManagerClient, StaticModeSendsAllPairsWithoutReverseParams) {
+  auto a = make_a();
+  auto b = make_b();
+  LoopbackTransport t;
+  t.peers = {b->tm.get()};
+  t.before_send = [&](PeerIndex, const MultiTunnelRequest& r) {
+    ASSERT_EQ(r.tunnels.size(), 2u);
+    EXPECT_FALSE(r.tunnels[0].reverse_params.has_value());
+    EXPECT_FALSE(r.tunnels[1].reverse_params.has_value());
+    EXPECT_EQ(a->dp.ingress_count(), 0u);
+  };
+  ASSERT_TRUE(a->tm->connect_peer_static(0, t).ok());
+  EXPECT_EQ(a->dp.egress_count(), 2u);
+  EXPECT_EQ(b->dp.ingress_count(), 2u);
+  EXPECT_EQ(b->dp.egress_count(), 0u);  // B learns A's params when B runs its own static pass
+  t.before_send = nullptr;
+  ASSERT_TRUE(a->tm->connect_peer_static(0, t).ok());  // all connected: nothing sent
+  EXPECT_EQ(t.calls.size(), 1u);
+}
+
+TEST(TunnelManagerClient, StaticModeRetriesFailedPeersAfterTheOthers) {
+  // A with three peers; B0 answers, B1 fails twice, B2 fails once.
+  std::vector<PeerPolicy> peers = {{"B0", {pair("10.0.0.1", "10.0.1.1")}},
+                                   {"B1", {pair("10.0.0.1", "10.0.2.1")}},
+                                   {"B2", {pair("10.0.0.1", "10.0.3.1")}}};
+  Gateway a("192.0.2.1", "02:00:00:00:00:0A", peers);
+  std::vector<std::unique_ptr<Gateway>> remotes;
+  LoopbackTransport t;
+  for (int i = 0; i < 3; ++i) {
+    const std::string vip = "10.0.";
+    remotes.push_back(std::make_unique<Gateway>(
+        "192.0.2.9", "02:00:00:00:00:0B",
+        std::vector<PeerPolicy>{{"A", {pair(vip + std::to_string(i + 1) + ".1", "10.0.0.1")}}}));
+    t.peers.push_back(remotes.back()->tm.get());
+  }
+  const Error down{ControlError::kUnavailable, "down"};
+  t.scripted_failures[1] = {down, down};
+  t.scripted_failures[2] = {down};
+  std::vector<Clock::duration> sleeps;
+  StaticReport report =
+      a.tm->connect_all_static(t, StaticOptions{[&](Clock::duration d) { sleeps.push_back(d); }, {}, 0});
+  EXPECT_EQ(report.attempts, (std::vector<PeerIndex>{0, 1, 2, 1, 2, 1}));
+  EXPECT_TRUE(report.failed.empty());
+  EXPECT_EQ(report.rounds, 3u);
+  EXPECT_EQ(sleeps, (std::vector<Clock::duration>{milliseconds(250), milliseconds(500)}));
+  EXPECT_EQ(a.dp.egress_count(), 3u);
+
+  // Bounded: a peer that never answers is reported, not retried forever.
+  Gateway a2("192.0.2.1", "02:00:00:00:00:0A", peers);
+  t.scripted_failures[1] = std::vector<Error>(10, down);
+  report = a2.tm->connect_all_static(t, StaticOptions{[](Clock::duration) {}, {}, 4});
+  EXPECT_EQ(report.failed, (std::vector<PeerIndex>{1}));
+  EXPECT_EQ(report.attempts, (std::vector<PeerIndex>{0, 1, 2, 1, 1, 1}));
+}
+
+// ---- keys ----
+
+TEST(TunnelManagerKeys, RotationMarksReKeyAndReKeyMovesThePeerToTheNewSlot) {
+  auto a = make_a();
+  auto b = make_b();
+  LoopbackTransport to_b, to_a;
+  to_b.peers = {b->tm.get()};
+  to_a.peers = {a->tm.get()};
+  ASSERT_TRUE(a->tm->connect(kA1toB1, to_b).ok());
+  const uint32_t old_spi = a->dp.egress(kA1toB1)->spi;  // B's SPI that A sends with
+  EXPECT_EQ(psp::spi_slot(old_spi), 0);
+
+  RotationReport first = b->tm->rotate_master_key();
+  EXPECT_EQ(first.rekey_due, 1u);
+  EXPECT_EQ(first.closed_ingress, 0u);
+  EXPECT_EQ(b->tm->rekey_due(), (std::vector<VipPair>{kB1toA1}));
+  EXPECT_TRUE(b->dp.ingress_open(old_spi, kB1toA1));  // still valid until the next rotation
+
+  ASSERT_TRUE(b->tm->rekey(kB1toA1, to_a).ok());
+  const uint32_t new_spi = a->dp.egress(kA1toB1)->spi;
+  EXPECT_NE(new_spi, old_spi);
+  EXPECT_EQ(psp::spi_slot(new_spi), 1);
+  EXPECT_EQ(a->dp.egress(kA1toB1)->key,
+            bytes_of(*b->dp.master_keys()->derive(new_spi, psp::PspVersion::kAesGcm256)));
+  EXPECT_TRUE(b->tm->rekey_due().empty());
+  EXPECT_EQ(b->tm->rekey(kB1toA1, to_a).error().code, ControlError::kNotFound);  // not due any more
+
+  RotationReport second = b->tm->rotate_master_key();
+  EXPECT_EQ(second.lost, 0u);
+  EXPECT_EQ(second.closed_ingress, 1u);  // old_spi's slot now holds a new key
+  EXPECT_FALSE(b->dp.ingress_open(old_spi, kB1toA1));
+  EXPECT_TRUE(b->dp.ingress_open(new_spi, kB1toA1));  // the tunnel survives two rotations
+  EXPECT_EQ(second.rekey_due, 1u);
+}
+
+TEST(TunnelManagerKeys, WithoutReKeyTheSecondRotationLosesTheTunnel) {
+  auto a = make_a();
+  auto b = make_b();
+  LoopbackTransport to_b;
+  to_b.peers = {b->tm.get()};
+  ASSERT_TRUE(a->tm->connect(kA1toB1, to_b).ok());
+  const uint32_t spi = a->dp.egress(kA1toB1)->spi;
+  (void)b->tm->rotate_master_key();
+  RotationReport second = b->tm->rotate_master_key();
+  EXPECT_EQ(second.lost, 1u);
+  EXPECT_EQ(second.closed_ingress, 1u);
+  EXPECT_FALSE(b->dp.ingress_open(spi, kB1toA1));
+  // B still sends to A, so the session is due for a re-key that restores A -> B.
+  EXPECT_EQ(b->tm->rekey_due(), (std::vector<VipPair>{kB1toA1}));
+}
+
+TEST(TunnelManagerKeys, IssueNewKeysWakesTheControlThread) {
+  auto a = make_a();
+  auto b = make_b();
+  LoopbackTransport to_b;
+  to_b.peers = {b->tm.get()};
+  ASSERT_TRUE(a->tm->connect(kA1toB1, to_b).ok());
+  LoopbackTransport to_a;
+  to_a.peers = {a->tm.get()};
+  const auto generation = b->dp.master_keys()->generation();
+  auto r = b->tm->handle_key_rotation(KeyRotationRequest{8, true});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->request_id, 8u);
+  EXPECT_EQ(b->rekey_wakeups, 1);
+  ASSERT_TRUE(b->tm->rekey(kB1toA1, to_a).ok());
+  ASSERT_TRUE(b->tm->handle_key_rotation(KeyRotationRequest{9, false}).ok());
+  EXPECT_EQ(b->rekey_wakeups, 1);  // rotation only; the re-key is due, done on the next control pass
+  EXPECT_EQ(b->tm->rekey_due(), (std::vector<VipPair>{kB1toA1}));
+  EXPECT_EQ(b->dp.master_keys()->generation(), generation + 2);  // published on every rotation
+}
+
+TEST(TunnelManagerKeys, KeysAreLoggedOnlyWithDebugKeys) {
+  for (bool debug : {false, true}) {
+    auto a = make_a([&](TunnelManagerOptions& o) { o.debug_keys = debug; });
+    auto b = make_b();
+    LoopbackTransport t;
+    t.peers = {b->tm.get()};
+    ASSERT_TRUE(a->tm->connect(kA1toB1, t).ok());
+    const std::string key_hex = to_hex(a->dp.egress(kA1toB1)->key);
+    const bool logged = std::any_of(a->log.begin(), a->log.end(), [&](const std::string& l) {
+      return l.find(key_hex) != std::string::npos;
+    });
+    EXPECT_EQ(logged, debug);
+  }
+}
+
+}  // namespace
+}  // namespace pspgw::control

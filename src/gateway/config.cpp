@@ -1,0 +1,423 @@
+#include "gateway/config.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <charconv>
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <unordered_map>
+
+#include "base/byteorder.hpp"
+
+namespace pspgw::gateway {
+
+namespace {
+
+using json = nlohmann::json;
+
+constexpr int kMinPrefix = 16;  // DOCA expands IPv4 prefixes /16../32 (spec §3)
+constexpr uint32_t kMinMtu = 576;
+constexpr uint32_t kMaxMtu = 65535;
+constexpr std::size_t kMaxIfName = 15;  // IFNAMSIZ - 1
+constexpr uint64_t kMinDeadlineMs = 50;
+constexpr uint64_t kMaxDeadlineMs = 60000;
+
+// Thrown inside the parser only; parse_config turns it into a ConfigError naming the file.
+struct Failure {
+  std::string path;
+  std::string what;
+};
+
+[[noreturn]] void bad(const std::string& path, std::string what) {
+  throw Failure{path, std::move(what)};
+}
+
+std::string key_path(const std::string& parent, std::string_view key) {
+  return parent.empty() ? std::string(key) : parent + "." + std::string(key);
+}
+std::string index_path(const std::string& parent, std::size_t i) {
+  return parent + "[" + std::to_string(i) + "]";
+}
+
+std::string type_of(const json& j) {
+  if (j.is_number_unsigned() || j.is_number_integer()) return "integer";
+  return j.type_name();
+}
+
+const json& expect_object(const json& j, const std::string& path) {
+  if (!j.is_object()) bad(path, "expected an object, got " + type_of(j));
+  return j;
+}
+const json& expect_array(const json& j, const std::string& path) {
+  if (!j.is_array()) bad(path, "expected an array, got " + type_of(j));
+  return j;
+}
+std::string expect_string(const json& j, const std::string& path) {
+  if (!j.is_string()) bad(path, "expected a string, got " + type_of(j));
+  return j.get<std::string>();
+}
+uint64_t expect_uint(const json& j, const std::string& path, uint64_t lo, uint64_t hi) {
+  if (!j.is_number_unsigned()) bad(path, "expected a non-negative integer, got " + type_of(j));
+  const auto v = j.get<uint64_t>();
+  if (v < lo || v > hi)
+    bad(path, std::to_string(v) + " is outside " + std::to_string(lo) + ".." + std::to_string(hi));
+  return v;
+}
+
+void check_keys(const json& obj, const std::string& path, std::initializer_list<std::string_view> allowed) {
+  for (const auto& [key, value] : obj.items()) {
+    bool known = false;
+    for (std::string_view a : allowed) known = known || key == a;
+    if (known) continue;
+    std::string list;
+    for (std::string_view a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+    bad(key_path(path, key), "unknown key (expected one of: " + list + ")");
+  }
+}
+
+net::IpAddr expect_ip(const json& j, const std::string& path) {
+  const std::string text = expect_string(j, path);
+  auto ip = net::IpAddr::parse(text);
+  if (!ip) bad(path, "'" + text + "' is not an IP address");
+  return *ip;
+}
+
+net::MacAddr expect_mac(const json& j, const std::string& path) {
+  const std::string text = expect_string(j, path);
+  auto mac = net::MacAddr::parse(text);
+  if (!mac) bad(path, "'" + text + "' is not a MAC address (XX:XX:XX:XX:XX:XX)");
+  return *mac;
+}
+
+std::optional<uint32_t> parse_decimal(std::string_view text) {
+  uint32_t v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size() || text.empty()) return std::nullopt;
+  return v;
+}
+
+// "ip" or "a.b.c.d/len" with len 16..32: every address of the prefix (spec §3).
+std::vector<net::IpAddr> expand_remote_vip(const std::string& text, const std::string& path) {
+  const auto slash = text.find('/');
+  auto ip = net::IpAddr::parse(std::string_view(text).substr(0, slash));
+  if (!ip) bad(path, "'" + text + "' is not an IP address or IPv4 prefix");
+  if (slash == std::string::npos) return {*ip};
+  if (ip->is_v6()) bad(path, "'" + text + "': IPv6 prefixes are not supported, list the addresses");
+  auto len = parse_decimal(std::string_view(text).substr(slash + 1));
+  if (!len || *len < kMinPrefix || *len > 32) {
+    bad(path, "'" + text + "': prefix length must be " + std::to_string(kMinPrefix) + "..32");
+  }
+  const uint32_t base = load_be32(ip->bytes.data());
+  const uint32_t host_mask = *len == 32 ? 0 : (0xffffffffu >> *len);
+  if ((base & host_mask) != 0) bad(path, "'" + text + "' has host bits set");
+  std::vector<net::IpAddr> out;
+  out.reserve(static_cast<std::size_t>(host_mask) + 1);
+  for (uint64_t i = 0; i <= host_mask; ++i) {
+    std::array<uint8_t, 4> b{};
+    store_be32(b.data(), base + static_cast<uint32_t>(i));
+    out.push_back(net::IpAddr::v4(b));
+  }
+  return out;
+}
+
+struct PairKeyHash {
+  std::size_t operator()(const std::pair<net::IpAddr, net::IpAddr>& p) const noexcept {
+    std::hash<net::IpAddr> h;
+    return h(p.first) * 31 ^ h(p.second);
+  }
+};
+
+// Walks the document; one instance per parse.
+class Parser {
+ public:
+  explicit Parser(const ConfigInputs& inputs) : inputs_(inputs) {}
+
+  GatewayConfig parse(const json& root) {
+    expect_object(root, "(top level)");
+    check_keys(root, "", {"config", "peers", "x-sw"});
+    GatewayConfig cfg;
+    if (root.contains("config")) parse_local(root.at("config"), cfg);
+    if (root.contains("peers")) {
+      const json& peers = expect_array(root.at("peers"), "peers");
+      for (std::size_t i = 0; i < peers.size(); ++i)
+        cfg.peers.push_back(parse_peer(peers[i], index_path("peers", i)));
+    }
+    if (root.contains("x-sw")) cfg.sw = parse_sw(root.at("x-sw"));
+    check_host_ports(cfg);
+    return cfg;
+  }
+
+ private:
+  static void parse_local(const json& j, GatewayConfig& cfg) {
+    expect_object(j, "config");
+    check_keys(j, "config", {"local-grpc-address", "local-pip"});
+    if (j.contains("local-grpc-address")) {
+      const std::string path = "config.local-grpc-address";
+      const std::string text = expect_string(j.at("local-grpc-address"), path);
+      auto addr = parse_grpc_address(text, true);
+      if (!addr) bad(path, "'" + text + "' is not ip[:port] (IPv6: [ip]:port)");
+      cfg.local_grpc_address = *addr;
+    }
+    if (j.contains("local-pip")) cfg.local_pip = expect_ip(j.at("local-pip"), "config.local-pip");
+  }
+
+  PeerConfig parse_peer(const json& j, const std::string& path) {
+    expect_object(j, path);
+    check_keys(j, path, {"remote-grpc-address", "sessions"});
+    PeerConfig peer;
+    const std::string addr_path = key_path(path, "remote-grpc-address");
+    if (!j.contains("remote-grpc-address")) bad(addr_path, "missing");
+    const std::string text = expect_string(j.at("remote-grpc-address"), addr_path);
+    auto addr = parse_grpc_address(text, false);
+    if (!addr) bad(addr_path, "'" + text + "' is not host[:port] (IPv6: [ip]:port)");
+    peer.remote_grpc_address = *addr;
+    const std::string sessions_path = key_path(path, "sessions");
+    if (!j.contains("sessions")) bad(sessions_path, "missing");
+    const json& sessions = expect_array(j.at("sessions"), sessions_path);
+    if (sessions.empty()) bad(sessions_path, "a peer needs at least one session");
+    for (std::size_t i = 0; i < sessions.size(); ++i) {
+      peer.sessions.push_back(parse_session(sessions[i], index_path(sessions_path, i)));
+    }
+    return peer;
+  }
+
+  SessionConfig parse_session(const json& j, const std::string& path) {
+    expect_object(j, path);
+    check_keys(j, path, {"local-vip", "remote-vips"});
+    SessionConfig s;
+    const std::string local_path = key_path(path, "local-vip");
+    if (j.contains("local-vip")) {
+      s.local_vip = expect_ip(j.at("local-vip"), local_path);
+    } else if (inputs_.default_local_vip) {
+      s.local_vip = *inputs_.default_local_vip;
+    } else {
+      bad(local_path, "missing, and the unsecured port has no IPv4 address to default to");
+    }
+    const std::string remotes_path = key_path(path, "remote-vips");
+    if (!j.contains("remote-vips")) bad(remotes_path, "missing");
+    const json& remotes = expect_array(j.at("remote-vips"), remotes_path);
+    if (remotes.empty()) bad(remotes_path, "a session needs at least one remote VIP");
+    for (std::size_t i = 0; i < remotes.size(); ++i) add_remotes(s, remotes[i], index_path(remotes_path, i));
+    return s;
+  }
+
+  void add_remotes(SessionConfig& s, const json& j, const std::string& path) {
+    const std::string text = expect_string(j, path);
+    const std::string origin = path + " (" + text + ")";
+    for (const net::IpAddr& remote : expand_remote_vip(text, path)) {
+      if (remote.family != s.local_vip.family) {
+        bad(path,
+            "'" + text + "' and local-vip " + s.local_vip.to_string() + " are of different IP families");
+      }
+      if (remote == s.local_vip) bad(path, "'" + text + "' includes the session's own local-vip");
+      auto [it, fresh] = pairs_.emplace(std::pair{s.local_vip, remote}, origins_.size());
+      if (!fresh) {
+        bad(path, "'" + text + "' repeats the pair (local " + s.local_vip.to_string() + ", remote " +
+                      remote.to_string() + ") of " + origins_[it->second]);
+      }
+      s.remote_vips.push_back(remote);
+    }
+    origins_.push_back(origin);
+  }
+
+  static SwExtensions parse_sw(const json& j) {
+    expect_object(j, "x-sw");
+    check_keys(j, "x-sw", {"host-ports", "local-mac", "virt-cookie", "rpc-deadline-ms"});
+    SwExtensions sw;
+    if (j.contains("host-ports")) {
+      const json& ports = expect_array(j.at("host-ports"), "x-sw.host-ports");
+      for (std::size_t i = 0; i < ports.size(); ++i) {
+        sw.host_ports.push_back(parse_host_port(ports[i], index_path("x-sw.host-ports", i)));
+      }
+    }
+    if (j.contains("local-mac")) sw.local_mac = expect_mac(j.at("local-mac"), "x-sw.local-mac");
+    if (j.contains("virt-cookie")) sw.virt_cookie = parse_cookie(j.at("virt-cookie"), "x-sw.virt-cookie");
+    if (j.contains("rpc-deadline-ms")) {
+      sw.rpc_deadline = std::chrono::milliseconds(
+          expect_uint(j.at("rpc-deadline-ms"), "x-sw.rpc-deadline-ms", kMinDeadlineMs, kMaxDeadlineMs));
+    }
+    return sw;
+  }
+
+  static HostPortConfig parse_host_port(const json& j, const std::string& path) {
+    expect_object(j, path);
+    check_keys(j, path, {"name", "mtu", "local-vips", "mac"});
+    HostPortConfig port;
+    if (!j.contains("name")) bad(key_path(path, "name"), "missing");
+    port.name = expect_string(j.at("name"), key_path(path, "name"));
+    if (port.name.empty() || port.name.size() > kMaxIfName ||
+        port.name.find_first_of("/ \t") != std::string::npos) {
+      bad(key_path(path, "name"),
+          "'" + port.name + "' is not an interface name (1..15 characters, no '/' or space)");
+    }
+    if (j.contains("mtu"))
+      port.mtu = static_cast<uint32_t>(expect_uint(j.at("mtu"), key_path(path, "mtu"), kMinMtu, kMaxMtu));
+    if (j.contains("mac")) port.mac = expect_mac(j.at("mac"), key_path(path, "mac"));
+    if (j.contains("local-vips")) {
+      const std::string vips_path = key_path(path, "local-vips");
+      const json& vips = expect_array(j.at("local-vips"), vips_path);
+      for (std::size_t i = 0; i < vips.size(); ++i)
+        port.local_vips.push_back(expect_ip(vips[i], index_path(vips_path, i)));
+    }
+    return port;
+  }
+
+  static uint64_t parse_cookie(const json& j, const std::string& path) {
+    if (j.is_number_unsigned()) return j.get<uint64_t>();
+    if (!j.is_string())
+      bad(path, "expected a hex string (\"0x...\") or a non-negative integer, got " + type_of(j));
+    std::string_view text = j.get_ref<const std::string&>();
+    if (text.starts_with("0x") || text.starts_with("0X")) text.remove_prefix(2);
+    uint64_t v = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v, 16);
+    if (text.empty() || ec != std::errc() || end != text.data() + text.size()) {
+      bad(path, "'" + j.get<std::string>() + "' is not a 64-bit hex number");
+    }
+    return v;
+  }
+
+  // Each VIP on at most one host port; with explicit ports, every session's local VIP on one of them.
+  static void check_host_ports(const GatewayConfig& cfg) {
+    if (cfg.sw.host_ports.empty()) return;
+    std::unordered_map<net::IpAddr, std::string> owner;
+    for (std::size_t p = 0; p < cfg.sw.host_ports.size(); ++p) {
+      const HostPortConfig& port = cfg.sw.host_ports[p];
+      for (std::size_t i = 0; i < port.local_vips.size(); ++i) {
+        const std::string path = index_path(index_path("x-sw.host-ports", p) + ".local-vips", i);
+        auto [it, fresh] = owner.emplace(port.local_vips[i], path);
+        if (!fresh) bad(path, port.local_vips[i].to_string() + " is already on " + it->second);
+      }
+      for (std::size_t q = 0; q < p; ++q) {
+        if (cfg.sw.host_ports[q].name == port.name) {
+          bad(index_path("x-sw.host-ports", p) + ".name",
+              "'" + port.name + "' is already x-sw.host-ports[" + std::to_string(q) + "]");
+        }
+      }
+    }
+    for (std::size_t p = 0; p < cfg.peers.size(); ++p) {
+      for (std::size_t s = 0; s < cfg.peers[p].sessions.size(); ++s) {
+        const net::IpAddr& vip = cfg.peers[p].sessions[s].local_vip;
+        if (!owner.contains(vip)) {
+          bad(index_path(index_path("peers", p) + ".sessions", s) + ".local-vip",
+              vip.to_string() + " is on no x-sw.host-ports entry");
+        }
+      }
+    }
+  }
+
+  const ConfigInputs& inputs_;
+  std::unordered_map<std::pair<net::IpAddr, net::IpAddr>, std::size_t, PairKeyHash> pairs_;
+  std::vector<std::string> origins_;  // "peers[0].sessions[1].remote-vips[2] (10.0.1.0/24)"
+};
+
+// nlohmann keeps the last of duplicate keys silently; a config with two "remote-vips" is a mistake.
+// Used as the parse callback: records the first key repeated within one object.
+class DuplicateKeyFinder {
+ public:
+  bool operator()(int /*depth*/, json::parse_event_t event, const json& parsed) {
+    if (event == json::parse_event_t::object_start) open_.emplace_back();
+    if (event == json::parse_event_t::object_end && !open_.empty()) open_.pop_back();
+    if (event == json::parse_event_t::key && !open_.empty() &&
+        !open_.back().insert(parsed.get<std::string>()).second && !duplicate_) {
+      duplicate_ = parsed.get<std::string>();
+    }
+    return true;  // keep everything
+  }
+  const std::optional<std::string>& duplicate() const { return duplicate_; }
+
+ private:
+  std::vector<std::set<std::string>> open_;
+  std::optional<std::string> duplicate_;
+};
+
+}  // namespace
+
+std::string GrpcAddress::to_string() const {
+  const bool v6 = host.find(':') != std::string::npos;
+  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+std::optional<GrpcAddress> parse_grpc_address(std::string_view text, bool require_ip) {
+  std::string_view host = text;
+  std::optional<std::string_view> port_text;
+  if (text.starts_with('[')) {  // [v6] or [v6]:port
+    const auto close = text.find(']');
+    if (close == std::string_view::npos) return std::nullopt;
+    host = text.substr(1, close - 1);
+    std::string_view rest = text.substr(close + 1);
+    if (!rest.empty()) {
+      if (!rest.starts_with(':')) return std::nullopt;
+      port_text = rest.substr(1);
+    }
+    auto ip = net::IpAddr::parse(host);
+    if (!ip || !ip->is_v6()) return std::nullopt;
+  } else if (std::count(text.begin(), text.end(), ':') == 1) {  // host:port
+    const auto colon = text.find(':');
+    host = text.substr(0, colon);
+    port_text = text.substr(colon + 1);
+  } else if (text.find(':') != std::string_view::npos) {  // a bare IPv6 address, no port
+    auto ip = net::IpAddr::parse(text);
+    if (!ip || !ip->is_v6()) return std::nullopt;
+  }
+  if (host.empty()) return std::nullopt;
+  auto ip = net::IpAddr::parse(host);
+  if (!ip) {
+    if (require_ip) return std::nullopt;
+    for (char c : host) {  // a DNS name
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.') return std::nullopt;
+    }
+  }
+  GrpcAddress out{ip ? ip->to_string() : std::string(host), kDefaultGrpcPort};
+  if (port_text) {
+    auto port = parse_decimal(*port_text);
+    if (!port || *port == 0 || *port > 65535) return std::nullopt;
+    out.port = static_cast<uint16_t>(*port);
+  }
+  return out;
+}
+
+std::vector<net::IpAddr> GatewayConfig::local_vips() const {
+  std::vector<net::IpAddr> out;
+  for (const PeerConfig& p : peers) {
+    for (const SessionConfig& s : p.sessions) {
+      if (std::find(out.begin(), out.end(), s.local_vip) == out.end()) out.push_back(s.local_vip);
+    }
+  }
+  return out;
+}
+
+Result<GatewayConfig, ConfigError> parse_config(std::string_view json_text, std::string_view source,
+                                                const ConfigInputs& inputs) {
+  const std::string file(source);
+  json root;
+  DuplicateKeyFinder duplicates;
+  try {
+    root = json::parse(json_text, std::ref(duplicates));
+  } catch (const json::parse_error& e) {
+    return Err{ConfigError{file + ": not valid JSON: " + e.what()}};
+  }
+  if (duplicates.duplicate()) {
+    return Err{ConfigError{file + ": key \"" + *duplicates.duplicate() + "\" appears twice in one object"}};
+  }
+  try {
+    GatewayConfig cfg = Parser(inputs).parse(root);
+    cfg.source = file;
+    return cfg;
+  } catch (const Failure& f) {
+    return Err{ConfigError{file + ": " + (f.path.empty() ? "" : f.path + ": ") + f.what}};
+  }
+}
+
+Result<GatewayConfig, ConfigError> load_config(const std::string& path, const ConfigInputs& inputs) {
+  std::ifstream in(path);
+  if (!in) return Err{ConfigError{path + ": cannot open"}};
+  std::ostringstream text;
+  text << in.rdbuf();
+  return parse_config(text.str(), path, inputs);
+}
+
+}  // namespace pspgw::gateway

@@ -1,0 +1,111 @@
+// The gateway's JSON config (-c FILE): DOCA's schema (shared/spec/doca-psp-gateway.md §3) plus one
+// clearly named extension object for what only a software gateway needs.
+//
+//   {
+//     "config": {
+//       "local-grpc-address": "ip[:port]",     // default 0.0.0.0:3000; ":3000" when no port; IPv6 as
+//       [ip]:port "local-pip": "ip"                      // DOCA 3.4: our outer address (PSP/UDP bind,
+//       TunnelParameters.ip_addr)
+//     },
+//     "peers": [ {
+//       "remote-grpc-address": "host[:port]",  // ":3000" when no port
+//       "sessions": [ {
+//         "local-vip": "ip",                   // default: the unsecured port's IPv4 (an input of the parser)
+//         "remote-vips": ["ip", "a.b.c.d/len"] // IPv4 prefixes /16../32 expand to every address; IPv6 plain
+//         only
+//       } ]
+//     } ],
+//     "x-sw": {                                // software-gateway extension (a DOCA gateway rejects it)
+//       "host-ports": [ {                      // TAP devices; default: one, named by -d/--vf-name, with
+//       every local VIP
+//         "name": "psp0",                      //   interface name (<= 15 characters)
+//         "mtu": 1500,                         //   576..65535
+//         "local-vips": ["10.0.0.1"],          //   the VIPs behind this port (each on exactly one port)
+//         "mac": "02:00:00:00:00:01"           //   optional: the gateway's MAC on this port (proxy ARP/NA,
+//         DHCP)
+//       } ],
+//       "local-mac": "02:00:00:00:00:01",      // MAC sent to peers in TunnelParameters.mac_addr
+//       "virt-cookie": "0x778899aabbccddee",   // VC we ask peers to send (string hex or number); DOCA's
+//       constant "rpc-deadline-ms": 2000                // deadline of every key-exchange RPC, 50..60000
+//     }
+//   }
+//
+// Every error names the file and the key path ("peers[1].sessions[0].remote-vips[2]"): unknown keys,
+// duplicate JSON keys, wrong types (with the expected type) and duplicate (local VIP, remote VIP) pairs
+// (naming both places) are errors, never ignored.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.hpp"
+#include "net/addr.hpp"
+
+namespace pspgw::gateway {
+
+inline constexpr uint16_t kDefaultGrpcPort = 3000;
+inline constexpr uint64_t kDocaVirtCookie = 0x778899aabbccddeeULL;
+
+struct ConfigError {
+  std::string message;  // "FILE: KEY.PATH: what is wrong"
+};
+
+// "host:port" for gRPC. host is an IP literal or (remote side only) a DNS name.
+struct GrpcAddress {
+  std::string host;
+  uint16_t port = kDefaultGrpcPort;
+  std::string to_string() const;  // IPv6 hosts in brackets
+  friend bool operator==(const GrpcAddress&, const GrpcAddress&) = default;
+};
+// Parses "host[:port]", "[v6]:port" or a bare IPv6 address. require_ip: the host must be an IP literal.
+std::optional<GrpcAddress> parse_grpc_address(std::string_view text, bool require_ip);
+
+struct SessionConfig {
+  net::IpAddr local_vip;
+  std::vector<net::IpAddr> remote_vips;  // prefixes expanded, config order
+};
+
+struct PeerConfig {
+  GrpcAddress remote_grpc_address;
+  std::vector<SessionConfig> sessions;
+};
+
+struct HostPortConfig {
+  std::string name;
+  uint32_t mtu = 1500;
+  std::vector<net::IpAddr> local_vips;
+  std::optional<net::MacAddr> mac;
+};
+
+struct SwExtensions {
+  std::vector<HostPortConfig> host_ports;  // empty: one port named by -d, carrying every local VIP
+  std::optional<net::MacAddr> local_mac;   // unset: the gateway picks one (e.g. of the secured interface)
+  uint64_t virt_cookie = kDocaVirtCookie;
+  std::chrono::milliseconds rpc_deadline{2000};
+};
+
+struct GatewayConfig {
+  std::string source;  // the file it came from, for messages
+  GrpcAddress local_grpc_address{"0.0.0.0", kDefaultGrpcPort};
+  std::optional<net::IpAddr> local_pip;
+  std::vector<PeerConfig> peers;
+  SwExtensions sw;
+
+  // Every distinct local VIP of every session, in config order.
+  std::vector<net::IpAddr> local_vips() const;
+};
+
+// Facts the parser needs from outside the file.
+struct ConfigInputs {
+  std::optional<net::IpAddr> default_local_vip;  // the unsecured port's IPv4 (DOCA's default local-vip)
+};
+
+Result<GatewayConfig, ConfigError> parse_config(std::string_view json_text, std::string_view source,
+                                                const ConfigInputs& inputs);
+Result<GatewayConfig, ConfigError> load_config(const std::string& path, const ConfigInputs& inputs);
+
+}  // namespace pspgw::gateway

@@ -1,0 +1,224 @@
+#include "gateway/config.hpp"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+namespace pspgw::gateway {
+namespace {
+
+net::IpAddr ip(std::string_view t) {
+  return *net::IpAddr::parse(t);
+}
+
+const ConfigInputs kInputs{ip("192.168.1.1")};
+
+GatewayConfig ok(std::string_view text, const ConfigInputs& inputs = kInputs) {
+  auto r = parse_config(text, "c.json", inputs);
+  EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message);
+  return r.ok() ? std::move(r.value()) : GatewayConfig{};
+}
+
+std::string error(std::string_view text, const ConfigInputs& inputs = kInputs) {
+  auto r = parse_config(text, "c.json", inputs);
+  EXPECT_FALSE(r.ok()) << text;
+  return r.ok() ? "" : r.error().message;
+}
+
+// The shape of DOCA's sample configs: one peer per remote host, prefixes and defaulted local VIPs.
+TEST(Config, DocaExample) {
+  GatewayConfig c = ok(R"({
+    "config": { "local-grpc-address": "10.0.0.1" },
+    "peers": [
+      { "remote-grpc-address": "10.0.0.2",
+        "sessions": [ { "local-vip": "192.168.1.1", "remote-vips": ["192.168.2.2", "192.168.3.0/24"] } ] },
+      { "remote-grpc-address": "[fd00::3]:3001",
+        "sessions": [ { "remote-vips": ["192.168.4.4"] } ] }
+    ]
+  })");
+  EXPECT_EQ(c.source, "c.json");
+  EXPECT_EQ(c.local_grpc_address.to_string(), "10.0.0.1:3000");
+  ASSERT_EQ(c.peers.size(), 2u);
+  EXPECT_EQ(c.peers[0].remote_grpc_address.to_string(), "10.0.0.2:3000");
+  EXPECT_EQ(c.peers[1].remote_grpc_address.to_string(), "[fd00::3]:3001");
+  const auto& remotes = c.peers[0].sessions[0].remote_vips;
+  ASSERT_EQ(remotes.size(), 1u + 256u);
+  EXPECT_EQ(remotes[1], ip("192.168.3.0"));
+  EXPECT_EQ(remotes[256], ip("192.168.3.255"));
+  EXPECT_EQ(c.peers[1].sessions[0].local_vip, ip("192.168.1.1"));  // the unsecured port's IPv4
+  EXPECT_EQ(c.local_vips(), std::vector<net::IpAddr>{ip("192.168.1.1")});
+  EXPECT_FALSE(c.local_pip.has_value());
+  EXPECT_TRUE(c.sw.host_ports.empty());
+  EXPECT_EQ(c.sw.virt_cookie, kDocaVirtCookie);
+}
+
+TEST(Config, AddressDefaultsAndForms) {
+  EXPECT_EQ(ok("{}").local_grpc_address.to_string(), "0.0.0.0:3000");
+  EXPECT_EQ(ok(R"({"config": {"local-grpc-address": "[::]:4000"}})").local_grpc_address.to_string(),
+            "[::]:4000");
+  EXPECT_EQ(ok(R"({"config": {"local-grpc-address": "fd00::1"}})").local_grpc_address.to_string(),
+            "[fd00::1]:3000");
+  EXPECT_EQ(
+      ok(R"({"config": {"local-grpc-address": "10.1.1.1:50051", "local-pip": "2001:db8::1"}})").local_pip,
+      ip("2001:db8::1"));
+  auto named = parse_grpc_address("gw-2.example:3005", false);
+  ASSERT_TRUE(named.has_value());
+  EXPECT_EQ(named->to_string(), "gw-2.example:3005");
+  EXPECT_FALSE(parse_grpc_address("gw-2.example", true).has_value());  // listening needs an IP
+  EXPECT_FALSE(parse_grpc_address("10.0.0.1:0", false).has_value());
+  EXPECT_FALSE(parse_grpc_address("10.0.0.1:70000", false).has_value());
+  EXPECT_FALSE(parse_grpc_address("[10.0.0.1]:3000", false).has_value());
+  EXPECT_FALSE(parse_grpc_address("[fd00::1]3000", false).has_value());
+}
+
+TEST(Config, IPv6SessionsAndSlash32) {
+  GatewayConfig c = ok(R"({"peers": [{"remote-grpc-address": "h", "sessions": [
+      {"local-vip": "fd00::1", "remote-vips": ["fd00::2", "fd00::3"]},
+      {"local-vip": "10.0.0.1", "remote-vips": ["10.0.0.2/32"]}]}]})");
+  EXPECT_EQ(c.peers[0].sessions[0].remote_vips.size(), 2u);
+  EXPECT_EQ(c.peers[0].sessions[1].remote_vips, std::vector<net::IpAddr>{ip("10.0.0.2")});
+  EXPECT_EQ(c.peers[0].remote_grpc_address.to_string(), "h:3000");
+}
+
+TEST(Config, SoftwareExtension) {
+  GatewayConfig c = ok(R"({
+    "config": { "local-pip": "198.51.100.1" },
+    "peers": [ { "remote-grpc-address": "198.51.100.2",
+                 "sessions": [ { "local-vip": "10.0.0.1", "remote-vips": ["10.0.1.1"] },
+                               { "local-vip": "10.0.0.2", "remote-vips": ["10.0.1.1"] } ] } ],
+    "x-sw": {
+      "host-ports": [ { "name": "vm1", "mtu": 9000, "local-vips": ["10.0.0.1"], "mac": "02:00:00:00:00:01" },
+                      { "name": "vm2", "local-vips": ["10.0.0.2"] } ],
+      "local-mac": "02:aa:bb:cc:dd:ee",
+      "virt-cookie": "0x0102030405060708",
+      "rpc-deadline-ms": 500
+    } })");
+  ASSERT_EQ(c.sw.host_ports.size(), 2u);
+  EXPECT_EQ(c.sw.host_ports[0].mtu, 9000u);
+  EXPECT_EQ(c.sw.host_ports[1].mtu, 1500u);
+  EXPECT_EQ(c.sw.host_ports[1].local_vips, std::vector<net::IpAddr>{ip("10.0.0.2")});
+  EXPECT_EQ(c.sw.host_ports[0].mac->to_string(), "02:00:00:00:00:01");
+  EXPECT_EQ(c.sw.local_mac->to_string(), "02:AA:BB:CC:DD:EE");
+  EXPECT_EQ(c.sw.virt_cookie, 0x0102030405060708ULL);
+  EXPECT_EQ(c.sw.rpc_deadline, std::chrono::milliseconds(500));
+  EXPECT_EQ(ok(R"({"x-sw": {"virt-cookie": 42}})").sw.virt_cookie, 42u);
+}
+
+TEST(Config, UnknownKeysNameThePathAndTheFile) {
+  EXPECT_EQ(error(R"({"peer": []})"), "c.json: peer: unknown key (expected one of: config, peers, x-sw)");
+  EXPECT_EQ(error(R"({"config": {"local-grpc-adress": "1.2.3.4"}})"),
+            "c.json: config.local-grpc-adress: unknown key (expected one of: local-grpc-address, local-pip)");
+  EXPECT_EQ(error(R"({"peers": [{"remote-grpc-address": "h", "sessions": [{"remote-vip": ["10.0.0.2"]}]}]})"),
+            "c.json: peers[0].sessions[0].remote-vip: unknown key (expected one of: local-vip, remote-vips)");
+  EXPECT_EQ(error(R"({"x-sw": {"host-ports": [{"name": "p", "speed": 10}]}})"),
+            "c.json: x-sw.host-ports[0].speed: unknown key (expected one of: name, mtu, local-vips, mac)");
+}
+
+TEST(Config, TypeErrorsNameTheExpectedType) {
+  EXPECT_EQ(error(R"({"peers": [{"remote-grpc-address": 3000, "sessions": []}]})"),
+            "c.json: peers[0].remote-grpc-address: expected a string, got integer");
+  EXPECT_EQ(error(R"({"peers": {}})"), "c.json: peers: expected an array, got object");
+  EXPECT_EQ(error(R"({"peers": [{"remote-grpc-address": "h", "sessions": [{"remote-vips": "10.0.0.2"}]}]})"),
+            "c.json: peers[0].sessions[0].remote-vips: expected an array, got string");
+  EXPECT_EQ(error(R"({"x-sw": {"rpc-deadline-ms": "2s"}})"),
+            "c.json: x-sw.rpc-deadline-ms: expected a non-negative integer, got string");
+  EXPECT_EQ(error(R"({"x-sw": {"rpc-deadline-ms": 5}})"),
+            "c.json: x-sw.rpc-deadline-ms: 5 is outside 50..60000");
+  EXPECT_EQ(error("[]"), "c.json: (top level): expected an object, got array");
+}
+
+TEST(Config, DuplicatePairsNameBothPlaces) {
+  EXPECT_EQ(
+      error(R"({"peers": [
+      {"remote-grpc-address": "a", "sessions": [{"local-vip": "10.0.0.1", "remote-vips": ["10.0.1.1"]}]},
+      {"remote-grpc-address": "b", "sessions": [{"local-vip": "10.0.0.1", "remote-vips": ["10.0.2.1", "10.0.1.1"]}]}]})"),
+      "c.json: peers[1].sessions[0].remote-vips[1]: '10.0.1.1' repeats the pair (local 10.0.0.1, remote "
+      "10.0.1.1) of peers[0].sessions[0].remote-vips[0] (10.0.1.1)");
+  // Through a prefix.
+  EXPECT_EQ(
+      error(R"({"peers": [{"remote-grpc-address": "a", "sessions": [
+      {"local-vip": "10.0.0.1", "remote-vips": ["10.0.1.0/24", "10.0.1.7"]}]}]})"),
+      "c.json: peers[0].sessions[0].remote-vips[1]: '10.0.1.7' repeats the pair (local 10.0.0.1, remote "
+      "10.0.1.7) of peers[0].sessions[0].remote-vips[0] (10.0.1.0/24)");
+  // The same remote VIP behind two different local VIPs is two pairs: allowed.
+  ok(R"({"peers": [{"remote-grpc-address": "a", "sessions": [
+      {"local-vip": "10.0.0.1", "remote-vips": ["10.0.1.1"]}, {"local-vip": "10.0.0.2", "remote-vips": ["10.0.1.1"]}]}]})");
+}
+
+TEST(Config, RemoteVipRules) {
+  auto session = [](std::string_view remotes) {
+    return std::string(
+               R"({"peers": [{"remote-grpc-address": "a", "sessions": [{"local-vip": "10.0.0.1", "remote-vips": [)") +
+           std::string(remotes) + "]}]}]}";
+  };
+  const std::string where = "c.json: peers[0].sessions[0].remote-vips[0]: ";
+  EXPECT_EQ(error(session(R"("10.0.0.0/15")")), where + "'10.0.0.0/15': prefix length must be 16..32");
+  EXPECT_EQ(error(session(R"("10.0.0.0/33")")), where + "'10.0.0.0/33': prefix length must be 16..32");
+  EXPECT_EQ(error(session(R"("10.0.1.5/24")")), where + "'10.0.1.5/24' has host bits set");
+  EXPECT_EQ(error(session(R"("fd00::/120")")),
+            where + "'fd00::/120': IPv6 prefixes are not supported, list the addresses");
+  EXPECT_EQ(error(session(R"("fd00::2")")),
+            where + "'fd00::2' and local-vip 10.0.0.1 are of different IP families");
+  EXPECT_EQ(error(session(R"("10.0.0.0/16")")), where + "'10.0.0.0/16' includes the session's own local-vip");
+  EXPECT_EQ(error(session(R"("host")")), where + "'host' is not an IP address or IPv4 prefix");
+  EXPECT_EQ(error(session("")),
+            "c.json: peers[0].sessions[0].remote-vips: a session needs at least one remote VIP");
+  EXPECT_EQ(ok(session(R"("10.1.0.0/16")")).peers[0].sessions[0].remote_vips.size(), 65536u);
+}
+
+TEST(Config, MissingValues) {
+  EXPECT_EQ(
+      error(R"({"peers": [{"remote-grpc-address": "a", "sessions": [{"remote-vips": ["10.0.1.1"]}]}]})", {}),
+      "c.json: peers[0].sessions[0].local-vip: missing, and the unsecured port has no IPv4 address to "
+      "default to");
+  EXPECT_EQ(error(R"({"peers": [{"sessions": []}]})"), "c.json: peers[0].remote-grpc-address: missing");
+  EXPECT_EQ(error(R"({"peers": [{"remote-grpc-address": "a", "sessions": []}]})"),
+            "c.json: peers[0].sessions: a peer needs at least one session");
+  EXPECT_EQ(error(R"({"config": {"local-grpc-address": "gw.example:3000"}})"),
+            "c.json: config.local-grpc-address: 'gw.example:3000' is not ip[:port] (IPv6: [ip]:port)");
+}
+
+TEST(Config, HostPortRules) {
+  const std::string peers =
+      R"("peers": [{"remote-grpc-address": "a", "sessions": [{"local-vip": "10.0.0.1", "remote-vips": ["10.0.1.1"]}]}])";
+  EXPECT_EQ(error("{" + peers + R"(, "x-sw": {"host-ports": [{"name": "p0", "local-vips": ["10.0.0.9"]}]}})"),
+            "c.json: peers[0].sessions[0].local-vip: 10.0.0.1 is on no x-sw.host-ports entry");
+  EXPECT_EQ(
+      error("{" + peers + R"(, "x-sw": {"host-ports": [{"name": "p0", "local-vips": ["10.0.0.1"]},
+                                                            {"name": "p1", "local-vips": ["10.0.0.1"]}]}})"),
+      "c.json: x-sw.host-ports[1].local-vips[0]: 10.0.0.1 is already on x-sw.host-ports[0].local-vips[0]");
+  EXPECT_EQ(error(R"({"x-sw": {"host-ports": [{"name": "a-very-long-interface"}]}})"),
+            "c.json: x-sw.host-ports[0].name: 'a-very-long-interface' is not an interface name (1..15 "
+            "characters, no "
+            "'/' or space)");
+  EXPECT_EQ(error(R"({"x-sw": {"host-ports": [{"name": "p", "mtu": 100}]}})"),
+            "c.json: x-sw.host-ports[0].mtu: 100 is outside 576..65535");
+  EXPECT_EQ(error(R"({"x-sw": {"local-mac": "02:00"}})"),
+            "c.json: x-sw.local-mac: '02:00' is not a MAC address (XX:XX:XX:XX:XX:XX)");
+  EXPECT_EQ(error(R"({"x-sw": {"virt-cookie": "0xg1"}})"),
+            "c.json: x-sw.virt-cookie: '0xg1' is not a 64-bit hex number");
+}
+
+TEST(Config, MalformedJsonAndDuplicateKeys) {
+  EXPECT_NE(error(R"({"config": )").find("c.json: not valid JSON: "), std::string::npos);
+  EXPECT_EQ(error(R"({"peers": [], "peers": []})"), "c.json: key \"peers\" appears twice in one object");
+}
+
+TEST(Config, LoadFromFile) {
+  const std::string path = ::testing::TempDir() + "/pspgw_config_test.json";
+  {
+    std::ofstream out(path);
+    out << R"({"config": {"local-grpc-address": "127.0.0.1:3999"}})";
+  }
+  auto c = load_config(path, {});
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->local_grpc_address.port, 3999);
+  EXPECT_EQ(c->source, path);
+  std::remove(path.c_str());
+  auto missing = load_config(path, {});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().message, path + ": cannot open");
+}
+
+}  // namespace
+}  // namespace pspgw::gateway

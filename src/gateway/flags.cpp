@@ -1,0 +1,134 @@
+#include "gateway/flags.hpp"
+
+#include <CLI/CLI.hpp>
+#include <sstream>
+#include <vector>
+
+namespace pspgw::gateway {
+
+namespace {
+
+constexpr uint32_t kMaxSampleRate = 16;  // EGR_SAMP matches 16 random bits (the seeds' mask 0xffff)
+constexpr uint32_t kMaxWorkers = 256;
+constexpr uint32_t kMaxTunnelsLimit = 1u << 20;
+
+// Hardware-only DOCA flags: accepted by the parser so the message can say why they are refused.
+struct HardwareFlag {
+  const char* names;
+  const char* name;
+  const char* why;
+};
+constexpr HardwareFlag kHardwareFlags[] = {
+    {"-s,--device", "--device", "there is no NIC to select: PSP runs over the kernel's UDP sockets"},
+    {"-r,--repr", "--repr", "there are no VF representors: the host side is the TAP device of -d/--vf-name"},
+    {"-m,--core-mask", "--core-mask", "use --workers N to choose the number of packet threads"},
+};
+
+const CLI::Validator kMac(
+    [](const std::string& text) {
+      return net::MacAddr::parse(text) ? std::string() : "not a MAC address: " + text;
+    },
+    "MAC");
+
+void parse_perf_print(const std::string& text, PerfPrint& out) {
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    if (item == "key-gen" || item == "all") out.key_gen = true;
+    if (item == "insertion" || item == "all") out.insertion = true;
+  }
+}
+
+net::IpFamily family_of(const std::string& text) {
+  return text == "ipv4" ? net::IpFamily::kV4 : net::IpFamily::kV6;
+}
+
+}  // namespace
+
+uint8_t GatewayFlags::effective_crypt_offset() const {
+  if (crypt_offset) return *crypt_offset;
+  const uint8_t inner = inner_ip_type == net::IpFamily::kV4 ? 5 : 10;  // 20 / 40 bytes of IP header
+  return static_cast<uint8_t>(inner + (cookie ? 2 : 0));               // + 8 bytes of VC
+}
+
+Result<GatewayFlags, FlagsExit> parse_flags(int argc, const char* const* argv) {
+  GatewayFlags f;
+  CLI::App app{"psp-gateway: a software PSP Security Protocol gateway (DOCA PSP Gateway compatible)",
+               "psp-gateway"};
+  app.get_formatter()->column_width(32);
+  std::string psp_version = "1", outer = "ipv6", inner = "ipv4", mode = "tunnel", perf, decap, nexthop;
+  uint32_t crypt_offset = 0;
+
+  app.add_option("-c,--config", f.config_path, "JSON config file (DOCA schema + x-sw extension)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  app.add_option("-d,--vf-name", f.vf_name, "Host-side TAP device to create (default psp0)")
+      ->check([](const std::string& s) {
+        return s.empty() || s.size() > 15 ? "1..15 characters" : std::string();
+      });
+  app.add_option("--sample-rate", f.sample_rate, "Sample 1 in 2^N packets (0: off)")
+      ->check(CLI::Range(0u, kMaxSampleRate));
+  app.add_option("--sample-pcap", f.sample_pcap, "Also write sampled packets to this pcap file");
+  app.add_option("-x,--max-tunnels", f.max_tunnels, "Maximum number of tunnels (default 256)")
+      ->check(CLI::Range(1u, kMaxTunnelsLimit));
+  auto* crypt =
+      app.add_option("-o,--crypt-offset", crypt_offset,
+                     "Crypt offset in 4-octet units (default: inner IPv4 5, IPv6 10, +2 with --cookie)")
+          ->check(CLI::Range(0, static_cast<int>(psp::kPspMaxCryptOffset)));
+  app.add_option("--psp-version", psp_version, "PSP version: 0 = AES-GCM-128, 1 = AES-GCM-256 (default 1)")
+      ->check(CLI::IsMember({"0", "1"}));
+  // DOCA's sample registers this switch so that it is parsed wrongly (spec §6); here it takes no value.
+  app.add_flag("-z,--static-tunnels", f.static_tunnels, "Create every configured tunnel at start-up");
+  app.add_flag("-k,--debug-keys", f.debug_keys,
+               "Log SPIs and keys in hex (the only way a key is ever printed)");
+  app.add_flag("--stat-print", f.stat_print, "Print pipe and tunnel counters every second when they changed");
+  app.add_option("--perf-print", perf, "Print timings: key-gen, insertion or all (comma-separated)")
+      ->check(CLI::IsMember({"key-gen", "insertion", "all", "key-gen,insertion", "insertion,key-gen"}));
+  app.add_flag("--show-rss-rx-packets", f.show_rss_rx_packets, "Log every packet that reaches the slow path");
+  app.add_option("--outer-ip-type", outer, "Outer (network) IP family: ipv4 or ipv6 (default ipv6)")
+      ->check(CLI::IsMember({"ipv4", "ipv6"}));
+  app.add_option("--inner-ip-type", inner, "Inner (workload) IP family: ipv4 or ipv6 (default ipv4)")
+      ->check(CLI::IsMember({"ipv4", "ipv6"}));
+  app.add_option("--mode", mode, "PSP encapsulation: tunnel or transport (default tunnel)")
+      ->check(CLI::IsMember({"tunnel", "transport"}));
+  app.add_flag("--cookie", f.cookie, "Carry the virtualization cookie in every packet");
+  app.add_flag("-a,--disable-ingress-acl", f.disable_ingress_acl,
+               "Accept any decrypted packet without the SPI/VIP check (testing only)");
+  app.add_flag("--maintain-order", f.maintain_order, "Keep sampled and unsampled packets of a flow in order");
+  app.add_option("--decap-dmac", decap, "Destination MAC of decapsulated packets toward the host")
+      ->check(kMac);
+  app.add_option("-n,--nexthop-dmac", nexthop, "Destination MAC of encapsulated packets toward the network")
+      ->check(kMac);
+  app.add_option("--workers", f.workers, "Packet worker threads (default 1)")
+      ->check(CLI::Range(1u, kMaxWorkers));
+  std::vector<std::string> hardware(std::size(kHardwareFlags));
+  for (std::size_t i = 0; i < std::size(kHardwareFlags); ++i) {
+    app.add_option(kHardwareFlags[i].names, hardware[i], "DOCA hardware flag: rejected here")
+        ->group("Hardware-only (rejected)");
+  }
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    return Err{FlagsExit{0, app.help()}};
+  } catch (const CLI::ParseError& e) {
+    return Err{FlagsExit{2, std::string(e.what()) + "\nRun with --help for more information."}};
+  }
+  for (std::size_t i = 0; i < std::size(kHardwareFlags); ++i) {
+    if (app.count(std::string(kHardwareFlags[i].name)) > 0) {
+      return Err{FlagsExit{2, std::string(kHardwareFlags[i].name) +
+                                  " has no meaning in the software gateway: " + kHardwareFlags[i].why}};
+    }
+  }
+  if (crypt->count() > 0) f.crypt_offset = static_cast<uint8_t>(crypt_offset);
+  f.psp_version = psp_version == "0" ? psp::PspVersion::kAesGcm128 : psp::PspVersion::kAesGcm256;
+  f.outer_ip_type = family_of(outer);
+  f.inner_ip_type = family_of(inner);
+  f.mode = mode == "transport" ? EncapMode::kTransport : EncapMode::kTunnel;
+  parse_perf_print(perf, f.perf_print);
+  if (!decap.empty()) f.decap_dmac = net::MacAddr::parse(decap);
+  if (!nexthop.empty()) f.nexthop_dmac = net::MacAddr::parse(nexthop);
+  return f;
+}
+
+}  // namespace pspgw::gateway

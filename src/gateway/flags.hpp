@@ -1,0 +1,59 @@
+// Command-line flags of psp-gateway: DOCA's names where they make sense (shared/spec/doca-psp-gateway.md
+// §4), plus --workers, --sample-pcap. Hardware-only DOCA flags (-s/--device, -r/--repr, -m/--core-mask)
+// are recognised and rejected with a message saying why, so a DOCA command line fails clearly.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "base/result.hpp"
+#include "net/addr.hpp"
+#include "psp/header.hpp"
+
+namespace pspgw::gateway {
+
+enum class EncapMode : uint8_t { kTunnel, kTransport };
+
+struct PerfPrint {
+  bool key_gen = false;    // time of key derivation per exchange
+  bool insertion = false;  // time of flow insertion per exchange
+};
+
+struct GatewayFlags {
+  std::string config_path;                                    // -c/--config (required)
+  uint32_t sample_rate = 0;                                   // --sample-rate: 1 in 2^N packets; 0 off
+  uint32_t max_tunnels = 256;                                 // -x/--max-tunnels
+  std::optional<uint8_t> crypt_offset;                        // -o/--crypt-offset, in 4-octet units
+  psp::PspVersion psp_version = psp::PspVersion::kAesGcm256;  // --psp-version 0|1
+  bool static_tunnels = false;                                // -z/--static-tunnels
+  bool debug_keys = false;                                    // -k/--debug-keys
+  bool stat_print = false;                                    // --stat-print
+  PerfPrint perf_print;                                       // --perf-print key-gen,insertion,all
+  bool show_rss_rx_packets = false;                           // --show-rss-rx-packets
+  net::IpFamily outer_ip_type = net::IpFamily::kV6;           // --outer-ip-type ipv4|ipv6
+  net::IpFamily inner_ip_type = net::IpFamily::kV4;           // --inner-ip-type ipv4|ipv6
+  EncapMode mode = EncapMode::kTunnel;                        // --mode tunnel|transport
+  bool cookie = false;                                        // --cookie: send the virtualization cookie
+  bool disable_ingress_acl = false;                           // -a/--disable-ingress-acl
+  bool maintain_order = false;                                // --maintain-order
+  std::string vf_name = "psp0";                               // -d/--vf-name: the host-side TAP
+  std::optional<net::MacAddr> decap_dmac;                     // --decap-dmac
+  std::optional<net::MacAddr> nexthop_dmac;                   // -n/--nexthop-dmac
+  uint32_t workers = 1;                                       // --workers
+  std::string sample_pcap;                                    // --sample-pcap FILE ("" = none)
+
+  // -o if given, else DOCA's default: the inner IP header stays clear (IPv4 5, IPv6 10 words),
+  // plus 2 words when the 8-byte virtualization cookie precedes it.
+  uint8_t effective_crypt_offset() const;
+};
+
+// Parsing stopped: --help (code 0, the help text) or a usage error (code 2, the message).
+struct FlagsExit {
+  int code = 2;
+  std::string text;
+};
+
+Result<GatewayFlags, FlagsExit> parse_flags(int argc, const char* const* argv);
+
+}  // namespace pspgw::gateway

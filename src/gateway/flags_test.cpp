@@ -1,0 +1,187 @@
+#include "gateway/flags.hpp"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <string>
+#include <vector>
+
+namespace pspgw::gateway {
+namespace {
+
+class Flags : public ::testing::Test {
+ protected:
+  void SetUp() override { std::ofstream(config_) << "{}"; }
+  void TearDown() override { std::remove(config_.c_str()); }
+
+  Result<GatewayFlags, FlagsExit> parse(std::vector<std::string> args) {
+    args.insert(args.begin(), "psp-gateway");
+    std::vector<const char*> argv;
+    argv.reserve(args.size());
+    for (const std::string& a : args) argv.push_back(a.c_str());
+    return parse_flags(static_cast<int>(argv.size()), argv.data());
+  }
+  GatewayFlags ok(std::vector<std::string> args) {
+    auto r = parse(std::move(args));
+    EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().text);
+    return r.ok() ? std::move(r.value()) : GatewayFlags{};
+  }
+  FlagsExit fails(std::vector<std::string> args) {
+    auto r = parse(std::move(args));
+    EXPECT_FALSE(r.ok());
+    return r.ok() ? FlagsExit{} : r.error();
+  }
+
+  std::string config_ = ::testing::TempDir() + "/pspgw_flags_test.json";
+};
+
+TEST_F(Flags, Defaults) {
+  GatewayFlags f = ok({"-c", config_});
+  EXPECT_EQ(f.config_path, config_);
+  EXPECT_EQ(f.vf_name, "psp0");
+  EXPECT_EQ(f.max_tunnels, 256u);
+  EXPECT_EQ(f.psp_version, psp::PspVersion::kAesGcm256);
+  EXPECT_EQ(f.outer_ip_type, net::IpFamily::kV6);
+  EXPECT_EQ(f.inner_ip_type, net::IpFamily::kV4);
+  EXPECT_EQ(f.mode, EncapMode::kTunnel);
+  EXPECT_EQ(f.sample_rate, 0u);
+  EXPECT_EQ(f.workers, 1u);
+  EXPECT_FALSE(f.static_tunnels || f.debug_keys || f.cookie || f.disable_ingress_acl);
+  EXPECT_FALSE(f.crypt_offset.has_value());
+}
+
+TEST_F(Flags, CryptOffsetDefaultFollowsInnerTypeAndCookie) {
+  EXPECT_EQ(ok({"-c", config_}).effective_crypt_offset(), 5);
+  EXPECT_EQ(ok({"-c", config_, "--cookie"}).effective_crypt_offset(), 7);
+  EXPECT_EQ(ok({"-c", config_, "--inner-ip-type", "ipv6"}).effective_crypt_offset(), 10);
+  EXPECT_EQ(ok({"-c", config_, "--inner-ip-type", "ipv6", "--cookie"}).effective_crypt_offset(), 12);
+  EXPECT_EQ(ok({"-c", config_, "-o", "0", "--cookie"}).effective_crypt_offset(), 0);
+  EXPECT_EQ(fails({"-c", config_, "-o", "64"}).code, 2);
+}
+
+TEST_F(Flags, EveryFlag) {
+  GatewayFlags f = ok({"-c",
+                       config_,
+                       "--sample-rate",
+                       "3",
+                       "-x",
+                       "1000",
+                       "--psp-version",
+                       "0",
+                       "-z",
+                       "-k",
+                       "--stat-print",
+                       "--perf-print",
+                       "all",
+                       "--show-rss-rx-packets",
+                       "--outer-ip-type",
+                       "ipv4",
+                       "--inner-ip-type",
+                       "ipv6",
+                       "--mode",
+                       "transport",
+                       "--cookie",
+                       "-a",
+                       "--maintain-order",
+                       "-d",
+                       "tap7",
+                       "--decap-dmac",
+                       "02:00:00:00:00:01",
+                       "-n",
+                       "02:00:00:00:00:02",
+                       "--workers",
+                       "4",
+                       "--sample-pcap",
+                       "/tmp/s.pcap"});
+  EXPECT_EQ(f.sample_rate, 3u);
+  EXPECT_EQ(f.max_tunnels, 1000u);
+  EXPECT_EQ(f.psp_version, psp::PspVersion::kAesGcm128);
+  EXPECT_TRUE(f.static_tunnels && f.debug_keys && f.stat_print && f.show_rss_rx_packets && f.cookie &&
+              f.disable_ingress_acl && f.maintain_order);
+  EXPECT_TRUE(f.perf_print.key_gen && f.perf_print.insertion);
+  EXPECT_EQ(f.outer_ip_type, net::IpFamily::kV4);
+  EXPECT_EQ(f.inner_ip_type, net::IpFamily::kV6);
+  EXPECT_EQ(f.mode, EncapMode::kTransport);
+  EXPECT_EQ(f.vf_name, "tap7");
+  EXPECT_EQ(f.decap_dmac->to_string(), "02:00:00:00:00:01");
+  EXPECT_EQ(f.nexthop_dmac->to_string(), "02:00:00:00:00:02");
+  EXPECT_EQ(f.workers, 4u);
+  EXPECT_EQ(f.sample_pcap, "/tmp/s.pcap");
+  GatewayFlags g = ok({"--perf-print", "insertion", "-c", config_});
+  EXPECT_TRUE(g.perf_print.insertion);
+  EXPECT_FALSE(g.perf_print.key_gen);
+}
+
+// DOCA parses --static-tunnels wrongly (spec §6). Here it is a switch: it never eats the next argument.
+TEST_F(Flags, StaticTunnelsTakesNoValue) {
+  GatewayFlags f = ok({"-z", "-c", config_});
+  EXPECT_TRUE(f.static_tunnels);
+  EXPECT_EQ(f.config_path, config_);
+  EXPECT_TRUE(ok({"--static-tunnels", "-c", config_}).static_tunnels);
+  EXPECT_EQ(fails({"-c", config_, "--static-tunnels", "1"}).code, 2);  // a stray value is an error
+}
+
+TEST_F(Flags, HelpListsEveryFlag) {
+  FlagsExit help = fails({"--help"});
+  EXPECT_EQ(help.code, 0);
+  for (const char* name : {"--config",
+                           "--vf-name",
+                           "--sample-rate",
+                           "--sample-pcap",
+                           "--max-tunnels",
+                           "--crypt-offset",
+                           "--psp-version",
+                           "--static-tunnels",
+                           "--debug-keys",
+                           "--stat-print",
+                           "--perf-print",
+                           "--show-rss-rx-packets",
+                           "--outer-ip-type",
+                           "--inner-ip-type",
+                           "--mode",
+                           "--cookie",
+                           "--disable-ingress-acl",
+                           "--maintain-order",
+                           "--decap-dmac",
+                           "--nexthop-dmac",
+                           "--workers",
+                           "--device",
+                           "--repr",
+                           "--core-mask"}) {
+    EXPECT_NE(help.text.find(name), std::string::npos) << name;
+  }
+}
+
+TEST_F(Flags, HardwareOnlyFlagsAreRejectedWithAReason) {
+  FlagsExit e = fails({"-c", config_, "-s", "03:00.0"});
+  EXPECT_EQ(e.code, 2);
+  EXPECT_EQ(e.text,
+            "--device has no meaning in the software gateway: there is no NIC to select: PSP runs over the "
+            "kernel's UDP sockets");
+  EXPECT_EQ(fails({"-c", config_, "--repr", "pf0vf0"})
+                .text.rfind("--repr has no meaning in the software gateway", 0),
+            0u);
+  EXPECT_EQ(
+      fails({"-c", config_, "-m", "0x3"}).text.rfind("--core-mask has no meaning in the software gateway", 0),
+      0u);
+}
+
+TEST_F(Flags, BadValuesAreUsageErrors) {
+  EXPECT_EQ(fails({}).code, 2);  // -c is required
+  EXPECT_NE(fails({}).text.find("--config"), std::string::npos);
+  EXPECT_EQ(fails({"-c", "/nonexistent/x.json"}).code, 2);
+  for (std::vector<std::string> bad : {std::vector<std::string>{"--psp-version", "2"},
+                                       {"--outer-ip-type", "ipv5"},
+                                       {"--mode", "tunnels"},
+                                       {"--decap-dmac", "zz"},
+                                       {"--sample-rate", "17"},
+                                       {"--workers", "0"},
+                                       {"--perf-print", "everything"},
+                                       {"-d", "a-very-long-interface"}}) {
+    bad.insert(bad.begin(), {"-c", config_});
+    EXPECT_EQ(fails(bad).code, 2) << bad[2];
+  }
+}
+
+}  // namespace
+}  // namespace pspgw::gateway
