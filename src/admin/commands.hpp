@@ -1,0 +1,16 @@
+// The admin commands the gateway answers, named once for the daemon, pspctl and tests.
+// tools/pspctl/README.md documents each one's args and the JSON shape of its result.
+#pragma once
+
+#include <string_view>
+
+namespace pspgw::admin::cmd {
+
+inline constexpr std::string_view kStatus = "status";           // -> {instance, version, pid, uptime_s, ...}
+inline constexpr std::string_view kTunnels = "tunnels";         // -> {tunnels: [...]}
+inline constexpr std::string_view kCounters = "counters";       // -> {pipes, ports, psp, tunnels}
+inline constexpr std::string_view kPipeline = "pipeline";       // {format} -> mermaid text | JSON dump
+inline constexpr std::string_view kRotateKeys = "rotate-keys";  // {issue_new_keys} -> RotationReport
+inline constexpr std::string_view kPeers = "peers";             // -> {peers: [...]}
+
+}  // namespace pspgw::admin::cmd

@@ -1,0 +1,39 @@
+// pspctl's human output: pure functions from a command's JSON result (tools/pspctl/README.md) to text.
+// Missing keys print "-", unknown keys are ignored (--json shows everything), so an older pspctl still
+// renders a newer gateway's result.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace pspgw::pspctl {
+
+enum class Cell : uint8_t {
+  kText,   // strings as they are, numbers in decimal, arrays joined with ','; left-aligned
+  kCount,  // integers in decimal; right-aligned
+  kSpi,    // integers (or arrays of them) as 0x%08x; left-aligned
+};
+
+struct Column {
+  std::string_view header;
+  std::string_view key;
+  Cell cell = Cell::kText;
+};
+
+// One cell's text; null or absent -> "-".
+std::string format_cell(const nlohmann::json& value, Cell cell);
+// Header line plus one line per row (rows: an array of objects), columns two spaces apart, trailing
+// blanks trimmed. No rows: the header and "(none)".
+std::string render_table(std::span<const Column> columns, const nlohmann::json& rows);
+// "key  value" lines, keys aligned; nested objects flattened as "a.b". For status and rotate-keys.
+std::string render_fields(const nlohmann::json& object);
+
+std::string render_tunnels(const nlohmann::json& result);   // {"tunnels": [...]}
+std::string render_peers(const nlohmann::json& result);     // {"peers": [...]}
+std::string render_counters(const nlohmann::json& result);  // {"pipes", "ports", "psp", "tunnels"}
+// Mermaid: the text as it is (a trailing newline ensured); a JSON dump: pretty JSON.
+std::string render_pipeline(const nlohmann::json& result);
+
+}  // namespace pspgw::pspctl
