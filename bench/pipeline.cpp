@@ -20,7 +20,7 @@
 namespace pspgw::flow {
 namespace {
 
-constexpr uint32_t kFrameSize = 64;    // Ethernet + IPv4 + UDP + 22 bytes
+constexpr uint32_t kFrameSize = 64;     // Ethernet + IPv4 + UDP + 22 bytes
 constexpr std::size_t kPackets = 8192;  // 128 batches, destinations spread over the whole table
 
 // Discards: the packets belong to the benchmark and are reused as they are.
@@ -42,7 +42,8 @@ class NullSink final : public Sink {
 class Noop final : public BatchAction {
  public:
   explicit Noop(std::string n) : name_(std::move(n)) {}
-  void apply(std::span<net::Packet* const> pkts, std::span<const uint64_t> args, const ActionContext&) override {
+  void apply(std::span<net::Packet* const> pkts, std::span<const uint64_t> args,
+             const ActionContext&) override {
     for (std::size_t i = 0; i < pkts.size(); ++i) sum_ += args[i];
   }
   std::string name() const override { return name_; }
@@ -52,7 +53,9 @@ class Noop final : public BatchAction {
   uint64_t sum_ = 0;
 };
 
-uint32_t dst_of(uint32_t i) { return 0x0a000000U + i * 2654435761U % 0x00ffffffU; }  // 10.x.y.z, distinct
+uint32_t dst_of(uint32_t i) {
+  return 0x0a000000U + i * 2654435761U % 0x00ffffffU;
+}  // 10.x.y.z, distinct
 
 net::IpAddr v4(uint32_t a) {
   const std::array<uint8_t, 4> b{static_cast<uint8_t>(a >> 24), static_cast<uint8_t>(a >> 16),
@@ -117,7 +120,8 @@ void report(benchmark::State& state, uint64_t packets) {
   state.SetItemsProcessed(static_cast<int64_t>(packets));
   state.counters["ns/pkt"] = benchmark::Counter(static_cast<double>(packets) * 1e-9,
                                                 benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
-  state.counters["Mpps"] = benchmark::Counter(static_cast<double>(packets) * 1e-6, benchmark::Counter::kIsRate);
+  state.counters["Mpps"] =
+      benchmark::Counter(static_cast<double>(packets) * 1e-6, benchmark::Counter::kIsRate);
 }
 
 void BM_ExactPipe(benchmark::State& state) {
@@ -129,6 +133,7 @@ void BM_ExactPipe(benchmark::State& state) {
   Traffic t(entries, 1);
   NullSink sink;
   uint64_t packets = 0;
+  // NOLINTNEXTLINE(clang-analyzer-deadcode.DeadStores): the benchmark idiom
   for (auto _ : state) packets += t.round(*w, sink, pl->root());
   if (sink.n != packets) state.SkipWithError("lost packets");
   report(state, packets);
@@ -142,12 +147,18 @@ std::unique_ptr<Pipeline> h2n(uint32_t peers) {
   b.max_workers(2);
   b.add_pipe({.name = "ROOT",
               .lookup = LookupKind::kTernary,
-              .match = {match(Field::kInPort), match(Field::kEtherType), match(Field::kIpProto), match(Field::kL4Dst)},
+              .match = {match(Field::kInPort), match(Field::kEtherType), match(Field::kIpProto),
+                        match(Field::kL4Dst)},
               .miss = TargetRef::kernel(),
               .max_entries = 8});
-  b.add_entry("ROOT", {.match = {eq(Field::kInPort, 1), eq(Field::kEtherType, 0x0800)}, .fwd = TargetRef::pipe("EMPTY"), .priority = 10});
-  b.add_entry("ROOT", {.match = {eq(Field::kInPort, 1), eq(Field::kEtherType, 0x0806)}, .fwd = TargetRef::cpu(3), .priority = 1});
-  b.add_entry("ROOT", {.match = {eq(Field::kInPort, 1), eq(Field::kEtherType, 0x0800), eq(Field::kIpProto, 17), eq(Field::kL4Dst, 67)},
+  b.add_entry("ROOT", {.match = {eq(Field::kInPort, 1), eq(Field::kEtherType, 0x0800)},
+                       .fwd = TargetRef::pipe("EMPTY"),
+                       .priority = 10});
+  b.add_entry("ROOT", {.match = {eq(Field::kInPort, 1), eq(Field::kEtherType, 0x0806)},
+                       .fwd = TargetRef::cpu(3),
+                       .priority = 1});
+  b.add_entry("ROOT", {.match = {eq(Field::kInPort, 1), eq(Field::kEtherType, 0x0800),
+                                 eq(Field::kIpProto, 17), eq(Field::kL4Dst, 67)},
                        .fwd = TargetRef::cpu(3),
                        .priority = 1});
   b.add_pipe({.name = "EMPTY", .fwd = TargetRef::pipe("EGR_ACL"), .miss = TargetRef::drop()});
@@ -190,6 +201,7 @@ void BM_H2NGraph5Pipes(benchmark::State& state) {
   NullSink sink;
   sink.copies = &mirror_pool;
   uint64_t packets = 0;
+  // NOLINTNEXTLINE(clang-analyzer-deadcode.DeadStores): the benchmark idiom
   for (auto _ : state) packets += t.round(*w, sink, pl->root());
   report(state, packets);
   state.counters["mirrored"] = static_cast<double>(pl->pipe_stats(*pl->find_pipe("EGR_SAMP"))->mirrored);
@@ -216,13 +228,15 @@ void BM_InsertWithTraffic(benchmark::State& state) {
     auto w = std::move(big->attach_worker()).value();
     Traffic t(kBase, 3);
     NullSink sink;
-    while (!stop.load(std::memory_order_relaxed)) forwarded.fetch_add(t.round(*w, sink, PipeId(0)), std::memory_order_relaxed);
+    while (!stop.load(std::memory_order_relaxed))
+      forwarded.fetch_add(t.round(*w, sink, PipeId(0)), std::memory_order_relaxed);
   });
   std::vector<EntryHandle> added;
   added.reserve(kExtra);
   uint64_t inserts = 0;
   const uint64_t fwd0 = forwarded.load();
   const auto t0 = std::chrono::steady_clock::now();
+  // NOLINTNEXTLINE(clang-analyzer-deadcode.DeadStores): the benchmark idiom
   for (auto _ : state) {
     if (added.size() == kExtra) {
       state.PauseTiming();
@@ -231,7 +245,8 @@ void BM_InsertWithTraffic(benchmark::State& state) {
       big->synchronize();
       state.ResumeTiming();
     }
-    auto h = big->add_entry(PipeId(0), {.match = {eq(Field::kIpv4Dst, v4(dst_of(kBase + static_cast<uint32_t>(added.size()))))}});
+    auto h = big->add_entry(
+        PipeId(0), {.match = {eq(Field::kIpv4Dst, v4(dst_of(kBase + static_cast<uint32_t>(added.size()))))}});
     if (!h) {
       state.SkipWithError("insert failed");
       break;

@@ -1,0 +1,91 @@
+// Internal: one pipe as the data plane sees it (template, key layout, actions, targets, tables,
+// per-worker counters) and the writer-only bookkeeping of its entries. Not part of the public API.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "flow/builder.hpp"
+#include "flow/table.hpp"
+
+namespace pspgw::flow {
+
+inline constexpr std::size_t kMaxTemplateFields = 16;
+inline constexpr std::size_t kMaxTuples = 32;
+
+struct KeyLayout {
+  std::vector<FieldMask> fields;
+  std::array<uint8_t, kMaxTemplateFields> offset{};  // byte offset of field j in the key (>= 8)
+  uint32_t words = 1;
+  Key mask;  // presence bits of every template field + the template's masks
+};
+
+struct Tuple {
+  Tuple(const Key& m, uint32_t max_keys) : mask(m), index(max_keys) {}
+  Key mask;
+  HashIndex index;
+  std::atomic<uint32_t> min_priority{~0u};  // a lower bound: lets lookup skip tuples that cannot win
+  uint32_t entries = 0;                     // writer only
+};
+
+struct TupleSet {
+  uint32_t n = 0;
+  std::array<Tuple*, kMaxTuples> t{};
+};
+
+// One worker's counters of one pipe. Written by that worker only, with relaxed load + store (no locked
+// instruction); read by the control plane with relaxed loads.
+struct alignas(64) PipeCounters {
+  std::atomic<uint64_t> hits{0};
+  std::atomic<uint64_t> misses{0};
+  std::atomic<uint64_t> mirrored{0};
+  std::array<std::atomic<uint64_t>, 256> drops{};
+};
+inline void bump(std::atomic<uint64_t>& c, uint64_t n = 1) {
+  c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
+
+class Pipe {
+ public:
+  Pipe(PipeSpec spec, KeyLayout layout, uint16_t max_workers);
+  ~Pipe();
+  Pipe(const Pipe&) = delete;
+  Pipe& operator=(const Pipe&) = delete;
+
+  // Immutable after build.
+  std::string name;
+  LookupKind lookup;
+  KeyLayout layout;
+  std::vector<ActionSpec> actions;
+  uint32_t n_args = 0;  // per-entry arguments
+  Target fwd, miss, mirror;
+  uint32_t max_entries;
+  bool needs_outer = false;
+  bool needs_inner = false;
+  PipeId id{};
+  std::vector<TargetRef> spec_targets;  // fwd/miss/mirror as declared (resolved at build)
+
+  // Shared with workers.
+  RecordArena records;
+  std::atomic<const TupleSet*> tuples{nullptr};
+  std::unique_ptr<PipeCounters[]> counters;                          // [worker]
+  std::vector<std::unique_ptr<std::atomic<uint64_t>[]>> entry_hits;  // [worker][record]
+
+  // Writer only (under Pipeline::ctl_).
+  std::vector<uint32_t> generation;  // odd = live
+  std::vector<Tuple*> tuple_of;      // record -> its tuple
+  std::vector<uint32_t> free_records;
+  std::vector<Tuple*> live_tuples;
+  std::size_t live = 0;
+
+  bool is_live(uint32_t rec) const { return (generation[rec] & 1) != 0; }
+  uint64_t hits_of(uint32_t rec) const;
+  // Grace period over: zero the record's counters and make it allocatable.
+  void release_record(uint32_t rec);
+};
+
+}  // namespace pspgw::flow
