@@ -42,6 +42,7 @@ struct GatewayFlags {
   std::optional<net::MacAddr> nexthop_dmac;                   // -n/--nexthop-dmac
   uint32_t workers = 1;                                       // --workers
   std::string sample_pcap;                                    // --sample-pcap FILE ("" = none)
+  std::string admin_socket;  // --admin-socket PATH ("" = /run/psp-gateway/<vf-name>.sock), pspctl's -s
 
   // -o if given, else DOCA's default: the inner IP header stays clear (IPv4 5, IPv6 10 words),
   // plus 2 words when the 8-byte virtualization cookie precedes it.

@@ -1,4 +1,4 @@
-#include "pcap_io.hpp"
+#include "ports/pcap_io.hpp"
 
 #include <cerrno>
 #include <cstring>

@@ -12,8 +12,7 @@
 // microsecond magic, version 2.4, thiszone 0, sigfigs 0, host byte order.
 //
 // Packets are read straight into net::Packet buffers (after their headroom) so an encap needs no copy.
-// Lives in tools/psp-pcap for now as library pspgw_pcap; namespace ports because the gateway's
-// --sample-pcap port will use it (to move to src/ports/).
+// Used by tools/psp-pcap and by the gateway's --sample-pcap.
 #pragma once
 
 #include <cstdint>

@@ -112,6 +112,11 @@ Result<UniqueFd, SysError> make_socket(const UdpConfig& c, uint16_t port, bool r
   }
   size_buffer(fd.get(), SO_SNDBUFFORCE, SO_SNDBUF, c.socket_buffer);
   if (rx) size_buffer(fd.get(), SO_RCVBUFFORCE, SO_RCVBUF, c.socket_buffer);
+  // One receive socket per worker on the same address: the kernel spreads datagrams by their 4-tuple, and
+  // a peer sends one inner flow from one source port, so a flow stays on one worker, in order.
+  if (rx && c.reuse_port && !(st = set_int(fd.get(), SOL_SOCKET, SO_REUSEPORT, 1, "SO_REUSEPORT"))) {
+    return Err{st.error()};
+  }
   sockaddr_storage ss{};
   const socklen_t len = to_sockaddr(c.local, port, family, true, &ss);
   if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0) return Err{SysError{"bind", errno}};

@@ -57,6 +57,7 @@ struct UdpConfig {
   bool gro = true;                // UDP_GRO on the receive socket
   bool gso = true;                // UDP_SEGMENT on transmit (not with zero_checksum_tx)
   bool zero_checksum_tx = false;  // SO_NO_CHECK / UDP_NO_CHECK6_TX (turns GSO off)
+  bool reuse_port = false;        // SO_REUSEPORT on the receive socket: one UdpPort per worker
 };
 
 class UdpPort final : public Port {

@@ -23,7 +23,7 @@
 #include "config.hpp"
 #include "crypto/aead.hpp"
 #include "net/packet.hpp"
-#include "pcap_io.hpp"
+#include "ports/pcap_io.hpp"
 #include "psp/drop_reason.hpp"
 #include "psp/key_cache.hpp"
 #include "psp/key_ring.hpp"

@@ -14,7 +14,7 @@
 #include "config.hpp"
 #include "create.hpp"
 #include "crypt.hpp"
-#include "pcap_io.hpp"
+#include "ports/pcap_io.hpp"
 
 namespace pspgw::psp_pcap {
 namespace {

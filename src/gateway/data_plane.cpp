@@ -1,0 +1,137 @@
+#include "gateway/data_plane.hpp"
+
+namespace pspgw::gateway {
+namespace {
+
+using control::DataPlaneError;
+
+DataPlaneError from_flow(flow::FlowError e) {
+  switch (e) {
+    case flow::FlowError::kDuplicateEntry:
+      return DataPlaneError::kExists;
+    case flow::FlowError::kTableFull:
+    case flow::FlowError::kReclaimPending:
+      return DataPlaneError::kNoSpace;
+    case flow::FlowError::kStaleHandle:
+      return DataPlaneError::kNotFound;
+    default:
+      return DataPlaneError::kRejected;
+  }
+}
+
+}  // namespace
+
+FlowDataPlane::FlowDataPlane(Topology& topo, SaTable& sas, flow::EpochDomain& sa_epoch, MasterKeyBoard& keys,
+                             const std::vector<std::unique_ptr<WorkerPsp>>& workers, DataPlaneOptions opts)
+    : topo_(topo), sas_(sas), sa_epoch_(sa_epoch), keys_(keys), workers_(workers), opts_(std::move(opts)) {}
+
+void FlowDataPlane::reclaim() {
+  std::lock_guard<std::mutex> lock(mu_);  // SaTable's deferred frees run under the writers' lock
+  sa_epoch_.poll();
+}
+
+std::optional<std::size_t> FlowDataPlane::host_port_of(const net::IpAddr& local_vip) const {
+  for (const auto& [vip, port] : opts_.vip_ports) {
+    if (vip == local_vip) return port;
+  }
+  return std::nullopt;
+}
+
+Status<DataPlaneError> FlowDataPlane::open_ingress(uint32_t spi, const net::IpAddr& remote_vip,
+                                                   const net::IpAddr& local_vip) {
+  const auto port = host_port_of(local_vip);
+  if (!port) return Err{DataPlaneError::kRejected};
+  std::lock_guard<std::mutex> lock(mu_);
+  const IngressKey key{spi, remote_vip, local_vip};
+  if (ingress_.count(key) != 0) return Err{DataPlaneError::kExists};
+  if (!topo_.options().ingress_acl) {  // -a: the per-VIP entries made at start accept everything
+    ingress_.emplace(key, flow::EntryHandle{});
+    return {};
+  }
+  auto h = topo_.add_ingress(spi, remote_vip, local_vip, *port);
+  if (!h) return Err{from_flow(h.error())};
+  ingress_.emplace(key, *h);
+  return {};
+}
+
+Status<DataPlaneError> FlowDataPlane::close_ingress(uint32_t spi, const net::IpAddr& remote_vip,
+                                                    const net::IpAddr& local_vip) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = ingress_.find(IngressKey{spi, remote_vip, local_vip});
+  if (it == ingress_.end()) return Err{DataPlaneError::kNotFound};
+  const flow::EntryHandle h = it->second;
+  ingress_.erase(it);
+  if (!topo_.options().ingress_acl) return {};
+  if (auto s = topo_.remove(h); !s) return Err{from_flow(s.error())};
+  return {};
+}
+
+Result<std::unique_ptr<TxSa>, DataPlaneError> FlowDataPlane::make_sa(const control::TxSa& sa) const {
+  if (sa.peer_outer_ip.family != opts_.local_outer.family) return Err{DataPlaneError::kRejected};
+  const crypto::AeadAlg alg = sa.key.version == psp::PspVersion::kAesGcm128 ? crypto::AeadAlg::kAesGcm128
+                                                                            : crypto::AeadAlg::kAesGcm256;
+  auto out = std::make_unique<TxSa>();
+  out->spi = sa.spi;
+  out->version = sa.key.version;
+  out->has_vc = opts_.send_vc;
+  out->vc = sa.virt_cookie;
+  out->crypt_offset = opts_.crypt_offset;
+  out->peer = sa.peer_outer_ip;
+  out->local = opts_.local_outer;
+  out->keys.reserve(workers_.size());
+  for (const auto& w : workers_) {
+    // make_key is safe beside the worker's seal/open (crypto/aead.hpp): it touches no per-op state.
+    auto k = w->aead->make_key(alg, sa.key.view());
+    if (!k) return Err{DataPlaneError::kRejected};
+    out->keys.push_back(std::move(k));
+  }
+  return out;
+}
+
+Status<DataPlaneError> FlowDataPlane::install_egress(const control::VipPair& pair, control::TxSa sa) {
+  auto made = make_sa(sa);
+  if (!made) return Err{made.error()};
+  std::lock_guard<std::mutex> lock(mu_);
+  if (auto it = egress_.find(pair); it != egress_.end()) {
+    if (auto s = sas_.replace(it->second.id, std::move(*made)); !s) return Err{DataPlaneError::kRejected};
+    it->second.spi = sa.spi;
+    return {};
+  }
+  auto id = sas_.install(std::move(*made));
+  if (!id) return Err{id.error() == SaError::kFull ? DataPlaneError::kNoSpace : DataPlaneError::kRejected};
+  auto entries = topo_.add_egress(pair.local, pair.remote, *id);
+  if (!entries) {
+    (void)sas_.remove(*id);
+    return Err{from_flow(entries.error())};
+  }
+  egress_.emplace(pair, Egress{*id, sa.spi, *entries});
+  return {};
+}
+
+Status<DataPlaneError> FlowDataPlane::remove_egress(const control::VipPair& pair) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = egress_.find(pair);
+  if (it == egress_.end()) return Err{DataPlaneError::kNotFound};
+  const Egress e = it->second;
+  egress_.erase(it);
+  auto s = topo_.remove_egress(e.entries);
+  (void)sas_.remove(e.id);
+  if (!s) return Err{from_flow(s.error())};
+  return {};
+}
+
+void FlowDataPlane::publish_master_keys(std::shared_ptr<const psp::MasterKeySnapshot> keys) {
+  keys_.publish(std::move(keys));
+}
+
+std::vector<FlowDataPlane::EgressView> FlowDataPlane::egress() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<EgressView> out;
+  for (const auto& [pair, e] : egress_) {
+    auto hits = topo_.pipeline().entry_hits(e.entries.acl);
+    out.push_back({pair, e.id, e.spi, hits ? *hits : 0});
+  }
+  return out;
+}
+
+}  // namespace pspgw::gateway

@@ -1,0 +1,78 @@
+// control::DataPlane on the gateway's pipeline: how the tunnel manager's decisions become entries.
+//   open_ingress   -> an INGR_ACL entry (SPI, remote VIP, local VIP) toward the local VIP's host port
+//   install_egress -> a TxSa (one prepared key per worker) + PSP_ENCRYPT (pkt_meta = crypto id) + EGR_ACL
+//                     (local VIP, remote VIP -> encap, pkt_meta = crypto id); a second install for the pair
+//                     swaps the SA behind the same crypto id, so no packet sees a half-made tunnel
+//   publish_master_keys -> the board PSP_DECRYPT's workers read
+// Called from control threads (the tunnel manager's callers, gRPC handlers); one mutex serialises them.
+// Workers never take it.
+#pragma once
+
+#include <map>
+#include <mutex>
+#include <optional>
+#include <tuple>
+#include <vector>
+
+#include "control/data_plane.hpp"
+#include "gateway/psp_actions.hpp"
+#include "gateway/sa_table.hpp"
+#include "gateway/topology.hpp"
+
+namespace pspgw::gateway {
+
+struct DataPlaneOptions {
+  net::IpAddr local_outer;  // our outer address: the source of every encapsulated packet
+  bool send_vc = false;  // --cookie
+  uint8_t crypt_offset = 0;  // 4-octet units
+  std::vector<std::pair<net::IpAddr, std::size_t>> vip_ports;  // local VIP -> host-port index
+};
+
+class FlowDataPlane final : public control::DataPlane {
+ public:
+  FlowDataPlane(Topology& topo, SaTable& sas, flow::EpochDomain& sa_epoch, MasterKeyBoard& keys,
+                const std::vector<std::unique_ptr<WorkerPsp>>& workers, DataPlaneOptions opts);
+
+  Status<control::DataPlaneError> open_ingress(uint32_t spi, const net::IpAddr& remote_vip,
+                                               const net::IpAddr& local_vip) override;
+  Status<control::DataPlaneError> close_ingress(uint32_t spi, const net::IpAddr& remote_vip,
+                                                const net::IpAddr& local_vip) override;
+  Status<control::DataPlaneError> install_egress(const control::VipPair& pair, control::TxSa sa) override;
+  Status<control::DataPlaneError> remove_egress(const control::VipPair& pair) override;
+  void publish_master_keys(std::shared_ptr<const psp::MasterKeySnapshot> keys) override;
+
+  // The host-port index of a local VIP.
+  std::optional<std::size_t> host_port_of(const net::IpAddr& local_vip) const;
+
+  // The egress table for introspection: pair -> (crypto id, EGR_ACL hits).
+  struct EgressView {
+    control::VipPair pair;
+    CryptoId crypto_id;
+    uint32_t spi;
+    uint64_t packets;
+  };
+  std::vector<EgressView> egress() const;
+  // Frees what removed SAs left behind once their grace period is over (control thread, periodically).
+  void reclaim();
+
+ private:
+  struct Egress {
+    CryptoId id;
+    uint32_t spi;
+    Topology::EgressEntries entries;
+  };
+  using IngressKey = std::tuple<uint32_t, net::IpAddr, net::IpAddr>;
+  Result<std::unique_ptr<TxSa>, control::DataPlaneError> make_sa(const control::TxSa& sa) const;
+
+  Topology& topo_;
+  SaTable& sas_;
+  flow::EpochDomain& sa_epoch_;
+  MasterKeyBoard& keys_;
+  const std::vector<std::unique_ptr<WorkerPsp>>& workers_;
+  DataPlaneOptions opts_;
+  mutable std::mutex mu_;
+  std::map<control::VipPair, Egress> egress_;
+  std::map<IngressKey, flow::EntryHandle> ingress_;
+};
+
+}  // namespace pspgw::gateway

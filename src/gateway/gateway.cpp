@@ -1,0 +1,503 @@
+#include "gateway/gateway.hpp"
+
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <iostream>
+#include <map>
+#include <sstream>
+
+#include "admin/commands.hpp"
+#include "crypto/aead.hpp"
+#include "ports/tap_port.hpp"
+#include "ports/udp_port.hpp"
+#include "ports/unique_fd.hpp"
+
+namespace pspgw::gateway {
+namespace {
+
+using nlohmann::json;
+
+constexpr std::size_t kKeyCacheEntries = 4096;
+constexpr auto kStatPrintPeriod = std::chrono::seconds(1);
+const char* const kVersion = "0.1.0";
+
+// Locally administered MACs the gateway answers with when the config names none.
+net::MacAddr default_gateway_mac(std::size_t host_port) {
+  return net::MacAddr{{0x02, 0x50, 0x53, 0x50, 0x00, static_cast<uint8_t>(host_port + 1)}};
+}
+net::MacAddr default_local_mac() { return net::MacAddr{{0x02, 0x50, 0x53, 0x00, 0x00, 0x01}}; }
+
+uint64_t mac_bits(const net::MacAddr& m) {
+  uint64_t v = 0;
+  for (uint8_t b : m.bytes) v = v << 8 | b;
+  return v;
+}
+
+// The MAC of a network interface by name (the workload's side of a TAP we just created).
+std::optional<net::MacAddr> interface_mac(const std::string& name) {
+  ports::UniqueFd s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!s.valid() || name.size() >= IFNAMSIZ) return std::nullopt;
+  ifreq ifr{};
+  std::memcpy(ifr.ifr_name, name.data(), name.size());
+  if (::ioctl(s.get(), SIOCGIFHWADDR, &ifr) != 0) return std::nullopt;
+  net::MacAddr m;
+  std::memcpy(m.bytes.data(), ifr.ifr_hwaddr.sa_data, 6);
+  return m;
+}
+
+std::string key(std::string_view name) {
+  std::string k(name);
+  std::replace(k.begin(), k.end(), '-', '_');
+  return k;
+}
+
+json psp_counters_json(const psp::Counters& c) {
+  json j = {{"rx_packets", c.rx_packets},       {"rx_bytes", c.rx_bytes},
+            {"tx_packets", c.tx_packets},       {"tx_bytes", c.tx_bytes},
+            {"auth_failures", c.auth_failures}, {"framing_errors", c.framing_errors},
+            {"bad_version", c.bad_version},     {"unknown_key", c.unknown_key},
+            {"key_rotations", c.key_rotations}, {"stale_keys", c.stale_keys}};
+  for (std::size_t r = static_cast<std::size_t>(psp::DropReason::kNone) + 1; r < c.drops.size(); ++r) {
+    if (c.drops[r] != 0) j["drop_" + key(psp::to_string(static_cast<psp::DropReason>(r)))] = c.drops[r];
+  }
+  return j;
+}
+
+std::string drop_label(uint8_t code) {
+  if (code == static_cast<uint8_t>(PipeDrop::kRootMiss)) return "root_miss";
+  if (code == static_cast<uint8_t>(PipeDrop::kIngressAclMiss)) return "acl_miss";
+  if (code == flow::kDropByRule) return "rule";
+  if (code == flow::kDropMirrorNoBuffer) return "mirror_no_buffer";
+  const std::string_view n = drop_name(code);
+  return n.empty() ? "code_" + std::to_string(code) : key(n);
+}
+
+}  // namespace
+
+Gateway::Gateway(GatewayFlags flags, GatewayConfig config)
+    : flags_(std::move(flags)), config_(std::move(config)), started_(std::chrono::steady_clock::now()) {}
+
+Gateway::~Gateway() { stop(); }
+
+void Gateway::log(std::string_view line) const { std::cerr << "psp-gateway: " << line << std::endl; }
+
+Result<std::unique_ptr<Gateway>, std::string> Gateway::create(GatewayFlags flags, GatewayConfig config) {
+  std::unique_ptr<Gateway> g(new Gateway(std::move(flags), std::move(config)));
+  if (auto s = g->build(); !s) return Err{s.error()};
+  return g;
+}
+
+Status<std::string> Gateway::build() {
+  if (flags_.mode == EncapMode::kTransport) {
+    return Err{std::string("--mode transport: not supported by the software gateway yet (tunnel mode only)")};
+  }
+  if (!config_.local_pip) {
+    return Err{config_.source + ": config.local-pip is required: the outer address the PSP/UDP socket binds to"};
+  }
+  local_pip_ = *config_.local_pip;
+  if (local_pip_.family != flags_.outer_ip_type) {
+    return Err{config_.source + ": config.local-pip " + local_pip_.to_string() + " is not of --outer-ip-type " +
+               (flags_.outer_ip_type == net::IpFamily::kV4 ? "ipv4" : "ipv6")};
+  }
+  local_mac_ = config_.sw.local_mac.value_or(default_local_mac());
+  admin_path_ = flags_.admin_socket.empty() ? "/run/psp-gateway/" + flags_.vf_name + ".sock" : flags_.admin_socket;
+
+  host_port_cfg_ = config_.sw.host_ports;
+  if (host_port_cfg_.empty()) {
+    HostPortConfig hp;
+    hp.name = flags_.vf_name;
+    hp.local_vips = config_.local_vips();
+    host_port_cfg_.push_back(hp);
+  }
+  for (const auto& vip : config_.local_vips()) {
+    if (vip.family != flags_.inner_ip_type) {
+      return Err{config_.source + ": local VIP " + vip.to_string() + " is not of --inner-ip-type"};
+    }
+  }
+  for (std::size_t i = 0; i < host_port_cfg_.size(); ++i) {
+    auto info = std::make_unique<HostPortInfo>();
+    info->gateway_mac = host_port_cfg_[i].mac.value_or(default_gateway_mac(i));
+    host_ports_.push_back(std::move(info));
+  }
+
+  const uint16_t nworkers = static_cast<uint16_t>(std::max<uint32_t>(1, flags_.workers));
+  for (uint16_t w = 0; w < nworkers; ++w) {
+    auto backend = crypto::make_default_backend();
+    if (!backend) return Err{std::string("no AES-GCM backend available")};
+    worker_psp_.push_back(std::make_unique<WorkerPsp>(w, std::move(backend), kKeyCacheEntries));
+  }
+  sa_epoch_ = std::make_unique<flow::EpochDomain>(nworkers);
+  sas_ = std::make_unique<SaTable>(flags_.max_tunnels, *sa_epoch_);
+
+  PspContext ctx;
+  ctx.sas = sas_.get();
+  ctx.master_keys = &master_keys_;
+  ctx.workers = &worker_psp_;
+  ctx.host_ports = &host_ports_;
+  ctx.local_mac = local_mac_;
+  ctx.nexthop_mac = flags_.nexthop_dmac.value_or(net::MacAddr{});
+  TopologyOptions topo;
+  topo.network_port = PortId{0};
+  for (std::size_t i = 0; i < host_port_cfg_.size(); ++i) topo.host_ports.push_back(PortId{static_cast<uint16_t>(i + 1)});
+  topo.inner = flags_.inner_ip_type;
+  topo.outer = flags_.outer_ip_type;
+  topo.sample_rate = flags_.sample_rate;
+  topo.ingress_acl = !flags_.disable_ingress_acl;
+  topo.max_tunnels = flags_.max_tunnels;
+  topo.workers = nworkers;
+  auto t = Topology::build(topo, ctx);
+  if (!t) return Err{"pipeline: " + t.error()};
+  topo_ = std::move(*t);
+
+  DataPlaneOptions dpo;
+  dpo.local_outer = local_pip_;
+  dpo.send_vc = flags_.cookie;
+  dpo.crypt_offset = flags_.effective_crypt_offset();
+  for (std::size_t i = 0; i < host_port_cfg_.size(); ++i) {
+    for (const auto& vip : host_port_cfg_[i].local_vips) dpo.vip_ports.emplace_back(vip, i);
+  }
+  dp_ = std::make_unique<FlowDataPlane>(*topo_, *sas_, *sa_epoch_, master_keys_, worker_psp_, dpo);
+  if (flags_.disable_ingress_acl) {
+    for (const auto& [vip, port] : dpo.vip_ports) {
+      if (auto h = topo_->add_ingress_any(vip, port); !h) {
+        return Err{"INGR_ACL: " + std::string(flow::to_string(h.error()))};
+      }
+    }
+  }
+
+  std::vector<control::PeerPolicy> peers;
+  std::vector<std::string> addresses;
+  for (const auto& p : config_.peers) {
+    control::PeerPolicy policy;
+    policy.name = p.remote_grpc_address.to_string();
+    for (const auto& s : p.sessions) {
+      for (const auto& r : s.remote_vips) policy.pairs.push_back({s.local_vip, r});
+    }
+    peers.push_back(std::move(policy));
+    addresses.push_back(p.remote_grpc_address.to_string());
+  }
+  control::TunnelManagerOptions tmo;
+  tmo.local = {local_mac_, local_pip_, config_.sw.virt_cookie};
+  tmo.version = flags_.psp_version;
+  tmo.max_tunnels = flags_.max_tunnels;
+  tmo.debug_keys = flags_.debug_keys;
+  tmo.log = [this](std::string_view line) { log(line); };
+  tmo.on_rekey_due = [this] {
+    if (slow_) slow_->schedule_rekeys();
+  };
+  tm_ = std::make_unique<control::TunnelManager>(psp::KeyRing::with_random_key(), std::move(peers), *dp_, tmo);
+  control::GrpcClientOptions gco;
+  gco.deadline = config_.sw.rpc_deadline;
+  transport_ = std::make_unique<control::GrpcPeerClient>(std::move(addresses), gco);
+  return {};
+}
+
+Status<std::string> Gateway::open_workers() {
+  const uint16_t nworkers = static_cast<uint16_t>(worker_psp_.size());
+  for (uint16_t w = 0; w < nworkers; ++w) {
+    WorkerConfig wc;
+    wc.index = w;
+    for (std::size_t i = 0; i < host_port_cfg_.size(); ++i) {
+      ports::TapConfig tc;
+      tc.name = host_port_cfg_[i].name;
+      tc.id = PortId{static_cast<uint16_t>(i + 1)};
+      tc.multi_queue = nworkers > 1;
+      tc.mtu = host_port_cfg_[i].mtu;
+      auto tap = ports::TapPort::open(tc);
+      if (!tap) return Err{"TAP " + tc.name + ": " + tap.error().message()};
+      wc.hosts.push_back(std::move(*tap));
+      if (w == 0) {
+        // The workload's MAC until its own traffic says otherwise: the TAP's (the VM's side of the link).
+        if (auto mac = interface_mac(tc.name)) host_ports_[i]->workload_mac.store(mac_bits(*mac));
+      }
+    }
+    ports::UdpConfig uc;
+    uc.local = local_pip_;
+    uc.id = PortId{0};
+    uc.reuse_port = nworkers > 1;
+    // Spec §1: UDP checksum 0 on transmit. The kernel refuses UDP GSO without checksums, so GSO is off.
+    uc.zero_checksum_tx = true;
+    uc.gso = false;
+    auto udp = ports::UdpPort::open(uc);
+    if (!udp) return Err{"UDP " + local_pip_.to_string() + ":1000: " + udp.error().message()};
+    wc.network = std::move(*udp);
+    wc.outer = {local_pip_, psp::kPspUdpPort, local_mac_};
+    workers_.push_back(std::make_unique<PacketWorker>(std::move(wc), *topo_, *sa_epoch_, *worker_psp_[w], host_ports_));
+  }
+  return {};
+}
+
+Status<std::string> Gateway::start() {
+  if (auto s = open_workers(); !s) return s;
+
+  SlowPathOptions so;
+  for (std::size_t i = 0; i < host_port_cfg_.size(); ++i) {
+    ResponderPolicy rp;
+    rp.gateway_mac = host_ports_[i]->gateway_mac;
+    for (const auto& peer : config_.peers) {
+      for (const auto& s : peer.sessions) {
+        const auto& vips = host_port_cfg_[i].local_vips;
+        if (std::find(vips.begin(), vips.end(), s.local_vip) == vips.end()) continue;
+        rp.proxied.insert(rp.proxied.end(), s.remote_vips.begin(), s.remote_vips.end());
+      }
+    }
+    std::sort(rp.proxied.begin(), rp.proxied.end());
+    rp.proxied.erase(std::unique(rp.proxied.begin(), rp.proxied.end()), rp.proxied.end());
+    if (!host_port_cfg_[i].local_vips.empty()) rp.dhcp_address = host_port_cfg_[i].local_vips.front();
+    rp.mtu = static_cast<uint16_t>(host_port_cfg_[i].mtu);
+    so.responders.push_back(std::move(rp));
+  }
+  so.sample_pcap = flags_.sample_pcap;
+  so.show_rss_packets = flags_.show_rss_rx_packets;
+  so.log = [this](std::string_view line) { log(line); };
+  so.tick = [this] { tick(); };
+  std::vector<PacketWorker*> ws;
+  for (auto& w : workers_) ws.push_back(w.get());
+  slow_ = std::make_unique<SlowPath>(ws, *tm_, *transport_, so);
+  if (auto s = slow_->start(); !s) return s;
+  for (auto& w : workers_) {
+    if (auto s = w->start(); !s) return s;
+  }
+
+  auto grpc = control::GrpcServer::start(config_.local_grpc_address.to_string(), *tm_);
+  if (!grpc) return Err{"gRPC on " + config_.local_grpc_address.to_string() + ": " + grpc.error().message};
+  grpc_ = std::move(*grpc);
+
+  admin::AdminServerOptions ao;
+  ao.path = admin_path_;
+  ao.log = [this](std::string_view line) { log(line); };
+  admin_ = std::make_unique<admin::AdminServer>(ao, *this);
+  if (auto s = admin_->start(); !s) return Err{"admin socket " + admin_path_ + ": " + s.error().message};
+
+  if (flags_.static_tunnels) {
+    static_thread_ = std::thread([this] {
+      control::StaticOptions opts;
+      opts.should_stop = [this] { return stopping_.load(); };
+      auto report = tm_->connect_all_static(*transport_, opts);
+      log("static tunnels: " + std::to_string(tm_->peer_count() - report.failed.size()) + "/" +
+          std::to_string(tm_->peer_count()) + " peers connected in " + std::to_string(report.rounds) + " round(s)");
+      slow_->wake();
+    });
+  }
+  log("started: " + std::to_string(workers_.size()) + " worker(s), PSP on " + local_pip_.to_string() +
+      ":1000, gRPC on " + config_.local_grpc_address.to_string() + ", admin " + admin_path_);
+  return {};
+}
+
+void Gateway::stop() {
+  if (stopping_.exchange(true)) return;
+  if (admin_) admin_->stop();
+  if (grpc_) grpc_->shutdown();
+  if (static_thread_.joinable()) static_thread_.join();
+  if (slow_) slow_->stop();
+  for (auto& w : workers_) w->stop();
+}
+
+void Gateway::tick() {
+  dp_->reclaim();
+  if (!flags_.stat_print) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (now < next_stat_print_) return;
+  next_stat_print_ = now + kStatPrintPeriod;
+  print_stats();
+}
+
+void Gateway::print_stats() {
+  std::ostringstream out;
+  const json c = counters_json();
+  for (const auto& p : c["pipes"]) {
+    out << "  " << p["name"].get<std::string>() << ": hits " << p["hits"] << " misses " << p["misses"];
+    if (p.contains("drop_reasons")) out << " drops " << p["drop_reasons"].dump();
+    out << '\n';
+  }
+  for (const auto& t : c["tunnels"]) {
+    out << "  tunnel " << t["local_vip"].get<std::string>() << " -> " << t["remote_vip"].get<std::string>()
+        << ": tx " << t["tx_packets"] << " packets\n";
+  }
+  const std::string text = out.str();
+  if (text == last_stats_) return;  // DOCA's --stat-print: only when something changed
+  last_stats_ = text;
+  std::cout << "== counters\n" << text << std::flush;
+}
+
+std::vector<WorkerStats> Gateway::worker_stats() const {
+  std::vector<WorkerStats> out;
+  for (const auto& w : workers_) out.push_back(w->stats());
+  return out;
+}
+
+std::vector<std::string> Gateway::port_names() const {
+  std::vector<std::string> names{"network"};
+  for (const auto& hp : host_port_cfg_) names.push_back(hp.name);
+  return names;
+}
+
+json Gateway::status_json() const {
+  const auto up = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_);
+  return {{"instance", flags_.vf_name},
+          {"version", kVersion},
+          {"pid", ::getpid()},
+          {"uptime_s", up.count()},
+          {"mode", flags_.mode == EncapMode::kTunnel ? "tunnel" : "transport"},
+          {"psp_version", flags_.psp_version == psp::PspVersion::kAesGcm128 ? "aes-gcm-128" : "aes-gcm-256"},
+          {"local_pip", local_pip_.to_string()},
+          {"grpc_address", config_.local_grpc_address.to_string()},
+          {"workers", workers_.size()},
+          {"tunnels", dp_->egress().size()},
+          {"peers", config_.peers.size()},
+          {"key_generation", master_keys_.generation()}};
+}
+
+json Gateway::tunnels_json() const {
+  std::map<control::VipPair, FlowDataPlane::EgressView> egress;
+  for (const auto& e : dp_->egress()) egress.emplace(e.pair, e);
+  json list = json::array();
+  for (const auto& s : tm_->sessions()) {
+    json t = {{"local_vip", s.pair.local.to_string()},
+              {"remote_vip", s.pair.remote.to_string()},
+              {"peer", tm_->peer(s.peer).name},
+              {"state", std::string(control::to_string(s.state))},
+              {"rx_spis", s.ingress_spis}};
+    if (s.egress_spi) t["tx_spi"] = *s.egress_spi;
+    if (s.egress_outer_ip) t["remote_pip"] = s.egress_outer_ip->to_string();
+    if (auto it = egress.find(s.pair); it != egress.end()) t["tx_packets"] = it->second.packets;
+    list.push_back(std::move(t));
+  }
+  return {{"tunnels", list}};
+}
+
+json Gateway::counters_json() const {
+  json pipes = json::array();
+  const flow::Pipeline& pl = topo_->pipeline();
+  for (std::size_t i = 0; i < pl.pipe_count(); ++i) {
+    const flow::PipeId id{static_cast<uint16_t>(i)};
+    auto st = pl.pipe_stats(id);
+    if (!st) continue;
+    json p = {{"name", std::string(pl.pipe_name(id))},
+              {"entries", st->entries},
+              {"hits", st->hits},
+              {"misses", st->misses},
+              {"mirrored", st->mirrored}};
+    uint64_t drops = 0;
+    json reasons = json::object();
+    for (const auto& [code, n] : st->drops) {
+      drops += n;
+      reasons[drop_label(code)] = n;
+    }
+    p["drops"] = drops;
+    if (!reasons.empty()) p["drop_reasons"] = reasons;
+    if (p["name"] == "SYND_STATS") p["syndromes"] = reasons;
+    pipes.push_back(std::move(p));
+  }
+  const auto stats = worker_stats();
+  json ports = json::array();
+  const auto names = port_names();
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    ports::PortStats sum;
+    for (const auto& w : stats) {
+      if (i >= w.ports.size()) continue;
+      sum.rx_packets += w.ports[i].rx_packets;
+      sum.rx_bytes += w.ports[i].rx_bytes;
+      sum.tx_packets += w.ports[i].tx_packets;
+      sum.tx_bytes += w.ports[i].tx_bytes;
+      for (std::size_t r = 0; r < sum.drops.size(); ++r) sum.drops[r] += w.ports[i].drops[r];
+    }
+    ports.push_back({{"name", names[i]},
+                     {"rx_packets", sum.rx_packets},
+                     {"rx_bytes", sum.rx_bytes},
+                     {"tx_packets", sum.tx_packets},
+                     {"tx_bytes", sum.tx_bytes},
+                     {"drops", sum.total_drops()}});
+  }
+  psp::Counters psp_sum;
+  psp::KeyCacheStats cache;
+  uint64_t cpu_drops = 0;
+  for (const auto& w : stats) {
+    psp_sum += w.psp;
+    cache.hits += w.key_cache.hits;
+    cache.misses += w.key_cache.misses;
+    cache.stale += w.key_cache.stale;
+    cache.unknown += w.key_cache.unknown;
+    cpu_drops += w.cpu_queue_drops;
+  }
+  json psp = psp_counters_json(psp_sum);
+  psp["key_cache_hits"] = cache.hits;
+  psp["key_cache_misses"] = cache.misses;
+  psp["key_cache_stale"] = cache.stale;
+  const SlowPathStats sp = slow_ ? slow_->stats() : SlowPathStats{};
+  json slow = {{"held", sp.held},
+               {"resubmitted", sp.resubmitted},
+               {"dropped_no_route", sp.dropped_no_route},
+               {"dropped_backoff", sp.dropped_backoff},
+               {"dropped_hold_full", sp.dropped_hold_full},
+               {"dropped_exchange_failed", sp.dropped_exchange_failed},
+               {"dropped_ring_full", sp.dropped_ring_full},
+               {"dropped_cpu_queue_full", cpu_drops},
+               {"exchanges_started", sp.exchanges_started},
+               {"exchanges_ok", sp.exchanges_ok},
+               {"exchanges_failed", sp.exchanges_failed},
+               {"exceptions_answered", sp.exceptions_answered},
+               {"exceptions_ignored", sp.exceptions_ignored},
+               {"samples", sp.samples},
+               {"rekeys", sp.rekeys}};
+  json tunnels = json::array();
+  for (const auto& e : dp_->egress()) {
+    tunnels.push_back({{"local_vip", e.pair.local.to_string()},
+                       {"remote_vip", e.pair.remote.to_string()},
+                       {"tx_spi", e.spi},
+                       {"tx_packets", e.packets}});
+  }
+  return {{"pipes", pipes}, {"ports", ports}, {"psp", psp}, {"slow_path", slow}, {"tunnels", tunnels}};
+}
+
+json Gateway::peers_json() const {
+  json list = json::array();
+  const auto sessions = tm_->sessions();
+  for (std::size_t i = 0; i < tm_->peer_count(); ++i) {
+    std::size_t connected = 0;
+    std::size_t pending = 0;
+    for (const auto& s : sessions) {
+      if (s.peer != i) continue;
+      connected += s.state == control::PairState::kConnected ? 1 : 0;
+      pending += s.state == control::PairState::kInFlight ? 1 : 0;
+    }
+    const std::size_t pairs = tm_->peer(i).pairs.size();
+    list.push_back({{"name", tm_->peer(i).name},
+                    {"state", connected == pairs ? "connected" : connected > 0 ? "partial" : "idle"},
+                    {"tunnels", connected},
+                    {"pending", pending}});
+  }
+  return {{"peers", list}};
+}
+
+admin::AdminResult Gateway::handle(std::string_view cmd, const json& args) {
+  if (cmd == admin::cmd::kStatus) return status_json();
+  if (cmd == admin::cmd::kTunnels) return tunnels_json();
+  if (cmd == admin::cmd::kCounters) return counters_json();
+  if (cmd == admin::cmd::kPeers) return peers_json();
+  if (cmd == admin::cmd::kPipeline) {
+    const std::string format = args.value("format", "mermaid");
+    const auto opts = topo_->dump_options(port_names());
+    if (format == "mermaid") return json(topo_->pipeline().to_mermaid(opts));
+    if (format == "json") return json::parse(topo_->pipeline().to_json(opts));
+    return admin::admin_fail(admin::AdminErrc::kBadArgs, "format must be mermaid or json");
+  }
+  if (cmd == admin::cmd::kRotateKeys) {
+    const bool issue = args.value("issue_new_keys", false);
+    const control::RotationReport r = tm_->rotate_master_key();
+    if (issue) slow_->schedule_rekeys();
+    return json{{"generation", r.generation},
+                {"closed_ingress", r.closed_ingress},
+                {"rekey_due", r.rekey_due},
+                {"lost", r.lost},
+                {"issued_new_keys", issue}};
+  }
+  return admin::admin_fail(admin::AdminErrc::kUnknownCommand, "unknown command: " + std::string(cmd));
+}
+
+}  // namespace pspgw::gateway

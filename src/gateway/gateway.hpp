@@ -1,0 +1,94 @@
+// psp-gateway: the assembled daemon. Config + flags -> ports, workers, pipeline, control plane.
+//
+// Threads: N packet workers (worker.hpp); one control thread (slow_path.hpp) with a few key-exchange
+// threads; gRPC's server threads (peers' requests); the admin thread (pspctl); optionally one thread for
+// static tunnels (-z). Control -> data plane: flow entries and SAs published RCU-style, master keys through
+// MasterKeyBoard (docs/architecture.md).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "admin/handler.hpp"
+#include "admin/server.hpp"
+#include "control/grpc_peer_client.hpp"
+#include "control/grpc_service.hpp"
+#include "control/tunnel_manager.hpp"
+#include "flow/epoch.hpp"
+#include "gateway/config.hpp"
+#include "gateway/data_plane.hpp"
+#include "gateway/flags.hpp"
+#include "gateway/psp_actions.hpp"
+#include "gateway/sa_table.hpp"
+#include "gateway/slow_path.hpp"
+#include "gateway/topology.hpp"
+#include "gateway/worker.hpp"
+
+namespace pspgw::gateway {
+
+class Gateway final : public admin::AdminHandler {
+ public:
+  static Result<std::unique_ptr<Gateway>, std::string> create(GatewayFlags flags, GatewayConfig config);
+  ~Gateway() override;
+  Gateway(const Gateway&) = delete;
+  Gateway& operator=(const Gateway&) = delete;
+
+  // Opens the ports (TAPs appear), starts workers, the control thread, gRPC and the admin socket.
+  Status<std::string> start();
+  void stop();
+
+  admin::AdminResult handle(std::string_view cmd, const nlohmann::json& args) override;
+
+  const std::string& admin_path() const { return admin_path_; }
+  int grpc_port() const { return grpc_ ? grpc_->port() : 0; }
+  control::TunnelManager& tunnels() { return *tm_; }
+  Topology& topology() { return *topo_; }
+
+ private:
+  Gateway(GatewayFlags flags, GatewayConfig config);
+  Status<std::string> build();
+  Status<std::string> open_workers();
+  void log(std::string_view line) const;
+  void tick();
+  void print_stats();
+
+  nlohmann::json status_json() const;
+  nlohmann::json tunnels_json() const;
+  nlohmann::json counters_json() const;
+  nlohmann::json peers_json() const;
+  std::vector<WorkerStats> worker_stats() const;
+  std::vector<std::string> port_names() const;
+
+  GatewayFlags flags_;
+  GatewayConfig config_;
+  std::vector<HostPortConfig> host_port_cfg_;
+  net::IpAddr local_pip_;
+  net::MacAddr local_mac_;
+  std::string admin_path_;
+  std::chrono::steady_clock::time_point started_;
+
+  std::vector<std::unique_ptr<HostPortInfo>> host_ports_;
+  std::vector<std::unique_ptr<WorkerPsp>> worker_psp_;
+  std::unique_ptr<flow::EpochDomain> sa_epoch_;
+  std::unique_ptr<SaTable> sas_;
+  MasterKeyBoard master_keys_;
+  std::unique_ptr<Topology> topo_;
+  std::unique_ptr<FlowDataPlane> dp_;
+  std::unique_ptr<control::TunnelManager> tm_;
+  std::unique_ptr<control::GrpcPeerClient> transport_;
+  std::vector<std::unique_ptr<PacketWorker>> workers_;
+  std::unique_ptr<SlowPath> slow_;
+  std::unique_ptr<control::GrpcServer> grpc_;
+  std::unique_ptr<admin::AdminServer> admin_;
+  std::thread static_thread_;
+  std::atomic<bool> stopping_{false};
+  std::chrono::steady_clock::time_point next_stat_print_{};
+  std::string last_stats_;
+};
+
+}  // namespace pspgw::gateway

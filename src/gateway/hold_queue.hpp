@@ -1,0 +1,39 @@
+// Packets held while their tunnel is being set up (the seeds' "store the miss packet P1"; DOCA has no
+// hold queue and loses them). Bounded per VIP pair and in total, so a flood toward an unreachable VIP
+// costs a fixed amount of memory; a packet that does not fit is dropped and counted. Control thread only.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <unordered_map>
+#include <vector>
+
+#include "control/messages.hpp"
+
+namespace pspgw::gateway {
+
+struct HeldPacket {
+  std::vector<uint8_t> frame;
+  uint16_t worker = 0;  // resubmitted on the worker it came from: one flow stays on one worker
+};
+
+class HoldQueue {
+ public:
+  HoldQueue(std::size_t per_pair, std::size_t total) : per_pair_(per_pair), total_limit_(total) {}
+
+  enum class Verdict : uint8_t { kHeld, kPairFull, kTotalFull };
+  Verdict hold(const control::VipPair& pair, HeldPacket pkt);
+  // Everything held for the pair, oldest first; the pair's queue is gone afterwards.
+  std::deque<HeldPacket> take(const control::VipPair& pair);
+  std::size_t held(const control::VipPair& pair) const;
+  std::size_t total() const { return total_; }
+  std::vector<control::VipPair> pairs() const;
+
+ private:
+  std::size_t per_pair_;
+  std::size_t total_limit_;
+  std::size_t total_ = 0;
+  std::unordered_map<control::VipPair, std::deque<HeldPacket>, control::VipPairHash> queues_;
+};
+
+}  // namespace pspgw::gateway

@@ -1,0 +1,44 @@
+// psp-gateway: the software PSP gateway daemon (README.md, docs/architecture.md).
+#include <signal.h>
+
+#include <iostream>
+
+#include "gateway/config.hpp"
+#include "gateway/flags.hpp"
+#include "gateway/gateway.hpp"
+
+int main(int argc, char** argv) {
+  using namespace pspgw::gateway;
+  auto flags = parse_flags(argc, argv);
+  if (!flags) {
+    (flags.error().code == 0 ? std::cout : std::cerr) << flags.error().text << std::flush;
+    return flags.error().code;
+  }
+  auto config = load_config(flags->config_path, {});
+  if (!config) {
+    std::cerr << "psp-gateway: " << config.error().message << '\n';
+    return 2;
+  }
+  // Block the stop signals in every thread; the main thread waits for them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  auto gw = Gateway::create(*flags, std::move(*config));
+  if (!gw) {
+    std::cerr << "psp-gateway: " << gw.error() << '\n';
+    return 1;
+  }
+  if (auto s = (*gw)->start(); !s) {
+    std::cerr << "psp-gateway: " << s.error() << '\n';
+    return 1;
+  }
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  std::cerr << "psp-gateway: signal " << sig << ", stopping\n";
+  (*gw)->stop();
+  return 0;
+}

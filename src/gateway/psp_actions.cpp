@@ -1,0 +1,355 @@
+#include "gateway/psp_actions.hpp"
+
+#include <array>
+#include <cstring>
+
+#include "base/byteorder.hpp"
+#include "net/checksum.hpp"
+#include "net/headers.hpp"
+#include "psp/batch.hpp"
+#include "psp/seal.hpp"
+
+namespace pspgw::gateway {
+namespace {
+
+constexpr uint8_t kOuterTtl = 64;
+constexpr uint32_t kEth = sizeof(net::EthHdr);
+constexpr uint32_t kUdp = sizeof(net::UdpHdr);
+constexpr uint8_t drop(GatewayDrop d) { return static_cast<uint8_t>(d); }
+
+// Where the IP packet of an Ethernet frame lies: offset, length as its header states, PSP Next Header.
+struct InnerPacket {
+  uint32_t l2 = 0;
+  uint32_t len = 0;
+  uint8_t next_header = 0;
+};
+
+bool find_inner(std::span<const uint8_t> f, InnerPacket& in) {
+  if (f.size() < kEth) return false;
+  uint16_t type = load_be16(&f[12]);
+  in.l2 = kEth;
+  if (type == net::kEtherTypeVlan) {
+    if (f.size() < kEth + 4) return false;
+    type = load_be16(&f[16]);
+    in.l2 = kEth + 4;
+  }
+  const std::size_t avail = f.size() - in.l2;
+  if (type == net::kEtherTypeIpv4 && avail >= sizeof(net::Ipv4Hdr) && (f[in.l2] >> 4) == 4) {
+    const uint32_t ihl = static_cast<uint32_t>(f[in.l2] & 0x0f) * 4;
+    in.len = load_be16(&f[in.l2 + 2]);
+    in.next_header = net::kIpProtoIpv4;
+    return ihl >= sizeof(net::Ipv4Hdr) && in.len >= ihl && in.len <= avail;
+  }
+  if (type == net::kEtherTypeIpv6 && avail >= sizeof(net::Ipv6Hdr) && (f[in.l2] >> 4) == 6) {
+    in.len = sizeof(net::Ipv6Hdr) + load_be16(&f[in.l2 + 4]);
+    in.next_header = net::kIpProtoIpv6;
+    return in.len <= avail;
+  }
+  return false;
+}
+
+uint32_t mix(uint64_t h) {
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 33;
+  return static_cast<uint32_t>(h);
+}
+
+// [Eth][outer IP][UDP] in front of a PSP packet of `psp_len` bytes; returns false if it cannot fit.
+bool write_outer(net::Packet& pkt, const TxSa& sa, const PspContext& ctx, uint32_t psp_len, uint32_t hash,
+                 uint32_t hdr_len, uint8_t*& psp_hdr) {
+  const bool v4 = sa.peer.is_v4();
+  const uint32_t ip_len = v4 ? sizeof(net::Ipv4Hdr) : sizeof(net::Ipv6Hdr);
+  const uint32_t udp_len = kUdp + psp_len;
+  if (udp_len + (v4 ? ip_len : 0) > 0xffff) return false;
+  uint8_t* p = pkt.push_front(kEth + ip_len + kUdp + hdr_len);
+  if (p == nullptr) return false;
+  std::memcpy(p, ctx.nexthop_mac.bytes.data(), 6);
+  std::memcpy(p + 6, ctx.local_mac.bytes.data(), 6);
+  store_be16(p + 12, v4 ? net::kEtherTypeIpv4 : net::kEtherTypeIpv6);
+  uint8_t* ip = p + kEth;
+  if (v4) {
+    std::memset(ip, 0, sizeof(net::Ipv4Hdr));
+    ip[0] = 0x45;
+    store_be16(ip + 2, static_cast<uint16_t>(ip_len + udp_len));
+    store_be16(ip + 6, net::kIpv4FlagDf);
+    ip[8] = kOuterTtl;
+    ip[9] = net::kIpProtoUdp;
+    std::memcpy(ip + 12, sa.local.bytes.data(), 4);
+    std::memcpy(ip + 16, sa.peer.bytes.data(), 4);
+    net::ipv4_set_checksum(ip);
+  } else {
+    store_be32(ip, 0x60000000u | (hash & 0xfffff));  // flow label: the inner flow's entropy (RFC 6438)
+    store_be16(ip + 4, static_cast<uint16_t>(udp_len));
+    ip[6] = net::kIpProtoUdp;
+    ip[7] = kOuterTtl;
+    std::memcpy(ip + 8, sa.local.bytes.data(), 16);
+    std::memcpy(ip + 24, sa.peer.bytes.data(), 16);
+  }
+  uint8_t* udp = ip + ip_len;
+  // Source port: a hash of the inner flow, in the dynamic range (spec §1: entropy for ECMP/RSS).
+  store_be16(udp, static_cast<uint16_t>(0xc000 | (hash & 0x3fff)));
+  store_be16(udp + 2, psp::kPspUdpPort);
+  store_be16(udp + 4, static_cast<uint16_t>(udp_len));
+  store_be16(udp + 6, 0);
+  psp_hdr = udp + kUdp;
+  return true;
+}
+
+uint8_t encap_one(net::Packet& pkt, const TxSa* sa, IvCounter& iv, const PspContext& ctx) {
+  if (sa == nullptr) return drop(GatewayDrop::kNoSa);
+  InnerPacket in;
+  if (!find_inner(pkt.bytes(), in)) return drop(GatewayDrop::kBadFrame);
+  const uint32_t hash = flow_hash(pkt.bytes());
+  pkt.trim_back(pkt.size() - (in.l2 + in.len));  // Ethernet padding is not part of the packet
+  pkt.pull_front(in.l2);
+  const uint32_t hdr_len = static_cast<uint32_t>(psp::kPspHeaderSize + (sa->has_vc ? psp::kPspVcSize : 0));
+  if (pkt.push_back(psp::kPspIcvSize) == nullptr) return drop(GatewayDrop::kTooBig);
+  uint8_t* hdr = nullptr;
+  if (!write_outer(pkt, *sa, ctx, hdr_len + in.len + psp::kPspIcvSize, hash, hdr_len, hdr)) {
+    return drop(GatewayDrop::kTooBig);
+  }
+  psp::PspHeaderFields f;
+  f.next_header = in.next_header;
+  f.crypt_offset = sa->crypt_offset;
+  f.version = static_cast<uint8_t>(sa->version);
+  f.has_vc = sa->has_vc;
+  f.spi = sa->spi;
+  f.iv = iv.next();
+  f.vc = sa->vc;
+  psp::encode_header(f, {hdr, hdr_len});
+  pkt.meta.flow_hash = hash;
+  return 0;
+}
+
+// Offset of the PSP header in a frame this gateway encapsulated ([Eth][IPv4/IPv6][UDP]).
+uint32_t psp_offset(std::span<const uint8_t> f) {
+  if (f.size() < kEth + sizeof(net::Ipv4Hdr) + kUdp + psp::kPspHeaderSize) return 0;
+  const uint8_t v = f[kEth] >> 4;
+  const uint32_t ip_len = v == 4 ? static_cast<uint32_t>(f[kEth] & 0x0f) * 4 : sizeof(net::Ipv6Hdr);
+  const uint32_t off = kEth + ip_len + kUdp;
+  return off + psp::kPspHeaderSize <= f.size() ? off : 0;
+}
+
+class EncapAction final : public flow::BatchAction {
+ public:
+  explicit EncapAction(const PspContext& ctx) : ctx_(ctx) {}
+  void apply(std::span<net::Packet* const> pkts, std::span<const uint64_t> args,
+             const flow::ActionContext& ac) override {
+    WorkerPsp& w = *(*ctx_.workers)[ac.worker];
+    for (std::size_t i = 0; i < pkts.size(); ++i) {
+      const TxSa* sa = ctx_.sas->get(static_cast<CryptoId>(args[i]));
+      if (const uint8_t r = encap_one(*pkts[i], sa, w.iv, ctx_); r != 0) pkts[i]->meta.drop_reason = r;
+    }
+  }
+  std::string name() const override { return "encap()"; }
+  std::string_view drop_reason_name(uint8_t code) const override { return drop_name(code); }
+
+ private:
+  PspContext ctx_;
+};
+
+class EncryptAction final : public flow::BatchAction {
+ public:
+  explicit EncryptAction(const PspContext& ctx) : ctx_(ctx) {}
+  void apply(std::span<net::Packet* const> pkts, std::span<const uint64_t> args,
+             const flow::ActionContext& ac) override {
+    WorkerPsp& w = *(*ctx_.workers)[ac.worker];
+    auto& ops = w.scratch.ops;
+    auto& index = w.scratch.pkt_index;
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < pkts.size(); ++i) {
+      net::Packet& pkt = *pkts[i];
+      const uint8_t r = prepare(pkt, static_cast<CryptoId>(args[i]), w, ops.make(n));
+      if (r != 0) {
+        pkt.meta.drop_reason = r;
+        if (r < static_cast<uint8_t>(psp::DropReason::kCount)) {
+          w.counters.count_drop(static_cast<psp::DropReason>(r));
+        }
+        continue;
+      }
+      index[n++] = static_cast<uint8_t>(i);
+    }
+    w.aead->seal({ops.data(), n});
+    for (std::size_t j = 0; j < n; ++j) w.counters.count_tx(psp::DropReason::kNone, pkts[index[j]]->size());
+  }
+  std::string name() const override { return "encrypt()"; }
+  std::string_view drop_reason_name(uint8_t code) const override { return drop_name(code); }
+
+ private:
+  uint8_t prepare(net::Packet& pkt, CryptoId id, WorkerPsp& w, crypto::AeadOp& op) const {
+    const TxSa* sa = ctx_.sas->get(id);
+    if (sa == nullptr || sa->keys.size() <= w.worker) return drop(GatewayDrop::kNoSa);
+    const uint32_t off = psp_offset(pkt.bytes());
+    if (off == 0) return static_cast<uint8_t>(psp::DropReason::kTooShort);
+    const std::span<uint8_t> psp_pkt = pkt.bytes().subspan(off);
+    auto hdr = psp::decode_header(psp_pkt);  // as EGR_SAMP left it (S bit)
+    if (!hdr) return static_cast<uint8_t>(hdr.error());
+    auto s = psp::prepare_seal(psp_pkt, *hdr, *sa->keys[w.worker], op);
+    return s ? 0 : static_cast<uint8_t>(s.error());
+  }
+
+  PspContext ctx_;
+};
+
+// PSP_DECRYPT: opens in place and records the verdict as the syndrome; nothing is stripped yet, so
+// INGR_SAMP and INGR_ACL still see the PSP header (S bit, SPI) and find the inner packet behind it.
+class DecryptAction final : public flow::BatchAction {
+ public:
+  explicit DecryptAction(const PspContext& ctx) : ctx_(ctx) {}
+  void apply(std::span<net::Packet* const> pkts, std::span<const uint64_t> /*args*/,
+             const flow::ActionContext& ac) override {
+    WorkerPsp& w = *(*ctx_.workers)[ac.worker];
+    refresh_keys(w);
+    auto& s = w.scratch;
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < pkts.size(); ++i) {
+      net::Packet& pkt = *pkts[i];
+      auto plan = psp::steps::plan_decap(pkt.bytes());
+      if (!plan) {
+        verdict(pkt, w, plan.error());
+        continue;
+      }
+      auto layout = psp::prepare_open(pkt.bytes().subspan(plan->psp_offset, plan->psp_len), w.keys, s.ops.make(n));
+      if (!layout) {
+        verdict(pkt, w, layout.error());
+        continue;
+      }
+      s.pkt_index[n++] = static_cast<uint8_t>(i);
+    }
+    w.aead->open({s.ops.data(), n});
+    for (std::size_t j = 0; j < n; ++j) verdict(*pkts[s.pkt_index[j]], w, psp::finish_open(s.ops[j]));
+  }
+  std::string name() const override { return "decrypt()"; }
+
+ private:
+  static void verdict(net::Packet& pkt, WorkerPsp& w, psp::DropReason r) {
+    pkt.meta.syndrome = static_cast<uint8_t>(r);
+    w.counters.count_rx(r, pkt.size());
+  }
+  void refresh_keys(WorkerPsp& w) const {
+    const uint64_t g = ctx_.master_keys->generation();
+    if (g == w.key_generation) return;
+    w.keys.update(ctx_.master_keys->current());
+    w.key_generation = g;
+    ++w.counters.key_rotations;
+  }
+
+  PspContext ctx_;
+};
+
+// INGR_ACL's decap(host port): the frame becomes [Ethernet toward the workload][inner packet].
+class DecapAction final : public flow::BatchAction {
+ public:
+  explicit DecapAction(const PspContext& ctx) : ctx_(ctx) {}
+  void apply(std::span<net::Packet* const> pkts, std::span<const uint64_t> args,
+             const flow::ActionContext& /*ac*/) override {
+    for (std::size_t i = 0; i < pkts.size(); ++i) {
+      if (const uint8_t r = decap_one(*pkts[i], args[i]); r != 0) pkts[i]->meta.drop_reason = r;
+    }
+  }
+  std::string name() const override { return "decap()"; }
+  std::string_view drop_reason_name(uint8_t code) const override { return drop_name(code); }
+
+ private:
+  uint8_t decap_one(net::Packet& pkt, uint64_t host_port) const {
+    if (pkt.meta.syndrome != static_cast<uint8_t>(psp::DropReason::kNone)) {
+      return static_cast<uint8_t>(psp::DropReason::kAuthFailed);  // INGR_ACL matches syndrome OK only
+    }
+    auto plan = psp::steps::plan_decap(pkt.bytes());
+    if (!plan) return static_cast<uint8_t>(plan.error());
+    auto layout = psp::parse_open(pkt.bytes().subspan(plan->psp_offset, plan->psp_len));
+    if (!layout) return static_cast<uint8_t>(layout.error());
+    auto info = psp::steps::finish_decap(pkt, *plan, *layout);
+    if (!info) return static_cast<uint8_t>(info.error());
+    if (host_port >= ctx_.host_ports->size()) return drop(GatewayDrop::kNoWorkload);
+    const HostPortInfo& port = *(*ctx_.host_ports)[host_port];
+    const uint64_t mac = port.workload_mac.load(std::memory_order_relaxed);
+    if (mac == 0) return drop(GatewayDrop::kNoWorkload);
+    uint8_t* d = pkt.data();
+    for (int b = 0; b < 6; ++b) d[b] = static_cast<uint8_t>(mac >> (8 * (5 - b)));
+    std::memcpy(d + 6, port.gateway_mac.bytes.data(), 6);
+    return 0;
+  }
+
+  PspContext ctx_;
+};
+
+}  // namespace
+
+std::string_view to_string(GatewayDrop d) {
+  switch (d) {
+    case GatewayDrop::kNoSa:
+      return "no-sa";
+    case GatewayDrop::kBadFrame:
+      return "bad-frame";
+    case GatewayDrop::kTooBig:
+      return "too-big";
+    case GatewayDrop::kNoWorkload:
+      return "no-workload-mac";
+  }
+  return "unknown";
+}
+
+std::string_view drop_name(uint8_t code) {
+  if (code >= static_cast<uint8_t>(psp::DropReason::kNone) && code < static_cast<uint8_t>(psp::DropReason::kCount)) {
+    return psp::to_string(static_cast<psp::DropReason>(code));
+  }
+  if (code >= static_cast<uint8_t>(GatewayDrop::kNoSa) && code <= static_cast<uint8_t>(GatewayDrop::kNoWorkload)) {
+    return to_string(static_cast<GatewayDrop>(code));
+  }
+  return {};
+}
+
+void MasterKeyBoard::publish(std::shared_ptr<const psp::MasterKeySnapshot> s) {
+  std::lock_guard<std::mutex> lock(mu_);
+  snapshot_ = std::move(s);
+  generation_.fetch_add(1, std::memory_order_release);
+}
+
+std::shared_ptr<const psp::MasterKeySnapshot> MasterKeyBoard::current() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return snapshot_;
+}
+
+WorkerPsp::WorkerPsp(uint16_t w, std::unique_ptr<crypto::AeadBackend> backend, std::size_t cache_capacity)
+    : worker(w), aead(std::move(backend)), iv(w), keys(*aead, cache_capacity) {}
+
+uint32_t flow_hash(std::span<const uint8_t> frame) {
+  InnerPacket in;
+  if (!find_inner(frame, in)) return 0;
+  const uint8_t* ip = &frame[in.l2];
+  uint64_t h = 0x9e3779b97f4a7c15ULL;
+  uint32_t l4 = 0;
+  uint8_t proto = 0;
+  if (in.next_header == net::kIpProtoIpv4) {
+    for (int i = 12; i < 20; i += 4) h = (h ^ load_be32(ip + i)) * 0x100000001b3ULL;
+    proto = ip[9];
+    const bool first_fragment = (load_be16(ip + 6) & net::kIpv4FragOffsetMask) == 0;
+    l4 = first_fragment ? static_cast<uint32_t>(ip[0] & 0x0f) * 4 : 0;
+  } else {
+    for (int i = 8; i < 40; i += 4) h = (h ^ load_be32(ip + i)) * 0x100000001b3ULL;
+    proto = ip[6];
+    l4 = sizeof(net::Ipv6Hdr);
+  }
+  h = (h ^ proto) * 0x100000001b3ULL;
+  if (l4 != 0 && (proto == net::kIpProtoTcp || proto == net::kIpProtoUdp) && l4 + 4 <= in.len) {
+    h = (h ^ load_be32(ip + l4)) * 0x100000001b3ULL;  // both ports
+  }
+  return mix(h);
+}
+
+std::shared_ptr<flow::BatchAction> make_encap_action(const PspContext& ctx) {
+  return std::make_shared<EncapAction>(ctx);
+}
+std::shared_ptr<flow::BatchAction> make_encrypt_action(const PspContext& ctx) {
+  return std::make_shared<EncryptAction>(ctx);
+}
+std::shared_ptr<flow::BatchAction> make_decrypt_action(const PspContext& ctx) {
+  return std::make_shared<DecryptAction>(ctx);
+}
+std::shared_ptr<flow::BatchAction> make_decap_action(const PspContext& ctx) {
+  return std::make_shared<DecapAction>(ctx);
+}
+
+}  // namespace pspgw::gateway

@@ -1,0 +1,94 @@
+// The PSP actions of the gateway's pipeline (flow::BatchAction): the parts the seeds' pipes name as
+// encap(), encrypt(), decrypt() and decap(). Each runs once per batch with the packets that hit; no
+// allocation, lock or log line per packet; per-worker state (crypto backend, key cache, IV counter,
+// counters) is indexed by ActionContext::worker.
+//
+//   EGR_ACL      encap(crypto_id)   Ethernet frame -> [Eth][outer IP][UDP 1000][PSP hdr][inner IP][ICV room]
+//   EGR_SAMP     (flow set_bits: psp.S = 1)
+//   PSP_ENCRYPT  encrypt(crypto_id) seal the PSP packet in place (one AEAD call per batch)
+//   PSP_DECRYPT  decrypt()          open in place, key derived from the SPI; meta.syndrome := result
+//   INGR_ACL     decap(host_port)   -> [Eth toward the workload][inner IP]
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "crypto/aead.hpp"
+#include "flow/action.hpp"
+#include "gateway/sa_table.hpp"
+#include "psp/batch.hpp"
+#include "net/addr.hpp"
+#include "psp/counters.hpp"
+#include "psp/key_cache.hpp"
+#include "psp/key_ring.hpp"
+
+namespace pspgw::gateway {
+
+// Drop codes the gateway's actions assign (flow: actions own 1..0xef; psp::DropReason uses the low ones).
+enum class GatewayDrop : uint8_t {
+  kNoSa = 0x40,  // crypto id without an SA (removed while the packet was in flight)
+  kBadFrame,  // a host-port frame that is not Ethernet + a well-formed IPv4/IPv6 packet
+  kTooBig,  // no room for the encap in the buffer, or longer than 64 KiB once encapsulated
+  kNoWorkload,  // decap toward a host port whose workload MAC is not known yet
+};
+std::string_view to_string(GatewayDrop d);
+// A drop code of either family, for dumps and stats.
+std::string_view drop_name(uint8_t code);
+
+// Master keys as the workers see them: the control plane publishes, each worker picks the new snapshot
+// up at its next batch (one atomic load per batch; the mutex only when the generation changed).
+class MasterKeyBoard {
+ public:
+  void publish(std::shared_ptr<const psp::MasterKeySnapshot> s);
+  uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
+  std::shared_ptr<const psp::MasterKeySnapshot> current() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::shared_ptr<const psp::MasterKeySnapshot> snapshot_;
+  std::atomic<uint64_t> generation_{0};
+};
+
+// Per-host-port facts decap needs: the MACs of its Ethernet header.
+struct HostPortInfo {
+  net::MacAddr gateway_mac;
+  std::atomic<uint64_t> workload_mac{0};  // learned from the port's traffic (48 bits; 0 = unknown)
+};
+
+// One worker's PSP state. Cache-line aligned: workers never share a line.
+struct alignas(64) WorkerPsp {
+  WorkerPsp(uint16_t worker, std::unique_ptr<crypto::AeadBackend> backend, std::size_t cache_capacity);
+  uint16_t worker;
+  std::unique_ptr<crypto::AeadBackend> aead;
+  IvCounter iv;
+  psp::KeyCache keys;
+  uint64_t key_generation = 0;
+  psp::Counters counters;
+  // Scratch of the batch being sealed or opened (too big for a worker's stack frame per call, and
+  // actions are shared by all workers).
+  psp::detail::OpenScratch scratch;
+  psp::detail::BatchSlots<psp::DecapPlan, net::kMaxBatch> plans;
+};
+
+// Everything the actions share, owned by the gateway.
+struct PspContext {
+  SaTable* sas = nullptr;
+  MasterKeyBoard* master_keys = nullptr;
+  std::vector<std::unique_ptr<WorkerPsp>>* workers = nullptr;
+  std::vector<std::unique_ptr<HostPortInfo>>* host_ports = nullptr;  // by host-port index
+  net::MacAddr local_mac;  // source MAC of encapsulated frames
+  net::MacAddr nexthop_mac;  // destination MAC of encapsulated frames (-n; informational through UDP)
+};
+
+std::shared_ptr<flow::BatchAction> make_encap_action(const PspContext& ctx);
+std::shared_ptr<flow::BatchAction> make_encrypt_action(const PspContext& ctx);
+std::shared_ptr<flow::BatchAction> make_decrypt_action(const PspContext& ctx);
+std::shared_ptr<flow::BatchAction> make_decap_action(const PspContext& ctx);
+
+// The flow hash of an Ethernet frame's IP 5-tuple (symmetric is not needed: it picks the UDP source port
+// and the worker of one direction).
+uint32_t flow_hash(std::span<const uint8_t> frame);
+
+}  // namespace pspgw::gateway

@@ -1,0 +1,47 @@
+#include "gateway/sa_table.hpp"
+
+namespace pspgw::gateway {
+
+SaTable::SaTable(uint32_t capacity, flow::EpochDomain& epoch) : slots_(capacity), epoch_(epoch) {
+  free_.reserve(capacity);
+  for (uint32_t i = capacity; i > 0; --i) free_.push_back(i - 1);
+}
+
+SaTable::~SaTable() {
+  for (auto& s : slots_) delete s.load(std::memory_order_relaxed);
+}
+
+void SaTable::retire(const TxSa* sa) {
+  if (sa != nullptr) epoch_.retire([sa] { delete sa; });
+}
+
+Result<CryptoId, SaError> SaTable::install(std::unique_ptr<TxSa> sa) {
+  if (!sa || sa->keys.empty()) return Err{SaError::kBadKey};
+  if (free_.empty()) return Err{SaError::kFull};
+  const CryptoId id = free_.back();
+  free_.pop_back();
+  slots_[id].store(sa.release(), std::memory_order_release);
+  ++used_;
+  return id;
+}
+
+Status<SaError> SaTable::replace(CryptoId id, std::unique_ptr<TxSa> sa) {
+  if (!sa || sa->keys.empty()) return Err{SaError::kBadKey};
+  if (id >= slots_.size() || slots_[id].load(std::memory_order_relaxed) == nullptr) return Err{SaError::kNotFound};
+  retire(slots_[id].exchange(sa.release(), std::memory_order_acq_rel));
+  return {};
+}
+
+Status<SaError> SaTable::remove(CryptoId id) {
+  if (id >= slots_.size()) return Err{SaError::kNotFound};
+  const TxSa* old = slots_[id].exchange(nullptr, std::memory_order_acq_rel);
+  if (old == nullptr) return Err{SaError::kNotFound};
+  retire(old);
+  // The id is reusable only once no worker can still act on a packet tagged with it (EGR_ACL entries that
+  // name it are removed first by the caller; a batch in flight may still carry it): after a grace period.
+  epoch_.retire([this, id] { free_.push_back(id); });
+  --used_;
+  return {};
+}
+
+}  // namespace pspgw::gateway

@@ -1,0 +1,81 @@
+// Transmit SAs: PSP_ENCRYPT's table, indexed by crypto id (the pkt_meta EGR_ACL sets, DOCA's design).
+//
+// The control thread installs and removes SAs; workers read them without locks. Publication is the flow
+// engine's (flow::EpochDomain, docs/architecture.md): an SA is immutable once published, slots are atomic
+// pointers stored with release and loaded with acquire, and a replaced or removed SA is destroyed only after
+// every worker has passed a batch boundary. Each SA holds one prepared key per worker, because a crypto
+// backend (and the keys it makes) belongs to one worker thread (crypto/aead.hpp).
+//
+// IVs: unique per packet per key (spec §3). Each worker draws from its own 56-bit counter, tagged with the
+// worker number in the top byte, shared by all SAs and never reset: no two packets of the process ever
+// carry the same IV, whatever SA (or re-installed key) they use.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "base/result.hpp"
+#include "crypto/aead.hpp"
+#include "flow/epoch.hpp"
+#include "net/addr.hpp"
+#include "psp/header.hpp"
+
+namespace pspgw::gateway {
+
+using CryptoId = uint32_t;
+
+struct TxSa {
+  uint32_t spi = 0;
+  psp::PspVersion version = psp::PspVersion::kAesGcm256;
+  bool has_vc = false;
+  uint64_t vc = 0;
+  uint8_t crypt_offset = 0;  // 4-octet units
+  net::IpAddr peer;  // outer destination
+  net::IpAddr local;  // outer source
+  std::vector<std::unique_ptr<crypto::AeadKey>> keys;  // [worker]
+};
+
+enum class SaError : uint8_t { kFull, kBadKey, kNotFound };
+
+class SaTable {
+ public:
+  SaTable(uint32_t capacity, flow::EpochDomain& epoch);
+  ~SaTable();
+  SaTable(const SaTable&) = delete;
+  SaTable& operator=(const SaTable&) = delete;
+
+  // Control thread. install: a free crypto id for a new SA; replace: swaps the SA behind an id.
+  Result<CryptoId, SaError> install(std::unique_ptr<TxSa> sa);
+  Status<SaError> replace(CryptoId id, std::unique_ptr<TxSa> sa);
+  Status<SaError> remove(CryptoId id);
+  std::size_t size() const { return used_; }
+  uint32_t capacity() const { return static_cast<uint32_t>(slots_.size()); }
+
+  // Worker: the SA behind an id, valid until this worker's next quiescent point; nullptr if none.
+  const TxSa* get(CryptoId id) const {
+    return id < slots_.size() ? slots_[id].load(std::memory_order_acquire) : nullptr;
+  }
+
+ private:
+  void retire(const TxSa* sa);
+
+  std::vector<std::atomic<const TxSa*>> slots_;
+  std::vector<CryptoId> free_;
+  std::size_t used_ = 0;
+  flow::EpochDomain& epoch_;
+};
+
+// One worker's IV source (spec §3: unique per packet per key).
+class IvCounter {
+ public:
+  explicit IvCounter(uint16_t worker) : next_((static_cast<uint64_t>(worker) + 1) << 56 | 1) {}
+  uint64_t next() { return next_++; }
+
+ private:
+  uint64_t next_;
+};
+
+}  // namespace pspgw::gateway

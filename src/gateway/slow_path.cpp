@@ -1,0 +1,367 @@
+#include "gateway/slow_path.hpp"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+
+#include "net/parse.hpp"
+#include "psp/header.hpp"
+
+namespace pspgw::gateway {
+namespace {
+
+constexpr int kTickMs = 100;
+
+std::string hex_dump(std::span<const uint8_t> bytes, std::size_t max_bytes) {
+  std::string out;
+  const std::size_t n = std::min(bytes.size(), max_bytes);
+  char line[24];
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i % 16 == 0) {
+      std::snprintf(line, sizeof(line), "%s%04zx ", i == 0 ? "" : "\n", i);
+      out += line;
+    }
+    std::snprintf(line, sizeof(line), " %02x", bytes[i]);
+    out += line;
+  }
+  if (n < bytes.size()) out += "\n... (" + std::to_string(bytes.size() - n) + " more bytes)";
+  return out;
+}
+
+std::string l3_summary(const net::IpInfo& ip) {
+  std::string s = ip.src.to_string() + " > " + ip.dst.to_string() + " proto " + std::to_string(ip.l4_proto);
+  if (ip.src_port != 0 || ip.dst_port != 0) {
+    s += " ports " + std::to_string(ip.src_port) + " > " + std::to_string(ip.dst_port);
+  }
+  return s;
+}
+
+}  // namespace
+
+std::string describe_sample(std::span<const uint8_t> frame, std::string_view direction, std::size_t max_bytes) {
+  std::string s = "SAMPLED PACKET (" + std::string(direction) + ", " + std::to_string(frame.size()) + " bytes): ";
+  auto f = net::parse_frame(frame);
+  if (!f || f->ip.family == net::IpFamily::kNone) {
+    s += "not IP";
+  } else {
+    s += l3_summary(f->ip);
+    const net::IpInfo& ip = f->ip;
+    if (ip.l4_proto == net::kIpProtoUdp && ip.dst_port == psp::kPspUdpPort) {
+      auto hdr = psp::decode_header(frame.subspan(ip.l4_offset + sizeof(net::UdpHdr)));
+      if (hdr) {
+        char buf[96];
+        std::snprintf(buf, sizeof(buf), " | PSP spi 0x%08x iv %llu v%u nh %u S=%d", hdr->spi,
+                      static_cast<unsigned long long>(hdr->iv), hdr->version, hdr->next_header, hdr->sample ? 1 : 0);
+        s += buf;
+        const std::size_t inner = ip.l4_offset + sizeof(net::UdpHdr) + hdr->size();
+        if (auto in = net::parse_ip(frame, static_cast<uint16_t>(inner)); in && (hdr->next_header == 4 || hdr->next_header == 41)) {
+          s += " | inner " + l3_summary(*in);
+        }
+      }
+    }
+  }
+  return s + "\n" + hex_dump(frame, max_bytes);
+}
+
+// ---- ExchangeRunner ----
+
+ExchangeRunner::ExchangeRunner(std::size_t threads, std::function<void()> notify) : notify_(std::move(notify)) {
+  for (std::size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { run(); });
+}
+
+ExchangeRunner::~ExchangeRunner() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+    queue_.clear();
+  }
+  cv_.notify_all();
+  for (auto& t : threads_) t.join();
+}
+
+void ExchangeRunner::submit(control::VipPair pair, Job job) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queue_.emplace_back(std::move(pair), std::move(job));
+  }
+  cv_.notify_one();
+}
+
+std::vector<ExchangeRunner::Completion> ExchangeRunner::take() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return std::exchange(done_, {});
+}
+
+std::size_t ExchangeRunner::busy() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return running_ + queue_.size();
+}
+
+void ExchangeRunner::run() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+    if (stop_) return;
+    auto [pair, job] = std::move(queue_.front());
+    queue_.pop_front();
+    ++running_;
+    lock.unlock();
+    control::CStatus status = job();
+    lock.lock();
+    --running_;
+    done_.push_back({pair, std::move(status)});
+    notify_();
+  }
+}
+
+// ---- SlowPath ----
+
+SlowPath::SlowPath(std::vector<PacketWorker*> workers, control::TunnelManager& tm, control::PeerTransport& transport,
+                   SlowPathOptions opts)
+    : workers_(std::move(workers)),
+      tm_(tm),
+      transport_(transport),
+      opts_(std::move(opts)),
+      hold_(opts_.hold_per_pair, opts_.hold_total),
+      wake_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+  for (PacketWorker* w : workers_) w->set_cpu_notify(wake_.get());
+  exchanges_ = std::make_unique<ExchangeRunner>(opts_.exchange_threads, [this] { wake(); });
+}
+
+SlowPath::~SlowPath() { stop(); }
+
+Status<std::string> SlowPath::start() {
+  if (!wake_.valid()) return Err{std::string("eventfd failed")};
+  if (!opts_.sample_pcap.empty()) {
+    auto w = ports::PcapWriter::create(opts_.sample_pcap, 65535);
+    if (!w) return Err{"--sample-pcap: " + w.error().message};
+    pcap_.emplace(std::move(*w));
+  }
+  thread_ = std::thread([this] { run(); });
+  return {};
+}
+
+void SlowPath::stop() {
+  if (thread_.joinable()) {
+    stop_.store(true);
+    wake();
+    thread_.join();
+  }
+  exchanges_.reset();  // joins exchange threads (each bounded by its RPC deadline)
+  if (pcap_) (void)pcap_->close();
+  pcap_.reset();
+}
+
+void SlowPath::wake() const {
+  const uint64_t one = 1;
+  (void)!::write(wake_.get(), &one, sizeof(one));
+}
+
+void SlowPath::schedule_rekeys() {
+  rekey_requested_.store(true);
+  wake();
+}
+
+SlowPathStats SlowPath::stats() const {
+  std::lock_guard<std::mutex> lock(stats_mu_);
+  return stats_;
+}
+
+void SlowPath::log(const std::string& line) const {
+  if (opts_.log) {
+    opts_.log(line);
+  } else {
+    std::cerr << line << '\n';
+  }
+}
+
+#define BUMP(field, n)                          \
+  do {                                          \
+    std::lock_guard<std::mutex> lock_(stats_mu_); \
+    stats_.field += (n);                        \
+  } while (0)
+
+void SlowPath::run() {
+  auto next_tick = std::chrono::steady_clock::now();
+  while (!stop_.load()) {
+    pollfd pfd{wake_.get(), POLLIN, 0};
+    (void)::poll(&pfd, 1, kTickMs);
+    uint64_t v;
+    (void)!::read(wake_.get(), &v, sizeof(v));
+    for (PacketWorker* w : workers_) drain(*w);
+    for (const auto& c : exchanges_->take()) on_completion(c);
+    if (rekey_requested_.exchange(false)) {
+      for (const control::VipPair& pair : tm_.rekey_due()) {
+        if (!rekeying_.insert(pair).second) continue;
+        exchanges_->submit(pair, [this, pair] { return tm_.rekey(pair, transport_); });
+      }
+    }
+    if (const auto now = std::chrono::steady_clock::now(); now >= next_tick) {
+      if (opts_.tick) opts_.tick();
+      flush_settled();
+      next_tick = now + std::chrono::milliseconds(kTickMs);
+    }
+  }
+}
+
+void SlowPath::drain(PacketWorker& w) {
+  std::span<const uint8_t> frame;
+  FrameInfo info;
+  while (w.to_cpu().peek(frame, info)) {
+    if (opts_.show_rss_packets) {
+      log("RSS rx (" + std::string(to_string(static_cast<CpuReason>(info.reason))) + ") " +
+          describe_sample(frame, "cpu", 64));
+    }
+    switch (static_cast<CpuReason>(info.reason)) {
+      case CpuReason::kEgressMiss:
+        on_egress_miss(frame, w.index());
+        break;
+      case CpuReason::kException:
+        on_exception(frame, info.port, w.index());
+        break;
+      case CpuReason::kSampleEgress:
+      case CpuReason::kSampleIngress:
+        on_sample(frame, info.reason);
+        break;
+    }
+    w.to_cpu().release();
+  }
+}
+
+void SlowPath::on_egress_miss(std::span<const uint8_t> frame, uint16_t worker) {
+  auto f = net::parse_frame(frame);
+  if (!f || f->ip.family == net::IpFamily::kNone) {
+    BUMP(dropped_no_route, 1);
+    return;
+  }
+  const control::VipPair pair{f->ip.src, f->ip.dst};
+  if (!tm_.peer_of(pair)) {
+    BUMP(dropped_no_route, 1);
+    return;
+  }
+  switch (tm_.state(pair)) {
+    case control::PairState::kConnected:  // installed after this packet missed: send it on
+      if (send_to_worker(worker, frame, {static_cast<uint16_t>(FrameKind::kResubmit), PortId{0}})) {
+        BUMP(resubmitted, 1);
+      }
+      return;
+    case control::PairState::kBackoff:
+      BUMP(dropped_backoff, 1);
+      return;
+    case control::PairState::kIdle:
+    case control::PairState::kInFlight:
+      break;
+  }
+  if (hold_.hold(pair, {std::vector<uint8_t>(frame.begin(), frame.end()), worker}) != HoldQueue::Verdict::kHeld) {
+    BUMP(dropped_hold_full, 1);
+    return;
+  }
+  BUMP(held, 1);
+  if (tm_.state(pair) == control::PairState::kIdle) start_exchange(pair);
+}
+
+void SlowPath::start_exchange(const control::VipPair& pair) {
+  auto x = tm_.begin_exchange(pair);  // opens our ingress ACL before the request leaves
+  if (!x) {
+    const std::size_t n = hold_.take(pair).size();
+    BUMP(dropped_exchange_failed, n);
+    log("key exchange for " + pair.local.to_string() + " -> " + pair.remote.to_string() +
+        " not started: " + x.error().message);
+    return;
+  }
+  BUMP(exchanges_started, 1);
+  auto shared = std::make_shared<control::PendingExchange>(std::move(*x));
+  exchanges_->submit(pair, [this, shared]() {
+    auto answer = transport_.request_tunnels(shared->peer, shared->request);
+    return tm_.finish_exchange(std::move(*shared), std::move(answer));
+  });
+}
+
+void SlowPath::on_completion(const ExchangeRunner::Completion& c) {
+  const bool rekey = rekeying_.erase(c.pair) != 0;
+  BUMP(rekeys, rekey ? 1 : 0);
+  if (!rekey) {
+    BUMP(exchanges_ok, c.status ? 1 : 0);
+    BUMP(exchanges_failed, c.status ? 0 : 1);
+  }
+  if (!c.status) {
+    log(std::string(rekey ? "re-key" : "key exchange") + " for " + c.pair.local.to_string() + " -> " +
+        c.pair.remote.to_string() + " failed: " + c.status.error().message);
+  }
+  flush_settled();
+}
+
+// Held packets follow their pair's state, whoever changed it (our exchange, a static-mode connect, a
+// peer's request with reverse params): connected -> resubmit in order; failed -> drop; idle -> start.
+void SlowPath::flush_settled() {
+  for (const control::VipPair& pair : hold_.pairs()) {
+    switch (tm_.state(pair)) {
+      case control::PairState::kInFlight:
+        break;
+      case control::PairState::kConnected: {
+        uint64_t sent = 0;
+        for (const HeldPacket& p : hold_.take(pair)) {
+          sent += send_to_worker(p.worker, p.frame, {static_cast<uint16_t>(FrameKind::kResubmit), PortId{0}}) ? 1 : 0;
+        }
+        BUMP(resubmitted, sent);
+        break;
+      }
+      case control::PairState::kBackoff: {
+        const std::size_t n = hold_.take(pair).size();
+        BUMP(dropped_exchange_failed, n);
+        log("dropped " + std::to_string(n) + " held packet(s) for " + pair.local.to_string() + " -> " +
+            pair.remote.to_string() + ": no tunnel (retry after backoff)");
+        break;
+      }
+      case control::PairState::kIdle:
+        start_exchange(pair);
+        break;
+    }
+  }
+}
+
+void SlowPath::on_exception(std::span<const uint8_t> frame, PortId port, uint16_t worker) {
+  const std::size_t index = port.value() - 1u;
+  if (port.value() == 0 || index >= opts_.responders.size()) {
+    BUMP(exceptions_ignored, 1);
+    return;
+  }
+  auto reply = exception_reply(frame, opts_.responders[index]);
+  if (!reply) {
+    BUMP(exceptions_ignored, 1);
+    return;
+  }
+  if (send_to_worker(worker, *reply, {static_cast<uint16_t>(FrameKind::kTransmit), port})) {
+    BUMP(exceptions_answered, 1);
+  }
+}
+
+void SlowPath::on_sample(std::span<const uint8_t> frame, uint16_t reason) {
+  BUMP(samples, 1);
+  const bool egress = reason == static_cast<uint16_t>(CpuReason::kSampleEgress);
+  log(describe_sample(frame, egress ? "egress" : "ingress"));
+  if (pcap_) {
+    const auto now = std::chrono::system_clock::now().time_since_epoch();
+    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(now).count();
+    ports::PcapTimestamp ts{static_cast<uint32_t>(us / 1000000), static_cast<uint32_t>(us % 1000000)};
+    if (auto s = pcap_->write(frame, ts); !s) log("--sample-pcap: " + s.error().message);
+  }
+}
+
+bool SlowPath::send_to_worker(uint16_t worker, std::span<const uint8_t> frame, FrameInfo info) {
+  PacketWorker& w = *workers_[worker < workers_.size() ? worker : 0];
+  if (!w.from_cpu().push(frame, info)) {
+    BUMP(dropped_ring_full, 1);
+    return false;
+  }
+  w.wake();
+  return true;
+}
+
+#undef BUMP
+
+}  // namespace pspgw::gateway

@@ -1,0 +1,142 @@
+// The slow path: what the seeds call RSS and the "RSS miss handler". One control thread drains every
+// worker's CPU ring and
+//   egress-miss   holds the packet (HoldQueue), starts one key exchange per VIP pair (begin_exchange opens
+//                 our ingress ACL first), and when the exchange ends resubmits the held packets in order
+//                 into EGR_ACL — or drops them, counted and logged, if it failed (later traffic retries,
+//                 after the tunnel manager's backoff);
+//   exception     answers ARP / Neighbor Solicitation / DHCP (exception.hpp) back out of the same port;
+//   samples       logs "SAMPLED PACKET" with a one-line summary and a hex dump, and writes --sample-pcap.
+// Key exchanges block on an RPC (with a deadline), so they run on a small pool of exchange threads, never
+// on the control thread and never on a worker.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "control/peer_transport.hpp"
+#include "control/tunnel_manager.hpp"
+#include "gateway/exception.hpp"
+#include "gateway/hold_queue.hpp"
+#include "gateway/worker.hpp"
+#include "ports/pcap_io.hpp"
+#include "ports/unique_fd.hpp"
+
+namespace pspgw::gateway {
+
+// Runs exchanges on `threads` threads; completions are collected for the control thread, which `notify`
+// wakes.
+class ExchangeRunner {
+ public:
+  struct Completion {
+    control::VipPair pair;
+    control::CStatus status;
+  };
+  using Job = std::function<control::CStatus()>;
+
+  ExchangeRunner(std::size_t threads, std::function<void()> notify);
+  ~ExchangeRunner();  // finishes the running jobs (each bounded by its RPC deadline), drops queued ones
+  ExchangeRunner(const ExchangeRunner&) = delete;
+  ExchangeRunner& operator=(const ExchangeRunner&) = delete;
+
+  void submit(control::VipPair pair, Job job);
+  std::vector<Completion> take();
+  std::size_t busy() const;
+
+ private:
+  void run();
+
+  std::function<void()> notify_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::pair<control::VipPair, Job>> queue_;
+  std::vector<Completion> done_;
+  std::size_t running_ = 0;
+  bool stop_ = false;
+  std::vector<std::thread> threads_;
+};
+
+struct SlowPathStats {
+  uint64_t held = 0;  // packets held for a key exchange
+  uint64_t resubmitted = 0;  // held packets sent on after their tunnel came up
+  uint64_t dropped_no_route = 0;  // destination VIP not configured for any peer
+  uint64_t dropped_backoff = 0;  // the pair's last exchange failed recently
+  uint64_t dropped_hold_full = 0;  // per-pair or total hold limit reached
+  uint64_t dropped_exchange_failed = 0;  // held packets of a failed exchange
+  uint64_t dropped_ring_full = 0;  // a worker's inbound ring was full
+  uint64_t exchanges_started = 0;
+  uint64_t exchanges_ok = 0;
+  uint64_t exchanges_failed = 0;
+  uint64_t exceptions_answered = 0;
+  uint64_t exceptions_ignored = 0;  // malformed, or not ours to answer (e.g. ARP for an unknown address)
+  uint64_t samples = 0;
+  uint64_t rekeys = 0;
+};
+
+struct SlowPathOptions {
+  std::vector<ResponderPolicy> responders;  // by host-port index (PortId - 1)
+  std::size_t hold_per_pair = 64;
+  std::size_t hold_total = 4096;
+  std::size_t exchange_threads = 4;
+  std::string sample_pcap;  // "" = none
+  bool show_rss_packets = false;  // --show-rss-rx-packets: log every packet that reaches the CPU
+  std::function<void(std::string_view)> log;
+  std::function<void()> tick;  // called every ~100 ms on the control thread (reclaim, stat print)
+};
+
+class SlowPath {
+ public:
+  SlowPath(std::vector<PacketWorker*> workers, control::TunnelManager& tm, control::PeerTransport& transport,
+           SlowPathOptions opts);
+  ~SlowPath();
+  SlowPath(const SlowPath&) = delete;
+  SlowPath& operator=(const SlowPath&) = delete;
+
+  Status<std::string> start();  // opens the sample pcap, starts the control thread
+  void stop();
+  int notify_fd() const { return wake_.get(); }
+  void wake() const;
+  // Re-keys every due pair (after a rotation), on the exchange threads.
+  void schedule_rekeys();
+  SlowPathStats stats() const;
+
+ private:
+  void run();
+  void drain(PacketWorker& w);
+  void on_egress_miss(std::span<const uint8_t> frame, uint16_t worker);
+  void on_exception(std::span<const uint8_t> frame, PortId port, uint16_t worker);
+  void on_sample(std::span<const uint8_t> frame, uint16_t reason);
+  void on_completion(const ExchangeRunner::Completion& c);
+  void start_exchange(const control::VipPair& pair);
+  void flush_settled();
+  bool send_to_worker(uint16_t worker, std::span<const uint8_t> frame, FrameInfo info);
+  void log(const std::string& line) const;
+
+  std::vector<PacketWorker*> workers_;
+  control::TunnelManager& tm_;
+  control::PeerTransport& transport_;
+  SlowPathOptions opts_;
+  HoldQueue hold_;
+  ports::UniqueFd wake_;
+  std::unique_ptr<ExchangeRunner> exchanges_;
+  std::optional<ports::PcapWriter> pcap_;
+  std::set<control::VipPair> rekeying_;
+  std::atomic<bool> rekey_requested_{false};
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  mutable std::mutex stats_mu_;
+  SlowPathStats stats_;
+};
+
+// "SAMPLED PACKET" log text: a one-line decoded summary, then a hex dump (at most `max_bytes`).
+std::string describe_sample(std::span<const uint8_t> frame, std::string_view direction, std::size_t max_bytes = 256);
+
+}  // namespace pspgw::gateway

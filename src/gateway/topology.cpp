@@ -1,0 +1,241 @@
+#include "gateway/topology.hpp"
+
+#include "flow/builder.hpp"
+#include "psp/drop_reason.hpp"
+#include "psp/header.hpp"
+
+namespace pspgw::gateway {
+namespace {
+
+using flow::ActionSpec;
+using flow::EntrySpec;
+using flow::Field;
+using flow::PipeSpec;
+using flow::TargetRef;
+
+// PSP header bits as the generic UDP-payload words see them (big-endian, header bytes 0..3 and 4..7).
+constexpr uint32_t kPspSampleBit = 0x00000080;  // byte 3, bit 7: S
+constexpr uint8_t kSyndromeOk = static_cast<uint8_t>(psp::DropReason::kNone);
+
+TargetRef cpu(CpuReason r) { return TargetRef::cpu(static_cast<uint16_t>(r)); }
+TargetRef drop(PipeDrop d) { return TargetRef::drop(static_cast<uint8_t>(d)); }
+
+bool v4(net::IpFamily f) { return f == net::IpFamily::kV4; }
+uint16_t ethertype(net::IpFamily f) { return v4(f) ? net::kEtherTypeIpv4 : net::kEtherTypeIpv6; }
+Field src_field(net::IpFamily f) { return v4(f) ? Field::kIpv4Src : Field::kIpv6Src; }
+Field dst_field(net::IpFamily f) { return v4(f) ? Field::kIpv4Dst : Field::kIpv6Dst; }
+Field inner_src(net::IpFamily f) { return v4(f) ? Field::kInnerIpv4Src : Field::kInnerIpv6Src; }
+Field inner_dst(net::IpFamily f) { return v4(f) ? Field::kInnerIpv4Dst : Field::kInnerIpv6Dst; }
+
+void build_root(flow::PipelineBuilder& b, const TopologyOptions& o) {
+  PipeSpec root;
+  root.name = "ROOT";
+  root.lookup = flow::LookupKind::kTernary;
+  root.match = {flow::match(Field::kInPort), flow::match(Field::kEtherType), flow::match(Field::kIpProto),
+                flow::match(Field::kL4Dst), flow::match(Field::kIpv6Dst)};
+  root.miss = drop(PipeDrop::kRootMiss);
+  root.max_entries = 8 + 8 * static_cast<uint32_t>(o.host_ports.size());
+  b.add_pipe(root);
+  EntrySpec psp;
+  psp.match = {flow::eq(Field::kInPort, o.network_port.value()), flow::eq(Field::kEtherType, ethertype(o.outer)),
+               flow::eq(Field::kIpProto, net::kIpProtoUdp), flow::eq(Field::kL4Dst, psp::kPspUdpPort)};
+  psp.fwd = TargetRef::pipe("PSP_DECRYPT");
+  psp.priority = 10;
+  b.add_entry("ROOT", psp);
+  for (PortId hp : o.host_ports) {
+    const auto port = flow::eq(Field::kInPort, hp.value());
+    // Exceptions first (lower priority value wins): ARP, IPv6 multicast (Neighbor Solicitation to the
+    // solicited-node group, router solicitations, MLD), DHCP.
+    b.add_entry("ROOT", {{port, flow::eq(Field::kEtherType, net::kEtherTypeArp)}, {}, cpu(CpuReason::kException), 5});
+    auto mcast = flow::prefix(Field::kIpv6Dst, *net::IpAddr::parse("ff00::"), 8);
+    b.add_entry("ROOT", {{port, flow::eq(Field::kEtherType, net::kEtherTypeIpv6), mcast}, {},
+                         cpu(CpuReason::kException), 5});
+    b.add_entry("ROOT", {{port, flow::eq(Field::kEtherType, net::kEtherTypeIpv4),
+                          flow::eq(Field::kIpProto, net::kIpProtoUdp), flow::eq(Field::kL4Dst, 67)},
+                         {},
+                         cpu(CpuReason::kException),
+                         5});
+    b.add_entry("ROOT", {{port, flow::eq(Field::kEtherType, ethertype(o.inner))}, {}, TargetRef::pipe("EGR_ACL"), 20});
+  }
+}
+
+void build_egress(flow::PipelineBuilder& b, const TopologyOptions& o, const PspContext& ctx) {
+  const std::string after_acl = o.sample_rate > 0 ? "EGR_SAMP" : "PSP_ENCRYPT";
+  PipeSpec acl;
+  acl.name = "EGR_ACL";
+  acl.match = {flow::match(src_field(o.inner)), flow::match(dst_field(o.inner))};
+  acl.actions = {ActionSpec::call(make_encap_action(ctx), true),
+                 ActionSpec::set_meta_from_entry(Field::kPktMeta, "crypto_id")};
+  acl.fwd = TargetRef::pipe(after_acl);
+  acl.miss = cpu(CpuReason::kEgressMiss);
+  acl.max_entries = o.max_tunnels;
+  b.add_pipe(acl);
+
+  if (o.sample_rate > 0) {
+    PipeSpec samp;
+    samp.name = "EGR_SAMP";
+    const uint64_t mask = o.sample_rate >= 32 ? 0xffffffffULL : (uint64_t{1} << o.sample_rate) - 1;
+    samp.match = {flow::match(Field::kRandom, mask)};
+    samp.actions = {ActionSpec::set_bits(Field::kUdpPayload0, kPspSampleBit, kPspSampleBit, "psp.S=1")};
+    samp.fwd = TargetRef::pipe("PSP_ENCRYPT");
+    samp.miss = TargetRef::pipe("PSP_ENCRYPT");
+    samp.mirror = cpu(CpuReason::kSampleEgress);
+    samp.max_entries = 1;
+    b.add_pipe(samp);
+    b.add_entry("EGR_SAMP", {{flow::eq(Field::kRandom, 0)}, {}, {}, 0});
+  }
+
+  PipeSpec enc;
+  enc.name = "PSP_ENCRYPT";
+  enc.match = {flow::match(Field::kPktMeta)};
+  enc.actions = {ActionSpec::call(make_encrypt_action(ctx), true)};
+  enc.fwd = TargetRef::port(o.network_port);
+  enc.miss = TargetRef::drop(static_cast<uint8_t>(GatewayDrop::kNoSa));
+  enc.max_entries = o.max_tunnels;
+  b.add_pipe(enc);
+}
+
+void build_ingress(flow::PipelineBuilder& b, const TopologyOptions& o, const PspContext& ctx) {
+  const std::string after_decrypt = o.sample_rate > 0 ? "INGR_SAMP" : "INGR_ACL";
+  PipeSpec dec;
+  dec.name = "PSP_DECRYPT";
+  dec.actions = {ActionSpec::call(make_decrypt_action(ctx))};
+  dec.fwd = TargetRef::pipe(after_decrypt);
+  dec.miss = TargetRef::drop(flow::kDropByRule);  // never: its one entry matches everything
+  dec.max_entries = 1;
+  b.add_pipe(dec);
+  b.add_entry("PSP_DECRYPT", {{}, {}, {}, 0});  // one entry: one master key pair serves every peer
+
+  if (o.sample_rate > 0) {
+    PipeSpec samp;
+    samp.name = "INGR_SAMP";
+    samp.match = {flow::match(Field::kUdpPayload0, kPspSampleBit)};
+    samp.fwd = TargetRef::pipe("INGR_ACL");
+    samp.miss = TargetRef::pipe("INGR_ACL");
+    samp.mirror = cpu(CpuReason::kSampleIngress);
+    samp.max_entries = 1;
+    b.add_pipe(samp);
+    b.add_entry("INGR_SAMP", {{flow::eq(Field::kUdpPayload0, kPspSampleBit)}, {}, {}, 0});
+  }
+
+  PipeSpec acl;
+  acl.name = "INGR_ACL";
+  if (o.ingress_acl) {
+    acl.match = {flow::match(Field::kSyndrome), flow::match(Field::kUdpPayload4), flow::match(inner_src(o.inner)),
+                 flow::match(inner_dst(o.inner))};
+  } else {
+    acl.match = {flow::match(Field::kSyndrome), flow::match(inner_dst(o.inner))};
+  }
+  acl.actions = {ActionSpec::call(make_decap_action(ctx), true)};
+  acl.miss = TargetRef::pipe("SYND_STATS");
+  acl.max_entries = o.max_tunnels + 16;
+  b.add_pipe(acl);
+
+  // One entry per syndrome, so each is counted on its own (DOCA's SYND_STATS); syndrome OK here means
+  // "authenticated, but no ACL entry".
+  PipeSpec stats;
+  stats.name = "SYND_STATS";
+  stats.match = {flow::match(Field::kSyndrome)};
+  stats.miss = TargetRef::drop(flow::kDropByRule);
+  stats.max_entries = static_cast<uint32_t>(psp::DropReason::kCount);
+  b.add_pipe(stats);
+  b.add_entry("SYND_STATS", {{flow::eq(Field::kSyndrome, kSyndromeOk)}, {}, drop(PipeDrop::kIngressAclMiss), 0});
+  for (uint8_t r = kSyndromeOk + 1; r < static_cast<uint8_t>(psp::DropReason::kCount); ++r) {
+    b.add_entry("SYND_STATS", {{flow::eq(Field::kSyndrome, r)}, {}, TargetRef::drop(r), 0});
+  }
+}
+
+}  // namespace
+
+std::string_view to_string(CpuReason r) {
+  switch (r) {
+    case CpuReason::kEgressMiss:
+      return "egress-miss";
+    case CpuReason::kException:
+      return "exception";
+    case CpuReason::kSampleEgress:
+      return "sample-egress";
+    case CpuReason::kSampleIngress:
+      return "sample-ingress";
+  }
+  return "unknown";
+}
+
+Result<std::unique_ptr<Topology>, std::string> Topology::build(const TopologyOptions& opts, const PspContext& ctx) {
+  flow::PipelineBuilder b;
+  build_root(b, opts);
+  build_egress(b, opts, ctx);
+  build_ingress(b, opts, ctx);
+  b.root("ROOT");
+  b.max_workers(opts.workers);
+  // PSP's tunnel layout: 16 header bytes after UDP port 1000, 8 more when the V bit (byte 3, 0x02) is set.
+  b.inner_locator(std::make_shared<flow::UdpTunnelLocator>(psp::kPspUdpPort, psp::kPspHeaderSize, 3, 0x02,
+                                                           psp::kPspVcSize));
+  b.alias(Field::kUdpPayload0, kPspSampleBit, "psp.S");
+  b.alias(Field::kUdpPayload4, 0xffffffff, "psp.spi");
+  b.alias(Field::kSyndrome, 0xff, "psp.synd");
+  auto pl = b.build();
+  if (!pl) return Err{std::string(flow::to_string(pl.error().code)) + ": " + pl.error().detail};
+  std::unique_ptr<Topology> t(new Topology());
+  t->opts_ = opts;
+  t->pipeline_ = std::move(*pl);
+  t->egr_acl_ = *t->pipeline_->find_pipe("EGR_ACL");
+  t->psp_encrypt_ = *t->pipeline_->find_pipe("PSP_ENCRYPT");
+  t->ingr_acl_ = *t->pipeline_->find_pipe("INGR_ACL");
+  return t;
+}
+
+Result<Topology::EgressEntries, flow::FlowError> Topology::add_egress(const net::IpAddr& local_vip,
+                                                                      const net::IpAddr& remote_vip, CryptoId id) {
+  EntrySpec enc;
+  enc.match = {flow::eq(Field::kPktMeta, id)};
+  enc.args = {id};
+  auto e = pipeline_->add_entry(psp_encrypt_, enc);
+  if (!e) return Err{e.error()};
+  EntrySpec acl;
+  acl.match = {flow::eq(src_field(opts_.inner), local_vip), flow::eq(dst_field(opts_.inner), remote_vip)};
+  acl.args = {id, id};
+  auto a = pipeline_->add_entry(egr_acl_, acl);
+  if (!a) {
+    (void)pipeline_->remove_entry(*e);
+    return Err{a.error()};
+  }
+  return EgressEntries{*a, *e};
+}
+
+Status<flow::FlowError> Topology::remove_egress(const EgressEntries& e) {
+  auto a = pipeline_->remove_entry(e.acl);  // the ACL first: no new packet gets the crypto id
+  auto b = pipeline_->remove_entry(e.encrypt);
+  if (!a) return a;
+  return b;
+}
+
+Result<flow::EntryHandle, flow::FlowError> Topology::add_ingress(uint32_t spi, const net::IpAddr& remote_vip,
+                                                                 const net::IpAddr& local_vip, std::size_t host_port) {
+  EntrySpec acl;
+  acl.match = {flow::eq(Field::kSyndrome, kSyndromeOk), flow::eq(Field::kUdpPayload4, spi),
+               flow::eq(inner_src(opts_.inner), remote_vip), flow::eq(inner_dst(opts_.inner), local_vip)};
+  acl.args = {host_port};
+  acl.fwd = TargetRef::port(opts_.host_ports.at(host_port));
+  return pipeline_->add_entry(ingr_acl_, acl);
+}
+
+Result<flow::EntryHandle, flow::FlowError> Topology::add_ingress_any(const net::IpAddr& local_vip,
+                                                                     std::size_t host_port) {
+  EntrySpec acl;
+  acl.match = {flow::eq(Field::kSyndrome, kSyndromeOk), flow::eq(inner_dst(opts_.inner), local_vip)};
+  acl.args = {host_port};
+  acl.fwd = TargetRef::port(opts_.host_ports.at(host_port));
+  return pipeline_->add_entry(ingr_acl_, acl);
+}
+
+flow::DumpOptions Topology::dump_options(std::vector<std::string> port_names) const {
+  flow::DumpOptions d;
+  d.port_name = [names = std::move(port_names)](PortId p) {
+    return p.value() < names.size() ? names[p.value()] : "port" + std::to_string(p.value());
+  };
+  d.cpu_name = [](uint16_t r) { return "RSS " + std::string(to_string(static_cast<CpuReason>(r))); };
+  return d;
+}
+
+}  // namespace pspgw::gateway

@@ -1,0 +1,229 @@
+#include "gateway/worker.hpp"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+
+#include "ports/poller.hpp"
+
+namespace pspgw::gateway {
+namespace {
+
+constexpr uint32_t kWakeToken = 0xffff;
+constexpr int kIdleWaitMs = 100;
+constexpr auto kStatsPeriod = std::chrono::milliseconds(100);
+constexpr uint32_t kRingSlots = 512;
+constexpr uint8_t kDropNoOuter = static_cast<uint8_t>(GatewayDrop::kBadFrame);
+
+uint64_t mac_bits(const uint8_t* p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 6; ++i) v = v << 8 | p[i];
+  return v;
+}
+
+void signal_fd(int fd) {
+  if (fd < 0) return;
+  const uint64_t one = 1;
+  (void)!::write(fd, &one, sizeof(one));
+}
+
+}  // namespace
+
+// Where the pipeline's packets leave: ports (the network one reduced to UDP payloads), the CPU ring,
+// or the pool (drops, kernel). Batches of at most kMaxBatch per call.
+class PacketWorker::Sink final : public flow::Sink {
+ public:
+  explicit Sink(PacketWorker& w) : w_(w) {}
+
+  void to_port(PortId port, std::span<net::Packet* const> pkts) override {
+    net::PacketBatch out;
+    for (net::Packet* p : pkts) {
+      if (port.value() == 0 && !unwrap_for_send(*p)) {
+        ++w_.local_.unwrap_failures;
+        w_.pool_.free(p);
+        continue;
+      }
+      out.push(p);
+    }
+    ports::Port* dst = port.value() == 0 ? w_.cfg_.network.get()
+                       : port.value() <= w_.cfg_.hosts.size() ? w_.cfg_.hosts[port.value() - 1].get()
+                                                              : nullptr;
+    if (dst != nullptr && !out.empty()) dst->tx_burst(out);
+    for (net::Packet* p : out) w_.pool_.free(p);
+  }
+  void to_cpu(uint16_t reason, std::span<net::Packet* const> pkts) override {
+    bool pushed = false;
+    for (net::Packet* p : pkts) {
+      if (w_.to_cpu_.push(p->bytes(), {reason, p->meta.in_port})) {
+        pushed = true;
+      } else {
+        ++w_.local_.cpu_queue_drops;
+      }
+      w_.pool_.free(p);
+    }
+    if (pushed) signal_fd(w_.cpu_notify_);
+  }
+  void to_kernel(std::span<net::Packet* const> pkts) override { free_all(pkts); }
+  void dropped(uint8_t /*reason*/, std::span<net::Packet* const> pkts) override { free_all(pkts); }
+
+ private:
+  void free_all(std::span<net::Packet* const> pkts) {
+    for (net::Packet* p : pkts) w_.pool_.free(p);
+  }
+  PacketWorker& w_;
+};
+
+PacketWorker::PacketWorker(WorkerConfig config, Topology& topo, flow::EpochDomain& sa_epoch, WorkerPsp& psp,
+                           std::vector<std::unique_ptr<HostPortInfo>>& host_ports)
+    : cfg_(std::move(config)),
+      topo_(topo),
+      sa_epoch_(sa_epoch),
+      psp_(psp),
+      host_ports_(host_ports),
+      pool_(cfg_.pool_packets, cfg_.buffer_size),
+      sink_(std::make_unique<Sink>(*this)),
+      to_cpu_(kRingSlots, 16384),
+      from_cpu_(kRingSlots, 16384),
+      wake_fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+  local_.ports.resize(1 + cfg_.hosts.size());
+  published_.ports.resize(local_.ports.size());
+}
+
+PacketWorker::~PacketWorker() { stop(); }
+
+Status<std::string> PacketWorker::start() {
+  auto w = topo_.pipeline().attach_worker({&pool_, 0});
+  if (!w) return Err{std::string("attach worker: ") + std::string(flow::to_string(w.error()))};
+  flow_ = std::move(*w);
+  if (!wake_fd_.valid()) return Err{std::string("eventfd failed")};
+  thread_ = std::thread([this] { run(); });
+  return {};
+}
+
+void PacketWorker::stop() {
+  if (!thread_.joinable()) return;
+  stop_.store(true, std::memory_order_relaxed);
+  wake();
+  thread_.join();
+}
+
+void PacketWorker::wake() { signal_fd(wake_fd_.get()); }
+
+void PacketWorker::run() {
+  auto poller = ports::Poller::create();
+  if (!poller) return;
+  (void)poller->add(*cfg_.network, 0);
+  for (std::size_t i = 0; i < cfg_.hosts.size(); ++i) (void)poller->add(*cfg_.hosts[i], static_cast<uint32_t>(i + 1));
+  (void)poller->add(wake_fd_.get(), kWakeToken);
+  std::array<uint32_t, 16> ready{};
+  auto next_stats = std::chrono::steady_clock::now();
+  flow_->online();
+  sa_epoch_.online(cfg_.index);
+  while (!stop_.load(std::memory_order_relaxed)) {
+    // Asleep, a worker holds no reference: offline, so grace periods need not wait for it.
+    flow_->offline();
+    sa_epoch_.offline(cfg_.index);
+    const std::size_t n = poller->wait(ready, kIdleWaitMs);
+    flow_->online();
+    sa_epoch_.online(cfg_.index);
+    for (std::size_t i = 0; i < n; ++i) {
+      if (ready[i] == kWakeToken) {
+        uint64_t v;
+        (void)!::read(wake_fd_.get(), &v, sizeof(v));
+      } else if (ready[i] == 0) {
+        poll_port(*cfg_.network, true);
+      } else if (ready[i] <= cfg_.hosts.size()) {
+        poll_port(*cfg_.hosts[ready[i] - 1], false);
+      }
+    }
+    drain_from_cpu();
+    flow_->quiescent();
+    sa_epoch_.quiescent(cfg_.index);
+    if (const auto now = std::chrono::steady_clock::now(); now >= next_stats) {
+      publish_stats();
+      next_stats = now + kStatsPeriod;
+    }
+  }
+  flow_->offline();
+  sa_epoch_.offline(cfg_.index);
+  publish_stats();
+}
+
+void PacketWorker::poll_port(ports::Port& port, bool network) {
+  net::PacketBatch batch;
+  port.rx_burst(pool_, batch);
+  if (batch.empty()) return;
+  ++local_.batches;
+  if (network) {
+    if (wrap_received(batch, cfg_.outer, kDropNoOuter) != batch.size()) {
+      net::PacketBatch ok;
+      for (net::Packet* p : batch) {
+        if (p->meta.drop_reason == 0) {
+          ok.push(p);
+        } else {
+          pool_.free(p);
+        }
+      }
+      batch = ok;
+    }
+  } else {
+    learn_workload_mac(batch, port.id().value() - 1);
+  }
+  flow_->process(batch, *sink_);
+}
+
+void PacketWorker::learn_workload_mac(const net::PacketBatch& batch, std::size_t host_index) {
+  if (host_index >= host_ports_.size()) return;
+  HostPortInfo& info = *host_ports_[host_index];
+  for (const net::Packet* p : batch) {
+    if (p->size() < 12 || (p->data()[6] & 1) != 0) continue;  // multicast source: not a station
+    const uint64_t mac = mac_bits(p->data() + 6);
+    if (mac != info.workload_mac.load(std::memory_order_relaxed)) {
+      info.workload_mac.store(mac, std::memory_order_relaxed);
+    }
+  }
+}
+
+void PacketWorker::drain_from_cpu() {
+  std::span<const uint8_t> frame;
+  FrameInfo info;
+  net::PacketBatch resubmit;
+  while (!resubmit.full() && from_cpu_.peek(frame, info)) {
+    net::Packet* p = pool_.alloc();
+    if (p == nullptr) {
+      ++local_.pool_empty;
+      break;  // leave it in the ring: the next iteration retries once buffers are back
+    }
+    if (!p->assign(frame)) {
+      pool_.free(p);
+      from_cpu_.release();
+      continue;
+    }
+    from_cpu_.release();
+    p->meta.in_port = info.port;
+    if (info.reason == static_cast<uint16_t>(FrameKind::kTransmit)) {
+      sink_->to_port(info.port, {&p, 1});
+    } else {
+      resubmit.push(p);
+    }
+  }
+  if (!resubmit.empty()) flow_->process(resubmit, topo_.egr_acl(), *sink_);
+}
+
+void PacketWorker::publish_stats() {
+  local_.ports[0] = cfg_.network->stats();
+  for (std::size_t i = 0; i < cfg_.hosts.size(); ++i) local_.ports[i + 1] = cfg_.hosts[i]->stats();
+  local_.psp = psp_.counters;
+  local_.key_cache = psp_.keys.stats();
+  std::lock_guard<std::mutex> lock(stats_mu_);
+  published_ = local_;
+}
+
+WorkerStats PacketWorker::stats() const {
+  std::lock_guard<std::mutex> lock(stats_mu_);
+  return published_;
+}
+
+}  // namespace pspgw::gateway

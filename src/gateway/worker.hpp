@@ -1,0 +1,104 @@
+// A packet worker: one thread, its own queue of every port (multi-queue TAP, SO_REUSEPORT UDP socket), its
+// own packet pool, its flow::Worker, and two frame rings to and from the control thread.
+//
+// Loop (one iteration): go offline and wait on the ports and the inbound ring (epoll) -> online -> per
+// ready port: rx_burst -> (network: write the outer headers back; host: learn the workload's MAC) ->
+// pipeline -> sink (ports, CPU ring, drop) -> frames from the control thread (resubmitted held packets
+// into EGR_ACL, exception replies straight to their port) -> quiescent point for both epoch domains ->
+// every 100 ms, publish counters. Nothing here blocks on the control plane.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "flow/epoch.hpp"
+#include "flow/pipeline.hpp"
+#include "gateway/frame_ring.hpp"
+#include "gateway/outer.hpp"
+#include "gateway/psp_actions.hpp"
+#include "gateway/topology.hpp"
+#include "net/packet.hpp"
+#include "ports/port.hpp"
+#include "ports/unique_fd.hpp"
+
+namespace pspgw::gateway {
+
+// What the control thread sends a worker (FrameInfo::reason).
+enum class FrameKind : uint16_t {
+  kResubmit = 1,  // a held packet: into the pipeline at EGR_ACL (the seeds' "resubmit")
+  kTransmit = 2,  // a finished frame (exception reply): straight out of FrameInfo::port
+};
+
+// Counters a worker publishes for the control plane to read.
+struct WorkerStats {
+  std::vector<ports::PortStats> ports;  // by PortId
+  psp::Counters psp;
+  psp::KeyCacheStats key_cache;
+  uint64_t batches = 0;
+  uint64_t cpu_queue_drops = 0;  // the ring to the control thread was full
+  uint64_t pool_empty = 0;  // a resubmitted frame found no free buffer
+  uint64_t unwrap_failures = 0;  // a frame toward the network without outer headers (a bug if non-zero)
+};
+
+struct WorkerConfig {
+  uint16_t index = 0;
+  std::unique_ptr<ports::Port> network;  // PortId 0
+  std::vector<std::unique_ptr<ports::Port>> hosts;  // PortId 1..N
+  OuterEndpoint outer;
+  std::size_t pool_packets = 768;
+  uint32_t buffer_size = ports::kGsoRxBufferSize;
+};
+
+class PacketWorker {
+ public:
+  PacketWorker(WorkerConfig config, Topology& topo, flow::EpochDomain& sa_epoch, WorkerPsp& psp,
+               std::vector<std::unique_ptr<HostPortInfo>>& host_ports);
+  ~PacketWorker();
+  PacketWorker(const PacketWorker&) = delete;
+  PacketWorker& operator=(const PacketWorker&) = delete;
+
+  // Thread control.
+  Status<std::string> start();
+  void stop();
+
+  FrameRing& to_cpu() { return to_cpu_; }
+  // Control thread -> worker; wake() after pushing.
+  FrameRing& from_cpu() { return from_cpu_; }
+  void wake();
+  // Set by the worker when it pushed to to_cpu(): the control thread's eventfd.
+  void set_cpu_notify(int eventfd) { cpu_notify_ = eventfd; }
+
+  WorkerStats stats() const;
+  uint16_t index() const { return cfg_.index; }
+
+ private:
+  class Sink;
+  void run();
+  void poll_port(ports::Port& port, bool network);
+  void drain_from_cpu();
+  void learn_workload_mac(const net::PacketBatch& batch, std::size_t host_index);
+  void publish_stats();
+
+  WorkerConfig cfg_;
+  Topology& topo_;
+  flow::EpochDomain& sa_epoch_;
+  WorkerPsp& psp_;
+  std::vector<std::unique_ptr<HostPortInfo>>& host_ports_;
+  net::PacketPool pool_;
+  std::unique_ptr<flow::Worker> flow_;
+  std::unique_ptr<Sink> sink_;
+  FrameRing to_cpu_;
+  FrameRing from_cpu_;
+  ports::UniqueFd wake_fd_;
+  int cpu_notify_ = -1;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  WorkerStats local_;  // written by the worker only
+  mutable std::mutex stats_mu_;
+  WorkerStats published_;
+};
+
+}  // namespace pspgw::gateway
