@@ -391,7 +391,14 @@ json Gateway::counters_json() const {
     }
     p["drops"] = drops;
     if (!reasons.empty()) p["drop_reasons"] = reasons;
-    if (p["name"] == "SYND_STATS") p["syndromes"] = reasons;
+    if (p["name"] == "SYND_STATS") {  // every syndrome, zeros included, so scripts can diff counts
+      json synd = {{drop_label(static_cast<uint8_t>(PipeDrop::kIngressAclMiss)), 0}};
+      for (uint8_t r = static_cast<uint8_t>(psp::DropReason::kNone) + 1; r < static_cast<uint8_t>(psp::DropReason::kCount); ++r) {
+        synd[drop_label(r)] = 0;
+      }
+      synd.update(reasons);
+      p["syndromes"] = synd;
+    }
     pipes.push_back(std::move(p));
   }
   const auto stats = worker_stats();
