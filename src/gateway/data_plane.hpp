@@ -22,8 +22,8 @@
 namespace pspgw::gateway {
 
 struct DataPlaneOptions {
-  net::IpAddr local_outer;  // our outer address: the source of every encapsulated packet
-  bool send_vc = false;  // --cookie
+  net::IpAddr local_outer;   // our outer address: the source of every encapsulated packet
+  bool send_vc = false;      // --cookie
   uint8_t crypt_offset = 0;  // 4-octet units
   std::vector<std::pair<net::IpAddr, std::size_t>> vip_ports;  // local VIP -> host-port index
 };

@@ -122,21 +122,25 @@ std::optional<std::vector<uint8_t>> arp_reply(std::span<const uint8_t> req, cons
   return f;
 }
 
-std::optional<std::vector<uint8_t>> neighbor_advert(std::span<const uint8_t> ns, const ResponderPolicy& policy) {
+std::optional<std::vector<uint8_t>> neighbor_advert(std::span<const uint8_t> ns,
+                                                    const ResponderPolicy& policy) {
   auto fr = net::parse_frame(ns);
-  if (!fr || fr->ip.family != net::IpFamily::kV6 || fr->ip.l4_proto != net::kIpProtoIcmpv6) return std::nullopt;
+  if (!fr || fr->ip.family != net::IpFamily::kV6 || fr->ip.l4_proto != net::kIpProtoIcmpv6)
+    return std::nullopt;
   const net::IpInfo& ip = fr->ip;
   const std::size_t icmp = ip.l4_offset;
   const std::size_t end = ip.l3_offset + ip.l3_total_len;
   // RFC 4861 §7.1.1: hop limit 255, code 0, ICMP length >= 24.
-  if (end < icmp + 24 || ns[icmp] != kIcmpv6NeighborSolicit || ns[icmp + 1] != 0 || ns[ip.l3_offset + 7] != 255) {
+  if (end < icmp + 24 || ns[icmp] != kIcmpv6NeighborSolicit || ns[icmp + 1] != 0 ||
+      ns[ip.l3_offset + 7] != 255) {
     return std::nullopt;
   }
   const std::span<const uint8_t> segment = ns.subspan(icmp, end - icmp);
   if (!net::l4_checksum_ok(&ns[ip.l3_offset], net::kIpProtoIcmpv6, segment)) return std::nullopt;
   net::IpAddr target = net::IpAddr::v6(std::span<const uint8_t, 16>(&ns[icmp + 8], 16));
   if (!policy.claims(target)) return std::nullopt;
-  const bool unspecified_src = std::all_of(ip.src.bytes.begin(), ip.src.bytes.end(), [](uint8_t b) { return b == 0; });
+  const bool unspecified_src =
+      std::all_of(ip.src.bytes.begin(), ip.src.bytes.end(), [](uint8_t b) { return b == 0; });
   if (unspecified_src) return std::nullopt;  // DAD probe: the prober owns nothing yet; stay silent
 
   // Reply to the solicitor's link-layer address option if present, else the frame's source MAC.
@@ -192,7 +196,8 @@ std::optional<DhcpRequest> parse_dhcp_options(std::span<const uint8_t> opts) {
     const uint8_t len = opts[i + 1];
     const uint8_t* v = &opts[i + 2];
     if (code == kDhcpOptMessageType && len == 1) r.type = v[0];
-    if (code == kDhcpOptRequestedIp && len == 4) r.requested = net::IpAddr::v4(std::span<const uint8_t, 4>(v, 4));
+    if (code == kDhcpOptRequestedIp && len == 4)
+      r.requested = net::IpAddr::v4(std::span<const uint8_t, 4>(v, 4));
     i += 2 + len;
   }
   if (r.type == 0) return std::nullopt;
@@ -220,22 +225,24 @@ std::array<uint8_t, 4> server_id(const ResponderPolicy& policy) {
   return {169, 254, 0, 1};
 }
 
-std::vector<uint8_t> build_dhcp(std::span<const uint8_t> bootp, uint8_t msg_type, const ResponderPolicy& policy) {
+std::vector<uint8_t> build_dhcp(std::span<const uint8_t> bootp, uint8_t msg_type,
+                                const ResponderPolicy& policy) {
   std::vector<uint8_t> f;
   f.reserve(400);
   net::MacBytes chaddr;
   std::memcpy(chaddr.data(), &bootp[28], 6);
-  put_eth(f, net::MacBytes{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, policy.gateway_mac.bytes, net::kEtherTypeIpv4);
+  put_eth(f, net::MacBytes{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, policy.gateway_mac.bytes,
+          net::kEtherTypeIpv4);
   const std::size_t l3 = f.size();
   f.resize(l3 + 20 + 8 + kBootpFixedSize, 0);
   uint8_t* b = &f[l3 + 28];
   b[0] = 2;  // BOOTREPLY
   b[1] = 1;
   b[2] = 6;
-  std::memcpy(b + 4, &bootp[4], 4);  // xid
-  std::memcpy(b + 10, &bootp[10], 2);  // flags
+  std::memcpy(b + 4, &bootp[4], 4);                                                     // xid
+  std::memcpy(b + 10, &bootp[10], 2);                                                   // flags
   if (msg_type != kDhcpNak) std::memcpy(b + 16, policy.dhcp_address->bytes.data(), 4);  // yiaddr
-  std::memcpy(b + 28, &bootp[28], 16);  // chaddr
+  std::memcpy(b + 28, &bootp[28], 16);                                                  // chaddr
   uint8_t magic[4];
   store_be32(magic, kDhcpMagic);
   f.insert(f.end(), magic, magic + 4);
@@ -297,7 +304,8 @@ std::optional<std::vector<uint8_t>> dhcp_reply(std::span<const uint8_t> req, con
   return build_dhcp(bootp, asked == *policy.dhcp_address ? kDhcpAck : kDhcpNak, policy);
 }
 
-std::optional<std::vector<uint8_t>> exception_reply(std::span<const uint8_t> frame, const ResponderPolicy& policy) {
+std::optional<std::vector<uint8_t>> exception_reply(std::span<const uint8_t> frame,
+                                                    const ResponderPolicy& policy) {
   switch (classify_exception(frame)) {
     case ExceptionKind::kArp:
       return arp_reply(frame, policy);

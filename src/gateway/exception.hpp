@@ -19,8 +19,8 @@ namespace pspgw::gateway {
 
 // What the responder may claim on one host port.
 struct ResponderPolicy {
-  net::MacAddr gateway_mac;  // the MAC we answer with (the gateway's side of the TAP)
-  std::vector<net::IpAddr> proxied;  // remote VIPs reachable through tunnels (sorted, unique)
+  net::MacAddr gateway_mac;               // the MAC we answer with (the gateway's side of the TAP)
+  std::vector<net::IpAddr> proxied;       // remote VIPs reachable through tunnels (sorted, unique)
   std::optional<net::IpAddr> gateway_ip;  // the workload's default router, if configured
   // DHCP: the address offered on this port (the port's local VIP), its prefix and lease.
   std::optional<net::IpAddr> dhcp_address;
@@ -36,11 +36,15 @@ ExceptionKind classify_exception(std::span<const uint8_t> frame);
 std::string_view to_string(ExceptionKind k);
 
 // Each builder returns the reply frame, or nullopt when the request is malformed or not ours to answer.
-std::optional<std::vector<uint8_t>> arp_reply(std::span<const uint8_t> request, const ResponderPolicy& policy);
-std::optional<std::vector<uint8_t>> neighbor_advert(std::span<const uint8_t> solicit, const ResponderPolicy& policy);
-std::optional<std::vector<uint8_t>> dhcp_reply(std::span<const uint8_t> request, const ResponderPolicy& policy);
+std::optional<std::vector<uint8_t>> arp_reply(std::span<const uint8_t> request,
+                                              const ResponderPolicy& policy);
+std::optional<std::vector<uint8_t>> neighbor_advert(std::span<const uint8_t> solicit,
+                                                    const ResponderPolicy& policy);
+std::optional<std::vector<uint8_t>> dhcp_reply(std::span<const uint8_t> request,
+                                               const ResponderPolicy& policy);
 
 // Dispatches on the frame's kind.
-std::optional<std::vector<uint8_t>> exception_reply(std::span<const uint8_t> frame, const ResponderPolicy& policy);
+std::optional<std::vector<uint8_t>> exception_reply(std::span<const uint8_t> frame,
+                                                    const ResponderPolicy& policy);
 
 }  // namespace pspgw::gateway

@@ -55,7 +55,7 @@ TEST(Arp, AnswersOnlyForProxiedAddresses) {
   const uint8_t spa[4] = {10, 0, 0, 2};
   EXPECT_EQ(0, std::memcmp(rep->data() + 14 + 14, spa, 4));
   EXPECT_TRUE(exception_reply(arp_request("10.0.0.254"), p).has_value());  // the gateway address
-  EXPECT_FALSE(exception_reply(arp_request("10.0.0.3"), p).has_value());  // not ours: silence
+  EXPECT_FALSE(exception_reply(arp_request("10.0.0.3"), p).has_value());   // not ours: silence
   auto short_req = arp_request("10.0.0.2");
   short_req.resize(40);
   EXPECT_FALSE(exception_reply(short_req, p).has_value());

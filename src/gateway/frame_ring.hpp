@@ -17,7 +17,7 @@ namespace pspgw::gateway {
 
 struct FrameInfo {
   uint16_t reason = 0;  // CpuReason toward the CPU; FrameKind back toward a worker
-  PortId port{};  // the port it came in on, or goes out of
+  PortId port{};        // the port it came in on, or goes out of
 };
 
 class FrameRing {
@@ -44,7 +44,9 @@ class FrameRing {
   // Consumer: the oldest frame without copying; release() after use.
   bool peek(std::span<const uint8_t>& frame, FrameInfo& info) const;
   void release() { head_.store(head_.load(std::memory_order_relaxed) + 1, std::memory_order_release); }
-  bool empty() const { return head_.load(std::memory_order_acquire) == tail_.load(std::memory_order_acquire); }
+  bool empty() const {
+    return head_.load(std::memory_order_acquire) == tail_.load(std::memory_order_acquire);
+  }
   uint32_t max_frame() const { return max_frame_; }
 
  private:

@@ -30,7 +30,9 @@ const char* const kVersion = "0.1.0";
 net::MacAddr default_gateway_mac(std::size_t host_port) {
   return net::MacAddr{{0x02, 0x50, 0x53, 0x50, 0x00, static_cast<uint8_t>(host_port + 1)}};
 }
-net::MacAddr default_local_mac() { return net::MacAddr{{0x02, 0x50, 0x53, 0x00, 0x00, 0x01}}; }
+net::MacAddr default_local_mac() {
+  return net::MacAddr{{0x02, 0x50, 0x53, 0x00, 0x00, 0x01}};
+}
 
 uint64_t mac_bits(const net::MacAddr& m) {
   uint64_t v = 0;
@@ -79,15 +81,52 @@ std::string drop_label(uint8_t code) {
 
 }  // namespace
 
-Gateway::Gateway(GatewayFlags flags, GatewayConfig config)
-    : flags_(std::move(flags)), config_(std::move(config)), started_(std::chrono::steady_clock::now()) {}
+PortFactory system_ports() {
+  PortFactory f;
+  f.host = [](uint16_t /*worker*/, uint16_t workers, std::size_t /*index*/, const HostPortConfig& cfg,
+              PortId id) -> Result<std::unique_ptr<ports::Port>, std::string> {
+    ports::TapConfig tc;
+    tc.name = cfg.name;
+    tc.id = id;
+    tc.mtu = cfg.mtu;
+    tc.multi_queue = workers > 1;  // one queue per worker: the kernel keeps each flow on one queue
+    auto tap = ports::TapPort::open(tc);
+    if (!tap) return Err{"TAP " + tc.name + ": " + tap.error().message()};
+    return std::unique_ptr<ports::Port>(std::move(*tap));
+  };
+  f.network = [](uint16_t /*worker*/, uint16_t workers, const net::IpAddr& local_pip,
+                 PortId id) -> Result<std::unique_ptr<ports::Port>, std::string> {
+    ports::UdpConfig uc;
+    uc.local = local_pip;
+    uc.id = id;
+    uc.reuse_port = workers > 1;
+    // Spec §1: UDP checksum 0 on transmit. The kernel refuses UDP GSO without checksums, so GSO is off.
+    uc.zero_checksum_tx = true;
+    uc.gso = false;
+    auto udp = ports::UdpPort::open(uc);
+    if (!udp) return Err{"UDP " + local_pip.to_string() + ":1000: " + udp.error().message()};
+    return std::unique_ptr<ports::Port>(std::move(*udp));
+  };
+  return f;
+}
 
-Gateway::~Gateway() { stop(); }
+Gateway::Gateway(GatewayFlags flags, GatewayConfig config, PortFactory ports)
+    : flags_(std::move(flags)),
+      config_(std::move(config)),
+      port_factory_(std::move(ports)),
+      started_(std::chrono::steady_clock::now()) {}
 
-void Gateway::log(std::string_view line) const { std::cerr << "psp-gateway: " << line << std::endl; }
+Gateway::~Gateway() {
+  stop();
+}
 
-Result<std::unique_ptr<Gateway>, std::string> Gateway::create(GatewayFlags flags, GatewayConfig config) {
-  std::unique_ptr<Gateway> g(new Gateway(std::move(flags), std::move(config)));
+void Gateway::log(std::string_view line) const {
+  std::cerr << "psp-gateway: " << line << std::endl;
+}
+
+Result<std::unique_ptr<Gateway>, std::string> Gateway::create(GatewayFlags flags, GatewayConfig config,
+                                                              PortFactory ports) {
+  std::unique_ptr<Gateway> g(new Gateway(std::move(flags), std::move(config), std::move(ports)));
   if (auto s = g->build(); !s) return Err{s.error()};
   return g;
 }
@@ -97,15 +136,18 @@ Status<std::string> Gateway::build() {
     return Err{std::string("--mode transport: not supported by the software gateway yet (tunnel mode only)")};
   }
   if (!config_.local_pip) {
-    return Err{config_.source + ": config.local-pip is required: the outer address the PSP/UDP socket binds to"};
+    return Err{config_.source +
+               ": config.local-pip is required: the outer address the PSP/UDP socket binds to"};
   }
   local_pip_ = *config_.local_pip;
   if (local_pip_.family != flags_.outer_ip_type) {
-    return Err{config_.source + ": config.local-pip " + local_pip_.to_string() + " is not of --outer-ip-type " +
+    return Err{config_.source + ": config.local-pip " + local_pip_.to_string() +
+               " is not of --outer-ip-type " +
                (flags_.outer_ip_type == net::IpFamily::kV4 ? "ipv4" : "ipv6")};
   }
   local_mac_ = config_.sw.local_mac.value_or(default_local_mac());
-  admin_path_ = flags_.admin_socket.empty() ? "/run/psp-gateway/" + flags_.vf_name + ".sock" : flags_.admin_socket;
+  admin_path_ =
+      flags_.admin_socket.empty() ? "/run/psp-gateway/" + flags_.vf_name + ".sock" : flags_.admin_socket;
 
   host_port_cfg_ = config_.sw.host_ports;
   if (host_port_cfg_.empty()) {
@@ -143,7 +185,8 @@ Status<std::string> Gateway::build() {
   ctx.nexthop_mac = flags_.nexthop_dmac.value_or(net::MacAddr{});
   TopologyOptions topo;
   topo.network_port = PortId{0};
-  for (std::size_t i = 0; i < host_port_cfg_.size(); ++i) topo.host_ports.push_back(PortId{static_cast<uint16_t>(i + 1)});
+  for (std::size_t i = 0; i < host_port_cfg_.size(); ++i)
+    topo.host_ports.push_back(PortId{static_cast<uint16_t>(i + 1)});
   topo.inner = flags_.inner_ip_type;
   topo.outer = flags_.outer_ip_type;
   topo.sample_rate = flags_.sample_rate;
@@ -190,7 +233,8 @@ Status<std::string> Gateway::build() {
   tmo.on_rekey_due = [this] {
     if (slow_) slow_->schedule_rekeys();
   };
-  tm_ = std::make_unique<control::TunnelManager>(psp::KeyRing::with_random_key(), std::move(peers), *dp_, tmo);
+  tm_ =
+      std::make_unique<control::TunnelManager>(psp::KeyRing::with_random_key(), std::move(peers), *dp_, tmo);
   control::GrpcClientOptions gco;
   gco.deadline = config_.sw.rpc_deadline;
   transport_ = std::make_unique<control::GrpcPeerClient>(std::move(addresses), gco);
@@ -203,31 +247,22 @@ Status<std::string> Gateway::open_workers() {
     WorkerConfig wc;
     wc.index = w;
     for (std::size_t i = 0; i < host_port_cfg_.size(); ++i) {
-      ports::TapConfig tc;
-      tc.name = host_port_cfg_[i].name;
-      tc.id = PortId{static_cast<uint16_t>(i + 1)};
-      tc.multi_queue = nworkers > 1;
-      tc.mtu = host_port_cfg_[i].mtu;
-      auto tap = ports::TapPort::open(tc);
-      if (!tap) return Err{"TAP " + tc.name + ": " + tap.error().message()};
-      wc.hosts.push_back(std::move(*tap));
+      const PortId id{static_cast<uint16_t>(i + 1)};
+      auto port = port_factory_.host(w, nworkers, i, host_port_cfg_[i], id);
+      if (!port) return Err{port.error()};
+      wc.hosts.push_back(std::move(*port));
       if (w == 0) {
         // The workload's MAC until its own traffic says otherwise: the TAP's (the VM's side of the link).
-        if (auto mac = interface_mac(tc.name)) host_ports_[i]->workload_mac.store(mac_bits(*mac));
+        if (auto mac = interface_mac(host_port_cfg_[i].name))
+          host_ports_[i]->workload_mac.store(mac_bits(*mac));
       }
     }
-    ports::UdpConfig uc;
-    uc.local = local_pip_;
-    uc.id = PortId{0};
-    uc.reuse_port = nworkers > 1;
-    // Spec §1: UDP checksum 0 on transmit. The kernel refuses UDP GSO without checksums, so GSO is off.
-    uc.zero_checksum_tx = true;
-    uc.gso = false;
-    auto udp = ports::UdpPort::open(uc);
-    if (!udp) return Err{"UDP " + local_pip_.to_string() + ":1000: " + udp.error().message()};
+    auto udp = port_factory_.network(w, nworkers, local_pip_, PortId{0});
+    if (!udp) return Err{udp.error()};
     wc.network = std::move(*udp);
     wc.outer = {local_pip_, psp::kPspUdpPort, local_mac_};
-    workers_.push_back(std::make_unique<PacketWorker>(std::move(wc), *topo_, *sa_epoch_, *worker_psp_[w], host_ports_));
+    workers_.push_back(
+        std::make_unique<PacketWorker>(std::move(wc), *topo_, *sa_epoch_, *worker_psp_[w], host_ports_));
   }
   return {};
 }
@@ -280,7 +315,8 @@ Status<std::string> Gateway::start() {
       opts.should_stop = [this] { return stopping_.load(); };
       auto report = tm_->connect_all_static(*transport_, opts);
       log("static tunnels: " + std::to_string(tm_->peer_count() - report.failed.size()) + "/" +
-          std::to_string(tm_->peer_count()) + " peers connected in " + std::to_string(report.rounds) + " round(s)");
+          std::to_string(tm_->peer_count()) + " peers connected in " + std::to_string(report.rounds) +
+          " round(s)");
       slow_->wake();
     });
   }
@@ -338,7 +374,8 @@ std::vector<std::string> Gateway::port_names() const {
 }
 
 json Gateway::status_json() const {
-  const auto up = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_);
+  const auto up =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_);
   return {{"instance", flags_.vf_name},
           {"version", kVersion},
           {"pid", ::getpid()},
@@ -393,7 +430,8 @@ json Gateway::counters_json() const {
     if (!reasons.empty()) p["drop_reasons"] = reasons;
     if (p["name"] == "SYND_STATS") {  // every syndrome, zeros included, so scripts can diff counts
       json synd = {{drop_label(static_cast<uint8_t>(PipeDrop::kIngressAclMiss)), 0}};
-      for (uint8_t r = static_cast<uint8_t>(psp::DropReason::kNone) + 1; r < static_cast<uint8_t>(psp::DropReason::kCount); ++r) {
+      for (uint8_t r = static_cast<uint8_t>(psp::DropReason::kNone) + 1;
+           r < static_cast<uint8_t>(psp::DropReason::kCount); ++r) {
         synd[drop_label(r)] = 0;
       }
       synd.update(reasons);
@@ -475,7 +513,9 @@ json Gateway::peers_json() const {
     }
     const std::size_t pairs = tm_->peer(i).pairs.size();
     list.push_back({{"name", tm_->peer(i).name},
-                    {"state", connected == pairs ? "connected" : connected > 0 ? "partial" : "idle"},
+                    {"state", connected == pairs ? "connected"
+                              : connected > 0    ? "partial"
+                                                 : "idle"},
                     {"tunnels", connected},
                     {"pending", pending}});
   }

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -28,12 +29,28 @@
 #include "gateway/slow_path.hpp"
 #include "gateway/topology.hpp"
 #include "gateway/worker.hpp"
+#include "ports/port.hpp"
 
 namespace pspgw::gateway {
 
+// Where a gateway's ports come from. Default: TAP devices and kernel UDP sockets; tests pass in-memory
+// ports (ports/memory_port.hpp) to run whole gateways without root.
+struct PortFactory {
+  // Host port `index` (config order) for worker `worker` of `workers`.
+  std::function<Result<std::unique_ptr<ports::Port>, std::string>(
+      uint16_t worker, uint16_t workers, std::size_t index, const HostPortConfig& cfg, PortId id)>
+      host;
+  // The network (PSP/UDP) port for worker `worker`.
+  std::function<Result<std::unique_ptr<ports::Port>, std::string>(uint16_t worker, uint16_t workers,
+                                                                  const net::IpAddr& local_pip, PortId id)>
+      network;
+};
+PortFactory system_ports();
+
 class Gateway final : public admin::AdminHandler {
  public:
-  static Result<std::unique_ptr<Gateway>, std::string> create(GatewayFlags flags, GatewayConfig config);
+  static Result<std::unique_ptr<Gateway>, std::string> create(GatewayFlags flags, GatewayConfig config,
+                                                              PortFactory ports = system_ports());
   ~Gateway() override;
   Gateway(const Gateway&) = delete;
   Gateway& operator=(const Gateway&) = delete;
@@ -50,7 +67,7 @@ class Gateway final : public admin::AdminHandler {
   Topology& topology() { return *topo_; }
 
  private:
-  Gateway(GatewayFlags flags, GatewayConfig config);
+  Gateway(GatewayFlags flags, GatewayConfig config, PortFactory ports);
   Status<std::string> build();
   Status<std::string> open_workers();
   void log(std::string_view line) const;
@@ -66,6 +83,7 @@ class Gateway final : public admin::AdminHandler {
 
   GatewayFlags flags_;
   GatewayConfig config_;
+  PortFactory port_factory_;
   std::vector<HostPortConfig> host_port_cfg_;
   net::IpAddr local_pip_;
   net::MacAddr local_mac_;

@@ -16,8 +16,8 @@
 namespace pspgw::gateway {
 
 struct OuterEndpoint {
-  net::IpAddr local;  // our outer address (config.local-pip)
-  uint16_t port = 1000;  // our UDP port
+  net::IpAddr local;       // our outer address (config.local-pip)
+  uint16_t port = 1000;    // our UDP port
   net::MacAddr local_mac;  // our side of the wire, as written into synthesized Ethernet headers
 };
 

@@ -15,7 +15,9 @@ namespace {
 constexpr uint8_t kOuterTtl = 64;
 constexpr uint32_t kEth = sizeof(net::EthHdr);
 constexpr uint32_t kUdp = sizeof(net::UdpHdr);
-constexpr uint8_t drop(GatewayDrop d) { return static_cast<uint8_t>(d); }
+constexpr uint8_t drop(GatewayDrop d) {
+  return static_cast<uint8_t>(d);
+}
 
 // Where the IP packet of an Ethernet frame lies: offset, length as its header states, PSP Next Header.
 struct InnerPacket {
@@ -210,7 +212,8 @@ class DecryptAction final : public flow::BatchAction {
         verdict(pkt, w, plan.error());
         continue;
       }
-      auto layout = psp::prepare_open(pkt.bytes().subspan(plan->psp_offset, plan->psp_len), w.keys, s.ops.make(n));
+      auto layout =
+          psp::prepare_open(pkt.bytes().subspan(plan->psp_offset, plan->psp_len), w.keys, s.ops.make(n));
       if (!layout) {
         verdict(pkt, w, layout.error());
         continue;
@@ -292,10 +295,12 @@ std::string_view to_string(GatewayDrop d) {
 }
 
 std::string_view drop_name(uint8_t code) {
-  if (code >= static_cast<uint8_t>(psp::DropReason::kNone) && code < static_cast<uint8_t>(psp::DropReason::kCount)) {
+  if (code >= static_cast<uint8_t>(psp::DropReason::kNone) &&
+      code < static_cast<uint8_t>(psp::DropReason::kCount)) {
     return psp::to_string(static_cast<psp::DropReason>(code));
   }
-  if (code >= static_cast<uint8_t>(GatewayDrop::kNoSa) && code <= static_cast<uint8_t>(GatewayDrop::kNoWorkload)) {
+  if (code >= static_cast<uint8_t>(GatewayDrop::kNoSa) &&
+      code <= static_cast<uint8_t>(GatewayDrop::kNoWorkload)) {
     return to_string(static_cast<GatewayDrop>(code));
   }
   return {};

@@ -18,8 +18,8 @@
 #include "crypto/aead.hpp"
 #include "flow/action.hpp"
 #include "gateway/sa_table.hpp"
-#include "psp/batch.hpp"
 #include "net/addr.hpp"
+#include "psp/batch.hpp"
 #include "psp/counters.hpp"
 #include "psp/key_cache.hpp"
 #include "psp/key_ring.hpp"
@@ -29,9 +29,9 @@ namespace pspgw::gateway {
 // Drop codes the gateway's actions assign (flow: actions own 1..0xef; psp::DropReason uses the low ones).
 enum class GatewayDrop : uint8_t {
   kNoSa = 0x40,  // crypto id without an SA (removed while the packet was in flight)
-  kBadFrame,  // a host-port frame that is not Ethernet + a well-formed IPv4/IPv6 packet
-  kTooBig,  // no room for the encap in the buffer, or longer than 64 KiB once encapsulated
-  kNoWorkload,  // decap toward a host port whose workload MAC is not known yet
+  kBadFrame,     // a host-port frame that is not Ethernet + a well-formed IPv4/IPv6 packet
+  kTooBig,       // no room for the encap in the buffer, or longer than 64 KiB once encapsulated
+  kNoWorkload,   // decap toward a host port whose workload MAC is not known yet
 };
 std::string_view to_string(GatewayDrop d);
 // A drop code of either family, for dumps and stats.
@@ -78,7 +78,7 @@ struct PspContext {
   MasterKeyBoard* master_keys = nullptr;
   std::vector<std::unique_ptr<WorkerPsp>>* workers = nullptr;
   std::vector<std::unique_ptr<HostPortInfo>>* host_ports = nullptr;  // by host-port index
-  net::MacAddr local_mac;  // source MAC of encapsulated frames
+  net::MacAddr local_mac;                                            // source MAC of encapsulated frames
   net::MacAddr nexthop_mac;  // destination MAC of encapsulated frames (-n; informational through UDP)
 };
 

@@ -27,7 +27,8 @@ Result<CryptoId, SaError> SaTable::install(std::unique_ptr<TxSa> sa) {
 
 Status<SaError> SaTable::replace(CryptoId id, std::unique_ptr<TxSa> sa) {
   if (!sa || sa->keys.empty()) return Err{SaError::kBadKey};
-  if (id >= slots_.size() || slots_[id].load(std::memory_order_relaxed) == nullptr) return Err{SaError::kNotFound};
+  if (id >= slots_.size() || slots_[id].load(std::memory_order_relaxed) == nullptr)
+    return Err{SaError::kNotFound};
   retire(slots_[id].exchange(sa.release(), std::memory_order_acq_rel));
   return {};
 }

@@ -32,9 +32,9 @@ struct TxSa {
   psp::PspVersion version = psp::PspVersion::kAesGcm256;
   bool has_vc = false;
   uint64_t vc = 0;
-  uint8_t crypt_offset = 0;  // 4-octet units
-  net::IpAddr peer;  // outer destination
-  net::IpAddr local;  // outer source
+  uint8_t crypt_offset = 0;                            // 4-octet units
+  net::IpAddr peer;                                    // outer destination
+  net::IpAddr local;                                   // outer source
   std::vector<std::unique_ptr<crypto::AeadKey>> keys;  // [worker]
 };
 

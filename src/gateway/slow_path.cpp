@@ -42,8 +42,10 @@ std::string l3_summary(const net::IpInfo& ip) {
 
 }  // namespace
 
-std::string describe_sample(std::span<const uint8_t> frame, std::string_view direction, std::size_t max_bytes) {
-  std::string s = "SAMPLED PACKET (" + std::string(direction) + ", " + std::to_string(frame.size()) + " bytes): ";
+std::string describe_sample(std::span<const uint8_t> frame, std::string_view direction,
+                            std::size_t max_bytes) {
+  std::string s =
+      "SAMPLED PACKET (" + std::string(direction) + ", " + std::to_string(frame.size()) + " bytes): ";
   auto f = net::parse_frame(frame);
   if (!f || f->ip.family == net::IpFamily::kNone) {
     s += "not IP";
@@ -55,10 +57,12 @@ std::string describe_sample(std::span<const uint8_t> frame, std::string_view dir
       if (hdr) {
         char buf[96];
         std::snprintf(buf, sizeof(buf), " | PSP spi 0x%08x iv %llu v%u nh %u S=%d", hdr->spi,
-                      static_cast<unsigned long long>(hdr->iv), hdr->version, hdr->next_header, hdr->sample ? 1 : 0);
+                      static_cast<unsigned long long>(hdr->iv), hdr->version, hdr->next_header,
+                      hdr->sample ? 1 : 0);
         s += buf;
         const std::size_t inner = ip.l4_offset + sizeof(net::UdpHdr) + hdr->size();
-        if (auto in = net::parse_ip(frame, static_cast<uint16_t>(inner)); in && (hdr->next_header == 4 || hdr->next_header == 41)) {
+        if (auto in = net::parse_ip(frame, static_cast<uint16_t>(inner));
+            in && (hdr->next_header == 4 || hdr->next_header == 41)) {
           s += " | inner " + l3_summary(*in);
         }
       }
@@ -69,7 +73,8 @@ std::string describe_sample(std::span<const uint8_t> frame, std::string_view dir
 
 // ---- ExchangeRunner ----
 
-ExchangeRunner::ExchangeRunner(std::size_t threads, std::function<void()> notify) : notify_(std::move(notify)) {
+ExchangeRunner::ExchangeRunner(std::size_t threads, std::function<void()> notify)
+    : notify_(std::move(notify)) {
   for (std::size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { run(); });
 }
 
@@ -120,8 +125,8 @@ void ExchangeRunner::run() {
 
 // ---- SlowPath ----
 
-SlowPath::SlowPath(std::vector<PacketWorker*> workers, control::TunnelManager& tm, control::PeerTransport& transport,
-                   SlowPathOptions opts)
+SlowPath::SlowPath(std::vector<PacketWorker*> workers, control::TunnelManager& tm,
+                   control::PeerTransport& transport, SlowPathOptions opts)
     : workers_(std::move(workers)),
       tm_(tm),
       transport_(transport),
@@ -132,7 +137,9 @@ SlowPath::SlowPath(std::vector<PacketWorker*> workers, control::TunnelManager& t
   exchanges_ = std::make_unique<ExchangeRunner>(opts_.exchange_threads, [this] { wake(); });
 }
 
-SlowPath::~SlowPath() { stop(); }
+SlowPath::~SlowPath() {
+  stop();
+}
 
 Status<std::string> SlowPath::start() {
   if (!wake_.valid()) return Err{std::string("eventfd failed")};
@@ -179,10 +186,10 @@ void SlowPath::log(const std::string& line) const {
   }
 }
 
-#define BUMP(field, n)                          \
-  do {                                          \
+#define BUMP(field, n)                            \
+  do {                                            \
     std::lock_guard<std::mutex> lock_(stats_mu_); \
-    stats_.field += (n);                        \
+    stats_.field += (n);                          \
   } while (0)
 
 void SlowPath::run() {
@@ -256,7 +263,8 @@ void SlowPath::on_egress_miss(std::span<const uint8_t> frame, uint16_t worker) {
     case control::PairState::kInFlight:
       break;
   }
-  if (hold_.hold(pair, {std::vector<uint8_t>(frame.begin(), frame.end()), worker}) != HoldQueue::Verdict::kHeld) {
+  if (hold_.hold(pair, {std::vector<uint8_t>(frame.begin(), frame.end()), worker}) !=
+      HoldQueue::Verdict::kHeld) {
     BUMP(dropped_hold_full, 1);
     return;
   }
@@ -305,7 +313,9 @@ void SlowPath::flush_settled() {
       case control::PairState::kConnected: {
         uint64_t sent = 0;
         for (const HeldPacket& p : hold_.take(pair)) {
-          sent += send_to_worker(p.worker, p.frame, {static_cast<uint16_t>(FrameKind::kResubmit), PortId{0}}) ? 1 : 0;
+          sent += send_to_worker(p.worker, p.frame, {static_cast<uint16_t>(FrameKind::kResubmit), PortId{0}})
+                      ? 1
+                      : 0;
         }
         BUMP(resubmitted, sent);
         break;

@@ -65,13 +65,13 @@ class ExchangeRunner {
 };
 
 struct SlowPathStats {
-  uint64_t held = 0;  // packets held for a key exchange
-  uint64_t resubmitted = 0;  // held packets sent on after their tunnel came up
-  uint64_t dropped_no_route = 0;  // destination VIP not configured for any peer
-  uint64_t dropped_backoff = 0;  // the pair's last exchange failed recently
-  uint64_t dropped_hold_full = 0;  // per-pair or total hold limit reached
+  uint64_t held = 0;                     // packets held for a key exchange
+  uint64_t resubmitted = 0;              // held packets sent on after their tunnel came up
+  uint64_t dropped_no_route = 0;         // destination VIP not configured for any peer
+  uint64_t dropped_backoff = 0;          // the pair's last exchange failed recently
+  uint64_t dropped_hold_full = 0;        // per-pair or total hold limit reached
   uint64_t dropped_exchange_failed = 0;  // held packets of a failed exchange
-  uint64_t dropped_ring_full = 0;  // a worker's inbound ring was full
+  uint64_t dropped_ring_full = 0;        // a worker's inbound ring was full
   uint64_t exchanges_started = 0;
   uint64_t exchanges_ok = 0;
   uint64_t exchanges_failed = 0;
@@ -86,7 +86,7 @@ struct SlowPathOptions {
   std::size_t hold_per_pair = 64;
   std::size_t hold_total = 4096;
   std::size_t exchange_threads = 4;
-  std::string sample_pcap;  // "" = none
+  std::string sample_pcap;        // "" = none
   bool show_rss_packets = false;  // --show-rss-rx-packets: log every packet that reaches the CPU
   std::function<void(std::string_view)> log;
   std::function<void()> tick;  // called every ~100 ms on the control thread (reclaim, stat print)
@@ -137,6 +137,7 @@ class SlowPath {
 };
 
 // "SAMPLED PACKET" log text: a one-line decoded summary, then a hex dump (at most `max_bytes`).
-std::string describe_sample(std::span<const uint8_t> frame, std::string_view direction, std::size_t max_bytes = 256);
+std::string describe_sample(std::span<const uint8_t> frame, std::string_view direction,
+                            std::size_t max_bytes = 256);
 
 }  // namespace pspgw::gateway

@@ -17,15 +17,31 @@ using flow::TargetRef;
 constexpr uint32_t kPspSampleBit = 0x00000080;  // byte 3, bit 7: S
 constexpr uint8_t kSyndromeOk = static_cast<uint8_t>(psp::DropReason::kNone);
 
-TargetRef cpu(CpuReason r) { return TargetRef::cpu(static_cast<uint16_t>(r)); }
-TargetRef drop(PipeDrop d) { return TargetRef::drop(static_cast<uint8_t>(d)); }
+TargetRef cpu(CpuReason r) {
+  return TargetRef::cpu(static_cast<uint16_t>(r));
+}
+TargetRef drop(PipeDrop d) {
+  return TargetRef::drop(static_cast<uint8_t>(d));
+}
 
-bool v4(net::IpFamily f) { return f == net::IpFamily::kV4; }
-uint16_t ethertype(net::IpFamily f) { return v4(f) ? net::kEtherTypeIpv4 : net::kEtherTypeIpv6; }
-Field src_field(net::IpFamily f) { return v4(f) ? Field::kIpv4Src : Field::kIpv6Src; }
-Field dst_field(net::IpFamily f) { return v4(f) ? Field::kIpv4Dst : Field::kIpv6Dst; }
-Field inner_src(net::IpFamily f) { return v4(f) ? Field::kInnerIpv4Src : Field::kInnerIpv6Src; }
-Field inner_dst(net::IpFamily f) { return v4(f) ? Field::kInnerIpv4Dst : Field::kInnerIpv6Dst; }
+bool v4(net::IpFamily f) {
+  return f == net::IpFamily::kV4;
+}
+uint16_t ethertype(net::IpFamily f) {
+  return v4(f) ? net::kEtherTypeIpv4 : net::kEtherTypeIpv6;
+}
+Field src_field(net::IpFamily f) {
+  return v4(f) ? Field::kIpv4Src : Field::kIpv6Src;
+}
+Field dst_field(net::IpFamily f) {
+  return v4(f) ? Field::kIpv4Dst : Field::kIpv6Dst;
+}
+Field inner_src(net::IpFamily f) {
+  return v4(f) ? Field::kInnerIpv4Src : Field::kInnerIpv6Src;
+}
+Field inner_dst(net::IpFamily f) {
+  return v4(f) ? Field::kInnerIpv4Dst : Field::kInnerIpv6Dst;
+}
 
 void build_root(flow::PipelineBuilder& b, const TopologyOptions& o) {
   PipeSpec root;
@@ -37,8 +53,9 @@ void build_root(flow::PipelineBuilder& b, const TopologyOptions& o) {
   root.max_entries = 8 + 8 * static_cast<uint32_t>(o.host_ports.size());
   b.add_pipe(root);
   EntrySpec psp;
-  psp.match = {flow::eq(Field::kInPort, o.network_port.value()), flow::eq(Field::kEtherType, ethertype(o.outer)),
-               flow::eq(Field::kIpProto, net::kIpProtoUdp), flow::eq(Field::kL4Dst, psp::kPspUdpPort)};
+  psp.match = {flow::eq(Field::kInPort, o.network_port.value()),
+               flow::eq(Field::kEtherType, ethertype(o.outer)), flow::eq(Field::kIpProto, net::kIpProtoUdp),
+               flow::eq(Field::kL4Dst, psp::kPspUdpPort)};
   psp.fwd = TargetRef::pipe("PSP_DECRYPT");
   psp.priority = 10;
   b.add_entry("ROOT", psp);
@@ -46,16 +63,20 @@ void build_root(flow::PipelineBuilder& b, const TopologyOptions& o) {
     const auto port = flow::eq(Field::kInPort, hp.value());
     // Exceptions first (lower priority value wins): ARP, IPv6 multicast (Neighbor Solicitation to the
     // solicited-node group, router solicitations, MLD), DHCP.
-    b.add_entry("ROOT", {{port, flow::eq(Field::kEtherType, net::kEtherTypeArp)}, {}, cpu(CpuReason::kException), 5});
+    b.add_entry("ROOT",
+                {{port, flow::eq(Field::kEtherType, net::kEtherTypeArp)}, {}, cpu(CpuReason::kException), 5});
     auto mcast = flow::prefix(Field::kIpv6Dst, *net::IpAddr::parse("ff00::"), 8);
-    b.add_entry("ROOT", {{port, flow::eq(Field::kEtherType, net::kEtherTypeIpv6), mcast}, {},
-                         cpu(CpuReason::kException), 5});
+    b.add_entry(
+        "ROOT",
+        {{port, flow::eq(Field::kEtherType, net::kEtherTypeIpv6), mcast}, {}, cpu(CpuReason::kException), 5});
     b.add_entry("ROOT", {{port, flow::eq(Field::kEtherType, net::kEtherTypeIpv4),
                           flow::eq(Field::kIpProto, net::kIpProtoUdp), flow::eq(Field::kL4Dst, 67)},
                          {},
                          cpu(CpuReason::kException),
                          5});
-    b.add_entry("ROOT", {{port, flow::eq(Field::kEtherType, ethertype(o.inner))}, {}, TargetRef::pipe("EGR_ACL"), 20});
+    b.add_entry(
+        "ROOT",
+        {{port, flow::eq(Field::kEtherType, ethertype(o.inner))}, {}, TargetRef::pipe("EGR_ACL"), 20});
   }
 }
 
@@ -121,8 +142,8 @@ void build_ingress(flow::PipelineBuilder& b, const TopologyOptions& o, const Psp
   PipeSpec acl;
   acl.name = "INGR_ACL";
   if (o.ingress_acl) {
-    acl.match = {flow::match(Field::kSyndrome), flow::match(Field::kUdpPayload4), flow::match(inner_src(o.inner)),
-                 flow::match(inner_dst(o.inner))};
+    acl.match = {flow::match(Field::kSyndrome), flow::match(Field::kUdpPayload4),
+                 flow::match(inner_src(o.inner)), flow::match(inner_dst(o.inner))};
   } else {
     acl.match = {flow::match(Field::kSyndrome), flow::match(inner_dst(o.inner))};
   }
@@ -139,7 +160,8 @@ void build_ingress(flow::PipelineBuilder& b, const TopologyOptions& o, const Psp
   stats.miss = TargetRef::drop(flow::kDropByRule);
   stats.max_entries = static_cast<uint32_t>(psp::DropReason::kCount);
   b.add_pipe(stats);
-  b.add_entry("SYND_STATS", {{flow::eq(Field::kSyndrome, kSyndromeOk)}, {}, drop(PipeDrop::kIngressAclMiss), 0});
+  b.add_entry("SYND_STATS",
+              {{flow::eq(Field::kSyndrome, kSyndromeOk)}, {}, drop(PipeDrop::kIngressAclMiss), 0});
   for (uint8_t r = kSyndromeOk + 1; r < static_cast<uint8_t>(psp::DropReason::kCount); ++r) {
     b.add_entry("SYND_STATS", {{flow::eq(Field::kSyndrome, r)}, {}, TargetRef::drop(r), 0});
   }
@@ -161,7 +183,8 @@ std::string_view to_string(CpuReason r) {
   return "unknown";
 }
 
-Result<std::unique_ptr<Topology>, std::string> Topology::build(const TopologyOptions& opts, const PspContext& ctx) {
+Result<std::unique_ptr<Topology>, std::string> Topology::build(const TopologyOptions& opts,
+                                                               const PspContext& ctx) {
   flow::PipelineBuilder b;
   build_root(b, opts);
   build_egress(b, opts, ctx);
@@ -186,7 +209,8 @@ Result<std::unique_ptr<Topology>, std::string> Topology::build(const TopologyOpt
 }
 
 Result<Topology::EgressEntries, flow::FlowError> Topology::add_egress(const net::IpAddr& local_vip,
-                                                                      const net::IpAddr& remote_vip, CryptoId id) {
+                                                                      const net::IpAddr& remote_vip,
+                                                                      CryptoId id) {
   EntrySpec enc;
   enc.match = {flow::eq(Field::kPktMeta, id)};
   enc.args = {id};
@@ -211,7 +235,8 @@ Status<flow::FlowError> Topology::remove_egress(const EgressEntries& e) {
 }
 
 Result<flow::EntryHandle, flow::FlowError> Topology::add_ingress(uint32_t spi, const net::IpAddr& remote_vip,
-                                                                 const net::IpAddr& local_vip, std::size_t host_port) {
+                                                                 const net::IpAddr& local_vip,
+                                                                 std::size_t host_port) {
   EntrySpec acl;
   acl.match = {flow::eq(Field::kSyndrome, kSyndromeOk), flow::eq(Field::kUdpPayload4, spi),
                flow::eq(inner_src(opts_.inner), remote_vip), flow::eq(inner_dst(opts_.inner), local_vip)};

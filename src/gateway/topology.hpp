@@ -25,9 +25,9 @@ namespace pspgw::gateway {
 
 // Why a packet went to the CPU (the RSS queue's reason code).
 enum class CpuReason : uint16_t {
-  kEgressMiss = 1,  // no egress SA yet: hold it, run the key exchange, resubmit
-  kException = 2,  // ARP / Neighbor Solicitation / DHCP from a workload
-  kSampleEgress = 3,  // EGR_SAMP's mirror: S bit set on transmit
+  kEgressMiss = 1,     // no egress SA yet: hold it, run the key exchange, resubmit
+  kException = 2,      // ARP / Neighbor Solicitation / DHCP from a workload
+  kSampleEgress = 3,   // EGR_SAMP's mirror: S bit set on transmit
   kSampleIngress = 4,  // INGR_SAMP's mirror: S bit seen on receive
 };
 std::string_view to_string(CpuReason r);
@@ -35,7 +35,7 @@ std::string_view to_string(CpuReason r);
 // Drop codes of the pipes themselves (not of actions).
 enum class PipeDrop : uint8_t {
   kRootMiss = 0x50,  // not a packet type this gateway handles
-  kIngressAclMiss,  // decrypted fine, but no ACL entry for (SPI, src VIP, dst VIP)
+  kIngressAclMiss,   // decrypted fine, but no ACL entry for (SPI, src VIP, dst VIP)
 };
 
 struct TopologyOptions {
@@ -44,14 +44,15 @@ struct TopologyOptions {
   net::IpFamily inner = net::IpFamily::kV4;
   net::IpFamily outer = net::IpFamily::kV6;
   uint32_t sample_rate = 0;  // log2: 1 in 2^N egress packets sampled; 0 off
-  bool ingress_acl = true;  // false (-a): INGR_ACL checks the syndrome and the destination VIP only
+  bool ingress_acl = true;   // false (-a): INGR_ACL checks the syndrome and the destination VIP only
   uint32_t max_tunnels = 256;
   uint16_t workers = 1;
 };
 
 class Topology {
  public:
-  static Result<std::unique_ptr<Topology>, std::string> build(const TopologyOptions& opts, const PspContext& ctx);
+  static Result<std::unique_ptr<Topology>, std::string> build(const TopologyOptions& opts,
+                                                              const PspContext& ctx);
 
   flow::Pipeline& pipeline() { return *pipeline_; }
   const flow::Pipeline& pipeline() const { return *pipeline_; }
@@ -62,14 +63,15 @@ class Topology {
     flow::EntryHandle acl;
     flow::EntryHandle encrypt;
   };
-  Result<EgressEntries, flow::FlowError> add_egress(const net::IpAddr& local_vip, const net::IpAddr& remote_vip,
-                                                    CryptoId id);
+  Result<EgressEntries, flow::FlowError> add_egress(const net::IpAddr& local_vip,
+                                                    const net::IpAddr& remote_vip, CryptoId id);
   Status<flow::FlowError> remove_egress(const EgressEntries& e);
   // INGR_ACL: (SPI, remote VIP -> local VIP) delivered to host port `host_port`.
   Result<flow::EntryHandle, flow::FlowError> add_ingress(uint32_t spi, const net::IpAddr& remote_vip,
                                                          const net::IpAddr& local_vip, std::size_t host_port);
   // -a: one INGR_ACL entry per local VIP (any SPI, any source).
-  Result<flow::EntryHandle, flow::FlowError> add_ingress_any(const net::IpAddr& local_vip, std::size_t host_port);
+  Result<flow::EntryHandle, flow::FlowError> add_ingress_any(const net::IpAddr& local_vip,
+                                                             std::size_t host_port);
   Status<flow::FlowError> remove(flow::EntryHandle h) { return pipeline_->remove_entry(h); }
 
   flow::DumpOptions dump_options(std::vector<std::string> port_names) const;

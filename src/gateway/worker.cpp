@@ -47,7 +47,7 @@ class PacketWorker::Sink final : public flow::Sink {
       }
       out.push(p);
     }
-    ports::Port* dst = port.value() == 0 ? w_.cfg_.network.get()
+    ports::Port* dst = port.value() == 0                      ? w_.cfg_.network.get()
                        : port.value() <= w_.cfg_.hosts.size() ? w_.cfg_.hosts[port.value() - 1].get()
                                                               : nullptr;
     if (dst != nullptr && !out.empty()) dst->tx_burst(out);
@@ -91,7 +91,9 @@ PacketWorker::PacketWorker(WorkerConfig config, Topology& topo, flow::EpochDomai
   published_.ports.resize(local_.ports.size());
 }
 
-PacketWorker::~PacketWorker() { stop(); }
+PacketWorker::~PacketWorker() {
+  stop();
+}
 
 Status<std::string> PacketWorker::start() {
   auto w = topo_.pipeline().attach_worker({&pool_, 0});
@@ -109,13 +111,16 @@ void PacketWorker::stop() {
   thread_.join();
 }
 
-void PacketWorker::wake() { signal_fd(wake_fd_.get()); }
+void PacketWorker::wake() {
+  signal_fd(wake_fd_.get());
+}
 
 void PacketWorker::run() {
   auto poller = ports::Poller::create();
   if (!poller) return;
   (void)poller->add(*cfg_.network, 0);
-  for (std::size_t i = 0; i < cfg_.hosts.size(); ++i) (void)poller->add(*cfg_.hosts[i], static_cast<uint32_t>(i + 1));
+  for (std::size_t i = 0; i < cfg_.hosts.size(); ++i)
+    (void)poller->add(*cfg_.hosts[i], static_cast<uint32_t>(i + 1));
   (void)poller->add(wake_fd_.get(), kWakeToken);
   std::array<uint32_t, 16> ready{};
   auto next_stats = std::chrono::steady_clock::now();

@@ -39,13 +39,13 @@ struct WorkerStats {
   psp::KeyCacheStats key_cache;
   uint64_t batches = 0;
   uint64_t cpu_queue_drops = 0;  // the ring to the control thread was full
-  uint64_t pool_empty = 0;  // a resubmitted frame found no free buffer
+  uint64_t pool_empty = 0;       // a resubmitted frame found no free buffer
   uint64_t unwrap_failures = 0;  // a frame toward the network without outer headers (a bug if non-zero)
 };
 
 struct WorkerConfig {
   uint16_t index = 0;
-  std::unique_ptr<ports::Port> network;  // PortId 0
+  std::unique_ptr<ports::Port> network;             // PortId 0
   std::vector<std::unique_ptr<ports::Port>> hosts;  // PortId 1..N
   OuterEndpoint outer;
   std::size_t pool_packets = 768;
