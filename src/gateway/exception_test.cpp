@@ -115,18 +115,20 @@ std::vector<uint8_t> dhcp(uint8_t type, const char* requested) {
   store_be32(&bootp[4], 0xdeadbeef);
   std::memcpy(&bootp[28], kVmMac.data(), 6);
   store_be32(&bootp[236], 0x63825363);
-  bootp.insert(bootp.end(), {53, 1, type});
+  // push_back one by one: g++ 12 warns falsely (-Warray-bounds) on vector::insert of short ranges.
+  for (uint8_t b : {uint8_t{53}, uint8_t{1}, type}) bootp.push_back(b);
   if (requested != nullptr) {
-    bootp.insert(bootp.end(), {50, 4});
+    bootp.push_back(50);
+    bootp.push_back(4);
     const auto a = net::IpAddr::parse(requested)->bytes;
-    bootp.insert(bootp.end(), a.begin(), a.begin() + 4);
+    for (int i = 0; i < 4; ++i) bootp.push_back(a[i]);
   }
   bootp.push_back(255);
-  std::vector<uint8_t> f(14 + 28, 0);
+  std::vector<uint8_t> f(14 + 28 + bootp.size(), 0);
   std::memset(f.data(), 0xff, 6);
   std::memcpy(&f[6], kVmMac.data(), 6);
   store_be16(&f[12], net::kEtherTypeIpv4);
-  f.insert(f.end(), bootp.begin(), bootp.end());
+  std::copy(bootp.begin(), bootp.end(), f.begin() + 42);
   uint8_t* ip = &f[14];
   ip[0] = 0x45;
   store_be16(ip + 2, static_cast<uint16_t>(f.size() - 14));

@@ -42,36 +42,6 @@ struct DecapPlan {
   bool outer_v4 = false;
 };
 
-namespace steps {
-
-// Frames.
-Status<DropReason> prepare_encap(net::Packet& pkt, const SealParams& params, const crypto::AeadKey& key,
-                                 crypto::AeadOp& op);
-Result<DecapPlan, DropReason> plan_decap(std::span<const uint8_t> frame);
-// After a verified open: restores the original frame (see encap.hpp).
-Result<OpenInfo, DropReason> finish_decap(net::Packet& pkt, const DecapPlan& plan, const PspLayout& layout);
-
-// The inner packet of a tunnel, checked as far as PSP needs: the version nibble names the family and the IP
-// length fields fit the bytes present. Deeper parsing is the pipeline's job after decap.
-struct InnerIp {
-  uint8_t next_header = 0;  // 4 (IPv4) or 41 (IPv6), as PSP Next Header; 0 = not a valid IP packet
-  uint32_t length = 0;      // the IP packet's own length (<= bytes present)
-};
-InnerIp check_inner_ip(std::span<const uint8_t> bytes);
-
-// UDP payloads.
-Status<DropReason> prepare_payload_seal(net::Packet& pkt, const SealJob& job, crypto::AeadOp& op);
-// After a verified open: strips header and ICV, checks a tunnel's inner packet.
-Result<OpenInfo, DropReason> finish_payload_open(net::Packet& pkt, const PspLayout& layout);
-
-}  // namespace steps
-
-// results.size() and jobs.size() must be >= pkts.size(). results[i] = kNone on success.
-void encap_batch(net::PacketBatch& pkts, std::span<const SealJob> jobs, const crypto::AeadBackend& aead,
-                 std::span<DropReason> results);
-void seal_payload_batch(net::PacketBatch& pkts, std::span<const SealJob> jobs,
-                        const crypto::AeadBackend& aead, std::span<DropReason> results);
-
 namespace detail {
 
 // Storage for up to N Ts, constructed one by one as a batch fills it: a batch of 64 ops, layouts and plans
@@ -101,7 +71,59 @@ struct OpenScratch {
   std::array<uint8_t, net::kMaxBatch> pkt_index;
 };
 
+// prepare_open into slot n of `s`. The slots are constructed only once the header has been decoded, next
+// to the stores that fill them, so that the compiler can drop their default initialisation.
+template <class Resolver>
+DropReason prepare_open_slot(std::span<uint8_t> psp_packet, Resolver& keys, OpenScratch& s, std::size_t n) {
+  PspLayout l;
+  if (const DropReason r = parse_open(psp_packet, l); r != DropReason::kNone) return r;
+  const crypto::AeadKey* key = keys.key_for(l.header.spi, static_cast<PspVersion>(l.header.version));
+  if (!key_opens(key, l)) return DropReason::kUnknownKey;
+  detail::point_op(psp_packet.data(), l.header.spi, l.header.iv, l.aad_len, l.text_len, *key, s.ops.make(n));
+  s.layouts.make(n) = l;
+  return DropReason::kNone;
+}
+
 }  // namespace detail
+
+namespace steps {
+
+// Frames.
+Status<DropReason> prepare_encap(net::Packet& pkt, const SealParams& params, const crypto::AeadKey& key,
+                                 crypto::AeadOp& op);
+Result<DecapPlan, DropReason> plan_decap(std::span<const uint8_t> frame);
+// After a verified open: restores the original frame (see encap.hpp).
+Result<OpenInfo, DropReason> finish_decap(net::Packet& pkt, const DecapPlan& plan, const PspLayout& layout);
+// The same into `info`: kNone (info filled) or the reason (info untouched).
+DropReason finish_decap(net::Packet& pkt, const DecapPlan& plan, const PspLayout& layout, OpenInfo& info);
+// After aead.open of a decap batch: finish_open, then finish_decap, for the n ops in `s`.
+void finish_decap_batch(net::PacketBatch& pkts, detail::OpenScratch& s, std::span<const DecapPlan> plans,
+                        std::size_t n, std::span<DropReason> results, std::span<OpenInfo> infos);
+
+// The inner packet of a tunnel, checked as far as PSP needs: the version nibble names the family and the IP
+// length fields fit the bytes present. Deeper parsing is the pipeline's job after decap.
+struct InnerIp {
+  uint8_t next_header = 0;  // 4 (IPv4) or 41 (IPv6), as PSP Next Header; 0 = not a valid IP packet
+  uint32_t length = 0;      // the IP packet's own length (<= bytes present)
+};
+InnerIp check_inner_ip(std::span<const uint8_t> bytes);
+
+// UDP payloads.
+Status<DropReason> prepare_payload_seal(net::Packet& pkt, const SealJob& job, crypto::AeadOp& op);
+// After a verified open: strips header and ICV, checks a tunnel's inner packet.
+Result<OpenInfo, DropReason> finish_payload_open(net::Packet& pkt, const PspLayout& layout);
+// After aead.open of a payload batch: finish_open, then finish_payload_open, for the n ops in `s`. One call
+// per batch, so that the per-packet steps inline.
+void finish_payload_open_batch(net::PacketBatch& pkts, detail::OpenScratch& s, std::size_t n,
+                               std::span<DropReason> results, std::span<OpenInfo> infos);
+
+}  // namespace steps
+
+// results.size() and jobs.size() must be >= pkts.size(). results[i] = kNone on success.
+void encap_batch(net::PacketBatch& pkts, std::span<const SealJob> jobs, const crypto::AeadBackend& aead,
+                 std::span<DropReason> results);
+void seal_payload_batch(net::PacketBatch& pkts, std::span<const SealJob> jobs,
+                        const crypto::AeadBackend& aead, std::span<DropReason> results);
 
 // results.size() and infos.size() must be >= pkts.size().
 template <class Resolver>
@@ -117,24 +139,13 @@ void decap_batch(net::PacketBatch& pkts, Resolver& keys, const crypto::AeadBacke
       results[i] = plan.error();
       continue;
     }
-    auto layout = prepare_open(pkt.bytes().subspan(plan->psp_offset, plan->psp_len), keys, s.ops.make(n));
-    if (!layout) {
-      results[i] = layout.error();
-      continue;
-    }
+    results[i] = detail::prepare_open_slot(pkt.bytes().subspan(plan->psp_offset, plan->psp_len), keys, s, n);
+    if (results[i] != DropReason::kNone) continue;
     plans.make(n) = *plan;
-    s.layouts.make(n) = *layout;
     s.pkt_index[n++] = static_cast<uint8_t>(i);
   }
   aead.open({s.ops.data(), n});
-  for (std::size_t j = 0; j < n; ++j) {
-    const std::size_t i = s.pkt_index[j];
-    results[i] = finish_open(s.ops[j]);
-    if (results[i] != DropReason::kNone) continue;
-    auto info = steps::finish_decap(*pkts[i], plans[j], s.layouts[j]);
-    results[i] = info ? DropReason::kNone : info.error();
-    if (info) infos[i] = *info;
-  }
+  steps::finish_decap_batch(pkts, s, {plans.data(), n}, n, results, infos);
 }
 
 template <class Resolver>
@@ -143,23 +154,11 @@ void open_payload_batch(net::PacketBatch& pkts, Resolver& keys, const crypto::Ae
   detail::OpenScratch s;
   std::size_t n = 0;
   for (std::size_t i = 0; i < pkts.size(); ++i) {
-    auto layout = prepare_open(pkts[i]->bytes(), keys, s.ops.make(n));
-    if (!layout) {
-      results[i] = layout.error();
-      continue;
-    }
-    s.layouts.make(n) = *layout;
-    s.pkt_index[n++] = static_cast<uint8_t>(i);
+    results[i] = detail::prepare_open_slot(pkts[i]->bytes(), keys, s, n);
+    if (results[i] == DropReason::kNone) s.pkt_index[n++] = static_cast<uint8_t>(i);
   }
   aead.open({s.ops.data(), n});
-  for (std::size_t j = 0; j < n; ++j) {
-    const std::size_t i = s.pkt_index[j];
-    results[i] = finish_open(s.ops[j]);
-    if (results[i] != DropReason::kNone) continue;
-    auto info = steps::finish_payload_open(*pkts[i], s.layouts[j]);
-    results[i] = info ? DropReason::kNone : info.error();
-    if (info) infos[i] = *info;
-  }
+  steps::finish_payload_open_batch(pkts, s, n, results, infos);
 }
 
 }  // namespace pspgw::psp

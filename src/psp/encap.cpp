@@ -93,7 +93,9 @@ Status<DropReason> tunnel_encap(net::Packet& pkt, const net::FrameInfo& f, const
   write_udp(outer + outer_ip, sport, udp_len);
   pkt.push_back(kPspIcvSize);
   const uint8_t nh = v4 ? net::kIpProtoIpv4 : net::kIpProtoIpv6;
-  return prepare_seal({outer + outer_ip + kUdpSize, udp_len - kUdpSize}, seal_header(p, nh), key, op);
+  // check_seal made prepare_seal's checks, and the room holds header + ICV.
+  detail::write_seal({outer + outer_ip + kUdpSize, udp_len - kUdpSize}, seal_header(p, nh), key, op);
+  return {};
 }
 
 // Transport (§6): UDP + PSP inserted after the IPv4 header (IHL) or the fixed IPv6 header; the IP protocol
@@ -128,7 +130,9 @@ Status<DropReason> transport_encap(net::Packet& pkt, const net::FrameInfo& f, co
                              : kPspUdpPort;
   write_udp(udp, sport, udp_len);
   pkt.push_back(kPspIcvSize);
-  return prepare_seal({udp + kUdpSize, udp_len - kUdpSize}, seal_header(p, nh), key, op);
+  // check_seal made prepare_seal's checks, and the room holds header + ICV.
+  detail::write_seal({udp + kUdpSize, udp_len - kUdpSize}, seal_header(p, nh), key, op);
+  return {};
 }
 
 // The offset of the byte holding the protocol of what follows the IPv6 header chain (already validated
@@ -144,12 +148,12 @@ uint16_t ipv6_proto_offset(std::span<const uint8_t> b, const net::IpInfo& ip) {
   return proto_at;
 }
 
-Result<OpenInfo, DropReason> restore_tunnel(net::Packet& pkt, const DecapPlan& plan, const PspLayout& l) {
-  const uint32_t inner_at = plan.psp_offset + l.header.size();
-  const uint32_t inner_len = plan.psp_len - l.header.size() - kPspIcvSize;
-  if (steps::check_inner_ip(pkt.bytes().subspan(inner_at, inner_len)).next_header != l.header.next_header)
-    return Err{DropReason::kBadInnerPacket};
-  const bool want_v4 = l.header.next_header == net::kIpProtoIpv4;
+DropReason restore_tunnel(net::Packet& pkt, const DecapPlan& plan, const PspHeaderFields& h) {
+  const uint32_t inner_at = plan.psp_offset + h.size();
+  const uint32_t inner_len = plan.psp_len - h.size() - kPspIcvSize;
+  if (steps::check_inner_ip(pkt.bytes().subspan(inner_at, inner_len)).next_header != h.next_header)
+    return DropReason::kBadInnerPacket;
+  const bool want_v4 = h.next_header == net::kIpProtoIpv4;
   // [L2][outer IP][UDP][PSP] -> [L2]: the L2 header moves up to the inner packet; its ethertype follows it.
   uint8_t* d = pkt.data();
   const uint32_t start = inner_at - plan.l2_len;
@@ -157,16 +161,16 @@ Result<OpenInfo, DropReason> restore_tunnel(net::Packet& pkt, const DecapPlan& p
   store_be16(d + inner_at - 2, want_v4 ? net::kEtherTypeIpv4 : net::kEtherTypeIpv6);
   pkt.pull_front(start);
   pkt.trim_back(pkt.size() - (plan.l2_len + inner_len));
-  return OpenInfo{l.header, Mode::kTunnel};
+  return DropReason::kNone;
 }
 
-Result<OpenInfo, DropReason> restore_transport(net::Packet& pkt, const DecapPlan& plan, const PspLayout& l) {
-  const uint32_t removed = kUdpSize + l.header.size();
+void restore_transport(net::Packet& pkt, const DecapPlan& plan, const PspHeaderFields& h) {
+  const uint32_t removed = kUdpSize + h.size();
   const uint32_t shrink = removed + kPspIcvSize;
-  const uint32_t payload_len = plan.psp_len - l.header.size() - kPspIcvSize;
+  const uint32_t payload_len = plan.psp_len - h.size() - kPspIcvSize;
   uint8_t* d = pkt.data();
   uint8_t* ip = d + plan.l3_offset;
-  d[plan.proto_offset] = l.header.next_header;
+  d[plan.proto_offset] = h.next_header;
   if (plan.outer_v4) {
     store_be16(ip + offsetof(Ipv4Hdr, total_length),
                static_cast<uint16_t>(load_be16(ip + offsetof(Ipv4Hdr, total_length)) - shrink));
@@ -178,7 +182,6 @@ Result<OpenInfo, DropReason> restore_transport(net::Packet& pkt, const DecapPlan
   std::memmove(d + removed, d, plan.udp_offset);
   pkt.pull_front(removed);
   pkt.trim_back(pkt.size() - (plan.udp_offset + payload_len));
-  return OpenInfo{l.header, Mode::kTransport};
 }
 
 }  // namespace
@@ -216,13 +219,34 @@ Result<DecapPlan, DropReason> plan_decap(std::span<const uint8_t> frame) {
   return p;
 }
 
-Result<OpenInfo, DropReason> finish_decap(net::Packet& pkt, const DecapPlan& plan,
-                                          const PspLayout& decrypted) {
-  PspLayout layout = decrypted;
-  read_decrypted_vc(pkt.bytes().subspan(plan.psp_offset, plan.psp_len), layout);
-  const uint8_t nh = layout.header.next_header;
-  return nh == net::kIpProtoIpv4 || nh == net::kIpProtoIpv6 ? restore_tunnel(pkt, plan, layout)
-                                                            : restore_transport(pkt, plan, layout);
+DropReason finish_decap(net::Packet& pkt, const DecapPlan& plan, const PspLayout& layout, OpenInfo& info) {
+  PspHeaderFields h = layout.header;
+  if (h.has_vc) h.vc = load_be64(pkt.data() + plan.psp_offset + kPspHeaderSize);  // as decrypted
+  const bool tunnel = h.next_header == net::kIpProtoIpv4 || h.next_header == net::kIpProtoIpv6;
+  if (tunnel) {
+    if (const DropReason r = restore_tunnel(pkt, plan, h); r != DropReason::kNone) return r;
+  } else {
+    restore_transport(pkt, plan, h);
+  }
+  info.header = h;
+  info.mode = tunnel ? Mode::kTunnel : Mode::kTransport;
+  return DropReason::kNone;
+}
+
+void finish_decap_batch(net::PacketBatch& pkts, detail::OpenScratch& s, std::span<const DecapPlan> plans,
+                        std::size_t n, std::span<DropReason> results, std::span<OpenInfo> infos) {
+  for (std::size_t j = 0; j < n; ++j) {
+    const std::size_t i = s.pkt_index[j];
+    DropReason r = finish_open(s.ops[j]);
+    if (r == DropReason::kNone) r = finish_decap(*pkts[i], plans[j], s.layouts[j], infos[i]);
+    results[i] = r;
+  }
+}
+
+Result<OpenInfo, DropReason> finish_decap(net::Packet& pkt, const DecapPlan& plan, const PspLayout& layout) {
+  OpenInfo info;
+  if (const DropReason r = finish_decap(pkt, plan, layout, info); r != DropReason::kNone) return Err{r};
+  return info;
 }
 
 }  // namespace steps
@@ -240,11 +264,12 @@ Result<OpenInfo, DropReason> decap_frame(net::Packet& pkt, KeyResolver& keys,
   auto plan = steps::plan_decap(pkt.bytes());
   if (!plan) return Err{plan.error()};
   crypto::AeadOp op;
-  auto layout = prepare_open(pkt.bytes().subspan(plan->psp_offset, plan->psp_len), keys, op);
-  if (!layout) return Err{layout.error()};
+  PspLayout layout;
+  const std::span<uint8_t> psp_pkt = pkt.bytes().subspan(plan->psp_offset, plan->psp_len);
+  if (const DropReason r = prepare_open(psp_pkt, keys, op, layout); r != DropReason::kNone) return Err{r};
   aead.open({&op, 1});
   if (const DropReason r = finish_open(op); r != DropReason::kNone) return Err{r};
-  return steps::finish_decap(pkt, *plan, *layout);
+  return steps::finish_decap(pkt, *plan, layout);
 }
 
 void encap_batch(net::PacketBatch& pkts, std::span<const SealJob> jobs, const crypto::AeadBackend& aead,

@@ -8,6 +8,11 @@
 //         ->  aead.open(ops)  ->  finish_open per packet (tag verdict; wipes the text on failure)
 // seal_packet/open_packet are the same steps for a single packet.
 //
+// The per-packet steps the batch loops call are inline, and the batch forms fill caller-owned slots (the
+// PspLayout in the batch scratch, the caller's OpenInfo) rather than returning Results: at 64 B the AEAD
+// costs ~400 instructions a packet, so a few copies of a 48-byte layout and a call per step were a large
+// share of the PSP layer's cost (bench/psp_seal.cpp). The Result forms remain for single packets.
+//
 // Crypto (§3): nonce = SPI || IV as on the wire (header bytes 4..15); AAD = header bytes 0..15 plus the clear
 // bytes up to the crypt offset, which counts from the end of the IV and so includes the VC; ciphertext =
 // the rest up to the ICV, possibly empty; the tag is always verified.
@@ -15,10 +20,12 @@
 // keys for versions 0/1 only, and the contracts (SealParams, KeyError::kBadVersion) say so.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <span>
 
+#include "base/byteorder.hpp"
 #include "base/result.hpp"
 #include "crypto/aead.hpp"
 #include "psp/drop_reason.hpp"
@@ -28,7 +35,16 @@
 namespace pspgw::psp {
 
 // The AEAD algorithm of a raw 4-bit PSP version; nullopt for versions we neither seal nor open.
-std::optional<crypto::AeadAlg> aead_alg(uint8_t version);
+inline std::optional<crypto::AeadAlg> aead_alg(uint8_t version) {
+  switch (version) {
+    case static_cast<uint8_t>(PspVersion::kAesGcm128):
+      return crypto::AeadAlg::kAesGcm128;
+    case static_cast<uint8_t>(PspVersion::kAesGcm256):
+      return crypto::AeadAlg::kAesGcm256;
+    default:
+      return std::nullopt;  // 2/3 GMAC: refused (see above); 4..15 undefined
+  }
+}
 
 // Where the parts of a structurally valid PSP packet lie.
 struct PspLayout {
@@ -39,7 +55,18 @@ struct PspLayout {
 };
 
 // The header a sender writes for `params` carrying `next_header`.
-PspHeaderFields seal_header(const SealParams& params, uint8_t next_header);
+inline PspHeaderFields seal_header(const SealParams& p, uint8_t next_header) {
+  PspHeaderFields h;
+  h.next_header = next_header;
+  h.crypt_offset = p.crypt_offset;
+  h.sample = p.sample;
+  h.version = static_cast<uint8_t>(p.version);
+  h.has_vc = p.has_vc;
+  h.spi = p.spi;
+  h.iv = p.iv;
+  h.vc = p.vc;
+  return h;
+}
 
 // psp_packet: [room for hdr.size() header bytes][payload][16 bytes of room for the ICV]. Writes the header
 // and fills `op` (in place). Fails with kBadVersion (not 0/1, or the key's algorithm differs),
@@ -51,26 +78,105 @@ Status<DropReason> prepare_seal(std::span<uint8_t> psp_packet, const PspHeaderFi
 // kBadHeader), version (kBadVersion), header + ICV present (kTooShort), crypt offset within the packet
 // (kBadCryptOffset).
 Result<PspLayout, DropReason> parse_open(std::span<const uint8_t> psp_packet);
+// The same into `layout` (the batch form): kNone, or the reason (then `layout` is unspecified).
+inline DropReason parse_open(std::span<const uint8_t> psp_packet, PspLayout& layout);
 // Fills `op` to open `psp_packet` in place with `key` (nullptr -> kUnknownKey; wrong algorithm ->
 // kUnknownKey).
-Status<DropReason> fill_open_op(std::span<uint8_t> psp_packet, const PspLayout& layout,
-                                const crypto::AeadKey* key, crypto::AeadOp& op);
+inline Status<DropReason> fill_open_op(std::span<uint8_t> psp_packet, const PspLayout& layout,
+                                       const crypto::AeadKey* key, crypto::AeadOp& op);
 // After aead.open: kNone if the tag verified, else kAuthFailed and the would-be plaintext is wiped so that no
 // unauthenticated byte can be delivered by mistake.
-DropReason finish_open(const crypto::AeadOp& op);
+inline DropReason finish_open(const crypto::AeadOp& op);
 // After a verified open: the VC as decrypted (with a crypt offset below 2 the VC is encrypted, so the value
 // parse_open read was ciphertext).
-void read_decrypted_vc(std::span<const uint8_t> psp_packet, PspLayout& layout);
+inline void read_decrypted_vc(std::span<const uint8_t> psp_packet, PspLayout& layout);
 
-// parse_open + key lookup + fill_open_op.
+namespace detail {
+
+inline constexpr uint32_t kCryptOffsetUnit = 4;
+
+// Points `op` at the packet: nonce = SPI || IV as on the wire, AAD = [0, aad_len), text after it, ICV last.
+// The nonce is built from the values, not reloaded from the header bytes (on seal they were just stored,
+// and a load spanning two recent stores cannot be store-forwarded and stalls).
+inline void point_op(uint8_t* pkt, uint32_t spi, uint64_t iv, uint32_t aad_len, uint32_t text_len,
+                     const crypto::AeadKey& key, crypto::AeadOp& op) {
+  op.key = &key;
+  store_be32(op.nonce.data(), spi);
+  store_be64(op.nonce.data() + 4, iv);
+  op.aad = {pkt, aad_len};
+  op.in = pkt + aad_len;
+  op.out = pkt + aad_len;
+  op.len = text_len;
+  op.tag = pkt + aad_len + text_len;
+  op.ok = false;
+}
+
+// prepare_seal after its checks passed (callers that made the same checks themselves use this directly).
+inline void write_seal(std::span<uint8_t> psp_packet, const PspHeaderFields& hdr, const crypto::AeadKey& key,
+                       crypto::AeadOp& op) {
+  const uint32_t aad_len = static_cast<uint32_t>(kPspHeaderSize) + hdr.crypt_offset * kCryptOffsetUnit;
+  const auto text_len = static_cast<uint32_t>(psp_packet.size() - kPspIcvSize - aad_len);
+  point_op(psp_packet.data(), hdr.spi, hdr.iv, aad_len, text_len, key, op);
+  encode_header(hdr, psp_packet);
+}
+
+}  // namespace detail
+
+inline DropReason parse_open(std::span<const uint8_t> pkt, PspLayout& l) {
+  auto hdr = decode_header(pkt);
+  if (!hdr) return hdr.error();
+  if (!aead_alg(hdr->version)) return DropReason::kBadVersion;
+  if (pkt.size() < hdr->size() + kPspIcvSize) return DropReason::kTooShort;
+  const auto body = static_cast<uint32_t>(pkt.size() - kPspHeaderSize - kPspIcvSize);
+  const uint32_t clear = hdr->crypt_offset * detail::kCryptOffsetUnit;
+  // The reference psp_decrypt accepts any offset; past the payload there is nothing to decrypt (§6).
+  if (clear > body) return DropReason::kBadCryptOffset;
+  l.header = *hdr;
+  l.aad_len = static_cast<uint32_t>(kPspHeaderSize) + clear;
+  l.text_len = body - clear;
+  return DropReason::kNone;
+}
+
+// Whether `key` (as resolved for the packet) can open it.
+inline bool key_opens(const crypto::AeadKey* key, const PspLayout& l) {
+  return key != nullptr && key->alg() == aead_alg(l.header.version);
+}
+
+inline Status<DropReason> fill_open_op(std::span<uint8_t> pkt, const PspLayout& l, const crypto::AeadKey* key,
+                                       crypto::AeadOp& op) {
+  if (!key_opens(key, l)) return Err{DropReason::kUnknownKey};
+  // parse_open checked icv_offset() + ICV <= pkt.size().
+  detail::point_op(pkt.data(), l.header.spi, l.header.iv, l.aad_len, l.text_len, *key, op);
+  return {};
+}
+
+inline DropReason finish_open(const crypto::AeadOp& op) {
+  if (op.ok) [[likely]]
+    return DropReason::kNone;
+  std::fill_n(op.out, op.len, uint8_t{0});
+  return DropReason::kAuthFailed;
+}
+
+inline void read_decrypted_vc(std::span<const uint8_t> pkt, PspLayout& l) {
+  if (l.header.has_vc) l.header.vc = load_be64(&pkt[kPspHeaderSize]);
+}
+
+// parse_open + key lookup + fill_open_op, into `layout` (the batch form).
+template <class Resolver>
+DropReason prepare_open(std::span<uint8_t> psp_packet, Resolver& keys, crypto::AeadOp& op,
+                        PspLayout& layout) {
+  if (const DropReason r = parse_open(psp_packet, layout); r != DropReason::kNone) return r;
+  const crypto::AeadKey* key =
+      keys.key_for(layout.header.spi, static_cast<PspVersion>(layout.header.version));
+  if (auto s = fill_open_op(psp_packet, layout, key, op); !s) return s.error();
+  return DropReason::kNone;
+}
+
 template <class Resolver>
 Result<PspLayout, DropReason> prepare_open(std::span<uint8_t> psp_packet, Resolver& keys,
                                            crypto::AeadOp& op) {
-  auto layout = parse_open(psp_packet);
-  if (!layout) return layout;
-  const crypto::AeadKey* key =
-      keys.key_for(layout->header.spi, static_cast<PspVersion>(layout->header.version));
-  if (auto s = fill_open_op(psp_packet, *layout, key, op); !s) return Err{s.error()};
+  PspLayout layout;
+  if (const DropReason r = prepare_open(psp_packet, keys, op, layout); r != DropReason::kNone) return Err{r};
   return layout;
 }
 
