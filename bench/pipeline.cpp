@@ -1,5 +1,6 @@
 // Flow pipeline benchmarks (issue 3): one exact-match pipe at 1 / 10k / 100k / 1M entries, the 5-pipe H2N
-// graph without crypto on 64-byte packets, and entry inserts per second while a worker forwards.
+// graph without crypto on 64-byte packets, the gateway's ROOT alone, and entry inserts per second while a
+// worker forwards.
 // Run: build/bin/bench_pipeline --benchmark_min_time=0.5   (one forwarding core; the insert benchmark
 // adds a second thread for the worker).
 #include <benchmark/benchmark.h>
@@ -207,6 +208,55 @@ void BM_H2NGraph5Pipes(benchmark::State& state) {
   state.counters["mirrored"] = static_cast<double>(pl->pipe_stats(*pl->find_pipe("EGR_SAMP"))->mirrored);
 }
 BENCHMARK(BM_H2NGraph5Pipes)->Arg(1024)->Arg(100'000);
+
+// The gateway's ROOT (src/gateway/topology.cpp): ternary on port, eth.type, ip.proto, l4.dst, ipv6.dst; the
+// PSP entry, then per host port ARP / IPv6 multicast / DHCP exceptions and the forward entry, over 3 masks.
+// Host traffic (IPv4/UDP from port 1) hits the forward entry, the lowest priority: the last one searched.
+// 1 host port: 5 entries (searched linearly); 4 host ports: 17 entries (tuple space).
+std::unique_ptr<Pipeline> gateway_root(uint16_t host_ports) {
+  PipelineBuilder b;
+  b.max_workers(2);
+  b.add_pipe({.name = "ROOT",
+              .lookup = LookupKind::kTernary,
+              .match = {match(Field::kInPort), match(Field::kEtherType), match(Field::kIpProto),
+                        match(Field::kL4Dst), match(Field::kIpv6Dst)},
+              .miss = TargetRef::drop(),
+              .max_entries = 8 + 8U * host_ports});
+  b.add_entry("ROOT", {.match = {eq(Field::kInPort, 0), eq(Field::kEtherType, 0x86dd),
+                                 eq(Field::kIpProto, 17), eq(Field::kL4Dst, 1000)},
+                       .fwd = TargetRef::port(PortId(9)),
+                       .priority = 10});
+  const auto ff00 = net::IpAddr::parse("ff00::");
+  for (uint16_t hp = 1; hp <= host_ports; ++hp) {
+    const auto port = eq(Field::kInPort, hp);
+    b.add_entry("ROOT",
+                {.match = {port, eq(Field::kEtherType, 0x0806)}, .fwd = TargetRef::cpu(0), .priority = 5});
+    b.add_entry("ROOT", {.match = {port, eq(Field::kEtherType, 0x86dd), prefix(Field::kIpv6Dst, *ff00, 8)},
+                         .fwd = TargetRef::cpu(0),
+                         .priority = 5});
+    b.add_entry("ROOT", {.match = {port, eq(Field::kEtherType, 0x0800), eq(Field::kIpProto, 17),
+                                   eq(Field::kL4Dst, 67)},
+                         .fwd = TargetRef::cpu(0),
+                         .priority = 5});
+    b.add_entry(
+        "ROOT",
+        {.match = {port, eq(Field::kEtherType, 0x0800)}, .fwd = TargetRef::port(PortId(0)), .priority = 20});
+  }
+  return std::move(b.build()).value();
+}
+
+void BM_GatewayRoot(benchmark::State& state) {
+  auto pl = gateway_root(static_cast<uint16_t>(state.range(0)));
+  auto w = std::move(pl->attach_worker()).value();
+  Traffic t(1024, 4);
+  NullSink sink;
+  uint64_t packets = 0;
+  // NOLINTNEXTLINE(clang-analyzer-deadcode.DeadStores): the benchmark idiom
+  for (auto _ : state) packets += t.round(*w, sink, pl->root());
+  if (sink.n != packets || pl->pipe_stats(pl->root())->misses != 0) state.SkipWithError("not all forwarded");
+  report(state, packets);
+}
+BENCHMARK(BM_GatewayRoot)->Arg(1)->Arg(4);
 
 // Inserts/s into a 100k-entry table while another thread forwards through it.
 void BM_InsertWithTraffic(benchmark::State& state) {

@@ -48,14 +48,38 @@ void replay(const char* target, Entry entry) {
   }
 }
 
-TEST(FuzzReplay, PspDecap) {
-  replay("psp_decap", pspgw_fuzz_psp_decap);
-}
-TEST(FuzzReplay, PspHeader) {
-  replay("psp_header", pspgw_fuzz_psp_header);
-}
-TEST(FuzzReplay, NetParse) {
-  replay("net_parse", pspgw_fuzz_net_parse);
-}
+// One test per entry point this build links (fuzz/CMakeLists.txt defines PSPGW_FUZZ_HAVE_<TARGET>).
+#define PSPGW_FUZZ_REPLAY(Test, name) \
+  TEST(FuzzReplay, Test) {            \
+    replay(#name, pspgw_fuzz_##name); \
+  }
+
+#ifdef PSPGW_FUZZ_HAVE_PSP_DECAP
+PSPGW_FUZZ_REPLAY(PspDecap, psp_decap)
+#endif
+#ifdef PSPGW_FUZZ_HAVE_PSP_HEADER
+PSPGW_FUZZ_REPLAY(PspHeader, psp_header)
+#endif
+#ifdef PSPGW_FUZZ_HAVE_NET_PARSE
+PSPGW_FUZZ_REPLAY(NetParse, net_parse)
+#endif
+#ifdef PSPGW_FUZZ_HAVE_GATEWAY_CONFIG
+PSPGW_FUZZ_REPLAY(GatewayConfig, gateway_config)
+#endif
+#ifdef PSPGW_FUZZ_HAVE_PSP_PCAP_CONFIG
+PSPGW_FUZZ_REPLAY(PspPcapConfig, psp_pcap_config)
+#endif
+#ifdef PSPGW_FUZZ_HAVE_PCAP_READER
+PSPGW_FUZZ_REPLAY(PcapReader, pcap_reader)
+#endif
+#ifdef PSPGW_FUZZ_HAVE_EXCEPTION_REPLY
+PSPGW_FUZZ_REPLAY(ExceptionReply, exception_reply)
+#endif
+#ifdef PSPGW_FUZZ_HAVE_ADMIN_REQUEST
+PSPGW_FUZZ_REPLAY(AdminRequest, admin_request)
+#endif
+#ifdef PSPGW_FUZZ_HAVE_GRPC_CONVERT
+PSPGW_FUZZ_REPLAY(GrpcConvert, grpc_convert)
+#endif
 
 }  // namespace

@@ -20,6 +20,12 @@
 int pspgw_fuzz_psp_decap(const uint8_t* data, std::size_t size);
 int pspgw_fuzz_psp_header(const uint8_t* data, std::size_t size);
 int pspgw_fuzz_net_parse(const uint8_t* data, std::size_t size);
+int pspgw_fuzz_gateway_config(const uint8_t* data, std::size_t size);
+int pspgw_fuzz_psp_pcap_config(const uint8_t* data, std::size_t size);
+int pspgw_fuzz_pcap_reader(const uint8_t* data, std::size_t size);
+int pspgw_fuzz_exception_reply(const uint8_t* data, std::size_t size);
+int pspgw_fuzz_admin_request(const uint8_t* data, std::size_t size);
+int pspgw_fuzz_grpc_convert(const uint8_t* data, std::size_t size);
 
 // Aborts (a crash the fuzzer reports) when an invariant does not hold; active in release builds too.
 #define PSPGW_FUZZ_CHECK(cond)     \

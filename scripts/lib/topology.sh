@@ -9,9 +9,13 @@
 # and the gRPC key exchange (TCP/3000). Configs are in DOCA's schema (shared/spec/doca-psp-gateway.md §3),
 # one peer each way, one session VIPn -> VIPm.
 #
+# Transport mode (topo_init --mode transport): the gateway sends through the host's UDP socket, so a
+# workload's addresses are its host's wire addresses (VIP == PIP): each VM gets its host's PIP as its VIP,
+# the configs list local-vip = local-pip and remote-vips = the peer's PIP, and inner family = outer family.
+#
 # Usage (callers trap EXIT to topo_teardown; every function is bounded in time):
 #   source scripts/lib/topology.sh
-#   topo_init --outer ipv6 --inner ipv4      # names and addresses; TOPO_DIR: a fresh work directory
+#   topo_init --outer ipv6 --inner ipv4 [--mode tunnel|transport]   # names, addresses; TOPO_DIR: fresh dir
 #   trap topo_teardown EXIT
 #   topo_create                              # namespaces, wire, addresses
 #   topo_write_configs                       # $TOPO_DIR/host{1,2}.json
@@ -33,20 +37,32 @@ TOPO_ROLES=(host1 host2 vm1 vm2)
 
 topo_log() { printf '[topo] %s\n' "$*" >&2; }
 
-# topo_init [--outer ipv4|ipv6] [--inner ipv4|ipv6]
+# topo_init [--outer ipv4|ipv6] [--inner ipv4|ipv6] [--mode tunnel|transport]
 topo_init() {
   TOPO_OUTER=ipv6
   TOPO_INNER=ipv4
+  TOPO_MODE=tunnel
   while (($#)); do
     case "$1" in
       --outer) TOPO_OUTER=$2; shift 2 ;;
       --inner) TOPO_INNER=$2; shift 2 ;;
+      --mode) TOPO_MODE=$2; shift 2 ;;
       *) topo_log "topo_init: unknown argument $1"; return 2 ;;
     esac
   done
   case "$TOPO_OUTER/$TOPO_INNER" in
     ipv4/ipv4 | ipv4/ipv6 | ipv6/ipv4 | ipv6/ipv6) ;;
     *) topo_log "topo_init: --outer/--inner take ipv4 or ipv6"; return 2 ;;
+  esac
+  case "$TOPO_MODE" in
+    tunnel) ;;
+    transport)
+      [[ $TOPO_INNER == "$TOPO_OUTER" ]] || {
+        topo_log "topo_init: --mode transport needs --inner = --outer (the workloads use the wire addresses)"
+        return 2
+      }
+      ;;
+    *) topo_log "topo_init: --mode takes tunnel or transport"; return 2 ;;
   esac
   TOPO_PREFIX="${TOPO_NS_BASE}$$-"
   TOPO_BIN_DIR=${TOPO_BIN_DIR:-$TOPO_REPO/build/bin}
@@ -75,6 +91,13 @@ topo_init() {
   else
     TOPO_VIP[1]=fd00:1::1 TOPO_VIP[2]=fd00:1::2 TOPO_VIP_CIDR[1]=fd00:1::1/64 TOPO_VIP_CIDR[2]=fd00:1::2/64
     TOPO_UNKNOWN_VIP=fd00:1::99
+  fi
+  if [[ $TOPO_MODE == transport ]]; then
+    # The workloads' addresses are the hosts' wire addresses; the unknown one is on the wire's subnet.
+    TOPO_VIP[1]=${TOPO_PIP[1]} TOPO_VIP[2]=${TOPO_PIP[2]}
+    TOPO_VIP_CIDR[1]=${TOPO_PIP_CIDR[1]} TOPO_VIP_CIDR[2]=${TOPO_PIP_CIDR[2]}
+    TOPO_UNKNOWN_VIP=fd00:100::99
+    [[ $TOPO_OUTER == ipv4 ]] && TOPO_UNKNOWN_VIP=192.168.100.99
   fi
   local n
   for n in 1 2; do
@@ -188,7 +211,7 @@ topo_start_gateway() {
   local n=$1
   shift
   local cmd=("$TOPO_GATEWAY" -c "${TOPO_CFG[$n]}" -d "${TOPO_TAP[$n]}" --admin-socket "${TOPO_SOCK[$n]}"
-    --outer-ip-type "$TOPO_OUTER" --inner-ip-type "$TOPO_INNER" "$@")
+    --outer-ip-type "$TOPO_OUTER" --inner-ip-type "$TOPO_INNER" --mode "$TOPO_MODE" "$@")
   printf '%s\n' "${cmd[*]}" >"${TOPO_LOG[$n]}"
   # `ip netns exec` execs the daemon, so $! is the daemon's pid.
   ip netns exec "$(topo_ns "host$n")" "${cmd[@]}" >>"${TOPO_LOG[$n]}" 2>&1 </dev/null &

@@ -162,7 +162,7 @@ Result<std::unique_ptr<Pipeline>, BuildError> PipelineBuilder::build() {
       p->needs_outer |= field_info(fm.field).source != FieldSource::kMeta;
       p->needs_inner |= field_info(fm.field).source == FieldSource::kInner;
     }
-    for (const auto& a : p->actions) p->needs_outer |= a.kind == ActionSpec::Kind::kSetBits;
+    for (const auto& a : p->actions) p->may_drop |= a.kind == ActionSpec::Kind::kUser;
     pipes.push_back(std::move(p));
   }
   std::unique_ptr<Pipeline> pl(new Pipeline(

@@ -1,8 +1,11 @@
 // Differential test: the pipeline's exact and ternary lookups against a deliberately naive linear matcher
-// on random rules and packets, through adds and removes (one suite over both lookup kinds, bmv2-style).
+// on random rules and packets, through adds and removes (one suite over both lookup kinds, bmv2-style):
+// big pipes (hash index / tuple space) and small ones (searched linearly), across the size where a pipe
+// switches between the two. PSPGW_DIFF_ROUNDS=<n> runs n rounds of 64 packets per check (default 30).
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <numeric>
 #include <random>
 
@@ -15,6 +18,12 @@ namespace {
 constexpr std::array<Field, 5> kFields = {Field::kIpv4Src, Field::kIpv4Dst, Field::kIpProto, Field::kL4Dst,
                                           Field::kPktMeta};
 using Values = std::array<uint64_t, 5>;
+
+int rounds() {
+  const char* env = std::getenv("PSPGW_DIFF_ROUNDS");  // NOLINT(concurrency-mt-unsafe): single-threaded test
+  const int n = env != nullptr ? std::atoi(env) : 0;   // NOLINT(cert-err34-c): 0 on garbage = default
+  return n > 0 ? n : 30;
+}
 
 struct Rule {
   Values value, mask;
@@ -59,8 +68,8 @@ struct Differential : ::testing::TestWithParam<LookupKind> {
   }
 
   // Runs packets through both and compares every decision.
-  void compare(Pipeline& pl, Worker& w, const std::vector<Rule>& rules) {
-    for (int round = 0; round < 30; ++round) {
+  void compare(Pipeline& pl, Worker& w, const std::vector<Rule>& rules, int n_rounds = rounds()) {
+    for (int round = 0; round < n_rounds; ++round) {
       std::vector<Values> pkts(64);
       std::vector<std::vector<uint8_t>> frames;
       for (auto& p : pkts) {
@@ -112,16 +121,21 @@ struct Differential : ::testing::TestWithParam<LookupKind> {
     rules.push_back(r);
     return true;
   }
+
+  std::unique_ptr<Pipeline> pipeline() {
+    PipeSpec spec{.name = "P",
+                  .lookup = GetParam(),
+                  .fwd = TargetRef::drop(),
+                  .miss = TargetRef::kernel(),
+                  .max_entries = 4096};
+    for (std::size_t f = 0; f < kFields.size(); ++f)
+      spec.match.push_back(match(kFields[f], template_mask[f]));
+    return std::move(PipelineBuilder{}.add_pipe(spec).build()).value();
+  }
 };
 
 TEST_P(Differential, AgreesWithALinearMatcherThroughAddsAndRemoves) {
-  PipeSpec spec{.name = "P",
-                .lookup = GetParam(),
-                .fwd = TargetRef::drop(),
-                .miss = TargetRef::kernel(),
-                .max_entries = 4096};
-  for (std::size_t f = 0; f < kFields.size(); ++f) spec.match.push_back(match(kFields[f], template_mask[f]));
-  auto pl = std::move(PipelineBuilder{}.add_pipe(spec).build()).value();
+  auto pl = pipeline();
   auto w = std::move(pl->attach_worker({.pool = &pool})).value();
   std::vector<Rule> rules;
   const int n = GetParam() == LookupKind::kExact ? 1500 : 200;
@@ -140,6 +154,28 @@ TEST_P(Differential, AgreesWithALinearMatcherThroughAddsAndRemoves) {
   for (int i = 0; i < n / 2; ++i, ++port) add_rule(*pl, rules, port, prios[port]);
   compare(*pl, *w, rules);
   EXPECT_EQ(pl->pipe_stats(PipeId(0))->entries, rules.size());
+}
+
+// One entry at a time up to 24 and back down, checking after each change: small pipes are searched
+// linearly (up to 4 exact / 16 ternary entries), bigger ones through the hash index / tuple space.
+TEST_P(Differential, AgreesEntryByEntryAcrossTheLinearSearchBound) {
+  auto pl = pipeline();
+  auto w = std::move(pl->attach_worker({.pool = &pool})).value();
+  std::vector<Rule> rules;
+  std::vector<uint32_t> prios(64);
+  std::iota(prios.begin(), prios.end(), 0U);
+  std::shuffle(prios.begin(), prios.end(), rng);
+  const int n_rounds = std::max(1, rounds() / 10);
+  for (uint16_t port = 1; rules.size() < 24; ++port) {
+    ASSERT_LT(port, prios.size());
+    if (add_rule(*pl, rules, port, prios[port])) compare(*pl, *w, rules, n_rounds);
+  }
+  std::shuffle(rules.begin(), rules.end(), rng);
+  while (!rules.empty()) {
+    ASSERT_TRUE(pl->remove_entry(rules.back().handle).ok());
+    rules.pop_back();
+    compare(*pl, *w, rules, n_rounds);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Lookups, Differential, ::testing::Values(LookupKind::kExact, LookupKind::kTernary),

@@ -2,6 +2,7 @@
 // per-worker counters) and the writer-only bookkeeping of its entries. Not part of the public API.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstdint>
@@ -32,9 +33,27 @@ struct Tuple {
   uint32_t entries = 0;                     // writer only
 };
 
+// A small pipe is searched by one pass over its entries in priority order (mask, compare, first match wins)
+// instead of a hash probe per mask: ROOT's handful of rules over 2-3 masks, or EGR_SAMP's single entry,
+// cost a few instructions per entry and packet that way, no hashing, no bucket scan.
+inline constexpr uint32_t kLinearMaxTernary = 16;
+inline constexpr uint32_t kLinearMaxExact = 4;  // one probe of an L1-resident hash table costs about as much
+inline constexpr uint32_t kLinearMax = std::max(kLinearMaxTernary, kLinearMaxExact);
+
+struct LinearRule {
+  std::array<uint64_t, 2 * kMaxKeyWords> vm;  // key word w at [2w], its mask at [2w + 1]
+  uint32_t rec;
+};
+
+// What a worker searches in a ternary pipe: its tuples, and while the pipe is small its entries in search
+// order. Immutable once published; the writer publishes a new one (copy-on-write) when it changes.
 struct TupleSet {
-  uint32_t n = 0;
+  uint32_t n = 0;  // exact pipes: one tuple, the template's mask
   std::array<Tuple*, kMaxTuples> t{};
+  bool linear = false;  // search `rules`, not the tuples
+  uint32_t n_rules = 0;
+  // Ascending priority, ties in tuple order: exactly the entry tuple space search picks.
+  std::array<LinearRule, kLinearMax> rules;
 };
 
 // One worker's counters of one pipe. Written by that worker only, with relaxed load + store (no locked
@@ -64,8 +83,9 @@ class Pipe {
   uint32_t n_args = 0;  // per-entry arguments
   Target fwd, miss, mirror;
   uint32_t max_entries;
-  bool needs_outer = false;
+  bool needs_outer = false;  // the template matches header fields (set_bits parses its hits on its own)
   bool needs_inner = false;
+  bool may_drop = false;  // a user action may drop hits (meta.drop_reason)
   PipeId id{};
   std::vector<TargetRef> spec_targets;  // fwd/miss/mirror as declared (resolved at build)
 
@@ -83,6 +103,7 @@ class Pipe {
   std::size_t live = 0;
 
   bool is_live(uint32_t rec) const { return (generation[rec] & 1) != 0; }
+  uint32_t linear_max() const { return lookup == LookupKind::kTernary ? kLinearMaxTernary : kLinearMaxExact; }
   uint64_t hits_of(uint32_t rec) const;
   // Grace period over: zero the record's counters and make it allocatable.
   void release_record(uint32_t rec);

@@ -1,6 +1,8 @@
 // Control plane of the pipeline: entries in and out, counters, workers. Data plane: worker.cpp.
 #include "flow/pipeline.hpp"
 
+#include <algorithm>
+
 #include "flow/pipe.hpp"
 
 namespace pspgw::flow {
@@ -51,6 +53,45 @@ Status<FlowError> entry_key(const Pipe& p, const EntrySpec& spec, Key& key, Key&
   return {};
 }
 
+// The search order of a small ternary pipe: ascending priority, ties in tuple order (tuple space search
+// keeps the first tuple's entry on a tie), so both searches pick the same entry.
+void fill_linear(const Pipe& p, TupleSet& set) {
+  std::array<std::pair<uint64_t, uint32_t>, kLinearMax> order;  // (priority << 32 | tuple position, record)
+  uint32_t n = 0;
+  for (uint32_t rec = 0; rec < p.tuple_of.size() && n < kLinearMax; ++rec) {
+    const Tuple* t = p.tuple_of[rec];
+    if (t == nullptr) continue;
+    const auto pos =
+        static_cast<uint64_t>(std::find(set.t.begin(), set.t.begin() + set.n, t) - set.t.begin());
+    order[n++] = {(static_cast<uint64_t>(p.records.priority(rec)) << 32) | pos, rec};
+  }
+  std::sort(order.begin(), order.begin() + n);
+  const uint32_t words = p.layout.words;
+  for (uint32_t r = 0; r < n; ++r) {
+    LinearRule& rule = set.rules[r];
+    const uint32_t rec = order[r].second;
+    for (uint32_t w = 0; w < words; ++w) {
+      rule.vm[2 * w] = p.records.key(rec)[w];
+      rule.vm[2 * w + 1] = p.tuple_of[rec]->mask.w[w];
+    }
+    rule.rec = rec;
+  }
+  set.n_rules = n;
+  set.linear = true;
+}
+
+// Publishes a new snapshot of the tuple list (and of the entries, while the pipe is small) with one release
+// store; the old one is freed after a grace period. Not needed when a big pipe gains or loses an entry in
+// an existing tuple.
+void publish_tuples(Pipe& p, EpochDomain& epoch) {
+  const TupleSet* old = p.tuples.load(std::memory_order_relaxed);
+  auto* set = new TupleSet{};
+  for (Tuple* t : p.live_tuples) set->t[set->n++] = t;
+  if (p.live <= p.linear_max()) fill_linear(p, *set);
+  p.tuples.store(set, std::memory_order_release);
+  epoch.retire([old] { delete old; });
+}
+
 }  // namespace
 
 Pipe::Pipe(PipeSpec spec, KeyLayout kl, uint16_t max_workers)
@@ -75,10 +116,13 @@ Pipe::Pipe(PipeSpec spec, KeyLayout kl, uint16_t max_workers)
     auto* set = new TupleSet{};
     set->t[0] = new Tuple(layout.mask, max_entries);
     set->n = 1;
+    set->linear = true;  // no entries yet
     live_tuples.push_back(set->t[0]);
     tuples.store(set, std::memory_order_release);
   } else {
-    tuples.store(new TupleSet{}, std::memory_order_release);
+    auto* set = new TupleSet{};
+    set->linear = true;  // no entries yet
+    tuples.store(set, std::memory_order_release);
   }
 }
 
@@ -172,17 +216,12 @@ Result<EntryHandle, FlowError> Pipeline::add_entry(PipeId pipe, const EntrySpec&
     tuple->min_priority.store(spec.priority, std::memory_order_relaxed);
   if (!tuple->index.insert(hash, rec)) return Err{FlowError::kTableFull};
   p.free_records.pop_back();
-  if (fresh) {
-    const TupleSet* old = p.tuples.load(std::memory_order_relaxed);
-    auto* set = new TupleSet(*old);
-    set->t[set->n++] = fresh.get();
-    p.live_tuples.push_back(fresh.release());
-    p.tuples.store(set, std::memory_order_release);
-    epoch_.retire([old] { delete old; });
-  }
+  const bool fresh_tuple = fresh != nullptr;
+  if (fresh) p.live_tuples.push_back(fresh.release());
   ++tuple->entries;
   ++p.live;
   p.tuple_of[rec] = tuple;
+  if (fresh_tuple || p.tuples.load(std::memory_order_relaxed)->linear) publish_tuples(p, epoch_);
   return EntryHandle{pipe, rec, ++p.generation[rec]};
 }
 
@@ -197,19 +236,11 @@ Status<FlowError> Pipeline::remove_entry(EntryHandle h) {
   ++p.generation[h.slot];
   --p.live;
   p.tuple_of[h.slot] = nullptr;
-  if (--t->entries == 0 && p.lookup == LookupKind::kTernary) {
-    // Unpublish the empty tuple; it and the old set go after the grace period.
-    const TupleSet* old = p.tuples.load(std::memory_order_relaxed);
-    auto* set = new TupleSet{};
-    for (uint32_t i = 0; i < old->n; ++i)
-      if (old->t[i] != t) set->t[set->n++] = old->t[i];
-    p.tuples.store(set, std::memory_order_release);
-    std::erase(p.live_tuples, t);
-    epoch_.retire([old, t] {
-      delete old;
-      delete t;
-    });
-  }
+  // A ternary pipe's empty tuple goes, after the grace period (retired after the last snapshot listing it).
+  const bool drop_tuple = --t->entries == 0 && p.lookup == LookupKind::kTernary;
+  if (drop_tuple) std::erase(p.live_tuples, t);
+  if (drop_tuple || p.live <= p.linear_max()) publish_tuples(p, epoch_);
+  if (drop_tuple) epoch_.retire([t] { delete t; });
   epoch_.retire([&p, slot = h.slot] { p.release_record(slot); });
   epoch_.poll();
   return {};

@@ -4,7 +4,8 @@
 // Stage list of one batch (Worker::process):
 //   1. draw meta.random (if any pipe matches it), clear drop reasons, queue the batch at the start pipe;
 //   2. pipes run in topological order, each once per batch on the packets queued for it:
-//      extract keys -> batched hash lookup (prefetch buckets, then records) -> count hits / misses ->
+//      extract keys -> lookup: a linear pass over the entries of a small pipe, else batched hash lookup
+//      (prefetch buckets, then records; one per mask in a ternary pipe) -> count hits / misses ->
 //      actions in declaration order on the hits -> mirror copies -> forward: next pipe's queue, or an
 //      output buffer for a port / the CPU / the kernel / drop;
 //   3. hand every output buffer to the Sink (one call per target), report a quiescent state.

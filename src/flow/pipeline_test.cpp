@@ -122,6 +122,47 @@ TEST_F(Pipe1, TernaryLowestPriorityWinsAndUnmatchedMisses) {
   EXPECT_EQ(got[3], (Target{TargetKind::kKernel, 0}));
 }
 
+// Overlapping entries of equal priority: the entry of the mask added first wins, the same whether the pipe
+// is small (searched linearly) or big (tuple space), and also when its other entries come and go.
+TEST_F(Pipe1, TernaryTieGoesToTheFirstMaskInSmallAndBigPipes) {
+  auto pl = std::move(PipelineBuilder{}
+                          .add_pipe({.name = "T",
+                                     .lookup = LookupKind::kTernary,
+                                     .match = {match(Field::kIpv4Dst), match(Field::kL4Dst)},
+                                     .fwd = TargetRef::drop(),
+                                     .miss = TargetRef::kernel()})
+                          .build())
+                .value();
+  // The first mask is l4.dst's; the tied entry in it comes last (the highest record number).
+  ASSERT_TRUE(pl->add_entry(PipeId(0), {.match = {eq(Field::kL4Dst, 1)}, .priority = 1}).ok());
+  ASSERT_TRUE(pl->add_entry(PipeId(0), {.match = {eq(Field::kIpv4Dst, ip("10.0.0.2"))},
+                                        .fwd = TargetRef::port(PortId(2)),
+                                        .priority = 5})
+                  .ok());
+  ASSERT_TRUE(
+      pl->add_entry(PipeId(0),
+                    {.match = {eq(Field::kL4Dst, 5678)}, .fwd = TargetRef::port(PortId(1)), .priority = 5})
+          .ok());
+  auto w = std::move(pl->attach_worker({.pool = &pool})).value();
+  const auto winner = [&] {
+    auto b = make_batch(pool, {to("10.0.0.2")});
+    w->process(b, sink);
+    const Target t = sink.out.at(0).target;
+    sink.clear();
+    return t;
+  };
+  EXPECT_EQ(winner(), port(1));
+  std::vector<EntryHandle> more;  // 20 more entries in the first mask: past the linear search bound
+  for (uint16_t d = 2; d <= 21; ++d) {
+    auto h = pl->add_entry(PipeId(0), {.match = {eq(Field::kL4Dst, d)}, .priority = 1});
+    ASSERT_TRUE(h.ok());
+    more.push_back(*h);
+  }
+  EXPECT_EQ(winner(), port(1));
+  for (const EntryHandle& h : more) ASSERT_TRUE(pl->remove_entry(h).ok());
+  EXPECT_EQ(winner(), port(1));
+}
+
 TEST_F(Pipe1, EntryTargetOverridesDefaultAndDropsAreCountedByReason) {
   auto pl = one_exact_pipe();
   ASSERT_TRUE(

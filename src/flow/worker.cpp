@@ -34,12 +34,13 @@ struct Worker::Scratch {
   std::array<Parsed, net::kMaxBatch> parsed;
   std::array<OutBuf, kMaxOutputs> out;
   std::size_t n_out = 0;
-  // One pipe stage.
-  std::array<Item, net::kMaxBatch> items;
+  std::size_t last = 0;  // out[last]: the buffer emit() used last
+  // One pipe stage. Keys: only the pipe's key words are written and read.
+  Item* items = nullptr;  // the running pipe's queue
   std::array<Key, net::kMaxBatch> keys;
   std::array<Key, net::kMaxBatch> tkeys;
   std::array<uint32_t, net::kMaxBatch> hash, rec, cand, prio;
-  std::array<uint16_t, net::kMaxBatch> hits;
+  std::array<uint16_t, net::kMaxBatch> hits, sel;
   std::array<net::Packet*, net::kMaxBatch> pkts;
   std::array<uint64_t, net::kMaxBatch> args;
   std::array<OuterL4, net::kMaxBatch> outer;
@@ -52,7 +53,13 @@ struct Worker::Scratch {
     return static_cast<uint32_t>((rng * 0x2545f4914f6cdd1dULL) >> 32);
   }
   void flush(OutBuf& b, Sink& sink);
-  void emit(Target t, net::Packet* p, Sink& sink);
+  OutBuf& open(Target t, Sink& sink);
+  // Most packets of a batch leave by one target: try the buffer used last before searching.
+  void emit(Target t, net::Packet* p, Sink& sink) {
+    OutBuf& b = n_out != 0 && out[last].target == t ? out[last] : open(t, sink);
+    b.pkts[b.n++] = p;
+    if (b.n == b.pkts.size()) flush(b, sink);
+  }
   void flush_all(Sink& sink) {
     for (std::size_t i = 0; i < n_out; ++i) flush(out[i], sink);
     n_out = 0;
@@ -79,7 +86,7 @@ void Worker::Scratch::flush(OutBuf& b, Sink& sink) {
   b.n = 0;
 }
 
-void Worker::Scratch::emit(Target t, net::Packet* p, Sink& sink) {
+OutBuf& Worker::Scratch::open(Target t, Sink& sink) {
   std::size_t i = 0;
   while (i < n_out && !(out[i].target == t)) ++i;
   if (i == n_out) {
@@ -91,9 +98,8 @@ void Worker::Scratch::emit(Target t, net::Packet* p, Sink& sink) {
     out[i].n = 0;
     n_out = i + 1;
   }
-  OutBuf& b = out[i];
-  b.pkts[b.n++] = p;
-  if (b.n == b.pkts.size()) flush(b, sink);
+  last = i;
+  return out[i];
 }
 
 Worker::Worker(Pipeline& pl, uint16_t id, const WorkerOptions& opts)
@@ -138,8 +144,8 @@ void Worker::process(net::PacketBatch& batch, PipeId start, Sink& sink) {
 namespace {
 
 void parse_layers(const Pipe& p, const InnerLocator* locator, Worker::Scratch& s, uint16_t n);
-void build_keys(const Pipe& p, Worker::Scratch& s, uint16_t n);
-void lookup(const Pipe& p, Worker::Scratch& s, uint16_t n);
+void match(const Pipe& p, Worker::Scratch& s, uint16_t n);
+uint16_t count_hits(const Pipe& p, Worker::Scratch& s, uint16_t n);
 uint16_t run_actions(const Pipe& p, Worker::Scratch& s, uint16_t n_hits);
 void mirror(const Pipe& p, Worker::Scratch& s, uint16_t n_hits, Sink& sink);
 
@@ -149,29 +155,19 @@ void Worker::run_pipe(const Pipe& p, Sink& sink) {
   Scratch& s = *s_;
   const uint16_t n = s.qlen[p.id.value()];
   s.qlen[p.id.value()] = 0;
-  std::copy_n(s.queue[p.id.value()].begin(), n, s.items.begin());
+  // A pipe forwards only downstream, so its own queue stays as it is while it runs: work on it in place.
+  s.items = s.queue[p.id.value()].data();
   if (p.needs_outer) parse_layers(p, pl_.inner_.get(), s, n);
-  build_keys(p, s, n);
-  lookup(p, s, n);
-
-  PipeCounters& c = *s.counters[p.id.value()];
-  std::atomic<uint64_t>* eh = s.ehits[p.id.value()];
-  uint16_t n_hits = 0;
-  for (uint16_t i = 0; i < n; ++i) {
-    if (s.rec[i] == kNoEntry) continue;
-    bump(eh[s.rec[i]]);
-    s.hits[n_hits++] = i;
-  }
-  bump(c.hits, n_hits);
-  bump(c.misses, n - n_hits);
+  match(p, s, n);
+  uint16_t n_hits = count_hits(p, s, n);
   if (n_hits != 0 && !p.actions.empty()) n_hits = run_actions(p, s, n_hits);
   if (n_hits != 0 && p.mirror.kind != TargetKind::kNone) mirror(p, s, n_hits, sink);
 
+  PipeCounters& c = *s.counters[p.id.value()];
   for (uint16_t i = 0; i < n; ++i) {
     const Item it = s.items[i];
-    Target t = p.miss;
-    if (s.rec[i] != kNoEntry) t = p.records.fwd(s.rec[i]);
-    if (it.pkt->meta.drop_reason != 0) t = {TargetKind::kDrop, it.pkt->meta.drop_reason};
+    Target t = s.rec[i] != kNoEntry ? p.records.fwd(s.rec[i]) : p.miss;
+    if (p.may_drop && it.pkt->meta.drop_reason != 0) t = {TargetKind::kDrop, it.pkt->meta.drop_reason};
     if (t.kind == TargetKind::kPipe) {
       s.queue[t.id][s.qlen[t.id]++] = it;
       continue;
@@ -207,10 +203,14 @@ void parse_layers(const Pipe& p, const InnerLocator* locator, Worker::Scratch& s
   for (uint16_t k = 0; k < need; ++k) parse_inner(*s.pkts[k], s.inner[k], s.parsed[s.hits[k]]);
 }
 
+// The stages below take the key width (p.layout.words) as a template argument: zeroing, masking, hashing and
+// comparing keys unroll to straight-line code.
+
 // Field-major: one field at a time over the batch keeps the switch in extract_field predictable.
+template <uint32_t kWords>
 void build_keys(const Pipe& p, Worker::Scratch& s, uint16_t n) {
-  const uint32_t words = p.layout.words;
-  for (uint16_t i = 0; i < n; ++i) s.keys[i].w = {};  // constant size: inline stores, no memset call
+  for (uint16_t i = 0; i < n; ++i)
+    for (uint32_t w = 0; w < kWords; ++w) s.keys[i].w[w] = 0;
   for (std::size_t j = 0; j < p.layout.fields.size(); ++j) {
     const Field f = p.layout.fields[j].field;
     const uint8_t off = p.layout.offset[j];
@@ -231,15 +231,17 @@ void build_keys(const Pipe& p, Worker::Scratch& s, uint16_t n) {
   }
   const uint64_t* m = p.layout.mask.w.data();
   for (uint16_t i = 0; i < n; ++i)
-    for (uint32_t w = 0; w < words; ++w) s.keys[i].w[w] &= m[w];
+    for (uint32_t w = 0; w < kWords; ++w) s.keys[i].w[w] &= m[w];
 }
 
-// Three passes so the memory accesses of 64 packets overlap: prefetch home buckets; pick a candidate by
+// Three passes so the memory accesses of n packets overlap: prefetch home buckets; pick a candidate by
 // signature and prefetch its record; compare keys (full probe only on a collision or a displaced entry).
-void lookup_index(const Tuple& t, const RecordArena& ra, uint32_t words, const Key* keys, Worker::Scratch& s,
+// out[i] := the record keys[i] found, or kNoEntry.
+template <uint32_t kWords>
+void lookup_index(const Tuple& t, const RecordArena& ra, const Key* keys, uint32_t* out, Worker::Scratch& s,
                   uint16_t n, const std::atomic<uint64_t>* hits = nullptr) {
   for (uint16_t i = 0; i < n; ++i) {
-    s.hash[i] = hash_key(keys[i].w.data(), words);
+    s.hash[i] = hash_key(keys[i].w.data(), kWords);
     __builtin_prefetch(t.index.home(s.hash[i]));
   }
   for (uint16_t i = 0; i < n; ++i) {
@@ -255,38 +257,54 @@ void lookup_index(const Tuple& t, const RecordArena& ra, uint32_t words, const K
     const uint64_t* k = keys[i].w.data();
     const uint32_t c = s.cand[i];
     if (c == kNoEntry) {
-      s.cand[i] = kNoEntry;
-    } else if (c != kProbe && keys_equal(ra.key(c), k, words)) {
-      s.cand[i] = c;
+      out[i] = kNoEntry;
+    } else if (c != kProbe && keys_equal(ra.key(c), k, kWords)) {
+      out[i] = c;
     } else {
-      s.cand[i] = t.index.find(s.hash[i], [&](uint32_t idx) { return keys_equal(ra.key(idx), k, words); });
+      out[i] = t.index.find(s.hash[i], [&](uint32_t idx) { return keys_equal(ra.key(idx), k, kWords); });
     }
   }
 }
 
-void lookup(const Pipe& p, Worker::Scratch& s, uint16_t n) {
-  const TupleSet* ts = p.tuples.load(std::memory_order_acquire);
-  const uint32_t words = p.layout.words;
-  if (p.lookup == LookupKind::kExact) {
-    // A match-all pipe (no fields): every key is the same, one lookup serves the batch.
-    const uint16_t distinct = p.layout.fields.empty() ? uint16_t{1} : n;
-    lookup_index(*ts->t[0], p.records, words, s.keys.data(), s, distinct, s.ehits[p.id.value()]);
-    if (distinct == 1) std::fill_n(s.cand.begin(), n, s.cand[0]);
-    std::copy_n(s.cand.begin(), n, s.rec.begin());
-    return;
+// A small ternary pipe: the first rule (in priority order) the key matches under the rule's mask.
+template <uint32_t kWords>
+void lookup_linear(const TupleSet& ts, Worker::Scratch& s, uint16_t n) {
+  for (uint16_t i = 0; i < n; ++i) {
+    const uint64_t* k = s.keys[i].w.data();
+    uint32_t found = kNoEntry;
+    for (uint32_t r = 0; r < ts.n_rules; ++r) {
+      const uint64_t* vm = ts.rules[r].vm.data();
+      uint64_t diff = 0;
+      for (uint32_t w = 0; w < kWords; ++w) diff |= (k[w] & vm[2 * w + 1]) ^ vm[2 * w];
+      if (diff == 0) {
+        found = ts.rules[r].rec;
+        break;
+      }
+    }
+    s.rec[i] = found;
   }
-  // Tuple space: every tuple whose best priority could still win; the lowest priority value wins.
+}
+
+// Tuple space: per tuple, only the packets that have every field the tuple matches and could still get a
+// better (lower) priority from it; the lowest priority value wins, ties go to the earlier tuple.
+template <uint32_t kWords>
+void lookup_tuples(const Pipe& p, const TupleSet& ts, Worker::Scratch& s, uint16_t n) {
   std::fill_n(s.rec.begin(), n, kNoEntry);
-  std::fill_n(s.prio.begin(), n, ~0u);
-  for (uint32_t ti = 0; ti < ts->n; ++ti) {
-    const Tuple& t = *ts->t[ti];
+  for (uint32_t ti = 0; ti < ts.n; ++ti) {
+    const Tuple& t = *ts.t[ti];
     const uint32_t tmin = t.min_priority.load(std::memory_order_relaxed);
-    for (uint16_t i = 0; i < n; ++i)
-      for (uint32_t w = 0; w < words; ++w) s.tkeys[i].w[w] = s.keys[i].w[w] & t.mask.w[w];
-    lookup_index(t, p.records, words, s.tkeys.data(), s, n);
+    const uint64_t present = t.mask.w[0];
+    uint16_t m = 0;
     for (uint16_t i = 0; i < n; ++i) {
-      const uint32_t c = s.cand[i];
-      if (c == kNoEntry || (s.rec[i] != kNoEntry && s.prio[i] <= tmin)) continue;
+      if ((s.rec[i] != kNoEntry && s.prio[i] <= tmin) || (s.keys[i].w[0] & present) != present) continue;
+      for (uint32_t w = 0; w < kWords; ++w) s.tkeys[m].w[w] = s.keys[i].w[w] & t.mask.w[w];
+      s.sel[m++] = i;
+    }
+    lookup_index<kWords>(t, p.records, s.tkeys.data(), s.cand.data(), s, m);
+    for (uint16_t k = 0; k < m; ++k) {
+      const uint32_t c = s.cand[k];
+      if (c == kNoEntry) continue;
+      const uint16_t i = s.sel[k];
       const uint32_t pr = p.records.priority(c);
       if (s.rec[i] == kNoEntry || pr < s.prio[i]) {
         s.rec[i] = c;
@@ -294,6 +312,76 @@ void lookup(const Pipe& p, Worker::Scratch& s, uint16_t n) {
       }
     }
   }
+}
+
+template <uint32_t kWords>
+void lookup(const Pipe& p, Worker::Scratch& s, uint16_t n) {
+  const TupleSet* ts = p.tuples.load(std::memory_order_acquire);
+  if (p.lookup == LookupKind::kExact && p.layout.fields.empty()) {
+    // A match-all pipe (no fields): every key is the same, one lookup serves the batch.
+    lookup_index<kWords>(*ts->t[0], p.records, s.keys.data(), s.rec.data(), s, 1);
+    std::fill_n(s.rec.begin(), n, s.rec[0]);
+  } else if (ts->linear) {
+    lookup_linear<kWords>(*ts, s, n);
+  } else if (p.lookup == LookupKind::kTernary) {
+    lookup_tuples<kWords>(p, *ts, s, n);
+  } else {
+    lookup_index<kWords>(*ts->t[0], p.records, s.keys.data(), s.rec.data(), s, n, s.ehits[p.id.value()]);
+  }
+}
+
+template <uint32_t kWords>
+void match(const Pipe& p, Worker::Scratch& s, uint16_t n) {
+  build_keys<kWords>(p, s, n);
+  lookup<kWords>(p, s, n);
+}
+
+// s.rec[i] := the entry items[i] hits, or kNoEntry.
+void match(const Pipe& p, Worker::Scratch& s, uint16_t n) {
+  static_assert(kMaxKeyWords == 8);
+  switch (p.layout.words) {
+    case 1:
+      return match<1>(p, s, n);
+    case 2:
+      return match<2>(p, s, n);
+    case 3:
+      return match<3>(p, s, n);
+    case 4:
+      return match<4>(p, s, n);
+    case 5:
+      return match<5>(p, s, n);
+    case 6:
+      return match<6>(p, s, n);
+    case 7:
+      return match<7>(p, s, n);
+    default:
+      return match<8>(p, s, n);
+  }
+}
+
+// Hit list and counters. Per-entry hits are added per run of packets on the same entry: a control pipe
+// sends most packets to one entry, and one update per run avoids a store-to-load chain on its counter.
+uint16_t count_hits(const Pipe& p, Worker::Scratch& s, uint16_t n) {
+  std::atomic<uint64_t>* eh = s.ehits[p.id.value()];
+  uint16_t n_hits = 0;
+  uint32_t run_rec = kNoEntry;
+  uint64_t run = 0;
+  for (uint16_t i = 0; i < n; ++i) {
+    const uint32_t r = s.rec[i];
+    if (r == kNoEntry) continue;
+    s.hits[n_hits++] = i;
+    if (r != run_rec) {
+      if (run != 0) bump(eh[run_rec], run);
+      run_rec = r;
+      run = 0;
+    }
+    ++run;
+  }
+  if (run != 0) bump(eh[run_rec], run);
+  PipeCounters& c = *s.counters[p.id.value()];
+  bump(c.hits, n_hits);
+  bump(c.misses, n - n_hits);
+  return n_hits;
 }
 
 void set_meta(net::Metadata& m, Field f, uint32_t v) {
@@ -304,47 +392,62 @@ void set_meta(net::Metadata& m, Field f, uint32_t v) {
   }
 }
 
-// Runs the pipe's actions on its hits in declaration order. A packet an action dropped
-// (meta.drop_reason != 0) takes part in no later action. Returns the hits still alive.
-uint16_t run_actions(const Pipe& p, Worker::Scratch& s, uint16_t n_hits) {
-  uint32_t arg = 0;
-  for (const ActionSpec& a : p.actions) {
-    const uint32_t my_arg = a.per_entry ? arg++ : 0;
-    uint16_t m = 0;
-    for (uint16_t k = 0; k < n_hits; ++k) {
-      const uint16_t i = s.hits[k];
-      if (s.items[i].pkt->meta.drop_reason != 0) continue;
-      s.hits[m++] = i;
-    }
-    n_hits = m;
-    for (uint16_t k = 0; k < n_hits; ++k) {
-      const uint16_t i = s.hits[k];
-      s.pkts[k] = s.items[i].pkt;
-      s.args[k] = a.per_entry ? p.records.args(s.rec[i])[my_arg] : 0;
-    }
-    switch (a.kind) {
-      case ActionSpec::Kind::kSetMeta:
-        for (uint16_t k = 0; k < n_hits; ++k)
-          set_meta(s.pkts[k]->meta, a.field, a.per_entry ? static_cast<uint32_t>(s.args[k]) : a.value);
-        break;
-      case ActionSpec::Kind::kSetBits:
-        for (uint16_t k = 0; k < n_hits; ++k) {
-          Parsed& ps = s.parsed[s.items[s.hits[k]].slot];
-          write_field_bits(a.field, *s.pkts[k], ps, a.mask, a.value);
-          ps.have &= static_cast<uint8_t>(~Parsed::kInner);  // a tunnel header bit may move the inner packet
-        }
-        break;
-      case ActionSpec::Kind::kUser:
-        a.user->apply({s.pkts.data(), n_hits}, {s.args.data(), n_hits}, s.ctx);
-        if (a.user->rewrites_packet())
-          for (uint16_t k = 0; k < n_hits; ++k) s.parsed[s.items[s.hits[k]].slot].have = 0;
-        break;
-    }
-  }
+// Keeps the hits no action has dropped (meta.drop_reason == 0).
+uint16_t alive(Worker::Scratch& s, uint16_t n_hits) {
   uint16_t m = 0;
   for (uint16_t k = 0; k < n_hits; ++k)
     if (s.items[s.hits[k]].pkt->meta.drop_reason == 0) s.hits[m++] = s.hits[k];
   return m;
+}
+
+void set_bits(const ActionSpec& a, Worker::Scratch& s, uint16_t n_hits) {
+  for (uint16_t k = 0; k < n_hits; ++k) {
+    const Item it = s.items[s.hits[k]];
+    Parsed& ps = s.parsed[it.slot];
+    if ((ps.have & Parsed::kOuter) == 0) parse_outer(*it.pkt, ps);  // only the hits need the offsets
+    write_field_bits(a.field, *it.pkt, ps, a.mask, a.value);
+    ps.have &= static_cast<uint8_t>(~Parsed::kInner);  // a tunnel header bit may move the inner packet
+  }
+}
+
+void call_user(const Pipe& p, const ActionSpec& a, uint32_t arg, Worker::Scratch& s, uint16_t n_hits) {
+  for (uint16_t k = 0; k < n_hits; ++k) {
+    const uint16_t i = s.hits[k];
+    s.pkts[k] = s.items[i].pkt;
+    s.args[k] = a.per_entry ? p.records.args(s.rec[i])[arg] : 0;
+  }
+  a.user->apply({s.pkts.data(), n_hits}, {s.args.data(), n_hits}, s.ctx);
+  if (a.user->rewrites_packet())
+    for (uint16_t k = 0; k < n_hits; ++k) s.parsed[s.items[s.hits[k]].slot].have = 0;
+}
+
+// Runs the pipe's actions on its hits in declaration order. A packet an action dropped
+// (meta.drop_reason != 0) takes part in no later action; packets enter a pipe alive, and only user actions
+// drop. The hits returned may include dropped packets (mirror and forward look at drop_reason).
+uint16_t run_actions(const Pipe& p, Worker::Scratch& s, uint16_t n_hits) {
+  uint32_t arg = 0;
+  bool may_drop = false;
+  for (const ActionSpec& a : p.actions) {
+    const uint32_t my_arg = a.per_entry ? arg++ : 0;
+    if (may_drop) n_hits = alive(s, n_hits);
+    switch (a.kind) {
+      case ActionSpec::Kind::kSetMeta:
+        for (uint16_t k = 0; k < n_hits; ++k) {
+          const uint16_t i = s.hits[k];
+          set_meta(s.items[i].pkt->meta, a.field,
+                   a.per_entry ? static_cast<uint32_t>(p.records.args(s.rec[i])[my_arg]) : a.value);
+        }
+        break;
+      case ActionSpec::Kind::kSetBits:
+        set_bits(a, s, n_hits);
+        break;
+      case ActionSpec::Kind::kUser:
+        call_user(p, a, my_arg, s, n_hits);
+        may_drop = true;
+        break;
+    }
+  }
+  return n_hits;
 }
 
 void mirror(const Pipe& p, Worker::Scratch& s, uint16_t n_hits, Sink& sink) {

@@ -20,6 +20,9 @@ namespace {
 using json = nlohmann::json;
 
 constexpr int kMinPrefix = 16;  // DOCA expands IPv4 prefixes /16../32 (spec §3)
+// Bound on the VIP pairs of one config after prefix expansion: 16 /16 prefixes, a few hundred bytes of JSON,
+// would otherwise ask for a million pairs (and minutes and gigabytes to build them).
+constexpr std::size_t kMaxVipPairs = std::size_t{1} << 18;
 constexpr uint32_t kMinMtu = 576;
 constexpr uint32_t kMaxMtu = 65535;
 constexpr std::size_t kMaxIfName = 15;  // IFNAMSIZ - 1
@@ -208,7 +211,12 @@ class Parser {
   void add_remotes(SessionConfig& s, const json& j, const std::string& path) {
     const std::string text = expect_string(j, path);
     const std::string origin = path + " (" + text + ")";
-    for (const net::IpAddr& remote : expand_remote_vip(text, path)) {
+    const std::vector<net::IpAddr> expanded = expand_remote_vip(text, path);
+    if (pairs_.size() + expanded.size() > kMaxVipPairs) {
+      bad(path, "'" + text + "' takes the config past " + std::to_string(kMaxVipPairs) +
+                    " (local, remote) VIP pairs; list fewer or narrower prefixes");
+    }
+    for (const net::IpAddr& remote : expanded) {
       if (remote.family != s.local_vip.family) {
         bad(path,
             "'" + text + "' and local-vip " + s.local_vip.to_string() + " are of different IP families");
@@ -397,7 +405,7 @@ Result<GatewayConfig, ConfigError> parse_config(std::string_view json_text, std:
   DuplicateKeyFinder duplicates;
   try {
     root = json::parse(json_text, std::ref(duplicates));
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range 406 for a number like 1e400
     return Err{ConfigError{file + ": not valid JSON: " + e.what()}};
   }
   if (duplicates.duplicate()) {

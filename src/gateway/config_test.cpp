@@ -145,6 +145,15 @@ TEST(Config, DuplicatePairsNameBothPlaces) {
       {"local-vip": "10.0.0.1", "remote-vips": ["10.0.1.1"]}, {"local-vip": "10.0.0.2", "remote-vips": ["10.0.1.1"]}]}]})");
 }
 
+TEST(Config, PrefixExpansionIsBounded) {
+  // Five /16s are 327680 pairs: past the bound, refused with a message instead of minutes of work.
+  const std::string e = error(R"({ "config": {}, "peers": [ { "remote-grpc-address": "10.0.0.2", "sessions": [
+    { "local-vip": "192.168.1.1",
+      "remote-vips": ["10.1.0.0/16", "10.2.0.0/16", "10.3.0.0/16", "10.4.0.0/16", "10.5.0.0/16"] } ] } ] })");
+  EXPECT_NE(e.find("remote-vips[4]"), std::string::npos) << e;
+  EXPECT_NE(e.find("VIP pairs"), std::string::npos) << e;
+}
+
 TEST(Config, RemoteVipRules) {
   auto session = [](std::string_view remotes) {
     return std::string(

@@ -89,6 +89,9 @@ Result<std::unique_ptr<TxSa>, DataPlaneError> FlowDataPlane::make_sa(const contr
 }
 
 Status<DataPlaneError> FlowDataPlane::install_egress(const control::VipPair& pair, control::TxSa sa) {
+  if (opts_.mode == psp::Mode::kTransport && sa.peer_outer_ip != pair.remote) {
+    return Err{DataPlaneError::kRejected};  // the kernel would send it to another address than its own
+  }
   auto made = make_sa(sa);
   if (!made) return Err{made.error()};
   std::lock_guard<std::mutex> lock(mu_);

@@ -4,6 +4,8 @@
 //                     (local VIP, remote VIP -> encap, pkt_meta = crypto id); a second install for the pair
 //                     swaps the SA behind the same crypto id, so no packet sees a half-made tunnel
 //   publish_master_keys -> the board PSP_DECRYPT's workers read
+// Transport mode: a packet's outer addresses are its own, so an SA is refused unless the peer's outer
+// address (learned from its TunnelParameters) is the remote VIP.
 // Called from control threads (the tunnel manager's callers, gRPC handlers); one mutex serialises them.
 // Workers never take it.
 #pragma once
@@ -24,7 +26,8 @@ namespace pspgw::gateway {
 struct DataPlaneOptions {
   net::IpAddr local_outer;   // our outer address: the source of every encapsulated packet
   bool send_vc = false;      // --cookie
-  uint8_t crypt_offset = 0;  // 4-octet units
+  uint8_t crypt_offset = 0;  // 4-octet units (GatewayFlags::effective_crypt_offset)
+  psp::Mode mode = psp::Mode::kTunnel;
   std::vector<std::pair<net::IpAddr, std::size_t>> vip_ports;  // local VIP -> host-port index
 };
 

@@ -251,7 +251,8 @@ std::vector<uint8_t> build_dhcp(std::span<const uint8_t> bootp, uint8_t msg_type
   put_opt(f, kDhcpOptServerId, sid);
   if (msg_type != kDhcpNak) {
     put_opt32(f, kDhcpOptLeaseTime, policy.dhcp_lease_s);
-    const uint32_t mask = policy.dhcp_prefix_len == 0 ? 0 : ~uint32_t{0} << (32 - policy.dhcp_prefix_len);
+    const unsigned len = std::min<unsigned>(policy.dhcp_prefix_len, 32);
+    const uint32_t mask = len == 0 ? 0 : ~uint32_t{0} << (32 - len);
     put_opt32(f, kDhcpOptSubnetMask, mask);
     if (policy.gateway_ip && policy.gateway_ip->is_v4()) put_opt(f, kDhcpOptRouter, sid);
     if (policy.mtu != 0) {

@@ -47,8 +47,10 @@ net::IpFamily family_of(const std::string& text) {
 
 uint8_t GatewayFlags::effective_crypt_offset() const {
   if (crypt_offset) return *crypt_offset;
+  const uint8_t vc = cookie ? 2 : 0;  // 8 bytes of VC
+  if (mode == EncapMode::kTransport) return vc;
   const uint8_t inner = inner_ip_type == net::IpFamily::kV4 ? 5 : 10;  // 20 / 40 bytes of IP header
-  return static_cast<uint8_t>(inner + (cookie ? 2 : 0));               // + 8 bytes of VC
+  return static_cast<uint8_t>(inner + vc);
 }
 
 Result<GatewayFlags, FlagsExit> parse_flags(int argc, const char* const* argv) {
@@ -75,7 +77,8 @@ Result<GatewayFlags, FlagsExit> parse_flags(int argc, const char* const* argv) {
       ->check(CLI::Range(1u, kMaxTunnelsLimit));
   auto* crypt =
       app.add_option("-o,--crypt-offset", crypt_offset,
-                     "Crypt offset in 4-octet units (default: inner IPv4 5, IPv6 10, +2 with --cookie)")
+                     "Crypt offset in 4-octet units (default: tunnel inner IPv4 5, IPv6 10; transport 0; "
+                     "+2 with --cookie)")
           ->check(CLI::Range(0, static_cast<int>(psp::kPspMaxCryptOffset)));
   app.add_option("--psp-version", psp_version, "PSP version: 0 = AES-GCM-128, 1 = AES-GCM-256 (default 1)")
       ->check(CLI::IsMember({"0", "1"}));

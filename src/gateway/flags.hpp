@@ -44,8 +44,10 @@ struct GatewayFlags {
   std::string sample_pcap;                                    // --sample-pcap FILE ("" = none)
   std::string admin_socket;  // --admin-socket PATH ("" = /run/psp-gateway/<vf-name>.sock), pspctl's -s
 
-  // -o if given, else DOCA's default: the inner IP header stays clear (IPv4 5, IPv6 10 words),
-  // plus 2 words when the 8-byte virtualization cookie precedes it.
+  // -o if given, else the mode's default, plus 2 words when the 8-byte virtualization cookie precedes
+  // the payload (the offset counts the VC, spec §2, so this keeps it clear):
+  //   tunnel:    DOCA's default: the inner IP header stays clear (IPv4 5, IPv6 10 words);
+  //   transport: 0: the IP header is not part of the PSP payload, the whole L4 segment is encrypted.
   uint8_t effective_crypt_offset() const;
 };
 

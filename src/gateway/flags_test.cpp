@@ -59,6 +59,17 @@ TEST_F(Flags, CryptOffsetDefaultFollowsInnerTypeAndCookie) {
   EXPECT_EQ(fails({"-c", config_, "-o", "64"}).code, 2);
 }
 
+// Transport mode: no IP header in the PSP payload, so the default leaves only the VC (if any) clear.
+TEST_F(Flags, CryptOffsetDefaultInTransportModeIsZeroPlusCookie) {
+  EXPECT_EQ(ok({"-c", config_, "--mode", "transport"}).effective_crypt_offset(), 0);
+  EXPECT_EQ(ok({"-c", config_, "--mode", "transport", "--cookie"}).effective_crypt_offset(), 2);
+  EXPECT_EQ(ok({"-c", config_, "--mode", "transport", "--inner-ip-type", "ipv6", "--cookie"})
+                .effective_crypt_offset(),
+            2);
+  EXPECT_EQ(ok({"-c", config_, "--mode", "transport", "-o", "5"}).effective_crypt_offset(), 5);
+  EXPECT_EQ(ok({"-c", config_, "--mode", "transport", "-o", "0", "--cookie"}).effective_crypt_offset(), 0);
+}
+
 TEST_F(Flags, EveryFlag) {
   GatewayFlags f = ok({"-c",
                        config_,

@@ -79,6 +79,38 @@ std::string drop_label(uint8_t code) {
   return n.empty() ? "code_" + std::to_string(code) : key(n);
 }
 
+psp::Mode psp_mode(EncapMode m) {
+  return m == EncapMode::kTransport ? psp::Mode::kTransport : psp::Mode::kTunnel;
+}
+
+// Transport mode sends through a kernel UDP socket, which writes the outer IP header from the socket's
+// addresses: a packet's own addresses must be the hosts' outer ones (psp_actions.hpp). So every local VIP is
+// config.local-pip (and remote VIPs are the peers' PIPs, checked when their SAs arrive: data_plane.hpp).
+Status<std::string> check_transport_addresses(const GatewayConfig& config,
+                                              const std::vector<HostPortConfig>& host_ports,
+                                              const GatewayFlags& flags) {
+  if (flags.inner_ip_type != flags.outer_ip_type) {
+    return Err{
+        std::string("--mode transport: --inner-ip-type must equal --outer-ip-type (the packet's own "
+                    "IP header is the outer one)")};
+  }
+  auto check = [&](const net::IpAddr& vip) -> Status<std::string> {
+    if (vip == *config.local_pip) return {};
+    return Err{config.source + ": --mode transport: local VIP " + vip.to_string() +
+               " must be config.local-pip " + config.local_pip->to_string() +
+               " (the UDP socket sends from the host's own address)"};
+  };
+  for (const auto& vip : config.local_vips()) {
+    if (auto s = check(vip); !s) return s;
+  }
+  for (const auto& hp : host_ports) {
+    for (const auto& vip : hp.local_vips) {
+      if (auto s = check(vip); !s) return s;
+    }
+  }
+  return {};
+}
+
 }  // namespace
 
 PortFactory system_ports() {
@@ -132,9 +164,6 @@ Result<std::unique_ptr<Gateway>, std::string> Gateway::create(GatewayFlags flags
 }
 
 Status<std::string> Gateway::build() {
-  if (flags_.mode == EncapMode::kTransport) {
-    return Err{std::string("--mode transport: not supported by the software gateway yet (tunnel mode only)")};
-  }
   if (!config_.local_pip) {
     return Err{config_.source +
                ": config.local-pip is required: the outer address the PSP/UDP socket binds to"};
@@ -155,6 +184,9 @@ Status<std::string> Gateway::build() {
     hp.name = flags_.vf_name;
     hp.local_vips = config_.local_vips();
     host_port_cfg_.push_back(hp);
+  }
+  if (flags_.mode == EncapMode::kTransport) {
+    if (auto s = check_transport_addresses(config_, host_port_cfg_, flags_); !s) return s;
   }
   for (const auto& vip : config_.local_vips()) {
     if (vip.family != flags_.inner_ip_type) {
@@ -189,6 +221,7 @@ Status<std::string> Gateway::build() {
     topo.host_ports.push_back(PortId{static_cast<uint16_t>(i + 1)});
   topo.inner = flags_.inner_ip_type;
   topo.outer = flags_.outer_ip_type;
+  topo.mode = psp_mode(flags_.mode);
   topo.sample_rate = flags_.sample_rate;
   topo.ingress_acl = !flags_.disable_ingress_acl;
   topo.max_tunnels = flags_.max_tunnels;
@@ -201,6 +234,7 @@ Status<std::string> Gateway::build() {
   dpo.local_outer = local_pip_;
   dpo.send_vc = flags_.cookie;
   dpo.crypt_offset = flags_.effective_crypt_offset();
+  dpo.mode = topo.mode;
   for (std::size_t i = 0; i < host_port_cfg_.size(); ++i) {
     for (const auto& vip : host_port_cfg_[i].local_vips) dpo.vip_ports.emplace_back(vip, i);
   }

@@ -80,8 +80,9 @@ bool unwrap_for_send(net::Packet& frame) {
   const uint16_t type = load_be16(f + 12);
   uint32_t l4 = 0;
   if (type == net::kEtherTypeIpv4 && (f[14] >> 4) == 4 && f[14 + 9] == net::kIpProtoUdp) {
-    l4 = sizeof(net::EthHdr) + static_cast<uint32_t>((f[14] & 0x0f) * 4);
-    if (l4 + kUdpHeader > len) return false;
+    const uint32_t ihl = static_cast<uint32_t>(f[14] & 0x0f) * 4;
+    l4 = sizeof(net::EthHdr) + ihl;
+    if (ihl < sizeof(net::Ipv4Hdr) || l4 + kUdpHeader > len) return false;
     frame.meta.peer = net::IpAddr::v4(std::span<const uint8_t, 4>(f + 14 + 16, 4));
   } else if (type == net::kEtherTypeIpv6 && len >= sizeof(net::EthHdr) + sizeof(net::Ipv6Hdr) + kUdpHeader &&
              (f[14] >> 4) == 6 && f[14 + 6] == net::kIpProtoUdp) {

@@ -6,6 +6,7 @@
 #include "base/byteorder.hpp"
 #include "net/checksum.hpp"
 #include "net/headers.hpp"
+#include "net/parse.hpp"
 #include "psp/batch.hpp"
 #include "psp/seal.hpp"
 
@@ -98,21 +99,50 @@ bool write_outer(net::Packet& pkt, const TxSa& sa, const PspContext& ctx, uint32
   return true;
 }
 
+// What encap puts behind the PSP header: where it starts in the frame, its length, its Next Header.
+struct PspPayload {
+  uint32_t offset = 0;
+  uint32_t len = 0;
+  uint8_t next_header = 0;
+};
+
+// Tunnel: the whole IP packet (Next Header 4 / 41).
+uint8_t tunnel_payload(std::span<const uint8_t> frame, PspPayload& out) {
+  InnerPacket in;
+  if (!find_inner(frame, in)) return drop(GatewayDrop::kBadFrame);
+  out = {in.l2, in.len, in.next_header};
+  return 0;
+}
+
+// Transport: the L4 segment behind the IP header and any IPv6 extension headers (Next Header = its
+// protocol); the receiver rebuilds the IP header from the outer one (psp_actions.hpp).
+uint8_t transport_payload(std::span<const uint8_t> frame, PspPayload& out) {
+  auto f = net::parse_frame(frame);
+  if (!f || f->ip.family == net::IpFamily::kNone) return drop(GatewayDrop::kBadFrame);
+  if (f->ip.fragment) return drop(GatewayDrop::kFragment);
+  const net::IpInfo& ip = f->ip;
+  out = {ip.l4_offset, static_cast<uint32_t>(ip.l3_offset + ip.l3_total_len - ip.l4_offset), ip.l4_proto};
+  return 0;
+}
+
+template <psp::Mode M>
 uint8_t encap_one(net::Packet& pkt, const TxSa* sa, IvCounter& iv, const PspContext& ctx) {
   if (sa == nullptr) return drop(GatewayDrop::kNoSa);
-  InnerPacket in;
-  if (!find_inner(pkt.bytes(), in)) return drop(GatewayDrop::kBadFrame);
+  PspPayload pl;
+  const uint8_t bad =
+      M == psp::Mode::kTunnel ? tunnel_payload(pkt.bytes(), pl) : transport_payload(pkt.bytes(), pl);
+  if (bad != 0) return bad;
   const uint32_t hash = flow_hash(pkt.bytes());
-  pkt.trim_back(pkt.size() - (in.l2 + in.len));  // Ethernet padding is not part of the packet
-  pkt.pull_front(in.l2);
+  pkt.trim_back(pkt.size() - (pl.offset + pl.len));  // Ethernet padding is not part of the packet
+  pkt.pull_front(pl.offset);
   const uint32_t hdr_len = static_cast<uint32_t>(psp::kPspHeaderSize + (sa->has_vc ? psp::kPspVcSize : 0));
   if (pkt.push_back(psp::kPspIcvSize) == nullptr) return drop(GatewayDrop::kTooBig);
   uint8_t* hdr = nullptr;
-  if (!write_outer(pkt, *sa, ctx, hdr_len + in.len + psp::kPspIcvSize, hash, hdr_len, hdr)) {
+  if (!write_outer(pkt, *sa, ctx, hdr_len + pl.len + psp::kPspIcvSize, hash, hdr_len, hdr)) {
     return drop(GatewayDrop::kTooBig);
   }
   psp::PspHeaderFields f;
-  f.next_header = in.next_header;
+  f.next_header = pl.next_header;
   f.crypt_offset = sa->crypt_offset;
   f.version = static_cast<uint8_t>(sa->version);
   f.has_vc = sa->has_vc;
@@ -133,6 +163,8 @@ uint32_t psp_offset(std::span<const uint8_t> f) {
   return off + psp::kPspHeaderSize <= f.size() ? off : 0;
 }
 
+// One instance per mode: the mode is a template parameter, not a per-packet branch on a flag.
+template <psp::Mode M>
 class EncapAction final : public flow::BatchAction {
  public:
   explicit EncapAction(const PspContext& ctx) : ctx_(ctx) {}
@@ -141,10 +173,10 @@ class EncapAction final : public flow::BatchAction {
     WorkerPsp& w = *(*ctx_.workers)[ac.worker];
     for (std::size_t i = 0; i < pkts.size(); ++i) {
       const TxSa* sa = ctx_.sas->get(static_cast<CryptoId>(args[i]));
-      if (const uint8_t r = encap_one(*pkts[i], sa, w.iv, ctx_); r != 0) pkts[i]->meta.drop_reason = r;
+      if (const uint8_t r = encap_one<M>(*pkts[i], sa, w.iv, ctx_); r != 0) pkts[i]->meta.drop_reason = r;
     }
   }
-  std::string name() const override { return "encap()"; }
+  std::string name() const override { return M == psp::Mode::kTunnel ? "encap()" : "encap(transport)"; }
   std::string_view drop_reason_name(uint8_t code) const override { return drop_name(code); }
 
  private:
@@ -241,7 +273,12 @@ class DecryptAction final : public flow::BatchAction {
   PspContext ctx_;
 };
 
-// INGR_ACL's decap(host port): the frame becomes [Ethernet toward the workload][inner packet].
+// INGR_ACL's decap(host port): the frame becomes [Ethernet toward the workload][inner packet] (transport:
+// the outer IP header with the protocol and lengths restored, then the L4 segment). Only packets of the
+// gateway's own mode are restored: INGR_ACL vouches for the addresses that mode delivers (tunnel: the inner
+// ones; transport: the outer ones), so e.g. an IP-in-IP segment (Next Header 4) must not be unwrapped in
+// transport mode, where nothing checked its inner addresses.
+template <psp::Mode M>
 class DecapAction final : public flow::BatchAction {
  public:
   explicit DecapAction(const PspContext& ctx) : ctx_(ctx) {}
@@ -251,7 +288,7 @@ class DecapAction final : public flow::BatchAction {
       if (const uint8_t r = decap_one(*pkts[i], args[i]); r != 0) pkts[i]->meta.drop_reason = r;
     }
   }
-  std::string name() const override { return "decap()"; }
+  std::string name() const override { return M == psp::Mode::kTunnel ? "decap()" : "decap(transport)"; }
   std::string_view drop_reason_name(uint8_t code) const override { return drop_name(code); }
 
  private:
@@ -263,6 +300,9 @@ class DecapAction final : public flow::BatchAction {
     if (!plan) return static_cast<uint8_t>(plan.error());
     auto layout = psp::parse_open(pkt.bytes().subspan(plan->psp_offset, plan->psp_len));
     if (!layout) return static_cast<uint8_t>(layout.error());
+    const uint8_t nh = layout->header.next_header;
+    const bool tunnel = nh == net::kIpProtoIpv4 || nh == net::kIpProtoIpv6;  // as finish_decap decides
+    if (tunnel != (M == psp::Mode::kTunnel)) return drop(GatewayDrop::kWrongMode);
     auto info = psp::steps::finish_decap(pkt, *plan, *layout);
     if (!info) return static_cast<uint8_t>(info.error());
     if (host_port >= ctx_.host_ports->size()) return drop(GatewayDrop::kNoWorkload);
@@ -290,6 +330,10 @@ std::string_view to_string(GatewayDrop d) {
       return "too-big";
     case GatewayDrop::kNoWorkload:
       return "no-workload-mac";
+    case GatewayDrop::kFragment:
+      return "fragment";
+    case GatewayDrop::kWrongMode:
+      return "wrong-mode";
   }
   return "unknown";
 }
@@ -300,7 +344,7 @@ std::string_view drop_name(uint8_t code) {
     return psp::to_string(static_cast<psp::DropReason>(code));
   }
   if (code >= static_cast<uint8_t>(GatewayDrop::kNoSa) &&
-      code <= static_cast<uint8_t>(GatewayDrop::kNoWorkload)) {
+      code <= static_cast<uint8_t>(GatewayDrop::kWrongMode)) {
     return to_string(static_cast<GatewayDrop>(code));
   }
   return {};
@@ -330,8 +374,10 @@ uint32_t flow_hash(std::span<const uint8_t> frame) {
   if (in.next_header == net::kIpProtoIpv4) {
     for (int i = 12; i < 20; i += 4) h = (h ^ load_be32(ip + i)) * 0x100000001b3ULL;
     proto = ip[9];
-    const bool first_fragment = (load_be16(ip + 6) & net::kIpv4FragOffsetMask) == 0;
-    l4 = first_fragment ? static_cast<uint32_t>(ip[0] & 0x0f) * 4 : 0;
+    // Any fragment, the first included (MF set, offset 0), hashes on addresses and protocol only: the
+    // later ones carry no ports, and one datagram must keep one worker and one UDP source port.
+    const bool fragment = (load_be16(ip + 6) & (net::kIpv4FlagMf | net::kIpv4FragOffsetMask)) != 0;
+    l4 = fragment ? 0 : static_cast<uint32_t>(ip[0] & 0x0f) * 4;
   } else {
     for (int i = 8; i < 40; i += 4) h = (h ^ load_be32(ip + i)) * 0x100000001b3ULL;
     proto = ip[6];
@@ -344,8 +390,9 @@ uint32_t flow_hash(std::span<const uint8_t> frame) {
   return mix(h);
 }
 
-std::shared_ptr<flow::BatchAction> make_encap_action(const PspContext& ctx) {
-  return std::make_shared<EncapAction>(ctx);
+std::shared_ptr<flow::BatchAction> make_encap_action(const PspContext& ctx, psp::Mode mode) {
+  if (mode == psp::Mode::kTransport) return std::make_shared<EncapAction<psp::Mode::kTransport>>(ctx);
+  return std::make_shared<EncapAction<psp::Mode::kTunnel>>(ctx);
 }
 std::shared_ptr<flow::BatchAction> make_encrypt_action(const PspContext& ctx) {
   return std::make_shared<EncryptAction>(ctx);
@@ -353,8 +400,9 @@ std::shared_ptr<flow::BatchAction> make_encrypt_action(const PspContext& ctx) {
 std::shared_ptr<flow::BatchAction> make_decrypt_action(const PspContext& ctx) {
   return std::make_shared<DecryptAction>(ctx);
 }
-std::shared_ptr<flow::BatchAction> make_decap_action(const PspContext& ctx) {
-  return std::make_shared<DecapAction>(ctx);
+std::shared_ptr<flow::BatchAction> make_decap_action(const PspContext& ctx, psp::Mode mode) {
+  if (mode == psp::Mode::kTransport) return std::make_shared<DecapAction<psp::Mode::kTransport>>(ctx);
+  return std::make_shared<DecapAction<psp::Mode::kTunnel>>(ctx);
 }
 
 }  // namespace pspgw::gateway

@@ -3,11 +3,21 @@
 // allocation, lock or log line per packet; per-worker state (crypto backend, key cache, IV counter,
 // counters) is indexed by ActionContext::worker.
 //
-//   EGR_ACL      encap(crypto_id)   Ethernet frame -> [Eth][outer IP][UDP 1000][PSP hdr][inner IP][ICV room]
+//   EGR_ACL      encap(crypto_id)   Ethernet frame -> [Eth][outer IP][UDP 1000][PSP hdr][payload][ICV room]
+//                                   payload: tunnel: the inner IP packet (NH 4/41); transport: the L4
+//                                   segment (NH = its protocol), the IP header dropped (see below)
 //   EGR_SAMP     (flow set_bits: psp.S = 1)
 //   PSP_ENCRYPT  encrypt(crypto_id) seal the PSP packet in place (one AEAD call per batch)
 //   PSP_DECRYPT  decrypt()          open in place, key derived from the SPI; meta.syndrome := result
 //   INGR_ACL     decap(host_port)   -> [Eth toward the workload][inner IP]
+//                                   (transport: [IP from the outer one, proto := NH, lengths fixed][L4])
+//
+// Transport mode through a kernel UDP socket (spec §1 keeps the original IP header; we cannot): the kernel
+// writes the outer IP header from the socket's addresses, so the workload's addresses must be the hosts'
+// outer ones (VIP == PIP, checked at start). The original IP header is dropped at encap and the receiver
+// rebuilds it from the outer one: addresses, protocol and length are exact (L4 checksums stay valid);
+// TTL/hop limit, TOS/traffic class, IPv4 ID/DF, the IPv6 flow label, IPv4 options and IPv6 extension
+// headers of the sender are not carried. Fragments are refused (kFragment): their L4 header is not here.
 #pragma once
 
 #include <atomic>
@@ -21,6 +31,7 @@
 #include "net/addr.hpp"
 #include "psp/batch.hpp"
 #include "psp/counters.hpp"
+#include "psp/encap.hpp"
 #include "psp/key_cache.hpp"
 #include "psp/key_ring.hpp"
 
@@ -32,6 +43,8 @@ enum class GatewayDrop : uint8_t {
   kBadFrame,     // a host-port frame that is not Ethernet + a well-formed IPv4/IPv6 packet
   kTooBig,       // no room for the encap in the buffer, or longer than 64 KiB once encapsulated
   kNoWorkload,   // decap toward a host port whose workload MAC is not known yet
+  kFragment,     // transport mode: an IP fragment (the L4 segment PSP carries is not in one packet)
+  kWrongMode,    // decap: Next Header of the other mode (4/41 in transport, an L4 protocol in tunnel)
 };
 std::string_view to_string(GatewayDrop d);
 // A drop code of either family, for dumps and stats.
@@ -82,10 +95,12 @@ struct PspContext {
   net::MacAddr nexthop_mac;  // destination MAC of encapsulated frames (-n; informational through UDP)
 };
 
-std::shared_ptr<flow::BatchAction> make_encap_action(const PspContext& ctx);
+std::shared_ptr<flow::BatchAction> make_encap_action(const PspContext& ctx,
+                                                     psp::Mode mode = psp::Mode::kTunnel);
 std::shared_ptr<flow::BatchAction> make_encrypt_action(const PspContext& ctx);
 std::shared_ptr<flow::BatchAction> make_decrypt_action(const PspContext& ctx);
-std::shared_ptr<flow::BatchAction> make_decap_action(const PspContext& ctx);
+std::shared_ptr<flow::BatchAction> make_decap_action(const PspContext& ctx,
+                                                     psp::Mode mode = psp::Mode::kTunnel);
 
 // The flow hash of an Ethernet frame's IP 5-tuple (symmetric is not needed: it picks the UDP source port
 // and the worker of one direction).

@@ -2,9 +2,10 @@
 
 namespace pspgw::gateway {
 
-SaTable::SaTable(uint32_t capacity, flow::EpochDomain& epoch) : slots_(capacity), epoch_(epoch) {
-  free_.reserve(capacity);
-  for (uint32_t i = capacity; i > 0; --i) free_.push_back(i - 1);
+SaTable::SaTable(uint32_t capacity, flow::EpochDomain& epoch)
+    : slots_(capacity), free_(std::make_shared<std::vector<CryptoId>>()), epoch_(epoch) {
+  free_->reserve(capacity);
+  for (uint32_t i = capacity; i > 0; --i) free_->push_back(i - 1);
 }
 
 SaTable::~SaTable() {
@@ -17,9 +18,9 @@ void SaTable::retire(const TxSa* sa) {
 
 Result<CryptoId, SaError> SaTable::install(std::unique_ptr<TxSa> sa) {
   if (!sa || sa->keys.empty()) return Err{SaError::kBadKey};
-  if (free_.empty()) return Err{SaError::kFull};
-  const CryptoId id = free_.back();
-  free_.pop_back();
+  if (free_->empty()) return Err{SaError::kFull};
+  const CryptoId id = free_->back();
+  free_->pop_back();
   slots_[id].store(sa.release(), std::memory_order_release);
   ++used_;
   return id;
@@ -40,7 +41,7 @@ Status<SaError> SaTable::remove(CryptoId id) {
   retire(old);
   // The id is reusable only once no worker can still act on a packet tagged with it (EGR_ACL entries that
   // name it are removed first by the caller; a batch in flight may still carry it): after a grace period.
-  epoch_.retire([this, id] { free_.push_back(id); });
+  epoch_.retire([free = free_, id] { free->push_back(id); });
   --used_;
   return {};
 }

@@ -63,7 +63,9 @@ class SaTable {
   void retire(const TxSa* sa);
 
   std::vector<std::atomic<const TxSa*>> slots_;
-  std::vector<CryptoId> free_;
+  // Shared with the grace-period callbacks of remove(), which may run after the table is gone (the
+  // epoch domain outlives it and runs pending callbacks when destroyed).
+  std::shared_ptr<std::vector<CryptoId>> free_;
   std::size_t used_ = 0;
   flow::EpochDomain& epoch_;
 };

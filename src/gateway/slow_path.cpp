@@ -1,6 +1,7 @@
 #include "gateway/slow_path.hpp"
 
 #include <poll.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -107,6 +108,7 @@ std::size_t ExchangeRunner::busy() const {
 }
 
 void ExchangeRunner::run() {
+  pthread_setname_np(pthread_self(), "pspgw-exchange");
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
@@ -193,6 +195,7 @@ void SlowPath::log(const std::string& line) const {
   } while (0)
 
 void SlowPath::run() {
+  pthread_setname_np(pthread_self(), "pspgw-control");
   auto next_tick = std::chrono::steady_clock::now();
   while (!stop_.load()) {
     pollfd pfd{wake_.get(), POLLIN, 0};
@@ -251,7 +254,10 @@ void SlowPath::on_egress_miss(std::span<const uint8_t> frame, uint16_t worker) {
     return;
   }
   switch (tm_.state(pair)) {
-    case control::PairState::kConnected:  // installed after this packet missed: send it on
+    case control::PairState::kConnected:
+      // Installed after this packet missed: send it on, behind the packets held for the pair (the
+      // exchange finished on its thread, but its completion may not have been handled yet).
+      resubmit_held(pair);
       if (send_to_worker(worker, frame, {static_cast<uint16_t>(FrameKind::kResubmit), PortId{0}})) {
         BUMP(resubmitted, 1);
       }
@@ -310,16 +316,9 @@ void SlowPath::flush_settled() {
     switch (tm_.state(pair)) {
       case control::PairState::kInFlight:
         break;
-      case control::PairState::kConnected: {
-        uint64_t sent = 0;
-        for (const HeldPacket& p : hold_.take(pair)) {
-          sent += send_to_worker(p.worker, p.frame, {static_cast<uint16_t>(FrameKind::kResubmit), PortId{0}})
-                      ? 1
-                      : 0;
-        }
-        BUMP(resubmitted, sent);
+      case control::PairState::kConnected:
+        resubmit_held(pair);
         break;
-      }
       case control::PairState::kBackoff: {
         const std::size_t n = hold_.take(pair).size();
         BUMP(dropped_exchange_failed, n);
@@ -332,6 +331,15 @@ void SlowPath::flush_settled() {
         break;
     }
   }
+}
+
+void SlowPath::resubmit_held(const control::VipPair& pair) {
+  uint64_t sent = 0;
+  for (const HeldPacket& p : hold_.take(pair)) {
+    sent +=
+        send_to_worker(p.worker, p.frame, {static_cast<uint16_t>(FrameKind::kResubmit), PortId{0}}) ? 1 : 0;
+  }
+  BUMP(resubmitted, sent);
 }
 
 void SlowPath::on_exception(std::span<const uint8_t> frame, PortId port, uint16_t worker) {

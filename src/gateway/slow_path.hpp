@@ -117,6 +117,7 @@ class SlowPath {
   void on_completion(const ExchangeRunner::Completion& c);
   void start_exchange(const control::VipPair& pair);
   void flush_settled();
+  void resubmit_held(const control::VipPair& pair);
   bool send_to_worker(uint16_t worker, std::span<const uint8_t> frame, FrameInfo info);
   void log(const std::string& line) const;
 

@@ -1,5 +1,7 @@
 #include "gateway/topology.hpp"
 
+#include <algorithm>
+
 #include "flow/builder.hpp"
 #include "psp/drop_reason.hpp"
 #include "psp/header.hpp"
@@ -41,6 +43,14 @@ Field inner_src(net::IpFamily f) {
 }
 Field inner_dst(net::IpFamily f) {
   return v4(f) ? Field::kInnerIpv4Dst : Field::kInnerIpv6Dst;
+}
+// Where INGR_ACL finds the VIPs of a decrypted packet: the inner header (tunnel), or the outer one
+// (transport, where the VIPs are the outer addresses).
+Field ingress_src(const TopologyOptions& o) {
+  return o.mode == psp::Mode::kTunnel ? inner_src(o.inner) : src_field(o.outer);
+}
+Field ingress_dst(const TopologyOptions& o) {
+  return o.mode == psp::Mode::kTunnel ? inner_dst(o.inner) : dst_field(o.outer);
 }
 
 void build_root(flow::PipelineBuilder& b, const TopologyOptions& o) {
@@ -85,7 +95,7 @@ void build_egress(flow::PipelineBuilder& b, const TopologyOptions& o, const PspC
   PipeSpec acl;
   acl.name = "EGR_ACL";
   acl.match = {flow::match(src_field(o.inner)), flow::match(dst_field(o.inner))};
-  acl.actions = {ActionSpec::call(make_encap_action(ctx), true),
+  acl.actions = {ActionSpec::call(make_encap_action(ctx, o.mode), true),
                  ActionSpec::set_meta_from_entry(Field::kPktMeta, "crypto_id")};
   acl.fwd = TargetRef::pipe(after_acl);
   acl.miss = cpu(CpuReason::kEgressMiss);
@@ -142,12 +152,12 @@ void build_ingress(flow::PipelineBuilder& b, const TopologyOptions& o, const Psp
   PipeSpec acl;
   acl.name = "INGR_ACL";
   if (o.ingress_acl) {
-    acl.match = {flow::match(Field::kSyndrome), flow::match(Field::kUdpPayload4),
-                 flow::match(inner_src(o.inner)), flow::match(inner_dst(o.inner))};
+    acl.match = {flow::match(Field::kSyndrome), flow::match(Field::kUdpPayload4), flow::match(ingress_src(o)),
+                 flow::match(ingress_dst(o))};
   } else {
-    acl.match = {flow::match(Field::kSyndrome), flow::match(inner_dst(o.inner))};
+    acl.match = {flow::match(Field::kSyndrome), flow::match(ingress_dst(o))};
   }
-  acl.actions = {ActionSpec::call(make_decap_action(ctx), true)};
+  acl.actions = {ActionSpec::call(make_decap_action(ctx, o.mode), true)};
   acl.miss = TargetRef::pipe("SYND_STATS");
   acl.max_entries = o.max_tunnels + 16;
   b.add_pipe(acl);
@@ -192,8 +202,11 @@ Result<std::unique_ptr<Topology>, std::string> Topology::build(const TopologyOpt
   b.root("ROOT");
   b.max_workers(opts.workers);
   // PSP's tunnel layout: 16 header bytes after UDP port 1000, 8 more when the V bit (byte 3, 0x02) is set.
-  b.inner_locator(std::make_shared<flow::UdpTunnelLocator>(psp::kPspUdpPort, psp::kPspHeaderSize, 3, 0x02,
-                                                           psp::kPspVcSize));
+  // Transport packets hold no inner IP header: no pipe of that topology matches inner fields.
+  if (opts.mode == psp::Mode::kTunnel) {
+    b.inner_locator(std::make_shared<flow::UdpTunnelLocator>(psp::kPspUdpPort, psp::kPspHeaderSize, 3, 0x02,
+                                                             psp::kPspVcSize));
+  }
   b.alias(Field::kUdpPayload0, kPspSampleBit, "psp.S");
   b.alias(Field::kUdpPayload4, 0xffffffff, "psp.spi");
   b.alias(Field::kSyndrome, 0xff, "psp.synd");
@@ -239,7 +252,7 @@ Result<flow::EntryHandle, flow::FlowError> Topology::add_ingress(uint32_t spi, c
                                                                  std::size_t host_port) {
   EntrySpec acl;
   acl.match = {flow::eq(Field::kSyndrome, kSyndromeOk), flow::eq(Field::kUdpPayload4, spi),
-               flow::eq(inner_src(opts_.inner), remote_vip), flow::eq(inner_dst(opts_.inner), local_vip)};
+               flow::eq(ingress_src(opts_), remote_vip), flow::eq(ingress_dst(opts_), local_vip)};
   acl.args = {host_port};
   acl.fwd = TargetRef::port(opts_.host_ports.at(host_port));
   return pipeline_->add_entry(ingr_acl_, acl);
@@ -248,7 +261,7 @@ Result<flow::EntryHandle, flow::FlowError> Topology::add_ingress(uint32_t spi, c
 Result<flow::EntryHandle, flow::FlowError> Topology::add_ingress_any(const net::IpAddr& local_vip,
                                                                      std::size_t host_port) {
   EntrySpec acl;
-  acl.match = {flow::eq(Field::kSyndrome, kSyndromeOk), flow::eq(inner_dst(opts_.inner), local_vip)};
+  acl.match = {flow::eq(Field::kSyndrome, kSyndromeOk), flow::eq(ingress_dst(opts_), local_vip)};
   acl.args = {host_port};
   acl.fwd = TargetRef::port(opts_.host_ports.at(host_port));
   return pipeline_->add_entry(ingr_acl_, acl);
@@ -259,7 +272,12 @@ flow::DumpOptions Topology::dump_options(std::vector<std::string> port_names) co
   d.port_name = [names = std::move(port_names)](PortId p) {
     return p.value() < names.size() ? names[p.value()] : "port" + std::to_string(p.value());
   };
-  d.cpu_name = [](uint16_t r) { return "RSS " + std::string(to_string(static_cast<CpuReason>(r))); };
+  // Mermaid node names take no spaces or dashes: "RSS_egress_miss".
+  d.cpu_name = [](uint16_t r) {
+    std::string name = "RSS_" + std::string(to_string(static_cast<CpuReason>(r)));
+    std::replace(name.begin(), name.end(), '-', '_');
+    return name;
+  };
   return d;
 }
 

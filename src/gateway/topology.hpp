@@ -8,6 +8,8 @@
 // Net-to-host:  ROOT (network port, outer family, UDP dst 1000) -> PSP_DECRYPT (one entry; decrypt()) ->
 //               [INGR_SAMP (psp.S; mirror RSS)] -> INGR_ACL (syndrome OK + SPI + inner src + inner dst;
 //               decap()) -> host port; miss -> SYND_STATS (one entry per syndrome, counted) -> drop.
+// Transport mode: the same pipes; the packet's own addresses are the outer ones (VIP == PIP), so INGR_ACL
+// matches the outer source and destination, and encap()/decap() carry the L4 segment (psp_actions.hpp).
 // Anything else at ROOT is dropped with a counted reason (the kernel keeps non-PSP traffic: isolated mode).
 #pragma once
 
@@ -43,8 +45,9 @@ struct TopologyOptions {
   std::vector<PortId> host_ports;  // index = host-port index (decap()'s argument)
   net::IpFamily inner = net::IpFamily::kV4;
   net::IpFamily outer = net::IpFamily::kV6;
-  uint32_t sample_rate = 0;  // log2: 1 in 2^N egress packets sampled; 0 off
-  bool ingress_acl = true;   // false (-a): INGR_ACL checks the syndrome and the destination VIP only
+  psp::Mode mode = psp::Mode::kTunnel;  // transport: inner == outer family, VIPs are the outer addresses
+  uint32_t sample_rate = 0;             // log2: 1 in 2^N egress packets sampled; 0 off
+  bool ingress_acl = true;  // false (-a): INGR_ACL checks the syndrome and the destination VIP only
   uint32_t max_tunnels = 256;
   uint16_t workers = 1;
 };
@@ -66,7 +69,8 @@ class Topology {
   Result<EgressEntries, flow::FlowError> add_egress(const net::IpAddr& local_vip,
                                                     const net::IpAddr& remote_vip, CryptoId id);
   Status<flow::FlowError> remove_egress(const EgressEntries& e);
-  // INGR_ACL: (SPI, remote VIP -> local VIP) delivered to host port `host_port`.
+  // INGR_ACL: (SPI, remote VIP -> local VIP) delivered to host port `host_port`. The VIPs are matched in
+  // the inner header (tunnel) or the outer one (transport).
   Result<flow::EntryHandle, flow::FlowError> add_ingress(uint32_t spi, const net::IpAddr& remote_vip,
                                                          const net::IpAddr& local_vip, std::size_t host_port);
   // -a: one INGR_ACL entry per local VIP (any SPI, any source).

@@ -1,10 +1,12 @@
 #include "gateway/worker.hpp"
 
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstring>
+#include <string>
 
 #include "ports/poller.hpp"
 
@@ -116,6 +118,8 @@ void PacketWorker::wake() {
 }
 
 void PacketWorker::run() {
+  const std::string name = "pspgw-worker" + std::to_string(cfg_.index);
+  pthread_setname_np(pthread_self(), name.c_str());  // top -H, perf: which thread is which
   auto poller = ports::Poller::create();
   if (!poller) return;
   (void)poller->add(*cfg_.network, 0);
@@ -215,6 +219,9 @@ void PacketWorker::drain_from_cpu() {
     }
   }
   if (!resubmit.empty()) flow_->process(resubmit, topo_.egr_acl(), *sink_);
+  // More than a batch was waiting: the control thread's wake-ups were consumed already, so wake
+  // ourselves rather than leave the rest until the next packet or the idle timeout.
+  if (!from_cpu_.empty()) wake();
 }
 
 void PacketWorker::publish_stats() {

@@ -23,6 +23,7 @@ IpAddr IpAddr::v6(std::span<const uint8_t, 16> b) {
 
 std::optional<IpAddr> IpAddr::parse(std::string_view text) {
   if (text.empty() || text.size() >= INET6_ADDRSTRLEN) return std::nullopt;
+  if (text.find('\0') != std::string_view::npos) return std::nullopt;  // "10.0.0.1\0junk" is not an address
   char buf[INET6_ADDRSTRLEN] = {};
   std::memcpy(buf, text.data(), text.size());
   IpAddr a;

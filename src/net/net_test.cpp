@@ -59,6 +59,7 @@ TEST(Addr, ParseFormat) {
   EXPECT_EQ(IpAddr::parse("10.1.2.3")->to_string(), "10.1.2.3");
   EXPECT_EQ(IpAddr::parse("fd00::1")->to_string(), "fd00::1");
   EXPECT_FALSE(IpAddr::parse("10.1.2").has_value());
+  EXPECT_FALSE(IpAddr::parse(std::string_view("10.0.0.1\0junk", 13)).has_value());
   EXPECT_EQ(MacAddr::parse("00:22:33:44:55:0a")->to_string(), "00:22:33:44:55:0A");
   EXPECT_FALSE(MacAddr::parse("00:22:33:44:55").has_value());
 }

@@ -193,6 +193,21 @@ def psp_plausible(body):
     return nh in (4, 41, 6, 17, 1, 58) and flags & 1 == 1 and (flags >> 2) & 0xF in (0, 1)
 
 
+TUNNEL_NEXT_HEADERS = {4, 41}
+
+
+def psp_expected(body, mode, vc):
+    """None when a PSP packet is of the mode the gateways run (tunnel: Next Header 4/41; transport: an L4
+    protocol) and carries the virtualization cookie `vc` in the clear (when given), else what is wrong."""
+    if mode and (body[0] in TUNNEL_NEXT_HEADERS) != (mode == "tunnel"):
+        return f"has Next Header {body[0]} in {mode} mode"
+    if vc is not None:
+        _, clear, _, _ = psp_split(body)
+        if not body[3] & 2 or len(clear) < 8 or int.from_bytes(clear[:8], "big") != vc:
+            return f"does not carry the cookie 0x{vc:016x} in the clear"
+    return None
+
+
 def cmd_wire_check(a):
     """Every frame on the wire is PSP (UDP to port 1000) or gRPC (TCP/3000) between the two outer
     addresses, ARP, or ICMPv6 neighbour discovery; no frame carries the marker; PSP packets seen > 0."""
@@ -207,8 +222,12 @@ def cmd_wire_check(a):
         if kind == "arp" or (proto == 58 and body and body[0] in ND_TYPES):
             counts["nd/arp"] += 1
         elif between and proto == 17 and dport == PSP_PORT:
-            if psp_plausible(body):
+            why = psp_expected(body, a.mode, a.vc) if psp_plausible(body) else "without a PSP header"
+            if why is None:
                 counts["psp"] += 1
+            elif why != "without a PSP header":
+                counts["bad"] += 1
+                bad.append(f"frame {i}: PSP {src} -> {dst} {why}: {bytes(body[:24]).hex()}")
             else:
                 counts["bad"] += 1
                 bad.append(f"frame {i}: UDP/1000 {src} -> {dst} without a PSP header: {bytes(body[:16]).hex()}")
@@ -469,6 +488,8 @@ def main():
     s.add_argument("--pip1", required=True)
     s.add_argument("--pip2", required=True)
     s.add_argument("--marker")
+    s.add_argument("--mode", choices=["tunnel", "transport"], help="PSP Next Headers must be of this mode")
+    s.add_argument("--vc", type=lambda v: int(v, 0), help="every PSP packet carries this cookie in the clear")
     s.set_defaults(fn=cmd_wire_check)
 
     s = sub.add_parser("find-key")

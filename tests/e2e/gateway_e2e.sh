@@ -8,13 +8,17 @@
 #   basic        outer IPv6, inner IPv4, scenarios a b c d     o4i4  outer IPv4, inner IPv4, a b
 #   cookie       as basic, both gateways with --cookie          o4i6  outer IPv4, inner IPv6, a b
 #                                                              o6i6  outer IPv6, inner IPv6, a b
+#   transport         --mode transport, IPv6 (each VM uses its host's wire address: VIP == PIP), a b
+#   transport-cookie  --mode transport --cookie, IPv4, a b
 # Scenarios:
 #   a  ping vm1 -> vm2 (the first packet triggers the key exchange and is held: >= 4 of 5 replies),
 #      ping vm2 -> vm1 (the tunnel the exchange opened the other way), a 4 MiB TCP transfer vm1 -> vm2
 #      whose sha256 both ends compare (byte-exact).
 #   b  a capture on host1's wire during (a): every frame is PSP (UDP to port 1000) or the gRPC key
 #      exchange (TCP/3000) between the two outer addresses, or ARP / ICMPv6 ND; tshark counts > 0 UDP/1000
-#      packets; the marker string the transfer repeats every KiB is nowhere in the raw capture.
+#      packets; the marker string the transfer repeats every KiB is nowhere in the raw capture; every PSP
+#      packet's Next Header is of the case's mode (tunnel 4/41, transport an L4 protocol) and, with
+#      --cookie, it carries the VC in the clear.
 #   c  5 real PSP packets (datagrams vm1 -> vm2:7001, delivered) captured on the wire, replayed from host1
 #      with one ICV-covered byte flipped each: host2's auth-failure counter rises by exactly 5 and vm2's
 #      listener receives none of them.
@@ -61,17 +65,20 @@ while (($#)); do
     --bin-dir) export TOPO_BIN_DIR=$2; shift 2 ;;
     --scenarios) SCENARIOS=$2; shift 2 ;;
     -h | --help) sed -n '2,/^# -----/p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "usage: $0 [--case basic|cookie|o4i4|o4i6|o6i6] [--bin-dir DIR] [--scenarios a,b,c,d]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--case basic|cookie|o4i4|o4i6|o6i6|transport|transport-cookie] [--bin-dir DIR] [--scenarios a,b,c,d]" >&2; exit 2 ;;
   esac
 done
 
-OUTER=ipv6 INNER=ipv4 GW_FLAGS=() VC=""
+OUTER=ipv6 INNER=ipv4 MODE=tunnel GW_FLAGS=() VC=""
 case "$CASE" in
   basic) DEFAULT_SCENARIOS=a,b,c,d GW_FLAGS=(-k) ;;
   cookie) DEFAULT_SCENARIOS=a,b,c,d GW_FLAGS=(-k --cookie) VC=$DOCA_VC ;;
   o4i4) DEFAULT_SCENARIOS=a,b OUTER=ipv4 INNER=ipv4 ;;
   o4i6) DEFAULT_SCENARIOS=a,b OUTER=ipv4 INNER=ipv6 ;;
   o6i6) DEFAULT_SCENARIOS=a,b OUTER=ipv6 INNER=ipv6 ;;
+  # Scenarios c and d craft tunnel-mode packets (an inner IP header behind PSP): tunnel cases only.
+  transport) DEFAULT_SCENARIOS=a,b OUTER=ipv6 INNER=ipv6 MODE=transport ;;
+  transport-cookie) DEFAULT_SCENARIOS=a,b OUTER=ipv4 INNER=ipv4 MODE=transport GW_FLAGS=(--cookie) VC=$DOCA_VC ;;
   *) echo "unknown case '$CASE'" >&2; exit 2 ;;
 esac
 SCENARIOS=${SCENARIOS:-$DEFAULT_SCENARIOS}
@@ -88,7 +95,7 @@ skip() {
 # ----- preflight: skip (77) where this machine cannot run it -----
 why=$(topo_preflight)
 [[ -z $why ]] || skip "$why"
-topo_init --outer "$OUTER" --inner "$INNER" || exit 2
+topo_init --outer "$OUTER" --inner "$INNER" --mode "$MODE" || exit 2
 rmdir "$TOPO_DIR" 2>/dev/null # topo_init made it; recreated below once we know we run
 [[ -x $TOPO_GATEWAY ]] || skip "no gateway binary at $TOPO_GATEWAY (build it, or --bin-dir / PSPGW_GATEWAY)"
 if want c || want d || [[ $CASE == basic ]]; then
@@ -247,10 +254,11 @@ $out"
 
 scenario_b() {
   CURRENT=b/wire-only-psp
-  local out n
+  local out n vc_args=()
+  [[ -n $VC ]] && vc_args=(--vc "$VC")
   out=$(timeout 60 python3 "$TOOL" wire-check "$CAP_FILE" --pip1 "${TOPO_PIP[1]}" --pip2 "${TOPO_PIP[2]}" \
-    --marker "$MARKER" 2>&1) || fail "$out"
-  pass "$out; marker absent"
+    --marker "$MARKER" --mode "$MODE" "${vc_args[@]}" 2>&1) || fail "$out"
+  pass "$out; marker absent; every PSP packet of $MODE mode${VC:+, cookie $VC in the clear}"
   CURRENT=b/tshark-udp1000
   n=$(timeout 60 tshark -n -r "$CAP_FILE" -Y "udp.dstport == 1000" -T fields -e frame.number 2>/dev/null | wc -l)
   ((n > 0)) || fail "tshark counts no UDP/1000 packet in $CAP_FILE"
@@ -337,7 +345,7 @@ $mm"
 }
 
 # ----- the run -----
-echo "e2e case $CASE: outer $OUTER, inner $INNER, gateway flags: ${GW_FLAGS[*]:-none}, scenarios $SCENARIOS"
+echo "e2e case $CASE: $MODE mode, outer $OUTER, inner $INNER, gateway flags: ${GW_FLAGS[*]:-none}, scenarios $SCENARIOS"
 CURRENT=setup/topology
 topo_create || fail "building the namespaces failed"
 topo_write_configs

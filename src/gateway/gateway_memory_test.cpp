@@ -1,0 +1,520 @@
+// Whole gateways without root (wireguard-go's TestTwoDevicePing): two Gateway instances in one process,
+// their host ports and their network ports in-memory pairs (ports/memory_port.hpp), the key exchange over
+// real gRPC on 127.0.0.1. The test drives the far end of each host port as "the VM".
+//
+//   VM A <-host wire-> gateway A <-network wire (127.0.0.1:1000 <-> 127.0.0.2:1000)-> gateway B <-> VM B
+//
+// Everything waits with deadlines (polling), never with a fixed long sleep.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <thread>
+
+#include "gateway/gateway.hpp"
+#include "gateway/test_frames.hpp"
+#include "ports/memory_port.hpp"
+#include "ports/unique_fd.hpp"
+
+namespace pspgw::gateway {
+namespace {
+
+using nlohmann::json;
+using ports::testing::EndpointConfig;
+using ports::testing::MemoryPort;
+using ports::testing::Verdict;
+using ports::testing::WireFrame;
+using test::ip;
+using test::mac;
+using Clock = std::chrono::steady_clock;
+
+constexpr auto kWait = std::chrono::seconds(10);  // generous upper bound: a failing test, not a slow one
+constexpr uint16_t kVmUdpPort = 5001;
+
+// A TCP port on 127.0.0.1 that was free a moment ago (bind port 0, read it, close).
+uint16_t free_port() {
+  ports::UniqueFd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(a);
+  if (::bind(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
+      ::getsockname(s.get(), reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    ADD_FAILURE() << "no free port";
+    return 0;
+  }
+  return ntohs(a.sin_port);
+}
+
+// A listening TCP socket that never accepts: a gRPC peer that connects and then hears nothing.
+struct SilentListener {
+  SilentListener() : fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(a);
+    EXPECT_EQ(::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+    EXPECT_EQ(::listen(fd.get(), 16), 0);
+    EXPECT_EQ(::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&a), &len), 0);
+    port = ntohs(a.sin_port);
+  }
+  ports::UniqueFd fd;
+  uint16_t port = 0;
+};
+
+struct TempDir {
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "pspgw-gwt-XXXXXX").string();
+    path = ::mkdtemp(tmpl.data()) != nullptr ? tmpl : "";
+    EXPECT_FALSE(path.empty());
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string path;
+};
+
+bool wait_until(const std::function<bool()>& cond, Clock::duration limit = kWait) {
+  const auto deadline = Clock::now() + limit;
+  while (!cond()) {
+    if (Clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return true;
+}
+
+// The workload behind a host port: the far end of the host wire.
+struct Vm {
+  Vm(std::unique_ptr<MemoryPort> p, net::MacAddr m, net::IpAddr v)
+      : port(std::move(p)), mac_addr(m), vip(v) {}
+
+  void send(const std::vector<std::vector<uint8_t>>& frames) {
+    for (std::size_t i = 0; i < frames.size();) {
+      net::PacketBatch b;
+      for (; i < frames.size() && !b.full(); ++i) {
+        net::Packet* p = pool.alloc();
+        ASSERT_NE(p, nullptr);
+        ASSERT_TRUE(p->assign(frames[i]));
+        b.push(p);
+      }
+      EXPECT_EQ(port->tx_burst(b), b.size());
+      for (net::Packet* p : b) pool.free(p);
+    }
+  }
+  void send(const std::vector<uint8_t>& frame) { send(std::vector<std::vector<uint8_t>>{frame}); }
+
+  // Waits for `n` frames (or the deadline) and returns what arrived.
+  std::vector<std::vector<uint8_t>> receive(std::size_t n, Clock::duration limit = kWait) {
+    std::vector<std::vector<uint8_t>> got;
+    wait_until(
+        [&] {
+          net::PacketBatch b;
+          port->rx_burst(pool, b);
+          for (net::Packet* p : b) {
+            got.emplace_back(p->data(), p->data() + p->size());
+            pool.free(p);
+          }
+          return got.size() >= n;
+        },
+        limit);
+    return got;
+  }
+
+  std::vector<uint8_t> udp_to(const Vm& other, const net::MacAddr& gateway_mac,
+                              std::vector<uint8_t> payload) const {
+    test::UdpSpec s;
+    s.src_mac = mac_addr;
+    s.dst_mac = gateway_mac;
+    s.src = vip;
+    s.dst = other.vip;
+    s.dport = kVmUdpPort;
+    s.payload = std::move(payload);
+    return test::udp_frame(s);
+  }
+
+  std::unique_ptr<MemoryPort> port;
+  net::MacAddr mac_addr;
+  net::IpAddr vip;
+  net::PacketPool pool{256};
+};
+
+// Ports handed to Gateway::create through its PortFactory (each one once).
+struct PortBox {
+  std::unique_ptr<ports::Port> host;
+  std::unique_ptr<ports::Port> network;
+};
+
+PortFactory memory_ports(std::shared_ptr<PortBox> box) {
+  PortFactory f;
+  f.host = [box](uint16_t, uint16_t, std::size_t, const HostPortConfig&,
+                 PortId) -> Result<std::unique_ptr<ports::Port>, std::string> {
+    if (!box->host) return Err{std::string("host port already taken")};
+    return std::move(box->host);
+  };
+  f.network = [box](uint16_t, uint16_t, const net::IpAddr&,
+                    PortId) -> Result<std::unique_ptr<ports::Port>, std::string> {
+    if (!box->network) return Err{std::string("network port already taken")};
+    return std::move(box->network);
+  };
+  return f;
+}
+
+struct NodeSpec {
+  std::string name;  // "a"
+  std::string pip;   // outer address (local-pip)
+  std::string vip;   // the VM's VIP
+  std::string peer_vip;
+  uint16_t grpc_port = 0;
+  uint16_t peer_grpc_port = 0;
+  std::string gateway_mac;  // the gateway's MAC on its host port
+  uint32_t rpc_deadline_ms = 2000;
+};
+
+std::string config_text(const NodeSpec& n) {
+  json c = {
+      {"config", {{"local-grpc-address", "127.0.0.1:" + std::to_string(n.grpc_port)}, {"local-pip", n.pip}}},
+      {"peers",
+       {{{"remote-grpc-address", "127.0.0.1:" + std::to_string(n.peer_grpc_port)},
+         {"sessions", {{{"local-vip", n.vip}, {"remote-vips", {n.peer_vip}}}}}}}},
+      {"x-sw",
+       {{"host-ports", {{{"name", "vm" + n.name}, {"local-vips", {n.vip}}, {"mac", n.gateway_mac}}}},
+        {"local-mac", "02:50:53:00:00:0" + n.name},
+        {"rpc-deadline-ms", n.rpc_deadline_ms}}}};
+  return c.dump(2);
+}
+
+// One gateway, its VM and its end of the network wire.
+struct Node {
+  std::unique_ptr<Gateway> gw;
+  std::unique_ptr<Vm> vm;
+  net::MacAddr gateway_mac;
+
+  json counters() const {
+    auto r = gw->handle("counters", json::object());
+    EXPECT_TRUE(r.ok());
+    return r.ok() ? *r : json::object();
+  }
+  uint64_t slow(const char* key) const { return counters()["slow_path"][key].get<uint64_t>(); }
+  uint64_t syndrome(const char* key) const {
+    const json c = counters();
+    for (const auto& p : c["pipes"]) {
+      if (p["name"] == "SYND_STATS") return p["syndromes"][key].get<uint64_t>();
+    }
+    ADD_FAILURE() << "no SYND_STATS";
+    return 0;
+  }
+  std::vector<uint32_t> tx_spis() const {
+    std::vector<uint32_t> out;
+    const json c = counters();
+    for (const auto& t : c["tunnels"]) out.push_back(t["tx_spi"].get<uint32_t>());
+    return out;
+  }
+};
+
+std::unique_ptr<Node> make_node(const NodeSpec& spec, std::unique_ptr<ports::Port> network,
+                                const std::string& dir) {
+  const std::string text = config_text(spec);
+  const std::string path = dir + "/" + spec.name + ".json";
+  std::ofstream(path) << text;
+  const std::string admin = dir + "/" + spec.name + ".sock";
+  const std::vector<const char*> argv{"psp-gateway",    "-c",          path.c_str(),
+                                      "--admin-socket", admin.c_str(), "--outer-ip-type",
+                                      "ipv4",           "-d",          "vm"};
+  auto flags = parse_flags(static_cast<int>(argv.size()), argv.data());
+  EXPECT_TRUE(flags.ok()) << (flags.ok() ? "" : flags.error().text);
+  auto config = parse_config(text, path, {});
+  EXPECT_TRUE(config.ok()) << (config.ok() ? "" : config.error().message);
+  if (!flags || !config) return nullptr;
+
+  auto node = std::make_unique<Node>();
+  node->gateway_mac = mac(spec.gateway_mac);
+  EndpointConfig gw_end;
+  gw_end.name = "vm" + spec.name;
+  gw_end.id = PortId{1};
+  EndpointConfig vm_end;
+  vm_end.name = "vm" + spec.name + "-guest";
+  auto host = ports::testing::make_pair(gw_end, vm_end);
+  node->vm = std::make_unique<Vm>(std::move(host.b), mac("02:00:00:00:00:0" + spec.name), ip(spec.vip));
+  auto box = std::make_shared<PortBox>();
+  box->host = std::move(host.a);
+  box->network = std::move(network);
+  auto gw = Gateway::create(std::move(*flags), std::move(*config), memory_ports(box));
+  EXPECT_TRUE(gw.ok()) << (gw.ok() ? "" : gw.error());
+  if (!gw) return nullptr;
+  node->gw = std::move(*gw);
+  auto started = node->gw->start();
+  EXPECT_TRUE(started.ok()) << (started.ok() ? "" : started.error());
+  if (!started) return nullptr;
+  return node;
+}
+
+std::vector<uint8_t> seq_payload(uint32_t seq, std::size_t len = 64) {
+  std::vector<uint8_t> p(len);
+  for (std::size_t i = 0; i < len; ++i) p[i] = static_cast<uint8_t>(seq * 13 + i);
+  std::memcpy(p.data(), &seq, sizeof(seq));
+  return p;
+}
+
+// What the receiving VM must see: the sender's frame with the Ethernet header rewritten toward it.
+std::vector<uint8_t> as_delivered(std::vector<uint8_t> frame, const Vm& to, const net::MacAddr& gateway_mac) {
+  std::memcpy(frame.data(), to.mac_addr.bytes.data(), 6);
+  std::memcpy(frame.data() + 6, gateway_mac.bytes.data(), 6);
+  return frame;
+}
+
+class TwoGateways : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const uint16_t grpc_a = free_port();
+    const uint16_t grpc_b = free_port();
+    ASSERT_NE(grpc_a, grpc_b);
+    EndpointConfig net_a;
+    net_a.name = "net-a";
+    net_a.addr = ip("127.0.0.1");
+    net_a.port = psp::kPspUdpPort;
+    EndpointConfig net_b = net_a;
+    net_b.name = "net-b";
+    net_b.addr = ip("127.0.0.2");
+    auto wire = ports::testing::make_pair(net_a, net_b);
+    wire_ = wire.wire;
+    a_ = make_node({"a", "127.0.0.1", "10.1.0.1", "10.2.0.1", grpc_a, grpc_b, "02:50:00:00:0a:01"},
+                   std::move(wire.a), dir_.path);
+    ASSERT_NE(a_, nullptr);
+    b_ = make_node({"b", "127.0.0.2", "10.2.0.1", "10.1.0.1", grpc_b, grpc_a, "02:50:00:00:0b:01"},
+                   std::move(wire.b), dir_.path);
+    ASSERT_NE(b_, nullptr);
+  }
+  void TearDown() override {
+    a_.reset();
+    b_.reset();
+  }
+
+  // The VM asks for its peer's VIP, as a workload does before its first packet; the gateway learns the
+  // VM's MAC from it.
+  void arp(Node& n, const net::IpAddr& target) {
+    n.vm->send(test::arp_request(n.vm->mac_addr, n.vm->vip, target));
+    auto got = n.vm->receive(1);
+    ASSERT_EQ(got.size(), 1u);
+  }
+
+  // The first packet A -> B: held, key exchange, delivered. Returns what VM B received.
+  void connect() {
+    arp(*a_, b_->vm->vip);
+    arp(*b_, a_->vm->vip);
+    const auto frame = a_->vm->udp_to(*b_->vm, a_->gateway_mac, seq_payload(0));
+    a_->vm->send(frame);
+    auto got = b_->vm->receive(1);
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_EQ(got[0], as_delivered(frame, *b_->vm, b_->gateway_mac));
+  }
+
+  void expect_flows(uint32_t seq) {
+    const auto ab = a_->vm->udp_to(*b_->vm, a_->gateway_mac, seq_payload(seq));
+    a_->vm->send(ab);
+    auto got = b_->vm->receive(1);
+    ASSERT_EQ(got.size(), 1u) << "A -> B, seq " << seq;
+    EXPECT_EQ(got[0], as_delivered(ab, *b_->vm, b_->gateway_mac));
+    const auto ba = b_->vm->udp_to(*a_->vm, b_->gateway_mac, seq_payload(seq + 1));
+    b_->vm->send(ba);
+    got = a_->vm->receive(1);
+    ASSERT_EQ(got.size(), 1u) << "B -> A, seq " << seq;
+    EXPECT_EQ(got[0], as_delivered(ba, *a_->vm, a_->gateway_mac));
+  }
+
+  TempDir dir_;
+  std::shared_ptr<ports::testing::Wire> wire_;
+  std::unique_ptr<Node> a_, b_;
+};
+
+TEST_F(TwoGateways, ArpForARemoteVipGetsTheProxyReply) {
+  a_->vm->send(test::arp_request(a_->vm->mac_addr, a_->vm->vip, b_->vm->vip));
+  auto got = a_->vm->receive(1);
+  ASSERT_EQ(got.size(), 1u);
+  const auto& r = got[0];
+  ASSERT_GE(r.size(), 14u + 28u);  // padded to the Ethernet minimum, or not
+  EXPECT_EQ(std::vector<uint8_t>(r.begin(), r.begin() + 6),
+            std::vector<uint8_t>(a_->vm->mac_addr.bytes.begin(), a_->vm->mac_addr.bytes.end()));
+  EXPECT_EQ(std::vector<uint8_t>(r.begin() + 6, r.begin() + 12),
+            std::vector<uint8_t>(a_->gateway_mac.bytes.begin(), a_->gateway_mac.bytes.end()));
+  EXPECT_EQ(load_be16(&r[12]), net::kEtherTypeArp);
+  EXPECT_EQ(load_be16(&r[14 + 6]), net::kArpReply);
+  EXPECT_EQ(std::vector<uint8_t>(r.begin() + 22, r.begin() + 28),
+            std::vector<uint8_t>(a_->gateway_mac.bytes.begin(), a_->gateway_mac.bytes.end()));  // sender MAC
+  EXPECT_EQ(net::IpAddr::v4(std::span<const uint8_t, 4>(&r[28], 4)), b_->vm->vip);              // sender IP
+  EXPECT_EQ(net::IpAddr::v4(std::span<const uint8_t, 4>(&r[38], 4)), a_->vm->vip);              // target IP
+  EXPECT_TRUE(wait_until([&] { return a_->slow("exceptions_answered") == 1; }));
+
+  // An address no tunnel leads to is not ours to claim.
+  a_->vm->send(test::arp_request(a_->vm->mac_addr, a_->vm->vip, ip("10.9.9.9")));
+  ASSERT_TRUE(wait_until([&] { return a_->slow("exceptions_ignored") == 1; }));
+  EXPECT_TRUE(a_->vm->receive(1, std::chrono::milliseconds(0)).empty());
+}
+
+TEST_F(TwoGateways, FirstPacketIsHeldExchangedAndDeliveredThenTheReverseNeedsNoExchange) {
+  connect();
+  EXPECT_EQ(a_->slow("held"), 1u);
+  EXPECT_EQ(a_->slow("exchanges_started"), 1u);
+  EXPECT_EQ(a_->slow("exchanges_ok"), 1u);
+  // Counted just after the hand-off to the worker, which may have delivered it already.
+  EXPECT_TRUE(wait_until([&] { return a_->slow("resubmitted") == 1; }));
+  // B learned its egress SA from A's reverse params: B -> A goes straight through.
+  const auto frame = b_->vm->udp_to(*a_->vm, b_->gateway_mac, seq_payload(1));
+  b_->vm->send(frame);
+  auto got = a_->vm->receive(1);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0], as_delivered(frame, *a_->vm, a_->gateway_mac));
+  EXPECT_EQ(b_->slow("exchanges_started"), 0u);
+  EXPECT_EQ(b_->slow("held"), 0u);
+  EXPECT_EQ(a_->slow("exchanges_started"), 1u);
+  const auto tunnels = a_->gw->handle("tunnels", json::object());
+  ASSERT_TRUE(tunnels.ok());
+  ASSERT_EQ((*tunnels)["tunnels"].size(), 1u);
+  EXPECT_EQ((*tunnels)["tunnels"][0]["state"], "connected");
+  EXPECT_EQ((*tunnels)["tunnels"][0]["remote_pip"], "127.0.0.2");
+}
+
+TEST_F(TwoGateways, ThousandFramesArriveInOrder) {
+  connect();
+  std::vector<std::vector<uint8_t>> frames;
+  for (uint32_t i = 1; i <= 1000; ++i) {
+    frames.push_back(a_->vm->udp_to(*b_->vm, a_->gateway_mac, seq_payload(i, 64 + i % 700)));
+  }
+  a_->vm->send(frames);
+  auto got = b_->vm->receive(frames.size());
+  ASSERT_EQ(got.size(), frames.size());
+  for (std::size_t i = 0; i < frames.size(); ++i) {
+    ASSERT_EQ(got[i], as_delivered(frames[i], *b_->vm, b_->gateway_mac)) << "frame " << i;
+  }
+}
+
+// A burst before the tunnel exists: every packet is held behind one exchange and resubmitted in order.
+TEST_F(TwoGateways, BurstBeforeTheTunnelIsHeldAndDeliveredInOrder) {
+  arp(*a_, b_->vm->vip);
+  arp(*b_, a_->vm->vip);
+  std::vector<std::vector<uint8_t>> frames;
+  for (uint32_t i = 0; i < 40; ++i)
+    frames.push_back(a_->vm->udp_to(*b_->vm, a_->gateway_mac, seq_payload(i)));
+  a_->vm->send(frames);
+  auto got = b_->vm->receive(frames.size());
+  ASSERT_EQ(got.size(), frames.size());
+  for (std::size_t i = 0; i < frames.size(); ++i) {
+    EXPECT_EQ(got[i], as_delivered(frames[i], *b_->vm, b_->gateway_mac)) << "frame " << i;
+  }
+  EXPECT_EQ(a_->slow("exchanges_started"), 1u);
+  EXPECT_EQ(a_->slow("held"), frames.size());
+  EXPECT_TRUE(wait_until([&] { return a_->slow("resubmitted") == frames.size(); }));
+}
+
+TEST_F(TwoGateways, TamperedOnTheWireIsCountedAndNotDelivered) {
+  connect();
+  std::atomic<int> tamper{1};
+  wire_->set_hook([&tamper](WireFrame& f) {
+    if (f.from == 0 && tamper.fetch_sub(1) > 0) f.bytes[f.bytes.size() / 2] ^= 0x80;
+    return Verdict::kPass;
+  });
+  const auto bad = a_->vm->udp_to(*b_->vm, a_->gateway_mac, seq_payload(1));
+  const auto good = a_->vm->udp_to(*b_->vm, a_->gateway_mac, seq_payload(2));
+  a_->vm->send(std::vector<std::vector<uint8_t>>{bad, good});
+  auto got = b_->vm->receive(1);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0], as_delivered(good, *b_->vm, b_->gateway_mac));  // the tampered one never arrives
+  EXPECT_EQ(b_->syndrome("auth_failed"), 1u);
+  EXPECT_EQ(b_->syndrome("acl_miss"), 0u);
+  EXPECT_TRUE(wait_until([&] { return b_->counters()["psp"]["auth_failures"] == 1; }));
+  EXPECT_TRUE(b_->vm->receive(1, std::chrono::milliseconds(0)).empty());
+  wire_->set_hook({});
+}
+
+TEST_F(TwoGateways, KeyRotationKeepsTrafficFlowing) {
+  connect();
+  expect_flows(10);
+  auto spis = a_->tx_spis();
+  ASSERT_EQ(spis.size(), 1u);
+  for (uint64_t round = 1; round <= 2; ++round) {
+    const uint32_t before = spis[0];
+    auto r = b_->gw->handle("rotate-keys", {{"issue_new_keys", true}});
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ((*r)["rekey_due"], 1);
+    EXPECT_EQ((*r)["lost"], 0);
+    expect_flows(100 * static_cast<uint32_t>(round));  // the previous slot still decrypts meanwhile
+    ASSERT_TRUE(wait_until([&] { return b_->slow("rekeys") == round; })) << "round " << round;
+    expect_flows(100 * static_cast<uint32_t>(round) + 50);
+    spis = a_->tx_spis();
+    ASSERT_EQ(spis.size(), 1u);
+    // A now sends under B's new key slot (each slot's SPI counter restarts with its new master key).
+    EXPECT_EQ(psp::spi_slot(spis[0]), static_cast<int>(round % 2));
+    EXPECT_NE(psp::spi_slot(spis[0]), psp::spi_slot(before));
+  }
+  EXPECT_EQ(b_->syndrome("unknown_key"), 0u);
+  EXPECT_EQ(b_->syndrome("auth_failed"), 0u);
+  // And the other side rotates too.
+  auto r = a_->gw->handle("rotate-keys", {{"issue_new_keys", true}});
+  ASSERT_TRUE(r.ok());
+  ASSERT_TRUE(wait_until([&] { return a_->slow("rekeys") == 1; }));
+  expect_flows(1000);
+}
+
+// A gateway whose peer is unreachable: the held packet is dropped (counted) once the exchange fails, and
+// the exchange fails within its RPC deadline.
+class UnreachablePeer : public ::testing::Test {
+ protected:
+  std::unique_ptr<Node> make(uint16_t peer_grpc_port, uint32_t deadline_ms) {
+    EndpointConfig net_c;
+    net_c.name = "net-c";
+    net_c.addr = ip("127.0.0.3");
+    net_c.port = psp::kPspUdpPort;
+    EndpointConfig far = net_c;
+    far.name = "nobody";
+    auto wire = ports::testing::make_pair(net_c, far);
+    far_ = std::move(wire.b);
+    return make_node({"c", "127.0.0.3", "10.3.0.1", "10.4.0.1", free_port(), peer_grpc_port,
+                      "02:50:00:00:0c:01", deadline_ms},
+                     std::move(wire.a), dir_.path);
+  }
+  void expect_dropped_within(Node& c, std::chrono::milliseconds limit) {
+    const Vm peer(nullptr, mac("02:00:00:00:00:0d"), ip("10.4.0.1"));
+    const auto start = Clock::now();
+    c.vm->send(c.vm->udp_to(peer, c.gateway_mac, seq_payload(1)));
+    ASSERT_TRUE(wait_until([&] { return c.slow("dropped_exchange_failed") == 1; }));
+    const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
+    EXPECT_LT(took, limit);
+    EXPECT_EQ(c.slow("held"), 1u);
+    EXPECT_EQ(c.slow("exchanges_failed"), 1u);
+    EXPECT_EQ(c.slow("resubmitted"), 0u);
+    const auto tunnels = c.gw->handle("tunnels", json::object());
+    ASSERT_TRUE(tunnels.ok());
+    ASSERT_EQ((*tunnels)["tunnels"].size(), 1u);
+    EXPECT_EQ((*tunnels)["tunnels"][0]["state"], "backoff");
+    EXPECT_TRUE(c.vm->receive(1, std::chrono::milliseconds(0)).empty());
+    EXPECT_EQ(far_->queued(), 0u);  // nothing went out on the wire
+  }
+
+  TempDir dir_;
+  std::unique_ptr<MemoryPort> far_;
+};
+
+TEST_F(UnreachablePeer, NobodyListensHeldPacketsAreDroppedQuickly) {
+  auto c = make(free_port(), 300);
+  ASSERT_NE(c, nullptr);
+  expect_dropped_within(*c, std::chrono::milliseconds(300 + 700));
+}
+
+TEST_F(UnreachablePeer, SilentPeerFailsWithinTheRpcDeadline) {
+  SilentListener silent;
+  auto c = make(silent.port, 300);
+  ASSERT_NE(c, nullptr);
+  expect_dropped_within(*c, std::chrono::milliseconds(300 + 700));
+}
+
+}  // namespace
+}  // namespace pspgw::gateway
