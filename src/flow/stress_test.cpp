@@ -2,6 +2,7 @@
 // scripts/test.sh, label "tsan"), plus the grace-period rules of the epoch domain.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <random>
@@ -44,14 +45,16 @@ constexpr uint16_t kProbePort = 9;
 struct Shared {
   std::atomic<bool> stop{false};
   std::atomic<uint32_t> probe{0};  // generation of the probe entry the control plane just added
-  std::atomic<uint32_t> acked{0};
+  // Per worker: the entry is removed only once both have tested it (a worker that read `probe` just
+  // before the other acked must still find the entry).
+  std::array<std::atomic<uint32_t>, 2> acked{};
   std::atomic<uint32_t> probe_failures{0};
-  std::atomic<uint64_t> probe_packets{0};  // both workers may test one probe
+  std::atomic<uint64_t> probe_packets{0};  // both workers test each probe
   std::atomic<uint64_t> sent{0};
   std::atomic<uint64_t> delivered{0};
 };
 
-void forward(Pipeline& pl, Shared& sh, uint64_t seed) {
+void forward(Pipeline& pl, Shared& sh, std::size_t me, uint64_t seed) {
   net::PacketPool pool(256, 256);
   testing::CollectSink sink(pool);
   auto w = std::move(pl.attach_worker({.pool = &pool, .seed = seed})).value();
@@ -60,7 +63,7 @@ void forward(Pipeline& pl, Shared& sh, uint64_t seed) {
   std::vector<std::vector<uint8_t>> frames(32);
   while (!sh.stop.load(std::memory_order_relaxed)) {
     if (const uint32_t g = sh.probe.load(std::memory_order_acquire);
-        g != sh.acked.load(std::memory_order_relaxed)) {
+        g != sh.acked[me].load(std::memory_order_relaxed)) {
       // The entry was added before `probe` was published: this very batch must see it.
       testing::FrameSpec s;
       s.dst = addr(kProbeAddr);
@@ -70,7 +73,7 @@ void forward(Pipeline& pl, Shared& sh, uint64_t seed) {
         sh.probe_failures.fetch_add(1);
       sh.probe_packets.fetch_add(1);
       sink.clear();
-      sh.acked.store(g, std::memory_order_release);
+      sh.acked[me].store(g, std::memory_order_release);
     }
     for (auto& f : frames) {
       testing::FrameSpec s;
@@ -106,7 +109,7 @@ TEST(Stress, ChurnWhileWorkersForwardIsRaceFreeAndEveryPacketLeavesOnce) {
                 .value();
   const PipeId acl = *pl->find_pipe("ACL"), t = *pl->find_pipe("T");
   Shared sh;
-  std::thread w1(forward, std::ref(*pl), std::ref(sh), 1), w2(forward, std::ref(*pl), std::ref(sh), 2);
+  std::thread w1(forward, std::ref(*pl), std::ref(sh), 0, 1), w2(forward, std::ref(*pl), std::ref(sh), 1, 2);
 
   std::mt19937 rng(7);
   std::vector<std::optional<EntryHandle>> live(kAddrs);
@@ -151,8 +154,11 @@ TEST(Stress, ChurnWhileWorkersForwardIsRaceFreeAndEveryPacketLeavesOnce) {
       if (!h) break;
       sh.probe.store(++probes, std::memory_order_release);
       const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-      while (sh.acked.load(std::memory_order_acquire) != probes && std::chrono::steady_clock::now() < until)
-        std::this_thread::yield();
+      const auto tested = [&] {
+        return sh.acked[0].load(std::memory_order_acquire) == probes &&
+               sh.acked[1].load(std::memory_order_acquire) == probes;
+      };
+      while (!tested() && std::chrono::steady_clock::now() < until) std::this_thread::yield();
       EXPECT_TRUE(pl->remove_entry(*h).ok());
     }
     if (::testing::Test::HasFailure()) break;

@@ -92,22 +92,35 @@ Status<DataPlaneError> FlowDataPlane::install_egress(const control::VipPair& pai
   if (opts_.mode == psp::Mode::kTransport && sa.peer_outer_ip != pair.remote) {
     return Err{DataPlaneError::kRejected};  // the kernel would send it to another address than its own
   }
+  using Clock = std::chrono::steady_clock;
+  const auto t0 = Clock::now();
   auto made = make_sa(sa);
   if (!made) return Err{made.error()};
+  const auto t1 = Clock::now();
+  auto s = publish_egress(pair, std::move(*made), sa.spi);
+  if (opts_.perf && s) {
+    opts_.perf("key-gen", t1 - t0, pair);
+    opts_.perf("insertion", Clock::now() - t1, pair);
+  }
+  return s;
+}
+
+Status<DataPlaneError> FlowDataPlane::publish_egress(const control::VipPair& pair, std::unique_ptr<TxSa> sa,
+                                                     uint32_t spi) {
   std::lock_guard<std::mutex> lock(mu_);
   if (auto it = egress_.find(pair); it != egress_.end()) {
-    if (auto s = sas_.replace(it->second.id, std::move(*made)); !s) return Err{DataPlaneError::kRejected};
-    it->second.spi = sa.spi;
+    if (auto s = sas_.replace(it->second.id, std::move(sa)); !s) return Err{DataPlaneError::kRejected};
+    it->second.spi = spi;
     return {};
   }
-  auto id = sas_.install(std::move(*made));
+  auto id = sas_.install(std::move(sa));
   if (!id) return Err{id.error() == SaError::kFull ? DataPlaneError::kNoSpace : DataPlaneError::kRejected};
   auto entries = topo_.add_egress(pair.local, pair.remote, *id);
   if (!entries) {
     (void)sas_.remove(*id);
     return Err{from_flow(entries.error())};
   }
-  egress_.emplace(pair, Egress{*id, sa.spi, *entries});
+  egress_.emplace(pair, Egress{*id, spi, *entries});
   return {};
 }
 
@@ -135,6 +148,16 @@ std::vector<FlowDataPlane::EgressView> FlowDataPlane::egress() const {
     out.push_back({pair, e.id, e.spi, hits ? *hits : 0});
   }
   return out;
+}
+
+uint64_t FlowDataPlane::ingress_packets(const control::VipPair& pair) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  uint64_t n = 0;
+  for (const auto& [key, handle] : ingress_) {
+    if (std::get<1>(key) != pair.remote || std::get<2>(key) != pair.local) continue;
+    if (auto hits = topo_.pipeline().entry_hits(handle)) n += *hits;
+  }
+  return n;
 }
 
 }  // namespace pspgw::gateway

@@ -10,6 +10,8 @@
 // Workers never take it.
 #pragma once
 
+#include <chrono>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -29,6 +31,9 @@ struct DataPlaneOptions {
   uint8_t crypt_offset = 0;  // 4-octet units (GatewayFlags::effective_crypt_offset)
   psp::Mode mode = psp::Mode::kTunnel;
   std::vector<std::pair<net::IpAddr, std::size_t>> vip_ports;  // local VIP -> host-port index
+  // --perf-print: receives "key-gen" (preparing an SA's per-worker keys) and "insertion" (publishing its
+  // entries) timings; null = off.
+  std::function<void(std::string_view what, std::chrono::nanoseconds took, const control::VipPair&)> perf;
 };
 
 class FlowDataPlane final : public control::DataPlane {
@@ -55,6 +60,9 @@ class FlowDataPlane final : public control::DataPlane {
     uint64_t packets;
   };
   std::vector<EgressView> egress() const;
+  // Packets INGR_ACL delivered from remote to local VIP, over every SPI the pair has had open (0 with -a,
+  // whose per-VIP entries do not tell peers apart).
+  uint64_t ingress_packets(const control::VipPair& pair) const;
   // Frees what removed SAs left behind once their grace period is over (control thread, periodically).
   void reclaim();
 
@@ -66,6 +74,8 @@ class FlowDataPlane final : public control::DataPlane {
   };
   using IngressKey = std::tuple<uint32_t, net::IpAddr, net::IpAddr>;
   Result<std::unique_ptr<TxSa>, control::DataPlaneError> make_sa(const control::TxSa& sa) const;
+  Status<control::DataPlaneError> publish_egress(const control::VipPair& pair, std::unique_ptr<TxSa> sa,
+                                                 uint32_t spi);
 
   Topology& topo_;
   SaTable& sas_;

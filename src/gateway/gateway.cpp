@@ -238,6 +238,16 @@ Status<std::string> Gateway::build() {
   for (std::size_t i = 0; i < host_port_cfg_.size(); ++i) {
     for (const auto& vip : host_port_cfg_[i].local_vips) dpo.vip_ports.emplace_back(vip, i);
   }
+  if (flags_.perf_print.key_gen || flags_.perf_print.insertion) {
+    dpo.perf = [this](std::string_view what, std::chrono::nanoseconds took, const control::VipPair& pair) {
+      if ((what == "key-gen" && !flags_.perf_print.key_gen) ||
+          (what == "insertion" && !flags_.perf_print.insertion)) {
+        return;
+      }
+      log("perf: " + std::string(what) + " " + pair.local.to_string() + " -> " + pair.remote.to_string() +
+          ": " + std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(took).count()) + " us");
+    };
+  }
   dp_ = std::make_unique<FlowDataPlane>(*topo_, *sas_, *sa_epoch_, master_keys_, worker_psp_, dpo);
   if (flags_.disable_ingress_acl) {
     for (const auto& [vip, port] : dpo.vip_ports) {
@@ -437,6 +447,7 @@ json Gateway::tunnels_json() const {
     if (s.egress_spi) t["tx_spi"] = *s.egress_spi;
     if (s.egress_outer_ip) t["remote_pip"] = s.egress_outer_ip->to_string();
     if (auto it = egress.find(s.pair); it != egress.end()) t["tx_packets"] = it->second.packets;
+    t["rx_packets"] = dp_->ingress_packets(s.pair);
     list.push_back(std::move(t));
   }
   return {{"tunnels", list}};
@@ -529,7 +540,8 @@ json Gateway::counters_json() const {
     tunnels.push_back({{"local_vip", e.pair.local.to_string()},
                        {"remote_vip", e.pair.remote.to_string()},
                        {"tx_spi", e.spi},
-                       {"tx_packets", e.packets}});
+                       {"tx_packets", e.packets},
+                       {"rx_packets", dp_->ingress_packets(e.pair)}});
   }
   return {{"pipes", pipes}, {"ports", ports}, {"psp", psp}, {"slow_path", slow}, {"tunnels", tunnels}};
 }

@@ -154,7 +154,7 @@ struct PortBox {
   std::unique_ptr<ports::Port> network;
 };
 
-PortFactory memory_ports(std::shared_ptr<PortBox> box) {
+PortFactory memory_ports(const std::shared_ptr<PortBox>& box) {
   PortFactory f;
   f.host = [box](uint16_t, uint16_t, std::size_t, const HostPortConfig&,
                  PortId) -> Result<std::unique_ptr<ports::Port>, std::string> {
