@@ -1,13 +1,16 @@
 // psp-gateway: the software PSP gateway daemon (README.md, docs/architecture.md).
 #include <signal.h>
 
+#include <exception>
 #include <iostream>
 
 #include "gateway/config.hpp"
 #include "gateway/flags.hpp"
 #include "gateway/gateway.hpp"
 
-int main(int argc, char** argv) {
+namespace {
+
+int run(int argc, char** argv) {
   using namespace pspgw::gateway;
   auto flags = parse_flags(argc, argv);
   if (!flags) {
@@ -41,4 +44,15 @@ int main(int argc, char** argv) {
   std::cerr << "psp-gateway: signal " << sig << ", stopping\n";
   (*gw)->stop();
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {  // allocation failure, a thread that could not start: say so and stop
+    std::cerr << "psp-gateway: fatal: " << e.what() << '\n';
+    return 1;
+  }
 }

@@ -92,7 +92,7 @@ ExchangeRunner::~ExchangeRunner() {
 void ExchangeRunner::submit(control::VipPair pair, Job job) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    queue_.emplace_back(std::move(pair), std::move(job));
+    queue_.emplace_back(pair, std::move(job));
   }
   cv_.notify_one();
 }
