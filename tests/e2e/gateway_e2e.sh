@@ -4,7 +4,8 @@
 #
 #   gateway_e2e.sh [--case NAME] [--bin-dir DIR] [--scenarios a,b,c,d]
 #
-# Cases (one ctest test each, tests/e2e/CMakeLists.txt):
+# Cases (one ctest test each, tests/e2e/CMakeLists.txt; also transport, transport-cookie, sampling (scenarios
+# a and s: samples logged and written to --sample-pcap on both sides) and workers2 (--workers 2)):
 #   basic        outer IPv6, inner IPv4, scenarios a b c d     o4i4  outer IPv4, inner IPv4, a b
 #   cookie       as basic, both gateways with --cookie          o4i6  outer IPv4, inner IPv6, a b
 #                                                              o6i6  outer IPv6, inner IPv6, a b
@@ -79,6 +80,10 @@ case "$CASE" in
   # Scenarios c and d craft tunnel-mode packets (an inner IP header behind PSP): tunnel cases only.
   transport) DEFAULT_SCENARIOS=a,b OUTER=ipv6 INNER=ipv6 MODE=transport ;;
   transport-cookie) DEFAULT_SCENARIOS=a,b OUTER=ipv4 INNER=ipv4 MODE=transport GW_FLAGS=(--cookie) VC=$DOCA_VC ;;
+  # Sampling: 1 in 2 packets gets the S bit on transmit; both sides log and capture their samples.
+  sampling) DEFAULT_SCENARIOS=a,s GW_FLAGS=(--sample-rate 1) ;;
+  # Two workers per gateway: multi-queue TAP and SO_REUSEPORT sockets, flows spread by hash.
+  workers2) DEFAULT_SCENARIOS=a,b GW_FLAGS=(--workers 2) ;;
   *) echo "unknown case '$CASE'" >&2; exit 2 ;;
 esac
 SCENARIOS=${SCENARIOS:-$DEFAULT_SCENARIOS}
@@ -326,6 +331,22 @@ scenario_d() {
 }
 
 # Admin view of the established tunnel and of the pipeline (spec §5 names).
+scenario_s() {
+  CURRENT=s/sampled-logged
+  local n
+  grep -q "SAMPLED PACKET (egress" "${TOPO_LOG[1]}" || fail "gateway 1 logged no egress sample"
+  grep -q "SAMPLED PACKET (ingress" "${TOPO_LOG[2]}" || fail "gateway 2 logged no ingress sample (S bit not seen)"
+  grep -q "| PSP spi 0x" "${TOPO_LOG[2]}" || fail "gateway 2's sample summary decodes no PSP header"
+  pass "egress samples logged by gateway 1, ingress samples (S bit) by gateway 2"
+  CURRENT=s/sample-pcap
+  for n in 1 2; do
+    local count
+    count=$(timeout 30 tshark -n -r "$TOPO_DIR/samples.$n.pcap" -T fields -e frame.number 2>/dev/null | wc -l)
+    ((count > 0)) || fail "--sample-pcap of gateway $n holds no packet"
+  done
+  pass "both --sample-pcap files hold sampled packets"
+}
+
 check_admin() {
   CURRENT=admin/tunnels
   local f="$TOPO_DIR/tunnels.1.json" v
@@ -350,8 +371,11 @@ CURRENT=setup/topology
 topo_create || fail "building the namespaces failed"
 topo_write_configs
 CURRENT=setup/gateways
-topo_start_gateway 1 "${GW_FLAGS[@]}"
-topo_start_gateway 2 "${GW_FLAGS[@]}"
+SAMPLE_ARGS=()
+if [[ $CASE == sampling ]]; then SAMPLE_ARGS=(--sample-pcap "$TOPO_DIR/samples.1.pcap"); fi
+topo_start_gateway 1 "${GW_FLAGS[@]}" "${SAMPLE_ARGS[@]}"
+if [[ $CASE == sampling ]]; then SAMPLE_ARGS=(--sample-pcap "$TOPO_DIR/samples.2.pcap"); fi
+topo_start_gateway 2 "${GW_FLAGS[@]}" "${SAMPLE_ARGS[@]}"
 topo_wait_ready 1 || fail "gateway 1 did not come up"
 topo_wait_ready 2 || fail "gateway 2 did not come up"
 topo_attach_vm 1 || fail "attaching vm1"
@@ -369,6 +393,7 @@ fi
 if want c || want d; then listener_start; fi
 want c && scenario_c
 want d && scenario_d
+want s && scenario_s
 [[ $CASE == basic ]] && check_admin
 
 CURRENT=teardown
