@@ -42,7 +42,8 @@ struct GatewayFlags {
   std::optional<net::MacAddr> nexthop_dmac;                   // -n/--nexthop-dmac
   uint32_t workers = 1;                                       // --workers
   std::string sample_pcap;                                    // --sample-pcap FILE ("" = none)
-  std::string admin_socket;  // --admin-socket PATH ("" = /run/psp-gateway/<vf-name>.sock), pspctl's -s
+  std::string dump_pipeline;  // --dump-pipeline mermaid|json: print the pipeline this config builds, exit
+  std::string admin_socket;   // --admin-socket PATH ("" = /run/psp-gateway/<vf-name>.sock), pspctl's -s
 
   // -o if given, else the mode's default, plus 2 words when the 8-byte virtualization cookie precedes
   // the payload (the offset counts the VC, spec §2, so this keeps it clear):

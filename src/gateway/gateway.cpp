@@ -568,6 +568,11 @@ json Gateway::peers_json() const {
   return {{"peers", list}};
 }
 
+std::string Gateway::dump_pipeline(std::string_view format) const {
+  const auto opts = topo_->dump_options(port_names());
+  return format == "json" ? topo_->pipeline().to_json(opts) : topo_->pipeline().to_mermaid(opts);
+}
+
 admin::AdminResult Gateway::handle(std::string_view cmd, const json& args) {
   if (cmd == admin::cmd::kStatus) return status_json();
   if (cmd == admin::cmd::kTunnels) return tunnels_json();
@@ -575,9 +580,8 @@ admin::AdminResult Gateway::handle(std::string_view cmd, const json& args) {
   if (cmd == admin::cmd::kPeers) return peers_json();
   if (cmd == admin::cmd::kPipeline) {
     const std::string format = args.value("format", "mermaid");
-    const auto opts = topo_->dump_options(port_names());
-    if (format == "mermaid") return json(topo_->pipeline().to_mermaid(opts));
-    if (format == "json") return json::parse(topo_->pipeline().to_json(opts));
+    if (format == "mermaid") return json(dump_pipeline(format));
+    if (format == "json") return json::parse(dump_pipeline(format));
     return admin::admin_fail(admin::AdminErrc::kBadArgs, "format must be mermaid or json");
   }
   if (cmd == admin::cmd::kRotateKeys) {

@@ -62,6 +62,8 @@ class Gateway final : public admin::AdminHandler {
   admin::AdminResult handle(std::string_view cmd, const nlohmann::json& args) override;
 
   const std::string& admin_path() const { return admin_path_; }
+  // The live pipeline as the admin channel's `pipeline` command shows it ("mermaid" or "json").
+  std::string dump_pipeline(std::string_view format) const;
   int grpc_port() const { return grpc_ ? grpc_->port() : 0; }
   control::TunnelManager& tunnels() { return *tm_; }
   Topology& topology() { return *topo_; }

@@ -35,6 +35,10 @@ int run(int argc, char** argv) {
     std::cerr << "psp-gateway: " << gw.error() << '\n';
     return 1;
   }
+  if (!flags->dump_pipeline.empty()) {  // the graph this config builds; nothing is opened
+    std::cout << (*gw)->dump_pipeline(flags->dump_pipeline) << std::flush;
+    return 0;
+  }
   if (auto s = (*gw)->start(); !s) {
     std::cerr << "psp-gateway: " << s.error() << '\n';
     return 1;
