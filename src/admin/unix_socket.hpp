@@ -11,33 +11,11 @@
 #include <utility>
 
 #include "base/result.hpp"
+#include "base/unique_fd.hpp"
 
 namespace pspgw::admin {
 
-// A file descriptor with one owner: closed on destruction, moved not copied.
-class UniqueFd {
- public:
-  UniqueFd() = default;
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  UniqueFd(UniqueFd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  UniqueFd& operator=(UniqueFd&& o) noexcept {
-    if (this != &o) reset(std::exchange(o.fd_, -1));
-    return *this;
-  }
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-  ~UniqueFd() { reset(); }
-
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-  void reset(int fd = -1) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = fd;
-  }
-
- private:
-  int fd_ = -1;
-};
+using pspgw::UniqueFd;
 
 enum class ListenErrc : uint8_t {
   kInUse,   // a live server answers on the path ("another gateway is running on PATH")

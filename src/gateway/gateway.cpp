@@ -15,7 +15,7 @@
 #include "crypto/aead.hpp"
 #include "ports/tap_port.hpp"
 #include "ports/udp_port.hpp"
-#include "ports/unique_fd.hpp"
+#include "base/unique_fd.hpp"
 
 namespace pspgw::gateway {
 namespace {
@@ -42,7 +42,7 @@ uint64_t mac_bits(const net::MacAddr& m) {
 
 // The MAC of a network interface by name (the workload's side of a TAP we just created).
 std::optional<net::MacAddr> interface_mac(const std::string& name) {
-  ports::UniqueFd s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  UniqueFd s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   if (!s.valid() || name.size() >= IFNAMSIZ) return std::nullopt;
   ifreq ifr{};
   std::memcpy(ifr.ifr_name, name.data(), name.size());

@@ -21,7 +21,7 @@
 #include "gateway/gateway.hpp"
 #include "gateway/test_frames.hpp"
 #include "ports/memory_port.hpp"
-#include "ports/unique_fd.hpp"
+#include "base/unique_fd.hpp"
 
 namespace pspgw::gateway {
 namespace {
@@ -40,7 +40,7 @@ constexpr uint16_t kVmUdpPort = 5001;
 
 // A TCP port on 127.0.0.1 that was free a moment ago (bind port 0, read it, close).
 uint16_t free_port() {
-  ports::UniqueFd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  UniqueFd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -65,7 +65,7 @@ struct SilentListener {
     EXPECT_EQ(::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&a), &len), 0);
     port = ntohs(a.sin_port);
   }
-  ports::UniqueFd fd;
+  UniqueFd fd;
   uint16_t port = 0;
 };
 

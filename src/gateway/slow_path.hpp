@@ -28,7 +28,7 @@
 #include "gateway/hold_queue.hpp"
 #include "gateway/worker.hpp"
 #include "ports/pcap_io.hpp"
-#include "ports/unique_fd.hpp"
+#include "base/unique_fd.hpp"
 
 namespace pspgw::gateway {
 
@@ -126,7 +126,7 @@ class SlowPath {
   control::PeerTransport& transport_;
   SlowPathOptions opts_;
   HoldQueue hold_;
-  ports::UniqueFd wake_;
+  UniqueFd wake_;
   std::unique_ptr<ExchangeRunner> exchanges_;
   std::optional<ports::PcapWriter> pcap_;
   std::set<control::VipPair> rekeying_;

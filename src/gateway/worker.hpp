@@ -22,7 +22,7 @@
 #include "gateway/topology.hpp"
 #include "net/packet.hpp"
 #include "ports/port.hpp"
-#include "ports/unique_fd.hpp"
+#include "base/unique_fd.hpp"
 
 namespace pspgw::gateway {
 
@@ -92,7 +92,7 @@ class PacketWorker {
   std::unique_ptr<Sink> sink_;
   FrameRing to_cpu_;
   FrameRing from_cpu_;
-  ports::UniqueFd wake_fd_;
+  UniqueFd wake_fd_;
   int cpu_notify_ = -1;
   std::atomic<bool> stop_{false};
   std::thread thread_;

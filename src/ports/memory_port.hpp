@@ -21,7 +21,7 @@
 
 #include "net/addr.hpp"
 #include "ports/port.hpp"
-#include "ports/unique_fd.hpp"
+#include "base/unique_fd.hpp"
 
 namespace pspgw::ports::testing {
 

@@ -7,7 +7,7 @@
 
 #include "base/result.hpp"
 #include "ports/port.hpp"
-#include "ports/unique_fd.hpp"
+#include "base/unique_fd.hpp"
 
 namespace pspgw::ports {
 

@@ -29,7 +29,7 @@
 #include "net/addr.hpp"
 #include "ports/gso.hpp"
 #include "ports/port.hpp"
-#include "ports/unique_fd.hpp"
+#include "base/unique_fd.hpp"
 #include "ports/vnet_hdr.hpp"
 
 namespace pspgw::ports {

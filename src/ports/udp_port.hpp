@@ -40,7 +40,7 @@
 #include "base/result.hpp"
 #include "net/addr.hpp"
 #include "ports/port.hpp"
-#include "ports/unique_fd.hpp"
+#include "base/unique_fd.hpp"
 
 namespace pspgw::ports {
 

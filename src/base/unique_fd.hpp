@@ -5,7 +5,7 @@
 
 #include <utility>
 
-namespace pspgw::ports {
+namespace pspgw {
 
 class UniqueFd {
  public:
@@ -31,4 +31,4 @@ class UniqueFd {
   int fd_ = -1;
 };
 
-}  // namespace pspgw::ports
+}  // namespace pspgw
