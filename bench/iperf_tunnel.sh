@@ -17,7 +17,8 @@
 # (as fast as the sender can; the receiver's rate and the loss are reported). Inner MTU 1500 on every path.
 # CPU: machine busy % (of all CPUs, /proc/stat) and the CPU time of the tunnel's threads (/proc/PID/task)
 # over each test, so the table shows what limits the number.
-# Needs root, iperf3, python3. Every namespace, process and file it made is removed on exit.
+# PSPGW_FLAGS="..." adds gateway flags (e.g. "--udp-gso"). Needs root, iperf3, python3. Every namespace,
+# process and file it made is removed on exit.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
@@ -158,8 +159,10 @@ path_wire() {
 path_psp() {
   local w=$1
   echo "== psp: vm1 -> vm2 through two psp-gateways --workers $w" >&2
-  topo_start_gateway 1 --workers "$w"
-  topo_start_gateway 2 --workers "$w"
+  # shellcheck disable=SC2086 # PSPGW_FLAGS: extra gateway flags, word-split on purpose (e.g. "--udp-gso")
+  topo_start_gateway 1 --workers "$w" ${PSPGW_FLAGS:-}
+  # shellcheck disable=SC2086
+  topo_start_gateway 2 --workers "$w" ${PSPGW_FLAGS:-}
   if ! topo_wait_ready 1 || ! topo_wait_ready 2; then
     topo_dump_logs 30
     die "the gateways did not come up"

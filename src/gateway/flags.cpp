@@ -71,6 +71,9 @@ Result<GatewayFlags, FlagsExit> parse_flags(int argc, const char* const* argv) {
   app.add_option("--sample-rate", f.sample_rate, "Sample 1 in 2^N packets (0: off)")
       ->check(CLI::Range(0u, kMaxSampleRate));
   app.add_option("--sample-pcap", f.sample_pcap, "Also write sampled packets to this pcap file");
+  app.add_flag("--udp-gso", f.udp_gso,
+               "Send with UDP checksums so the kernel can batch equal-size packets (UDP GSO); the PSP spec "
+               "asks for checksum 0, the default");
   app.add_option("--dump-pipeline", f.dump_pipeline,
                  "Print the pipeline the config and flags build (mermaid or json) and exit; opens no port")
       ->check(CLI::IsMember({"mermaid", "json"}));

@@ -42,6 +42,8 @@ struct GatewayFlags {
   std::optional<net::MacAddr> nexthop_dmac;                   // -n/--nexthop-dmac
   uint32_t workers = 1;                                       // --workers
   std::string sample_pcap;                                    // --sample-pcap FILE ("" = none)
+  bool udp_gso =
+      false;  // --udp-gso: valid UDP checksums so the kernel segments packet runs (spec: checksum 0)
   std::string dump_pipeline;  // --dump-pipeline mermaid|json: print the pipeline this config builds, exit
   std::string admin_socket;   // --admin-socket PATH ("" = /run/psp-gateway/<vf-name>.sock), pspctl's -s
 

@@ -12,10 +12,10 @@
 #include <sstream>
 
 #include "admin/commands.hpp"
+#include "base/unique_fd.hpp"
 #include "crypto/aead.hpp"
 #include "ports/tap_port.hpp"
 #include "ports/udp_port.hpp"
-#include "base/unique_fd.hpp"
 
 namespace pspgw::gateway {
 namespace {
@@ -113,7 +113,7 @@ Status<std::string> check_transport_addresses(const GatewayConfig& config,
 
 }  // namespace
 
-PortFactory system_ports() {
+PortFactory system_ports(bool udp_gso) {
   PortFactory f;
   f.host = [](uint16_t /*worker*/, uint16_t workers, std::size_t /*index*/, const HostPortConfig& cfg,
               PortId id) -> Result<std::unique_ptr<ports::Port>, std::string> {
@@ -126,15 +126,16 @@ PortFactory system_ports() {
     if (!tap) return Err{"TAP " + tc.name + ": " + tap.error().message()};
     return std::unique_ptr<ports::Port>(std::move(*tap));
   };
-  f.network = [](uint16_t /*worker*/, uint16_t workers, const net::IpAddr& local_pip,
-                 PortId id) -> Result<std::unique_ptr<ports::Port>, std::string> {
+  f.network = [udp_gso](uint16_t /*worker*/, uint16_t workers, const net::IpAddr& local_pip,
+                        PortId id) -> Result<std::unique_ptr<ports::Port>, std::string> {
     ports::UdpConfig uc;
     uc.local = local_pip;
     uc.id = id;
     uc.reuse_port = workers > 1;
-    // Spec §1: UDP checksum 0 on transmit. The kernel refuses UDP GSO without checksums, so GSO is off.
-    uc.zero_checksum_tx = true;
-    uc.gso = false;
+    // Spec §1: UDP checksum 0 on transmit. The kernel refuses UDP GSO without checksums, so GSO is off
+    // unless --udp-gso trades the zero checksum (receivers accept both) for the kernel's batching.
+    uc.zero_checksum_tx = !udp_gso;
+    uc.gso = udp_gso;
     auto udp = ports::UdpPort::open(uc);
     if (!udp) return Err{"UDP " + local_pip.to_string() + ":1000: " + udp.error().message()};
     return std::unique_ptr<ports::Port>(std::move(*udp));

@@ -45,7 +45,8 @@ struct PortFactory {
                                                                   const net::IpAddr& local_pip, PortId id)>
       network;
 };
-PortFactory system_ports();
+// udp_gso: valid UDP checksums + UDP GSO on transmit instead of the spec's zero checksum.
+PortFactory system_ports(bool udp_gso = false);
 
 class Gateway final : public admin::AdminHandler {
  public:

@@ -18,10 +18,10 @@
 #include <functional>
 #include <thread>
 
+#include "base/unique_fd.hpp"
 #include "gateway/gateway.hpp"
 #include "gateway/test_frames.hpp"
 #include "ports/memory_port.hpp"
-#include "base/unique_fd.hpp"
 
 namespace pspgw::gateway {
 namespace {

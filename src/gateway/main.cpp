@@ -30,7 +30,7 @@ int run(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  auto gw = Gateway::create(*flags, std::move(*config));
+  auto gw = Gateway::create(*flags, std::move(*config), system_ports(flags->udp_gso));
   if (!gw) {
     std::cerr << "psp-gateway: " << gw.error() << '\n';
     return 1;

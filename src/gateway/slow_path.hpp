@@ -22,13 +22,13 @@
 #include <thread>
 #include <vector>
 
+#include "base/unique_fd.hpp"
 #include "control/peer_transport.hpp"
 #include "control/tunnel_manager.hpp"
 #include "gateway/exception.hpp"
 #include "gateway/hold_queue.hpp"
 #include "gateway/worker.hpp"
 #include "ports/pcap_io.hpp"
-#include "base/unique_fd.hpp"
 
 namespace pspgw::gateway {
 

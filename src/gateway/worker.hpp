@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/unique_fd.hpp"
 #include "flow/epoch.hpp"
 #include "flow/pipeline.hpp"
 #include "gateway/frame_ring.hpp"
@@ -22,7 +23,6 @@
 #include "gateway/topology.hpp"
 #include "net/packet.hpp"
 #include "ports/port.hpp"
-#include "base/unique_fd.hpp"
 
 namespace pspgw::gateway {
 
