@@ -156,11 +156,24 @@ TEST_F(Flags, HelpListsEveryFlag) {
                            "--decap-dmac",
                            "--nexthop-dmac",
                            "--workers",
+                           "--admin-socket",
+                           "--udp-gso",
+                           "--dump-pipeline",
                            "--device",
                            "--repr",
                            "--core-mask"}) {
     EXPECT_NE(help.text.find(name), std::string::npos) << name;
   }
+}
+
+TEST_F(Flags, SoftwareGatewayFlags) {
+  GatewayFlags f =
+      ok({"-c", config_, "--udp-gso", "--dump-pipeline", "json", "--admin-socket", "/tmp/x.sock"});
+  EXPECT_TRUE(f.udp_gso);
+  EXPECT_EQ(f.dump_pipeline, "json");
+  EXPECT_EQ(f.admin_socket, "/tmp/x.sock");
+  EXPECT_FALSE(ok({"-c", config_}).udp_gso);  // the spec's zero UDP checksum unless asked
+  EXPECT_EQ(fails({"-c", config_, "--dump-pipeline", "dot"}).code, 2);
 }
 
 TEST_F(Flags, HardwareOnlyFlagsAreRejectedWithAReason) {
