@@ -266,8 +266,8 @@ class DecryptAction final : public flow::BatchAction {
     const uint64_t g = ctx_.master_keys->generation();
     if (g == w.key_generation) return;
     w.keys.update(ctx_.master_keys->current());
+    if (w.key_generation != 0) ++w.counters.key_rotations;  // the first snapshot is not a rotation
     w.key_generation = g;
-    ++w.counters.key_rotations;
   }
 
   PspContext ctx_;
