@@ -19,9 +19,9 @@
 #include <string>
 #include <vector>
 
+#include "base/unique_fd.hpp"
 #include "net/addr.hpp"
 #include "ports/port.hpp"
-#include "base/unique_fd.hpp"
 
 namespace pspgw::ports::testing {
 

@@ -6,8 +6,8 @@
 #include <span>
 
 #include "base/result.hpp"
-#include "ports/port.hpp"
 #include "base/unique_fd.hpp"
+#include "ports/port.hpp"
 
 namespace pspgw::ports {
 

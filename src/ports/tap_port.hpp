@@ -26,10 +26,10 @@
 #include <string>
 
 #include "base/result.hpp"
+#include "base/unique_fd.hpp"
 #include "net/addr.hpp"
 #include "ports/gso.hpp"
 #include "ports/port.hpp"
-#include "base/unique_fd.hpp"
 #include "ports/vnet_hdr.hpp"
 
 namespace pspgw::ports {

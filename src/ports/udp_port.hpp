@@ -38,9 +38,9 @@
 #include <vector>
 
 #include "base/result.hpp"
+#include "base/unique_fd.hpp"
 #include "net/addr.hpp"
 #include "ports/port.hpp"
-#include "base/unique_fd.hpp"
 
 namespace pspgw::ports {
 
