@@ -126,18 +126,23 @@ PortFactory system_ports(bool udp_gso) {
     if (!tap) return Err{"TAP " + tc.name + ": " + tap.error().message()};
     return std::unique_ptr<ports::Port>(std::move(*tap));
   };
-  f.network = [udp_gso](uint16_t /*worker*/, uint16_t workers, const net::IpAddr& local_pip,
-                        PortId id) -> Result<std::unique_ptr<ports::Port>, std::string> {
+  // Every worker sends from the same source ports (worker 0's), so a flow's source port follows its hash
+  // only.
+  auto shared_source_ports = std::make_shared<std::vector<uint16_t>>();
+  f.network = [udp_gso, shared_source_ports](uint16_t worker, uint16_t workers, const net::IpAddr& local_pip,
+                                             PortId id) -> Result<std::unique_ptr<ports::Port>, std::string> {
     ports::UdpConfig uc;
     uc.local = local_pip;
     uc.id = id;
     uc.reuse_port = workers > 1;
+    if (worker > 0) uc.source_port_numbers = *shared_source_ports;
     // Spec §1: UDP checksum 0 on transmit. The kernel refuses UDP GSO without checksums, so GSO is off
     // unless --udp-gso trades the zero checksum (receivers accept both) for the kernel's batching.
     uc.zero_checksum_tx = !udp_gso;
     uc.gso = udp_gso;
     auto udp = ports::UdpPort::open(uc);
     if (!udp) return Err{"UDP " + local_pip.to_string() + ":1000: " + udp.error().message()};
+    if (worker == 0) *shared_source_ports = (*udp)->source_ports();
     return std::unique_ptr<ports::Port>(std::move(*udp));
   };
   return f;

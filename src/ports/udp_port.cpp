@@ -114,7 +114,7 @@ Result<UniqueFd, SysError> make_socket(const UdpConfig& c, uint16_t port, bool r
   if (rx) size_buffer(fd.get(), SO_RCVBUFFORCE, SO_RCVBUF, c.socket_buffer);
   // One receive socket per worker on the same address: the kernel spreads datagrams by their 4-tuple, and
   // a peer sends one inner flow from one source port, so a flow stays on one worker, in order.
-  if (rx && c.reuse_port && !(st = set_int(fd.get(), SOL_SOCKET, SO_REUSEPORT, 1, "SO_REUSEPORT"))) {
+  if (c.reuse_port && !(st = set_int(fd.get(), SOL_SOCKET, SO_REUSEPORT, 1, "SO_REUSEPORT"))) {
     return Err{st.error()};
   }
   sockaddr_storage ss{};
@@ -138,7 +138,8 @@ Result<uint16_t, SysError> bound_port(int fd) {
 }  // namespace
 
 Result<std::unique_ptr<UdpPort>, SysError> UdpPort::open(const UdpConfig& config) {
-  if (config.local.family == net::IpFamily::kNone || config.source_ports > kMaxSourcePorts) {
+  if (config.local.family == net::IpFamily::kNone || config.source_ports > kMaxSourcePorts ||
+      (!config.source_port_numbers.empty() && config.source_port_numbers.size() != config.source_ports)) {
     return Err{SysError{"config", EINVAL}};
   }
   std::unique_ptr<UdpPort> port(new UdpPort(config));
@@ -153,7 +154,8 @@ Result<std::unique_ptr<UdpPort>, SysError> UdpPort::open(const UdpConfig& config
   port->gso_ = config.gso && !config.zero_checksum_tx;
 
   for (uint16_t i = 0; i < config.source_ports; ++i) {
-    auto tx = make_socket(config, 0, false);
+    const uint16_t want = config.source_port_numbers.empty() ? 0 : config.source_port_numbers[i];
+    auto tx = make_socket(config, want, false);
     if (!tx) return Err{tx.error()};
     auto p = bound_port(tx->get());
     if (!p) return Err{p.error()};

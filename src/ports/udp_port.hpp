@@ -57,7 +57,10 @@ struct UdpConfig {
   bool gro = true;                // UDP_GRO on the receive socket
   bool gso = true;                // UDP_SEGMENT on transmit (not with zero_checksum_tx)
   bool zero_checksum_tx = false;  // SO_NO_CHECK / UDP_NO_CHECK6_TX (turns GSO off)
-  bool reuse_port = false;        // SO_REUSEPORT on the receive socket: one UdpPort per worker
+  bool reuse_port = false;        // SO_REUSEPORT on every socket: one UdpPort per worker on the same ports
+  // The send sockets' port numbers (size source_ports); empty: ephemeral. Workers share one set, so a flow's
+  // source port depends on its hash alone, never on the worker that sent it: the peer keeps it on one worker.
+  std::vector<uint16_t> source_port_numbers;
 };
 
 class UdpPort final : public Port {
