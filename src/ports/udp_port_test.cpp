@@ -138,6 +138,25 @@ TEST_P(UdpPortTest, SourcePortFollowsFlowHash) {
 
 INSTANTIATE_TEST_SUITE_P(Loopback, UdpPortTest, ::testing::Values("127.0.0.1", "::1"));
 
+// Two workers' ports on one address: the second reuses the first's receive port and its source ports, so a
+// flow leaves from the same source port whichever worker sends it.
+TEST(UdpPort, WorkersShareReceiveAndSourcePorts) {
+  UdpConfig c;
+  c.local = *net::IpAddr::parse("127.0.0.1");
+  c.port = 0;
+  c.reuse_port = true;
+  auto first = UdpPort::open(c);
+  ASSERT_TRUE(first.ok()) << first.error().message();
+  c.port = (*first)->local_port();
+  c.source_port_numbers = (*first)->source_ports();
+  auto second = UdpPort::open(c);
+  ASSERT_TRUE(second.ok()) << second.error().message();
+  EXPECT_EQ((*second)->local_port(), (*first)->local_port());
+  EXPECT_EQ((*second)->source_ports(), (*first)->source_ports());
+  c.source_port_numbers.pop_back();  // must name every source port or none
+  EXPECT_FALSE(UdpPort::open(c).ok());
+}
+
 TEST(UdpPort, ZeroChecksumOverIpv6IsSentAndAccepted) {
   UdpConfig zc;
   zc.zero_checksum_tx = true;
