@@ -1,34 +1,32 @@
 // The gateway's JSON config (-c FILE): DOCA's schema (shared/spec/doca-psp-gateway.md §3) plus one
 // clearly named extension object for what only a software gateway needs.
 //
+// clang-format off
 //   {
 //     "config": {
-//       "local-grpc-address": "ip[:port]",     // default 0.0.0.0:3000; ":3000" when no port; IPv6 as
-//       [ip]:port "local-pip": "ip"                      // DOCA 3.4: our outer address (PSP/UDP bind,
-//       TunnelParameters.ip_addr)
+//       "local-grpc-address": "ip[:port]",   // default 0.0.0.0:3000; ":3000" when no port; IPv6 as [ip]:port
+//       "local-pip": "ip"                    // DOCA 3.4: our outer address (PSP/UDP bind, TunnelParameters.ip_addr)
 //     },
 //     "peers": [ {
 //       "remote-grpc-address": "host[:port]",  // ":3000" when no port
 //       "sessions": [ {
-//         "local-vip": "ip",                   // default: the unsecured port's IPv4 (an input of the parser)
-//         "remote-vips": ["ip", "a.b.c.d/len"] // IPv4 prefixes /16../32 expand to every address; IPv6 plain
-//         only
+//         "local-vip": "ip",                    // default: the unsecured port's IPv4 (an input of the parser)
+//         "remote-vips": ["ip", "a.b.c.d/len"]  // IPv4 prefixes /16../32 expand to every address; IPv6 plain only
 //       } ]
 //     } ],
-//     "x-sw": {                                // software-gateway extension (a DOCA gateway rejects it)
-//       "host-ports": [ {                      // TAP devices; default: one, named by -d/--vf-name, with
-//       every local VIP
-//         "name": "psp0",                      //   interface name (<= 15 characters)
-//         "mtu": 1500,                         //   576..65535
-//         "local-vips": ["10.0.0.1"],          //   the VIPs behind this port (each on exactly one port)
-//         "mac": "02:00:00:00:00:01"           //   optional: the gateway's MAC on this port (proxy ARP/NA,
-//         DHCP)
+//     "x-sw": {                              // software-gateway extension (a DOCA gateway rejects it)
+//       "host-ports": [ {                    // TAP devices; default: one, named by -d/--vf-name, every local VIP
+//         "name": "psp0",                    //   interface name (<= 15 characters)
+//         "mtu": 1500,                       //   576..65535
+//         "local-vips": ["10.0.0.1"],        //   the VIPs behind this port (each on exactly one port)
+//         "mac": "02:00:00:00:00:01"         //   optional: the gateway's MAC on this port (proxy ARP/NA, DHCP)
 //       } ],
-//       "local-mac": "02:00:00:00:00:01",      // MAC sent to peers in TunnelParameters.mac_addr
-//       "virt-cookie": "0x778899aabbccddee",   // VC we ask peers to send (string hex or number); DOCA's
-//       constant "rpc-deadline-ms": 2000                // deadline of every key-exchange RPC, 50..60000
+//       "local-mac": "02:00:00:00:00:01",    // MAC sent to peers in TunnelParameters.mac_addr
+//       "virt-cookie": "0x778899aabbccddee", // VC we ask peers to send (hex string or number); DOCA's constant
+//       "rpc-deadline-ms": 2000              // deadline of every key-exchange RPC, 50..60000
 //     }
 //   }
+// clang-format on
 //
 // Every error names the file and the key path ("peers[1].sessions[0].remote-vips[2]"): unknown keys,
 // duplicate JSON keys, wrong types (with the expected type) and duplicate (local VIP, remote VIP) pairs

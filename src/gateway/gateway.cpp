@@ -34,12 +34,6 @@ net::MacAddr default_local_mac() {
   return net::MacAddr{{0x02, 0x50, 0x53, 0x00, 0x00, 0x01}};
 }
 
-uint64_t mac_bits(const net::MacAddr& m) {
-  uint64_t v = 0;
-  for (uint8_t b : m.bytes) v = v << 8 | b;
-  return v;
-}
-
 // The MAC of a network interface by name (the workload's side of a TAP we just created).
 std::optional<net::MacAddr> interface_mac(const std::string& name) {
   UniqueFd s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
@@ -304,7 +298,7 @@ Status<std::string> Gateway::open_workers() {
       if (w == 0) {
         // The workload's MAC until its own traffic says otherwise: the TAP's (the VM's side of the link).
         if (auto mac = interface_mac(host_port_cfg_[i].name))
-          host_ports_[i]->workload_mac.store(mac_bits(*mac));
+          host_ports_[i]->workload_mac.store(HostPortInfo::pack_mac(mac->bytes.data()));
       }
     }
     auto udp = port_factory_.network(w, nworkers, local_pip_, PortId{0});

@@ -293,9 +293,6 @@ class DecapAction final : public flow::BatchAction {
 
  private:
   uint8_t decap_one(net::Packet& pkt, uint64_t host_port) const {
-    if (pkt.meta.syndrome != static_cast<uint8_t>(psp::DropReason::kNone)) {
-      return static_cast<uint8_t>(psp::DropReason::kAuthFailed);  // INGR_ACL matches syndrome OK only
-    }
     auto plan = psp::steps::plan_decap(pkt.bytes());
     if (!plan) return static_cast<uint8_t>(plan.error());
     auto layout = psp::parse_open(pkt.bytes().subspan(plan->psp_offset, plan->psp_len));
@@ -310,7 +307,7 @@ class DecapAction final : public flow::BatchAction {
     const uint64_t mac = port.workload_mac.load(std::memory_order_relaxed);
     if (mac == 0) return drop(GatewayDrop::kNoWorkload);
     uint8_t* d = pkt.data();
-    for (int b = 0; b < 6; ++b) d[b] = static_cast<uint8_t>(mac >> (8 * (5 - b)));
+    HostPortInfo::unpack_mac(mac, d);
     std::memcpy(d + 6, port.gateway_mac.bytes.data(), 6);
     return 0;
   }

@@ -68,6 +68,16 @@ class MasterKeyBoard {
 struct HostPortInfo {
   net::MacAddr gateway_mac;
   std::atomic<uint64_t> workload_mac{0};  // learned from the port's traffic (48 bits; 0 = unknown)
+
+  // workload_mac's representation: the 6 MAC bytes as a big-endian 48-bit number.
+  static uint64_t pack_mac(const uint8_t* mac) {
+    uint64_t v = 0;
+    for (int i = 0; i < 6; ++i) v = v << 8 | mac[i];
+    return v;
+  }
+  static void unpack_mac(uint64_t v, uint8_t* mac) {
+    for (int i = 0; i < 6; ++i) mac[i] = static_cast<uint8_t>(v >> (8 * (5 - i)));
+  }
 };
 
 // One worker's PSP state. Cache-line aligned: workers never share a line.

@@ -19,12 +19,6 @@ constexpr auto kStatsPeriod = std::chrono::milliseconds(100);
 constexpr uint32_t kRingSlots = 512;
 constexpr uint8_t kDropNoOuter = static_cast<uint8_t>(GatewayDrop::kBadFrame);
 
-uint64_t mac_bits(const uint8_t* p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 6; ++i) v = v << 8 | p[i];
-  return v;
-}
-
 void signal_fd(int fd) {
   if (fd < 0) return;
   const uint64_t one = 1;
@@ -188,7 +182,7 @@ void PacketWorker::learn_workload_mac(const net::PacketBatch& batch, std::size_t
   HostPortInfo& info = *host_ports_[host_index];
   for (const net::Packet* p : batch) {
     if (p->size() < 12 || (p->data()[6] & 1) != 0) continue;  // multicast source: not a station
-    const uint64_t mac = mac_bits(p->data() + 6);
+    const uint64_t mac = HostPortInfo::pack_mac(p->data() + 6);
     if (mac != info.workload_mac.load(std::memory_order_relaxed)) {
       info.workload_mac.store(mac, std::memory_order_relaxed);
     }
