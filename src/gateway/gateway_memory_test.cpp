@@ -381,6 +381,9 @@ TEST_F(TwoGateways, FirstPacketIsHeldExchangedAndDeliveredThenTheReverseNeedsNoE
   ASSERT_EQ((*tunnels)["tunnels"].size(), 1u);
   EXPECT_EQ((*tunnels)["tunnels"][0]["state"], "connected");
   EXPECT_EQ((*tunnels)["tunnels"][0]["remote_pip"], "127.0.0.2");
+  // A decrypted with the master keys it started with: taking the first snapshot is not a rotation.
+  EXPECT_TRUE(wait_until([&] { return a_->counters()["psp"]["rx_packets"].get<uint64_t>() >= 1; }));
+  EXPECT_EQ(a_->counters()["psp"]["key_rotations"], 0u);
 }
 
 TEST_F(TwoGateways, ThousandFramesArriveInOrder) {
