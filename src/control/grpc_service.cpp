@@ -1,34 +1,110 @@
 #include "control/grpc_service.hpp"
 
+#include <grpc/grpc_security_constants.h>
+
+#include <cstdio>
+#include <vector>
+
 #include "control/grpc_convert.hpp"
 #include "control/grpc_status.hpp"
 
 namespace pspgw::control {
 
-grpc::Status GrpcService::RequestMultipleTunnelParams(grpc::ServerContext* /*context*/,
+namespace {
+
+// Every subjectAltName of the verified client certificate, DNS and IP alike.
+std::vector<std::string> certificate_names(const grpc::AuthContext& auth) {
+  std::vector<std::string> names;
+  for (const char* property :
+       {GRPC_X509_SAN_PROPERTY_NAME, GRPC_PEER_DNS_PROPERTY_NAME, GRPC_PEER_IP_PROPERTY_NAME}) {
+    for (const grpc::string_ref& v : auth.FindPropertyValues(property))
+      names.emplace_back(v.data(), v.size());
+  }
+  return names;
+}
+
+}  // namespace
+
+GrpcService::GrpcService(TunnelManager& manager, GrpcServerOptions options)
+    : manager_(manager), options_(std::move(options)) {
+  if (!options_.log) {
+    options_.log = [](std::string_view line) {
+      std::fprintf(stderr, "%.*s\n", static_cast<int>(line.size()), line.data());
+    };
+  }
+}
+
+void GrpcService::log_refusal(const std::string& line) {
+  std::lock_guard lock(log_mu_);
+  if (refusal_log_.allow(std::chrono::steady_clock::now())) options_.log(line + refusal_log_.suffix());
+}
+
+Result<Caller, grpc::Status> GrpcService::identify(const grpc::ServerContext& context) {
+  Caller caller;
+  if (options_.tls) {
+    const auto auth = context.auth_context();
+    if (!auth || !auth->IsPeerAuthenticated()) {
+      log_refusal("gRPC: refused " + context.peer() + ": no verified client certificate");
+      return Err{grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "a client certificate is required")};
+    }
+    const std::vector<std::string> names = certificate_names(*auth);
+    caller = options_.peers.by_names(names);
+    if (caller.peers.empty()) {
+      std::string list;
+      for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+      log_refusal("gRPC: refused " + context.peer() + ": its certificate (subjectAltName " +
+                  (list.empty() ? "none" : list) + ") names no configured peer");
+      return Err{grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                              "your certificate names no peer configured here")};
+    }
+    return caller;
+  }
+  const auto source = parse_grpc_peer(context.peer());
+  if (source) caller = options_.peers.by_address(*source);
+  if (caller.peers.empty()) {
+    log_refusal("gRPC: refused " + context.peer() + " (insecure mode): not the address of a configured peer");
+    return Err{grpc::Status(grpc::StatusCode::PERMISSION_DENIED, "your address is no peer configured here")};
+  }
+  return caller;
+}
+
+grpc::Status GrpcService::RequestMultipleTunnelParams(grpc::ServerContext* context,
                                                       const psp_gateway::MultiTunnelRequest* request,
                                                       psp_gateway::MultiTunnelResponse* response) {
+  // gRPC allocated the request for this call and frees it after we return; it is ours to wipe.
+  auto* owned =
+      const_cast<psp_gateway::MultiTunnelRequest*>(request);  // NOLINT(cppcoreguidelines-pro-type-const-cast)
+  auto caller = identify(*context);
+  if (!caller) {
+    grpc_convert::wipe_keys(owned);
+    return caller.error();
+  }
   auto parsed = grpc_convert::from_proto(*request);
+  grpc_convert::wipe_keys(owned);
   if (!parsed) return to_grpc_status(parsed.error());
-  auto answer = manager_.handle_tunnel_request(parsed.value());
+  auto answer = manager_.handle_tunnel_request(*caller, parsed.value());
   if (!answer) return to_grpc_status(answer.error());
   grpc_convert::to_proto(answer.value(), response);
   return grpc::Status::OK;
 }
 
-grpc::Status GrpcService::RequestKeyRotation(grpc::ServerContext* /*context*/,
+grpc::Status GrpcService::RequestKeyRotation(grpc::ServerContext* context,
                                              const psp_gateway::KeyRotationRequest* request,
                                              psp_gateway::KeyRotationResponse* response) {
-  auto answer =
-      manager_.handle_key_rotation(KeyRotationRequest{request->request_id(), request->issue_new_keys()});
+  auto caller = identify(*context);
+  if (!caller) return caller.error();
+  auto answer = manager_.handle_key_rotation(
+      *caller, KeyRotationRequest{request->request_id(), request->issue_new_keys()});
   if (!answer) return to_grpc_status(answer.error());
   response->set_request_id(answer->request_id);
   return grpc::Status::OK;
 }
 
 CResult<std::unique_ptr<GrpcServer>> GrpcServer::start(const std::string& address, TunnelManager& manager,
-                                                       std::shared_ptr<grpc::ServerCredentials> credentials) {
-  std::unique_ptr<GrpcServer> server(new GrpcServer(manager));
+                                                       GrpcServerOptions options) {
+  std::shared_ptr<grpc::ServerCredentials> credentials =
+      options.tls ? options.tls : grpc::InsecureServerCredentials();
+  std::unique_ptr<GrpcServer> server(new GrpcServer(manager, std::move(options)));
   grpc::ServerBuilder builder;
   builder.AddListeningPort(address, std::move(credentials), &server->port_);
   builder.RegisterService(&server->service_);

@@ -1,25 +1,46 @@
-// GrpcService: psp_gateway.PSP_Gateway over TunnelManager. Converts and validates the proto, calls the
-// core, maps its typed error to the status (grpc_status.hpp). Nothing else: the policy lives in the core.
+// GrpcService: psp_gateway.PSP_Gateway over TunnelManager. Identifies the caller (peer_identity.hpp),
+// converts and validates the proto, calls the core with the caller, maps its typed error to the status
+// (grpc_status.hpp). Nothing else: the policy lives in the core.
 //
-// Security note (spec §6): like DOCA's, the service is plaintext and unauthenticated by default so a
-// DOCA gateway can peer; GrpcServer takes server credentials for deployments that can use TLS. The
-// core's VIP-pair allow list limits what any caller can install.
+// Identity. With mutual TLS (the default) the handshake has verified the client's certificate against our
+// CA; the caller is the set of configured peers one of its subjectAltNames names. In insecure mode
+// (--grpc-insecure, plaintext, as DOCA's hardware gateways speak) it is the set of peers whose host is the
+// connection's source address. A caller that is no configured peer is refused with PERMISSION_DENIED
+// before its request is even parsed (UNAUTHENTICATED only if a TLS connection carries no verified
+// certificate, which the handshake already prevents); the refusal is logged, rate-limited.
+//
+// Key bytes. The parsed request and the answer hold keys in Secret (zeroed on destruction); the proto
+// request's key bytes are zeroed once parsed. Not wiped: the proto response, which gRPC serialises after
+// the handler returns and then frees, and gRPC's own transport and TLS buffers.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
 
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <string_view>
 
 #include "control/error.hpp"
+#include "control/log_limiter.hpp"
+#include "control/peer_identity.hpp"
 #include "control/tunnel_manager.hpp"
 #include "psp_gateway.grpc.pb.h"
 
 namespace pspgw::control {
 
+struct GrpcServerOptions {
+  // Mutual TLS (tls.hpp: tls_server_credentials), callers identified by certificate. Null: plaintext,
+  // callers identified by source address (--grpc-insecure).
+  std::shared_ptr<grpc::ServerCredentials> tls;
+  PeerDirectory peers;                        // hosts of the configured peers, in config order
+  std::function<void(std::string_view)> log;  // refused callers, rate-limited; default: stderr
+};
+
 class GrpcService final : public psp_gateway::PSP_Gateway::Service {
  public:
-  explicit GrpcService(TunnelManager& manager) : manager_(manager) {}
+  GrpcService(TunnelManager& manager, GrpcServerOptions options);
 
   grpc::Status RequestMultipleTunnelParams(grpc::ServerContext* context,
                                            const psp_gateway::MultiTunnelRequest* request,
@@ -28,16 +49,23 @@ class GrpcService final : public psp_gateway::PSP_Gateway::Service {
                                   const psp_gateway::KeyRotationRequest* request,
                                   psp_gateway::KeyRotationResponse* response) override;
 
+  // The configured peers this call comes from, or the status to refuse it with.
+  Result<Caller, grpc::Status> identify(const grpc::ServerContext& context);
+
  private:
+  void log_refusal(const std::string& line);
+
   TunnelManager& manager_;
+  GrpcServerOptions options_;
+  std::mutex log_mu_;
+  LogLimiter refusal_log_;
 };
 
 // A running gRPC server hosting one GrpcService. Port 0 in the address picks a free port.
 class GrpcServer {
  public:
-  static CResult<std::unique_ptr<GrpcServer>> start(
-      const std::string& address, TunnelManager& manager,
-      std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials());
+  static CResult<std::unique_ptr<GrpcServer>> start(const std::string& address, TunnelManager& manager,
+                                                    GrpcServerOptions options);
   ~GrpcServer();
   GrpcServer(const GrpcServer&) = delete;
   GrpcServer& operator=(const GrpcServer&) = delete;
@@ -47,7 +75,7 @@ class GrpcServer {
   void shutdown(std::chrono::milliseconds grace = std::chrono::milliseconds(500));
 
  private:
-  explicit GrpcServer(TunnelManager& manager) : service_(manager) {}
+  GrpcServer(TunnelManager& manager, GrpcServerOptions options) : service_(manager, std::move(options)) {}
 
   GrpcService service_;
   std::unique_ptr<grpc::Server> server_;

@@ -38,8 +38,14 @@ struct Node {
     o.local = LocalIdentity{mac("02:00:00:00:00:01"), ip(pip)};
     o.log = [](std::string_view) {};
     o.on_rekey_due = [this] { ++rekey_wakeups; };
+    o.peer_rotation_interval = {};  // these tests rotate back to back; the limit has its own (tls_test.cpp)
+    const std::size_t n = peers.size();
     tm = std::make_unique<TunnelManager>(psp::KeyRing::with_random_key(), std::move(peers), dp, std::move(o));
-    auto s = GrpcServer::start("127.0.0.1:0", *tm);
+    // Plaintext (--grpc-insecure): every peer is at 127.0.0.1. Mutual TLS: tls_test.cpp.
+    GrpcServerOptions so;
+    so.peers = PeerDirectory(std::vector<std::string>(n, "127.0.0.1"));
+    so.log = [](std::string_view) {};
+    auto s = GrpcServer::start("127.0.0.1:0", *tm, std::move(so));
     EXPECT_TRUE(s.ok());
     if (s.ok()) server = std::move(s.value());
   }

@@ -37,10 +37,18 @@ struct ManualClock {
   }
 };
 
+// A request from the peer at index `peer` of the receiving manager's config.
+inline Caller from_peer(PeerIndex peer = 0) {
+  return Caller{{peer}, "test"};
+}
+
 class LoopbackTransport final : public PeerTransport {
  public:
+  Caller caller(PeerIndex peer) const { return peer < callers.size() ? callers[peer] : from_peer(0); }
   // peers[i] answers for peer index i; nullptr = unreachable.
   std::vector<TunnelManager*> peers;
+  // callers[i]: who we are to peers[i] (its authenticated Caller); default: its peer #0.
+  std::vector<Caller> callers;
   std::map<PeerIndex, std::vector<Error>> scripted_failures;  // consumed front first
   std::function<void(PeerIndex, const MultiTunnelRequest&)> before_send;
   std::vector<PeerIndex> calls;
@@ -56,13 +64,13 @@ class LoopbackTransport final : public PeerTransport {
     }
     if (peer >= peers.size() || peers[peer] == nullptr)
       return fail(ControlError::kUnavailable, "unreachable");
-    return peers[peer]->handle_tunnel_request(request);
+    return peers[peer]->handle_tunnel_request(caller(peer), request);
   }
   CResult<KeyRotationResponse> request_key_rotation(PeerIndex peer,
                                                     const KeyRotationRequest& request) override {
     if (peer >= peers.size() || peers[peer] == nullptr)
       return fail(ControlError::kUnavailable, "unreachable");
-    return peers[peer]->handle_key_rotation(request);
+    return peers[peer]->handle_key_rotation(caller(peer), request);
   }
 };
 

@@ -107,7 +107,9 @@ TunnelManager::TunnelManager(psp::KeyRing keys, std::vector<PeerPolicy> peers, D
     };
   for (PeerIndex i = 0; i < peers_.size(); ++i) {
     for (const VipPair& pair : peers_[i].pairs) allowed_.emplace(pair, i);
+    pips_.push_back(peers_[i].pip);
   }
+  last_peer_rotation_.resize(peers_.size());
   data_plane_.publish_master_keys(keys_.snapshot());
 }
 
@@ -155,10 +157,68 @@ CStatus TunnelManager::check_request_locked(const MultiTunnelRequest& request) c
   return {};
 }
 
-CResult<MultiTunnelResponse> TunnelManager::handle_tunnel_request(const MultiTunnelRequest& request) {
+std::string TunnelManager::describe_caller(const Caller& caller) const {
+  std::string names;
+  for (PeerIndex p : caller.peers) names += (names.empty() ? "" : ", ") + peers_.at(p).name;
+  return "peer " + (names.empty() ? "(none)" : names) + " (" + caller.proof + ")";
+}
+
+void TunnelManager::log_refusal_locked(const std::string& line) {
+  if (refusal_log_.allow(now())) log(line + refusal_log_.suffix());
+}
+
+CStatus TunnelManager::check_pip_locked(PeerIndex peer, const net::IpAddr& outer_ip) const {
+  const auto& bound = pips_.at(peer);
+  if (!bound || *bound == outer_ip) return {};
+  return fail(ControlError::kPermissionDenied, peers_[peer].name + " names PIP " + outer_ip.to_string() +
+                                                   ", but is bound to PIP " + bound->to_string());
+}
+
+// Before anything is touched: every pair must belong to a peer the caller may act for, and reverse params
+// must name that peer's bound PIP (or, before it is bound, one PIP per peer within the request).
+CStatus TunnelManager::authorise_locked(const Caller& caller, const MultiTunnelRequest& request) {
+  if (request.tunnels.size() > options_.max_tunnels_per_request) return {};  // check_request_locked refuses
+  std::vector<std::pair<PeerIndex, net::IpAddr>> unbound;
+  for (const TunnelRequest& t : request.tunnels) {
+    const VipPair pair{t.responder_vip, t.requester_vip};
+    auto owner = allowed_.find(pair);
+    if (owner == allowed_.end()) continue;  // no peer at all: check_request_locked refuses it
+    if (!caller.may_act_for(owner->second)) {
+      log_refusal_locked("refused " + describe_caller(caller) + ": tunnel " + describe(pair) +
+                         " belongs to peer " + peers_[owner->second].name);
+      return fail(ControlError::kPermissionDenied, "tunnel " + describe(pair) + " is not configured for you");
+    }
+    if (!t.reverse_params) continue;
+    const net::IpAddr& pip = t.reverse_params->outer_ip;
+    CStatus ok = check_pip_locked(owner->second, pip);
+    for (const auto& [peer, first] : unbound) {
+      if (ok && peer == owner->second && first != pip) {
+        ok = fail(ControlError::kPermissionDenied, "one request names PIPs " + first.to_string() + " and " +
+                                                       pip.to_string() + " for " + peers_[peer].name);
+      }
+    }
+    if (!ok) {
+      log_refusal_locked("refused " + describe_caller(caller) + ": tunnel " + describe(pair) + ": " +
+                         ok.error().message);
+      return ok;
+    }
+    if (!pips_[owner->second]) unbound.emplace_back(owner->second, pip);
+  }
+  return {};
+}
+
+void TunnelManager::pin_pip_locked(PeerIndex peer, const net::IpAddr& outer_ip) {
+  if (pips_.at(peer)) return;
+  pips_[peer] = outer_ip;
+  log("peer " + peers_[peer].name + " bound to PIP " + outer_ip.to_string());
+}
+
+CResult<MultiTunnelResponse> TunnelManager::handle_tunnel_request(const Caller& caller,
+                                                                  const MultiTunnelRequest& request) {
   auto version = negotiate(request.versions_accepted);
   if (!version) return Err{version.error()};
   std::lock_guard lock(mu_);
+  if (auto ok = authorise_locked(caller, request); !ok) return Err{ok.error()};
   if (auto ok = check_request_locked(request); !ok) return Err{ok.error()};
 
   MultiTunnelResponse response;
@@ -183,6 +243,10 @@ CResult<MultiTunnelResponse> TunnelManager::handle_tunnel_request(const MultiTun
   for (const auto& [pair, spi] : undo.opened) {
     Session& s = *sessions_.at(pair);
     while (s.ingress.size() > kMaxIngressPerSession) close_ingress_locked(pair, s, s.ingress.back().spi);
+  }
+  for (const TunnelRequest& t : request.tunnels) {
+    if (t.reverse_params)
+      pin_pip_locked(allowed_.at({t.responder_vip, t.requester_vip}), t.reverse_params->outer_ip);
   }
   return response;
 }
@@ -244,7 +308,32 @@ void TunnelManager::close_ingress_locked(const VipPair& pair, Session& s, uint32
   }
 }
 
-CResult<KeyRotationResponse> TunnelManager::handle_key_rotation(const KeyRotationRequest& request) {
+CStatus TunnelManager::admit_rotation_locked(const Caller& caller) {
+  if (caller.peers.empty()) return fail(ControlError::kPermissionDenied, "not a configured peer");
+  const Clock::duration interval = options_.peer_rotation_interval;
+  for (PeerIndex p : caller.peers) {
+    const auto& last = last_peer_rotation_.at(p);
+    if (!last || interval <= Clock::duration::zero() || now() - *last >= interval) continue;
+    const auto wait = std::chrono::duration_cast<std::chrono::seconds>(*last + interval - now()).count() + 1;
+    log_refusal_locked("refused key rotation requested by " + describe_caller(caller) +
+                       ": rate limit, next in " + std::to_string(wait) + " s");
+    return fail(ControlError::kResourceExhausted,
+                "key rotation rate limit: one per " +
+                    std::to_string(std::chrono::duration_cast<std::chrono::seconds>(interval).count()) +
+                    " s per peer; try again in " + std::to_string(wait) + " s");
+  }
+  for (PeerIndex p : caller.peers) last_peer_rotation_[p] = now();
+  return {};
+}
+
+CResult<KeyRotationResponse> TunnelManager::handle_key_rotation(const Caller& caller,
+                                                                const KeyRotationRequest& request) {
+  std::unique_lock rotating(rotation_mu_, std::try_to_lock);  // at most one peer-triggered rotation
+  if (!rotating.owns_lock()) return fail(ControlError::kResourceExhausted, "a key rotation is in progress");
+  {
+    std::lock_guard lock(mu_);
+    if (auto ok = admit_rotation_locked(caller); !ok) return Err{ok.error()};
+  }
   const RotationReport report = rotate_master_key();
   if (request.issue_new_keys && report.rekey_due > 0 && options_.on_rekey_due) options_.on_rekey_due();
   return KeyRotationResponse{request.request_id};
@@ -356,7 +445,9 @@ CStatus TunnelManager::finish_exchange(PendingExchange x, CResult<MultiTunnelRes
                                              std::to_string(static_cast<int>(params.version())) +
                                              ", not offered");
     } else {
-      ok = install_egress_locked(x.pairs[i], s, params);
+      ok = check_pip_locked(x.peer, params.outer_ip);  // a pair's traffic goes to its peer's PIP only
+      if (ok) ok = install_egress_locked(x.pairs[i], s, params);
+      if (ok) pin_pip_locked(x.peer, params.outer_ip);
     }
     if (!ok) {
       PendingExchange one;
@@ -585,6 +676,11 @@ std::vector<SessionInfo> TunnelManager::sessions() const {
 PairState TunnelManager::state(const VipPair& pair) const {
   auto info = session(pair);
   return info ? info->state : PairState::kIdle;
+}
+
+std::optional<net::IpAddr> TunnelManager::bound_pip(PeerIndex i) const {
+  std::lock_guard lock(mu_);
+  return pips_.at(i);
 }
 
 std::optional<PeerIndex> TunnelManager::peer_of(const VipPair& pair) const {

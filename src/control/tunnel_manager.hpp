@@ -10,6 +10,24 @@
 // DOCA installs whatever it is asked. Every VIP pair belongs to exactly one peer (the config rejects
 // duplicates), so the pair names the peer.
 //
+// Authorisation (server side). Every request comes with the Caller the transport authenticated
+// (peer_identity.hpp: its certificate, or in insecure mode its source address). A tunnel whose pair
+// belongs to a peer the caller may not act for is refused with kPermissionDenied, and the whole request
+// changes nothing; the refusal is logged naming the caller and the pair (rate-limited: a remote party
+// triggers it).
+//
+// PIP binding. A pair's traffic only ever goes to its own peer's data-plane address (PIP). Each peer has
+// one bound PIP: PeerPolicy::pip when configured (x-sw.peer-pips), otherwise the outer ip_addr of the
+// first TunnelParameters we accept from that peer (its reverse_params, or the answer to our request),
+// pinned for the life of the process. Afterwards reverse_params naming another address are refused
+// (kPermissionDenied, nothing installed), and so is an answer to our own request that names another
+// address (that pair fails and backs off). A peer that moves its PIP needs us restarted or configured.
+//
+// Peer-triggered rotation (RequestKeyRotation). At most one is in flight (a second concurrent request
+// gets kResourceExhausted), and each peer may trigger one per peer_rotation_interval (default one a
+// minute; kResourceExhausted above it, logged rate-limited). rotate_master_key (pspctl rotate-keys) is
+// the operator's and is never limited.
+//
 // Re-keying (DOCA answers UNIMPLEMENTED to issue_new_keys). A rotation makes the active key slot the
 // previous one; SPIs of the slot before that die. So after a rotation every session whose peer sends
 // with an SPI of the now-previous slot is marked "re-key due", and must be re-keyed before the next
@@ -39,7 +57,9 @@
 
 #include "control/data_plane.hpp"
 #include "control/error.hpp"
+#include "control/log_limiter.hpp"
 #include "control/messages.hpp"
+#include "control/peer_identity.hpp"
 #include "control/peer_transport.hpp"
 #include "psp/key_ring.hpp"
 
@@ -49,8 +69,9 @@ using Clock = std::chrono::steady_clock;
 
 // One configured peer, as the control core sees it (the gateway converts its config into these).
 struct PeerPolicy {
-  std::string name;            // e.g. its remote-grpc-address; for logs
-  std::vector<VipPair> pairs;  // the (local, remote) VIP pairs of its sessions, config order
+  std::string name;                // e.g. its remote-grpc-address; for logs
+  std::vector<VipPair> pairs;      // the (local, remote) VIP pairs of its sessions, config order
+  std::optional<net::IpAddr> pip;  // its data-plane address; unset: pinned at the first exchange
 };
 
 // What we tell peers about ourselves in TunnelParameters.
@@ -68,10 +89,11 @@ struct Backoff {
 
 struct TunnelManagerOptions {
   LocalIdentity local;
-  psp::PspVersion version = psp::PspVersion::kAesGcm256;  // --psp-version
-  std::size_t max_tunnels = 256;                          // -x: sessions at once
-  std::size_t max_tunnels_per_request = 4096;             // bound on one MultiTunnelRequest
-  bool debug_keys = false;                                // -k: the only way a key is logged
+  psp::PspVersion version = psp::PspVersion::kAesGcm256;             // --psp-version
+  std::size_t max_tunnels = 256;                                     // -x: sessions at once
+  std::size_t max_tunnels_per_request = 4096;                        // bound on one MultiTunnelRequest
+  Clock::duration peer_rotation_interval = std::chrono::minutes(1);  // per peer; zero: unlimited
+  bool debug_keys = false;                                           // -k: the only way a key is logged
   Backoff backoff;
   std::function<Clock::time_point()> now;     // default: steady_clock::now
   std::function<void(std::string_view)> log;  // default: stderr
@@ -134,9 +156,11 @@ class TunnelManager {
   TunnelManager(const TunnelManager&) = delete;
   TunnelManager& operator=(const TunnelManager&) = delete;
 
-  // ---- server side (a peer's RPC) ----
-  CResult<MultiTunnelResponse> handle_tunnel_request(const MultiTunnelRequest& request);
-  CResult<KeyRotationResponse> handle_key_rotation(const KeyRotationRequest& request);
+  // ---- server side (a peer's RPC; `caller` as the transport authenticated it) ----
+  // kPermissionDenied: a pair not of the caller's peers, or reverse_params off the peer's bound PIP.
+  CResult<MultiTunnelResponse> handle_tunnel_request(const Caller& caller, const MultiTunnelRequest& request);
+  // kResourceExhausted: a rotation is in flight, or the caller's peer rotated within the interval.
+  CResult<KeyRotationResponse> handle_key_rotation(const Caller& caller, const KeyRotationRequest& request);
 
   // ---- client side (control thread) ----
   // On-demand (slow path): the peer owning `pair` gets one tunnel with reverse params; our ingress ACL
@@ -171,6 +195,8 @@ class TunnelManager {
   std::optional<PeerIndex> peer_of(const VipPair& pair) const;
   std::size_t peer_count() const { return peers_.size(); }
   const PeerPolicy& peer(PeerIndex i) const { return peers_.at(i); }
+  // The PIP peer i is bound to (configured, or pinned at its first exchange); nullopt before that.
+  std::optional<net::IpAddr> bound_pip(PeerIndex i) const;
 
  private:
   struct Session;
@@ -178,6 +204,12 @@ class TunnelManager {
 
   CResult<psp::PspVersion> negotiate(const std::vector<uint32_t>& accepted) const;
   CStatus check_request_locked(const MultiTunnelRequest& request) const;
+  CStatus authorise_locked(const Caller& caller, const MultiTunnelRequest& request);
+  CStatus check_pip_locked(PeerIndex peer, const net::IpAddr& outer_ip) const;
+  void pin_pip_locked(PeerIndex peer, const net::IpAddr& outer_ip);
+  CStatus admit_rotation_locked(const Caller& caller);
+  std::string describe_caller(const Caller& caller) const;
+  void log_refusal_locked(const std::string& line);
   CResult<TunnelParams> serve_tunnel_locked(const TunnelRequest& t, psp::PspVersion v, Undo& undo);
   CResult<TunnelParams> issue_params_locked(const VipPair& pair, psp::PspVersion v, Session& s);
   CStatus install_egress_locked(const VipPair& pair, Session& s, const TunnelParams& params);
@@ -197,6 +229,10 @@ class TunnelManager {
   psp::KeyRing keys_;
   std::vector<PeerPolicy> peers_;
   std::unordered_map<VipPair, PeerIndex, VipPairHash> allowed_;
+  std::vector<std::optional<net::IpAddr>> pips_;                      // per peer: bound PIP
+  std::vector<std::optional<Clock::time_point>> last_peer_rotation_;  // per peer
+  std::mutex rotation_mu_;  // held by the one peer-triggered rotation in flight
+  LogLimiter refusal_log_;
   std::unordered_map<VipPair, std::unique_ptr<Session>, VipPairHash> sessions_;
   DataPlane& data_plane_;
   TunnelManagerOptions options_;

@@ -69,12 +69,12 @@ TunnelParams params_of_a(uint32_t spi, uint8_t fill) {
 
 TEST(TunnelManagerServer, PicksFirstSupportedVersion) {
   auto b = make_b();
-  auto r = b->tm->handle_tunnel_request(request_from_a({3, 1, 0}));
+  auto r = b->tm->handle_tunnel_request(from_peer(), request_from_a({3, 1, 0}));
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_EQ(r->tunnels.at(0).version(), psp::PspVersion::kAesGcm256);
   EXPECT_EQ(r->tunnels.at(0).key.size(), 32u);
 
-  auto r0 = b->tm->handle_tunnel_request(request_from_a({2, 0, 1}, "10.0.0.1", "10.0.1.2"));
+  auto r0 = b->tm->handle_tunnel_request(from_peer(), request_from_a({2, 0, 1}, "10.0.0.1", "10.0.1.2"));
   ASSERT_TRUE(r0.ok()) << r0.error().message;
   EXPECT_EQ(r0->tunnels.at(0).version(), psp::PspVersion::kAesGcm128);
   EXPECT_EQ(r0->tunnels.at(0).key.size(), 16u);
@@ -82,11 +82,11 @@ TEST(TunnelManagerServer, PicksFirstSupportedVersion) {
 
 TEST(TunnelManagerServer, NoSupportedVersionIsInvalidArgument) {
   auto b = make_b();
-  auto r = b->tm->handle_tunnel_request(request_from_a({2, 3}));
+  auto r = b->tm->handle_tunnel_request(from_peer(), request_from_a({2, 3}));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, ControlError::kInvalidArgument);
   EXPECT_EQ(r.error().message, "none of the accepted PSP versions [2,3] is supported (0, 1)");
-  auto empty = b->tm->handle_tunnel_request(request_from_a({}));
+  auto empty = b->tm->handle_tunnel_request(from_peer(), request_from_a({}));
   ASSERT_FALSE(empty.ok());
   EXPECT_EQ(empty.error().code, ControlError::kInvalidArgument);
   EXPECT_EQ(b->dp.ingress_count(), 0u);
@@ -94,7 +94,7 @@ TEST(TunnelManagerServer, NoSupportedVersionIsInvalidArgument) {
 
 TEST(TunnelManagerServer, AllocatesSpiDerivesKeyAndOpensIngress) {
   auto b = make_b();
-  auto r = b->tm->handle_tunnel_request(request_from_a({1}));
+  auto r = b->tm->handle_tunnel_request(from_peer(), request_from_a({1}));
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_EQ(r->request_id, 42u);
   const TunnelParams& p = r->tunnels.at(0);
@@ -112,7 +112,7 @@ TEST(TunnelManagerServer, AllocatesSpiDerivesKeyAndOpensIngress) {
   EXPECT_EQ(b->dp.egress_count(), 0u);
   EXPECT_EQ(b->tm->state(kB1toA1), PairState::kIdle);
   // A second tunnel gets a different SPI.
-  auto r2 = b->tm->handle_tunnel_request(request_from_a({1}, "10.0.0.1", "10.0.1.2"));
+  auto r2 = b->tm->handle_tunnel_request(from_peer(), request_from_a({1}, "10.0.0.1", "10.0.1.2"));
   ASSERT_TRUE(r2.ok());
   EXPECT_NE(r2->tunnels.at(0).spi, p.spi);
 }
@@ -121,7 +121,7 @@ TEST(TunnelManagerServer, ReverseParamsInstallEgress) {
   auto b = make_b();
   auto req = request_from_a({1});
   req.tunnels[0].reverse_params = params_of_a(0x17, 0xab);
-  auto r = b->tm->handle_tunnel_request(req);
+  auto r = b->tm->handle_tunnel_request(from_peer(), req);
   ASSERT_TRUE(r.ok()) << r.error().message;
   auto sa = b->dp.egress(kB1toA1);
   ASSERT_TRUE(sa.has_value());
@@ -136,34 +136,34 @@ TEST(TunnelManagerServer, ReverseParamsInstallEgress) {
 
 TEST(TunnelManagerServer, RejectsPairsTheConfigDoesNotAllow) {
   auto b = make_b();
-  auto stranger = b->tm->handle_tunnel_request(request_from_a({1}, "10.0.0.9", "10.0.1.1"));
+  auto stranger = b->tm->handle_tunnel_request(from_peer(), request_from_a({1}, "10.0.0.9", "10.0.1.1"));
   ASSERT_FALSE(stranger.ok());
   EXPECT_EQ(stranger.error().code, ControlError::kPermissionDenied);
   EXPECT_EQ(stranger.error().message,
             "no peer is configured for a tunnel from 10.0.0.9 to local VIP 10.0.1.1");
-  auto not_ours = b->tm->handle_tunnel_request(request_from_a({1}, "10.0.0.1", "10.0.1.7"));
+  auto not_ours = b->tm->handle_tunnel_request(from_peer(), request_from_a({1}, "10.0.0.1", "10.0.1.7"));
   ASSERT_FALSE(not_ours.ok());
   EXPECT_EQ(not_ours.error().code, ControlError::kPermissionDenied);
   // A request mixing an allowed and a forbidden tunnel installs nothing.
   auto mixed = request_from_a({1});
   mixed.tunnels.push_back(TunnelRequest{ip("10.0.0.9"), ip("10.0.1.2"), std::nullopt});
-  EXPECT_FALSE(b->tm->handle_tunnel_request(mixed).ok());
+  EXPECT_FALSE(b->tm->handle_tunnel_request(from_peer(), mixed).ok());
   EXPECT_EQ(b->dp.ingress_count(), 0u);
   EXPECT_TRUE(b->tm->sessions().empty());
 }
 
 TEST(TunnelManagerServer, TunnelLimitAndFullTableAreResourceExhausted) {
   auto b = make_b([](TunnelManagerOptions& o) { o.max_tunnels = 1; });
-  ASSERT_TRUE(b->tm->handle_tunnel_request(request_from_a({1})).ok());
-  auto second = b->tm->handle_tunnel_request(request_from_a({1}, "10.0.0.1", "10.0.1.2"));
+  ASSERT_TRUE(b->tm->handle_tunnel_request(from_peer(), request_from_a({1})).ok());
+  auto second = b->tm->handle_tunnel_request(from_peer(), request_from_a({1}, "10.0.0.1", "10.0.1.2"));
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.error().code, ControlError::kResourceExhausted);
   // Re-requesting an existing session is not a new tunnel.
-  EXPECT_TRUE(b->tm->handle_tunnel_request(request_from_a({1})).ok());
+  EXPECT_TRUE(b->tm->handle_tunnel_request(from_peer(), request_from_a({1})).ok());
 
   auto c = make_b();
   c->dp.fail_next_open(DataPlaneError::kNoSpace);
-  auto full = c->tm->handle_tunnel_request(request_from_a({1}));
+  auto full = c->tm->handle_tunnel_request(from_peer(), request_from_a({1}));
   ASSERT_FALSE(full.ok());
   EXPECT_EQ(full.error().code, ControlError::kResourceExhausted);
 }
@@ -176,17 +176,17 @@ TEST(TunnelManagerServer, SpiExhaustionIsResourceExhausted) {
   o.local = LocalIdentity{mac("02:00:00:00:00:0B"), ip("192.0.2.2")};
   o.log = [](std::string_view) {};
   TunnelManager b(std::move(ring), {{"A", {kB1toA1, kB2toA1}}}, dp, std::move(o));
-  auto last = b.handle_tunnel_request(request_from_a({1}));
+  auto last = b.handle_tunnel_request(from_peer(), request_from_a({1}));
   ASSERT_TRUE(last.ok());
   EXPECT_EQ(last->tunnels[0].spi, 0x7fffffffu);
-  auto none = b.handle_tunnel_request(request_from_a({1}, "10.0.0.1", "10.0.1.2"));
+  auto none = b.handle_tunnel_request(from_peer(), request_from_a({1}, "10.0.0.1", "10.0.1.2"));
   ASSERT_FALSE(none.ok());
   EXPECT_EQ(none.error().code, ControlError::kResourceExhausted);
   EXPECT_EQ(none.error().message, "no SPI left: spi-exhausted");
   EXPECT_EQ(dp.ingress_count(), 1u);
   // A rotation opens a fresh slot.
   (void)b.rotate_master_key();
-  EXPECT_TRUE(b.handle_tunnel_request(request_from_a({1}, "10.0.0.1", "10.0.1.2")).ok());
+  EXPECT_TRUE(b.handle_tunnel_request(from_peer(), request_from_a({1}, "10.0.0.1", "10.0.1.2")).ok());
 }
 
 TEST(TunnelManagerServer, InstallFailureIsInternalAndRollsBackTheWholeRequest) {
@@ -196,11 +196,11 @@ TEST(TunnelManagerServer, InstallFailureIsInternalAndRollsBackTheWholeRequest) {
   req.tunnels.push_back(TunnelRequest{ip("10.0.0.1"), ip("10.0.1.2"), params_of_a(0x18, 2)});
   // The first install succeeds, the second fails.
   b->dp.fail_install(DataPlaneError::kRejected, 1);
-  auto r = b->tm->handle_tunnel_request(req);
+  auto r = b->tm->handle_tunnel_request(from_peer(), req);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, ControlError::kInvalidArgument);  // kRejected: the SA cannot be expressed
   b->dp.fail_install(DataPlaneError::kExists, 1);
-  r = b->tm->handle_tunnel_request(req);
+  r = b->tm->handle_tunnel_request(from_peer(), req);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, ControlError::kInternal);
   EXPECT_EQ(r.error().message, "installing egress for 10.0.1.2 -> 10.0.0.1 failed: entry exists");
@@ -214,7 +214,7 @@ TEST(TunnelManagerServer, KeepsTheTwoNewestIngressSpisOfASession) {
   auto b = make_b();
   std::vector<uint32_t> spis;
   for (int i = 0; i < 3; ++i) {
-    auto r = b->tm->handle_tunnel_request(request_from_a({1}));
+    auto r = b->tm->handle_tunnel_request(from_peer(), request_from_a({1}));
     ASSERT_TRUE(r.ok());
     spis.push_back(r->tunnels[0].spi);
   }
@@ -337,7 +337,7 @@ TEST(TunnelManagerClient, ClosedSessionIgnoresALateAnswer) {
   auto b = make_b();
   auto x = a->tm->begin_exchange(kA1toB1);
   ASSERT_TRUE(x.ok());
-  auto answer = b->tm->handle_tunnel_request(x->request);
+  auto answer = b->tm->handle_tunnel_request(from_peer(), x->request);
   ASSERT_TRUE(answer.ok());
   ASSERT_TRUE(a->tm->close_session(kA1toB1).ok());
   EXPECT_EQ(a->dp.ingress_count(), 0u);
@@ -475,15 +475,153 @@ TEST(TunnelManagerKeys, IssueNewKeysWakesTheControlThread) {
   LoopbackTransport to_a;
   to_a.peers = {a->tm.get()};
   const auto generation = b->dp.master_keys()->generation();
-  auto r = b->tm->handle_key_rotation(KeyRotationRequest{8, true});
+  auto r = b->tm->handle_key_rotation(from_peer(), KeyRotationRequest{8, true});
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->request_id, 8u);
   EXPECT_EQ(b->rekey_wakeups, 1);
   ASSERT_TRUE(b->tm->rekey(kB1toA1, to_a).ok());
-  ASSERT_TRUE(b->tm->handle_key_rotation(KeyRotationRequest{9, false}).ok());
+  b->clock.t += std::chrono::minutes(1);  // a peer may trigger one rotation a minute
+  ASSERT_TRUE(b->tm->handle_key_rotation(from_peer(), KeyRotationRequest{9, false}).ok());
   EXPECT_EQ(b->rekey_wakeups, 1);  // rotation only; the re-key is due, done on the next control pass
   EXPECT_EQ(b->tm->rekey_due(), (std::vector<VipPair>{kB1toA1}));
   EXPECT_EQ(b->dp.master_keys()->generation(), generation + 2);  // published on every rotation
+}
+
+// ---- authorisation ----
+
+// B with two peers: A owns kB1toA1, C owns kB1toC1.
+const VipPair kB1toC1 = pair("10.0.1.1", "10.0.2.1");
+std::unique_ptr<Gateway> make_b_with_c(std::optional<net::IpAddr> a_pip = std::nullopt,
+                                       const std::function<void(TunnelManagerOptions&)>& tweak = {}) {
+  return std::make_unique<Gateway>(
+      "192.0.2.2", "02:00:00:00:00:0B",
+      std::vector<PeerPolicy>{{"A", {kB1toA1, kB2toA1}, a_pip}, {"C", {kB1toC1}, std::nullopt}}, tweak);
+}
+
+std::size_t count_lines(const std::vector<std::string>& log, const std::string& part) {
+  return static_cast<std::size_t>(std::count_if(
+      log.begin(), log.end(), [&](const std::string& l) { return l.find(part) != std::string::npos; }));
+}
+
+TEST(TunnelManagerAuthorisation, APeerMayRequestOnlyItsOwnPairs) {
+  auto b = make_b_with_c();
+  // C asks for A's pair (with reverse params pointing at itself): refused, nothing changes.
+  auto req = request_from_a({1});
+  req.tunnels[0].reverse_params = params_of_a(0x17, 0xab);
+  req.tunnels[0].reverse_params->outer_ip = ip("203.0.113.3");
+  auto r = b->tm->handle_tunnel_request(from_peer(1), req);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ControlError::kPermissionDenied);
+  EXPECT_EQ(b->dp.ingress_count(), 0u);
+  EXPECT_EQ(b->dp.egress_count(), 0u);
+  EXPECT_TRUE(b->tm->sessions().empty());
+  EXPECT_FALSE(b->tm->bound_pip(0).has_value());
+  EXPECT_EQ(count_lines(b->log, "refused peer C (test): tunnel 10.0.1.1 -> 10.0.0.1 belongs to peer A"), 1u);
+  // A mixed request (one own pair, one foreign) changes nothing either.
+  auto mixed = request_from_a({1}, "10.0.2.1", "10.0.1.1");
+  mixed.tunnels.push_back(TunnelRequest{ip("10.0.0.1"), ip("10.0.1.1"), std::nullopt});
+  EXPECT_EQ(b->tm->handle_tunnel_request(from_peer(1), mixed).error().code, ControlError::kPermissionDenied);
+  EXPECT_EQ(b->dp.ingress_count(), 0u);
+  // The owner gets it.
+  req.tunnels[0].reverse_params->outer_ip = ip("192.0.2.1");
+  EXPECT_TRUE(b->tm->handle_tunnel_request(from_peer(0), req).ok());
+  // A caller on a host shared by A and C acts for both.
+  EXPECT_TRUE(b->tm->handle_tunnel_request(Caller{{0, 1}, "shared"}, request_from_a({1}, "10.0.2.1")).ok());
+  // A caller that is no peer gets nothing.
+  EXPECT_FALSE(b->tm->handle_tunnel_request(Caller{{}, "nobody"}, request_from_a({1})).ok());
+}
+
+TEST(TunnelManagerAuthorisation, ReverseParamsMustNameThePeersBoundPip) {
+  // Configured: A is at 198.51.100.1, so A's params naming 192.0.2.1 are refused.
+  auto b = make_b_with_c(ip("198.51.100.1"));
+  auto req = request_from_a({1});
+  req.tunnels[0].reverse_params = params_of_a(0x17, 0xab);
+  auto r = b->tm->handle_tunnel_request(from_peer(), req);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ControlError::kPermissionDenied);
+  EXPECT_EQ(r.error().message, "A names PIP 192.0.2.1, but is bound to PIP 198.51.100.1");
+  EXPECT_EQ(b->dp.ingress_count(), 0u);
+  EXPECT_EQ(b->dp.egress_count(), 0u);
+  EXPECT_EQ(count_lines(b->log, "refused peer A (test): tunnel 10.0.1.1 -> 10.0.0.1"), 1u);
+
+  // Not configured: pinned at the first exchange; later params must name the same address.
+  auto pinned = make_b_with_c();
+  ASSERT_TRUE(pinned->tm->handle_tunnel_request(from_peer(), req).ok());
+  EXPECT_EQ(pinned->tm->bound_pip(0), ip("192.0.2.1"));
+  auto moved = request_from_a({1}, "10.0.0.1", "10.0.1.2");
+  moved.tunnels[0].reverse_params = params_of_a(0x18, 0xcd);
+  moved.tunnels[0].reverse_params->outer_ip = ip("203.0.113.9");
+  EXPECT_EQ(pinned->tm->handle_tunnel_request(from_peer(), moved).error().code,
+            ControlError::kPermissionDenied);
+  EXPECT_EQ(pinned->dp.egress_count(), 1u);
+  EXPECT_FALSE(pinned->dp.egress(kB2toA1).has_value());
+  EXPECT_EQ(pinned->dp.egress(kB1toA1)->outer_ip, ip("192.0.2.1"));
+  // Before the pin, one request cannot name two addresses for one peer.
+  auto split = make_b_with_c();
+  auto two = request_from_a({1});
+  two.tunnels[0].reverse_params = params_of_a(0x17, 0xab);
+  two.tunnels.push_back(TunnelRequest{ip("10.0.0.1"), ip("10.0.1.2"), params_of_a(0x18, 0xcd)});
+  two.tunnels[1].reverse_params->outer_ip = ip("203.0.113.9");
+  EXPECT_EQ(split->tm->handle_tunnel_request(from_peer(), two).error().code, ControlError::kPermissionDenied);
+  EXPECT_EQ(split->dp.ingress_count(), 0u);
+  EXPECT_FALSE(split->tm->bound_pip(0).has_value());
+}
+
+TEST(TunnelManagerAuthorisation, AnAnswerNamingAnotherPipFailsThePair) {
+  // A is told B is at 198.51.100.2; B answers with its real outer address 192.0.2.2.
+  auto a = std::make_unique<Gateway>("192.0.2.1", "02:00:00:00:00:0A",
+                                     std::vector<PeerPolicy>{{"B", {kA1toB1, kA1toB2}, ip("198.51.100.2")}});
+  auto b = make_b();
+  LoopbackTransport to_b;
+  to_b.peers = {b->tm.get()};
+  auto r = a->tm->connect(kA1toB1, to_b);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ControlError::kPermissionDenied);
+  EXPECT_EQ(a->dp.egress_count(), 0u);
+  EXPECT_EQ(a->dp.ingress_count(), 0u);
+  EXPECT_EQ(a->tm->state(kA1toB1), PairState::kBackoff);
+}
+
+TEST(TunnelManagerAuthorisation, PeerRotationsAreRateLimitedPerPeer) {
+  auto b = make_b_with_c();
+  const auto g0 = b->dp.master_keys()->generation();
+  ASSERT_TRUE(b->tm->handle_key_rotation(from_peer(0), KeyRotationRequest{1, false}).ok());
+  for (int i = 0; i < 100; ++i) {  // a flood: refused, and logged a few times only
+    auto again = b->tm->handle_key_rotation(from_peer(0), KeyRotationRequest{2, false});
+    ASSERT_FALSE(again.ok());
+    EXPECT_EQ(again.error().code, ControlError::kResourceExhausted);
+  }
+  EXPECT_EQ(b->dp.master_keys()->generation(), g0 + 1);
+  EXPECT_GE(count_lines(b->log, "refused key rotation requested by peer A"), 1u);
+  EXPECT_LE(count_lines(b->log, "refused key rotation requested by peer A"), 10u);
+  // Another peer has its own budget; the operator has none.
+  EXPECT_TRUE(b->tm->handle_key_rotation(from_peer(1), KeyRotationRequest{3, false}).ok());
+  (void)b->tm->rotate_master_key();
+  EXPECT_EQ(b->dp.master_keys()->generation(), g0 + 3);
+  // A shared-host caller is limited by each of its peers.
+  EXPECT_FALSE(b->tm->handle_key_rotation(Caller{{0, 1}, "shared"}, KeyRotationRequest{4, false}).ok());
+  b->clock.t += std::chrono::seconds(59);
+  EXPECT_FALSE(b->tm->handle_key_rotation(from_peer(0), KeyRotationRequest{5, false}).ok());
+  b->clock.t += std::chrono::seconds(1);
+  EXPECT_TRUE(b->tm->handle_key_rotation(from_peer(0), KeyRotationRequest{6, false}).ok());
+  EXPECT_FALSE(b->tm->handle_key_rotation(Caller{{}, "nobody"}, KeyRotationRequest{7, false}).ok());
+  // The interval is an option.
+  auto free = make_b_with_c(std::nullopt, [](TunnelManagerOptions& o) { o.peer_rotation_interval = {}; });
+  EXPECT_TRUE(free->tm->handle_key_rotation(from_peer(0), KeyRotationRequest{1, false}).ok());
+  EXPECT_TRUE(free->tm->handle_key_rotation(from_peer(0), KeyRotationRequest{2, false}).ok());
+}
+
+TEST(TunnelManagerAuthorisation, RefusalLogIsRateLimited) {
+  auto b = make_b_with_c();
+  for (int i = 0; i < 1000; ++i) {
+    ASSERT_FALSE(b->tm->handle_tunnel_request(from_peer(1), request_from_a({1})).ok());
+  }
+  const std::size_t lines = count_lines(b->log, "belongs to peer A");
+  EXPECT_GE(lines, 1u);
+  EXPECT_LE(lines, 10u);
+  b->clock.t += std::chrono::seconds(5);
+  ASSERT_FALSE(b->tm->handle_tunnel_request(from_peer(1), request_from_a({1})).ok());
+  EXPECT_EQ(count_lines(b->log, "similar lines suppressed"), 1u);
 }
 
 TEST(TunnelManagerKeys, KeysAreLoggedOnlyWithDebugKeys) {
