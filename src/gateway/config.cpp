@@ -149,7 +149,10 @@ class Parser {
       for (std::size_t i = 0; i < peers.size(); ++i)
         cfg.peers.push_back(parse_peer(peers[i], index_path("peers", i)));
     }
-    if (root.contains("x-sw")) cfg.sw = parse_sw(root.at("x-sw"));
+    if (root.contains("x-sw")) {
+      cfg.sw = parse_sw(root.at("x-sw"));
+      if (root.at("x-sw").contains("peer-pips")) parse_peer_pips(root.at("x-sw").at("peer-pips"), cfg);
+    }
     check_host_ports(cfg);
     return cfg;
   }
@@ -234,7 +237,8 @@ class Parser {
 
   static SwExtensions parse_sw(const json& j) {
     expect_object(j, "x-sw");
-    check_keys(j, "x-sw", {"host-ports", "local-mac", "virt-cookie", "rpc-deadline-ms"});
+    check_keys(j, "x-sw",
+               {"host-ports", "local-mac", "virt-cookie", "rpc-deadline-ms", "grpc-tls", "peer-pips"});
     SwExtensions sw;
     if (j.contains("host-ports")) {
       const json& ports = expect_array(j.at("host-ports"), "x-sw.host-ports");
@@ -248,7 +252,35 @@ class Parser {
       sw.rpc_deadline = std::chrono::milliseconds(
           expect_uint(j.at("rpc-deadline-ms"), "x-sw.rpc-deadline-ms", kMinDeadlineMs, kMaxDeadlineMs));
     }
+    if (j.contains("grpc-tls")) sw.grpc_tls = parse_grpc_tls(j.at("grpc-tls"));
     return sw;
+  }
+
+  static GrpcTlsConfig parse_grpc_tls(const json& j) {
+    const std::string path = "x-sw.grpc-tls";
+    expect_object(j, path);
+    check_keys(j, path, {"cert", "key", "ca"});
+    GrpcTlsConfig tls;
+    for (auto [key, out] :
+         {std::pair{"cert", &tls.cert}, std::pair{"key", &tls.key}, std::pair{"ca", &tls.ca}}) {
+      if (!j.contains(key)) bad(key_path(path, key), "missing (cert, key and ca go together)");
+      *out = expect_string(j.at(key), key_path(path, key));
+      if (out->empty()) bad(key_path(path, key), "empty file name");
+    }
+    return tls;
+  }
+
+  // {"remote-grpc-address": "pip"}: each key must name a configured peer.
+  static void parse_peer_pips(const json& j, GatewayConfig& cfg) {
+    expect_object(j, "x-sw.peer-pips");
+    for (const auto& [key, value] : j.items()) {
+      const std::string path = key_path("x-sw.peer-pips", key);
+      const auto addr = parse_grpc_address(key, false);
+      auto peer = std::find_if(cfg.peers.begin(), cfg.peers.end(),
+                               [&](const PeerConfig& p) { return addr && p.remote_grpc_address == *addr; });
+      if (peer == cfg.peers.end()) bad(path, "names no peers[].remote-grpc-address");
+      peer->pip = expect_ip(value, path);
+    }
   }
 
   static HostPortConfig parse_host_port(const json& j, const std::string& path) {

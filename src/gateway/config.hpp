@@ -23,7 +23,15 @@
 //       } ],
 //       "local-mac": "02:00:00:00:00:01",    // MAC sent to peers in TunnelParameters.mac_addr
 //       "virt-cookie": "0x778899aabbccddee", // VC we ask peers to send (hex string or number); DOCA's constant
-//       "rpc-deadline-ms": 2000              // deadline of every key-exchange RPC, 50..60000
+//       "rpc-deadline-ms": 2000,             // deadline of every key-exchange RPC, 50..60000
+//       "grpc-tls": {                        // mutual TLS of the key exchange (flags --grpc-tls-* win)
+//         "cert": "FILE",                    //   our certificate, PEM (paths as given: relative to the cwd)
+//         "key": "FILE",                     //   its private key, PEM, unencrypted
+//         "ca": "FILE"                       //   the CA every peer's certificate must chain to
+//       },
+//       "peer-pips": {                       // optional: a peer's data-plane address (its local-pip),
+//         "host[:port]": "ip"                //   keyed by its remote-grpc-address; unset: pinned at the
+//       }                                    //   first exchange (README: Security)
 //     }
 //   }
 // clang-format on
@@ -70,6 +78,14 @@ struct SessionConfig {
 struct PeerConfig {
   GrpcAddress remote_grpc_address;
   std::vector<SessionConfig> sessions;
+  std::optional<net::IpAddr> pip;  // x-sw.peer-pips
+};
+
+// x-sw.grpc-tls: files for mutual TLS on gRPC ("" = not given).
+struct GrpcTlsConfig {
+  std::string cert;
+  std::string key;
+  std::string ca;
 };
 
 struct HostPortConfig {
@@ -84,6 +100,7 @@ struct SwExtensions {
   std::optional<net::MacAddr> local_mac;   // unset: the gateway picks one (e.g. of the secured interface)
   uint64_t virt_cookie = kDocaVirtCookie;
   std::chrono::milliseconds rpc_deadline{2000};
+  GrpcTlsConfig grpc_tls;
 };
 
 struct GatewayConfig {

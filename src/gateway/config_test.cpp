@@ -104,6 +104,29 @@ TEST(Config, SoftwareExtension) {
   EXPECT_EQ(ok(R"({"x-sw": {"virt-cookie": 42}})").sw.virt_cookie, 42u);
 }
 
+TEST(Config, GrpcTlsAndPeerPips) {
+  GatewayConfig c = ok(R"({
+    "peers": [ { "remote-grpc-address": "198.51.100.2", "sessions": [] },
+               { "remote-grpc-address": "peer.example:3001", "sessions": [] } ],
+    "x-sw": { "grpc-tls": { "cert": "a.crt", "key": "a.key", "ca": "ca.crt" },
+              "peer-pips": { "198.51.100.2:3000": "203.0.113.2" } } })");
+  EXPECT_EQ(c.sw.grpc_tls.cert, "a.crt");
+  EXPECT_EQ(c.sw.grpc_tls.key, "a.key");
+  EXPECT_EQ(c.sw.grpc_tls.ca, "ca.crt");
+  EXPECT_EQ(c.peers[0].pip, ip("203.0.113.2"));  // ":3000" is the default port: the same address
+  EXPECT_FALSE(c.peers[1].pip.has_value());
+  EXPECT_EQ(error(R"({"x-sw": {"grpc-tls": {"cert": "a", "key": "b", "ca": "c", "crl": "d"}}})"),
+            "c.json: x-sw.grpc-tls.crl: unknown key (expected one of: cert, key, ca)");
+  EXPECT_EQ(error(R"({"x-sw": {"grpc-tls": {"cert": "a", "key": "b"}}})"),
+            "c.json: x-sw.grpc-tls.ca: missing (cert, key and ca go together)");
+  EXPECT_EQ(error(R"({"peers": [{"remote-grpc-address": "h", "sessions": []}],
+                      "x-sw": {"peer-pips": {"h:3001": "10.0.0.1"}}})"),
+            "c.json: x-sw.peer-pips.h:3001: names no peers[].remote-grpc-address");
+  EXPECT_EQ(error(R"({"peers": [{"remote-grpc-address": "h", "sessions": []}],
+                      "x-sw": {"peer-pips": {"h": "not-an-ip"}}})"),
+            "c.json: x-sw.peer-pips.h: 'not-an-ip' is not an IP address");
+}
+
 TEST(Config, UnknownKeysNameThePathAndTheFile) {
   EXPECT_EQ(error(R"({"peer": []})"), "c.json: peer: unknown key (expected one of: config, peers, x-sw)");
   EXPECT_EQ(error(R"({"config": {"local-grpc-adress": "1.2.3.4"}})"),

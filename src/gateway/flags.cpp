@@ -79,6 +79,18 @@ Result<GatewayFlags, FlagsExit> parse_flags(int argc, const char* const* argv) {
       ->check(CLI::IsMember({"mermaid", "json"}));
   app.add_option("--admin-socket", f.admin_socket,
                  "Unix socket of the admin channel (pspctl -s); default /run/psp-gateway/<vf-name>.sock");
+  app.add_option("--grpc-tls-cert", f.grpc_tls_cert,
+                 "Our certificate (PEM) for mutual TLS on gRPC; its subjectAltName must name our gRPC host")
+      ->group("Key exchange security");
+  app.add_option("--grpc-tls-key", f.grpc_tls_key, "Private key (PEM, unencrypted) of --grpc-tls-cert")
+      ->group("Key exchange security");
+  app.add_option("--grpc-tls-ca", f.grpc_tls_ca,
+                 "CA certificate(s) (PEM) that every peer's certificate must chain to")
+      ->group("Key exchange security");
+  app.add_flag("--grpc-insecure", f.grpc_insecure,
+               "Plaintext, unauthenticated gRPC (to peer with DOCA hardware gateways): a request is "
+               "accepted only from a configured peer's address")
+      ->group("Key exchange security");
   app.add_option("-x,--max-tunnels", f.max_tunnels, "Maximum number of tunnels (default 256)")
       ->check(CLI::Range(1u, kMaxTunnelsLimit));
   auto* crypt =

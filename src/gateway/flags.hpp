@@ -46,6 +46,11 @@ struct GatewayFlags {
       false;  // --udp-gso: valid UDP checksums so the kernel segments packet runs (spec: checksum 0)
   std::string dump_pipeline;  // --dump-pipeline mermaid|json: print the pipeline this config builds, exit
   std::string admin_socket;   // --admin-socket PATH ("" = /run/psp-gateway/<vf-name>.sock), pspctl's -s
+  // Mutual TLS on gRPC (override x-sw.grpc-tls); one of TLS or --grpc-insecure is required to start.
+  std::string grpc_tls_cert;   // --grpc-tls-cert FILE
+  std::string grpc_tls_key;    // --grpc-tls-key FILE
+  std::string grpc_tls_ca;     // --grpc-tls-ca FILE
+  bool grpc_insecure = false;  // --grpc-insecure: plaintext, callers by source address (DOCA peers)
 
   // -o if given, else the mode's default, plus 2 words when the 8-byte virtualization cookie precedes
   // the payload (the offset counts the VC, spec §2, so this keeps it clear):

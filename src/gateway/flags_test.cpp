@@ -159,6 +159,10 @@ TEST_F(Flags, HelpListsEveryFlag) {
                            "--admin-socket",
                            "--udp-gso",
                            "--dump-pipeline",
+                           "--grpc-tls-cert",
+                           "--grpc-tls-key",
+                           "--grpc-tls-ca",
+                           "--grpc-insecure",
                            "--device",
                            "--repr",
                            "--core-mask"}) {
@@ -174,6 +178,17 @@ TEST_F(Flags, SoftwareGatewayFlags) {
   EXPECT_EQ(f.admin_socket, "/tmp/x.sock");
   EXPECT_FALSE(ok({"-c", config_}).udp_gso);  // the spec's zero UDP checksum unless asked
   EXPECT_EQ(fails({"-c", config_, "--dump-pipeline", "dot"}).code, 2);
+}
+
+TEST_F(Flags, GrpcSecurityFlags) {
+  GatewayFlags f =
+      ok({"-c", config_, "--grpc-tls-cert", "a.crt", "--grpc-tls-key", "a.key", "--grpc-tls-ca", "ca.crt"});
+  EXPECT_EQ(f.grpc_tls_cert, "a.crt");
+  EXPECT_EQ(f.grpc_tls_key, "a.key");
+  EXPECT_EQ(f.grpc_tls_ca, "ca.crt");
+  EXPECT_FALSE(f.grpc_insecure);
+  EXPECT_TRUE(ok({"-c", config_, "--grpc-insecure"}).grpc_insecure);
+  EXPECT_EQ(fails({"-c", config_, "--grpc-insecure=yes"}).code, 2);
 }
 
 TEST_F(Flags, HardwareOnlyFlagsAreRejectedWithAReason) {

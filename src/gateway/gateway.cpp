@@ -13,6 +13,7 @@
 
 #include "admin/commands.hpp"
 #include "base/unique_fd.hpp"
+#include "control/tls.hpp"
 #include "crypto/aead.hpp"
 #include "ports/tap_port.hpp"
 #include "ports/udp_port.hpp"
@@ -104,6 +105,20 @@ Status<std::string> check_transport_addresses(const GatewayConfig& config,
   }
   return {};
 }
+
+// The TLS files: each flag overrides its x-sw.grpc-tls key.
+control::TlsFiles tls_files(const GatewayFlags& flags, const GrpcTlsConfig& config) {
+  auto pick = [](const std::string& flag, const std::string& key) { return flag.empty() ? key : flag; };
+  return {pick(flags.grpc_tls_cert, config.cert), pick(flags.grpc_tls_key, config.key),
+          pick(flags.grpc_tls_ca, config.ca)};
+}
+
+const char* const kNoTlsHelp =
+    "the key exchange runs over mutual TLS, and no TLS material is given. Give all three of "
+    "--grpc-tls-cert FILE --grpc-tls-key FILE --grpc-tls-ca FILE (or x-sw.grpc-tls {\"cert\", \"key\", "
+    "\"ca\"} in the config; README.md \"Security: TLS and authorisation\" shows how to make a CA and "
+    "certificates with openssl), or start with --grpc-insecure to run plaintext and unauthenticated (for "
+    "peering with DOCA hardware gateways; requests are then accepted only from configured peers' addresses)";
 
 }  // namespace
 
@@ -262,6 +277,7 @@ Status<std::string> Gateway::build() {
   for (const auto& p : config_.peers) {
     control::PeerPolicy policy;
     policy.name = p.remote_grpc_address.to_string();
+    policy.pip = p.pip;
     for (const auto& s : p.sessions) {
       for (const auto& r : s.remote_vips) policy.pairs.push_back({s.local_vip, r});
     }
@@ -281,7 +297,44 @@ Status<std::string> Gateway::build() {
       std::make_unique<control::TunnelManager>(psp::KeyRing::with_random_key(), std::move(peers), *dp_, tmo);
   control::GrpcClientOptions gco;
   gco.deadline = config_.sw.rpc_deadline;
+  if (flags_.dump_pipeline.empty()) {  // --dump-pipeline opens nothing and needs no TLS
+    if (auto s = build_grpc_security(gco); !s) return s;
+  }
   transport_ = std::make_unique<control::GrpcPeerClient>(std::move(addresses), gco);
+  return {};
+}
+
+// Mutual TLS (the default) or, with --grpc-insecure, plaintext with callers identified by source address.
+// Neither given: refuse to start, saying how to fix it.
+Status<std::string> Gateway::build_grpc_security(control::GrpcClientOptions& client) {
+  std::vector<std::string> hosts;
+  for (const auto& p : config_.peers) hosts.push_back(p.remote_grpc_address.host);
+  grpc_peers_ = control::PeerDirectory(std::move(hosts));
+  const control::TlsFiles files = tls_files(flags_, config_.sw.grpc_tls);
+  if (flags_.grpc_insecure) {
+    if (files.any()) {
+      return Err{
+          std::string("--grpc-insecure and TLS material (--grpc-tls-* or x-sw.grpc-tls) exclude each "
+                      "other: drop one")};
+    }
+    if (auto ok = grpc_peers_.resolve(); !ok) return Err{"--grpc-insecure: " + ok.error().message};
+    log("WARNING: --grpc-insecure: the key exchange is plaintext and unauthenticated; requests are "
+        "accepted from configured peers' addresses only");
+    return {};
+  }
+  if (!files.complete()) {
+    if (!files.any()) return Err{std::string(kNoTlsHelp)};
+    const char* missing = files.cert.empty()  ? "--grpc-tls-cert"
+                          : files.key.empty() ? "--grpc-tls-key"
+                                              : "--grpc-tls-ca";
+    return Err{std::string("incomplete TLS material: ") + missing +
+               " is missing (cert, key and CA go together; or use --grpc-insecure)"};
+  }
+  auto tls = control::load_tls(files);
+  if (!tls) return Err{"gRPC TLS: " + tls.error().message};
+  grpc_server_tls_ = control::tls_server_credentials(*tls);
+  client.credentials = control::tls_channel_credentials(*tls);
+  log("gRPC: mutual TLS with certificate " + files.cert + ", peers verified against " + files.ca);
   return {};
 }
 
@@ -343,7 +396,11 @@ Status<std::string> Gateway::start() {
     if (auto s = w->start(); !s) return s;
   }
 
-  auto grpc = control::GrpcServer::start(config_.local_grpc_address.to_string(), *tm_);
+  control::GrpcServerOptions gso;
+  gso.tls = grpc_server_tls_;
+  gso.peers = grpc_peers_;
+  gso.log = [this](std::string_view line) { log(line); };
+  auto grpc = control::GrpcServer::start(config_.local_grpc_address.to_string(), *tm_, std::move(gso));
   if (!grpc) return Err{"gRPC on " + config_.local_grpc_address.to_string() + ": " + grpc.error().message};
   grpc_ = std::move(*grpc);
 
@@ -365,7 +422,9 @@ Status<std::string> Gateway::start() {
     });
   }
   log("started: " + std::to_string(workers_.size()) + " worker(s), PSP on " + local_pip_.to_string() +
-      ":1000, gRPC on " + config_.local_grpc_address.to_string() + ", admin " + admin_path_);
+      ":1000, gRPC on " + config_.local_grpc_address.to_string() +
+      (grpc_server_tls_ ? " (mutual TLS)" : " (plaintext, unauthenticated: --grpc-insecure)") + ", admin " +
+      admin_path_);
   return {};
 }
 

@@ -72,6 +72,7 @@ class Gateway final : public admin::AdminHandler {
  private:
   Gateway(GatewayFlags flags, GatewayConfig config, PortFactory ports);
   Status<std::string> build();
+  Status<std::string> build_grpc_security(control::GrpcClientOptions& client);
   Status<std::string> open_workers();
   void log(std::string_view line) const;
   void tick();
@@ -105,6 +106,8 @@ class Gateway final : public admin::AdminHandler {
   std::vector<std::unique_ptr<PacketWorker>> workers_;
   std::unique_ptr<SlowPath> slow_;
   std::unique_ptr<control::GrpcServer> grpc_;
+  control::PeerDirectory grpc_peers_;                         // who may call our gRPC server
+  std::shared_ptr<grpc::ServerCredentials> grpc_server_tls_;  // null: --grpc-insecure
   std::unique_ptr<admin::AdminServer> admin_;
   std::thread static_thread_;
   std::atomic<bool> stopping_{false};

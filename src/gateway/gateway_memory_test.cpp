@@ -1,6 +1,7 @@
 // Whole gateways without root (wireguard-go's TestTwoDevicePing): two Gateway instances in one process,
 // their host ports and their network ports in-memory pairs (ports/memory_port.hpp), the key exchange over
-// real gRPC on 127.0.0.1. The test drives the far end of each host port as "the VM".
+// real gRPC on 127.0.0.1, over mutual TLS with a CA and certificates made at test time (unless a test asks
+// for --grpc-insecure). The test drives the far end of each host port as "the VM".
 //
 //   VM A <-host wire-> gateway A <-network wire (127.0.0.1:1000 <-> 127.0.0.2:1000)-> gateway B <-> VM B
 //
@@ -19,6 +20,7 @@
 #include <thread>
 
 #include "base/unique_fd.hpp"
+#include "control/testing/test_certs.hpp"
 #include "gateway/gateway.hpp"
 #include "gateway/test_frames.hpp"
 #include "ports/memory_port.hpp"
@@ -178,7 +180,38 @@ struct NodeSpec {
   uint16_t peer_grpc_port = 0;
   std::string gateway_mac;  // the gateway's MAC on its host port
   uint32_t rpc_deadline_ms = 2000;
+  bool insecure = false;  // --grpc-insecure instead of mutual TLS
 };
+
+// One throwaway CA for the whole test binary; every gateway's certificate names its gRPC host 127.0.0.1.
+const control::testing::TestCa& test_ca() {
+  static const control::testing::TestCa ca;
+  return ca;
+}
+
+// The TLS flags of gateway `name`, its files written under dir.
+std::vector<std::string> tls_flags(const std::string& name, const std::string& dir) {
+  const auto files = test_ca().write(dir, name, test_ca().issue("gateway " + name, {"IP:127.0.0.1"}));
+  return {"--grpc-tls-cert", files.cert, "--grpc-tls-key", files.key, "--grpc-tls-ca", files.ca};
+}
+
+// Flags for gateway `spec` (TLS or --grpc-insecure as it says) plus `extra`, config at `path`.
+Result<GatewayFlags, FlagsExit> node_flags(const NodeSpec& spec, const std::string& path,
+                                           const std::string& dir,
+                                           const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> args{
+      "psp-gateway", "-c", path, "--admin-socket", dir + "/" + spec.name + ".sock", "--outer-ip-type",
+      "ipv4",        "-d", "vm"};
+  if (spec.insecure) {
+    args.emplace_back("--grpc-insecure");
+  } else {
+    for (auto& a : tls_flags(spec.name, dir)) args.push_back(std::move(a));
+  }
+  args.insert(args.end(), extra.begin(), extra.end());
+  std::vector<const char*> argv;
+  for (const auto& a : args) argv.push_back(a.c_str());
+  return parse_flags(static_cast<int>(argv.size()), argv.data());
+}
 
 std::string config_text(const NodeSpec& n) {
   json c = {
@@ -226,11 +259,7 @@ std::unique_ptr<Node> make_node(const NodeSpec& spec, std::unique_ptr<ports::Por
   const std::string text = config_text(spec);
   const std::string path = dir + "/" + spec.name + ".json";
   std::ofstream(path) << text;
-  const std::string admin = dir + "/" + spec.name + ".sock";
-  const std::vector<const char*> argv{"psp-gateway",    "-c",          path.c_str(),
-                                      "--admin-socket", admin.c_str(), "--outer-ip-type",
-                                      "ipv4",           "-d",          "vm"};
-  auto flags = parse_flags(static_cast<int>(argv.size()), argv.data());
+  auto flags = node_flags(spec, path, dir);
   EXPECT_TRUE(flags.ok()) << (flags.ok() ? "" : flags.error().text);
   auto config = parse_config(text, path, {});
   EXPECT_TRUE(config.ok()) << (config.ok() ? "" : config.error().message);
@@ -274,6 +303,7 @@ std::vector<uint8_t> as_delivered(std::vector<uint8_t> frame, const Vm& to, cons
 
 class TwoGateways : public ::testing::Test {
  protected:
+  virtual bool insecure() const { return false; }
   void SetUp() override {
     const uint16_t grpc_a = free_port();
     const uint16_t grpc_b = free_port();
@@ -287,11 +317,12 @@ class TwoGateways : public ::testing::Test {
     net_b.addr = ip("127.0.0.2");
     auto wire = ports::testing::make_pair(net_a, net_b);
     wire_ = wire.wire;
-    a_ = make_node({"a", "127.0.0.1", "10.1.0.1", "10.2.0.1", grpc_a, grpc_b, "02:50:00:00:0a:01"},
-                   std::move(wire.a), dir_.path);
+    NodeSpec a{"a", "127.0.0.1", "10.1.0.1", "10.2.0.1", grpc_a, grpc_b, "02:50:00:00:0a:01"};
+    NodeSpec b{"b", "127.0.0.2", "10.2.0.1", "10.1.0.1", grpc_b, grpc_a, "02:50:00:00:0b:01"};
+    a.insecure = b.insecure = insecure();
+    a_ = make_node(a, std::move(wire.a), dir_.path);
     ASSERT_NE(a_, nullptr);
-    b_ = make_node({"b", "127.0.0.2", "10.2.0.1", "10.1.0.1", grpc_b, grpc_a, "02:50:00:00:0b:01"},
-                   std::move(wire.b), dir_.path);
+    b_ = make_node(b, std::move(wire.b), dir_.path);
     ASSERT_NE(b_, nullptr);
   }
   void TearDown() override {
@@ -465,6 +496,69 @@ TEST_F(TwoGateways, KeyRotationKeepsTrafficFlowing) {
   ASSERT_TRUE(r.ok());
   ASSERT_TRUE(wait_until([&] { return a_->slow("rekeys") == 1; }));
   expect_flows(1000);
+}
+
+// The same two gateways with --grpc-insecure (plaintext, callers by source address 127.0.0.1).
+class TwoInsecureGateways : public TwoGateways {
+ protected:
+  bool insecure() const override { return true; }
+};
+
+TEST_F(TwoInsecureGateways, FirstPacketIsExchangedAndDeliveredBothWays) {
+  connect();
+  expect_flows(1);
+}
+
+// Start-up refuses what it cannot run securely, saying why.
+class GatewaySecurity : public ::testing::Test {
+ protected:
+  // Gateway::create with the node's config and these flags (no TLS flags of its own unless given).
+  Result<std::unique_ptr<Gateway>, std::string> create(const std::vector<std::string>& extra,
+                                                       const json& x_sw_tls = nullptr) {
+    NodeSpec spec{"c", "127.0.0.1", "10.1.0.1", "10.2.0.1", free_port(), free_port(), "02:50:00:00:0a:01"};
+    json c = json::parse(config_text(spec));
+    if (!x_sw_tls.is_null()) c["x-sw"]["grpc-tls"] = x_sw_tls;
+    const std::string path = dir_.path + "/c.json";
+    std::ofstream(path) << c.dump();
+    std::vector<std::string> args{"psp-gateway", "-c", path, "--outer-ip-type", "ipv4", "-d", "vm"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    std::vector<const char*> argv;
+    for (const auto& a : args) argv.push_back(a.c_str());
+    auto flags = parse_flags(static_cast<int>(argv.size()), argv.data());
+    EXPECT_TRUE(flags.ok());
+    auto config = parse_config(c.dump(), path, {});
+    EXPECT_TRUE(config.ok());
+    if (!flags || !config) return Err{std::string("setup")};
+    auto box = std::make_shared<PortBox>();
+    return Gateway::create(std::move(*flags), std::move(*config), memory_ports(box));
+  }
+  static void expect_error(const Result<std::unique_ptr<Gateway>, std::string>& r,
+                           const std::vector<std::string>& parts) {
+    ASSERT_FALSE(r.ok());
+    for (const auto& p : parts)
+      EXPECT_NE(r.error().find(p), std::string::npos) << p << " not in: " << r.error();
+  }
+  TempDir dir_;
+};
+
+TEST_F(GatewaySecurity, WithoutTlsMaterialOrGrpcInsecureItRefusesToStartAndSaysHow) {
+  expect_error(create({}), {"--grpc-tls-cert FILE --grpc-tls-key FILE --grpc-tls-ca FILE", "x-sw.grpc-tls",
+                            "openssl", "--grpc-insecure"});
+}
+
+TEST_F(GatewaySecurity, TlsFromFlagsOrConfigStartsAndBadMaterialFailsNamingTheFile) {
+  const auto flags = tls_flags("s", dir_.path);  // cert, key, ca at [1], [3], [5]
+  EXPECT_TRUE(create(flags).ok());
+  EXPECT_TRUE(create({}, {{"cert", flags[1]}, {"key", flags[3]}, {"ca", flags[5]}}).ok());
+  EXPECT_TRUE(create({"--grpc-insecure"}).ok());
+  // A key of another certificate: fails at start, not at the first RPC.
+  const auto other = tls_flags("other", dir_.path);
+  expect_error(create({flags[0], flags[1], other[2], other[3], flags[4], flags[5]}),
+               {other[3], "does not belong to the certificate"});
+  expect_error(create({flags[0], dir_.path + "/nope.crt", flags[2], flags[3], flags[4], flags[5]}),
+               {dir_.path + "/nope.crt", "cannot read"});
+  expect_error(create({flags[0], flags[1], flags[2], flags[3]}), {"--grpc-tls-ca is missing"});
+  expect_error(create({"--grpc-insecure", flags[0], flags[1]}), {"--grpc-insecure and TLS material"});
 }
 
 // A gateway whose peer is unreachable: the held packet is dropped (counted) once the exchange fails, and
