@@ -79,15 +79,16 @@ live_demo() {
   step "host1's config (DOCA's schema; host2's is its mirror image)"
   indent <"${TOPO_CFG[1]}"
 
-  step "starting both gateways: psp-gateway -c hostN.json -d pspN (gRPC on :3000, PSP on UDP/1000)"
+  step "starting both gateways: psp-gateway -c hostN.json -d pspN --grpc-tls-cert/-key/-ca (gRPC on :3000 over mutual TLS, PSP on UDP/1000)"
+  echo "   a throwaway CA and one certificate per host (SAN = its gRPC address), made with openssl by scripts/make-certs.sh in $TOPO_DIR/tls"
   topo_start_gateway 1 2>/dev/null
   topo_start_gateway 2 2>/dev/null
   topo_wait_ready 1 || live_fail "gateway 1 did not come up"
   topo_wait_ready 2 || live_fail "gateway 2 did not come up"
   topo_attach_vm 1 || live_fail "attaching vm1"
   topo_attach_vm 2 || live_fail "attaching vm2"
-  head -n 2 "${TOPO_LOG[1]}" | tail -n 1 | indent
-  head -n 2 "${TOPO_LOG[2]}" | tail -n 1 | indent
+  grep -m1 "started:" "${TOPO_LOG[1]}" | indent
+  grep -m1 "started:" "${TOPO_LOG[2]}" | indent
   echo "   each gateway's TAP now lives in its VM's namespace: vm1 has psp1 ${TOPO_VIP_CIDR[1]}, vm2 psp2 ${TOPO_VIP_CIDR[2]}"
 
   step "no tunnel yet (gateway 1):"

@@ -19,7 +19,7 @@
 #   trap topo_teardown EXIT
 #   topo_create                              # namespaces, wire, addresses
 #   topo_write_configs                       # $TOPO_DIR/host{1,2}.json
-#   topo_start_gateway 1 [flags...]; topo_start_gateway 2 [flags...]
+#   topo_start_gateway 1 [flags...]; topo_start_gateway 2 [flags...]   # mutual TLS unless --grpc-insecure
 #   topo_wait_ready 1; topo_wait_ready 2     # TAP created, admin socket and gRPC listener up
 #   topo_attach_vm 1; topo_attach_vm 2       # TAP -> vmN, VIP, up
 #   topo_exec vm1 ping -c 3 "${TOPO_VIP[2]}"
@@ -27,6 +27,11 @@
 # Knobs (environment, read by topo_init): PSPGW_GATEWAY (the daemon; default $TOPO_BIN_DIR/psp-gateway),
 # TOPO_BIN_DIR (default <repo>/build/bin), TOPO_WIRE_MTU (1600: the underlay carries a 1500-byte inner
 # packet plus PSP overhead, as DOCA's jumbo-frame uplinks do), TOPO_KEEP_DIR=1 (keep TOPO_DIR after teardown).
+#
+# Mutual TLS (README "Security: TLS and authorisation"): topo_start_gateway makes a throwaway CA and one
+# certificate per host in $TOPO_DIR/tls (scripts/make-certs.sh, the openssl command; SAN = the IP of the
+# host's gRPC address) the first time it is needed, and starts every gateway with --grpc-tls-cert/-key/-ca,
+# unless its flags include --grpc-insecure. Nothing is committed; the files go with TOPO_DIR.
 
 TOPO_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 
@@ -210,14 +215,38 @@ topo_write_configs() {
 topo_start_gateway() {
   local n=$1
   shift
+  local tls=() a
+  for a in "$@"; do [[ $a == --grpc-insecure ]] && tls=(--grpc-insecure); done
+  if ((${#tls[@]} == 0)); then
+    topo_tls_host "$n" || return 1
+    tls=(--grpc-tls-cert "$TOPO_DIR/tls/host$n.crt" --grpc-tls-key "$TOPO_DIR/tls/host$n.key"
+      --grpc-tls-ca "$TOPO_DIR/tls/ca.crt")
+  else
+    tls=()
+  fi
   local cmd=("$TOPO_GATEWAY" -c "${TOPO_CFG[$n]}" -d "${TOPO_TAP[$n]}" --admin-socket "${TOPO_SOCK[$n]}"
-    --outer-ip-type "$TOPO_OUTER" --inner-ip-type "$TOPO_INNER" --mode "$TOPO_MODE" "$@")
+    --outer-ip-type "$TOPO_OUTER" --inner-ip-type "$TOPO_INNER" --mode "$TOPO_MODE" "${tls[@]}" "$@")
   printf '%s\n' "${cmd[*]}" >"${TOPO_LOG[$n]}"
   # `ip netns exec` execs the daemon, so $! is the daemon's pid.
   ip netns exec "$(topo_ns "host$n")" "${cmd[@]}" >>"${TOPO_LOG[$n]}" 2>&1 </dev/null &
   TOPO_GW_PID[$n]=$!
   TOPO_PIDS+=("$!")
   topo_log "gateway $n: pid ${TOPO_GW_PID[$n]}, log ${TOPO_LOG[$n]}"
+}
+
+# topo_tls_host N: the CA (once per run) and hostN's certificate, whose SAN is the IP of TOPO_GRPC[N].
+topo_tls_host() {
+  local n=$1 host
+  local dir="$TOPO_DIR/tls" mk="$TOPO_REPO/scripts/make-certs.sh"
+  host=${TOPO_GRPC[$n]%:*}
+  host=${host#[}
+  host=${host%]}
+  mkdir -p "$TOPO_DIR" || return 1
+  if [[ ! -f $dir/ca.crt ]]; then
+    "$mk" "$dir" ca || { topo_log "making the throwaway CA in $dir failed (openssl)"; return 1; }
+  fi
+  [[ -f $dir/host$n.crt ]] && return 0
+  "$mk" "$dir" host "host$n" "IP:$host" || { topo_log "making host$n's certificate failed (openssl)"; return 1; }
 }
 
 topo_gateway_alive() { [[ -n ${TOPO_GW_PID[$1]:-} ]] && kill -0 "${TOPO_GW_PID[$1]}" 2>/dev/null; }

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <charconv>
 #include <cstring>
 
 namespace pspgw::control {
@@ -103,7 +104,30 @@ Caller PeerDirectory::by_address(const net::IpAddr& source) const {
   return c;
 }
 
-std::optional<net::IpAddr> parse_grpc_peer(std::string_view peer) {
+namespace {
+
+// gRPC percent-encodes its peer URIs ("ipv6:%5Bfd00::1%5D:3000"); undo that.
+std::string percent_decode(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    unsigned v = 0;
+    if (text[i] == '%' && i + 2 < text.size() &&
+        std::from_chars(text.data() + i + 1, text.data() + i + 3, v, 16).ptr == text.data() + i + 3) {
+      out.push_back(static_cast<char>(v));
+      i += 2;
+    } else {
+      out.push_back(text[i]);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::optional<net::IpAddr> parse_grpc_peer(std::string_view encoded) {
+  const std::string decoded = percent_decode(encoded);
+  const std::string_view peer = decoded;
   std::string_view rest;
   if (peer.starts_with("ipv4:")) {
     rest = peer.substr(5);

@@ -43,6 +43,8 @@ TEST(PeerDirectory, SourceAddressMatchesIpHostsAndResolvedNames) {
 TEST(PeerDirectory, ParsesGrpcPeerStrings) {
   EXPECT_EQ(parse_grpc_peer("ipv4:10.1.2.3:45678"), ip("10.1.2.3"));
   EXPECT_EQ(parse_grpc_peer("ipv6:[2001:db8::7]:3000"), ip("2001:db8::7"));
+  EXPECT_EQ(parse_grpc_peer("ipv6:%5Bfd00:100::1%5D:57336"), ip("fd00:100::1"));  // as gRPC 1.51 writes it
+  EXPECT_FALSE(parse_grpc_peer("ipv6:%5Bfd00:100::1%5").has_value());
   EXPECT_EQ(parse_grpc_peer("ipv6:[::ffff:10.1.2.3]:3000"), ip("10.1.2.3"));
   EXPECT_EQ(parse_grpc_peer("ipv6:[fe80::1%eth0]:3000"), ip("fe80::1"));
   EXPECT_FALSE(parse_grpc_peer("unix:/tmp/x").has_value());

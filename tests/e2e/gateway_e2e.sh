@@ -11,6 +11,9 @@
 #                                                              o6i6  outer IPv6, inner IPv6, a b
 #   transport         --mode transport, IPv6 (each VM uses its host's wire address: VIP == PIP), a b
 #   transport-cookie  --mode transport --cookie, IPv4, a b
+#   insecure     as basic (a b) with --grpc-insecure: plaintext gRPC, peers identified by source address.
+#                Every other case runs the key exchange over mutual TLS (topo_start_gateway makes a
+#                throwaway CA and certificates with openssl).
 # Scenarios:
 #   a  ping vm1 -> vm2 (the first packet triggers the key exchange and is held: >= 4 of 5 replies),
 #      ping vm2 -> vm1 (the tunnel the exchange opened the other way), a 4 MiB TCP transfer vm1 -> vm2
@@ -66,7 +69,7 @@ while (($#)); do
     --bin-dir) export TOPO_BIN_DIR=$2; shift 2 ;;
     --scenarios) SCENARIOS=$2; shift 2 ;;
     -h | --help) sed -n '2,/^# -----/p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "usage: $0 [--case basic|cookie|o4i4|o4i6|o6i6|transport|transport-cookie] [--bin-dir DIR] [--scenarios a,b,c,d]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--case basic|cookie|o4i4|o4i6|o6i6|transport|transport-cookie|insecure] [--bin-dir DIR] [--scenarios a,b,c,d]" >&2; exit 2 ;;
   esac
 done
 
@@ -84,6 +87,8 @@ case "$CASE" in
   sampling) DEFAULT_SCENARIOS=a,s GW_FLAGS=(--sample-rate 1) ;;
   # Two workers per gateway: multi-queue TAP and SO_REUSEPORT sockets, flows spread by hash.
   workers2) DEFAULT_SCENARIOS=a,b GW_FLAGS=(--workers 2) ;;
+  # Plaintext gRPC, as toward a DOCA hardware peer (the default is mutual TLS).
+  insecure) DEFAULT_SCENARIOS=a,b GW_FLAGS=(-k --grpc-insecure) ;;
   *) echo "unknown case '$CASE'" >&2; exit 2 ;;
 esac
 SCENARIOS=${SCENARIOS:-$DEFAULT_SCENARIOS}
@@ -347,6 +352,18 @@ scenario_s() {
   pass "both --sample-pcap files hold sampled packets"
 }
 
+# The gateways say how their key exchange is secured: mutual TLS unless the case asks for --grpc-insecure.
+check_grpc_security() {
+  CURRENT=setup/grpc-security
+  [[ $(basename "$TOPO_GATEWAY") == psp-gateway ]] || return 0 # the harness's stand-ins speak no gRPC
+  local want="(mutual TLS)" n
+  [[ " ${GW_FLAGS[*]} " == *" --grpc-insecure "* ]] && want="(plaintext, unauthenticated: --grpc-insecure)"
+  for n in 1 2; do
+    topo_poll 5 grep -qF -- "$want" "${TOPO_LOG[$n]}" || fail "gateway $n does not log gRPC $want"
+  done
+  pass "both gateways: gRPC $want"
+}
+
 check_admin() {
   CURRENT=admin/tunnels
   local f="$TOPO_DIR/tunnels.1.json" v
@@ -381,6 +398,7 @@ topo_wait_ready 2 || fail "gateway 2 did not come up"
 topo_attach_vm 1 || fail "attaching vm1"
 topo_attach_vm 2 || fail "attaching vm2"
 pass "namespaces up, gateways ready, TAPs in the VMs"
+check_grpc_security
 
 if want a; then
   want b && capture_start wire
