@@ -7,6 +7,7 @@
 
 #include "control/grpc_convert.hpp"
 #include "control/grpc_status.hpp"
+#include "control/response_wipe.hpp"
 
 namespace pspgw::control {
 
@@ -104,8 +105,13 @@ CResult<std::unique_ptr<GrpcServer>> GrpcServer::start(const std::string& addres
                                                        GrpcServerOptions options) {
   std::shared_ptr<grpc::ServerCredentials> credentials =
       options.tls ? options.tls : grpc::InsecureServerCredentials();
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  for (auto& i : options.interceptors) interceptors.push_back(std::move(i));
+  options.interceptors.clear();
+  interceptors.push_back(std::make_unique<ResponseWipeFactory>());  // last: its POST hooks run first
   std::unique_ptr<GrpcServer> server(new GrpcServer(manager, std::move(options)));
   grpc::ServerBuilder builder;
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   builder.AddListeningPort(address, std::move(credentials), &server->port_);
   builder.RegisterService(&server->service_);
   server->server_ = builder.BuildAndStart();

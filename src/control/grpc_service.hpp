@@ -10,8 +10,8 @@
 // certificate, which the handshake already prevents); the refusal is logged, rate-limited.
 //
 // Key bytes. The parsed request and the answer hold keys in Secret (zeroed on destruction); the proto
-// request's key bytes are zeroed once parsed. Not wiped: the proto response, which gRPC serialises after
-// the handler returns and then frees, and gRPC's own transport and TLS buffers.
+// request's key bytes are zeroed once parsed, the proto response's once gRPC has sent it (response_wipe.hpp).
+// Not wiped: the serialised copies in gRPC's own transport and TLS buffers, which gRPC frees.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -21,6 +21,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "control/error.hpp"
 #include "control/log_limiter.hpp"
@@ -36,6 +37,8 @@ struct GrpcServerOptions {
   std::shared_ptr<grpc::ServerCredentials> tls;
   PeerDirectory peers;                        // hosts of the configured peers, in config order
   std::function<void(std::string_view)> log;  // refused callers, rate-limited; default: stderr
+  // More server interceptors, before ours: their POST hooks run after ours (tests observe what was sent).
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
 };
 
 class GrpcService final : public psp_gateway::PSP_Gateway::Service {

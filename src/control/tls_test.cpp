@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <thread>
 
 #include "control/fake_data_plane.hpp"
 #include "control/grpc_peer_client.hpp"
@@ -246,6 +247,80 @@ TEST_F(Mtls, PeerRotationIsRateLimited) {
   EXPECT_TRUE(b->logged("refused key rotation", "peer A"));
   (void)b->tm->rotate_master_key();  // the operator's pspctl rotate-keys is never limited
   EXPECT_EQ(b->dp.master_keys()->generation(), 2u);
+}
+
+// ---- key bytes ----
+
+// Runs after ResponseWipe on the way out (gRPC runs POST hooks in reverse order): sees the sent response.
+class SentResponseProbe final : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  struct Seen {
+    std::mutex mu;
+    std::vector<std::string> keys_before, keys_after;
+  };
+  explicit SentResponseProbe(std::shared_ptr<Seen> seen) : seen_(std::move(seen)) {}
+  grpc::experimental::Interceptor* CreateServerInterceptor(grpc::experimental::ServerRpcInfo*) override {
+    return new Probe(seen_);  // NOLINT: gRPC owns it
+  }
+
+ private:
+  class Probe final : public grpc::experimental::Interceptor {
+   public:
+    explicit Probe(std::shared_ptr<Seen> seen) : seen_(std::move(seen)) {}
+    void Intercept(grpc::experimental::InterceptorBatchMethods* m) override {
+      using H = grpc::experimental::InterceptionHookPoints;
+      if (m->QueryInterceptionHookPoint(H::PRE_SEND_MESSAGE)) msg_ = m->GetSendMessage();
+      const bool pre = m->QueryInterceptionHookPoint(H::PRE_SEND_MESSAGE);
+      const bool post = m->QueryInterceptionHookPoint(H::POST_SEND_MESSAGE);
+      if ((pre || post) && msg_ != nullptr) {
+        const auto* r = static_cast<const psp_gateway::MultiTunnelResponse*>(msg_);
+        std::lock_guard lock(seen_->mu);
+        for (const auto& p : r->tunnels_params())
+          (pre ? seen_->keys_before : seen_->keys_after).push_back(p.encryption_key());
+      }
+      m->Proceed();
+    }
+
+   private:
+    std::shared_ptr<Seen> seen_;
+    const void* msg_ = nullptr;
+  };
+  std::shared_ptr<Seen> seen_;
+};
+
+TEST(ServerKeyWipe, TheResponseKeyBytesAreZeroedOnceSent) {
+  auto seen = std::make_shared<SentResponseProbe::Seen>();
+  FakeDataPlane dp;
+  TunnelManagerOptions o;
+  o.local = LocalIdentity{mac("02:00:00:00:00:01"), ip("192.0.2.2")};
+  o.log = [](std::string_view) {};
+  TunnelManager b(psp::KeyRing::with_random_key(), {{"A", {kB1toA1}}}, dp, std::move(o));
+  GrpcServerOptions so;
+  so.peers = PeerDirectory({"127.0.0.1"});
+  so.log = [](std::string_view) {};
+  so.interceptors.push_back(std::make_unique<SentResponseProbe>(seen));
+  auto server = GrpcServer::start("127.0.0.1:0", b, std::move(so));
+  ASSERT_TRUE(server.ok());
+  Node a("192.0.2.1", {{"B", {kA1toB1}}}, {"127.0.0.1"}, nullptr);
+  GrpcPeerClient to_b({"127.0.0.1:" + std::to_string((*server)->port())});
+  ASSERT_TRUE(a.tm->connect(kA1toB1, to_b).ok());
+  // The server's POST hooks may run just after the client has its answer: wait for them (bounded).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < deadline) {
+    {
+      std::lock_guard lock(seen->mu);
+      if (!seen->keys_after.empty()) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  std::lock_guard lock(seen->mu);
+  ASSERT_EQ(seen->keys_before.size(), 1u);
+  ASSERT_EQ(seen->keys_after.size(), 1u);
+  EXPECT_EQ(seen->keys_before[0].size(), 32u);
+  EXPECT_NE(seen->keys_before[0], std::string(32, '\0'));  // the key went out...
+  EXPECT_EQ(a.dp.egress(kA1toB1)->key,
+            std::vector<uint8_t>(seen->keys_before[0].begin(), seen->keys_before[0].end()));
+  EXPECT_TRUE(seen->keys_after[0].empty());  // ...and is gone from the response (wipe_keys: zeroed, emptied)
 }
 
 // ---- --grpc-insecure ----

@@ -3,7 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
+#include <thread>
 
 #include "base/hex.hpp"
 #include "control/fake_data_plane.hpp"
@@ -609,6 +612,66 @@ TEST(TunnelManagerAuthorisation, PeerRotationsAreRateLimitedPerPeer) {
   auto free = make_b_with_c(std::nullopt, [](TunnelManagerOptions& o) { o.peer_rotation_interval = {}; });
   EXPECT_TRUE(free->tm->handle_key_rotation(from_peer(0), KeyRotationRequest{1, false}).ok());
   EXPECT_TRUE(free->tm->handle_key_rotation(from_peer(0), KeyRotationRequest{2, false}).ok());
+}
+
+// A data plane whose key publication blocks until released: holds a rotation "in flight".
+class GatedDataPlane final : public DataPlane {
+ public:
+  Status<DataPlaneError> open_ingress(uint32_t spi, const net::IpAddr& r, const net::IpAddr& l) override {
+    return inner.open_ingress(spi, r, l);
+  }
+  Status<DataPlaneError> close_ingress(uint32_t spi, const net::IpAddr& r, const net::IpAddr& l) override {
+    return inner.close_ingress(spi, r, l);
+  }
+  Status<DataPlaneError> install_egress(const VipPair& pair, TxSa sa) override {
+    return inner.install_egress(pair, std::move(sa));
+  }
+  Status<DataPlaneError> remove_egress(const VipPair& pair) override { return inner.remove_egress(pair); }
+  void publish_master_keys(std::shared_ptr<const psp::MasterKeySnapshot> keys) override {
+    std::unique_lock lock(mu);
+    ++publishing;
+    cv.notify_all();
+    cv.wait(lock, [&] { return !gated; });
+    inner.publish_master_keys(std::move(keys));
+  }
+  FakeDataPlane inner;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool gated = false;
+  int publishing = 0;
+};
+
+TEST(TunnelManagerAuthorisation, OnlyOnePeerRotationIsInFlight) {
+  GatedDataPlane dp;
+  TunnelManagerOptions o;
+  o.local = LocalIdentity{mac("02:00:00:00:00:0B"), ip("192.0.2.2")};
+  o.log = [](std::string_view) {};
+  TunnelManager b(psp::KeyRing::with_random_key(), {{"A", {kB1toA1}}, {"C", {kB1toC1}}}, dp, std::move(o));
+  {
+    std::lock_guard lock(dp.mu);
+    dp.gated = true;
+    dp.publishing = 0;
+  }
+  std::thread first([&] {
+    EXPECT_TRUE(b.handle_key_rotation(from_peer(0), KeyRotationRequest{1, false}).ok());
+  });
+  {
+    std::unique_lock lock(dp.mu);
+    ASSERT_TRUE(dp.cv.wait_for(lock, std::chrono::seconds(10), [&] { return dp.publishing == 1; }));
+  }
+  // Peer C, within its own rate limit, is refused while A's rotation is in flight.
+  auto second = b.handle_key_rotation(from_peer(1), KeyRotationRequest{2, false});
+  {
+    std::lock_guard lock(dp.mu);
+    dp.gated = false;
+  }
+  dp.cv.notify_all();
+  first.join();
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.error().code, ControlError::kResourceExhausted);
+  EXPECT_EQ(second.error().message, "a key rotation is in progress");
+  // Once it is done, C may rotate.
+  EXPECT_TRUE(b.handle_key_rotation(from_peer(1), KeyRotationRequest{3, false}).ok());
 }
 
 TEST(TunnelManagerAuthorisation, RefusalLogIsRateLimited) {
