@@ -191,18 +191,20 @@ CStatus TunnelManager::authorise_locked(const Caller& caller, const MultiTunnelR
     if (!t.reverse_params) continue;
     const net::IpAddr& pip = t.reverse_params->outer_ip;
     CStatus ok = check_pip_locked(owner->second, pip);
-    for (const auto& [peer, first] : unbound) {
-      if (ok && peer == owner->second && first != pip) {
-        ok = fail(ControlError::kPermissionDenied, "one request names PIPs " + first.to_string() + " and " +
-                                                       pip.to_string() + " for " + peers_[peer].name);
-      }
+    auto first =
+        std::find_if(unbound.begin(), unbound.end(), [&](const auto& u) { return u.first == owner->second; });
+    if (ok && first != unbound.end() && first->second != pip) {
+      ok = fail(ControlError::kPermissionDenied, "one request names PIPs " + first->second.to_string() +
+                                                     " and " + pip.to_string() + " for " +
+                                                     peers_[owner->second].name);
     }
     if (!ok) {
       log_refusal_locked("refused " + describe_caller(caller) + ": tunnel " + describe(pair) + ": " +
                          ok.error().message);
       return ok;
     }
-    if (!pips_[owner->second]) unbound.emplace_back(owner->second, pip);
+    // One entry per peer not yet bound (a caller acts for few peers): the PIP its first tunnel named.
+    if (!pips_[owner->second] && first == unbound.end()) unbound.emplace_back(owner->second, pip);
   }
   return {};
 }
