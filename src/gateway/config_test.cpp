@@ -106,8 +106,10 @@ TEST(Config, SoftwareExtension) {
 
 TEST(Config, GrpcTlsAndPeerPips) {
   GatewayConfig c = ok(R"({
-    "peers": [ { "remote-grpc-address": "198.51.100.2", "sessions": [] },
-               { "remote-grpc-address": "peer.example:3001", "sessions": [] } ],
+    "peers": [ { "remote-grpc-address": "198.51.100.2",
+                 "sessions": [ { "local-vip": "10.0.0.1", "remote-vips": ["10.0.1.1"] } ] },
+               { "remote-grpc-address": "peer.example:3001",
+                 "sessions": [ { "local-vip": "10.0.0.1", "remote-vips": ["10.0.2.1"] } ] } ],
     "x-sw": { "grpc-tls": { "cert": "a.crt", "key": "a.key", "ca": "ca.crt" },
               "peer-pips": { "198.51.100.2:3000": "203.0.113.2" } } })");
   EXPECT_EQ(c.sw.grpc_tls.cert, "a.crt");
@@ -119,11 +121,11 @@ TEST(Config, GrpcTlsAndPeerPips) {
             "c.json: x-sw.grpc-tls.crl: unknown key (expected one of: cert, key, ca)");
   EXPECT_EQ(error(R"({"x-sw": {"grpc-tls": {"cert": "a", "key": "b"}}})"),
             "c.json: x-sw.grpc-tls.ca: missing (cert, key and ca go together)");
-  EXPECT_EQ(error(R"({"peers": [{"remote-grpc-address": "h", "sessions": []}],
-                      "x-sw": {"peer-pips": {"h:3001": "10.0.0.1"}}})"),
+  const std::string one_peer =
+      R"("peers": [{"remote-grpc-address": "h", "sessions": [{"local-vip": "10.0.0.1", "remote-vips": ["10.0.1.1"]}]}])";
+  EXPECT_EQ(error("{" + one_peer + R"(, "x-sw": {"peer-pips": {"h:3001": "10.0.0.1"}}})"),
             "c.json: x-sw.peer-pips.h:3001: names no peers[].remote-grpc-address");
-  EXPECT_EQ(error(R"({"peers": [{"remote-grpc-address": "h", "sessions": []}],
-                      "x-sw": {"peer-pips": {"h": "not-an-ip"}}})"),
+  EXPECT_EQ(error("{" + one_peer + R"(, "x-sw": {"peer-pips": {"h": "not-an-ip"}}})"),
             "c.json: x-sw.peer-pips.h: 'not-an-ip' is not an IP address");
 }
 

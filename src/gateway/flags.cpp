@@ -81,11 +81,14 @@ Result<GatewayFlags, FlagsExit> parse_flags(int argc, const char* const* argv) {
                  "Unix socket of the admin channel (pspctl -s); default /run/psp-gateway/<vf-name>.sock");
   app.add_option("--grpc-tls-cert", f.grpc_tls_cert,
                  "Our certificate (PEM) for mutual TLS on gRPC; its subjectAltName must name our gRPC host")
+      ->type_name("FILE")
       ->group("Key exchange security");
   app.add_option("--grpc-tls-key", f.grpc_tls_key, "Private key (PEM, unencrypted) of --grpc-tls-cert")
+      ->type_name("FILE")
       ->group("Key exchange security");
   app.add_option("--grpc-tls-ca", f.grpc_tls_ca,
                  "CA certificate(s) (PEM) that every peer's certificate must chain to")
+      ->type_name("FILE")
       ->group("Key exchange security");
   app.add_flag("--grpc-insecure", f.grpc_insecure,
                "Plaintext, unauthenticated gRPC (to peer with DOCA hardware gateways): a request is "
