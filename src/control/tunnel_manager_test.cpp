@@ -674,6 +674,21 @@ TEST(TunnelManagerAuthorisation, OnlyOnePeerRotationIsInFlight) {
   EXPECT_TRUE(b.handle_key_rotation(from_peer(1), KeyRotationRequest{3, false}).ok());
 }
 
+TEST(TunnelManagerAuthorisation, OversizedRequestIsInvalidAndChangesNothing) {
+  auto b = make_b_with_c(std::nullopt, [](TunnelManagerOptions& o) { o.max_tunnels_per_request = 1; });
+  auto req = request_from_a({1});
+  req.tunnels[0].reverse_params = params_of_a(0x17, 0xab);
+  req.tunnels.push_back(TunnelRequest{ip("10.0.0.1"), ip("10.0.1.2"), params_of_a(0x18, 0xcd)});
+  auto r = b->tm->handle_tunnel_request(from_peer(), req);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ControlError::kInvalidArgument);
+  EXPECT_EQ(r.error().message, "request has 2 tunnels, at most 1 are accepted");
+  EXPECT_EQ(b->dp.ingress_count(), 0u);
+  EXPECT_EQ(b->dp.egress_count(), 0u);
+  EXPECT_TRUE(b->tm->sessions().empty());
+  EXPECT_FALSE(b->tm->bound_pip(0).has_value());  // nothing pinned by a refused request
+}
+
 TEST(TunnelManagerAuthorisation, RefusalLogIsRateLimited) {
   auto b = make_b_with_c();
   for (int i = 0; i < 1000; ++i) {
