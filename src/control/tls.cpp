@@ -8,9 +8,9 @@
 #include <openssl/x509_vfy.h>
 
 #include <cerrno>
-#include <cstring>
 #include <fstream>
 #include <sstream>
+#include <system_error>
 
 namespace pspgw::control {
 
@@ -47,7 +47,8 @@ Err<Error> bad(const std::string& file, const std::string& what) {
 
 CResult<std::string> read_file(const std::string& path, const char* flag) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return bad(path, std::string("cannot read (") + flag + "): " + std::strerror(errno));
+  if (!in)
+    return bad(path, std::string("cannot read (") + flag + "): " + std::generic_category().message(errno));
   std::ostringstream text;
   text << in.rdbuf();
   std::string s = text.str();
