@@ -623,6 +623,7 @@ json Gateway::peers_json() const {
                                                  : "idle"},
                     {"tunnels", connected},
                     {"pending", pending}});
+    if (auto pip = tm_->bound_pip(i)) list.back()["pip"] = pip->to_string();  // README: PIP binding
   }
   return {{"peers", list}};
 }

@@ -509,6 +509,18 @@ TEST_F(TwoInsecureGateways, FirstPacketIsExchangedAndDeliveredBothWays) {
   expect_flows(1);
 }
 
+TEST_F(TwoGateways, EachPeerIsBoundToThePipOfItsFirstExchange) {
+  auto before = a_->gw->handle("peers", json::object());
+  ASSERT_TRUE(before.ok());
+  EXPECT_FALSE((*before)["peers"][0].contains("pip"));
+  connect();
+  for (auto [n, pip] : {std::pair{a_.get(), "127.0.0.2"}, std::pair{b_.get(), "127.0.0.1"}}) {
+    auto peers = n->gw->handle("peers", json::object());
+    ASSERT_TRUE(peers.ok());
+    EXPECT_EQ((*peers)["peers"][0]["pip"], pip);
+  }
+}
+
 // Start-up refuses what it cannot run securely, saying why.
 class GatewaySecurity : public ::testing::Test {
  protected:
