@@ -87,8 +87,11 @@ live_demo() {
   topo_wait_ready 2 || live_fail "gateway 2 did not come up"
   topo_attach_vm 1 || live_fail "attaching vm1"
   topo_attach_vm 2 || live_fail "attaching vm2"
-  grep -m1 "started:" "${TOPO_LOG[1]}" | indent
-  grep -m1 "started:" "${TOPO_LOG[2]}" | indent
+  local h
+  for h in 1 2; do
+    topo_poll 5 grep -q "started:" "${TOPO_LOG[$h]}" || true
+    grep -m1 "started:" "${TOPO_LOG[$h]}" | indent || true
+  done
   echo "   each gateway's TAP now lives in its VM's namespace: vm1 has psp1 ${TOPO_VIP_CIDR[1]}, vm2 psp2 ${TOPO_VIP_CIDR[2]}"
 
   step "no tunnel yet (gateway 1):"
