@@ -36,6 +36,11 @@ void KeyCache::park(std::unique_ptr<crypto::AeadKey> key) {
 }
 
 const crypto::AeadKey* KeyCache::key_for(uint32_t spi, PspVersion version) {
+  DropReason why = DropReason::kNone;
+  return resolve(spi, version, why);
+}
+
+const crypto::AeadKey* KeyCache::resolve(uint32_t spi, PspVersion version, DropReason& why) {
   Entry& e = entries_[index(spi, version)];
   const uint64_t generation = snapshot_ ? snapshot_->generation() : 0;
   if (e.key && e.spi == spi && e.version == version) {
@@ -45,9 +50,17 @@ const crypto::AeadKey* KeyCache::key_for(uint32_t spi, PspVersion version) {
     }
     ++stats_.stale;
   }
+  // The high-water check comes before derive() and before `e` is touched: an SPI nobody was given costs
+  // this load and nothing else.
+  if (snapshot_ && !snapshot_->issued(spi)) {
+    ++stats_.unissued;
+    why = DropReason::kUnissuedSpi;
+    return nullptr;
+  }
   auto key = derive(spi, version);
   if (!key) {
     ++stats_.unknown;
+    why = DropReason::kUnknownKey;
     return nullptr;
   }
   ++stats_.misses;

@@ -3,6 +3,8 @@
 //
 // Direct-mapped on (SPI, version), capacity fixed at construction: a miss derives the key from the current
 // MasterKeySnapshot (AES-CMAC) and prepares it with the worker's AeadBackend, replacing the slot's entry.
+// Before deriving, a miss asks the snapshot whether the ring ever handed the SPI out (its slot's high-water
+// mark, key_ring.hpp): an SPI it did not is refused as kUnissuedSpi, with no derivation and no eviction.
 // Entries remember the snapshot generation they were derived under; after a rotation the next use of an
 // older entry counts as stale and re-derives (a slot's master key may have changed).
 //
@@ -27,9 +29,10 @@ namespace pspgw::psp {
 
 struct KeyCacheStats {
   uint64_t hits = 0;
-  uint64_t misses = 0;   // derived (includes stale re-derivations)
-  uint64_t stale = 0;    // entry found but from an older snapshot generation
-  uint64_t unknown = 0;  // no key: zero SPI, empty slot, unsupported version, or no snapshot yet
+  uint64_t misses = 0;    // derived (includes stale re-derivations): every key derivation is one miss
+  uint64_t stale = 0;     // entry found but from an older snapshot generation
+  uint64_t unknown = 0;   // no key: unsupported version, or no snapshot yet
+  uint64_t unissued = 0;  // SPI never handed out (above the high-water mark, empty slot, low bits 0)
 };
 
 class KeyCache final : public KeyResolver {
@@ -44,6 +47,7 @@ class KeyCache final : public KeyResolver {
   // Installs the snapshot the worker derives from; entries of other generations become stale.
   void update(std::shared_ptr<const MasterKeySnapshot> snapshot);
   const crypto::AeadKey* key_for(uint32_t spi, PspVersion version) override;
+  const crypto::AeadKey* resolve(uint32_t spi, PspVersion version, DropReason& why) override;
 
   const KeyCacheStats& stats() const { return stats_; }
   std::size_t capacity() const { return entries_.size(); }
