@@ -197,7 +197,7 @@ TEST_F(Flags, HardwareOnlyFlagsAreRejectedWithAReason) {
 TEST_F(Flags, MaintainOrderAndDecapDmacSayWhatTheyDo) {
   GatewayFlags f = ok({"-c", config_, "--decap-dmac", "0a:0b:0c:0d:0e:0f", "--maintain-order"});
   ASSERT_TRUE(f.decap_dmac.has_value());
-  EXPECT_EQ(f.decap_dmac->to_string(), "0a:0b:0c:0d:0e:0f");
+  EXPECT_EQ(f.decap_dmac->to_string(), "0A:0B:0C:0D:0E:0F");
   EXPECT_TRUE(f.maintain_order);
   EXPECT_FALSE(ok({"-c", config_}).decap_dmac.has_value());  // default: the learned workload MAC
   const std::string help = fails({"--help"}).text;
