@@ -124,7 +124,8 @@ void KdfKey::encrypt_block(const uint8_t* in, uint8_t* out) const {
   for (int i = 1; i < 14; ++i) x = _mm_aesenc_si128(x, _mm_load_si128(rk + i));
   _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm_aesenclast_si128(x, _mm_load_si128(rk + 14)));
 #else
-  std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_free)> ctx(EVP_CIPHER_CTX_new(), EVP_CIPHER_CTX_free);
+  std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_free)> ctx(EVP_CIPHER_CTX_new(),
+                                                                      EVP_CIPHER_CTX_free);
   int len = 0;
   if (!ctx || EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_ecb(), nullptr, round_keys_.data(), nullptr) != 1 ||
       EVP_CIPHER_CTX_set_padding(ctx.get(), 0) != 1 || EVP_EncryptUpdate(ctx.get(), out, &len, in, 16) != 1) {

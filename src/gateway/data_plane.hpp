@@ -2,8 +2,8 @@
 //   open_ingress   -> an INGR_ACL entry (SPI, remote VIP, local VIP) toward the local VIP's host port
 //   install_egress -> a TxSa (one prepared key per worker) + PSP_ENCRYPT (pkt_meta = crypto id) + EGR_ACL
 //                     (in-port = the local VIP's host port (vip_ports), local VIP, remote VIP -> encap,
-//                     pkt_meta = crypto id; a local VIP behind no host port is refused); a second install for the pair
-//                     swaps the SA behind the same crypto id, so no packet sees a half-made tunnel
+//                     pkt_meta = crypto id; a local VIP behind no host port is refused); a second install for
+//                     the pair swaps the SA behind the same crypto id, so no packet sees a half-made tunnel
 //   publish_master_keys -> the board PSP_DECRYPT's workers read
 // Transport mode: a packet's outer addresses are its own, so an SA is refused unless the peer's outer
 // address (learned from its TunnelParameters) is the remote VIP.

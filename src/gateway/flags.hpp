@@ -60,8 +60,8 @@ struct GatewayFlags {
 // flow's order is kept with or without the flag: it is accepted (DOCA command lines keep working) and the
 // gateway says so at start with this line.
 inline constexpr std::string_view kMaintainOrderNote =
-    "--maintain-order: always in effect: samples are mirrored copies, the originals never go through the CPU, "
-    "so sampled and unsampled packets of a flow keep their order";
+    "--maintain-order: always in effect: samples are mirrored copies, the originals never go through the "
+    "CPU, so sampled and unsampled packets of a flow keep their order";
 
 // Parsing stopped: --help (code 0, the help text) or a usage error (code 2, the message).
 struct FlagsExit {

@@ -190,10 +190,10 @@ TEST_F(Flags, HardwareOnlyFlagsAreRejectedWithAReason) {
       0u);
 }
 
-// Issue 7 §6: neither flag is parsed and ignored. --decap-dmac reaches the decap action (PspContext::decap_dmac,
-// tested in gateway_parts_test DecapDmacOverridesTheLearnedMac); --maintain-order is accepted because a flow's
-// order is always kept here (samples are mirrored copies), which the help and the start-up line say, and
-// gateway_parts_test SamplingKeepsTheFlowInOrder checks.
+// Issue 7 §6: neither flag is parsed and ignored. --decap-dmac reaches the decap action
+// (PspContext::decap_dmac, tested in gateway_parts_test DecapDmacOverridesTheLearnedMac); --maintain-order is
+// accepted because a flow's order is always kept here (samples are mirrored copies), which the help and the
+// start-up line say, and gateway_parts_test SamplingKeepsTheFlowInOrder checks.
 TEST_F(Flags, MaintainOrderAndDecapDmacSayWhatTheyDo) {
   GatewayFlags f = ok({"-c", config_, "--decap-dmac", "0a:0b:0c:0d:0e:0f", "--maintain-order"});
   ASSERT_TRUE(f.decap_dmac.has_value());

@@ -57,8 +57,8 @@ json psp_counters_json(const psp::Counters& c) {
             {"tx_packets", c.tx_packets},       {"tx_bytes", c.tx_bytes},
             {"auth_failures", c.auth_failures}, {"framing_errors", c.framing_errors},
             {"bad_version", c.bad_version},     {"unknown_key", c.unknown_key},
-            {"unissued_spi", c.unissued_spi},
-            {"key_rotations", c.key_rotations}, {"stale_keys", c.stale_keys}};
+            {"unissued_spi", c.unissued_spi},   {"key_rotations", c.key_rotations},
+            {"stale_keys", c.stale_keys}};
   for (std::size_t r = static_cast<std::size_t>(psp::DropReason::kNone) + 1; r < c.drops.size(); ++r) {
     if (c.drops[r] != 0) j["drop_" + key(psp::to_string(static_cast<psp::DropReason>(r)))] = c.drops[r];
   }

@@ -195,7 +195,8 @@ std::string config_text(const NodeSpec& n) {
   }
   json c = {
       {"config", {{"local-grpc-address", "127.0.0.1:" + std::to_string(n.grpc_port)}, {"local-pip", n.pip}}},
-      {"peers", {{{"remote-grpc-address", "127.0.0.1:" + std::to_string(n.peer_grpc_port)}, {"sessions", sessions}}}},
+      {"peers",
+       {{{"remote-grpc-address", "127.0.0.1:" + std::to_string(n.peer_grpc_port)}, {"sessions", sessions}}}},
       {"x-sw",
        {{"host-ports", host_ports},
         {"local-mac", "02:50:53:00:00:0" + n.name},

@@ -1030,8 +1030,8 @@ TEST_P(PspPipeline, DecapDmacOverridesTheLearnedMac) {
 }
 
 // EGR_ACL matches the in-port: port 1's workload sending as the VIP behind port 2 is not encrypted. It
-// misses EGR_ACL and goes to the CPU, where the slow path drops it (SlowPathStats::dropped_wrong_port) instead
-// of resubmitting it into the same miss.
+// misses EGR_ACL and goes to the CPU, where the slow path drops it (SlowPathStats::dropped_wrong_port)
+// instead of resubmitting it into the same miss.
 TEST_P(PspPipeline, EgressAclMatchesTheInPort) {
   TopologyOptions o = options();
   o.host_ports = {PortId{1}, PortId{2}};
@@ -1135,7 +1135,8 @@ class SampledPipeline : public PspPipeline {
     return (wire[14 + (v4_outer ? 20 : 40) + 8 + 3] & 0x80) != 0;  // the S bit of the PSP header
   }
   std::size_t count(const std::vector<RecordSink::Out>& out, flow::Target t) const {
-    return static_cast<std::size_t>(std::count_if(out.begin(), out.end(), [&](const auto& o) { return o.target == t; }));
+    return static_cast<std::size_t>(
+        std::count_if(out.begin(), out.end(), [&](const auto& o) { return o.target == t; }));
   }
 };
 

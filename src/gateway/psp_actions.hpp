@@ -9,7 +9,8 @@
 //   EGR_SAMP     (flow set_bits: psp.S = 1)
 //   PSP_ENCRYPT  encrypt(crypto_id) seal the PSP packet in place (one AEAD call per batch)
 //   PSP_DECRYPT  decrypt()          open in place, key derived from the SPI; meta.syndrome := result
-//   INGR_ACL     decap(host_port)   -> [Eth toward the workload (--decap-dmac, else its learned MAC)][inner IP]
+//   INGR_ACL     decap(host_port)   -> [Eth toward the workload][inner IP] (destination MAC: --decap-dmac,
+//                                   else the workload MAC learned from the host port)
 //                                   (transport: [IP from the outer one, proto := NH, lengths fixed][L4])
 //
 // Transport mode through a kernel UDP socket (spec §1 keeps the original IP header; we cannot): the kernel

@@ -343,8 +343,7 @@ void SlowPath::flush_settled() {
 void SlowPath::resubmit_held(const control::VipPair& pair) {
   uint64_t sent = 0;
   for (const HeldPacket& p : hold_.take(pair)) {
-    sent +=
-        send_to_worker(p.worker, p.frame, {static_cast<uint16_t>(FrameKind::kResubmit), p.port}) ? 1 : 0;
+    sent += send_to_worker(p.worker, p.frame, {static_cast<uint16_t>(FrameKind::kResubmit), p.port}) ? 1 : 0;
   }
   BUMP(resubmitted, sent);
 }

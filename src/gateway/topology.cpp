@@ -149,8 +149,9 @@ void build_ingress(flow::PipelineBuilder& b, const TopologyOptions& o, const Psp
     samp.mirror = cpu(CpuReason::kSampleIngress);
     samp.max_entries = 1;
     b.add_pipe(samp);
-    b.add_entry("INGR_SAMP",
-                {{flow::eq(Field::kSyndrome, kSyndromeOk), flow::eq(Field::kUdpPayload0, kPspSampleBit)}, {}, {}, 0});
+    b.add_entry(
+        "INGR_SAMP",
+        {{flow::eq(Field::kSyndrome, kSyndromeOk), flow::eq(Field::kUdpPayload0, kPspSampleBit)}, {}, {}, 0});
   }
 
   PipeSpec acl;

@@ -22,8 +22,9 @@ class PspEncapTest : public ::testing::TestWithParam<const char*> {
   void SetUp() override {
     aead_ = crypto::make_backend(GetParam());
     if (!aead_) GTEST_SKIP() << GetParam() << " unavailable";
-    testing::issue_all(ring_);  // the tests pick their SPIs
-    ring_.rotate(testing::master_key(testing::kK1));  // both slots hold keys
+    // Both slots hold keys, every SPI of both counts as handed out: the tests pick their SPIs.
+    testing::issue_all(ring_);
+    ring_.rotate(testing::master_key(testing::kK1));
     testing::issue_all(ring_);
     cache_ = std::make_unique<KeyCache>(*aead_, 64);
     cache_->update(ring_.snapshot());

@@ -66,8 +66,8 @@ MasterKeySnapshot::MasterKeySnapshot(std::optional<crypto::MasterKey> slot0,
                                      std::optional<crypto::MasterKey> slot1, uint64_t generation)
     : slots_{offline_slot(slot0), offline_slot(slot1)}, generation_(generation) {}
 
-MasterKeySnapshot::MasterKeySnapshot(std::shared_ptr<const SlotKey> slot0, std::shared_ptr<const SlotKey> slot1,
-                                     uint64_t generation)
+MasterKeySnapshot::MasterKeySnapshot(std::shared_ptr<const SlotKey> slot0,
+                                     std::shared_ptr<const SlotKey> slot1, uint64_t generation)
     : slots_{std::move(slot0), std::move(slot1)}, generation_(generation) {}
 
 Result<DerivedKey, KeyError> MasterKeySnapshot::derive(uint32_t spi, PspVersion version) const {
@@ -104,7 +104,8 @@ void KeyRing::set_spi_counter(uint32_t next_low31) {
 
 void KeyRing::raise_high_water(uint32_t issued_low31) {
   std::atomic<uint32_t>& mark = slots_[active_]->issued;
-  if (issued_low31 > mark.load(std::memory_order_relaxed)) mark.store(issued_low31, std::memory_order_release);
+  if (issued_low31 > mark.load(std::memory_order_relaxed))
+    mark.store(issued_low31, std::memory_order_release);
 }
 
 Result<DerivedKey, KeyError> KeyRing::derive(uint32_t spi, PspVersion version) const {

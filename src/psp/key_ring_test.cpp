@@ -167,7 +167,7 @@ TEST(KeyRing, RotationStartsTheNewSlotsMarkAtZero) {
   EXPECT_EQ(ring.allocate_spi().value(), 0x80000001u);
   EXPECT_TRUE(after->issued(0x80000001));
   EXPECT_FALSE(before->issued(0x80000001));  // the old snapshot had no slot 1
-  ring.rotate(master_key(kK0));  // slot 0 gets a new key: its old SPIs were not issued under it
+  ring.rotate(master_key(kK0));              // slot 0 gets a new key: its old SPIs were not issued under it
   EXPECT_FALSE(ring.snapshot()->issued(1));
   EXPECT_TRUE(before->issued(99));  // an old snapshot keeps the old key and its mark
 }
