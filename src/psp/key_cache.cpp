@@ -22,16 +22,24 @@ std::size_t KeyCache::index(uint32_t spi, PspVersion version) const {
   return static_cast<std::size_t>(x >> index_shift_);
 }
 
-std::unique_ptr<crypto::AeadKey> KeyCache::derive(uint32_t spi, PspVersion version) const {
+std::unique_ptr<crypto::AeadKey> KeyCache::derive(uint32_t spi, PspVersion version) {
   const auto alg = aead_alg(static_cast<uint8_t>(version));
   if (!snapshot_ || !alg) return nullptr;
   auto derived = snapshot_->derive(spi, version);
   if (!derived) return nullptr;
-  return aead_.make_key(*alg, derived->view());  // `derived` is zeroed when it goes out of scope
+  // `derived` is zeroed when it goes out of scope.
+  if (spare_ && aead_.rekey(*spare_, *alg, derived->view())) {
+    ++stats_.reused;
+    return std::move(spare_);
+  }
+  return aead_.make_key(*alg, derived->view());
 }
 
 void KeyCache::park(std::unique_ptr<crypto::AeadKey> key) {
-  parked_[next_park_] = std::move(key);  // frees the key parked kMaxBatch evictions ago
+  // The key parked kMaxBatch evictions ago is no longer named by any op: it becomes the spare (and the
+  // previous spare, if the backend could not rekey it, is freed).
+  spare_ = std::move(parked_[next_park_]);
+  parked_[next_park_] = std::move(key);
   next_park_ = (next_park_ + 1) % parked_.size();
 }
 

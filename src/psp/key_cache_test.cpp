@@ -1,10 +1,33 @@
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <cstdlib>
+#include <new>
 #include <vector>
 
 #include "psp/key_cache.hpp"
 #include "psp/seal.hpp"
 #include "psp/test_util.hpp"
+
+// Counts every allocation of this test binary: a cache miss in steady state must not allocate.
+// (GCC, seeing std::allocator inline into these replacements, takes malloc/free for a mismatch with new.)
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+namespace {
+std::atomic<uint64_t> g_allocations{0};
+}  // namespace
+void* operator new(std::size_t n) {
+  g_allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::size_t /*n*/) noexcept {
+  std::free(p);
+}
 
 namespace pspgw::psp {
 namespace {
@@ -155,6 +178,29 @@ TEST_F(KeyCacheTest, RotationMakesEntriesStaleAndOldSpisDieAfterTwo) {
   EXPECT_EQ(cache.stats().stale, 2u);
   ASSERT_EQ(ring_.allocate_spi().value(), spi);  // handed out again, under the new key: derives another key
   EXPECT_EQ(open(pkt, cache), DropReason::kAuthFailed);
+}
+
+// Once full, the cache recycles the key objects it evicts (AeadBackend::rekey): a miss derives and prepares
+// a key without allocating, and the recycled keys open packets correctly.
+TEST_F(KeyCacheTest, SteadyStateMissesAllocateNothing) {
+  auto ipsec = crypto::make_ipsec_mb_backend();
+  if (!ipsec) GTEST_SKIP() << "intel-ipsec-mb unavailable";
+  KeyCache cache(*ipsec, 16);
+  cache.update(ring_.snapshot());  // slot 0: every SPI issued
+  auto version = [](uint32_t i) { return i % 2 == 0 ? PspVersion::kAesGcm128 : PspVersion::kAesGcm256; };
+  for (uint32_t i = 1; i <= 2000; ++i) ASSERT_NE(cache.key_for(i, version(i)), nullptr);  // fill every entry
+  const uint64_t before = g_allocations.load();
+  for (uint32_t i = 10000; i < 20000; ++i) ASSERT_NE(cache.key_for(i, version(i)), nullptr);
+  EXPECT_EQ(g_allocations.load(), before);
+  EXPECT_EQ(cache.stats().misses, 12000u);
+  EXPECT_GE(cache.stats().reused, 10000u);
+  for (uint32_t spi : {0x20001u, 0x20002u}) {
+    for (PspVersion v : {PspVersion::kAesGcm128, PspVersion::kAesGcm256}) {
+      auto pkt = sealed(spi, v);
+      auto r = open_packet(pkt, cache, *ipsec);
+      EXPECT_TRUE(r.ok()) << std::hex << spi;
+    }
+  }
 }
 
 TEST_F(KeyCacheTest, CapacityIsFixedAndKeysOutliveABatch) {
