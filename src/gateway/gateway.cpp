@@ -518,6 +518,7 @@ json Gateway::counters_json() const {
     cache.stale += w.key_cache.stale;
     cache.unknown += w.key_cache.unknown;
     cache.unissued += w.key_cache.unissued;
+    cache.reused += w.key_cache.reused;
     cpu_drops += w.cpu_queue_drops;
   }
   json psp = psp_counters_json(psp_sum);
@@ -525,6 +526,7 @@ json Gateway::counters_json() const {
   psp["key_cache_misses"] = cache.misses;
   psp["key_cache_stale"] = cache.stale;
   psp["key_cache_unissued"] = cache.unissued;
+  psp["key_cache_reused"] = cache.reused;
   const SlowPathStats sp = slow_ ? slow_->stats() : SlowPathStats{};
   json slow = {{"held", sp.held},
                {"resubmitted", sp.resubmitted},
