@@ -8,7 +8,7 @@
 // Threading: a backend instance is single-threaded: it owns per-instance scratch state (ipsec-mb's
 // IMB_MGR and GCM context; OpenSSL's per-key cipher contexts), so each worker thread makes its own backend,
 // and a key is used only with the backend instance that made it, from that backend's thread. Nothing is
-// locked. seal/open allocate nothing.
+// locked. seal/open allocate nothing; neither does rekey (where a backend has it).
 #pragma once
 
 #include <array>
@@ -40,6 +40,7 @@ class AeadKey {
 
  protected:
   explicit AeadKey(AeadAlg alg) : alg_(alg) {}
+  void set_alg(AeadAlg alg) { alg_ = alg; }
 
  private:
   AeadAlg alg_;
@@ -68,6 +69,13 @@ class AeadBackend {
   virtual std::string_view name() const = 0;
   // key.size() must equal key_size(alg); returns nullptr otherwise.
   virtual std::unique_ptr<AeadKey> make_key(AeadAlg alg, std::span<const uint8_t> key) const = 0;
+  // Prepares `key` (made by this backend) again, in place, for new key bytes and algorithm, allocating
+  // nothing: what lets a key cache recycle its key objects. False (key untouched) where the backend cannot
+  // (OpenSSL: its contexts allocate) or key.size() != key_size(alg); the caller then calls make_key. Never
+  // while an op names `key`.
+  virtual bool rekey(AeadKey& /*key*/, AeadAlg /*alg*/, std::span<const uint8_t> /*key_bytes*/) const {
+    return false;
+  }
   virtual void seal(std::span<AeadOp> ops) const = 0;
   // On tag mismatch op.ok = false and the contents of out are unspecified (callers must not deliver them).
   virtual void open(std::span<AeadOp> ops) const = 0;

@@ -22,6 +22,7 @@ class IpsecMbKey final : public AeadKey {
   IpsecMbKey(const IpsecMbKey&) = delete;
   IpsecMbKey& operator=(const IpsecMbKey&) = delete;
 
+  void set_alg(AeadAlg alg) { AeadKey::set_alg(alg); }
   gcm_key_data* data() { return &data_; }
   const gcm_key_data* data() const { return &data_; }
 
@@ -51,12 +52,25 @@ class IpsecMbBackend final : public AeadBackend {
   std::unique_ptr<AeadKey> make_key(AeadAlg alg, std::span<const uint8_t> key) const override {
     if (key.size() != key_size(alg)) return nullptr;
     auto prepared = std::make_unique<IpsecMbKey>(alg);
-    if (alg == AeadAlg::kAesGcm128) {
-      IMB_AES128_GCM_PRE(mgr_.get(), key.data(), prepared->data());
-    } else {
-      IMB_AES256_GCM_PRE(mgr_.get(), key.data(), prepared->data());
-    }
+    prepare(alg, key, *prepared);
     return prepared;
+  }
+
+  // The expanded keys and GHASH table are a fixed-size struct for both key sizes: overwritten in place.
+  bool rekey(AeadKey& key, AeadAlg alg, std::span<const uint8_t> bytes) const override {
+    if (bytes.size() != key_size(alg)) return false;
+    assert(dynamic_cast<IpsecMbKey*>(&key) != nullptr);
+    prepare(alg, bytes, static_cast<IpsecMbKey&>(key));
+    return true;
+  }
+
+  void prepare(AeadAlg alg, std::span<const uint8_t> key, IpsecMbKey& out) const {
+    out.set_alg(alg);
+    if (alg == AeadAlg::kAesGcm128) {
+      IMB_AES128_GCM_PRE(mgr_.get(), key.data(), out.data());
+    } else {
+      IMB_AES256_GCM_PRE(mgr_.get(), key.data(), out.data());
+    }
   }
 
   void seal(std::span<AeadOp> ops) const override {

@@ -1,8 +1,30 @@
 #include "crypto/kdf.hpp"
 
 #include <gtest/gtest.h>
+#include <openssl/rand.h>
 
+#include <atomic>
+#include <cstdlib>
+#include <new>
+
+#include "base/byteorder.hpp"
 #include "base/hex.hpp"
+
+// Counts every allocation of this test binary, so a test can prove that derivation allocates nothing.
+namespace {
+std::atomic<uint64_t> g_allocations{0};
+}  // namespace
+void* operator new(std::size_t n) {
+  g_allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::size_t /*n*/) noexcept {
+  std::free(p);
+}
 
 namespace pspgw::crypto {
 namespace {
@@ -41,6 +63,66 @@ TEST(Kdf, CmacAes256NistExample10) {
   const std::array<uint8_t, 16> block = {0x6b, 0xc1, 0xbe, 0xe2, 0x2e, 0x40, 0x9f, 0x96,
                                          0xe9, 0x3d, 0x7e, 0x11, 0x73, 0x93, 0x17, 0x2a};
   EXPECT_EQ(to_hex(cmac_aes256_block(key, block).reveal()), "28a7023f452e8f82bd4bf28d8c37c35c");
+}
+
+TEST(Kdf, KdfKeyCmacNistExample10) {
+  const KdfKey key(master("603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4"));
+  const std::array<uint8_t, 16> block = {0x6b, 0xc1, 0xbe, 0xe2, 0x2e, 0x40, 0x9f, 0x96,
+                                         0xe9, 0x3d, 0x7e, 0x11, 0x73, 0x93, 0x17, 0x2a};
+  EXPECT_EQ(to_hex(key.cmac_block(block).reveal()), "28a7023f452e8f82bd4bf28d8c37c35c");
+}
+
+TEST(Kdf, KdfKeyPublishedVectors) {
+  const KdfKey k0(master(kK0));
+  const KdfKey k1(master(kK1));
+  EXPECT_EQ(to_hex(k0.derive_v0(0x12345678).reveal()), "96c22dc799198090b74b70ae468e4e30");
+  EXPECT_EQ(to_hex(k1.derive_v0(0x9A345678).reveal()), "3946da2554eae46ad1ef77a64372edc4");
+  EXPECT_EQ(to_hex(k0.derive_v1(0x12345678).reveal()),
+            "2b7d72074e42ca334487f2990e3f8c4037e436f38283449b76463e9b7fb2e3de");
+  EXPECT_EQ(to_hex(k1.derive_v1(0x9A345678).reveal()),
+            "fa00f609df6020289a1c93d6027081a637ad45b24a5576b36e6f49dd43114d80");
+}
+
+// The SP 800-108 block, written here independently of kdf.cpp.
+std::array<uint8_t, 16> reference_block(uint32_t counter, const char* label, uint32_t spi, uint32_t bits) {
+  std::array<uint8_t, 16> b{};
+  store_be32(b.data(), counter);
+  std::copy(label, label + 4, b.begin() + 4);
+  store_be32(b.data() + 8, spi);
+  store_be32(b.data() + 12, bits);
+  return b;
+}
+
+// Differential: the AES-NI derivation against OpenSSL's CMAC, over random master keys and SPIs.
+TEST(Kdf, KdfKeyMatchesOpenSslCmac) {
+  for (int round = 0; round < 200; ++round) {
+    MasterKey mk;
+    ASSERT_EQ(RAND_bytes(mk.mutable_bytes().data(), static_cast<int>(mk.size())), 1);
+    uint32_t spi = 0;
+    ASSERT_EQ(RAND_bytes(reinterpret_cast<uint8_t*>(&spi), sizeof(spi)), 1);
+    const KdfKey key(mk);
+    const std::array<uint8_t, 16> any = reference_block(static_cast<uint32_t>(round), "anyx", spi, spi ^ 7);
+    EXPECT_TRUE(key.cmac_block(any) == cmac_aes256_block(mk, any));
+    EXPECT_TRUE(key.derive_v0(spi) == cmac_aes256_block(mk, reference_block(1, "Pv0", spi, 128)));
+    const Secret<32> v1 = key.derive_v1(spi);
+    const Secret<16> first = cmac_aes256_block(mk, reference_block(1, "Pv1", spi, 256));
+    const Secret<16> second = cmac_aes256_block(mk, reference_block(2, "Pv1", spi, 256));
+    EXPECT_TRUE(std::equal(first.reveal().begin(), first.reveal().end(), v1.reveal().begin()));
+    EXPECT_TRUE(std::equal(second.reveal().begin(), second.reveal().end(), v1.reveal().begin() + 16));
+  }
+}
+
+// A packet with an unknown SPI costs one derivation: it must not allocate (issue 7 §6).
+TEST(Kdf, DerivationAllocatesNothing) {
+  const KdfKey key(master(kK0));
+  uint32_t sink = 0;
+  const uint64_t before = g_allocations.load();
+  for (uint32_t spi = 1; spi <= 1000; ++spi) {
+    sink ^= key.derive_v0(spi).reveal()[0];
+    sink ^= key.derive_v1(spi).reveal()[31];
+  }
+  EXPECT_EQ(g_allocations.load(), before);
+  EXPECT_LT(sink, 256u);  // uses the keys, so the loop stays
 }
 
 // The second half of a v1 key is counter 2 of the same KDF, so it must differ from the first; and the

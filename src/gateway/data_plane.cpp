@@ -92,12 +92,14 @@ Status<DataPlaneError> FlowDataPlane::install_egress(const control::VipPair& pai
   if (opts_.mode == psp::Mode::kTransport && sa.peer_outer_ip != pair.remote) {
     return Err{DataPlaneError::kRejected};  // the kernel would send it to another address than its own
   }
+  const auto port = host_port_of(pair.local);  // EGR_ACL matches the port the local VIP sits behind
+  if (!port) return Err{DataPlaneError::kRejected};
   using Clock = std::chrono::steady_clock;
   const auto t0 = Clock::now();
   auto made = make_sa(sa);
   if (!made) return Err{made.error()};
   const auto t1 = Clock::now();
-  auto s = publish_egress(pair, std::move(*made), sa.spi);
+  auto s = publish_egress(pair, std::move(*made), sa.spi, *port);
   if (opts_.perf && s) {
     opts_.perf("key-gen", t1 - t0, pair);
     opts_.perf("insertion", Clock::now() - t1, pair);
@@ -106,7 +108,7 @@ Status<DataPlaneError> FlowDataPlane::install_egress(const control::VipPair& pai
 }
 
 Status<DataPlaneError> FlowDataPlane::publish_egress(const control::VipPair& pair, std::unique_ptr<TxSa> sa,
-                                                     uint32_t spi) {
+                                                     uint32_t spi, std::size_t host_port) {
   std::lock_guard<std::mutex> lock(mu_);
   if (auto it = egress_.find(pair); it != egress_.end()) {
     if (auto s = sas_.replace(it->second.id, std::move(sa)); !s) return Err{DataPlaneError::kRejected};
@@ -115,7 +117,7 @@ Status<DataPlaneError> FlowDataPlane::publish_egress(const control::VipPair& pai
   }
   auto id = sas_.install(std::move(sa));
   if (!id) return Err{id.error() == SaError::kFull ? DataPlaneError::kNoSpace : DataPlaneError::kRejected};
-  auto entries = topo_.add_egress(pair.local, pair.remote, *id);
+  auto entries = topo_.add_egress(pair.local, pair.remote, *id, host_port);
   if (!entries) {
     (void)sas_.remove(*id);
     return Err{from_flow(entries.error())};

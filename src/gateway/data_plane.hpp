@@ -1,8 +1,9 @@
 // control::DataPlane on the gateway's pipeline: how the tunnel manager's decisions become entries.
 //   open_ingress   -> an INGR_ACL entry (SPI, remote VIP, local VIP) toward the local VIP's host port
 //   install_egress -> a TxSa (one prepared key per worker) + PSP_ENCRYPT (pkt_meta = crypto id) + EGR_ACL
-//                     (local VIP, remote VIP -> encap, pkt_meta = crypto id); a second install for the pair
-//                     swaps the SA behind the same crypto id, so no packet sees a half-made tunnel
+//                     (in-port = the local VIP's host port (vip_ports), local VIP, remote VIP -> encap,
+//                     pkt_meta = crypto id; a local VIP behind no host port is refused); a second install for
+//                     the pair swaps the SA behind the same crypto id, so no packet sees a half-made tunnel
 //   publish_master_keys -> the board PSP_DECRYPT's workers read
 // Transport mode: a packet's outer addresses are its own, so an SA is refused unless the peer's outer
 // address (learned from its TunnelParameters) is the remote VIP.
@@ -75,7 +76,7 @@ class FlowDataPlane final : public control::DataPlane {
   using IngressKey = std::tuple<uint32_t, net::IpAddr, net::IpAddr>;
   Result<std::unique_ptr<TxSa>, control::DataPlaneError> make_sa(const control::TxSa& sa) const;
   Status<control::DataPlaneError> publish_egress(const control::VipPair& pair, std::unique_ptr<TxSa> sa,
-                                                 uint32_t spi);
+                                                 uint32_t spi, std::size_t host_port);
 
   Topology& topo_;
   SaTable& sas_;

@@ -120,8 +120,13 @@ Result<GatewayFlags, FlagsExit> parse_flags(int argc, const char* const* argv) {
   app.add_flag("--cookie", f.cookie, "Carry the virtualization cookie in every packet");
   app.add_flag("-a,--disable-ingress-acl", f.disable_ingress_acl,
                "Accept any decrypted packet without the SPI/VIP check (testing only)");
-  app.add_flag("--maintain-order", f.maintain_order, "Keep sampled and unsampled packets of a flow in order");
-  app.add_option("--decap-dmac", decap, "Destination MAC of decapsulated packets toward the host")
+  app.add_flag("--maintain-order", f.maintain_order,
+               "Keep sampled and unsampled packets of a flow in order (always so here: samples are mirrored "
+               "copies, originals never go through the CPU)");
+  app.add_option(
+         "--decap-dmac", decap,
+         "Destination MAC of decapsulated packets toward the host, instead of the workload MAC learned "
+         "from the host port")
       ->check(kMac);
   app.add_option("-n,--nexthop-dmac", nexthop, "Destination MAC of encapsulated packets toward the network")
       ->check(kMac);

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "base/result.hpp"
 #include "net/addr.hpp"
@@ -36,9 +37,9 @@ struct GatewayFlags {
   EncapMode mode = EncapMode::kTunnel;                        // --mode tunnel|transport
   bool cookie = false;                                        // --cookie: send the virtualization cookie
   bool disable_ingress_acl = false;                           // -a/--disable-ingress-acl
-  bool maintain_order = false;                                // --maintain-order
+  bool maintain_order = false;                                // --maintain-order (see kMaintainOrderNote)
   std::string vf_name = "psp0";                               // -d/--vf-name: the host-side TAP
-  std::optional<net::MacAddr> decap_dmac;                     // --decap-dmac
+  std::optional<net::MacAddr> decap_dmac;                     // --decap-dmac: dst MAC of decapsulated frames
   std::optional<net::MacAddr> nexthop_dmac;                   // -n/--nexthop-dmac
   uint32_t workers = 1;                                       // --workers
   std::string sample_pcap;                                    // --sample-pcap FILE ("" = none)
@@ -58,6 +59,14 @@ struct GatewayFlags {
   //   transport: 0: the IP header is not part of the PSP payload, the whole L4 segment is encrypted.
   uint8_t effective_crypt_offset() const;
 };
+
+// --maintain-order: DOCA sends sampled packets through the CPU, so without it they could overtake or fall
+// behind their flow. Here a sample is a mirrored copy and the original never leaves the pipeline, so a
+// flow's order is kept with or without the flag: it is accepted (DOCA command lines keep working) and the
+// gateway says so at start with this line.
+inline constexpr std::string_view kMaintainOrderNote =
+    "--maintain-order: always in effect: samples are mirrored copies, the originals never go through the "
+    "CPU, so sampled and unsampled packets of a flow keep their order";
 
 // Parsing stopped: --help (code 0, the help text) or a usage error (code 2, the message).
 struct FlagsExit {

@@ -205,6 +205,25 @@ TEST_F(Flags, HardwareOnlyFlagsAreRejectedWithAReason) {
       0u);
 }
 
+// Issue 7 §6: neither flag is parsed and ignored. --decap-dmac reaches the decap action
+// (PspContext::decap_dmac, tested in gateway_parts_test DecapDmacOverridesTheLearnedMac); --maintain-order is
+// accepted because a flow's order is always kept here (samples are mirrored copies), which the help and the
+// start-up line say, and gateway_parts_test SamplingKeepsTheFlowInOrder checks.
+TEST_F(Flags, MaintainOrderAndDecapDmacSayWhatTheyDo) {
+  GatewayFlags f = ok({"-c", config_, "--decap-dmac", "0a:0b:0c:0d:0e:0f", "--maintain-order"});
+  ASSERT_TRUE(f.decap_dmac.has_value());
+  EXPECT_EQ(f.decap_dmac->to_string(), "0A:0B:0C:0D:0E:0F");
+  EXPECT_TRUE(f.maintain_order);
+  EXPECT_FALSE(ok({"-c", config_}).decap_dmac.has_value());  // default: the learned workload MAC
+  const std::string help = fails({"--help"}).text;
+  EXPECT_NE(help.find("instead of the workload MAC learned"), std::string::npos) << help;
+  EXPECT_NE(help.find("samples are mirrored"), std::string::npos) << help;
+  EXPECT_NE(std::string(kMaintainOrderNote).find("mirrored copies"), std::string::npos);
+  for (const char* bad : {"02:00:00:00:00", "02:00:00:00:00:01x"}) {
+    EXPECT_EQ(fails({"-c", config_, "--decap-dmac", bad}).code, 2) << bad;
+  }
+}
+
 TEST_F(Flags, BadValuesAreUsageErrors) {
   EXPECT_EQ(fails({}).code, 2);  // -c is required
   EXPECT_NE(fails({}).text.find("--config"), std::string::npos);

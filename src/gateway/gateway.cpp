@@ -58,7 +58,8 @@ json psp_counters_json(const psp::Counters& c) {
             {"tx_packets", c.tx_packets},       {"tx_bytes", c.tx_bytes},
             {"auth_failures", c.auth_failures}, {"framing_errors", c.framing_errors},
             {"bad_version", c.bad_version},     {"unknown_key", c.unknown_key},
-            {"key_rotations", c.key_rotations}, {"stale_keys", c.stale_keys}};
+            {"unissued_spi", c.unissued_spi},   {"key_rotations", c.key_rotations},
+            {"stale_keys", c.stale_keys}};
   for (std::size_t r = static_cast<std::size_t>(psp::DropReason::kNone) + 1; r < c.drops.size(); ++r) {
     if (c.drops[r] != 0) j["drop_" + key(psp::to_string(static_cast<psp::DropReason>(r)))] = c.drops[r];
   }
@@ -230,6 +231,7 @@ Status<std::string> Gateway::build() {
   ctx.host_ports = &host_ports_;
   ctx.local_mac = local_mac_;
   ctx.nexthop_mac = flags_.nexthop_dmac.value_or(net::MacAddr{});
+  if (flags_.decap_dmac) ctx.decap_dmac = HostPortInfo::pack_mac(flags_.decap_dmac->bytes.data());
   TopologyOptions topo;
   topo.network_port = PortId{0};
   for (std::size_t i = 0; i < host_port_cfg_.size(); ++i)
@@ -384,6 +386,7 @@ Status<std::string> Gateway::start() {
     rp.mtu = static_cast<uint16_t>(host_port_cfg_[i].mtu);
     so.responders.push_back(std::move(rp));
   }
+  so.host_port_of = [dp = dp_.get()](const net::IpAddr& vip) { return dp->host_port_of(vip); };
   so.sample_pcap = flags_.sample_pcap;
   so.show_rss_packets = flags_.show_rss_rx_packets;
   so.log = [this](std::string_view line) { log(line); };
@@ -425,6 +428,7 @@ Status<std::string> Gateway::start() {
       ":1000, gRPC on " + config_.local_grpc_address.to_string() +
       (grpc_server_tls_ ? " (mutual TLS)" : " (plaintext, unauthenticated: --grpc-insecure)") + ", admin " +
       admin_path_);
+  if (flags_.maintain_order) log(std::string(kMaintainOrderNote));
   return {};
 }
 
@@ -572,16 +576,21 @@ json Gateway::counters_json() const {
     cache.misses += w.key_cache.misses;
     cache.stale += w.key_cache.stale;
     cache.unknown += w.key_cache.unknown;
+    cache.unissued += w.key_cache.unissued;
+    cache.reused += w.key_cache.reused;
     cpu_drops += w.cpu_queue_drops;
   }
   json psp = psp_counters_json(psp_sum);
   psp["key_cache_hits"] = cache.hits;
   psp["key_cache_misses"] = cache.misses;
   psp["key_cache_stale"] = cache.stale;
+  psp["key_cache_unissued"] = cache.unissued;
+  psp["key_cache_reused"] = cache.reused;
   const SlowPathStats sp = slow_ ? slow_->stats() : SlowPathStats{};
   json slow = {{"held", sp.held},
                {"resubmitted", sp.resubmitted},
                {"dropped_no_route", sp.dropped_no_route},
+               {"dropped_wrong_port", sp.dropped_wrong_port},
                {"dropped_backoff", sp.dropped_backoff},
                {"dropped_hold_full", sp.dropped_hold_full},
                {"dropped_exchange_failed", sp.dropped_exchange_failed},

@@ -153,15 +153,17 @@ struct Vm {
 // Ports handed to Gateway::create through its PortFactory (each one once).
 struct PortBox {
   std::unique_ptr<ports::Port> host;
+  std::unique_ptr<ports::Port> host2;  // a second host port, if the node has one
   std::unique_ptr<ports::Port> network;
 };
 
 PortFactory memory_ports(const std::shared_ptr<PortBox>& box) {
   PortFactory f;
   f.host = [box](uint16_t, uint16_t, std::size_t, const HostPortConfig&,
-                 PortId) -> Result<std::unique_ptr<ports::Port>, std::string> {
-    if (!box->host) return Err{std::string("host port already taken")};
-    return std::move(box->host);
+                 PortId id) -> Result<std::unique_ptr<ports::Port>, std::string> {
+    std::unique_ptr<ports::Port>& port = id.value() == 2 ? box->host2 : box->host;
+    if (!port) return Err{std::string("host port already taken")};
+    return std::move(port);
   };
   f.network = [box](uint16_t, uint16_t, const net::IpAddr&,
                     PortId) -> Result<std::unique_ptr<ports::Port>, std::string> {
@@ -181,6 +183,8 @@ struct NodeSpec {
   std::string gateway_mac;  // the gateway's MAC on its host port
   uint32_t rpc_deadline_ms = 2000;
   bool insecure = false;  // --grpc-insecure instead of mutual TLS
+  std::string vip2;       // "": one host port; else a second host port (PortId 2) with this VIP
+  std::string peer_vip2;  // "": none; else a second remote VIP
 };
 
 // One throwaway CA for the whole test binary; every gateway's certificate names its gRPC host 127.0.0.1.
@@ -214,13 +218,20 @@ Result<GatewayFlags, FlagsExit> node_flags(const NodeSpec& spec, const std::stri
 }
 
 std::string config_text(const NodeSpec& n) {
+  json remote_vips = {n.peer_vip};
+  if (!n.peer_vip2.empty()) remote_vips.push_back(n.peer_vip2);
+  json sessions = {{{"local-vip", n.vip}, {"remote-vips", remote_vips}}};
+  json host_ports = {{{"name", "vm" + n.name}, {"local-vips", {n.vip}}, {"mac", n.gateway_mac}}};
+  if (!n.vip2.empty()) {
+    sessions.push_back({{"local-vip", n.vip2}, {"remote-vips", remote_vips}});
+    host_ports.push_back({{"name", "vm" + n.name + "2"}, {"local-vips", {n.vip2}}, {"mac", n.gateway_mac}});
+  }
   json c = {
       {"config", {{"local-grpc-address", "127.0.0.1:" + std::to_string(n.grpc_port)}, {"local-pip", n.pip}}},
       {"peers",
-       {{{"remote-grpc-address", "127.0.0.1:" + std::to_string(n.peer_grpc_port)},
-         {"sessions", {{{"local-vip", n.vip}, {"remote-vips", {n.peer_vip}}}}}}}},
+       {{{"remote-grpc-address", "127.0.0.1:" + std::to_string(n.peer_grpc_port)}, {"sessions", sessions}}}},
       {"x-sw",
-       {{"host-ports", {{{"name", "vm" + n.name}, {"local-vips", {n.vip}}, {"mac", n.gateway_mac}}}},
+       {{"host-ports", host_ports},
         {"local-mac", "02:50:53:00:00:0" + n.name},
         {"rpc-deadline-ms", n.rpc_deadline_ms}}}};
   return c.dump(2);
@@ -230,6 +241,7 @@ std::string config_text(const NodeSpec& n) {
 struct Node {
   std::unique_ptr<Gateway> gw;
   std::unique_ptr<Vm> vm;
+  std::unique_ptr<Vm> vm2;  // behind the second host port, if any
   net::MacAddr gateway_mac;
 
   json counters() const {
@@ -277,6 +289,14 @@ std::unique_ptr<Node> make_node(const NodeSpec& spec, std::unique_ptr<ports::Por
   auto box = std::make_shared<PortBox>();
   box->host = std::move(host.a);
   box->network = std::move(network);
+  if (!spec.vip2.empty()) {
+    gw_end.name = "vm" + spec.name + "2";
+    gw_end.id = PortId{2};
+    vm_end.name = "vm" + spec.name + "2-guest";
+    auto host2 = ports::testing::make_pair(gw_end, vm_end);
+    node->vm2 = std::make_unique<Vm>(std::move(host2.b), mac("02:00:00:00:02:0" + spec.name), ip(spec.vip2));
+    box->host2 = std::move(host2.a);
+  }
   auto gw = Gateway::create(std::move(*flags), std::move(*config), memory_ports(box));
   EXPECT_TRUE(gw.ok()) << (gw.ok() ? "" : gw.error());
   if (!gw) return nullptr;
@@ -571,6 +591,52 @@ TEST_F(GatewaySecurity, TlsFromFlagsOrConfigStartsAndBadMaterialFailsNamingTheFi
                {dir_.path + "/nope.crt", "cannot read"});
   expect_error(create({flags[0], flags[1], flags[2], flags[3]}), {"--grpc-tls-ca is missing"});
   expect_error(create({"--grpc-insecure", flags[0], flags[1]}), {"--grpc-insecure and TLS material"});
+}
+
+// Issue 7 §6: EGR_ACL matches the in-port. Gateway A has two host ports (10.1.0.1 behind port 1, 10.1.0.2
+// behind port 2), both routed to B. Once port 2's tunnel is up, port 1's workload sending as 10.1.0.2 is not
+// encrypted: the slow path drops it as dropped_wrong_port. Port 2's own first packet (held, exchanged,
+// resubmitted with its in-port) arrives.
+TEST(TwoHostPorts, AWorkloadCannotSendAsAnotherPortsVip) {
+  TempDir dir;
+  const uint16_t grpc_a = free_port();
+  const uint16_t grpc_b = free_port();
+  EndpointConfig net_a;
+  net_a.name = "net-a";
+  net_a.addr = ip("127.0.0.1");
+  net_a.port = psp::kPspUdpPort;
+  EndpointConfig net_b = net_a;
+  net_b.name = "net-b";
+  net_b.addr = ip("127.0.0.2");
+  auto wire = ports::testing::make_pair(net_a, net_b);
+  NodeSpec spec_a{"a", "127.0.0.1", "10.1.0.1", "10.2.0.1", grpc_a, grpc_b, "02:50:00:00:0a:01"};
+  spec_a.vip2 = "10.1.0.2";
+  NodeSpec spec_b{"b", "127.0.0.2", "10.2.0.1", "10.1.0.1", grpc_b, grpc_a, "02:50:00:00:0b:01"};
+  spec_b.peer_vip2 = "10.1.0.2";
+  auto a = make_node(spec_a, std::move(wire.a), dir.path);
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(a->vm2, nullptr);
+  auto b = make_node(spec_b, std::move(wire.b), dir.path);
+  ASSERT_NE(b, nullptr);
+  b->vm->send(test::arp_request(b->vm->mac_addr, b->vm->vip, ip("10.1.0.2")));  // B learns its VM's MAC
+  ASSERT_EQ(b->vm->receive(1).size(), 1u);
+
+  const auto own = a->vm2->udp_to(*b->vm, a->gateway_mac, seq_payload(1));
+  a->vm2->send(own);
+  auto got = b->vm->receive(1);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0], as_delivered(own, *b->vm, b->gateway_mac));
+
+  Vm impostor(nullptr, a->vm->mac_addr, ip("10.1.0.2"));  // port 1's workload, port 2's VIP
+  const auto spoofed = impostor.udp_to(*b->vm, a->gateway_mac, seq_payload(2));
+  a->vm->send(spoofed);
+  EXPECT_TRUE(wait_until([&] { return a->slow("dropped_wrong_port") == 1; }));
+  EXPECT_TRUE(b->vm->receive(1, std::chrono::milliseconds(200)).empty());
+  EXPECT_EQ(a->slow("held"), 1u);  // only port 2's first packet
+  EXPECT_EQ(a->counters()["psp"]["tx_packets"], 1u);
+
+  a->vm2->send(a->vm2->udp_to(*b->vm, a->gateway_mac, seq_payload(3)));  // port 2 still sends
+  EXPECT_EQ(b->vm->receive(1).size(), 1u);
 }
 
 // A gateway whose peer is unreachable: the held packet is dropped (counted) once the exchange fails, and

@@ -536,13 +536,16 @@ uint8_t code(psp::DropReason r) {
 }
 
 struct Side {
-  explicit Side(TopologyOptions o, net::IpAddr pip_, net::MacAddr gw_mac = mac("02:50:00:00:00:01"))
+  explicit Side(TopologyOptions o, net::IpAddr pip_, net::MacAddr gw_mac = mac("02:50:00:00:00:01"),
+                uint64_t decap_dmac = 0)
       : pip(pip_), local_mac(mac("02:50:00:00:ff:01")) {
-    o.host_ports = {PortId{1}};
+    if (o.host_ports.empty()) o.host_ports = {PortId{1}};
     workers.push_back(std::make_unique<WorkerPsp>(0, crypto::make_default_backend(), 64));
-    auto hp = std::make_unique<HostPortInfo>();
-    hp->gateway_mac = gw_mac;
-    host_ports.push_back(std::move(hp));
+    for (std::size_t i = 0; i < o.host_ports.size(); ++i) {
+      auto hp = std::make_unique<HostPortInfo>();
+      hp->gateway_mac = gw_mac;
+      host_ports.push_back(std::move(hp));
+    }
     PspContext ctx;
     ctx.sas = &sas;
     ctx.master_keys = &keys;
@@ -550,6 +553,7 @@ struct Side {
     ctx.host_ports = &host_ports;
     ctx.local_mac = local_mac;
     ctx.nexthop_mac = mac("02:50:00:00:ee:01");
+    ctx.decap_dmac = decap_dmac;
     auto t = Topology::build(o, ctx);
     EXPECT_TRUE(t.ok()) << (t.ok() ? "" : t.error());
     if (!t.ok()) return;
@@ -693,18 +697,18 @@ TEST(Topology, EgressEntriesRoundTripAndTypedErrors) {
   o.max_tunnels = 2;
   Side s(o, ip("2001:db8::1"));
   ASSERT_NE(s.topo, nullptr);
-  auto e1 = s.topo->add_egress(ip("10.0.0.1"), ip("10.0.0.2"), 0);
+  auto e1 = s.topo->add_egress(ip("10.0.0.1"), ip("10.0.0.2"), 0, 0);
   ASSERT_TRUE(e1.ok());
   EXPECT_EQ(s.stats("EGR_ACL").entries, 1u);
   EXPECT_EQ(s.stats("PSP_ENCRYPT").entries, 1u);
   // The same VIP pair again (with another crypto id): refused, and nothing half-made stays behind.
-  auto dup = s.topo->add_egress(ip("10.0.0.1"), ip("10.0.0.2"), 1);
+  auto dup = s.topo->add_egress(ip("10.0.0.1"), ip("10.0.0.2"), 1, 0);
   ASSERT_FALSE(dup.ok());
   EXPECT_EQ(dup.error(), flow::FlowError::kDuplicateEntry);
   EXPECT_EQ(s.stats("PSP_ENCRYPT").entries, 1u);
-  auto e2 = s.topo->add_egress(ip("10.0.0.1"), ip("10.0.0.3"), 1);
+  auto e2 = s.topo->add_egress(ip("10.0.0.1"), ip("10.0.0.3"), 1, 0);
   ASSERT_TRUE(e2.ok());
-  auto full = s.topo->add_egress(ip("10.0.0.1"), ip("10.0.0.4"), 2);
+  auto full = s.topo->add_egress(ip("10.0.0.1"), ip("10.0.0.4"), 2, 0);
   ASSERT_FALSE(full.ok());
   EXPECT_EQ(full.error(), flow::FlowError::kTableFull);
   EXPECT_EQ(s.stats("PSP_ENCRYPT").entries, 2u);
@@ -716,7 +720,7 @@ TEST(Topology, EgressEntriesRoundTripAndTypedErrors) {
   ASSERT_FALSE(stale.ok());
   EXPECT_EQ(stale.error(), flow::FlowError::kStaleHandle);
   s.topo->pipeline().synchronize();
-  auto again = s.topo->add_egress(ip("10.0.0.1"), ip("10.0.0.2"), 0);
+  auto again = s.topo->add_egress(ip("10.0.0.1"), ip("10.0.0.2"), 0, 0);
   ASSERT_TRUE(again.ok());
   EXPECT_NE(again->acl, e1->acl);  // a new generation, whatever slot it took
 }
@@ -775,9 +779,7 @@ class PspPipeline : public ::testing::TestWithParam<PspCase> {
     const PspCase c = GetParam();
     v4_inner_ = c.inner == net::IpFamily::kV4;
     const bool v4_outer = c.outer == net::IpFamily::kV4;
-    TopologyOptions o;
-    o.inner = c.inner;
-    o.outer = c.outer;
+    const TopologyOptions o = options();
     a_ = std::make_unique<Side>(o, ip(v4_outer ? "192.0.2.1" : "2001:db8::1"), mac("02:50:00:00:0a:01"));
     b_ = std::make_unique<Side>(o, ip(v4_outer ? "192.0.2.2" : "2001:db8::2"), mac("02:50:00:00:0b:01"));
     ASSERT_NE(a_->worker, nullptr);
@@ -789,6 +791,14 @@ class PspPipeline : public ::testing::TestWithParam<PspCase> {
     auto spi = ring_b_.allocate_spi();
     ASSERT_TRUE(spi.ok());
     spi_ = *spi;
+  }
+
+  // Both sides' topology options (a test may rebuild a side with changes).
+  virtual TopologyOptions options() const {
+    TopologyOptions o;
+    o.inner = GetParam().inner;
+    o.outer = GetParam().outer;
+    return o;
   }
 
   // A's egress SA toward B for `spi`, with B's key for it (what the key exchange sets up).
@@ -806,7 +816,7 @@ class PspPipeline : public ::testing::TestWithParam<PspCase> {
     sa->keys.push_back(a_->workers[0]->aead->make_key(crypto::AeadAlg::kAesGcm256, key->view()));
     auto id = a_->sas.install(std::move(sa));
     EXPECT_TRUE(id.ok());
-    EXPECT_TRUE(a_->topo->add_egress(vip_a_, vip_b_, *id).ok());
+    EXPECT_TRUE(a_->topo->add_egress(vip_a_, vip_b_, *id, egress_port_).ok());
     return *id;
   }
   void open_ingress() { ASSERT_TRUE(b_->topo->add_ingress(spi_, vip_a_, vip_b_, 0).ok()); }
@@ -875,6 +885,7 @@ class PspPipeline : public ::testing::TestWithParam<PspCase> {
   net::MacAddr vm_b_ = mac("02:00:00:00:0b:0b");
   psp::KeyRing ring_b_ = psp::KeyRing::with_random_key();
   uint32_t spi_ = 0;
+  std::size_t egress_port_ = 0;  // the host-port index vip_a_ sits behind on A (EGR_ACL's in-port)
 };
 
 TEST_P(PspPipeline, EncryptOnAThenDecryptOnBDeliversTheInnerPacket) {
@@ -946,14 +957,103 @@ TEST_P(PspPipeline, NoIngressAclEntryIsAnAclMiss) {
   EXPECT_EQ(b_->workers[0]->counters.auth_failures, 0u);  // it decrypted fine
 }
 
-// An SPI of B's other key slot, which holds no key: no key, nothing decrypted, counted.
-TEST_P(PspPipeline, SpiOfADeadSlotIsUnknownKey) {
+// An SPI of B's other key slot, which holds no key: B never handed it out; nothing derived, counted.
+TEST_P(PspPipeline, SpiOfADeadSlotIsUnissued) {
   spi_ |= psp::kSpiSlotBit;
   install_egress(spi_);
   open_ingress();
   deliver_to_b(encrypt_on_a(vm_a_frame()));
   ASSERT_EQ(b_->sink.out.size(), 1u);
-  EXPECT_EQ(b_->sink.out[0].target, drop_target(code(psp::DropReason::kUnknownKey)));
+  EXPECT_EQ(b_->sink.out[0].target, drop_target(code(psp::DropReason::kUnissuedSpi)));
+  EXPECT_EQ(b_->workers[0]->counters.unissued_spi, 1u);
+  EXPECT_EQ(b_->workers[0]->keys.stats().misses, 0u);  // no derivation
+}
+
+// Issue 7 §6: a flood of packets with SPIs B never handed out is dropped before key derivation, counted
+// under its own reason in SYND_STATS, and evicts nothing: B's key for the real SPI stays cached.
+TEST_P(PspPipeline, RandomSpiFloodDerivesNothingAndEvictsNothing) {
+  install_egress(spi_);
+  open_ingress();
+  const auto wire = encrypt_on_a(vm_a_frame());
+  ASSERT_FALSE(wire.empty());
+  deliver_to_b(wire);
+  ASSERT_EQ(b_->sink.out.size(), 1u);
+  ASSERT_EQ(b_->sink.out[0].target, port_target(1));
+  const psp::KeyCacheStats before = b_->workers[0]->keys.stats();
+  ASSERT_EQ(before.misses, 1u);
+  const std::size_t spi_at = 14 + (a_->pip.is_v4() ? 20 : 40) + 8 + 4;
+  uint64_t x = 0x243f6a8885a308d3ull;
+  constexpr int kFlood = 500;  // against 64 cache entries: without the check the real key is evicted
+  for (int i = 0; i < kFlood; ++i) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    auto forged = wire;
+    store_be32(&forged[spi_at], static_cast<uint32_t>(x) | 0x100u);  // never spi_ (1)
+    deliver_to_b(forged);
+    ASSERT_EQ(b_->sink.out.size(), 1u);
+    EXPECT_EQ(b_->sink.out[0].target, drop_target(code(psp::DropReason::kUnissuedSpi)));
+  }
+  const psp::KeyCacheStats after = b_->workers[0]->keys.stats();
+  EXPECT_EQ(after.misses, before.misses);  // zero derivations for the flood
+  EXPECT_EQ(after.unissued, uint64_t{kFlood});
+  EXPECT_EQ(b_->workers[0]->counters.unissued_spi, uint64_t{kFlood});
+  EXPECT_EQ(b_->workers[0]->counters.auth_failures, 0u);
+  const auto st = b_->stats("SYND_STATS");
+  ASSERT_EQ(st.drops.size(), 1u);
+  EXPECT_EQ(st.drops[0], std::make_pair(code(psp::DropReason::kUnissuedSpi), uint64_t{kFlood}));
+  deliver_to_b(wire);  // the real SPI: still a cache hit
+  ASSERT_EQ(b_->sink.out.size(), 1u);
+  EXPECT_EQ(b_->sink.out[0].target, port_target(1));
+  EXPECT_EQ(b_->workers[0]->keys.stats().hits, before.hits + 1);
+  EXPECT_EQ(b_->workers[0]->keys.stats().misses, before.misses);
+}
+
+// --decap-dmac: the decapsulated frame goes to the configured MAC, whatever workload MAC was learned (and
+// also before any was, where it would otherwise be dropped as no-workload-mac).
+TEST_P(PspPipeline, DecapDmacOverridesTheLearnedMac) {
+  const net::MacAddr dmac = mac("0a:0b:0c:0d:0e:0f");
+  b_ = std::make_unique<Side>(options(), b_->pip, mac("02:50:00:00:0b:01"),
+                              HostPortInfo::pack_mac(dmac.bytes.data()));
+  b_->keys.publish(ring_b_.snapshot());  // no workload MAC learned
+  install_egress(spi_);
+  open_ingress();
+  const auto frame = vm_a_frame();
+  const auto wire = encrypt_on_a(frame);
+  for (int learned = 0; learned < 2; ++learned) {
+    if (learned == 1) b_->host_ports[0]->workload_mac = mac_bits(vm_b_);
+    deliver_to_b(wire);
+    ASSERT_EQ(b_->sink.out.size(), 1u);
+    const auto& got = b_->sink.out[0];
+    EXPECT_EQ(got.target, port_target(1));
+    EXPECT_EQ(std::vector<uint8_t>(got.bytes.begin(), got.bytes.begin() + 6), bytes_of(dmac.bytes));
+    EXPECT_TRUE(std::equal(frame.begin() + 12, frame.end(), got.bytes.begin() + 12, got.bytes.end()));
+  }
+}
+
+// EGR_ACL matches the in-port: port 1's workload sending as the VIP behind port 2 is not encrypted. It
+// misses EGR_ACL and goes to the CPU, where the slow path drops it (SlowPathStats::dropped_wrong_port)
+// instead of resubmitting it into the same miss.
+TEST_P(PspPipeline, EgressAclMatchesTheInPort) {
+  TopologyOptions o = options();
+  o.host_ports = {PortId{1}, PortId{2}};
+  a_ = std::make_unique<Side>(o, a_->pip, mac("02:50:00:00:0a:01"));
+  egress_port_ = 1;  // vip_a_ sits behind host port 2
+  install_egress(spi_);
+  open_ingress();
+  const auto frame = vm_a_frame();
+  a_->run({frame}, PortId{1});
+  ASSERT_EQ(a_->sink.out.size(), 1u);
+  EXPECT_EQ(a_->sink.out[0].target, cpu_target(CpuReason::kEgressMiss));
+  EXPECT_EQ(a_->sink.out[0].bytes, frame);  // unchanged: not encapsulated, not encrypted
+  EXPECT_EQ(a_->workers[0]->counters.tx_packets, 0u);
+  EXPECT_EQ(a_->stats("EGR_ACL").misses, 1u);
+  a_->sink.out.clear();
+  a_->run({frame}, PortId{2});  // from its own port: encrypted and sent
+  ASSERT_EQ(a_->sink.out.size(), 1u);
+  EXPECT_EQ(a_->sink.out[0].target, port_target(0));
+  EXPECT_EQ(a_->workers[0]->counters.tx_packets, 1u);
+  deliver_to_b(a_->sink.out[0].bytes);
+  ASSERT_EQ(b_->sink.out.size(), 1u);
+  EXPECT_EQ(b_->sink.out[0].target, port_target(1));
 }
 
 TEST_P(PspPipeline, UnknownWorkloadMacIsDropped) {
@@ -1016,6 +1116,88 @@ INSTANTIATE_TEST_SUITE_P(All, PspPipeline,
                                            PspCase{net::IpFamily::kV6, net::IpFamily::kV4, false},
                                            PspCase{net::IpFamily::kV6, net::IpFamily::kV6, true},
                                            PspCase{net::IpFamily::kV4, net::IpFamily::kV6, true}),
+                         [](const auto& p) {
+                           return std::string(p.param.inner == net::IpFamily::kV4 ? "i4" : "i6") +
+                                  (p.param.outer == net::IpFamily::kV4 ? "o4" : "o6") +
+                                  (p.param.vc ? "_vc" : "");
+                         });
+
+// With --sample-rate: EGR_SAMP on A sets the S bit on 1 in 2 packets and mirrors a copy to the CPU;
+// INGR_SAMP on B mirrors the packets that arrive with the S bit set, once they have authenticated.
+class SampledPipeline : public PspPipeline {
+ protected:
+  TopologyOptions options() const override {
+    TopologyOptions o = PspPipeline::options();
+    o.sample_rate = 1;
+    return o;
+  }
+  static bool sampled(const std::vector<uint8_t>& wire, bool v4_outer) {
+    return (wire[14 + (v4_outer ? 20 : 40) + 8 + 3] & 0x80) != 0;  // the S bit of the PSP header
+  }
+  std::size_t count(const std::vector<RecordSink::Out>& out, flow::Target t) const {
+    return static_cast<std::size_t>(
+        std::count_if(out.begin(), out.end(), [&](const auto& o) { return o.target == t; }));
+  }
+};
+
+// Issue 7 §6: a packet whose S bit is set but that fails authentication (forged, or tampered) is not
+// mirrored to the log; an authenticated sampled one is.
+TEST_P(SampledPipeline, IngressSamplesOnlyAuthenticatedPackets) {
+  install_egress(spi_);
+  open_ingress();
+  const bool v4_outer = a_->pip.is_v4();
+  std::vector<uint8_t> wire;
+  for (int i = 0; i < 200 && wire.empty(); ++i) {  // 1 in 2 is sampled
+    a_->sink.out.clear();
+    a_->run({vm_a_frame()}, PortId{1});
+    for (const auto& o : a_->sink.out) {
+      if (o.target == port_target(0) && sampled(o.bytes, v4_outer)) wire = o.bytes;
+    }
+  }
+  ASSERT_FALSE(wire.empty());
+  deliver_to_b(wire);
+  EXPECT_EQ(count(b_->sink.out, cpu_target(CpuReason::kSampleIngress)), 1u);
+  EXPECT_EQ(count(b_->sink.out, port_target(1)), 1u);
+  deliver_to_b(wire, 1);  // the ICV's last byte: fails authentication
+  EXPECT_EQ(count(b_->sink.out, cpu_target(CpuReason::kSampleIngress)), 0u);
+  EXPECT_EQ(count(b_->sink.out, drop_target(code(psp::DropReason::kAuthFailed))), 1u);
+  EXPECT_EQ(b_->stats("INGR_SAMP").mirrored, 1u);
+}
+
+// --maintain-order: sampling never takes an original out of its flow (the sample is a mirrored copy), so
+// a batch leaves A and arrives at B's workload in order, sampled or not.
+TEST_P(SampledPipeline, SamplingKeepsTheFlowInOrder) {
+  install_egress(spi_);
+  open_ingress();
+  std::vector<std::vector<uint8_t>> frames;
+  for (std::size_t i = 0; i < net::kMaxBatch; ++i) frames.push_back(vm_a_frame(20 + i * 13));
+  a_->sink.out.clear();
+  a_->run(frames, PortId{1});
+  std::vector<std::vector<uint8_t>> wire;
+  for (const auto& o : a_->sink.out) {
+    if (o.target == port_target(0)) wire.push_back(o.bytes);
+  }
+  ASSERT_EQ(wire.size(), frames.size());
+  const std::size_t samples = count(a_->sink.out, cpu_target(CpuReason::kSampleEgress));
+  EXPECT_GT(samples, 0u);
+  EXPECT_LT(samples, frames.size());
+  std::size_t ingress_samples = 0;
+  for (std::size_t i = 0; i < wire.size(); ++i) {
+    deliver_to_b(wire[i]);
+    ingress_samples += count(b_->sink.out, cpu_target(CpuReason::kSampleIngress));
+    std::vector<uint8_t> delivered;
+    for (const auto& o : b_->sink.out) {
+      if (o.target == port_target(1)) delivered = o.bytes;
+    }
+    ASSERT_EQ(delivered.size(), frames[i].size()) << i;
+    EXPECT_TRUE(std::equal(frames[i].begin() + 12, frames[i].end(), delivered.begin() + 12)) << i;
+  }
+  EXPECT_EQ(ingress_samples, samples);
+}
+
+INSTANTIATE_TEST_SUITE_P(All, SampledPipeline,
+                         ::testing::Values(PspCase{net::IpFamily::kV4, net::IpFamily::kV6, false},
+                                           PspCase{net::IpFamily::kV6, net::IpFamily::kV4, true}),
                          [](const auto& p) {
                            return std::string(p.param.inner == net::IpFamily::kV4 ? "i4" : "i6") +
                                   (p.param.outer == net::IpFamily::kV4 ? "o4" : "o6") +

@@ -270,7 +270,7 @@ class TransportGateway {
     sa->peer = ips_.b;
     sa->keys.push_back(workers_[0]->aead->make_key(crypto::AeadAlg::kAesGcm256, key.view()));
     const CryptoId id = sas_.install(std::move(sa)).value();
-    ASSERT_TRUE(topo_->add_egress(ips_.a, ips_.b, id));
+    ASSERT_TRUE(topo_->add_egress(ips_.a, ips_.b, id, 0));
     ASSERT_TRUE(topo_->add_ingress(spi_, ips_.a, ips_.b, 0));
   }
 

@@ -8,6 +8,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "base/ids.hpp"
 #include "control/messages.hpp"
 
 namespace pspgw::gateway {
@@ -15,6 +16,7 @@ namespace pspgw::gateway {
 struct HeldPacket {
   std::vector<uint8_t> frame;
   uint16_t worker = 0;  // resubmitted on the worker it came from: one flow stays on one worker
+  PortId port{0};       // the host port it came in on: EGR_ACL matches it again at resubmission
 };
 
 class HoldQueue {

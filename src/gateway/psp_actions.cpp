@@ -304,7 +304,8 @@ class DecapAction final : public flow::BatchAction {
     if (!info) return static_cast<uint8_t>(info.error());
     if (host_port >= ctx_.host_ports->size()) return drop(GatewayDrop::kNoWorkload);
     const HostPortInfo& port = *(*ctx_.host_ports)[host_port];
-    const uint64_t mac = port.workload_mac.load(std::memory_order_relaxed);
+    const uint64_t mac =
+        ctx_.decap_dmac != 0 ? ctx_.decap_dmac : port.workload_mac.load(std::memory_order_relaxed);
     if (mac == 0) return drop(GatewayDrop::kNoWorkload);
     uint8_t* d = pkt.data();
     HostPortInfo::unpack_mac(mac, d);

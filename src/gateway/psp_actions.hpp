@@ -9,7 +9,8 @@
 //   EGR_SAMP     (flow set_bits: psp.S = 1)
 //   PSP_ENCRYPT  encrypt(crypto_id) seal the PSP packet in place (one AEAD call per batch)
 //   PSP_DECRYPT  decrypt()          open in place, key derived from the SPI; meta.syndrome := result
-//   INGR_ACL     decap(host_port)   -> [Eth toward the workload][inner IP]
+//   INGR_ACL     decap(host_port)   -> [Eth toward the workload][inner IP] (destination MAC: --decap-dmac,
+//                                   else the workload MAC learned from the host port)
 //                                   (transport: [IP from the outer one, proto := NH, lengths fixed][L4])
 //
 // Transport mode through a kernel UDP socket (spec §1 keeps the original IP header; we cannot): the kernel
@@ -103,6 +104,9 @@ struct PspContext {
   std::vector<std::unique_ptr<HostPortInfo>>* host_ports = nullptr;  // by host-port index
   net::MacAddr local_mac;                                            // source MAC of encapsulated frames
   net::MacAddr nexthop_mac;  // destination MAC of encapsulated frames (-n; informational through UDP)
+  // --decap-dmac: destination MAC of every decapsulated frame, instead of the workload MAC learned from the
+  // host port (HostPortInfo::pack_mac form; 0 = learned, as without the flag).
+  uint64_t decap_dmac = 0;
 };
 
 std::shared_ptr<flow::BatchAction> make_encap_action(const PspContext& ctx,

@@ -228,7 +228,7 @@ void SlowPath::drain(PacketWorker& w) {
     }
     switch (static_cast<CpuReason>(info.reason)) {
       case CpuReason::kEgressMiss:
-        on_egress_miss(frame, w.index());
+        on_egress_miss(frame, info.port, w.index());
         break;
       case CpuReason::kException:
         on_exception(frame, info.port, w.index());
@@ -242,7 +242,7 @@ void SlowPath::drain(PacketWorker& w) {
   }
 }
 
-void SlowPath::on_egress_miss(std::span<const uint8_t> frame, uint16_t worker) {
+void SlowPath::on_egress_miss(std::span<const uint8_t> frame, PortId port, uint16_t worker) {
   auto f = net::parse_frame(frame);
   if (!f || f->ip.family == net::IpFamily::kNone) {
     BUMP(dropped_no_route, 1);
@@ -253,12 +253,19 @@ void SlowPath::on_egress_miss(std::span<const uint8_t> frame, uint16_t worker) {
     BUMP(dropped_no_route, 1);
     return;
   }
+  if (opts_.host_port_of) {
+    const auto behind = opts_.host_port_of(pair.local);
+    if (!behind || *behind + 1 != port.value()) {  // a workload sending as another port's VIP
+      BUMP(dropped_wrong_port, 1);
+      return;
+    }
+  }
   switch (tm_.state(pair)) {
     case control::PairState::kConnected:
       // Installed after this packet missed: send it on, behind the packets held for the pair (the
       // exchange finished on its thread, but its completion may not have been handled yet).
       resubmit_held(pair);
-      if (send_to_worker(worker, frame, {static_cast<uint16_t>(FrameKind::kResubmit), PortId{0}})) {
+      if (send_to_worker(worker, frame, {static_cast<uint16_t>(FrameKind::kResubmit), port})) {
         BUMP(resubmitted, 1);
       }
       return;
@@ -269,7 +276,7 @@ void SlowPath::on_egress_miss(std::span<const uint8_t> frame, uint16_t worker) {
     case control::PairState::kInFlight:
       break;
   }
-  if (hold_.hold(pair, {std::vector<uint8_t>(frame.begin(), frame.end()), worker}) !=
+  if (hold_.hold(pair, {std::vector<uint8_t>(frame.begin(), frame.end()), worker, port}) !=
       HoldQueue::Verdict::kHeld) {
     BUMP(dropped_hold_full, 1);
     return;
@@ -336,8 +343,7 @@ void SlowPath::flush_settled() {
 void SlowPath::resubmit_held(const control::VipPair& pair) {
   uint64_t sent = 0;
   for (const HeldPacket& p : hold_.take(pair)) {
-    sent +=
-        send_to_worker(p.worker, p.frame, {static_cast<uint16_t>(FrameKind::kResubmit), PortId{0}}) ? 1 : 0;
+    sent += send_to_worker(p.worker, p.frame, {static_cast<uint16_t>(FrameKind::kResubmit), p.port}) ? 1 : 0;
   }
   BUMP(resubmitted, sent);
 }

@@ -68,6 +68,7 @@ struct SlowPathStats {
   uint64_t held = 0;                     // packets held for a key exchange
   uint64_t resubmitted = 0;              // held packets sent on after their tunnel came up
   uint64_t dropped_no_route = 0;         // destination VIP not configured for any peer
+  uint64_t dropped_wrong_port = 0;       // source VIP sits behind another host port than the frame came in on
   uint64_t dropped_backoff = 0;          // the pair's last exchange failed recently
   uint64_t dropped_hold_full = 0;        // per-pair or total hold limit reached
   uint64_t dropped_exchange_failed = 0;  // held packets of a failed exchange
@@ -88,6 +89,9 @@ struct SlowPathOptions {
   std::size_t exchange_threads = 4;
   std::string sample_pcap;        // "" = none
   bool show_rss_packets = false;  // --show-rss-rx-packets: log every packet that reaches the CPU
+  // The host-port index (PortId - 1) a local VIP sits behind (FlowDataPlane::host_port_of). An egress miss
+  // from another port is dropped (dropped_wrong_port): resubmitting it would only miss EGR_ACL again.
+  std::function<std::optional<std::size_t>(const net::IpAddr&)> host_port_of;
   std::function<void(std::string_view)> log;
   std::function<void()> tick;  // called every ~100 ms on the control thread (reclaim, stat print)
 };
@@ -111,7 +115,7 @@ class SlowPath {
  private:
   void run();
   void drain(PacketWorker& w);
-  void on_egress_miss(std::span<const uint8_t> frame, uint16_t worker);
+  void on_egress_miss(std::span<const uint8_t> frame, PortId port, uint16_t worker);
   void on_exception(std::span<const uint8_t> frame, PortId port, uint16_t worker);
   void on_sample(std::span<const uint8_t> frame, uint16_t reason);
   void on_completion(const ExchangeRunner::Completion& c);

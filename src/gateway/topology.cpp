@@ -94,7 +94,9 @@ void build_egress(flow::PipelineBuilder& b, const TopologyOptions& o, const PspC
   const std::string after_acl = o.sample_rate > 0 ? "EGR_SAMP" : "PSP_ENCRYPT";
   PipeSpec acl;
   acl.name = "EGR_ACL";
-  acl.match = {flow::match(src_field(o.inner)), flow::match(dst_field(o.inner))};
+  // The in-port too: a workload may send only as the VIPs behind its own host port. A frame from port 1
+  // with port 2's VIP as source misses and is dropped by the slow path (dropped_wrong_port).
+  acl.match = {flow::match(Field::kInPort), flow::match(src_field(o.inner)), flow::match(dst_field(o.inner))};
   acl.actions = {ActionSpec::call(make_encap_action(ctx, o.mode), true),
                  ActionSpec::set_meta_from_entry(Field::kPktMeta, "crypto_id")};
   acl.fwd = TargetRef::pipe(after_acl);
@@ -140,13 +142,16 @@ void build_ingress(flow::PipelineBuilder& b, const TopologyOptions& o, const Psp
   if (o.sample_rate > 0) {
     PipeSpec samp;
     samp.name = "INGR_SAMP";
-    samp.match = {flow::match(Field::kUdpPayload0, kPspSampleBit)};
+    // Authenticated packets only (syndrome OK): a forged packet with the S bit set must not reach the log.
+    samp.match = {flow::match(Field::kSyndrome), flow::match(Field::kUdpPayload0, kPspSampleBit)};
     samp.fwd = TargetRef::pipe("INGR_ACL");
     samp.miss = TargetRef::pipe("INGR_ACL");
     samp.mirror = cpu(CpuReason::kSampleIngress);
     samp.max_entries = 1;
     b.add_pipe(samp);
-    b.add_entry("INGR_SAMP", {{flow::eq(Field::kUdpPayload0, kPspSampleBit)}, {}, {}, 0});
+    b.add_entry(
+        "INGR_SAMP",
+        {{flow::eq(Field::kSyndrome, kSyndromeOk), flow::eq(Field::kUdpPayload0, kPspSampleBit)}, {}, {}, 0});
   }
 
   PipeSpec acl;
@@ -223,14 +228,15 @@ Result<std::unique_ptr<Topology>, std::string> Topology::build(const TopologyOpt
 
 Result<Topology::EgressEntries, flow::FlowError> Topology::add_egress(const net::IpAddr& local_vip,
                                                                       const net::IpAddr& remote_vip,
-                                                                      CryptoId id) {
+                                                                      CryptoId id, std::size_t host_port) {
   EntrySpec enc;
   enc.match = {flow::eq(Field::kPktMeta, id)};
   enc.args = {id};
   auto e = pipeline_->add_entry(psp_encrypt_, enc);
   if (!e) return Err{e.error()};
   EntrySpec acl;
-  acl.match = {flow::eq(src_field(opts_.inner), local_vip), flow::eq(dst_field(opts_.inner), remote_vip)};
+  acl.match = {flow::eq(Field::kInPort, opts_.host_ports.at(host_port).value()),
+               flow::eq(src_field(opts_.inner), local_vip), flow::eq(dst_field(opts_.inner), remote_vip)};
   acl.args = {id, id};
   auto a = pipeline_->add_entry(egr_acl_, acl);
   if (!a) {

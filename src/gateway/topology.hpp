@@ -1,13 +1,14 @@
 // The gateway's pipeline: the seeds' diagrams (shared/seeds/001..003, spec/doca-psp-gateway.md §5) built
 // as data with flow::PipelineBuilder.
 //
-// Host-to-net:  ROOT (host port, inner family) -> EGR_ACL (inner src+dst VIP; encap(), pkt_meta=crypto_id;
-//               miss -> RSS "egress-miss") -> [EGR_SAMP (random & mask; psp.S=1, mirror RSS)] ->
+// Host-to-net:  ROOT (host port, inner family) -> EGR_ACL (in-port + inner src+dst VIP; encap(),
+//               pkt_meta=crypto_id; miss -> RSS "egress-miss") -> [EGR_SAMP (random & mask; psp.S=1,
+//               mirror RSS)] ->
 //               PSP_ENCRYPT (pkt_meta; encrypt()) -> network port.
 //               ROOT (host port, ARP / IPv6 ND / DHCP) -> RSS "exception" (the slow path answers).
 // Net-to-host:  ROOT (network port, outer family, UDP dst 1000) -> PSP_DECRYPT (one entry; decrypt()) ->
-//               [INGR_SAMP (psp.S; mirror RSS)] -> INGR_ACL (syndrome OK + SPI + inner src + inner dst;
-//               decap()) -> host port; miss -> SYND_STATS (one entry per syndrome, counted) -> drop.
+//               [INGR_SAMP (syndrome OK + psp.S; mirror RSS)] -> INGR_ACL (syndrome OK + SPI + inner
+//               src + inner dst; decap()) -> host port; miss -> SYND_STATS (one per syndrome) -> drop.
 // Transport mode: the same pipes; the packet's own addresses are the outer ones (VIP == PIP), so INGR_ACL
 // matches the outer source and destination, and encap()/decap() carry the L4 segment (psp_actions.hpp).
 // Anything else at ROOT is dropped with a counted reason (the kernel keeps non-PSP traffic: isolated mode).
@@ -61,13 +62,15 @@ class Topology {
   const flow::Pipeline& pipeline() const { return *pipeline_; }
   flow::PipeId egr_acl() const { return egr_acl_; }
 
-  // EGR_ACL + PSP_ENCRYPT entries of one (local VIP -> remote VIP) SA.
+  // EGR_ACL + PSP_ENCRYPT entries of one (local VIP -> remote VIP) SA. EGR_ACL also matches the in-port:
+  // the local VIP's host port (an index into TopologyOptions::host_ports, as add_ingress takes).
   struct EgressEntries {
     flow::EntryHandle acl;
     flow::EntryHandle encrypt;
   };
   Result<EgressEntries, flow::FlowError> add_egress(const net::IpAddr& local_vip,
-                                                    const net::IpAddr& remote_vip, CryptoId id);
+                                                    const net::IpAddr& remote_vip, CryptoId id,
+                                                    std::size_t host_port);
   Status<flow::FlowError> remove_egress(const EgressEntries& e);
   // INGR_ACL: (SPI, remote VIP -> local VIP) delivered to host port `host_port`. The VIPs are matched in
   // the inner header (tunnel) or the outer one (transport).

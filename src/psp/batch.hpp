@@ -77,7 +77,10 @@ template <class Resolver>
 DropReason prepare_open_slot(std::span<uint8_t> psp_packet, Resolver& keys, OpenScratch& s, std::size_t n) {
   PspLayout l;
   if (const DropReason r = parse_open(psp_packet, l); r != DropReason::kNone) return r;
-  const crypto::AeadKey* key = keys.key_for(l.header.spi, static_cast<PspVersion>(l.header.version));
+  DropReason why = DropReason::kUnknownKey;
+  const crypto::AeadKey* key =
+      resolve_key(keys, l.header.spi, static_cast<PspVersion>(l.header.version), why);
+  if (key == nullptr) return why;
   if (!key_opens(key, l)) return DropReason::kUnknownKey;
   detail::point_op(psp_packet.data(), l.header.spi, l.header.iv, l.aad_len, l.text_len, *key, s.ops.make(n));
   s.layouts.make(n) = l;

@@ -18,6 +18,7 @@ struct Counters {
   uint64_t framing_errors = 0;  // too short, bad header, bad crypt offset, bad outer/inner packet
   uint64_t bad_version = 0;
   uint64_t unknown_key = 0;
+  uint64_t unissued_spi = 0;   // SPI never handed out: dropped before key derivation
   uint64_t key_rotations = 0;  // counted by whoever applies a new snapshot
   uint64_t stale_keys = 0;     // cache entries found from an older snapshot generation
   std::array<uint64_t, static_cast<std::size_t>(DropReason::kCount)> drops{};  // by reason
@@ -51,6 +52,9 @@ struct Counters {
       case DropReason::kUnknownKey:
         ++unknown_key;
         break;
+      case DropReason::kUnissuedSpi:
+        ++unissued_spi;
+        break;
       case DropReason::kNone:
       case DropReason::kNoRoom:
       case DropReason::kCount:
@@ -71,6 +75,7 @@ struct Counters {
     framing_errors += o.framing_errors;
     bad_version += o.bad_version;
     unknown_key += o.unknown_key;
+    unissued_spi += o.unissued_spi;
     key_rotations += o.key_rotations;
     stale_keys += o.stale_keys;
     for (std::size_t i = 0; i < drops.size(); ++i) drops[i] += o.drops[i];

@@ -24,6 +24,8 @@ std::string_view to_string(DropReason r) {
       return "no-room";
     case DropReason::kBadOuterPacket:
       return "bad-outer-packet";
+    case DropReason::kUnissuedSpi:
+      return "unissued-spi";
     case DropReason::kCount:
       break;
   }

@@ -33,6 +33,12 @@ class KeyResolver {
  public:
   virtual ~KeyResolver() = default;
   virtual const crypto::AeadKey* key_for(uint32_t spi, PspVersion version) = 0;
+  // key_for, and on nullptr the reason to count: kUnknownKey unless the resolver knows better (KeyCache:
+  // kUnissuedSpi for an SPI the key ring never handed out). What the open steps call.
+  virtual const crypto::AeadKey* resolve(uint32_t spi, PspVersion version, DropReason& why) {
+    why = DropReason::kUnknownKey;
+    return key_for(spi, version);
+  }
 };
 
 struct OpenInfo {

@@ -22,20 +22,33 @@ std::size_t KeyCache::index(uint32_t spi, PspVersion version) const {
   return static_cast<std::size_t>(x >> index_shift_);
 }
 
-std::unique_ptr<crypto::AeadKey> KeyCache::derive(uint32_t spi, PspVersion version) const {
+std::unique_ptr<crypto::AeadKey> KeyCache::derive(uint32_t spi, PspVersion version) {
   const auto alg = aead_alg(static_cast<uint8_t>(version));
   if (!snapshot_ || !alg) return nullptr;
   auto derived = snapshot_->derive(spi, version);
   if (!derived) return nullptr;
-  return aead_.make_key(*alg, derived->view());  // `derived` is zeroed when it goes out of scope
+  // `derived` is zeroed when it goes out of scope.
+  if (spare_ && aead_.rekey(*spare_, *alg, derived->view())) {
+    ++stats_.reused;
+    return std::move(spare_);
+  }
+  return aead_.make_key(*alg, derived->view());
 }
 
 void KeyCache::park(std::unique_ptr<crypto::AeadKey> key) {
-  parked_[next_park_] = std::move(key);  // frees the key parked kMaxBatch evictions ago
+  // The key parked kMaxBatch evictions ago is no longer named by any op: it becomes the spare (and the
+  // previous spare, if the backend could not rekey it, is freed).
+  spare_ = std::move(parked_[next_park_]);
+  parked_[next_park_] = std::move(key);
   next_park_ = (next_park_ + 1) % parked_.size();
 }
 
 const crypto::AeadKey* KeyCache::key_for(uint32_t spi, PspVersion version) {
+  DropReason why = DropReason::kNone;
+  return resolve(spi, version, why);
+}
+
+const crypto::AeadKey* KeyCache::resolve(uint32_t spi, PspVersion version, DropReason& why) {
   Entry& e = entries_[index(spi, version)];
   const uint64_t generation = snapshot_ ? snapshot_->generation() : 0;
   if (e.key && e.spi == spi && e.version == version) {
@@ -45,9 +58,17 @@ const crypto::AeadKey* KeyCache::key_for(uint32_t spi, PspVersion version) {
     }
     ++stats_.stale;
   }
+  // The high-water check comes before derive() and before `e` is touched: an SPI nobody was given costs
+  // this load and nothing else.
+  if (snapshot_ && !snapshot_->issued(spi)) {
+    ++stats_.unissued;
+    why = DropReason::kUnissuedSpi;
+    return nullptr;
+  }
   auto key = derive(spi, version);
   if (!key) {
     ++stats_.unknown;
+    why = DropReason::kUnknownKey;
     return nullptr;
   }
   ++stats_.misses;

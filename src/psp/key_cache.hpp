@@ -3,12 +3,18 @@
 //
 // Direct-mapped on (SPI, version), capacity fixed at construction: a miss derives the key from the current
 // MasterKeySnapshot (AES-CMAC) and prepares it with the worker's AeadBackend, replacing the slot's entry.
+// Before deriving, a miss asks the snapshot whether the ring ever handed the SPI out (its slot's high-water
+// mark, key_ring.hpp): an SPI it did not is refused as kUnissuedSpi, with no derivation and no eviction.
 // Entries remember the snapshot generation they were derived under; after a rotation the next use of an
 // older entry counts as stale and re-derives (a slot's master key may have changed).
 //
 // Pointer lifetime: a key returned by key_for stays valid for at least the next kMaxBatch - 1 calls and
-// across update(): evicted keys are parked in a ring of net::kMaxBatch before they are freed, so a whole
+// across update(): evicted keys are parked in a ring of net::kMaxBatch before they are reused, so a whole
 // batch can be resolved before its single AEAD call.
+//
+// Allocation: a key leaving the park ring is kept as a spare, and the next miss re-prepares it in place
+// (AeadBackend::rekey) instead of allocating: once the cache is full, a miss allocates nothing with a
+// backend that can rekey (intel-ipsec-mb). With OpenSSL (no rekey) a miss still makes a new key.
 //
 // Not thread-safe: one per worker. The worker calls update() when the control plane publishes a snapshot.
 #pragma once
@@ -27,9 +33,11 @@ namespace pspgw::psp {
 
 struct KeyCacheStats {
   uint64_t hits = 0;
-  uint64_t misses = 0;   // derived (includes stale re-derivations)
-  uint64_t stale = 0;    // entry found but from an older snapshot generation
-  uint64_t unknown = 0;  // no key: zero SPI, empty slot, unsupported version, or no snapshot yet
+  uint64_t misses = 0;    // derived (includes stale re-derivations): every key derivation is one miss
+  uint64_t stale = 0;     // entry found but from an older snapshot generation
+  uint64_t unknown = 0;   // no key: unsupported version, or no snapshot yet
+  uint64_t unissued = 0;  // SPI never handed out (above the high-water mark, empty slot, low bits 0)
+  uint64_t reused = 0;    // misses whose key object was a spare, re-prepared in place (no allocation)
 };
 
 class KeyCache final : public KeyResolver {
@@ -44,6 +52,7 @@ class KeyCache final : public KeyResolver {
   // Installs the snapshot the worker derives from; entries of other generations become stale.
   void update(std::shared_ptr<const MasterKeySnapshot> snapshot);
   const crypto::AeadKey* key_for(uint32_t spi, PspVersion version) override;
+  const crypto::AeadKey* resolve(uint32_t spi, PspVersion version, DropReason& why) override;
 
   const KeyCacheStats& stats() const { return stats_; }
   std::size_t capacity() const { return entries_.size(); }
@@ -57,7 +66,7 @@ class KeyCache final : public KeyResolver {
   };
 
   std::size_t index(uint32_t spi, PspVersion version) const;
-  std::unique_ptr<crypto::AeadKey> derive(uint32_t spi, PspVersion version) const;
+  std::unique_ptr<crypto::AeadKey> derive(uint32_t spi, PspVersion version);
   void park(std::unique_ptr<crypto::AeadKey> key);
 
   const crypto::AeadBackend& aead_;
@@ -66,6 +75,7 @@ class KeyCache final : public KeyResolver {
   int index_shift_;
   std::array<std::unique_ptr<crypto::AeadKey>, net::kMaxBatch> parked_;
   std::size_t next_park_ = 0;
+  std::unique_ptr<crypto::AeadKey> spare_;  // out of the park ring, waiting to be re-prepared
   KeyCacheStats stats_;
 };
 

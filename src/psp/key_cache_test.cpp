@@ -1,17 +1,44 @@
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <cstdlib>
+#include <new>
 #include <vector>
 
 #include "psp/key_cache.hpp"
 #include "psp/seal.hpp"
 #include "psp/test_util.hpp"
 
+// Counts every allocation of this test binary: a cache miss in steady state must not allocate.
+// (GCC, seeing std::allocator inline into these replacements, takes malloc/free for a mismatch with new.)
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+namespace {
+std::atomic<uint64_t> g_allocations{0};
+}  // namespace
+void* operator new(std::size_t n) {
+  g_allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::size_t /*n*/) noexcept {
+  std::free(p);
+}
+
 namespace pspgw::psp {
 namespace {
 
 class KeyCacheTest : public ::testing::Test {
  protected:
-  KeyCacheTest() { ring_.rotate(testing::master_key(testing::kK1)); }
+  // Slot 0 previous, every SPI of it issued; slot 1 active, nothing issued yet.
+  KeyCacheTest() {
+    testing::issue_all(ring_);
+    ring_.rotate(testing::master_key(testing::kK1));
+  }
 
   // A sealed PSP packet for `spi`, with the sender key derived from the ring as it is now.
   std::vector<uint8_t> sealed(uint32_t spi, PspVersion v = PspVersion::kAesGcm128) {
@@ -36,6 +63,7 @@ class KeyCacheTest : public ::testing::Test {
 };
 
 TEST_F(KeyCacheTest, MissThenHit) {
+  testing::issue_all(ring_);
   KeyCache cache(*aead_, 16);
   cache.update(ring_.snapshot());
   const auto pkt = sealed(0x80000005);
@@ -51,13 +79,85 @@ TEST_F(KeyCacheTest, UnknownKeys) {
   KeyCache cache(*aead_, 16);
   EXPECT_EQ(cache.key_for(1, PspVersion::kAesGcm128), nullptr);  // no snapshot yet
   KeyRing one_slot(testing::master_key(testing::kK0));
+  testing::issue_all(one_slot);
   cache.update(one_slot.snapshot());
   EXPECT_EQ(cache.key_for(0x80000001, PspVersion::kAesGcm128), nullptr);  // empty slot
   EXPECT_EQ(cache.key_for(0x00000000, PspVersion::kAesGcm128), nullptr);  // invalid SPI
   EXPECT_EQ(cache.key_for(0x80000000, PspVersion::kAesGcm128), nullptr);
   EXPECT_EQ(cache.key_for(1, PspVersion::kAesGmac128), nullptr);
   EXPECT_NE(cache.key_for(1, PspVersion::kAesGcm128), nullptr);
-  EXPECT_EQ(cache.stats().unknown, 5u);
+  EXPECT_EQ(cache.stats().unknown, 2u);   // no snapshot, GMAC version
+  EXPECT_EQ(cache.stats().unissued, 3u);  // empty slot, low bits zero (twice)
+}
+
+// What resolve() says for a packet of each kind: the reason the decrypt stage counts.
+TEST_F(KeyCacheTest, ResolveNamesTheReason) {
+  KeyRing ring(testing::master_key(testing::kK0));
+  KeyCache cache(*aead_, 16);
+  DropReason why = DropReason::kNone;
+  EXPECT_EQ(cache.resolve(1, PspVersion::kAesGcm128, why), nullptr);
+  EXPECT_EQ(why, DropReason::kUnknownKey);  // no snapshot yet
+  cache.update(ring.snapshot());
+  EXPECT_EQ(cache.resolve(1, PspVersion::kAesGcm128, why), nullptr);
+  EXPECT_EQ(why, DropReason::kUnissuedSpi);  // nothing handed out yet
+  ASSERT_EQ(ring.allocate_spi().value(), 1u);
+  EXPECT_NE(cache.resolve(1, PspVersion::kAesGcm128, why), nullptr);
+  EXPECT_EQ(cache.resolve(1, PspVersion::kAesGmac128, why), nullptr);
+  EXPECT_EQ(why, DropReason::kUnknownKey);
+}
+
+// Issue 7 §6: a flood of SPIs the ring never handed out costs no derivation and evicts nothing. A cache of
+// one entry makes every flooded SPI collide with the valid one.
+TEST_F(KeyCacheTest, UnissuedSpiFloodDerivesNothingAndEvictsNothing) {
+  const uint32_t spi = ring_.allocate_spi().value();  // 0x80000001: the only SPI of slot 1
+  KeyCache cache(*aead_, 1);
+  cache.update(ring_.snapshot());
+  const auto pkt = sealed(spi);
+  ASSERT_EQ(open(pkt, cache), DropReason::kNone);
+  ASSERT_EQ(cache.stats().misses, 1u);
+  uint64_t x = 0x9e3779b97f4a7c15ull;
+  int flooded = 0;
+  for (int i = 0; i < 10000; ++i) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;  // xorshift: any SPI of slot 1 but ours
+    const uint32_t random_spi = kSpiSlotBit | static_cast<uint32_t>(x & kSpiLowMask);
+    if (random_spi == spi) continue;
+    DropReason why = DropReason::kNone;
+    EXPECT_EQ(cache.resolve(random_spi, PspVersion::kAesGcm128, why), nullptr);
+    EXPECT_EQ(why, DropReason::kUnissuedSpi);
+    ++flooded;
+  }
+  EXPECT_EQ(cache.stats().unissued, static_cast<uint64_t>(flooded));
+  EXPECT_EQ(cache.stats().misses, 1u);  // zero derivations for the flood
+  EXPECT_EQ(open(pkt, cache), DropReason::kNone);
+  EXPECT_EQ(cache.stats().hits, 1u);  // the valid entry survived
+  EXPECT_EQ(cache.stats().misses, 1u);
+}
+
+// A packet with an SPI of our previous incarnation (we restarted with fresh master keys, the peer has not
+// re-keyed yet): above the new ring's marks, or in its empty slot. Counted, nothing derived, nothing evicted.
+TEST_F(KeyCacheTest, PreviousIncarnationSpisAreUnissued) {
+  KeyRing restarted = KeyRing::with_random_key();
+  const uint32_t fresh_spi = restarted.allocate_spi().value();
+  KeyCache cache(*aead_, 1);
+  cache.update(restarted.snapshot());
+  ASSERT_NE(cache.key_for(fresh_spi, PspVersion::kAesGcm256), nullptr);
+  for (uint32_t old_spi : {0x00000002u, 0x00001234u, 0x80000001u, 0xfffffffeu}) {
+    DropReason why = DropReason::kNone;
+    EXPECT_EQ(cache.resolve(old_spi, PspVersion::kAesGcm256, why), nullptr) << std::hex << old_spi;
+    EXPECT_EQ(why, DropReason::kUnissuedSpi);
+  }
+  EXPECT_EQ(cache.stats().misses, 1u);
+  EXPECT_NE(cache.key_for(fresh_spi, PspVersion::kAesGcm256), nullptr);
+  EXPECT_EQ(cache.stats().hits, 1u);
+}
+
+// The mark is shared, not copied: an SPI allocated after the snapshot was published is accepted by a worker
+// still holding that snapshot (SPIs are handed out between rotations, snapshots only change at rotations).
+TEST_F(KeyCacheTest, SpisAllocatedAfterTheSnapshotAreAccepted) {
+  KeyCache cache(*aead_, 16);
+  cache.update(ring_.snapshot());
+  const uint32_t spi = ring_.allocate_spi().value();
+  EXPECT_EQ(open(sealed(spi), cache), DropReason::kNone);
 }
 
 TEST_F(KeyCacheTest, RotationMakesEntriesStaleAndOldSpisDieAfterTwo) {
@@ -72,10 +172,35 @@ TEST_F(KeyCacheTest, RotationMakesEntriesStaleAndOldSpisDieAfterTwo) {
   EXPECT_EQ(open(pkt, cache), DropReason::kNone);
   EXPECT_EQ(cache.stats().stale, 1u);
 
-  ring_.rotate_random();  // slot 1 replaced: the old SPI now derives another key
+  ring_.rotate_random();  // slot 1 replaced: the new key has handed out nothing yet
   cache.update(ring_.snapshot());
-  EXPECT_EQ(open(pkt, cache), DropReason::kAuthFailed);
+  EXPECT_EQ(open(pkt, cache), DropReason::kUnissuedSpi);
   EXPECT_EQ(cache.stats().stale, 2u);
+  ASSERT_EQ(ring_.allocate_spi().value(), spi);  // handed out again, under the new key: derives another key
+  EXPECT_EQ(open(pkt, cache), DropReason::kAuthFailed);
+}
+
+// Once full, the cache recycles the key objects it evicts (AeadBackend::rekey): a miss derives and prepares
+// a key without allocating, and the recycled keys open packets correctly.
+TEST_F(KeyCacheTest, SteadyStateMissesAllocateNothing) {
+  auto ipsec = crypto::make_ipsec_mb_backend();
+  if (!ipsec) GTEST_SKIP() << "intel-ipsec-mb unavailable";
+  KeyCache cache(*ipsec, 16);
+  cache.update(ring_.snapshot());  // slot 0: every SPI issued
+  auto version = [](uint32_t i) { return i % 2 == 0 ? PspVersion::kAesGcm128 : PspVersion::kAesGcm256; };
+  for (uint32_t i = 1; i <= 2000; ++i) ASSERT_NE(cache.key_for(i, version(i)), nullptr);  // fill every entry
+  const uint64_t before = g_allocations.load();
+  for (uint32_t i = 10000; i < 20000; ++i) ASSERT_NE(cache.key_for(i, version(i)), nullptr);
+  EXPECT_EQ(g_allocations.load(), before);
+  EXPECT_EQ(cache.stats().misses, 12000u);
+  EXPECT_GE(cache.stats().reused, 10000u);
+  for (uint32_t spi : {0x20001u, 0x20002u}) {
+    for (PspVersion v : {PspVersion::kAesGcm128, PspVersion::kAesGcm256}) {
+      auto pkt = sealed(spi, v);
+      auto r = open_packet(pkt, cache, *ipsec);
+      EXPECT_TRUE(r.ok()) << std::hex << spi;
+    }
+  }
 }
 
 TEST_F(KeyCacheTest, CapacityIsFixedAndKeysOutliveABatch) {

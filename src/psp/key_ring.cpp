@@ -9,8 +9,6 @@
 namespace pspgw::psp {
 namespace {
 
-constexpr uint32_t kSpiLowMask = 0x7fffffffu;
-
 crypto::MasterKey random_master_key() {
   crypto::MasterKey key;
   auto out = key.mutable_bytes();
@@ -24,14 +22,14 @@ crypto::MasterKey random_master_key() {
   return key;
 }
 
-std::optional<crypto::MasterKey> clone(const std::optional<crypto::MasterKey>& k) {
-  if (!k) return std::nullopt;
-  return k->clone();
+std::shared_ptr<const SlotKey> offline_slot(const std::optional<crypto::MasterKey>& k) {
+  if (!k) return nullptr;
+  return std::make_shared<const SlotKey>(*k, kSpiLowMask);
 }
 
 // The derivation shared by the ring and its snapshots: validate, pick the slot by the MSB, run the KDF.
-Result<DerivedKey, KeyError> derive_from(const std::optional<crypto::MasterKey> (&slots)[2], uint32_t spi,
-                                         PspVersion version) {
+template <class SlotPtr>
+Result<DerivedKey, KeyError> derive_from(const SlotPtr (&slots)[2], uint32_t spi, PspVersion version) {
   if (version != PspVersion::kAesGcm128 && version != PspVersion::kAesGcm256)
     return Err{KeyError::kBadVersion};
   if ((spi & kSpiLowMask) == 0) return Err{KeyError::kInvalidSpi};
@@ -40,10 +38,10 @@ Result<DerivedKey, KeyError> derive_from(const std::optional<crypto::MasterKey> 
   DerivedKey k;
   k.version = version;
   if (version == PspVersion::kAesGcm128) {
-    const Secret<16> v0 = crypto::derive_psp_key_v0(*master, spi);
+    const Secret<16> v0 = master->kdf.derive_v0(spi);
     std::copy(v0.reveal().begin(), v0.reveal().end(), k.bytes.mutable_bytes().begin());
   } else {
-    k.bytes = crypto::derive_psp_key_v1(*master, spi);
+    k.bytes = master->kdf.derive_v1(spi);
   }
   return k;
 }
@@ -66,13 +64,24 @@ std::string_view to_string(KeyError e) {
 
 MasterKeySnapshot::MasterKeySnapshot(std::optional<crypto::MasterKey> slot0,
                                      std::optional<crypto::MasterKey> slot1, uint64_t generation)
+    : slots_{offline_slot(slot0), offline_slot(slot1)}, generation_(generation) {}
+
+MasterKeySnapshot::MasterKeySnapshot(std::shared_ptr<const SlotKey> slot0,
+                                     std::shared_ptr<const SlotKey> slot1, uint64_t generation)
     : slots_{std::move(slot0), std::move(slot1)}, generation_(generation) {}
 
 Result<DerivedKey, KeyError> MasterKeySnapshot::derive(uint32_t spi, PspVersion version) const {
   return derive_from(slots_, spi, version);
 }
 
-KeyRing::KeyRing(crypto::MasterKey initial) : slots_{std::move(initial), std::nullopt} {}
+bool MasterKeySnapshot::issued(uint32_t spi) const {
+  const SlotKey* slot = slots_[spi_slot(spi)].get();
+  const uint32_t low = spi & kSpiLowMask;
+  // Pairs with the release in KeyRing::allocate_spi: an SPI that has left the ring is below the mark.
+  return slot != nullptr && low != 0 && low <= slot->issued.load(std::memory_order_acquire);
+}
+
+KeyRing::KeyRing(crypto::MasterKey initial) : slots_{std::make_shared<SlotKey>(initial, 0), nullptr} {}
 
 KeyRing KeyRing::with_random_key() {
   return KeyRing(random_master_key());
@@ -83,12 +92,20 @@ Result<uint32_t, KeyError> KeyRing::allocate_spi() {
   // Counting up from 1 never yields low bits 0 and never repeats under this slot's key (§5).
   if (next == 0 || next > kSpiLowMask) return Err{KeyError::kSpiExhausted};
   const uint32_t spi = (active_ == 1 ? kSpiSlotBit : 0u) | next;
+  raise_high_water(next);  // before the SPI leaves: a worker must never see it above the mark
   ++next;
   return spi;
 }
 
 void KeyRing::set_spi_counter(uint32_t next_low31) {
   next_spi_[active_] = next_low31;
+  raise_high_water(next_low31 == 0 || next_low31 > kSpiLowMask ? kSpiLowMask : next_low31 - 1);
+}
+
+void KeyRing::raise_high_water(uint32_t issued_low31) {
+  std::atomic<uint32_t>& mark = slots_[active_]->issued;
+  if (issued_low31 > mark.load(std::memory_order_relaxed))
+    mark.store(issued_low31, std::memory_order_release);
 }
 
 Result<DerivedKey, KeyError> KeyRing::derive(uint32_t spi, PspVersion version) const {
@@ -96,12 +113,13 @@ Result<DerivedKey, KeyError> KeyRing::derive(uint32_t spi, PspVersion version) c
 }
 
 bool KeyRing::is_live(uint32_t spi) const {
-  return (spi & kSpiLowMask) != 0 && slots_[spi_slot(spi)].has_value();
+  return (spi & kSpiLowMask) != 0 && slots_[spi_slot(spi)] != nullptr;
 }
 
 void KeyRing::rotate(crypto::MasterKey next) {
   const int other = 1 - active_;
-  slots_[other] = std::move(next);  // the key two rotations old is destroyed (zeroed) here
+  // The key two rotations old is destroyed (zeroed) here, or with the last snapshot that still holds it.
+  slots_[other] = std::make_shared<SlotKey>(next, 0);
   next_spi_[other] = 1;
   active_ = other;
   ++generation_;
@@ -112,7 +130,8 @@ void KeyRing::rotate_random() {
 }
 
 std::shared_ptr<const MasterKeySnapshot> KeyRing::snapshot() const {
-  return std::make_shared<const MasterKeySnapshot>(clone(slots_[0]), clone(slots_[1]), generation_);
+  return std::make_shared<const MasterKeySnapshot>(std::shared_ptr<const SlotKey>(slots_[0]),
+                                                   std::shared_ptr<const SlotKey>(slots_[1]), generation_);
 }
 
 }  // namespace pspgw::psp

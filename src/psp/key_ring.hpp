@@ -8,8 +8,15 @@
 // CONTRACT (fixed: src/control and the gateway code against it).
 // Threading: KeyRing is owned by the control plane and is not thread-safe. The data plane reads an
 // immutable MasterKeySnapshot published by the control plane (see docs/architecture.md).
+//
+// High-water marks: each master key carries the highest SPI the ring has handed out under it, an atomic
+// shared by the ring and every snapshot holding that key. allocate_spi() raises it (release) before the SPI
+// leaves the ring; a worker reads it (acquire) on a key-cache miss only, and drops an SPI above it (or of an
+// empty slot) as kUnissuedSpi before deriving anything: a packet with an SPI we never issued costs one
+// load, no derivation, no cache eviction (issue 7 §6; docs/architecture.md, "Hostile packets").
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -43,16 +50,34 @@ inline int spi_slot(uint32_t spi) {
   return (spi & kSpiSlotBit) != 0 ? 1 : 0;
 }
 
+inline constexpr uint32_t kSpiLowMask = 0x7fffffffu;
+
+// One master key in a slot: prepared for derivation, and the high-water mark of the SPIs handed out under
+// it (low 31 bits of the highest; 0 = none yet). The key is immutable; only the ring raises `issued`.
+struct SlotKey {
+  SlotKey(const crypto::MasterKey& master, uint32_t issued_low31) : kdf(master), issued(issued_low31) {}
+  crypto::KdfKey kdf;
+  std::atomic<uint32_t> issued;
+};
+
 // The two master keys at one instant, immutable: what the data plane derives receive keys from.
 class MasterKeySnapshot {
  public:
+  // A snapshot of keys from elsewhere (a capture's key file): no record of what was issued, so every SPI of
+  // a present slot counts as issued.
   MasterKeySnapshot(std::optional<crypto::MasterKey> slot0, std::optional<crypto::MasterKey> slot1,
                     uint64_t generation);
+  // A KeyRing's snapshot: shares the ring's keys and their high-water marks.
+  MasterKeySnapshot(std::shared_ptr<const SlotKey> slot0, std::shared_ptr<const SlotKey> slot1,
+                    uint64_t generation);
   Result<DerivedKey, KeyError> derive(uint32_t spi, PspVersion version) const;
+  // Whether the ring can have handed `spi` out: its slot holds a key, its low 31 bits are not zero and not
+  // above the slot's high-water mark. One acquire load; the data plane asks before deriving.
+  bool issued(uint32_t spi) const;
   uint64_t generation() const { return generation_; }  // bumps on every rotation
 
  private:
-  std::optional<crypto::MasterKey> slots_[2];
+  std::shared_ptr<const SlotKey> slots_[2];
   uint64_t generation_;
 };
 
@@ -60,6 +85,10 @@ class KeyRing {
  public:
   // Slot 0 active with `initial`; slot 1 empty.
   explicit KeyRing(crypto::MasterKey initial);
+  KeyRing(KeyRing&&) = default;
+  KeyRing& operator=(KeyRing&&) = default;
+  KeyRing(const KeyRing&) = delete;
+  KeyRing& operator=(const KeyRing&) = delete;
   // Slot 0 active with a key from the system CSPRNG.
   static KeyRing with_random_key();
 
@@ -68,7 +97,8 @@ class KeyRing {
   // A fresh SPI under the active slot (MSB = active slot).
   Result<uint32_t, KeyError> allocate_spi();
   // Sets the active slot's counter (the low 31 bits of its next SPI; 1..2^31-1, anything else means
-  // exhausted). For tests of exhaustion, and for restoring a counter persisted with the master key.
+  // exhausted). For tests of exhaustion, and for restoring a counter persisted with the master key. The
+  // SPIs below it count as handed out (the high-water mark rises to next_low31 - 1; it never falls).
   void set_spi_counter(uint32_t next_low31);
   Result<DerivedKey, KeyError> derive(uint32_t spi, PspVersion version) const;
   // True if the SPI's slot currently holds a key (active or previous).
@@ -79,7 +109,10 @@ class KeyRing {
   std::shared_ptr<const MasterKeySnapshot> snapshot() const;
 
  private:
-  std::optional<crypto::MasterKey> slots_[2];
+  void raise_high_water(uint32_t issued_low31);
+
+  // Shared with the snapshots (for the high-water marks): a KeyRing is moved, never copied.
+  std::shared_ptr<SlotKey> slots_[2];
   uint32_t next_spi_[2] = {1, 1};  // low 31 bits of the next SPI per slot
   int active_ = 0;
   uint64_t generation_ = 0;

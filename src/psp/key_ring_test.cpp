@@ -137,6 +137,59 @@ TEST(KeyRing, RandomRingsDiffer) {
             bytes(b.derive(1, PspVersion::kAesGcm256).value()));
 }
 
+// The high-water mark: an SPI counts as issued once allocate_spi has returned it, never before; empty
+// slots and zero low bits never count.
+TEST(KeyRing, HighWaterMarkFollowsAllocation) {
+  KeyRing ring(master_key(kK0));
+  const auto snap = ring.snapshot();
+  EXPECT_FALSE(snap->issued(1));  // nothing handed out yet
+  EXPECT_EQ(ring.allocate_spi().value(), 1u);
+  EXPECT_EQ(ring.allocate_spi().value(), 2u);
+  EXPECT_TRUE(snap->issued(1));  // the snapshot shares the ring's mark
+  EXPECT_TRUE(snap->issued(2));
+  EXPECT_FALSE(snap->issued(3));
+  EXPECT_FALSE(snap->issued(0));
+  EXPECT_FALSE(snap->issued(0x80000001));  // slot 1 empty
+  EXPECT_FALSE(snap->issued(0x80000000));
+  EXPECT_TRUE(ring.snapshot()->issued(2));
+}
+
+TEST(KeyRing, RotationStartsTheNewSlotsMarkAtZero) {
+  KeyRing ring(master_key(kK0));
+  ring.set_spi_counter(100);  // SPIs 1..99 count as handed out
+  const auto before = ring.snapshot();
+  EXPECT_TRUE(before->issued(99));
+  EXPECT_FALSE(before->issued(100));
+  ring.rotate(master_key(kK1));
+  const auto after = ring.snapshot();
+  EXPECT_TRUE(after->issued(99));  // slot 0 is previous: its SPIs still live
+  EXPECT_FALSE(after->issued(0x80000001));
+  EXPECT_EQ(ring.allocate_spi().value(), 0x80000001u);
+  EXPECT_TRUE(after->issued(0x80000001));
+  EXPECT_FALSE(before->issued(0x80000001));  // the old snapshot had no slot 1
+  ring.rotate(master_key(kK0));              // slot 0 gets a new key: its old SPIs were not issued under it
+  EXPECT_FALSE(ring.snapshot()->issued(1));
+  EXPECT_TRUE(before->issued(99));  // an old snapshot keeps the old key and its mark
+}
+
+TEST(KeyRing, SetSpiCounterNeverLowersTheMark) {
+  KeyRing ring(master_key(kK0));
+  ring.set_spi_counter(kSpiSlotBit);  // exhausted: all of 1..2^31-1 handed out
+  EXPECT_TRUE(ring.snapshot()->issued(kSpiLowMask));
+  ring.set_spi_counter(5);
+  EXPECT_TRUE(ring.snapshot()->issued(kSpiLowMask));
+  EXPECT_EQ(ring.allocate_spi().value(), 5u);
+}
+
+// A snapshot built from bare keys (psp-pcap reading a capture's key file) knows nothing of what was issued.
+TEST(KeyRing, SnapshotOfBareKeysTreatsEverySpiAsIssued) {
+  const MasterKeySnapshot snap(master_key(kK0), std::nullopt, 0);
+  EXPECT_TRUE(snap.issued(1));
+  EXPECT_TRUE(snap.issued(kSpiLowMask));
+  EXPECT_FALSE(snap.issued(0));
+  EXPECT_FALSE(snap.issued(0x80000001));
+}
+
 TEST(KeyRing, ErrorNames) {
   std::set<std::string_view> names;
   for (KeyError e :

@@ -137,6 +137,18 @@ inline DropReason parse_open(std::span<const uint8_t> pkt, PspLayout& l) {
   return DropReason::kNone;
 }
 
+// The receive key for an SPI through any resolver: KeyResolver::resolve where the type has it (the reason
+// of a miss), else key_for (a miss is kUnknownKey). A template, so a final KeyCache costs no virtual call.
+template <class Resolver>
+const crypto::AeadKey* resolve_key(Resolver& keys, uint32_t spi, PspVersion version, DropReason& why) {
+  if constexpr (requires { keys.resolve(spi, version, why); }) {
+    return keys.resolve(spi, version, why);
+  } else {
+    why = DropReason::kUnknownKey;
+    return keys.key_for(spi, version);
+  }
+}
+
 // Whether `key` (as resolved for the packet) can open it.
 inline bool key_opens(const crypto::AeadKey* key, const PspLayout& l) {
   return key != nullptr && key->alg() == aead_alg(l.header.version);
@@ -166,8 +178,10 @@ template <class Resolver>
 DropReason prepare_open(std::span<uint8_t> psp_packet, Resolver& keys, crypto::AeadOp& op,
                         PspLayout& layout) {
   if (const DropReason r = parse_open(psp_packet, layout); r != DropReason::kNone) return r;
+  DropReason why = DropReason::kUnknownKey;
   const crypto::AeadKey* key =
-      keys.key_for(layout.header.spi, static_cast<PspVersion>(layout.header.version));
+      resolve_key(keys, layout.header.spi, static_cast<PspVersion>(layout.header.version), why);
+  if (key == nullptr) return why;
   if (auto s = fill_open_op(psp_packet, layout, key, op); !s) return s.error();
   return DropReason::kNone;
 }

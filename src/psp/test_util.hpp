@@ -14,6 +14,7 @@
 #include "net/addr.hpp"
 #include "net/packet.hpp"
 #include "psp/encap.hpp"
+#include "psp/key_ring.hpp"
 
 namespace pspgw::psp::testing {
 
@@ -21,6 +22,12 @@ std::vector<uint8_t> hex(std::string_view text);  // whitespace allowed
 crypto::MasterKey master_key(std::string_view hex_text);
 inline constexpr std::string_view kK0 = "34448a064292601b11a0978f56a2d34cf3fc35ede1a6bc04f8db3e5243a2b0ca";
 inline constexpr std::string_view kK1 = "563952565d3a78ae773ec1b779f2f2d99f4a7f53a6fbb9b07d5b71f39364d739";
+
+// Marks every SPI of the ring's active slot as handed out, for tests that seal to SPIs they pick instead of
+// allocating them (a KeyCache refuses SPIs above the slot's high-water mark as kUnissuedSpi).
+inline void issue_all(KeyRing& ring) {
+  ring.set_spi_counter(kSpiSlotBit);
+}
 
 struct FrameSpec {
   net::IpFamily family = net::IpFamily::kV4;

@@ -84,7 +84,8 @@ case "$CASE" in
   transport) DEFAULT_SCENARIOS=a,b OUTER=ipv6 INNER=ipv6 MODE=transport ;;
   transport-cookie) DEFAULT_SCENARIOS=a,b OUTER=ipv4 INNER=ipv4 MODE=transport GW_FLAGS=(--cookie) VC=$DOCA_VC ;;
   # Sampling: 1 in 2 packets gets the S bit on transmit; both sides log and capture their samples.
-  sampling) DEFAULT_SCENARIOS=a,s GW_FLAGS=(--sample-rate 1) ;;
+  # --maintain-order: accepted, with the start-up line saying why order is always kept (samples are copies).
+  sampling) DEFAULT_SCENARIOS=a,s GW_FLAGS=(--sample-rate 1 --maintain-order) ;;
   # Two workers per gateway: multi-queue TAP and SO_REUSEPORT sockets, flows spread by hash.
   workers2) DEFAULT_SCENARIOS=a,b GW_FLAGS=(--workers 2) ;;
   # Plaintext gRPC, as toward a DOCA hardware peer (the default is mutual TLS).
@@ -342,6 +343,7 @@ scenario_s() {
   grep -q "SAMPLED PACKET (egress" "${TOPO_LOG[1]}" || fail "gateway 1 logged no egress sample"
   grep -q "SAMPLED PACKET (ingress" "${TOPO_LOG[2]}" || fail "gateway 2 logged no ingress sample (S bit not seen)"
   grep -q "| PSP spi 0x" "${TOPO_LOG[2]}" || fail "gateway 2's sample summary decodes no PSP header"
+  grep -q -- "--maintain-order: always in effect" "${TOPO_LOG[1]}" || fail "gateway 1 did not say what --maintain-order does"
   pass "egress samples logged by gateway 1, ingress samples (S bit) by gateway 2"
   CURRENT=s/sample-pcap
   for n in 1 2; do
