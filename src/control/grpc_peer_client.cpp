@@ -1,5 +1,9 @@
 #include "control/grpc_peer_client.hpp"
 
+#include <pthread.h>
+
+#include <climits>
+
 #include "control/grpc_convert.hpp"
 #include "control/grpc_status.hpp"
 
@@ -12,10 +16,62 @@ GrpcPeerClient::GrpcPeerClient(std::vector<std::string> addresses, GrpcClientOpt
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, static_cast<int>(options_.reconnect_backoff.count()));
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, static_cast<int>(options_.reconnect_backoff.count()));
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, static_cast<int>(options_.max_reconnect_backoff.count()));
+  args.SetInt(GRPC_ARG_CLIENT_IDLE_TIMEOUT_MS, INT_MAX);  // kept up: the next exchange must not reconnect
+  if (options_.keepalive.count() > 0) {
+    args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, static_cast<int>(options_.keepalive.count()));
+    args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, static_cast<int>(options_.keepalive_timeout.count()));
+    args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+    args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  }
   stubs_.reserve(addresses_.size());
-  for (const std::string& address : addresses_) {  // channels connect lazily, on the first call
-    stubs_.push_back(
-        psp_gateway::PSP_Gateway::NewStub(grpc::CreateCustomChannel(address, options_.credentials, args)));
+  for (const std::string& address : addresses_) {  // connect lazily, on the first call, or connect_ahead()
+    channels_.push_back(grpc::CreateCustomChannel(address, options_.credentials, args));
+    stubs_.push_back(psp_gateway::PSP_Gateway::NewStub(channels_.back()));
+  }
+}
+
+GrpcPeerClient::~GrpcPeerClient() {
+  stop_watching();
+}
+
+void GrpcPeerClient::connect_ahead() {
+  std::lock_guard lock(watch_mu_);
+  if (watcher_.joinable() || watch_stop_) return;
+  for (const auto& channel : channels_) (void)channel->GetState(true);
+  watcher_ = std::thread([this] { watch(); });
+}
+
+void GrpcPeerClient::stop_watching() {
+  {
+    std::lock_guard lock(watch_mu_);
+    watch_stop_ = true;
+  }
+  watch_cv_.notify_all();
+  if (watcher_.joinable()) watcher_.join();
+}
+
+// Polls the channels' states (cheap: no I/O): GetState(true) also restarts the connection of a channel
+// that went IDLE, e.g. after the peer closed it. Polling rather than NotifyOnStateChange keeps stop
+// immediate and the code small.
+void GrpcPeerClient::watch() {
+  pthread_setname_np(pthread_self(), "pspgw-channels");
+  std::vector<bool> was_ready(channels_.size(), false);
+  std::vector<bool> lost(channels_.size(), false);
+  std::unique_lock lock(watch_mu_);
+  while (!watch_stop_) {
+    lock.unlock();
+    for (PeerIndex p = 0; p < channels_.size(); ++p) {
+      const bool ready = channels_[p]->GetState(true) == GRPC_CHANNEL_READY;
+      if (ready && (!was_ready[p] || lost[p])) {
+        if (options_.on_ready) options_.on_ready(p, lost[p]);
+        lost[p] = false;
+        was_ready[p] = true;
+      } else if (!ready && was_ready[p]) {
+        lost[p] = true;
+      }
+    }
+    lock.lock();
+    watch_cv_.wait_for(lock, options_.watch_period, [this] { return watch_stop_; });
   }
 }
 
