@@ -75,6 +75,18 @@ void GrpcPeerClient::watch() {
   }
 }
 
+// A channel that failed to connect (its peer was down, e.g. when we started first) sits in
+// TRANSIENT_FAILURE until its reconnect backoff expires, and a call then fails at once. The peer may be
+// back: reconnect now and give it a moment (a live peer connects in well under a millisecond on a LAN),
+// so that our own retry schedule, not gRPC's, decides when a peer is tried.
+void GrpcPeerClient::revive(PeerIndex peer) const {
+  grpc::Channel& channel = *channels_[peer];
+  if (channel.GetState(true) != GRPC_CHANNEL_TRANSIENT_FAILURE) return;
+  grpc::experimental::ChannelResetConnectionBackoff(&channel);
+  (void)channel.WaitForStateChange(GRPC_CHANNEL_TRANSIENT_FAILURE,
+                                   std::chrono::system_clock::now() + options_.revive_wait);
+}
+
 void GrpcPeerClient::arm(grpc::ClientContext& context) const {
   context.set_deadline(std::chrono::system_clock::now() + options_.deadline);
   context.set_wait_for_ready(false);  // an unreachable peer fails now (UNAVAILABLE), not at the deadline
@@ -87,6 +99,7 @@ CResult<MultiTunnelResponse> GrpcPeerClient::request_tunnels(PeerIndex peer,
   grpc_convert::to_proto(request, &wire);
   psp_gateway::MultiTunnelResponse reply;
   grpc::ClientContext context;
+  revive(peer);
   arm(context);
   const grpc::Status status = stubs_[peer]->RequestMultipleTunnelParams(&context, wire, &reply);
   grpc_convert::wipe_keys(&wire);
@@ -107,6 +120,7 @@ CResult<KeyRotationResponse> GrpcPeerClient::request_key_rotation(PeerIndex peer
   wire.set_issue_new_keys(request.issue_new_keys);
   psp_gateway::KeyRotationResponse reply;
   grpc::ClientContext context;
+  revive(peer);
   arm(context);
   const grpc::Status status = stubs_[peer]->RequestKeyRotation(&context, wire, &reply);
   if (!status.ok()) return Err{from_grpc_status(status, addresses_[peer])};

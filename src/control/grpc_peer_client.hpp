@@ -36,6 +36,8 @@ struct GrpcClientOptions {
   std::chrono::milliseconds keepalive{20000};
   std::chrono::milliseconds keepalive_timeout{5000};
   std::chrono::milliseconds watch_period{50};  // how often the watcher looks at the channels
+  // A call on a channel in TRANSIENT_FAILURE first reconnects at once and waits this long for it.
+  std::chrono::milliseconds revive_wait{200};
   // Called on the watcher thread when peer's channel becomes READY; after_loss: it had been READY before.
   std::function<void(PeerIndex peer, bool after_loss)> on_ready;
   // Default (null): plaintext, as DOCA uses, so the two can peer.
@@ -61,6 +63,7 @@ class GrpcPeerClient final : public PeerTransport {
 
  private:
   void arm(grpc::ClientContext& context) const;
+  void revive(PeerIndex peer) const;
   void watch();
 
   std::vector<std::string> addresses_;

@@ -92,7 +92,15 @@ ExchangeRunner::~ExchangeRunner() {
 void ExchangeRunner::submit(control::VipPair pair, Job job) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    queue_.emplace_back(pair, std::move(job));
+    queue_.push_back({pair, std::nullopt, std::move(job)});
+  }
+  cv_.notify_one();
+}
+
+void ExchangeRunner::submit_peer(control::PeerIndex peer, Job job) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queue_.push_back({{}, peer, std::move(job)});
   }
   cv_.notify_one();
 }
@@ -113,14 +121,14 @@ void ExchangeRunner::run() {
   for (;;) {
     cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
     if (stop_) return;
-    auto [pair, job] = std::move(queue_.front());
+    Queued q = std::move(queue_.front());
     queue_.pop_front();
     ++running_;
     lock.unlock();
-    control::CStatus status = job();
+    control::CStatus status = q.job();
     lock.lock();
     --running_;
-    done_.push_back({pair, std::move(status)});
+    done_.push_back({q.pair, std::move(status), q.peer});
     notify_();
   }
 }
@@ -175,6 +183,11 @@ void SlowPath::schedule_rekeys() {
   wake();
 }
 
+void SlowPath::schedule_refresh() {
+  refresh_requested_.store(true);
+  wake();
+}
+
 SlowPathStats SlowPath::stats() const {
   std::lock_guard<std::mutex> lock(stats_mu_);
   return stats_;
@@ -210,7 +223,10 @@ void SlowPath::run() {
         exchanges_->submit(pair, [this, pair] { return tm_.rekey(pair, transport_); });
       }
     }
-    if (const auto now = std::chrono::steady_clock::now(); now >= next_tick) {
+    const auto now = std::chrono::steady_clock::now();
+    // Refreshes run when asked and, for those backing off after a failure, again every tick.
+    if (refresh_requested_.exchange(false) || now >= next_tick) start_peer_jobs();
+    if (now >= next_tick) {
       if (opts_.tick) opts_.tick();
       flush_settled();
       next_tick = now + std::chrono::milliseconds(kTickMs);
@@ -236,6 +252,9 @@ void SlowPath::drain(PacketWorker& w) {
       case CpuReason::kSampleEgress:
       case CpuReason::kSampleIngress:
         on_sample(frame, info.reason);
+        break;
+      case CpuReason::kStalePeer:
+        on_stale_report(frame);
         break;
     }
     w.to_cpu().release();
@@ -295,7 +314,45 @@ void SlowPath::start_exchange(const control::VipPair& pair) {
   });
 }
 
+void SlowPath::on_stale_report(std::span<const uint8_t> frame) {
+  BUMP(stale_peer_reports, 1);
+  auto f = net::parse_frame(frame);
+  if (!f || f->ip.family == net::IpFamily::kNone) return;
+  const auto peer = tm_.peer_by_outer(f->ip.src);
+  if (!peer) return;  // not a peer's address: nothing of ours to refresh (still dropped and counted)
+  std::string why = "packets our keys do not match";
+  if (auto hdr = psp::decode_header(frame.subspan(std::min<std::size_t>(
+          frame.size(), f->ip.l4_offset + sizeof(net::UdpHdr))));
+      hdr) {
+    char spi[24];
+    std::snprintf(spi, sizeof(spi), ", SPI 0x%08x", hdr->spi);
+    why += spi;
+  }
+  (void)tm_.note_stale_peer(*peer, why);  // rate limited per peer; wakes us through schedule_refresh
+}
+
+// One job per peer at a time: a static connect for peers due one, else a refresh of its due tunnels.
+void SlowPath::start_peer_jobs() {
+  for (control::PeerIndex peer : tm_.take_static_due()) {
+    if (!peer_jobs_.insert(peer).second) continue;
+    exchanges_->submit_peer(peer, [this, peer] { return tm_.connect_peer_static(peer, transport_); });
+  }
+  for (control::PeerIndex peer : tm_.refresh_due_peers()) {
+    if (!peer_jobs_.insert(peer).second) continue;
+    exchanges_->submit_peer(peer, [this, peer] { return tm_.refresh_peer(peer, transport_); });
+  }
+}
+
 void SlowPath::on_completion(const ExchangeRunner::Completion& c) {
+  if (c.peer) {
+    peer_jobs_.erase(*c.peer);
+    BUMP(refreshes, 1);
+    if (!c.status) {
+      log("refreshing the tunnels of " + tm_.peer(*c.peer).name + " failed: " + c.status.error().message);
+    }
+    flush_settled();
+    return;
+  }
   const bool rekey = rekeying_.erase(c.pair) != 0;
   BUMP(rekeys, rekey ? 1 : 0);
   if (!rekey) {
