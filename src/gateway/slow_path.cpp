@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <iostream>
 
+#include "base/byteorder.hpp"
+#include "net/headers.hpp"
 #include "net/parse.hpp"
 #include "psp/header.hpp"
 
@@ -42,6 +44,28 @@ std::string l3_summary(const net::IpInfo& ip) {
 }
 
 }  // namespace
+
+// A stale-peer report is the head of a PSP packet as received ([Eth][IPv4/IPv6][UDP][PSP header]),
+// truncated (StaleReport): parse_frame would refuse it for its IP length, so read the fields directly.
+std::optional<std::pair<net::IpAddr, uint32_t>> stale_report_source(std::span<const uint8_t> f) {
+  constexpr std::size_t kEth = sizeof(net::EthHdr);
+  if (f.size() < kEth + 1) return std::nullopt;
+  const uint16_t type = load_be16(&f[12]);
+  std::size_t l4 = 0;
+  net::IpAddr src;
+  if (type == net::kEtherTypeIpv4 && f.size() >= kEth + sizeof(net::Ipv4Hdr)) {
+    src = net::IpAddr::v4(std::span<const uint8_t, 4>(&f[kEth + 12], 4));
+    l4 = kEth + static_cast<std::size_t>(f[kEth] & 0x0f) * 4;
+  } else if (type == net::kEtherTypeIpv6 && f.size() >= kEth + sizeof(net::Ipv6Hdr)) {
+    src = net::IpAddr::v6(std::span<const uint8_t, 16>(&f[kEth + 8], 16));
+    l4 = kEth + sizeof(net::Ipv6Hdr);
+  } else {
+    return std::nullopt;
+  }
+  const std::size_t spi_at = l4 + sizeof(net::UdpHdr) + 4;
+  if (f.size() < spi_at + 4) return std::nullopt;
+  return std::make_pair(src, load_be32(&f[spi_at]));
+}
 
 std::string describe_sample(std::span<const uint8_t> frame, std::string_view direction,
                             std::size_t max_bytes) {
@@ -316,18 +340,12 @@ void SlowPath::start_exchange(const control::VipPair& pair) {
 
 void SlowPath::on_stale_report(std::span<const uint8_t> frame) {
   BUMP(stale_peer_reports, 1);
-  auto f = net::parse_frame(frame);
-  if (!f || f->ip.family == net::IpFamily::kNone) return;
-  const auto peer = tm_.peer_by_outer(f->ip.src);
+  const auto outer = stale_report_source(frame);
+  if (!outer) return;
+  const auto peer = tm_.peer_by_outer(outer->first);
   if (!peer) return;  // not a peer's address: nothing of ours to refresh (still dropped and counted)
-  std::string why = "packets our keys do not match";
-  if (auto hdr = psp::decode_header(frame.subspan(std::min<std::size_t>(
-          frame.size(), f->ip.l4_offset + sizeof(net::UdpHdr))));
-      hdr) {
-    char spi[24];
-    std::snprintf(spi, sizeof(spi), ", SPI 0x%08x", hdr->spi);
-    why += spi;
-  }
+  char why[64];
+  std::snprintf(why, sizeof(why), "packets our keys do not match, SPI 0x%08x", outer->second);
   (void)tm_.note_stale_peer(*peer, why);  // rate limited per peer; wakes us through schedule_refresh
 }
 

@@ -156,6 +156,9 @@ class SlowPath {
   SlowPathStats stats_;
 };
 
+// The outer source address and SPI of a worker's stale-peer report (CpuReason::kStalePeer).
+std::optional<std::pair<net::IpAddr, uint32_t>> stale_report_source(std::span<const uint8_t> frame);
+
 // "SAMPLED PACKET" log text: a one-line decoded summary, then a hex dump (at most `max_bytes`).
 std::string describe_sample(std::span<const uint8_t> frame, std::string_view direction,
                             std::size_t max_bytes = 256);
