@@ -319,7 +319,7 @@ CResult<PendingExchange> TunnelManager::begin_locked(const VipPair& pair, bool r
   return x;
 }
 
-CResult<PendingExchange> TunnelManager::begin_static(PeerIndex peer) {
+CResult<PendingExchange> TunnelManager::begin_static(PeerIndex peer, std::size_t* cursor) {
   std::lock_guard lock(mu_);
   if (peer >= peers_.size()) return fail(ControlError::kNotFound, "no peer #" + std::to_string(peer));
   PendingExchange x;
@@ -329,14 +329,17 @@ CResult<PendingExchange> TunnelManager::begin_static(PeerIndex peer) {
   x.request.request_id = next_request_id_++;
   x.request.versions_accepted = {static_cast<uint32_t>(options_.version)};
   std::size_t fresh = 0;
-  for (const VipPair& pair : peers_[peer].pairs) {
-    if (x.pairs.size() == options_.client_request_chunk) break;  // the rest in the next request
+  const std::vector<VipPair>& pairs = peers_[peer].pairs;
+  std::size_t i = cursor ? std::min(*cursor, pairs.size()) : 0;
+  for (; i < pairs.size() && x.pairs.size() < options_.client_request_chunk; ++i) {
+    const VipPair& pair = pairs[i];  // the rest in the next request
     Session* s = find_locked(pair);
     if (s && (s->in_flight || s->egress_spi)) continue;
     if (!s || !s->active()) ++fresh;
     x.pairs.push_back(pair);
     x.request.tunnels.push_back(TunnelRequest{pair.local, pair.remote, std::nullopt});  // no reverse params
   }
+  if (cursor) *cursor = i;
   if (x.pairs.empty())
     return fail(ControlError::kAlreadyExists, peers_[peer].name + ": all tunnels connected");
   if (active_sessions_locked() + fresh > options_.max_tunnels) {
@@ -429,8 +432,9 @@ CStatus TunnelManager::connect(const VipPair& pair, PeerTransport& transport) {
 }
 
 CStatus TunnelManager::connect_peer_static(PeerIndex peer, PeerTransport& transport) {
+  std::size_t cursor = 0;
   for (;;) {  // one request per client_request_chunk pairs, until all are connected or one fails
-    auto x = begin_static(peer);
+    auto x = begin_static(peer, &cursor);
     if (!x) return x.error().code == ControlError::kAlreadyExists ? CStatus{} : CStatus{Err{x.error()}};
     if (auto ok = run_exchange(std::move(x), transport); !ok) return ok;
   }

@@ -172,8 +172,10 @@ class TunnelManager {
   CStatus finish_exchange(PendingExchange exchange, CResult<MultiTunnelResponse> answer);
   // begin + transport + finish.
   CStatus connect(const VipPair& pair, PeerTransport& transport);
-  // Static mode (-z): every pair of the peer in one request, no reverse params.
-  CResult<PendingExchange> begin_static(PeerIndex peer);
+  // Static mode (-z): the peer's pairs not connected nor in flight, no reverse params, at most
+  // client_request_chunk of them. cursor (optional): the index in the peer's pairs to start from, advanced
+  // past the pairs taken, so a caller sending chunk after chunk does not rescan.
+  CResult<PendingExchange> begin_static(PeerIndex peer, std::size_t* cursor = nullptr);
   CStatus connect_peer_static(PeerIndex peer, PeerTransport& transport);
   // Re-exchanges the peer's sessions marked "refresh due" (header comment), in requests of at most
   // client_request_chunk tunnels; OK when none is due.

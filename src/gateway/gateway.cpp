@@ -10,6 +10,7 @@
 #include <iostream>
 #include <map>
 #include <sstream>
+#include <unordered_set>
 
 #include "admin/commands.hpp"
 #include "base/unique_fd.hpp"
@@ -332,10 +333,11 @@ Status<std::string> Gateway::start() {
   for (std::size_t i = 0; i < host_port_cfg_.size(); ++i) {
     ResponderPolicy rp;
     rp.gateway_mac = host_ports_[i]->gateway_mac;
+    const std::unordered_set<net::IpAddr> vips(host_port_cfg_[i].local_vips.begin(),
+                                               host_port_cfg_[i].local_vips.end());
     for (const auto& peer : config_.peers) {
       for (const auto& s : peer.sessions) {
-        const auto& vips = host_port_cfg_[i].local_vips;
-        if (std::find(vips.begin(), vips.end(), s.local_vip) == vips.end()) continue;
+        if (!vips.contains(s.local_vip)) continue;
         rp.proxied.insert(rp.proxied.end(), s.remote_vips.begin(), s.remote_vips.end());
       }
     }

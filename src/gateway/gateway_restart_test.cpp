@@ -69,7 +69,9 @@ long ms_since(Clock::time_point t) {
 class SharedPort final : public ports::Port {
  public:
   explicit SharedPort(std::shared_ptr<MemoryPort> p) : p_(std::move(p)) {}
-  std::size_t rx_burst(net::PacketPool& pool, net::PacketBatch& out) override { return p_->rx_burst(pool, out); }
+  std::size_t rx_burst(net::PacketPool& pool, net::PacketBatch& out) override {
+    return p_->rx_burst(pool, out);
+  }
   std::size_t tx_burst(const net::PacketBatch& pkts) override { return p_->tx_burst(pkts); }
   int fd() const override { return p_->fd(); }
   std::string_view name() const override { return p_->name(); }
@@ -99,9 +101,9 @@ struct TempDir {
 // The one place these tests build GatewayFlags (TLS or --grpc-insecure would be added here).
 Result<GatewayFlags, FlagsExit> test_flags(const std::string& config, const std::string& admin,
                                            bool static_tunnels) {
-  std::vector<const char*> argv{"psp-gateway",    "-c",    config.c_str(), "--admin-socket",
-                                admin.c_str(),    "--outer-ip-type",       "ipv4",
-                                "-d",             "vm"};
+  std::vector<const char*> argv{"psp-gateway",    "-c",          config.c_str(),
+                                "--admin-socket", admin.c_str(), "--outer-ip-type",
+                                "ipv4",           "-d",          "vm"};
   if (static_tunnels) argv.push_back("-z");
   return parse_flags(static_cast<int>(argv.size()), argv.data());
 }
@@ -120,15 +122,15 @@ struct Side {
   int incarnation = 0;
 
   std::string config_text() const {
-    json c = {{"config",
-               {{"local-grpc-address", "127.0.0.1:" + std::to_string(grpc_port)}, {"local-pip", pip}}},
-              {"peers",
-               {{{"remote-grpc-address", "127.0.0.1:" + std::to_string(peer_grpc_port)},
-                 {"sessions", {{{"local-vip", vip}, {"remote-vips", {peer_vip}}}}}}}},
-              {"x-sw",
-               {{"host-ports", {{{"name", "vm" + name}, {"local-vips", {vip}}, {"mac", gateway_mac.to_string()}}}},
-                {"local-mac", "02:50:53:00:00:0" + name},
-                {"rpc-deadline-ms", 1000}}}};
+    json c = {
+        {"config", {{"local-grpc-address", "127.0.0.1:" + std::to_string(grpc_port)}, {"local-pip", pip}}},
+        {"peers",
+         {{{"remote-grpc-address", "127.0.0.1:" + std::to_string(peer_grpc_port)},
+           {"sessions", {{{"local-vip", vip}, {"remote-vips", {peer_vip}}}}}}}},
+        {"x-sw",
+         {{"host-ports", {{{"name", "vm" + name}, {"local-vips", {vip}}, {"mac", gateway_mac.to_string()}}}},
+          {"local-mac", "02:50:53:00:00:0" + name},
+          {"rpc-deadline-ms", 1000}}}};
     return c.dump(2);
   }
 
@@ -292,9 +294,10 @@ class TwoSides : public ::testing::Test {
     const long second_ms = first_delivery(second, first);
     ASSERT_GE(second_ms, 0) << second.name << " -> " << first.name << " never recovered";
     const long total = ms_since(up);
-    std::printf("[ measured ] %s mode, %s sends first: %s->%s after %ld ms, both ways %ld ms after the restart\n",
-                static_mode() ? "static" : "on-demand", restarted_sends_first ? "restarted side" : "other side",
-                first.name.c_str(), second.name.c_str(), first_ms, total);
+    std::printf(
+        "[ measured ] %s mode, %s sends first: %s->%s after %ld ms, both ways %ld ms after the restart\n",
+        static_mode() ? "static" : "on-demand", restarted_sends_first ? "restarted side" : "other side",
+        first.name.c_str(), second.name.c_str(), first_ms, total);
     EXPECT_LT(total, std::chrono::duration_cast<milliseconds>(kRecoveryBound).count());
   }
 
@@ -351,7 +354,9 @@ TEST_P(PeerRestart, ChannelReconnectAloneRefreshesTheTunnel) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, PeerRestart, ::testing::Values(false, true),
-                         [](const ::testing::TestParamInfo<bool>& p) { return p.param ? "Static" : "OnDemand"; });
+                         [](const ::testing::TestParamInfo<bool>& p) {
+                           return p.param ? "Static" : "OnDemand";
+                         });
 
 // Static mode (-z) retries a peer that is not up yet from 100 ms on, never 30 s: a peer that starts a
 // second later is connected within ~1.5 s of its start.
