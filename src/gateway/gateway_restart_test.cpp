@@ -22,6 +22,7 @@
 #include "gateway/gateway.hpp"
 #include "gateway/test_frames.hpp"
 #include "ports/memory_port.hpp"
+#include "psp/header.hpp"
 
 namespace pspgw::gateway {
 namespace {
@@ -351,6 +352,53 @@ TEST_P(PeerRestart, ChannelReconnectAloneRefreshesTheTunnel) {
   EXPECT_GE(a_to_b, 0);
   EXPECT_LT(a_to_b, 100);  // already working: the first probe or so gets through
   EXPECT_EQ(b_.gw->handle("counters", json::object())->at("slow_path").at("stale_peer_reports"), 0u);
+}
+
+// A flood of packets our keys do not match, from a peer's address, costs a few reports and at most a
+// refresh (here: a static connect attempt, as B holds no tunnel) per second: never a storm of exchanges.
+TEST_F(TwoSides, FloodOfBadPacketsFromAPeerIsRateLimited) {
+  ASSERT_TRUE(b_.start(dir_.path, false));  // A is not running: the test sends from A's end of the wire
+  b_.arp();
+  net::PacketPool pool(64);
+  const auto start = Clock::now();
+  uint32_t spi = 1;
+  std::size_t sent = 0;
+  while (Clock::now() - start < std::chrono::seconds(1)) {
+    net::PacketBatch batch;
+    for (int i = 0; i < 32; ++i) {
+      std::vector<uint8_t> psp(psp::kPspHeaderSize + 64 + psp::kPspIcvSize, 0xab);
+      psp::PspHeaderFields h;
+      h.next_header = 4;
+      h.version = 1;
+      ++spi;
+      h.spi = spi | (spi % 2 ? 0x80000000u : 0);  // both key slots
+      h.iv = spi;
+      psp::encode_header(h, {psp.data(), psp::kPspHeaderSize});
+      net::Packet* p = pool.alloc();
+      ASSERT_NE(p, nullptr);
+      ASSERT_TRUE(p->assign(psp));
+      p->meta.peer = ip(b_.pip);
+      p->meta.peer_port = psp::kPspUdpPort;
+      batch.push(p);
+    }
+    sent += a_.network->tx_burst(batch);
+    for (net::Packet* p : batch) pool.free(p);
+    std::this_thread::sleep_for(milliseconds(1));
+  }
+  std::this_thread::sleep_for(milliseconds(100));
+  const json c = *b_.gw->handle("counters", json::object());
+  const uint64_t reports = c["slow_path"]["stale_peer_reports"].get<uint64_t>();
+  const uint64_t jobs = c["slow_path"]["refreshes"].get<uint64_t>();
+  const uint64_t bad = c["psp"]["unknown_key"].get<uint64_t>() + c["psp"]["auth_failures"].get<uint64_t>();
+  std::printf(
+      "[ measured ] %zu bad packets sent, %llu dropped as unknown key / auth failed: %llu reports, %llu "
+      "peer jobs\n",
+      sent, static_cast<unsigned long long>(bad), static_cast<unsigned long long>(reports),
+      static_cast<unsigned long long>(jobs));
+  EXPECT_GT(bad, 1000u);
+  EXPECT_GE(reports, 1u);
+  EXPECT_LE(reports, 7u);  // one worker, a report per 250 ms, over ~1.1 s
+  EXPECT_LE(jobs, 2u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, PeerRestart, ::testing::Values(false, true),
