@@ -3,6 +3,7 @@
 #include <pthread.h>
 
 #include <climits>
+#include <cstdint>
 
 #include "control/grpc_convert.hpp"
 #include "control/grpc_status.hpp"
@@ -46,32 +47,57 @@ void GrpcPeerClient::stop_watching() {
     std::lock_guard lock(watch_mu_);
     watch_stop_ = true;
   }
-  watch_cv_.notify_all();
   if (watcher_.joinable()) watcher_.join();
 }
 
-// Polls the channels' states (cheap: no I/O): GetState(true) also restarts the connection of a channel
-// that went IDLE, e.g. after the peer closed it. Polling rather than NotifyOnStateChange keeps stop
-// immediate and the code small.
+// Follows every state change of every channel (NotifyOnStateChange, so a drop and reconnect between
+// two looks is not missed), and asks each channel that is not READY to connect (GetState(true): a
+// channel the peer closed goes IDLE and would otherwise wait for the next call). Each notification has
+// a deadline of watch_period, so stop takes at most that long.
 void GrpcPeerClient::watch() {
   pthread_setname_np(pthread_self(), "pspgw-channels");
-  std::vector<bool> was_ready(channels_.size(), false);
-  std::vector<bool> lost(channels_.size(), false);
-  std::unique_lock lock(watch_mu_);
-  while (!watch_stop_) {
-    lock.unlock();
-    for (PeerIndex p = 0; p < channels_.size(); ++p) {
-      const bool ready = channels_[p]->GetState(true) == GRPC_CHANNEL_READY;
-      if (ready && (!was_ready[p] || lost[p])) {
-        if (options_.on_ready) options_.on_ready(p, lost[p]);
-        lost[p] = false;
-        was_ready[p] = true;
-      } else if (!ready && was_ready[p]) {
-        lost[p] = true;
-      }
+  const std::size_t n = channels_.size();
+  std::vector<grpc_connectivity_state> last(n);
+  std::vector<bool> was_ready(n, false);
+  std::vector<bool> lost(n, false);
+  grpc::CompletionQueue cq;
+  auto arm = [&](PeerIndex p) {
+    channels_[p]->NotifyOnStateChange(last[p], std::chrono::system_clock::now() + options_.watch_period, &cq,
+                                      reinterpret_cast<void*>(p));
+  };
+  auto update = [&](PeerIndex p, bool changed) {
+    if (changed && last[p] == GRPC_CHANNEL_READY) lost[p] = true;  // even if READY again already
+    last[p] = channels_[p]->GetState(true);
+    if (last[p] != GRPC_CHANNEL_READY) {
+      lost[p] = lost[p] || was_ready[p];
+      return;
     }
-    lock.lock();
-    watch_cv_.wait_for(lock, options_.watch_period, [this] { return watch_stop_; });
+    if ((!was_ready[p] || lost[p]) && options_.on_ready) options_.on_ready(p, lost[p]);
+    was_ready[p] = true;
+    lost[p] = false;
+  };
+  for (PeerIndex p = 0; p < n; ++p) {
+    update(p, false);
+    arm(p);
+  }
+  auto stopping = [this] {
+    std::lock_guard lock(watch_mu_);
+    return watch_stop_;
+  };
+  std::size_t pending = n;
+  void* tag = nullptr;
+  bool changed = false;
+  while (pending > 0 && cq.Next(&tag, &changed)) {
+    --pending;
+    const auto p = static_cast<PeerIndex>(reinterpret_cast<uintptr_t>(tag));
+    update(p, changed);
+    if (!stopping()) {
+      arm(p);
+      ++pending;
+    }
+  }
+  cq.Shutdown();
+  while (cq.Next(&tag, &changed)) {
   }
 }
 

@@ -12,7 +12,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -35,7 +34,7 @@ struct GrpcClientOptions {
   // channel then reconnects, which the watcher reports as a loss.
   std::chrono::milliseconds keepalive{20000};
   std::chrono::milliseconds keepalive_timeout{5000};
-  std::chrono::milliseconds watch_period{50};  // how often the watcher looks at the channels
+  std::chrono::milliseconds watch_period{50};  // the watcher's longest wait (stop takes at most this)
   // A call on a channel in TRANSIENT_FAILURE first reconnects at once and waits this long for it.
   std::chrono::milliseconds revive_wait{200};
   // Called on the watcher thread when peer's channel becomes READY; after_loss: it had been READY before.
@@ -71,7 +70,6 @@ class GrpcPeerClient final : public PeerTransport {
   std::vector<std::unique_ptr<psp_gateway::PSP_Gateway::Stub>> stubs_;
   GrpcClientOptions options_;
   std::mutex watch_mu_;
-  std::condition_variable watch_cv_;
   bool watch_stop_ = false;
   std::thread watcher_;
 };
