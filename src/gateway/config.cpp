@@ -29,6 +29,7 @@ constexpr uint32_t kMaxMtu = 65535;
 constexpr std::size_t kMaxIfName = 15;  // IFNAMSIZ - 1
 constexpr uint64_t kMinDeadlineMs = 50;
 constexpr uint64_t kMaxDeadlineMs = 60000;
+constexpr uint64_t kMaxTunnelsPerRequest = 4096;  // our own server's limit per request
 
 // Thrown inside the parser only; parse_config turns it into a ConfigError naming the file.
 struct Failure {
@@ -235,7 +236,8 @@ class Parser {
 
   static SwExtensions parse_sw(const json& j) {
     expect_object(j, "x-sw");
-    check_keys(j, "x-sw", {"host-ports", "local-mac", "virt-cookie", "rpc-deadline-ms"});
+    check_keys(j, "x-sw",
+               {"host-ports", "local-mac", "virt-cookie", "rpc-deadline-ms", "tunnels-per-request"});
     SwExtensions sw;
     if (j.contains("host-ports")) {
       const json& ports = expect_array(j.at("host-ports"), "x-sw.host-ports");
@@ -245,6 +247,10 @@ class Parser {
     }
     if (j.contains("local-mac")) sw.local_mac = expect_mac(j.at("local-mac"), "x-sw.local-mac");
     if (j.contains("virt-cookie")) sw.virt_cookie = parse_cookie(j.at("virt-cookie"), "x-sw.virt-cookie");
+    if (j.contains("tunnels-per-request")) {
+      sw.tunnels_per_request = static_cast<uint32_t>(
+          expect_uint(j.at("tunnels-per-request"), "x-sw.tunnels-per-request", 1, kMaxTunnelsPerRequest));
+    }
     if (j.contains("rpc-deadline-ms")) {
       sw.rpc_deadline = std::chrono::milliseconds(
           expect_uint(j.at("rpc-deadline-ms"), "x-sw.rpc-deadline-ms", kMinDeadlineMs, kMaxDeadlineMs));

@@ -23,7 +23,8 @@
 //       } ],
 //       "local-mac": "02:00:00:00:00:01",    // MAC sent to peers in TunnelParameters.mac_addr
 //       "virt-cookie": "0x778899aabbccddee", // VC we ask peers to send (hex string or number); DOCA's constant
-//       "rpc-deadline-ms": 2000              // deadline of every key-exchange RPC, 50..60000
+//       "rpc-deadline-ms": 2000,             // deadline of every key-exchange RPC, 50..60000
+//       "tunnels-per-request": 4096          // most tunnels we put in one request (a peer's limit), 1..4096
 //     }
 //   }
 // clang-format on
@@ -84,6 +85,7 @@ struct SwExtensions {
   std::optional<net::MacAddr> local_mac;   // unset: the gateway picks one (e.g. of the secured interface)
   uint64_t virt_cookie = kDocaVirtCookie;
   std::chrono::milliseconds rpc_deadline{2000};
+  uint32_t tunnels_per_request = 4096;  // larger sets are split (our server accepts 4096)
 };
 
 struct GatewayConfig {

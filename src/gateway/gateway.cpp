@@ -278,6 +278,7 @@ Status<std::string> Gateway::build() {
   tmo.local = {local_mac_, local_pip_, config_.sw.virt_cookie};
   tmo.version = flags_.psp_version;
   tmo.max_tunnels = flags_.max_tunnels;
+  tmo.client_request_chunk = config_.sw.tunnels_per_request;
   tmo.debug_keys = flags_.debug_keys;
   tmo.log = [this](std::string_view line) { log(line); };
   tmo.on_rekey_due = [this] {
