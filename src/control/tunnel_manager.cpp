@@ -475,7 +475,9 @@ bool TunnelManager::note_stale_peer(PeerIndex peer, std::string_view why) {
       ps.static_due = true;
     }
     log(peers_[peer].name + " may have restarted (" + std::string(why) + "): " +
-        (marked > 0 ? "re-exchanging " + std::to_string(marked) + " tunnel(s)" : "connecting its tunnels"));
+        (marked > 0           ? "re-exchanging " + std::to_string(marked) + " tunnel(s)"
+         : ps.refresh_pending ? "a re-exchange is due already"
+                              : "connecting its tunnels"));
   }
   if (options_.on_refresh_due) options_.on_refresh_due();
   return true;
