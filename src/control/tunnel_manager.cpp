@@ -533,6 +533,9 @@ CResult<PendingExchange> TunnelManager::begin_refresh(PeerIndex peer) {
       waiting = true;
       continue;
     }
+    // At most two ingress SPIs per session, also while the request is out (no extra table room needed):
+    // the newest stays open for the peer if it did not restart after all, older ones it cannot be using.
+    while (s->ingress.size() >= kMaxIngressPerSession) close_ingress_locked(pair, *s, s->ingress.back().spi);
     auto params = issue_params_locked(pair, options_.version, *s);
     if (!params) {
       if (x.pairs.empty()) return Err{params.error()};

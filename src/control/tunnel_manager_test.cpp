@@ -510,6 +510,26 @@ TEST(TunnelManagerRestart, FailedRefreshKeepsTheOldEgressAndStaysDue) {
   EXPECT_TRUE(a->tm->refresh_due_peers().empty());
 }
 
+TEST(TunnelManagerRestart, ARefreshNeverHoldsMoreThanTwoIngressSpisPerTunnel) {
+  auto a = make_a();
+  auto b = make_b();
+  LoopbackTransport to_b, to_a;
+  to_b.peers = {b->tm.get()};
+  to_a.peers = {a->tm.get()};
+  ASSERT_TRUE(a->tm->connect(kA1toB1, to_b).ok());
+  ASSERT_TRUE(b->tm->close_session(kB1toA1).ok());
+  ASSERT_TRUE(b->tm->connect(kB1toA1, to_a).ok());  // A now holds two ingress SPIs for the pair
+  ASSERT_EQ(a->dp.ingress_spis(kA1toB1).size(), 2u);
+  ASSERT_TRUE(a->tm->note_stale_peer(0, "test"));
+  to_b.before_send = [&](PeerIndex, const MultiTunnelRequest&) {
+    EXPECT_EQ(a->dp.ingress_spis(kA1toB1).size(), 2u);  // the oldest closed before the new one opened
+  };
+  ASSERT_TRUE(a->tm->refresh_peer(0, to_b).ok());
+  EXPECT_EQ(a->dp.ingress_spis(kA1toB1).size(), 2u);
+  expect_sends_to(*a, kA1toB1, *b, kB1toA1);
+  expect_sends_to(*b, kB1toA1, *a, kA1toB1);
+}
+
 TEST(TunnelManagerRestart, StaleSignalsAreRateLimitedPerPeerWithGrowingSpacing) {
   int wakeups = 0;
   auto a = make_a(count_refresh_wakeups(wakeups));
