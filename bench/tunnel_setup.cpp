@@ -19,6 +19,7 @@
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -59,9 +60,11 @@ std::string remote_vip(std::size_t i) {  // 10.2.0.1 ... (skips .0 and .255 of e
          std::to_string(i % 254 + 1);
 }
 
+struct Failed : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
 [[noreturn]] void die(const std::string& what) {
-  std::fprintf(stderr, "bench_tunnel_setup: %s\n", what.c_str());
-  std::exit(1);
+  throw Failed(what);
 }
 
 // One gateway and the VM end of its host port.
@@ -72,7 +75,7 @@ struct Node {
 };
 
 Node make_node(const std::string& dir, const std::string& name, const json& config,
-               std::unique_ptr<ports::Port> network, std::vector<std::string> extra_args) {
+               std::unique_ptr<ports::Port> network, const std::vector<std::string>& extra_args) {
   const std::string path = dir + "/" + name + ".json";
   const std::string admin = dir + "/" + name + ".sock";
   std::ofstream(path) << config.dump();
@@ -251,10 +254,15 @@ void first_packet(std::size_t pairs) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::vector<std::size_t> sizes;
-  for (int i = 1; i < argc; ++i) sizes.push_back(std::strtoull(argv[i], nullptr, 10));
-  if (sizes.empty()) sizes = {10000, 100000};
-  first_packet(200);
-  for (std::size_t n : sizes) static_setup(n);
-  return 0;
+  try {
+    std::vector<std::size_t> sizes;
+    for (int i = 1; i < argc; ++i) sizes.push_back(std::strtoull(argv[i], nullptr, 10));
+    if (sizes.empty()) sizes = {10000, 100000};
+    first_packet(200);
+    for (std::size_t n : sizes) static_setup(n);
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_tunnel_setup: %s\n", e.what());
+    return 1;
+  }
 }
