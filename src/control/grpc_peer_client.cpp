@@ -1,5 +1,10 @@
 #include "control/grpc_peer_client.hpp"
 
+#include <pthread.h>
+
+#include <climits>
+#include <cstdint>
+
 #include "control/grpc_convert.hpp"
 #include "control/grpc_status.hpp"
 
@@ -12,11 +17,100 @@ GrpcPeerClient::GrpcPeerClient(std::vector<std::string> addresses, GrpcClientOpt
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, static_cast<int>(options_.reconnect_backoff.count()));
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, static_cast<int>(options_.reconnect_backoff.count()));
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, static_cast<int>(options_.max_reconnect_backoff.count()));
-  stubs_.reserve(addresses_.size());
-  for (const std::string& address : addresses_) {  // channels connect lazily, on the first call
-    stubs_.push_back(
-        psp_gateway::PSP_Gateway::NewStub(grpc::CreateCustomChannel(address, options_.credentials, args)));
+  args.SetInt(GRPC_ARG_CLIENT_IDLE_TIMEOUT_MS, INT_MAX);  // kept up: the next exchange must not reconnect
+  if (options_.keepalive.count() > 0) {
+    args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, static_cast<int>(options_.keepalive.count()));
+    args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, static_cast<int>(options_.keepalive_timeout.count()));
+    args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+    args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
   }
+  stubs_.reserve(addresses_.size());
+  for (const std::string& address : addresses_) {  // connect lazily, on the first call, or connect_ahead()
+    channels_.push_back(grpc::CreateCustomChannel(address, options_.credentials, args));
+    stubs_.push_back(psp_gateway::PSP_Gateway::NewStub(channels_.back()));
+  }
+}
+
+GrpcPeerClient::~GrpcPeerClient() {
+  stop_watching();
+}
+
+void GrpcPeerClient::connect_ahead() {
+  std::lock_guard lock(watch_mu_);
+  if (watcher_.joinable() || watch_stop_) return;
+  for (const auto& channel : channels_) (void)channel->GetState(true);
+  watcher_ = std::thread([this] { watch(); });
+}
+
+void GrpcPeerClient::stop_watching() {
+  {
+    std::lock_guard lock(watch_mu_);
+    watch_stop_ = true;
+  }
+  if (watcher_.joinable()) watcher_.join();
+}
+
+// Follows every state change of every channel (NotifyOnStateChange, so a drop and reconnect between
+// two looks is not missed), and asks each channel that is not READY to connect (GetState(true): a
+// channel the peer closed goes IDLE and would otherwise wait for the next call). Each notification has
+// a deadline of watch_period, so stop takes at most that long.
+void GrpcPeerClient::watch() {
+  pthread_setname_np(pthread_self(), "pspgw-channels");
+  const std::size_t n = channels_.size();
+  std::vector<grpc_connectivity_state> last(n);
+  std::vector<bool> was_ready(n, false);
+  std::vector<bool> lost(n, false);
+  grpc::CompletionQueue cq;
+  auto arm = [&](PeerIndex p) {
+    channels_[p]->NotifyOnStateChange(last[p], std::chrono::system_clock::now() + options_.watch_period, &cq,
+                                      reinterpret_cast<void*>(p));
+  };
+  auto update = [&](PeerIndex p, bool changed) {
+    if (changed && last[p] == GRPC_CHANNEL_READY) lost[p] = true;  // even if READY again already
+    last[p] = channels_[p]->GetState(true);
+    if (last[p] != GRPC_CHANNEL_READY) {
+      lost[p] = lost[p] || was_ready[p];
+      return;
+    }
+    if ((!was_ready[p] || lost[p]) && options_.on_ready) options_.on_ready(p, lost[p]);
+    was_ready[p] = true;
+    lost[p] = false;
+  };
+  for (PeerIndex p = 0; p < n; ++p) {
+    update(p, false);
+    arm(p);
+  }
+  auto stopping = [this] {
+    std::lock_guard lock(watch_mu_);
+    return watch_stop_;
+  };
+  std::size_t pending = n;
+  void* tag = nullptr;
+  bool changed = false;
+  while (pending > 0 && cq.Next(&tag, &changed)) {
+    --pending;
+    const auto p = static_cast<PeerIndex>(reinterpret_cast<uintptr_t>(tag));
+    update(p, changed);
+    if (!stopping()) {
+      arm(p);
+      ++pending;
+    }
+  }
+  cq.Shutdown();
+  while (cq.Next(&tag, &changed)) {
+  }
+}
+
+// A channel that failed to connect (its peer was down, e.g. when we started first) sits in
+// TRANSIENT_FAILURE until its reconnect backoff expires, and a call then fails at once. The peer may be
+// back: reconnect now and give it a moment (a live peer connects in well under a millisecond on a LAN),
+// so that our own retry schedule, not gRPC's, decides when a peer is tried.
+void GrpcPeerClient::revive(PeerIndex peer) const {
+  grpc::Channel& channel = *channels_[peer];
+  if (channel.GetState(true) != GRPC_CHANNEL_TRANSIENT_FAILURE) return;
+  grpc::experimental::ChannelResetConnectionBackoff(&channel);
+  (void)channel.WaitForStateChange(GRPC_CHANNEL_TRANSIENT_FAILURE,
+                                   std::chrono::system_clock::now() + options_.revive_wait);
 }
 
 void GrpcPeerClient::arm(grpc::ClientContext& context) const {
@@ -31,6 +125,7 @@ CResult<MultiTunnelResponse> GrpcPeerClient::request_tunnels(PeerIndex peer,
   grpc_convert::to_proto(request, &wire);
   psp_gateway::MultiTunnelResponse reply;
   grpc::ClientContext context;
+  revive(peer);
   arm(context);
   const grpc::Status status = stubs_[peer]->RequestMultipleTunnelParams(&context, wire, &reply);
   grpc_convert::wipe_keys(&wire);
@@ -51,6 +146,7 @@ CResult<KeyRotationResponse> GrpcPeerClient::request_key_rotation(PeerIndex peer
   wire.set_issue_new_keys(request.issue_new_keys);
   psp_gateway::KeyRotationResponse reply;
   grpc::ClientContext context;
+  revive(peer);
   arm(context);
   const grpc::Status status = stubs_[peer]->RequestKeyRotation(&context, wire, &reply);
   if (!status.ok()) return Err{from_grpc_status(status, addresses_[peer])};

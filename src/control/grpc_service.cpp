@@ -114,6 +114,10 @@ CResult<std::unique_ptr<GrpcServer>> GrpcServer::start(const std::string& addres
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   builder.AddListeningPort(address, std::move(credentials), &server->port_);
   builder.RegisterService(&server->service_);
+  // Peers keep their channels up with keepalive pings (GrpcClientOptions::keepalive): allow them, idle
+  // too, instead of answering GOAWAY "too many pings" (the reconnect would look like a peer restart).
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5000);
   server->server_ = builder.BuildAndStart();
   if (!server->server_ || server->port_ == 0) {
     return fail(ControlError::kUnavailable, "cannot listen for gRPC on " + address);

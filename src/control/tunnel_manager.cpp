@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <random>
 #include <thread>
+#include <utility>
 
 #include "base/hex.hpp"
 
@@ -80,6 +81,7 @@ struct TunnelManager::Session {
   bool in_flight = false;
   uint64_t token = 0;  // of the exchange in flight
   bool rekey_due = false;
+  bool refresh_due = false;  // the peer may have restarted: re-exchange (refresh_peer)
   Clock::duration backoff{};
   Clock::time_point retry_at{};
 
@@ -91,6 +93,7 @@ struct TunnelManager::Session {
 struct TunnelManager::Undo {
   std::vector<std::pair<VipPair, uint32_t>> opened;
   std::vector<VipPair> new_egress;
+  bool refresh = false;  // some session became refresh due (kept even if the request fails)
 };
 
 TunnelManager::TunnelManager(psp::KeyRing keys, std::vector<PeerPolicy> peers, DataPlane& data_plane,
@@ -105,9 +108,11 @@ TunnelManager::TunnelManager(psp::KeyRing keys, std::vector<PeerPolicy> peers, D
     options_.log = [](std::string_view line) {
       std::fprintf(stderr, "%.*s\n", static_cast<int>(line.size()), line.data());
     };
+  peer_state_.resize(peers_.size());
   for (PeerIndex i = 0; i < peers_.size(); ++i) {
     for (const VipPair& pair : peers_[i].pairs) allowed_.emplace(pair, i);
     pips_.push_back(peers_[i].pip);
+    peer_state_[i].outer = peers_[i].pip ? peers_[i].pip : peers_[i].outer_hint;
   }
   last_peer_rotation_.resize(peers_.size());
   data_plane_.publish_master_keys(keys_.snapshot());
@@ -219,7 +224,7 @@ CResult<MultiTunnelResponse> TunnelManager::handle_tunnel_request(const Caller& 
                                                                   const MultiTunnelRequest& request) {
   auto version = negotiate(request.versions_accepted);
   if (!version) return Err{version.error()};
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   if (auto ok = authorise_locked(caller, request); !ok) return Err{ok.error()};
   if (auto ok = check_request_locked(request); !ok) return Err{ok.error()};
 
@@ -229,6 +234,9 @@ CResult<MultiTunnelResponse> TunnelManager::handle_tunnel_request(const Caller& 
   for (const TunnelRequest& t : request.tunnels) {
     auto params = serve_tunnel_locked(t, *version, undo);
     if (!params) {
+      lock.unlock();
+      if (undo.refresh && options_.on_refresh_due) options_.on_refresh_due();
+      lock.lock();
       for (const VipPair& pair : undo.new_egress) {
         (void)data_plane_.remove_egress(pair);
         Session& s = *sessions_.at(pair);
@@ -250,6 +258,8 @@ CResult<MultiTunnelResponse> TunnelManager::handle_tunnel_request(const Caller& 
     if (t.reverse_params)
       pin_pip_locked(allowed_.at({t.responder_vip, t.requester_vip}), t.reverse_params->outer_ip);
   }
+  lock.unlock();
+  if (undo.refresh && options_.on_refresh_due) options_.on_refresh_due();
   return response;
 }
 
@@ -261,11 +271,23 @@ CResult<TunnelParams> TunnelManager::serve_tunnel_locked(const TunnelRequest& t,
   if (!params) return params;
   undo.opened.emplace_back(pair, params->spi);
   if (t.reverse_params) {  // the requester's params: install egress now, saving a round trip (spec §2)
+    // A pair we already hold is replaced, whatever state it was in: the peer (restarted, re-keying, or
+    // racing our own exchange) now sends with the SPI issued above and listens on these params. Our
+    // previous ingress SPI stays open until the next commit trims to two, for packets in flight.
     const bool had_egress = s.egress_spi.has_value();
     const TunnelParams& r = *t.reverse_params;
     TunnelParams copy{r.mac, r.outer_ip, clone_key(r.key), r.spi, r.virt_cookie};
     if (auto ok = install_egress_locked(pair, s, copy); !ok) return Err{ok.error()};
     if (!had_egress) undo.new_egress.push_back(pair);
+    s.refresh_due = false;
+    s.backoff = {};
+    s.retry_at = {};
+  } else if (s.egress_spi && !s.in_flight && !s.refresh_due) {
+    // The peer asks afresh for a pair whose egress we hold: it lost its state (a restarted static-mode
+    // peer), so our egress SPI is probably dead. Re-exchange at once; the old egress stays until then.
+    s.refresh_due = true;
+    peer_state_[s.peer].refresh_pending = true;
+    undo.refresh = true;
   }
   return params;
 }
@@ -295,6 +317,7 @@ CStatus TunnelManager::install_egress_locked(const VipPair& pair, Session& s, co
   }
   s.egress_spi = params.spi;
   s.egress_outer = params.outer_ip;
+  peer_state_[s.peer].outer = params.outer_ip;
   log_key("installed egress", pair, params.spi, params.key);
   return {};
 }
@@ -387,7 +410,7 @@ CResult<PendingExchange> TunnelManager::begin_locked(const VipPair& pair, bool r
   return x;
 }
 
-CResult<PendingExchange> TunnelManager::begin_static(PeerIndex peer) {
+CResult<PendingExchange> TunnelManager::begin_static(PeerIndex peer, std::size_t* cursor) {
   std::lock_guard lock(mu_);
   if (peer >= peers_.size()) return fail(ControlError::kNotFound, "no peer #" + std::to_string(peer));
   PendingExchange x;
@@ -397,13 +420,17 @@ CResult<PendingExchange> TunnelManager::begin_static(PeerIndex peer) {
   x.request.request_id = next_request_id_++;
   x.request.versions_accepted = {static_cast<uint32_t>(options_.version)};
   std::size_t fresh = 0;
-  for (const VipPair& pair : peers_[peer].pairs) {
+  const std::vector<VipPair>& pairs = peers_[peer].pairs;
+  std::size_t i = cursor ? std::min(*cursor, pairs.size()) : 0;
+  for (; i < pairs.size() && x.pairs.size() < options_.client_request_chunk; ++i) {
+    const VipPair& pair = pairs[i];  // the rest in the next request
     Session* s = find_locked(pair);
     if (s && (s->in_flight || s->egress_spi)) continue;
     if (!s || !s->active()) ++fresh;
     x.pairs.push_back(pair);
     x.request.tunnels.push_back(TunnelRequest{pair.local, pair.remote, std::nullopt});  // no reverse params
   }
+  if (cursor) *cursor = i;
   if (x.pairs.empty())
     return fail(ControlError::kAlreadyExists, peers_[peer].name + ": all tunnels connected");
   if (active_sessions_locked() + fresh > options_.max_tunnels) {
@@ -464,6 +491,7 @@ CStatus TunnelManager::finish_exchange(PendingExchange x, CResult<MultiTunnelRes
     }
     s.in_flight = false;
     s.rekey_due = false;
+    s.refresh_due = false;
     s.backoff = {};
     s.retry_at = {};
     while (s.ingress.size() > kMaxIngressPerSession)
@@ -497,10 +525,133 @@ CStatus TunnelManager::connect(const VipPair& pair, PeerTransport& transport) {
 }
 
 CStatus TunnelManager::connect_peer_static(PeerIndex peer, PeerTransport& transport) {
-  auto x = begin_static(peer);
-  if (!x) return x.error().code == ControlError::kAlreadyExists ? CStatus{} : CStatus{Err{x.error()}};
-  auto answer = transport.request_tunnels(x->peer, x->request);
+  std::size_t cursor = 0;
+  for (;;) {  // one request per client_request_chunk pairs, until all are connected or one fails
+    auto x = begin_static(peer, &cursor);
+    if (!x) return x.error().code == ControlError::kAlreadyExists ? CStatus{} : CStatus{Err{x.error()}};
+    if (auto ok = run_exchange(std::move(x), transport); !ok) return ok;
+  }
+}
+
+CStatus TunnelManager::run_exchange(CResult<PendingExchange> x, PeerTransport& transport) {
+  if (!x) return Err{x.error()};
+  auto answer = transport.request_tunnels(x->peer, x->request);  // no lock held
   return finish_exchange(std::move(x.value()), std::move(answer));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Stale peers.
+
+bool TunnelManager::note_stale_peer(PeerIndex peer, std::string_view why) {
+  std::size_t marked = 0;
+  {
+    std::lock_guard lock(mu_);
+    if (peer >= peers_.size()) return false;
+    PeerState& ps = peer_state_[peer];
+    const Clock::time_point t = now();
+    if (t < ps.next_stale) return false;
+    // Spacing doubles while signals keep coming as soon as allowed (a restart's burst is over after one
+    // refresh; a flood is not), and falls back to the interval once the peer was quiet for a spacing.
+    const bool recent = ps.stale_spacing > Clock::duration::zero() && t < ps.next_stale + ps.stale_spacing;
+    ps.stale_spacing =
+        recent ? std::min(ps.stale_spacing * 2, options_.stale_refresh_max) : options_.stale_refresh_interval;
+    ps.next_stale = t + ps.stale_spacing;
+    for (const VipPair& pair : peers_[peer].pairs) {
+      Session* s = find_locked(pair);
+      if (s == nullptr || !s->egress_spi || s->refresh_due) continue;
+      s->refresh_due = true;
+      ++marked;
+    }
+    if (marked > 0) {
+      ps.refresh_pending = true;
+    } else if (!ps.refresh_pending) {
+      ps.static_due = true;
+    }
+    log(peers_[peer].name + " may have restarted (" + std::string(why) + "): " +
+        (marked > 0           ? "re-exchanging " + std::to_string(marked) + " tunnel(s)"
+         : ps.refresh_pending ? "a re-exchange is due already"
+                              : "connecting its tunnels"));
+  }
+  if (options_.on_refresh_due) options_.on_refresh_due();
+  return true;
+}
+
+std::vector<PeerIndex> TunnelManager::refresh_due_peers() const {
+  std::lock_guard lock(mu_);
+  std::vector<PeerIndex> due;
+  for (PeerIndex p = 0; p < peer_state_.size(); ++p) {
+    if (peer_state_[p].refresh_pending) due.push_back(p);
+  }
+  return due;
+}
+
+std::vector<PeerIndex> TunnelManager::take_static_due() {
+  std::lock_guard lock(mu_);
+  std::vector<PeerIndex> due;
+  for (PeerIndex p = 0; p < peer_state_.size(); ++p) {
+    if (std::exchange(peer_state_[p].static_due, false)) due.push_back(p);
+  }
+  return due;
+}
+
+std::optional<PeerIndex> TunnelManager::peer_by_outer(const net::IpAddr& outer) const {
+  std::lock_guard lock(mu_);
+  for (PeerIndex p = 0; p < peer_state_.size(); ++p) {
+    if (peer_state_[p].outer == outer) return p;
+  }
+  return std::nullopt;
+}
+
+// Up to client_request_chunk of the peer's refresh-due sessions, each with a fresh ingress SPI as
+// reverse params (the peer installs it and answers with its own params: one round trip renews both
+// directions). Sessions no longer connected are left to the ordinary paths.
+CResult<PendingExchange> TunnelManager::begin_refresh(PeerIndex peer) {
+  std::lock_guard lock(mu_);
+  if (peer >= peers_.size()) return fail(ControlError::kNotFound, "no peer #" + std::to_string(peer));
+  PendingExchange x;
+  x.peer = peer;
+  x.token = next_token_++;
+  x.request.request_id = next_request_id_++;
+  x.request.versions_accepted = {static_cast<uint32_t>(options_.version)};
+  bool waiting = false;  // due, but in flight or backing off: not done yet
+  for (const VipPair& pair : peers_[peer].pairs) {
+    if (x.pairs.size() == options_.client_request_chunk) break;
+    Session* s = find_locked(pair);
+    if (s == nullptr || !s->refresh_due) continue;
+    if (!s->egress_spi) {
+      s->refresh_due = false;
+      continue;
+    }
+    if (s->in_flight || now() < s->retry_at) {
+      waiting = true;
+      continue;
+    }
+    // At most two ingress SPIs per session, also while the request is out (no extra table room needed):
+    // the newest stays open for the peer if it did not restart after all, older ones it cannot be using.
+    while (s->ingress.size() >= kMaxIngressPerSession) close_ingress_locked(pair, *s, s->ingress.back().spi);
+    auto params = issue_params_locked(pair, options_.version, *s);
+    if (!params) {
+      if (x.pairs.empty()) return Err{params.error()};
+      break;
+    }
+    s->in_flight = true;
+    s->token = x.token;
+    x.pairs.push_back(pair);
+    x.request.tunnels.push_back(TunnelRequest{pair.local, pair.remote, std::move(params.value())});
+  }
+  if (x.pairs.empty()) {
+    peer_state_[peer].refresh_pending = waiting;
+    return fail(ControlError::kAlreadyExists, peers_[peer].name + ": nothing to refresh");
+  }
+  return x;
+}
+
+CStatus TunnelManager::refresh_peer(PeerIndex peer, PeerTransport& transport) {
+  for (;;) {
+    auto x = begin_refresh(peer);
+    if (!x) return x.error().code == ControlError::kAlreadyExists ? CStatus{} : CStatus{Err{x.error()}};
+    if (auto ok = run_exchange(std::move(x), transport); !ok) return ok;
+  }
 }
 
 StaticReport TunnelManager::connect_all_static(PeerTransport& transport, const StaticOptions& options) {

@@ -38,6 +38,16 @@
 // SPI stays open until the next rotation kills its slot. RequestKeyRotation(issue_new_keys=false)
 // rotates and marks; issue_new_keys=true also wakes the control thread (on_rekey_due) to re-key now.
 //
+// Peer restart (fresh master keys, empty tables). Our egress SAs toward it and the ingress SPIs it held
+// are then dead, and nothing on the wire says so. Every signal marks the peer's connected sessions
+// "refresh due" (note_stale_peer, rate limited per peer) and the control thread re-exchanges them
+// (refresh_peer): fresh ingress SPIs with reverse params, the old egress kept until the answer replaces
+// it (make before break). The signals: a request WITHOUT reverse params for a pair whose egress we hold
+// (a restarted static-mode peer asks afresh: our egress is probably stale); authentication failures or
+// unknown SPIs from the peer's outer address (the data path reports them, rate limited); the peer's gRPC
+// channel coming back after it was lost. A request WITH reverse params for a pair we hold simply
+// replaces our egress and issues a fresh ingress SPI, as for a first exchange.
+//
 // Threading: every entry point takes one internal mutex (gRPC handler threads and the control thread
 // share the manager). No entry point makes an RPC while holding it: client exchanges are split into
 // begin (lock: allocate SPI, open ingress, build request) / the RPC (no lock) / finish (lock: apply),
@@ -72,6 +82,9 @@ struct PeerPolicy {
   std::string name;                // e.g. its remote-grpc-address; for logs
   std::vector<VipPair> pairs;      // the (local, remote) VIP pairs of its sessions, config order
   std::optional<net::IpAddr> pip;  // its data-plane address; unset: pinned at the first exchange
+  // Its data-plane (outer) address if known before any exchange (e.g. the host of its gRPC address):
+  // maps a stale-SPI report to the peer. The outer address of its SAs overrides it once learnt.
+  std::optional<net::IpAddr> outer_hint;
 };
 
 // What we tell peers about ourselves in TunnelParameters.
@@ -81,9 +94,11 @@ struct LocalIdentity {
   uint64_t virt_cookie = 0x778899aabbccddeeULL;  // DOCA's constant
 };
 
+// Retries of failed exchanges (per pair, and static mode's rounds): start fast so a peer that comes up a
+// moment later is connected at once, and stay within a few seconds.
 struct Backoff {
-  Clock::duration initial = std::chrono::milliseconds(250);
-  Clock::duration max = std::chrono::seconds(30);
+  Clock::duration initial = std::chrono::milliseconds(100);
+  Clock::duration max = std::chrono::seconds(2);
   Clock::duration next(Clock::duration current) const;  // doubles, capped; zero -> initial
 };
 
@@ -93,11 +108,20 @@ struct TunnelManagerOptions {
   std::size_t max_tunnels = 256;                                     // -x: sessions at once
   std::size_t max_tunnels_per_request = 4096;                        // bound on one MultiTunnelRequest
   Clock::duration peer_rotation_interval = std::chrono::minutes(1);  // per peer; zero: unlimited
-  bool debug_keys = false;                                           // -k: the only way a key is logged
+  // Client side: tunnels per request we send (static mode, refreshes). A larger set is split into
+  // requests of at most this many: the peer's own bound (ours is 4096; DOCA's is unknown), and gRPC's
+  // 4 MB message limit (4096 tunnels with reverse params are ~400 KB).
+  std::size_t client_request_chunk = 4096;
+  // Stale-peer signals re-exchange a peer's sessions at most this often; repeated signals right after a
+  // refresh double the spacing up to stale_refresh_max (a spoofed flood cannot keep us re-keying).
+  Clock::duration stale_refresh_interval = std::chrono::seconds(1);
+  Clock::duration stale_refresh_max = std::chrono::seconds(60);
+  bool debug_keys = false;  // -k: the only way a key is logged
   Backoff backoff;
   std::function<Clock::time_point()> now;     // default: steady_clock::now
   std::function<void(std::string_view)> log;  // default: stderr
   std::function<void()> on_rekey_due;         // called (no lock held) when re-keys should run now
+  std::function<void()> on_refresh_due;       // called (no lock held) when refresh_peer should run now
 };
 
 enum class PairState : uint8_t {
@@ -172,12 +196,28 @@ class TunnelManager {
   CStatus finish_exchange(PendingExchange exchange, CResult<MultiTunnelResponse> answer);
   // begin + transport + finish.
   CStatus connect(const VipPair& pair, PeerTransport& transport);
-  // Static mode (-z): every pair of the peer in one request, no reverse params.
-  CResult<PendingExchange> begin_static(PeerIndex peer);
+  // Static mode (-z): the peer's pairs not connected nor in flight, no reverse params, at most
+  // client_request_chunk of them. cursor (optional): the index in the peer's pairs to start from, advanced
+  // past the pairs taken, so a caller sending chunk after chunk does not rescan.
+  CResult<PendingExchange> begin_static(PeerIndex peer, std::size_t* cursor = nullptr);
   CStatus connect_peer_static(PeerIndex peer, PeerTransport& transport);
+  // Re-exchanges the peer's sessions marked "refresh due" (header comment), in requests of at most
+  // client_request_chunk tunnels; OK when none is due.
+  CStatus refresh_peer(PeerIndex peer, PeerTransport& transport);
   // Tries every peer once, skips failures, retries the failed ones after the others with backoff
   // between rounds, until all are connected (spec §5).
   StaticReport connect_all_static(PeerTransport& transport, const StaticOptions& options);
+
+  // ---- stale peers (header comment) ----
+  // A signal that `peer` may have restarted: marks its connected sessions refresh due (true if any;
+  // false when rate limited). A peer we hold no connected session with is marked for a static connect
+  // (static_due) instead, so that it learns our SPIs and refreshes its side.
+  bool note_stale_peer(PeerIndex peer, std::string_view why);
+  // Peers with sessions marked refresh due, and peers due a static connect (cleared by this call).
+  std::vector<PeerIndex> refresh_due_peers() const;
+  std::vector<PeerIndex> take_static_due();
+  // The peer whose data-plane address is `outer` (learnt from its SAs, else PeerPolicy::pip).
+  std::optional<PeerIndex> peer_by_outer(const net::IpAddr& outer) const;
 
   // ---- keys ----
   RotationReport rotate_master_key();
@@ -217,6 +257,8 @@ class TunnelManager {
   void forget_if_empty_locked(const VipPair& pair);
   CStatus fail_exchange_locked(const PendingExchange& x, const Error& error);
   CResult<PendingExchange> begin_locked(const VipPair& pair, bool rekey);
+  CResult<PendingExchange> begin_refresh(PeerIndex peer);
+  CStatus run_exchange(CResult<PendingExchange> x, PeerTransport& transport);
   Session* find_locked(const VipPair& pair);
   Session& session_locked(const VipPair& pair, PeerIndex peer);
   std::size_t active_sessions_locked() const;
@@ -234,6 +276,15 @@ class TunnelManager {
   std::mutex rotation_mu_;  // held by the one peer-triggered rotation in flight
   LogLimiter refusal_log_;
   std::unordered_map<VipPair, std::unique_ptr<Session>, VipPairHash> sessions_;
+  // Per peer (index as peers_): stale-signal state.
+  struct PeerState {
+    std::optional<net::IpAddr> outer;  // from its SAs, else PeerPolicy::pip
+    bool refresh_pending = false;      // some session is refresh due
+    bool static_due = false;           // note_stale_peer found nothing to refresh: connect statically
+    Clock::time_point next_stale{};    // rate limit of note_stale_peer
+    Clock::duration stale_spacing{};
+  };
+  std::vector<PeerState> peer_state_;
   DataPlane& data_plane_;
   TunnelManagerOptions options_;
   uint64_t next_request_id_;

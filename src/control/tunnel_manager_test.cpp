@@ -300,19 +300,19 @@ TEST(TunnelManagerClient, FailureClosesIngressAndBacksOff) {
   EXPECT_EQ(a->dp.ingress_count(), 0u);  // the SPI we offered is closed again
   EXPECT_EQ(a->tm->state(kA1toB1), PairState::kBackoff);
   ASSERT_FALSE(a->log.empty());
-  EXPECT_NE(a->log.back().find("retry in 250 ms"), std::string::npos) << a->log.back();
+  EXPECT_NE(a->log.back().find("retry in 100 ms"), std::string::npos) << a->log.back();
 
   auto early = a->tm->connect(kA1toB1, t);
   ASSERT_FALSE(early.ok());
   EXPECT_EQ(early.error().code, ControlError::kFailedPrecondition);
   EXPECT_EQ(t.calls.size(), 1u);  // no RPC while backing off
 
-  a->clock.t += milliseconds(250);
+  a->clock.t += milliseconds(100);
   auto second = a->tm->connect(kA1toB1, t);  // now unreachable: kUnavailable, backoff doubles
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.error().code, ControlError::kUnavailable);
-  EXPECT_NE(a->log.back().find("retry in 500 ms"), std::string::npos) << a->log.back();
-  a->clock.t += milliseconds(499);
+  EXPECT_NE(a->log.back().find("retry in 200 ms"), std::string::npos) << a->log.back();
+  a->clock.t += milliseconds(199);
   EXPECT_EQ(a->tm->state(kA1toB1), PairState::kBackoff);
 
   auto b = make_b();
@@ -407,7 +407,7 @@ TEST(TunnelManagerClient, StaticModeRetriesFailedPeersAfterTheOthers) {
   EXPECT_EQ(report.attempts, (std::vector<PeerIndex>{0, 1, 2, 1, 2, 1}));
   EXPECT_TRUE(report.failed.empty());
   EXPECT_EQ(report.rounds, 3u);
-  EXPECT_EQ(sleeps, (std::vector<Clock::duration>{milliseconds(250), milliseconds(500)}));
+  EXPECT_EQ(sleeps, (std::vector<Clock::duration>{milliseconds(100), milliseconds(200)}));
   EXPECT_EQ(a.dp.egress_count(), 3u);
 
   // Bounded: a peer that never answers is reported, not retried forever.
@@ -416,6 +416,191 @@ TEST(TunnelManagerClient, StaticModeRetriesFailedPeersAfterTheOthers) {
   report = a2.tm->connect_all_static(t, StaticOptions{[](Clock::duration) {}, {}, 4});
   EXPECT_EQ(report.failed, (std::vector<PeerIndex>{1}));
   EXPECT_EQ(report.attempts, (std::vector<PeerIndex>{0, 1, 2, 1, 1, 1}));
+}
+
+// ---- peer restart, stale state, large requests ----
+
+// x's egress for `xp` is an SPI y has open for `yp`, under y's current master keys: x -> y works.
+void expect_sends_to(const Gateway& x, const VipPair& xp, const Gateway& y, const VipPair& yp) {
+  auto tx = x.dp.egress(xp);
+  ASSERT_TRUE(tx.has_value());
+  EXPECT_TRUE(y.dp.ingress_open(tx->spi, yp)) << "SPI " << tx->spi;
+  auto key = y.dp.master_keys()->derive(tx->spi, psp::PspVersion::kAesGcm256);
+  ASSERT_TRUE(key.ok());
+  EXPECT_EQ(tx->key, bytes_of(*key));
+}
+
+std::function<void(TunnelManagerOptions&)> count_refresh_wakeups(int& n) {
+  return [&n](TunnelManagerOptions& o) { o.on_refresh_due = [&n] { ++n; }; };
+}
+
+TEST(TunnelManagerRestart, OnDemandReRequestFromARestartedPeerReplacesBothDirections) {
+  auto a = make_a();
+  auto b = make_b();
+  LoopbackTransport t;
+  t.peers = {b->tm.get()};
+  ASSERT_TRUE(a->tm->connect(kA1toB1, t).ok());
+  const std::vector<uint8_t> old_b_egress_key = b->dp.egress(kB1toA1)->key;
+  const uint32_t old_b_ingress = a->dp.egress(kA1toB1)->spi;
+
+  a = make_a();  // A restarts: fresh master keys, no sessions
+  ASSERT_TRUE(a->tm->connect(kA1toB1, t).ok());
+  expect_sends_to(*a, kA1toB1, *b, kB1toA1);
+  expect_sends_to(*b, kB1toA1, *a, kA1toB1);
+  EXPECT_NE(b->dp.egress(kB1toA1)->key, old_b_egress_key);  // A's new master key (SPIs restart at 1)
+  EXPECT_EQ(b->dp.egress_count(), 1u);
+  // B's previous ingress SPI stays open for packets in flight; never more than two.
+  EXPECT_EQ(b->dp.ingress_spis(kB1toA1).size(), 2u);
+  EXPECT_TRUE(b->dp.ingress_open(old_b_ingress, kB1toA1));
+  a = make_a();
+  ASSERT_TRUE(a->tm->connect(kA1toB1, t).ok());
+  EXPECT_EQ(b->dp.ingress_spis(kB1toA1).size(), 2u);
+  EXPECT_FALSE(b->dp.ingress_open(old_b_ingress, kB1toA1));
+  EXPECT_EQ(b->tm->state(kB1toA1), PairState::kConnected);
+}
+
+TEST(TunnelManagerRestart, StaticReRequestForAHeldPairRefreshesOurEgressMakeBeforeBreak) {
+  int wakeups = 0;
+  auto a = make_a(count_refresh_wakeups(wakeups));
+  auto b = make_b();
+  LoopbackTransport to_b;
+  to_b.peers = {b->tm.get()};
+  ASSERT_TRUE(a->tm->connect(kA1toB1, to_b).ok());
+  ASSERT_TRUE(a->tm->connect(kA1toB2, to_b).ok());
+  const uint32_t stale = a->dp.egress(kA1toB1)->spi;
+
+  b = make_b();  // B restarts and connects statically: no reverse params
+  to_b.peers = {b->tm.get()};
+  LoopbackTransport to_a;
+  to_a.peers = {a->tm.get()};
+  ASSERT_TRUE(b->tm->connect_peer_static(0, to_a).ok());
+  expect_sends_to(*b, kB1toA1, *a, kA1toB1);  // B -> A works at once
+  EXPECT_EQ(wakeups, 1);                      // A was told to refresh ...
+  EXPECT_EQ(a->tm->refresh_due_peers(), (std::vector<PeerIndex>{0}));
+  EXPECT_EQ(a->dp.egress(kA1toB1)->spi, stale);  // ... and keeps its old egress until then
+  EXPECT_EQ(a->tm->state(kA1toB1), PairState::kConnected);
+
+  ASSERT_TRUE(a->tm->refresh_peer(0, to_b).ok());
+  EXPECT_EQ(to_b.calls.size(), 3u);  // two connects, one refresh request for both pairs
+  expect_sends_to(*a, kA1toB1, *b, kB1toA1);
+  expect_sends_to(*a, kA1toB2, *b, kB2toA1);
+  expect_sends_to(*b, kB1toA1, *a, kA1toB1);
+  expect_sends_to(*b, kB2toA1, *a, kA1toB2);
+  EXPECT_TRUE(a->tm->refresh_due_peers().empty());
+  ASSERT_TRUE(a->tm->refresh_peer(0, to_b).ok());  // nothing due: no request
+  EXPECT_EQ(to_b.calls.size(), 3u);
+}
+
+TEST(TunnelManagerRestart, FailedRefreshKeepsTheOldEgressAndStaysDue) {
+  auto a = make_a();
+  auto b = make_b();
+  LoopbackTransport t;
+  t.peers = {b->tm.get()};
+  ASSERT_TRUE(a->tm->connect(kA1toB1, t).ok());
+  const uint32_t egress = a->dp.egress(kA1toB1)->spi;
+  ASSERT_TRUE(a->tm->note_stale_peer(0, "test"));
+  t.scripted_failures[0] = {Error{ControlError::kUnavailable, "down"}};
+  EXPECT_FALSE(a->tm->refresh_peer(0, t).ok());
+  EXPECT_EQ(a->dp.egress(kA1toB1)->spi, egress);
+  EXPECT_EQ(a->dp.ingress_spis(kA1toB1).size(), 1u);  // the SPI offered in the failed request is closed
+  EXPECT_EQ(a->tm->refresh_due_peers(), (std::vector<PeerIndex>{0}));
+  EXPECT_TRUE(a->tm->refresh_peer(0, t).ok());  // backing off: nothing sent yet
+  EXPECT_EQ(t.calls.size(), 2u);
+  a->clock.t += milliseconds(100);
+  ASSERT_TRUE(a->tm->refresh_peer(0, t).ok());
+  expect_sends_to(*a, kA1toB1, *b, kB1toA1);
+  EXPECT_NE(a->dp.egress(kA1toB1)->spi, egress);
+  EXPECT_TRUE(a->tm->refresh_due_peers().empty());
+}
+
+TEST(TunnelManagerRestart, ARefreshNeverHoldsMoreThanTwoIngressSpisPerTunnel) {
+  auto a = make_a();
+  auto b = make_b();
+  LoopbackTransport to_b, to_a;
+  to_b.peers = {b->tm.get()};
+  to_a.peers = {a->tm.get()};
+  ASSERT_TRUE(a->tm->connect(kA1toB1, to_b).ok());
+  ASSERT_TRUE(b->tm->close_session(kB1toA1).ok());
+  ASSERT_TRUE(b->tm->connect(kB1toA1, to_a).ok());  // A now holds two ingress SPIs for the pair
+  ASSERT_EQ(a->dp.ingress_spis(kA1toB1).size(), 2u);
+  ASSERT_TRUE(a->tm->note_stale_peer(0, "test"));
+  to_b.before_send = [&](PeerIndex, const MultiTunnelRequest&) {
+    EXPECT_EQ(a->dp.ingress_spis(kA1toB1).size(), 2u);  // the oldest closed before the new one opened
+  };
+  ASSERT_TRUE(a->tm->refresh_peer(0, to_b).ok());
+  EXPECT_EQ(a->dp.ingress_spis(kA1toB1).size(), 2u);
+  expect_sends_to(*a, kA1toB1, *b, kB1toA1);
+  expect_sends_to(*b, kB1toA1, *a, kA1toB1);
+}
+
+TEST(TunnelManagerRestart, StaleSignalsAreRateLimitedPerPeerWithGrowingSpacing) {
+  int wakeups = 0;
+  auto a = make_a(count_refresh_wakeups(wakeups));
+  auto b = make_b();
+  LoopbackTransport t;
+  t.peers = {b->tm.get()};
+  // No connected session: the peer is due a static connect instead.
+  ASSERT_TRUE(a->tm->note_stale_peer(0, "test"));
+  EXPECT_EQ(a->tm->take_static_due(), (std::vector<PeerIndex>{0}));
+  EXPECT_TRUE(a->tm->take_static_due().empty());
+  ASSERT_TRUE(a->tm->connect(kA1toB1, t).ok());
+  EXPECT_FALSE(a->tm->note_stale_peer(0, "test"));  // within the interval
+  a->clock.t += milliseconds(1000);
+  EXPECT_TRUE(a->tm->note_stale_peer(0, "test"));  // again right away: the spacing doubles
+  EXPECT_EQ(a->tm->refresh_due_peers(), (std::vector<PeerIndex>{0}));
+  a->clock.t += milliseconds(1999);
+  EXPECT_FALSE(a->tm->note_stale_peer(0, "test"));
+  a->clock.t += milliseconds(1);
+  EXPECT_TRUE(a->tm->note_stale_peer(0, "test"));
+  a->clock.t += std::chrono::seconds(30);  // quiet for longer than the spacing: back to 1 s
+  EXPECT_TRUE(a->tm->note_stale_peer(0, "test"));
+  a->clock.t += milliseconds(1000);
+  EXPECT_TRUE(a->tm->note_stale_peer(0, "test"));
+  EXPECT_EQ(wakeups, 5);
+  EXPECT_FALSE(a->tm->note_stale_peer(7, "test"));  // no such peer
+}
+
+TEST(TunnelManagerRestart, PeerByOuterAddressUsesThePolicyThenWhatItsSasSay) {
+  std::vector<PeerPolicy> peers = {{"B", {kA1toB1, kA1toB2}, ip("192.0.2.99")}};
+  Gateway a("192.0.2.1", "02:00:00:00:00:0A", peers);
+  EXPECT_EQ(a.tm->peer_by_outer(ip("192.0.2.99")), PeerIndex{0});
+  EXPECT_EQ(a.tm->peer_by_outer(ip("192.0.2.2")), std::nullopt);
+  auto b = make_b();
+  LoopbackTransport t;
+  t.peers = {b->tm.get()};
+  ASSERT_TRUE(a.tm->connect(kA1toB1, t).ok());
+  EXPECT_EQ(a.tm->peer_by_outer(ip("192.0.2.2")), PeerIndex{0});
+}
+
+TEST(TunnelManagerClient, StaticModeSplitsRequestsLargerThanThePeersLimit) {
+  auto a = make_a([](TunnelManagerOptions& o) { o.client_request_chunk = 1; });
+  auto b = make_b([](TunnelManagerOptions& o) { o.max_tunnels_per_request = 1; });
+  LoopbackTransport t;
+  t.peers = {b->tm.get()};
+  t.before_send = [](PeerIndex, const MultiTunnelRequest& r) { EXPECT_EQ(r.tunnels.size(), 1u); };
+  ASSERT_TRUE(a->tm->connect_peer_static(0, t).ok());
+  EXPECT_EQ(t.calls.size(), 2u);
+  EXPECT_EQ(a->dp.egress_count(), 2u);
+  EXPECT_EQ(b->dp.ingress_count(), 2u);
+}
+
+TEST(TunnelManagerClient, StaticModeConnectsTenThousandPairsInChunks) {
+  std::vector<VipPair> a_pairs, b_pairs;
+  for (uint32_t i = 0; i < 10000; ++i) {
+    const std::string remote = "10.1." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1);
+    a_pairs.push_back(pair("10.0.0.1", remote));
+    b_pairs.push_back(pair(remote, "10.0.0.1"));
+  }
+  Gateway a("192.0.2.1", "02:00:00:00:00:0A", {{"B", a_pairs}},
+            [](TunnelManagerOptions& o) { o.max_tunnels = 20000; });
+  Gateway b("192.0.2.2", "02:00:00:00:00:0B", {{"A", b_pairs}},
+            [](TunnelManagerOptions& o) { o.max_tunnels = 20000; });
+  LoopbackTransport t;
+  t.peers = {b.tm.get()};
+  ASSERT_TRUE(a.tm->connect_peer_static(0, t).ok());
+  EXPECT_EQ(t.calls.size(), 3u);  // 4096 + 4096 + 1808
+  EXPECT_EQ(a.dp.egress_count(), 10000u);
+  EXPECT_EQ(b.dp.ingress_count(), 10000u);
 }
 
 // ---- keys ----

@@ -10,6 +10,7 @@
 #include <set>
 #include <sstream>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "base/byteorder.hpp"
 
@@ -28,6 +29,7 @@ constexpr uint32_t kMaxMtu = 65535;
 constexpr std::size_t kMaxIfName = 15;  // IFNAMSIZ - 1
 constexpr uint64_t kMinDeadlineMs = 50;
 constexpr uint64_t kMaxDeadlineMs = 60000;
+constexpr uint64_t kMaxTunnelsPerRequest = 4096;  // our own server's limit per request
 
 // Thrown inside the parser only; parse_config turns it into a ConfigError naming the file.
 struct Failure {
@@ -238,7 +240,8 @@ class Parser {
   static SwExtensions parse_sw(const json& j) {
     expect_object(j, "x-sw");
     check_keys(j, "x-sw",
-               {"host-ports", "local-mac", "virt-cookie", "rpc-deadline-ms", "grpc-tls", "peer-pips"});
+               {"host-ports", "local-mac", "virt-cookie", "rpc-deadline-ms", "grpc-tls", "peer-pips",
+                "tunnels-per-request"});
     SwExtensions sw;
     if (j.contains("host-ports")) {
       const json& ports = expect_array(j.at("host-ports"), "x-sw.host-ports");
@@ -248,6 +251,10 @@ class Parser {
     }
     if (j.contains("local-mac")) sw.local_mac = expect_mac(j.at("local-mac"), "x-sw.local-mac");
     if (j.contains("virt-cookie")) sw.virt_cookie = parse_cookie(j.at("virt-cookie"), "x-sw.virt-cookie");
+    if (j.contains("tunnels-per-request")) {
+      sw.tunnels_per_request = static_cast<uint32_t>(
+          expect_uint(j.at("tunnels-per-request"), "x-sw.tunnels-per-request", 1, kMaxTunnelsPerRequest));
+    }
     if (j.contains("rpc-deadline-ms")) {
       sw.rpc_deadline = std::chrono::milliseconds(
           expect_uint(j.at("rpc-deadline-ms"), "x-sw.rpc-deadline-ms", kMinDeadlineMs, kMaxDeadlineMs));
@@ -355,17 +362,35 @@ class Parser {
 };
 
 // nlohmann keeps the last of duplicate keys silently; a config with two "remote-vips" is a mistake.
-// Used as the parse callback: records the first key repeated within one object.
-class DuplicateKeyFinder {
+// A separate SAX pass over the text records the first key repeated within one object. (Not a parse
+// callback: nlohmann's callback parser rescans the enclosing container at every object's end, quadratic
+// in a 100,000-session array.)
+class DuplicateKeyFinder final : public nlohmann::json_sax<json> {
  public:
-  bool operator()(int /*depth*/, json::parse_event_t event, const json& parsed) {
-    if (event == json::parse_event_t::object_start) open_.emplace_back();
-    if (event == json::parse_event_t::object_end && !open_.empty()) open_.pop_back();
-    if (event == json::parse_event_t::key && !open_.empty() &&
-        !open_.back().insert(parsed.get<std::string>()).second && !duplicate_) {
-      duplicate_ = parsed.get<std::string>();
-    }
-    return true;  // keep everything
+  bool null() override { return true; }
+  bool boolean(bool /*v*/) override { return true; }
+  bool number_integer(number_integer_t /*v*/) override { return true; }
+  bool number_unsigned(number_unsigned_t /*v*/) override { return true; }
+  bool number_float(number_float_t /*v*/, const string_t& /*s*/) override { return true; }
+  bool string(string_t& /*s*/) override { return true; }
+  bool binary(binary_t& /*b*/) override { return true; }
+  bool start_object(std::size_t /*n*/) override {
+    open_.emplace_back();
+    return true;
+  }
+  bool key(string_t& k) override {
+    if (!open_.empty() && !open_.back().insert(k).second && !duplicate_) duplicate_ = k;
+    return true;
+  }
+  bool end_object() override {
+    if (!open_.empty()) open_.pop_back();
+    return true;
+  }
+  bool start_array(std::size_t /*n*/) override { return true; }
+  bool end_array() override { return true; }
+  bool parse_error(std::size_t /*pos*/, const std::string& /*token*/,
+                   const nlohmann::detail::exception& /*e*/) override {
+    return false;  // json::parse reports it
   }
   const std::optional<std::string>& duplicate() const { return duplicate_; }
 
@@ -422,9 +447,10 @@ std::optional<GrpcAddress> parse_grpc_address(std::string_view text, bool requir
 
 std::vector<net::IpAddr> GatewayConfig::local_vips() const {
   std::vector<net::IpAddr> out;
+  std::unordered_set<net::IpAddr> seen;  // 100k sessions: no quadratic search
   for (const PeerConfig& p : peers) {
     for (const SessionConfig& s : p.sessions) {
-      if (std::find(out.begin(), out.end(), s.local_vip) == out.end()) out.push_back(s.local_vip);
+      if (seen.insert(s.local_vip).second) out.push_back(s.local_vip);
     }
   }
   return out;
@@ -436,7 +462,8 @@ Result<GatewayConfig, ConfigError> parse_config(std::string_view json_text, std:
   json root;
   DuplicateKeyFinder duplicates;
   try {
-    root = json::parse(json_text, std::ref(duplicates));
+    root = json::parse(json_text);
+    (void)json::sax_parse(json_text, &duplicates);
   } catch (const json::exception& e) {  // parse_error, and out_of_range 406 for a number like 1e400
     return Err{ConfigError{file + ": not valid JSON: " + e.what()}};
   }

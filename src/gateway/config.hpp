@@ -31,7 +31,8 @@
 //       },
 //       "peer-pips": {                       // optional: a peer's data-plane address (its local-pip),
 //         "host[:port]": "ip"                //   keyed by its remote-grpc-address; unset: pinned at the
-//       }                                    //   first exchange (README: Security)
+//       },                                   //   first exchange (README: Security)
+//       "tunnels-per-request": 4096          // most tunnels we put in one request (a peer's limit), 1..4096
 //     }
 //   }
 // clang-format on
@@ -101,6 +102,7 @@ struct SwExtensions {
   uint64_t virt_cookie = kDocaVirtCookie;
   std::chrono::milliseconds rpc_deadline{2000};
   GrpcTlsConfig grpc_tls;
+  uint32_t tunnels_per_request = 4096;  // larger sets are split (our server accepts 4096)
 };
 
 struct GatewayConfig {

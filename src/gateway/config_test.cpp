@@ -91,7 +91,8 @@ TEST(Config, SoftwareExtension) {
                       { "name": "vm2", "local-vips": ["10.0.0.2"] } ],
       "local-mac": "02:aa:bb:cc:dd:ee",
       "virt-cookie": "0x0102030405060708",
-      "rpc-deadline-ms": 500
+      "rpc-deadline-ms": 500,
+      "tunnels-per-request": 1000
     } })");
   ASSERT_EQ(c.sw.host_ports.size(), 2u);
   EXPECT_EQ(c.sw.host_ports[0].mtu, 9000u);
@@ -101,6 +102,8 @@ TEST(Config, SoftwareExtension) {
   EXPECT_EQ(c.sw.local_mac->to_string(), "02:AA:BB:CC:DD:EE");
   EXPECT_EQ(c.sw.virt_cookie, 0x0102030405060708ULL);
   EXPECT_EQ(c.sw.rpc_deadline, std::chrono::milliseconds(500));
+  EXPECT_EQ(c.sw.tunnels_per_request, 1000u);
+  EXPECT_EQ(ok("{}").sw.tunnels_per_request, 4096u);
   EXPECT_EQ(ok(R"({"x-sw": {"virt-cookie": 42}})").sw.virt_cookie, 42u);
 }
 
@@ -149,6 +152,8 @@ TEST(Config, TypeErrorsNameTheExpectedType) {
             "c.json: x-sw.rpc-deadline-ms: expected a non-negative integer, got string");
   EXPECT_EQ(error(R"({"x-sw": {"rpc-deadline-ms": 5}})"),
             "c.json: x-sw.rpc-deadline-ms: 5 is outside 50..60000");
+  EXPECT_EQ(error(R"({"x-sw": {"tunnels-per-request": 5000}})"),
+            "c.json: x-sw.tunnels-per-request: 5000 is outside 1..4096");
   EXPECT_EQ(error("[]"), "c.json: (top level): expected an object, got array");
 }
 

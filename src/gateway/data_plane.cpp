@@ -23,7 +23,9 @@ DataPlaneError from_flow(flow::FlowError e) {
 
 FlowDataPlane::FlowDataPlane(Topology& topo, SaTable& sas, flow::EpochDomain& sa_epoch, MasterKeyBoard& keys,
                              const std::vector<std::unique_ptr<WorkerPsp>>& workers, DataPlaneOptions opts)
-    : topo_(topo), sas_(sas), sa_epoch_(sa_epoch), keys_(keys), workers_(workers), opts_(std::move(opts)) {}
+    : topo_(topo), sas_(sas), sa_epoch_(sa_epoch), keys_(keys), workers_(workers), opts_(std::move(opts)) {
+  for (const auto& [vip, port] : opts_.vip_ports) vip_port_.emplace(vip, port);
+}
 
 void FlowDataPlane::reclaim() {
   std::lock_guard<std::mutex> lock(mu_);  // SaTable's deferred frees run under the writers' lock
@@ -31,10 +33,9 @@ void FlowDataPlane::reclaim() {
 }
 
 std::optional<std::size_t> FlowDataPlane::host_port_of(const net::IpAddr& local_vip) const {
-  for (const auto& [vip, port] : opts_.vip_ports) {
-    if (vip == local_vip) return port;
-  }
-  return std::nullopt;
+  auto it = vip_port_.find(local_vip);
+  if (it == vip_port_.end()) return std::nullopt;
+  return it->second;
 }
 
 Status<DataPlaneError> FlowDataPlane::open_ingress(uint32_t spi, const net::IpAddr& remote_vip,

@@ -17,6 +17,7 @@
 #include <mutex>
 #include <optional>
 #include <tuple>
+#include <unordered_map>
 #include <vector>
 
 #include "control/data_plane.hpp"
@@ -84,6 +85,7 @@ class FlowDataPlane final : public control::DataPlane {
   MasterKeyBoard& keys_;
   const std::vector<std::unique_ptr<WorkerPsp>>& workers_;
   DataPlaneOptions opts_;
+  std::unordered_map<net::IpAddr, std::size_t> vip_port_;  // opts_.vip_ports, first wins: O(1) per open
   mutable std::mutex mu_;
   std::map<control::VipPair, Egress> egress_;
   std::map<IngressKey, flow::EntryHandle> ingress_;

@@ -10,6 +10,7 @@
 #include <iostream>
 #include <map>
 #include <sstream>
+#include <unordered_set>
 
 #include "admin/commands.hpp"
 #include "base/unique_fd.hpp"
@@ -25,6 +26,7 @@ using nlohmann::json;
 
 constexpr std::size_t kKeyCacheEntries = 4096;
 constexpr auto kStatPrintPeriod = std::chrono::seconds(1);
+constexpr auto kStaticRecheck = std::chrono::seconds(1);
 const char* const kVersion = "0.1.0";
 
 // Locally administered MACs the gateway answers with when the config names none.
@@ -280,6 +282,10 @@ Status<std::string> Gateway::build() {
     control::PeerPolicy policy;
     policy.name = p.remote_grpc_address.to_string();
     policy.pip = p.pip;
+    // Until its SAs say otherwise, a peer's data-plane address is taken to be its gRPC host: it maps a
+    // worker's stale-SPI report (a restarted peer) to the peer even before any exchange.
+    if (auto pip = net::IpAddr::parse(p.remote_grpc_address.host); pip && pip->family == flags_.outer_ip_type)
+      policy.outer_hint = *pip;
     for (const auto& s : p.sessions) {
       for (const auto& r : s.remote_vips) policy.pairs.push_back({s.local_vip, r});
     }
@@ -290,10 +296,14 @@ Status<std::string> Gateway::build() {
   tmo.local = {local_mac_, local_pip_, config_.sw.virt_cookie};
   tmo.version = flags_.psp_version;
   tmo.max_tunnels = flags_.max_tunnels;
+  tmo.client_request_chunk = config_.sw.tunnels_per_request;
   tmo.debug_keys = flags_.debug_keys;
   tmo.log = [this](std::string_view line) { log(line); };
   tmo.on_rekey_due = [this] {
     if (slow_) slow_->schedule_rekeys();
+  };
+  tmo.on_refresh_due = [this] {
+    if (slow_) slow_->schedule_refresh();
   };
   tm_ =
       std::make_unique<control::TunnelManager>(psp::KeyRing::with_random_key(), std::move(peers), *dp_, tmo);
@@ -302,6 +312,12 @@ Status<std::string> Gateway::build() {
   if (flags_.dump_pipeline.empty()) {  // --dump-pipeline opens nothing and needs no TLS
     if (auto s = build_grpc_security(gco); !s) return s;
   }
+  // A channel that came back may lead to a restarted peer; a channel that came up may let a waiting
+  // static connect proceed now rather than after its backoff.
+  gco.on_ready = [this](control::PeerIndex peer, bool after_loss) {
+    if (after_loss) (void)tm_->note_stale_peer(peer, "its gRPC channel reconnected");
+    wake_static();
+  };
   transport_ = std::make_unique<control::GrpcPeerClient>(std::move(addresses), gco);
   return {};
 }
@@ -373,10 +389,11 @@ Status<std::string> Gateway::start() {
   for (std::size_t i = 0; i < host_port_cfg_.size(); ++i) {
     ResponderPolicy rp;
     rp.gateway_mac = host_ports_[i]->gateway_mac;
+    const std::unordered_set<net::IpAddr> vips(host_port_cfg_[i].local_vips.begin(),
+                                               host_port_cfg_[i].local_vips.end());
     for (const auto& peer : config_.peers) {
       for (const auto& s : peer.sessions) {
-        const auto& vips = host_port_cfg_[i].local_vips;
-        if (std::find(vips.begin(), vips.end(), s.local_vip) == vips.end()) continue;
+        if (!vips.contains(s.local_vip)) continue;
         rp.proxied.insert(rp.proxied.end(), s.remote_vips.begin(), s.remote_vips.end());
       }
     }
@@ -413,17 +430,8 @@ Status<std::string> Gateway::start() {
   admin_ = std::make_unique<admin::AdminServer>(ao, *this);
   if (auto s = admin_->start(); !s) return Err{"admin socket " + admin_path_ + ": " + s.error().message};
 
-  if (flags_.static_tunnels) {
-    static_thread_ = std::thread([this] {
-      control::StaticOptions opts;
-      opts.should_stop = [this] { return stopping_.load(); };
-      auto report = tm_->connect_all_static(*transport_, opts);
-      log("static tunnels: " + std::to_string(tm_->peer_count() - report.failed.size()) + "/" +
-          std::to_string(tm_->peer_count()) + " peers connected in " + std::to_string(report.rounds) +
-          " round(s)");
-      slow_->wake();
-    });
-  }
+  transport_->connect_ahead();  // the first exchange pays no connection set-up
+  if (flags_.static_tunnels) static_thread_ = std::thread([this] { run_static(); });
   log("started: " + std::to_string(workers_.size()) + " worker(s), PSP on " + local_pip_.to_string() +
       ":1000, gRPC on " + config_.local_grpc_address.to_string() +
       (grpc_server_tls_ ? " (mutual TLS)" : " (plaintext, unauthenticated: --grpc-insecure)") + ", admin " +
@@ -432,8 +440,47 @@ Status<std::string> Gateway::start() {
   return {};
 }
 
+// Static mode (-z): connect every peer (retrying with backoff, woken early when a channel comes up), then
+// keep watching: a tunnel that is gone later (closed, aged out, lost) is connected again within a second.
+// Restarted peers are refreshed by the slow path (note_stale_peer).
+void Gateway::run_static() {
+  control::StaticOptions opts;
+  opts.should_stop = [this] { return stopping_.load(); };
+  opts.sleep = [this](control::Clock::duration d) { wait_static(d); };
+  bool reported = false;
+  while (!stopping_.load()) {
+    const auto start = std::chrono::steady_clock::now();
+    auto report = tm_->connect_all_static(*transport_, opts);
+    if (!reported && report.failed.empty() && !stopping_.load()) {
+      reported = true;
+      const auto ms =
+          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+      log("static tunnels: " + std::to_string(tm_->peer_count()) + " peer(s) connected in " +
+          std::to_string(report.rounds) + " round(s), " + std::to_string(ms.count()) + " ms");
+    }
+    slow_->wake();
+    wait_static(kStaticRecheck);
+  }
+}
+
+void Gateway::wait_static(std::chrono::steady_clock::duration d) {
+  std::unique_lock lock(static_mu_);
+  static_cv_.wait_for(lock, d, [this] { return static_wake_ || stopping_.load(); });
+  static_wake_ = false;
+}
+
+void Gateway::wake_static() {
+  {
+    std::lock_guard lock(static_mu_);
+    static_wake_ = true;
+  }
+  static_cv_.notify_all();
+}
+
 void Gateway::stop() {
   if (stopping_.exchange(true)) return;
+  if (transport_) transport_->stop_watching();  // its callbacks reach into the parts stopped below
+  wake_static();
   if (admin_) admin_->stop();
   if (grpc_) grpc_->shutdown();
   if (static_thread_.joinable()) static_thread_.join();
@@ -602,7 +649,9 @@ json Gateway::counters_json() const {
                {"exceptions_answered", sp.exceptions_answered},
                {"exceptions_ignored", sp.exceptions_ignored},
                {"samples", sp.samples},
-               {"rekeys", sp.rekeys}};
+               {"rekeys", sp.rekeys},
+               {"stale_peer_reports", sp.stale_peer_reports},
+               {"refreshes", sp.refreshes}};
   json tunnels = json::array();
   for (const auto& e : dp_->egress()) {
     tunnels.push_back({{"local_vip", e.pair.local.to_string()},

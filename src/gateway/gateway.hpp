@@ -8,8 +8,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -77,6 +79,9 @@ class Gateway final : public admin::AdminHandler {
   void log(std::string_view line) const;
   void tick();
   void print_stats();
+  void run_static();
+  void wait_static(std::chrono::steady_clock::duration d);
+  void wake_static();
 
   nlohmann::json status_json() const;
   nlohmann::json tunnels_json() const;
@@ -110,6 +115,9 @@ class Gateway final : public admin::AdminHandler {
   std::shared_ptr<grpc::ServerCredentials> grpc_server_tls_;  // null: --grpc-insecure
   std::unique_ptr<admin::AdminServer> admin_;
   std::thread static_thread_;
+  std::mutex static_mu_;
+  std::condition_variable static_cv_;
+  bool static_wake_ = false;
   std::atomic<bool> stopping_{false};
   std::chrono::steady_clock::time_point next_stat_print_{};
   std::string last_stats_;

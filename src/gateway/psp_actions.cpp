@@ -261,6 +261,7 @@ class DecryptAction final : public flow::BatchAction {
   static void verdict(net::Packet& pkt, WorkerPsp& w, psp::DropReason r) {
     pkt.meta.syndrome = static_cast<uint8_t>(r);
     w.counters.count_rx(r, pkt.size());
+    if (signals_stale_peer(r)) w.stale.capture(pkt.bytes());
   }
   void refresh_keys(WorkerPsp& w) const {
     const uint64_t g = ctx_.master_keys->generation();

@@ -21,6 +21,8 @@
 // headers of the sender are not carried. Fragments are refused (kFragment): their L4 header is not here.
 #pragma once
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <memory>
 #include <mutex>
@@ -81,6 +83,32 @@ struct HostPortInfo {
   }
 };
 
+// The drop reasons that say "this sender's keys are not ours": an SPI we have no key for, or a key that
+// does not authenticate. From a known peer's address that means it (or we) restarted and it still
+// sends with SPIs of our previous life: decrypt reports them (StaleReport) so the control thread can
+// re-exchange that peer's tunnels. The one place that decides which reasons count.
+constexpr bool signals_stale_peer(psp::DropReason r) {
+  return r == psp::DropReason::kUnknownKey || r == psp::DropReason::kAuthFailed ||
+         r == psp::DropReason::kUnissuedSpi;
+}
+
+// The first packet of a worker that signalled a stale peer, its outer headers only, until the worker
+// forwards it to the control thread (rate limited there, worker.cpp). Written and read by the worker
+// thread only: no atomics, no allocation.
+struct StaleReport {
+  static constexpr std::size_t kBytes = 96;  // Eth + IPv6 + UDP + PSP header with VC fits
+  bool pending = false;
+  uint8_t len = 0;
+  std::array<uint8_t, kBytes> head{};
+
+  void capture(std::span<const uint8_t> frame) {
+    if (pending) return;
+    len = static_cast<uint8_t>(std::min(frame.size(), kBytes));
+    std::copy_n(frame.begin(), len, head.begin());
+    pending = true;
+  }
+};
+
 // One worker's PSP state. Cache-line aligned: workers never share a line.
 struct alignas(64) WorkerPsp {
   WorkerPsp(uint16_t worker, std::unique_ptr<crypto::AeadBackend> backend, std::size_t cache_capacity);
@@ -90,6 +118,7 @@ struct alignas(64) WorkerPsp {
   psp::KeyCache keys;
   uint64_t key_generation = 0;
   psp::Counters counters;
+  StaleReport stale;
   // Scratch of the batch being sealed or opened (too big for a worker's stack frame per call, and
   // actions are shared by all workers).
   psp::detail::OpenScratch scratch;

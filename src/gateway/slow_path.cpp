@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <iostream>
 
+#include "base/byteorder.hpp"
+#include "net/headers.hpp"
 #include "net/parse.hpp"
 #include "psp/header.hpp"
 
@@ -42,6 +44,28 @@ std::string l3_summary(const net::IpInfo& ip) {
 }
 
 }  // namespace
+
+// A stale-peer report is the head of a PSP packet as received ([Eth][IPv4/IPv6][UDP][PSP header]),
+// truncated (StaleReport): parse_frame would refuse it for its IP length, so read the fields directly.
+std::optional<std::pair<net::IpAddr, uint32_t>> stale_report_source(std::span<const uint8_t> f) {
+  constexpr std::size_t kEth = sizeof(net::EthHdr);
+  if (f.size() < kEth + 1) return std::nullopt;
+  const uint16_t type = load_be16(&f[12]);
+  std::size_t l4 = 0;
+  net::IpAddr src;
+  if (type == net::kEtherTypeIpv4 && f.size() >= kEth + sizeof(net::Ipv4Hdr)) {
+    src = net::IpAddr::v4(std::span<const uint8_t, 4>(&f[kEth + 12], 4));
+    l4 = kEth + static_cast<std::size_t>(f[kEth] & 0x0f) * 4;
+  } else if (type == net::kEtherTypeIpv6 && f.size() >= kEth + sizeof(net::Ipv6Hdr)) {
+    src = net::IpAddr::v6(std::span<const uint8_t, 16>(&f[kEth + 8], 16));
+    l4 = kEth + sizeof(net::Ipv6Hdr);
+  } else {
+    return std::nullopt;
+  }
+  const std::size_t spi_at = l4 + sizeof(net::UdpHdr) + 4;
+  if (f.size() < spi_at + 4) return std::nullopt;
+  return std::make_pair(src, load_be32(&f[spi_at]));
+}
 
 std::string describe_sample(std::span<const uint8_t> frame, std::string_view direction,
                             std::size_t max_bytes) {
@@ -92,7 +116,15 @@ ExchangeRunner::~ExchangeRunner() {
 void ExchangeRunner::submit(control::VipPair pair, Job job) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    queue_.emplace_back(pair, std::move(job));
+    queue_.push_back({pair, std::nullopt, std::move(job)});
+  }
+  cv_.notify_one();
+}
+
+void ExchangeRunner::submit_peer(control::PeerIndex peer, Job job) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queue_.push_back({{}, peer, std::move(job)});
   }
   cv_.notify_one();
 }
@@ -113,14 +145,14 @@ void ExchangeRunner::run() {
   for (;;) {
     cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
     if (stop_) return;
-    auto [pair, job] = std::move(queue_.front());
+    Queued q = std::move(queue_.front());
     queue_.pop_front();
     ++running_;
     lock.unlock();
-    control::CStatus status = job();
+    control::CStatus status = q.job();
     lock.lock();
     --running_;
-    done_.push_back({pair, std::move(status)});
+    done_.push_back({q.pair, std::move(status), q.peer});
     notify_();
   }
 }
@@ -175,6 +207,11 @@ void SlowPath::schedule_rekeys() {
   wake();
 }
 
+void SlowPath::schedule_refresh() {
+  refresh_requested_.store(true);
+  wake();
+}
+
 SlowPathStats SlowPath::stats() const {
   std::lock_guard<std::mutex> lock(stats_mu_);
   return stats_;
@@ -210,7 +247,10 @@ void SlowPath::run() {
         exchanges_->submit(pair, [this, pair] { return tm_.rekey(pair, transport_); });
       }
     }
-    if (const auto now = std::chrono::steady_clock::now(); now >= next_tick) {
+    const auto now = std::chrono::steady_clock::now();
+    // Refreshes run when asked and, for those backing off after a failure, again every tick.
+    if (refresh_requested_.exchange(false) || now >= next_tick) start_peer_jobs();
+    if (now >= next_tick) {
       if (opts_.tick) opts_.tick();
       flush_settled();
       next_tick = now + std::chrono::milliseconds(kTickMs);
@@ -236,6 +276,9 @@ void SlowPath::drain(PacketWorker& w) {
       case CpuReason::kSampleEgress:
       case CpuReason::kSampleIngress:
         on_sample(frame, info.reason);
+        break;
+      case CpuReason::kStalePeer:
+        on_stale_report(frame);
         break;
     }
     w.to_cpu().release();
@@ -302,7 +345,39 @@ void SlowPath::start_exchange(const control::VipPair& pair) {
   });
 }
 
+void SlowPath::on_stale_report(std::span<const uint8_t> frame) {
+  BUMP(stale_peer_reports, 1);
+  const auto outer = stale_report_source(frame);
+  if (!outer) return;
+  const auto peer = tm_.peer_by_outer(outer->first);
+  if (!peer) return;  // not a peer's address: nothing of ours to refresh (still dropped and counted)
+  char why[64];
+  std::snprintf(why, sizeof(why), "packets our keys do not match, SPI 0x%08x", outer->second);
+  (void)tm_.note_stale_peer(*peer, why);  // rate limited per peer; wakes us through schedule_refresh
+}
+
+// One job per peer at a time: a static connect for peers due one, else a refresh of its due tunnels.
+void SlowPath::start_peer_jobs() {
+  for (control::PeerIndex peer : tm_.take_static_due()) {
+    if (!peer_jobs_.insert(peer).second) continue;
+    exchanges_->submit_peer(peer, [this, peer] { return tm_.connect_peer_static(peer, transport_); });
+  }
+  for (control::PeerIndex peer : tm_.refresh_due_peers()) {
+    if (!peer_jobs_.insert(peer).second) continue;
+    exchanges_->submit_peer(peer, [this, peer] { return tm_.refresh_peer(peer, transport_); });
+  }
+}
+
 void SlowPath::on_completion(const ExchangeRunner::Completion& c) {
+  if (c.peer) {
+    peer_jobs_.erase(*c.peer);
+    BUMP(refreshes, 1);
+    if (!c.status) {
+      log("refreshing the tunnels of " + tm_.peer(*c.peer).name + " failed: " + c.status.error().message);
+    }
+    flush_settled();
+    return;
+  }
   const bool rekey = rekeying_.erase(c.pair) != 0;
   BUMP(rekeys, rekey ? 1 : 0);
   if (!rekey) {

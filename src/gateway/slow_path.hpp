@@ -5,7 +5,11 @@
 //                 into EGR_ACL — or drops them, counted and logged, if it failed (later traffic retries,
 //                 after the tunnel manager's backoff);
 //   exception     answers ARP / Neighbor Solicitation / DHCP (exception.hpp) back out of the same port;
-//   samples       logs "SAMPLED PACKET" with a one-line summary and a hex dump, and writes --sample-pcap.
+//   samples       logs "SAMPLED PACKET" with a one-line summary and a hex dump, and writes --sample-pcap;
+//   stale peer    a worker saw PSP packets our keys do not match from some outer address: if that is a
+//                 peer's, TunnelManager::note_stale_peer (rate limited) marks its tunnels for a refresh;
+//   refreshes     peers with tunnels due a refresh (a restarted peer: tunnel_manager.hpp) are
+//                 re-exchanged, one job per peer, when told (schedule_refresh) and retried every tick.
 // Key exchanges block on an RPC (with a deadline), so they run on a small pool of exchange threads, never
 // on the control thread and never on a worker.
 #pragma once
@@ -39,6 +43,7 @@ class ExchangeRunner {
   struct Completion {
     control::VipPair pair;
     control::CStatus status;
+    std::optional<control::PeerIndex> peer;  // a per-peer job (refresh, static connect), not a pair's
   };
   using Job = std::function<control::CStatus()>;
 
@@ -48,6 +53,7 @@ class ExchangeRunner {
   ExchangeRunner& operator=(const ExchangeRunner&) = delete;
 
   void submit(control::VipPair pair, Job job);
+  void submit_peer(control::PeerIndex peer, Job job);
   std::vector<Completion> take();
   std::size_t busy() const;
 
@@ -57,7 +63,12 @@ class ExchangeRunner {
   std::function<void()> notify_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::pair<control::VipPair, Job>> queue_;
+  struct Queued {
+    control::VipPair pair;
+    std::optional<control::PeerIndex> peer;
+    Job job;
+  };
+  std::deque<Queued> queue_;
   std::vector<Completion> done_;
   std::size_t running_ = 0;
   bool stop_ = false;
@@ -80,6 +91,8 @@ struct SlowPathStats {
   uint64_t exceptions_ignored = 0;  // malformed, or not ours to answer (e.g. ARP for an unknown address)
   uint64_t samples = 0;
   uint64_t rekeys = 0;
+  uint64_t stale_peer_reports = 0;  // workers' reports of packets our keys do not match
+  uint64_t refreshes = 0;           // per-peer refresh jobs that completed
 };
 
 struct SlowPathOptions {
@@ -110,6 +123,8 @@ class SlowPath {
   void wake() const;
   // Re-keys every due pair (after a rotation), on the exchange threads.
   void schedule_rekeys();
+  // Re-exchanges every peer with tunnels due a refresh, on the exchange threads (thread-safe).
+  void schedule_refresh();
   SlowPathStats stats() const;
 
  private:
@@ -119,6 +134,8 @@ class SlowPath {
   void on_exception(std::span<const uint8_t> frame, PortId port, uint16_t worker);
   void on_sample(std::span<const uint8_t> frame, uint16_t reason);
   void on_completion(const ExchangeRunner::Completion& c);
+  void on_stale_report(std::span<const uint8_t> frame);
+  void start_peer_jobs();
   void start_exchange(const control::VipPair& pair);
   void flush_settled();
   void resubmit_held(const control::VipPair& pair);
@@ -135,11 +152,16 @@ class SlowPath {
   std::optional<ports::PcapWriter> pcap_;
   std::set<control::VipPair> rekeying_;
   std::atomic<bool> rekey_requested_{false};
+  std::atomic<bool> refresh_requested_{false};
+  std::set<control::PeerIndex> peer_jobs_;  // peers with a refresh or static connect running
   std::atomic<bool> stop_{false};
   std::thread thread_;
   mutable std::mutex stats_mu_;
   SlowPathStats stats_;
 };
+
+// The outer source address and SPI of a worker's stale-peer report (CpuReason::kStalePeer).
+std::optional<std::pair<net::IpAddr, uint32_t>> stale_report_source(std::span<const uint8_t> frame);
 
 // "SAMPLED PACKET" log text: a one-line decoded summary, then a hex dump (at most `max_bytes`).
 std::string describe_sample(std::span<const uint8_t> frame, std::string_view direction,

@@ -194,6 +194,8 @@ std::string_view to_string(CpuReason r) {
       return "sample-egress";
     case CpuReason::kSampleIngress:
       return "sample-ingress";
+    case CpuReason::kStalePeer:
+      return "stale-peer";
   }
   return "unknown";
 }

@@ -32,6 +32,9 @@ enum class CpuReason : uint16_t {
   kException = 2,      // ARP / Neighbor Solicitation / DHCP from a workload
   kSampleEgress = 3,   // EGR_SAMP's mirror: S bit set on transmit
   kSampleIngress = 4,  // INGR_SAMP's mirror: S bit seen on receive
+  // Not a pipe target: a worker's rate-limited report of a PSP packet whose SPI or ICV our keys do not
+  // match (signals_stale_peer), its outer headers only: the sender may have restarted (slow_path.hpp).
+  kStalePeer = 5,
 };
 std::string_view to_string(CpuReason r);
 

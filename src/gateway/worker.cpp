@@ -17,6 +17,9 @@ constexpr uint32_t kWakeToken = 0xffff;
 constexpr int kIdleWaitMs = 100;
 constexpr auto kStatsPeriod = std::chrono::milliseconds(100);
 constexpr uint32_t kRingSlots = 512;
+// Stale-peer reports (psp_actions.hpp) a worker forwards to the control thread: a few per second are
+// plenty to notice a restarted peer; a flood of bad packets costs nothing more.
+constexpr auto kStaleReportPeriod = std::chrono::milliseconds(250);
 constexpr uint8_t kDropNoOuter = static_cast<uint8_t>(GatewayDrop::kBadFrame);
 
 void signal_fd(int fd) {
@@ -144,7 +147,9 @@ void PacketWorker::run() {
     drain_from_cpu();
     flow_->quiescent();
     sa_epoch_.quiescent(cfg_.index);
-    if (const auto now = std::chrono::steady_clock::now(); now >= next_stats) {
+    const auto now = std::chrono::steady_clock::now();
+    if (psp_.stale.pending) report_stale_peer(now);
+    if (now >= next_stats) {
       publish_stats();
       next_stats = now + kStatsPeriod;
     }
@@ -216,6 +221,16 @@ void PacketWorker::drain_from_cpu() {
   // More than a batch was waiting: the control thread's wake-ups were consumed already, so wake
   // ourselves rather than leave the rest until the next packet or the idle timeout.
   if (!from_cpu_.empty()) wake();
+}
+
+void PacketWorker::report_stale_peer(std::chrono::steady_clock::time_point now) {
+  if (now >= next_stale_report_ &&
+      to_cpu_.push({psp_.stale.head.data(), psp_.stale.len},
+                   {static_cast<uint16_t>(CpuReason::kStalePeer), cfg_.network->id()})) {
+    next_stale_report_ = now + kStaleReportPeriod;
+    signal_fd(cpu_notify_);
+  }
+  psp_.stale.pending = false;  // rate limited: dropped, the next bad packet reports again
 }
 
 void PacketWorker::publish_stats() {

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -81,6 +82,7 @@ class PacketWorker {
   void drain_from_cpu();
   void learn_workload_mac(const net::PacketBatch& batch, std::size_t host_index);
   void publish_stats();
+  void report_stale_peer(std::chrono::steady_clock::time_point now);
 
   WorkerConfig cfg_;
   Topology& topo_;
@@ -96,6 +98,7 @@ class PacketWorker {
   int cpu_notify_ = -1;
   std::atomic<bool> stop_{false};
   std::thread thread_;
+  std::chrono::steady_clock::time_point next_stale_report_{};
   WorkerStats local_;  // written by the worker only
   mutable std::mutex stats_mu_;
   WorkerStats published_;

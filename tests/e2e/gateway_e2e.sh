@@ -14,6 +14,7 @@
 #   insecure     as basic (a b) with --grpc-insecure: plaintext gRPC, peers identified by source address.
 #                Every other case runs the key exchange over mutual TLS (topo_start_gateway makes a
 #                throwaway CA and certificates with openssl).
+#   restart      outer IPv6, inner IPv4, scenarios a r          restart-static  the same with -z
 # Scenarios:
 #   a  ping vm1 -> vm2 (the first packet triggers the key exchange and is held: >= 4 of 5 replies),
 #      ping vm2 -> vm1 (the tunnel the exchange opened the other way), a 4 MiB TCP transfer vm1 -> vm2
@@ -30,6 +31,9 @@
 #      whose inner source is a VIP no config knows: host2's ACL-miss counter rises by exactly 1, its
 #      auth-failure counter does not move, vm2 receives nothing. A control packet sealed the same way from
 #      the real VIP must be delivered, or the check is inconclusive and fails.
+#   r  gateway 2 restarts (a new process: fresh master keys, empty tables, a new TAP moved into vm2 again);
+#      vm1 pings vm2 every 0.1 s: the first reply comes within 2 s of the restart and every later one
+#      arrives (1 loss allowed); then vm2 -> vm1 answers as well.
 #
 # Exit: 0 pass, 1 a check failed (the line "FAIL [case/check]: ..." says which; both gateways' logs and
 # counters follow), 77 skipped (not root, no netns or /dev/net/tun, binaries or tools missing).
@@ -90,6 +94,9 @@ case "$CASE" in
   workers2) DEFAULT_SCENARIOS=a,b GW_FLAGS=(--workers 2) ;;
   # Plaintext gRPC, as toward a DOCA hardware peer (the default is mutual TLS).
   insecure) DEFAULT_SCENARIOS=a,b GW_FLAGS=(-k --grpc-insecure) ;;
+  # Peer restart recovery, on-demand and static.
+  restart) DEFAULT_SCENARIOS=a,r ;;
+  restart-static) DEFAULT_SCENARIOS=a,r GW_FLAGS=(-z) ;;
   *) echo "unknown case '$CASE'" >&2; exit 2 ;;
 esac
 SCENARIOS=${SCENARIOS:-$DEFAULT_SCENARIOS}
@@ -244,7 +251,8 @@ scenario_a() {
   replies=$(sed -n 's/.* \([0-9]\+\) received.*/\1/p' <<<"$out")
   ((${replies:-0} >= 4)) || fail "vm1 -> vm2 ping: ${replies:-0} of 5 replies (need 4; the first may be held for the key exchange)
 $out"
-  pass "vm1 -> ${TOPO_VIP[2]}: $replies/5 replies"
+  # The first ping's round trip includes the key exchange (the packet is held meanwhile).
+  pass "vm1 -> ${TOPO_VIP[2]}: $replies/5 replies, first $(sed -n 's/.*icmp_seq=1 .*time=\([0-9.]*\) ms.*/\1/p' <<<"$out") ms"
 
   CURRENT=a/ping-back
   out=$(nsrun 20 vm2 ping "${PING_FLAGS[@]}" -c 3 -i 0.2 -W 2 "${TOPO_VIP[1]}" 2>&1)
@@ -336,6 +344,38 @@ scenario_d() {
   pass "inner source $TOPO_UNKNOWN_VIP: ACL miss $acl_before -> $((acl_before + 1)), not delivered"
 }
 
+scenario_r() {
+  CURRENT=r/restart
+  local t0 out first n replies
+  t0=$(date +%s.%N)
+  _topo_stop_pid "${TOPO_GW_PID[2]}"
+  topo_start_gateway 2 "${GW_FLAGS[@]}"
+  topo_wait_ready 2 || fail "gateway 2 did not come back"
+  topo_attach_vm 2 || fail "re-attaching vm2 to the new TAP"
+  pass "gateway 2 restarted ($(python3 -c "import time; print(f'{time.time() - $t0:.2f}')") s down)"
+
+  CURRENT=r/ping-recovers
+  out=$(nsrun 30 vm1 ping "${PING_FLAGS[@]}" -c 40 -i 0.1 -W 1 "${TOPO_VIP[2]}" 2>&1)
+  first=$(sed -n 's/.*icmp_seq=\([0-9]\+\).*/\1/p' <<<"$out" | head -1)
+  replies=$(sed -n 's/.* \([0-9]\+\) received.*/\1/p' <<<"$out")
+  [[ -n $first ]] || fail "vm1 -> vm2: no reply after the restart
+$out"
+  ((first <= 20)) || fail "vm1 -> vm2: the first reply after the restart is icmp_seq $first (> 2 s)
+$out"
+  n=$((40 - first + 1))
+  ((replies >= n - 1)) || fail "vm1 -> vm2: $replies replies, $n expected from icmp_seq $first on
+$out"
+  pass "vm1 -> vm2 recovered: first reply icmp_seq $first (~$(((first - 1) * 100)) ms after the restart), $replies/40 replies"
+
+  CURRENT=r/ping-back
+  out=$(nsrun 20 vm2 ping "${PING_FLAGS[@]}" -c 5 -i 0.2 -W 1 "${TOPO_VIP[1]}" 2>&1)
+  replies=$(sed -n 's/.* \([0-9]\+\) received.*/\1/p' <<<"$out")
+  ((${replies:-0} >= 4)) || fail "vm2 -> vm1 after the restart: ${replies:-0} of 5 replies
+$out"
+  pass "vm2 -> vm1: $replies/5 replies"
+  grep -h "may have restarted" "${TOPO_LOG[1]}" | head -3 | sed 's/^/  gateway 1: /'
+}
+
 # Admin view of the established tunnel and of the pipeline (spec §5 names).
 scenario_s() {
   CURRENT=s/sampled-logged
@@ -414,6 +454,7 @@ if want c || want d; then listener_start; fi
 want c && scenario_c
 want d && scenario_d
 want s && scenario_s
+want r && scenario_r
 [[ $CASE == basic ]] && check_admin
 
 CURRENT=teardown
