@@ -561,7 +561,8 @@ TEST(TunnelManagerRestart, StaleSignalsAreRateLimitedPerPeerWithGrowingSpacing) 
 }
 
 TEST(TunnelManagerRestart, PeerByOuterAddressUsesThePolicyThenWhatItsSasSay) {
-  std::vector<PeerPolicy> peers = {{"B", {kA1toB1, kA1toB2}, ip("192.0.2.99")}};
+  std::vector<PeerPolicy> peers = {
+      {"B", {kA1toB1, kA1toB2}, std::nullopt, ip("192.0.2.99")}};  // a hint, not a binding
   Gateway a("192.0.2.1", "02:00:00:00:00:0A", peers);
   EXPECT_EQ(a.tm->peer_by_outer(ip("192.0.2.99")), PeerIndex{0});
   EXPECT_EQ(a.tm->peer_by_outer(ip("192.0.2.2")), std::nullopt);

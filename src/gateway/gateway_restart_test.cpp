@@ -419,9 +419,11 @@ TEST_F(TwoSides, FloodOfBadPacketsFromAPeerIsRateLimited) {
   const json c = *b_.gw->handle("counters", json::object());
   const uint64_t reports = c["slow_path"]["stale_peer_reports"].get<uint64_t>();
   const uint64_t jobs = c["slow_path"]["refreshes"].get<uint64_t>();
-  const uint64_t bad = c["psp"]["unknown_key"].get<uint64_t>() + c["psp"]["auth_failures"].get<uint64_t>();
+  const uint64_t bad = c["psp"]["unknown_key"].get<uint64_t>() + c["psp"]["auth_failures"].get<uint64_t>() +
+                       c["psp"]["unissued_spi"].get<uint64_t>();
   std::printf(
-      "[ measured ] %zu bad packets sent, %llu dropped as unknown key / auth failed: %llu reports, %llu "
+      "[ measured ] %zu bad packets sent, %llu dropped as unissued SPI / unknown key / auth failed: %llu "
+      "reports, %llu "
       "peer jobs\n",
       sent, static_cast<unsigned long long>(bad), static_cast<unsigned long long>(reports),
       static_cast<unsigned long long>(jobs));
