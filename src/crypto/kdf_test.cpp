@@ -140,8 +140,10 @@ TEST(Kdf, ConcurrentDerivationsOnOneKey) {
   expected.reserve(kSpis);
   for (uint32_t spi = 0; spi < kSpis; ++spi) expected.push_back(key.derive_v1(spi));
   std::atomic<int> mismatches{0};
+  constexpr int kThreads = 4;
   std::vector<std::thread> threads;
-  for (int t = 0; t < 4; ++t) {
+  threads.reserve(kThreads);
+  for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&mk, &key, &expected, &mismatches] {
       for (uint32_t spi = 0; spi < kSpis; ++spi) {
         const Secret<32> v1 = key.derive_v1(spi);
