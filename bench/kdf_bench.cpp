@@ -1,5 +1,5 @@
 // Cost of a receive-key derivation and of what a packet with a hostile SPI costs the receiver (issue 7 §6).
-//   kdf/v0, kdf/v1            KdfKey (AES-NI, precomputed CMAC subkey): what the data plane runs
+//   kdf/v0, kdf/v1            KdfKey (intel-ipsec-mb AES-256-CMAC jobs): what the data plane runs
 //   kdf/openssl_cmac/v0       the OpenSSL EVP_MAC reference, one context per call: what it cost before
 //   snapshot/derive/v0|v1     MasterKeySnapshot::derive: the key cache's miss path minus make_key
 //   key_cache/miss/ipsec-mb   a miss end to end: high-water check, derivation, make_key (GCM precompute)

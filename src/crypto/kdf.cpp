@@ -1,6 +1,7 @@
 // PSP key derivation: SP 800-108 counter-mode KDF, PRF = AES-256-CMAC (shared/spec/psp-protocol.md §4).
 #include "crypto/kdf.hpp"
 
+#include <intel-ipsec-mb.h>
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
@@ -8,10 +9,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
-
-#if defined(__AES__)
-#include <wmmintrin.h>
-#endif
 
 #include "base/byteorder.hpp"
 
@@ -24,25 +21,50 @@ constexpr uint32_t kLabelV1 = 0x50763100;
 // L, the derived key length in bits.
 constexpr uint32_t kBitsV0 = 128;
 constexpr uint32_t kBitsV1 = 256;
-// CMAC's R_128 (SP 800-38B §5.3): the reduction constant of the subkey doubling.
-constexpr uint8_t kRb = 0x87;
+constexpr uint64_t kBlockSize = 16;
 
-// A CMAC that cannot run means the OpenSSL installation is broken (no default provider): no key can be
-// derived and there is no safe degraded mode, so stop.
-[[noreturn]] void fatal(const char* what) {
-  std::fprintf(stderr, "pspgw::crypto: OpenSSL CMAC failed: %s\n", what);
+// A CMAC that cannot run means the crypto installation is broken: no key can be derived and there is no
+// safe degraded mode, so stop.
+[[noreturn]] void fatal(const char* library, const char* what) {
+  std::fprintf(stderr, "pspgw::crypto: %s CMAC failed: %s\n", library, what);
   std::abort();
 }
 
 EVP_MAC* cmac_algorithm() {
   static EVP_MAC* const mac = EVP_MAC_fetch(nullptr, "CMAC", nullptr);  // fetched once, never freed
-  if (mac == nullptr) fatal("EVP_MAC_fetch(CMAC)");
+  if (mac == nullptr) fatal("OpenSSL", "EVP_MAC_fetch(CMAC)");
   return mac;
 }
 
 struct MacCtxFree {
   void operator()(EVP_MAC_CTX* ctx) const { EVP_MAC_CTX_free(ctx); }  // cleanses the key schedule
 };
+
+// The manager's job slots and out-of-order lanes have held pointers to, and scratch derived from, key
+// material: wiped before it is freed.
+struct MgrFree {
+  void operator()(IMB_MGR* mgr) const {
+    imb_clear_mem(mgr, imb_get_mb_mgr_size());
+    free_mb_mgr(mgr);
+  }
+};
+using MgrPtr = std::unique_ptr<IMB_MGR, MgrFree>;
+
+MgrPtr make_manager() {
+  MgrPtr mgr(alloc_mb_mgr(0));
+  if (!mgr) fatal("intel-ipsec-mb", "alloc_mb_mgr");
+  IMB_ARCH arch = IMB_ARCH_NONE;
+  init_mb_mgr_auto(mgr.get(), &arch);  // without AES-NI this is ipsec-mb's own (slower) software AES
+  if (imb_get_errno(mgr.get()) != 0 || arch == IMB_ARCH_NONE) fatal("intel-ipsec-mb", "init_mb_mgr_auto");
+  return mgr;
+}
+
+// The calling thread's manager: the job API queues jobs in it, so it is never shared between threads.
+// Allocated on the thread's first call, wiped and freed when the thread exits.
+IMB_MGR* thread_manager() {
+  thread_local const MgrPtr mgr = make_manager();
+  return mgr.get();
+}
 
 // One SP 800-108 input block: counter | label | context (SPI) | L, each a big-endian 32-bit field.
 std::array<uint8_t, 16> kdf_block(uint32_t counter, uint32_t label, uint32_t spi, uint32_t bits) {
@@ -54,92 +76,74 @@ std::array<uint8_t, 16> kdf_block(uint32_t counter, uint32_t label, uint32_t spi
   return block;
 }
 
-#if defined(__AES__)
-// AES-256 key expansion with AES-NI (Intel, "Advanced Encryption Standard (AES) New Instructions Set",
-// figure 28): each step yields one 128-bit round key from the previous two.
-__m128i spread(__m128i k) {
-  k = _mm_xor_si128(k, _mm_slli_si128(k, 4));
-  k = _mm_xor_si128(k, _mm_slli_si128(k, 4));
-  return _mm_xor_si128(k, _mm_slli_si128(k, 4));
+// A completed job must have run the hash; anything else is a bad job (a bug here), not a recoverable state.
+void check_completed(IMB_MGR* mgr, const IMB_JOB* job) {
+  if (job->status == IMB_STATUS_COMPLETED) return;
+  const int err = imb_get_errno(mgr);
+  fatal("intel-ipsec-mb", err != 0 ? imb_get_strerror(err) : "a job did not complete");
 }
 
-template <int Rcon>
-__m128i even_round_key(__m128i two_back, __m128i prev) {
-  return _mm_xor_si128(spread(two_back), _mm_shuffle_epi32(_mm_aeskeygenassist_si128(prev, Rcon), 0xff));
+// Collects every job the manager still holds; each wrote its tag to where its submitter pointed it.
+void drain(IMB_MGR* mgr) {
+  while (const IMB_JOB* job = IMB_FLUSH_JOB(mgr)) check_completed(mgr, job);
 }
-
-__m128i odd_round_key(__m128i two_back, __m128i prev) {
-  return _mm_xor_si128(spread(two_back), _mm_shuffle_epi32(_mm_aeskeygenassist_si128(prev, 0), 0xaa));
-}
-
-template <int Rcon>
-void expand_pair(__m128i* rk, int i) {
-  rk[i] = even_round_key<Rcon>(rk[i - 2], rk[i - 1]);
-  if (i + 1 < 15) rk[i + 1] = odd_round_key(rk[i - 1], rk[i]);
-}
-
-void expand_key(const uint8_t* key, uint8_t* out) {
-  __m128i rk[15];
-  rk[0] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(key));
-  rk[1] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(key + 16));
-  expand_pair<0x01>(rk, 2);
-  expand_pair<0x02>(rk, 4);
-  expand_pair<0x04>(rk, 6);
-  expand_pair<0x08>(rk, 8);
-  expand_pair<0x10>(rk, 10);
-  expand_pair<0x20>(rk, 12);
-  expand_pair<0x40>(rk, 14);
-  for (int i = 0; i < 15; ++i) _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 16 * i), rk[i]);
-  secure_zero(rk, sizeof(rk));
-}
-#endif
 
 }  // namespace
 
+// Reads only the KdfKey's constant key material: the queue state lives in the calling thread's manager.
+class KdfKey::Jobs {
+ public:
+  explicit Jobs(const KdfKey& key) : key_(key), mgr_(thread_manager()) {}
+  ~Jobs() { drain(mgr_); }
+  Jobs(const Jobs&) = delete;
+  Jobs& operator=(const Jobs&) = delete;
+
+  // Queues CMAC(block) into tag (16 bytes); the tag is written by the time the Jobs object is gone. block
+  // must live as long, too.
+  void cmac(const std::array<uint8_t, 16>& block, uint8_t* tag) {
+    IMB_JOB* job = IMB_GET_NEXT_JOB(mgr_);
+    job->cipher_mode = IMB_CIPHER_NULL;
+    job->cipher_direction = IMB_DIR_ENCRYPT;
+    job->chain_order = IMB_ORDER_HASH_CIPHER;
+    job->hash_alg = IMB_AUTH_AES_CMAC_256;
+    job->src = block.data();
+    job->dst = nullptr;
+    job->cipher_start_src_offset_in_bytes = 0;
+    job->msg_len_to_cipher_in_bytes = 0;
+    job->hash_start_src_offset_in_bytes = 0;
+    job->msg_len_to_hash_in_bytes = kBlockSize;
+    job->auth_tag_output = tag;
+    job->auth_tag_output_len_in_bytes = kBlockSize;
+    job->u.CMAC._key_expanded = key_.round_keys_.data();
+    job->u.CMAC._skey1 = key_.k1_.data();
+    job->u.CMAC._skey2 = key_.k2_.data();
+    for (const IMB_JOB* done = IMB_SUBMIT_JOB(mgr_); done != nullptr; done = IMB_GET_COMPLETED_JOB(mgr_)) {
+      check_completed(mgr_, done);
+    }
+  }
+
+ private:
+  const KdfKey& key_;
+  IMB_MGR* mgr_;
+};
+
 KdfKey::KdfKey(const MasterKey& master) {
-#if defined(__AES__)
-  expand_key(master.reveal().data(), round_keys_.data());
-#else
-  // Without AES-NI the "round keys" are the raw key, and encrypt_block runs OpenSSL's AES per call.
-  std::copy(master.reveal().begin(), master.reveal().end(), round_keys_.begin());
-#endif
-  // K1 = double(AES_K(0^128)) in GF(2^128) (SP 800-38B §6.1).
-  std::array<uint8_t, 16> l{};
-  encrypt_block(l.data(), l.data());
-  const uint8_t carry = l[0] >> 7;
-  for (std::size_t i = 0; i < 15; ++i) k1_[i] = static_cast<uint8_t>(l[i] << 1 | l[i + 1] >> 7);
-  k1_[15] = static_cast<uint8_t>(l[15] << 1 ^ (carry != 0 ? kRb : 0));
-  secure_zero(l.data(), l.size());
+  IMB_MGR* mgr = thread_manager();
+  alignas(16) std::array<uint8_t, 15 * 16> decrypt_keys;  // IMB_AES_KEYEXP_256 always writes both schedules
+  IMB_AES_KEYEXP_256(mgr, master.reveal().data(), round_keys_.data(), decrypt_keys.data());
+  secure_zero(decrypt_keys.data(), decrypt_keys.size());
+  IMB_AES_CMAC_SUBKEY_GEN_256(mgr, round_keys_.data(), k1_.data(), k2_.data());
 }
 
 KdfKey::~KdfKey() {
   secure_zero(round_keys_.data(), round_keys_.size());
   secure_zero(k1_.data(), k1_.size());
-}
-
-void KdfKey::encrypt_block(const uint8_t* in, uint8_t* out) const {
-#if defined(__AES__)
-  const auto* rk = reinterpret_cast<const __m128i*>(round_keys_.data());
-  __m128i x = _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(in)), _mm_load_si128(rk));
-  for (int i = 1; i < 14; ++i) x = _mm_aesenc_si128(x, _mm_load_si128(rk + i));
-  _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm_aesenclast_si128(x, _mm_load_si128(rk + 14)));
-#else
-  std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_free)> ctx(EVP_CIPHER_CTX_new(),
-                                                                      EVP_CIPHER_CTX_free);
-  int len = 0;
-  if (!ctx || EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_ecb(), nullptr, round_keys_.data(), nullptr) != 1 ||
-      EVP_CIPHER_CTX_set_padding(ctx.get(), 0) != 1 || EVP_EncryptUpdate(ctx.get(), out, &len, in, 16) != 1) {
-    fatal("AES-256-ECB");
-  }
-#endif
+  secure_zero(k2_.data(), k2_.size());
 }
 
 Secret<16> KdfKey::cmac_block(const std::array<uint8_t, 16>& block) const {
-  alignas(16) std::array<uint8_t, 16> x;
-  for (std::size_t i = 0; i < 16; ++i) x[i] = block[i] ^ k1_[i];
   Secret<16> mac;
-  encrypt_block(x.data(), mac.mutable_bytes().data());
-  secure_zero(x.data(), x.size());
+  Jobs(*this).cmac(block, mac.mutable_bytes().data());
   return mac;
 }
 
@@ -147,29 +151,32 @@ Secret<16> KdfKey::derive_v0(uint32_t spi) const {
   return cmac_block(kdf_block(1, kLabelV0, spi, kBitsV0));
 }
 
+// Both blocks are queued before either is collected: the manager runs them side by side in its lanes.
 Secret<32> KdfKey::derive_v1(uint32_t spi) const {
   Secret<32> key;
-  auto out = key.mutable_bytes();
-  const Secret<16> first = cmac_block(kdf_block(1, kLabelV1, spi, kBitsV1));
-  const Secret<16> second = cmac_block(kdf_block(2, kLabelV1, spi, kBitsV1));
-  std::copy(first.reveal().begin(), first.reveal().end(), out.begin());
-  std::copy(second.reveal().begin(), second.reveal().end(), out.begin() + 16);
+  const std::array<uint8_t, 16> first = kdf_block(1, kLabelV1, spi, kBitsV1);
+  const std::array<uint8_t, 16> second = kdf_block(2, kLabelV1, spi, kBitsV1);
+  {
+    Jobs jobs(*this);
+    jobs.cmac(first, key.mutable_bytes().data());
+    jobs.cmac(second, key.mutable_bytes().data() + 16);
+  }
   return key;
 }
 
 Secret<16> cmac_aes256_block(const MasterKey& key, const std::array<uint8_t, 16>& block) {
   std::unique_ptr<EVP_MAC_CTX, MacCtxFree> ctx(EVP_MAC_CTX_new(cmac_algorithm()));
-  if (!ctx) fatal("EVP_MAC_CTX_new");
+  if (!ctx) fatal("OpenSSL", "EVP_MAC_CTX_new");
   char cipher[] = "AES-256-CBC";
   const OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_CIPHER, cipher, 0),
                                OSSL_PARAM_construct_end()};
-  if (EVP_MAC_init(ctx.get(), key.reveal().data(), key.size(), params) != 1) fatal("EVP_MAC_init");
-  if (EVP_MAC_update(ctx.get(), block.data(), block.size()) != 1) fatal("EVP_MAC_update");
+  if (EVP_MAC_init(ctx.get(), key.reveal().data(), key.size(), params) != 1) fatal("OpenSSL", "EVP_MAC_init");
+  if (EVP_MAC_update(ctx.get(), block.data(), block.size()) != 1) fatal("OpenSSL", "EVP_MAC_update");
   Secret<16> mac;
   std::size_t mac_len = 0;
   if (EVP_MAC_final(ctx.get(), mac.mutable_bytes().data(), &mac_len, mac.size()) != 1 ||
       mac_len != mac.size()) {
-    fatal("EVP_MAC_final");
+    fatal("OpenSSL", "EVP_MAC_final");
   }
   return mac;
 }

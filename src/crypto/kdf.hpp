@@ -3,11 +3,16 @@
 //   v0 key = CMAC(mk, 00000001 | "Pv0\0" | SPI | 00000080)
 //   v1 key = CMAC(mk, 00000001 | "Pv1\0" | SPI | 00000100) || CMAC(mk, 00000002 | "Pv1\0" | SPI | 00000100)
 //
-// Every KDF input is exactly one 16-byte block, and the CMAC of one complete block M is AES_K(M ^ K1)
-// (SP 800-38B §6.2 with n = 1; K1 the first CMAC subkey). KdfKey computes the AES-256 round keys and K1 once
-// per master key, so a derivation is one (v0) or two (v1) AES block encryptions: no allocation, no context,
-// nothing mutable, so one KdfKey serves every worker thread at once. This is what makes a packet with an
-// unknown SPI cheap (docs/architecture.md, "Hostile packets").
+// Every KDF input is exactly one 16-byte block, so each output block is one AES-256-CMAC of one block. KdfKey
+// prepares the master key once through intel-ipsec-mb (IMB_AES_KEYEXP_256: the round keys;
+// IMB_AES_CMAC_SUBKEY_GEN_256: K1, K2), and a derivation is one (v0) or two (v1) IMB_AUTH_AES_CMAC_256 jobs:
+// no allocation and nothing mutable in the KdfKey, so one KdfKey serves every worker thread at once. This is
+// what makes a packet with an unknown SPI cheap (docs/architecture.md, "Hostile packets").
+//
+// The job API needs an IMB_MGR that no other thread uses at the same time: each thread that constructs a
+// KdfKey or derives gets its own manager, allocated once on that thread's first use and wiped and freed
+// when the thread exits. That first use allocates; every later derivation on the thread does not (a worker
+// that must not allocate on its packet path derives once before it starts, or constructs a KdfKey).
 #pragma once
 
 #include <array>
@@ -22,20 +27,23 @@ using MasterKey = Secret<32>;
 class KdfKey {
  public:
   explicit KdfKey(const MasterKey& master);
-  ~KdfKey();  // zeroes the round keys and K1
+  ~KdfKey();  // zeroes the round keys and both CMAC subkeys
   KdfKey(const KdfKey&) = delete;
   KdfKey& operator=(const KdfKey&) = delete;
 
   // AES-256-CMAC of one 16-byte block.
   Secret<16> cmac_block(const std::array<uint8_t, 16>& block) const;
+  // The SP 800-108 output blocks; thread-safe (see above for the per-thread manager).
   Secret<16> derive_v0(uint32_t spi) const;
   Secret<32> derive_v1(uint32_t spi) const;
 
  private:
-  void encrypt_block(const uint8_t* in, uint8_t* out) const;
+  class Jobs;  // the CMAC jobs of one derivation, on the calling thread's manager
 
+  // ipsec-mb reads these through 16-byte-aligned pointers (IMB_JOB's CMAC fields).
   alignas(16) std::array<uint8_t, 15 * 16> round_keys_;  // AES-256: 14 rounds + the initial whitening key
-  alignas(16) std::array<uint8_t, 16> k1_;
+  alignas(16) std::array<uint8_t, 16> k1_;               // CMAC subkeys (SP 800-38B §6.1)
+  alignas(16) std::array<uint8_t, 16> k2_;  // never used (a KDF block is complete): ipsec-mb wants it
 };
 
 // The reference AES-256-CMAC over a single 16-byte block, through OpenSSL's EVP_MAC (allocates a context
