@@ -3,6 +3,7 @@
 // are recognised and rejected with a message saying why, so a DOCA command line fails clearly.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -46,6 +47,10 @@ struct GatewayFlags {
       false;  // --udp-gso: valid UDP checksums so the kernel segments packet runs (spec: checksum 0)
   std::string dump_pipeline;  // --dump-pipeline mermaid|json: print the pipeline this config builds, exit
   std::string admin_socket;   // --admin-socket PATH ("" = /run/psp-gateway/<vf-name>.sock), pspctl's -s
+  // --key-rotation-interval DURATION: the master key rotates on its own this often (0: only on request).
+  std::chrono::milliseconds key_rotation_interval = std::chrono::hours(24);
+  // --tunnel-idle-timeout DURATION: a tunnel with no packet either way for this long is closed (0: never).
+  std::chrono::milliseconds tunnel_idle_timeout{0};
 
   // -o if given, else the mode's default, plus 2 words when the 8-byte virtualization cookie precedes
   // the payload (the offset counts the VC, spec §2, so this keeps it clear):

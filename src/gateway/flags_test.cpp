@@ -159,6 +159,8 @@ TEST_F(Flags, HelpListsEveryFlag) {
                            "--admin-socket",
                            "--udp-gso",
                            "--dump-pipeline",
+                           "--key-rotation-interval",
+                           "--tunnel-idle-timeout",
                            "--device",
                            "--repr",
                            "--core-mask"}) {
@@ -174,6 +176,21 @@ TEST_F(Flags, SoftwareGatewayFlags) {
   EXPECT_EQ(f.admin_socket, "/tmp/x.sock");
   EXPECT_FALSE(ok({"-c", config_}).udp_gso);  // the spec's zero UDP checksum unless asked
   EXPECT_EQ(fails({"-c", config_, "--dump-pipeline", "dot"}).code, 2);
+}
+
+TEST_F(Flags, DurationsOfRotationAndIdleTimeout) {
+  GatewayFlags d = ok({"-c", config_});
+  EXPECT_EQ(d.key_rotation_interval, std::chrono::hours(24));
+  EXPECT_EQ(d.tunnel_idle_timeout, std::chrono::milliseconds(0));  // off
+  GatewayFlags f = ok({"-c", config_, "--key-rotation-interval", "90s", "--tunnel-idle-timeout", "10m"});
+  EXPECT_EQ(f.key_rotation_interval, std::chrono::seconds(90));
+  EXPECT_EQ(f.tunnel_idle_timeout, std::chrono::minutes(10));
+  EXPECT_EQ(ok({"-c", config_, "--key-rotation-interval", "0"}).key_rotation_interval,
+            std::chrono::milliseconds(0));
+  FlagsExit e = fails({"-c", config_, "--key-rotation-interval", "24"});
+  EXPECT_EQ(e.code, 2);
+  EXPECT_NE(e.text.find("needs a unit"), std::string::npos) << e.text;
+  EXPECT_EQ(fails({"-c", config_, "--tunnel-idle-timeout", "soon"}).code, 2);
 }
 
 TEST_F(Flags, HardwareOnlyFlagsAreRejectedWithAReason) {
