@@ -75,6 +75,7 @@ class Gateway final : public admin::AdminHandler {
   Status<std::string> open_workers();
   void log(std::string_view line) const;
   void tick();
+  void expire_idle_tunnels();
   void print_stats();
 
   nlohmann::json status_json() const;
@@ -109,6 +110,7 @@ class Gateway final : public admin::AdminHandler {
   std::thread static_thread_;
   std::atomic<bool> stopping_{false};
   std::chrono::steady_clock::time_point next_stat_print_{};
+  std::chrono::steady_clock::time_point next_idle_check_{};
   std::string last_stats_;
 };
 

@@ -723,7 +723,7 @@ TEST(Topology, EgressEntriesRoundTripAndTypedErrors) {
 
 TEST(Topology, IngressEntriesRoundTripAndTypedErrors) {
   TopologyOptions o;
-  o.max_tunnels = 1;  // INGR_ACL holds max_tunnels + 16 (current and previous SPIs)
+  o.max_tunnels = 1;  // INGR_ACL holds max_tunnels x ingress_per_tunnel (4) + 16
   Side s(o, ip("2001:db8::1"));
   ASSERT_NE(s.topo, nullptr);
   auto h = s.topo->add_ingress(0x10, ip("10.0.0.2"), ip("10.0.0.1"), 0);
@@ -740,10 +740,35 @@ TEST(Topology, IngressEntriesRoundTripAndTypedErrors) {
     }
     ASSERT_LT(++added, 100u);
   }
-  EXPECT_EQ(added, 1u + 16u);
+  EXPECT_EQ(added, 4u + 16u);
   ASSERT_TRUE(s.topo->remove(*h).ok());
   EXPECT_EQ(s.topo->remove(*h).error(), flow::FlowError::kStaleHandle);
   EXPECT_EQ(s.stats("INGR_ACL").entries, added - 1);
+}
+
+// A mass re-key at full size: every one of 256 tunnels holds its two SPIs and opens two more, then the
+// older half is removed and replaced at once, before any grace period ends (the worker is not running):
+// records waiting out their grace period never make an insert fail.
+TEST(Topology, IngressAclHoldsEveryTunnelsSpisThroughAMassReKey) {
+  TopologyOptions o;
+  o.max_tunnels = 256;
+  Side s(o, ip("2001:db8::1"));
+  ASSERT_NE(s.topo, nullptr);
+  auto remote = [](uint32_t t) {
+    return ip("10.1." + std::to_string(t / 250) + "." + std::to_string(t % 250));
+  };
+  std::vector<flow::EntryHandle> old;
+  for (uint32_t spi = 1; spi <= 4 * 256; ++spi) {
+    auto h = s.topo->add_ingress(spi, remote(spi % 256), ip("10.0.0.1"), 0);
+    ASSERT_TRUE(h.ok()) << spi << ": " << flow::to_string(h.error());
+    if (spi <= 2 * 256) old.push_back(*h);
+  }
+  for (const auto& h : old) ASSERT_TRUE(s.topo->remove(h).ok());
+  for (uint32_t spi = 0x80000001u; spi <= 0x80000000u + 2 * 256; ++spi) {
+    auto h = s.topo->add_ingress(spi, remote(spi % 256), ip("10.0.0.1"), 0);
+    ASSERT_TRUE(h.ok()) << spi << ": " << flow::to_string(h.error());
+  }
+  EXPECT_EQ(s.stats("INGR_ACL").entries, 4u * 256u);
 }
 
 // -a: one entry per local VIP accepts any SPI and any source.

@@ -78,7 +78,8 @@ struct SlowPathStats {
   uint64_t exceptions_answered = 0;
   uint64_t exceptions_ignored = 0;  // malformed, or not ours to answer (e.g. ARP for an unknown address)
   uint64_t samples = 0;
-  uint64_t rekeys = 0;
+  uint64_t rekeys = 0;         // re-keys done (tunnel_manager.hpp: after every rotation)
+  uint64_t rekeys_failed = 0;  // re-key tries that failed (retried with backoff; summarised in the log)
 };
 
 struct SlowPathOptions {
@@ -104,7 +105,9 @@ class SlowPath {
   void stop();
   int notify_fd() const { return wake_.get(); }
   void wake() const;
-  // Re-keys every due pair (after a rotation), on the exchange threads.
+  // Starts re-keys of due pairs now rather than at the next tick. Every tick the control thread runs due
+  // re-keys (after any rotation, and retries after backoff), a bounded number at a time so that first
+  // exchanges never queue behind a thousand re-keys.
   void schedule_rekeys();
   SlowPathStats stats() const;
 
@@ -116,6 +119,7 @@ class SlowPath {
   void on_sample(std::span<const uint8_t> frame, uint16_t reason);
   void on_completion(const ExchangeRunner::Completion& c);
   void start_exchange(const control::VipPair& pair);
+  void start_rekeys();
   void flush_settled();
   void resubmit_held(const control::VipPair& pair);
   bool send_to_worker(uint16_t worker, std::span<const uint8_t> frame, FrameInfo info);
