@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <utility>
 
 #include "base/hex.hpp"
 #include "control/fake_data_plane.hpp"
@@ -676,6 +677,41 @@ TEST(TunnelManagerRotation, CrossingReKeysAgreeOnTheSpisInUse) {
     ASSERT_TRUE(c.b->tm->rekey(kB1toA1, c.to_a).ok());
     EXPECT_TRUE(c.both_ways());
   }
+}
+
+// A transport whose answers reach the caller only after `between` ran: an answer delayed in the network.
+struct DelayedAnswers final : PeerTransport {
+  LoopbackTransport& inner;
+  std::function<void()> between;
+  explicit DelayedAnswers(LoopbackTransport& t) : inner(t) {}
+  CResult<MultiTunnelResponse> request_tunnels(PeerIndex peer, const MultiTunnelRequest& request) override {
+    auto answer = inner.request_tunnels(peer, request);
+    if (between) std::exchange(between, {})();
+    return answer;
+  }
+  CResult<KeyRotationResponse> request_key_rotation(PeerIndex peer, const KeyRotationRequest& r) override {
+    return inner.request_key_rotation(peer, r);
+  }
+};
+
+// The other crossing: A answers B's re-key, then rotates and re-keys itself; B serves A's request before
+// A's (older) answer to B arrives. B must keep A's newer SPI: the one A counts as done. Installing the
+// late answer would make B send with an SPI that A retires (and whose slot A's next rotation kills).
+TEST(TunnelManagerRotation, ALateAnswerDoesNotUndoANewerReKey) {
+  Connected c;
+  c.b->tm->rotate_master_key();
+  DelayedAnswers slow_to_a(c.to_a);
+  slow_to_a.between = [&] {
+    c.a->tm->rotate_master_key();
+    ASSERT_TRUE(c.a->tm->rekey(kA1toB1, c.to_b).ok());
+  };
+  ASSERT_TRUE(c.b->tm->rekey(kB1toA1, slow_to_a).ok());
+  EXPECT_EQ(psp::spi_slot(c.b->dp.egress(kB1toA1)->spi), 1);  // A's new slot, not the late answer's
+  c.a->clock.t += std::chrono::seconds(1);
+  (void)c.a->tm->maintain_rotation();  // retires what A's re-key superseded
+  EXPECT_TRUE(c.both_ways());
+  EXPECT_EQ(c.a->tm->rotate_master_key().lost, 0u);
+  EXPECT_TRUE(c.both_ways());
 }
 
 // 256 tunnels (the default -x) in a data plane with room for kMaxIngressPerSession SPIs each: every one
