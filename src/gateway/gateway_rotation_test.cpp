@@ -164,23 +164,8 @@ class ThousandTunnels : public ::testing::TestWithParam<bool> {
     for (auto* w : {gws_.network_wire.get(), gws_.a->host_wire.get(), gws_.b->host_wire.get()})
       w->set_queue_limit(1u << 20);
     traffic_ = std::make_unique<Traffic>(*gws_.a, *gws_.b, a.vips[0], b.vips);
-    // The workloads ARP once, so each gateway knows its workload's MAC.
-    gws_.a->workload->tx_burst(one(test::arp_request(gws_.a->workload_mac, test::ip("10.1.0.1"),
-                                                     test::ip(b.vips[0]))));
-    gws_.b->workload->tx_burst(
-        one(test::arp_request(gws_.b->workload_mac, test::ip(b.vips[0]), test::ip("10.1.0.1"))));
-  }
-
-  net::PacketBatch one(const std::vector<uint8_t>& frame) {
-    net::PacketBatch b;
-    net::Packet* p = arp_pool_.alloc();
-    EXPECT_TRUE(p != nullptr && p->assign(frame));
-    b.push(p);
-    held_.push_back(p);
-    return b;
-  }
-  void TearDown() override {
-    for (net::Packet* p : held_) arp_pool_.free(p);
+    gws_.a->announce(a.vips[0], b.vips[0]);
+    gws_.b->announce(b.vips[0], a.vips[0]);
   }
 
   // Every tunnel carries traffic both ways: egress installed on both gateways.
@@ -208,8 +193,6 @@ class ThousandTunnels : public ::testing::TestWithParam<bool> {
 
   GatewayPair gws_;
   std::unique_ptr<Traffic> traffic_;
-  net::PacketPool arp_pool_{8};
-  std::vector<net::Packet*> held_;
 };
 
 TEST_P(ThousandTunnels, ThreeRotationsOnBothSidesLoseNoPacket) {
@@ -281,17 +264,103 @@ TEST_P(ThousandTunnels, ThreeRotationsOnBothSidesLoseNoPacket) {
   const auto ms = [](Clock::duration d) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
   };
-  std::printf("[ measure  ] %zu tunnels, %s: %llu + %llu frames, 0 lost; rotations asked in %lld ms, %d of 6 "
-              "deferred; all re-keyed %lld ms after the last request (whole test %lld ms)\n",
-              kTunnels, GetParam() ? "static" : "on-demand",
-              static_cast<unsigned long long>(traffic_->sent(0)),
-              static_cast<unsigned long long>(traffic_->sent(1)), static_cast<long long>(ms(rotated - start)),
-              deferred, static_cast<long long>(ms(settled - rotated)),
-              static_cast<long long>(ms(Clock::now() - start)));
+  std::printf(
+      "[ measure  ] %zu tunnels, %s: %llu + %llu frames, 0 lost; rotations asked in %lld ms, %d of 6 "
+      "deferred; all re-keyed %lld ms after the last request (whole test %lld ms)\n",
+      kTunnels, GetParam() ? "static" : "on-demand", static_cast<unsigned long long>(traffic_->sent(0)),
+      static_cast<unsigned long long>(traffic_->sent(1)), static_cast<long long>(ms(rotated - start)),
+      deferred, static_cast<long long>(ms(settled - rotated)),
+      static_cast<long long>(ms(Clock::now() - start)));
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, ThousandTunnels, ::testing::Values(false, true),
                          [](const auto& p) { return p.param ? "Static" : "OnDemand"; });
+
+// --tunnel-idle-timeout: of two tunnels, the quiet one ages out on both gateways (its entries and SPIs
+// freed), the busy one stays; traffic afterwards makes the quiet one again on demand.
+class IdleTunnels : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    GatewaySpec a, b;
+    a.vips = {"10.1.0.1"};
+    a.peer_vips = {"10.2.0.1", "10.2.0.2"};
+    b.vips = a.peer_vips;
+    b.peer_vips = a.vips;
+    a.extra_flags = b.extra_flags = {"--tunnel-idle-timeout", "300ms"};
+    ASSERT_TRUE(gws_.start(a, b));
+    gws_.a->announce(a.vips[0], b.vips[0]);
+    gws_.b->announce(b.vips[0], a.vips[0]);
+  }
+
+  // One UDP frame from A's workload to `remote` (or back), and whether it arrived.
+  bool send(bool from_a, const std::string& remote, uint32_t seq) {
+    TestGateway& from = from_a ? *gws_.a : *gws_.b;
+    TestGateway& to = from_a ? *gws_.b : *gws_.a;
+    test::UdpSpec s;
+    s.src_mac = from.workload_mac;
+    s.dst_mac = from.gateway_mac;
+    s.src = test::ip(from_a ? "10.1.0.1" : remote);
+    s.dst = test::ip(from_a ? remote : "10.1.0.1");
+    s.payload.assign(kPayload, 0);
+    std::memcpy(s.payload.data(), &seq, sizeof(seq));
+    net::PacketBatch out;
+    net::Packet* p = pool_.alloc();
+    EXPECT_TRUE(p != nullptr && p->assign(test::udp_frame(s)));
+    out.push(p);
+    EXPECT_EQ(from.workload->tx_burst(out), 1u);
+    pool_.free(p);
+    return wait_until(
+        [&] {
+          net::PacketBatch in;
+          to.workload->rx_burst(pool_, in);
+          bool got = false;
+          for (net::Packet* q : in) {
+            got = got || (q->size() >= 14 + 28 + 4 && std::memcmp(q->data() + 14 + 28, &seq, 4) == 0);
+            pool_.free(q);
+          }
+          return got;
+        },
+        std::chrono::seconds(10));
+  }
+
+  static bool has_tunnel(const TestGateway& g, const std::string& remote_or_local) {
+    const json t = g.admin("tunnels");
+    for (const auto& x : t["tunnels"]) {
+      if (x["remote_vip"] == remote_or_local || x["local_vip"] == remote_or_local) return true;
+    }
+    return false;
+  }
+
+  GatewayPair gws_;
+  net::PacketPool pool_{64};
+};
+
+TEST_F(IdleTunnels, QuietTunnelAgesOutBusyOneStaysTrafficMakesItAgain) {
+  ASSERT_TRUE(send(true, "10.2.0.1", 1));
+  ASSERT_TRUE(send(true, "10.2.0.2", 2));
+  ASSERT_TRUE(has_tunnel(*gws_.a, "10.2.0.2") && has_tunnel(*gws_.b, "10.2.0.2"));
+  uint32_t seq = 10;
+  auto next_keepalive = Clock::now();
+  const bool aged = wait_until(
+      [&] {
+        if (Clock::now() >= next_keepalive) {  // 10.2.0.1 stays busy: a frame every 50 ms
+          EXPECT_TRUE(send(true, "10.2.0.1", ++seq));
+          next_keepalive = Clock::now() + std::chrono::milliseconds(50);
+        }
+        return !has_tunnel(*gws_.a, "10.2.0.2") && !has_tunnel(*gws_.b, "10.2.0.2");
+      },
+      std::chrono::seconds(10));
+  ASSERT_TRUE(aged) << "the quiet tunnel did not age out";
+  EXPECT_TRUE(has_tunnel(*gws_.a, "10.2.0.1"));
+  EXPECT_TRUE(has_tunnel(*gws_.b, "10.2.0.1"));
+  // Its entries went with it: one tunnel's EGR_ACL entry on each side.
+  EXPECT_EQ(gws_.a->admin("status")["tunnels"], 1);
+  EXPECT_EQ(gws_.b->admin("status")["tunnels"], 1);
+  // Traffic makes it again, on demand, both ways.
+  ASSERT_TRUE(send(true, "10.2.0.2", ++seq));
+  ASSERT_TRUE(send(false, "10.2.0.2", ++seq));
+  EXPECT_TRUE(has_tunnel(*gws_.a, "10.2.0.2"));
+}
 
 }  // namespace
 }  // namespace pspgw::gateway

@@ -102,8 +102,16 @@ inline std::string config_text(const GatewaySpec& g) {
 // The command line of every test gateway (the one place to add a flag all of them need).
 inline Result<GatewayFlags, FlagsExit> gateway_flags(const GatewaySpec& g, const std::string& config_path,
                                                      const std::string& admin_path) {
-  std::vector<std::string> args{"psp-gateway",     "-c", config_path, "--admin-socket", admin_path,
-                                "--outer-ip-type", "ipv4", "-d",      "vm" + g.name,    "-x",
+  std::vector<std::string> args{"psp-gateway",
+                                "-c",
+                                config_path,
+                                "--admin-socket",
+                                admin_path,
+                                "--outer-ip-type",
+                                "ipv4",
+                                "-d",
+                                "vm" + g.name,
+                                "-x",
                                 std::to_string(g.max_tunnels)};
   args.insert(args.end(), g.extra_flags.begin(), g.extra_flags.end());
   std::vector<const char*> argv;
@@ -139,6 +147,18 @@ struct TestGateway {
   std::shared_ptr<ports::testing::Wire> host_wire;
   net::MacAddr gateway_mac;
   net::MacAddr workload_mac;
+
+  // The workload ARPs for `target` from `vip`, as a VM does before its first packet: the gateway learns
+  // the workload's MAC (it delivers nothing to a host port before it knows it). The reply stays queued.
+  void announce(const std::string& vip, const std::string& target) const {
+    net::PacketPool pool(1);
+    net::PacketBatch b;
+    net::Packet* p = pool.alloc();
+    ASSERT_TRUE(p != nullptr && p->assign(test::arp_request(workload_mac, test::ip(vip), test::ip(target))));
+    b.push(p);
+    EXPECT_EQ(workload->tx_burst(b), 1u);
+    pool.free(p);
+  }
 
   json admin(const std::string& cmd, const json& args = json::object()) const {
     auto r = gw->handle(cmd, args);
