@@ -403,7 +403,7 @@ void TunnelManager::confirm_locked(const VipPair& pair, Session& s, uint32_t spi
   auto it = std::find_if(s.ingress.begin(), s.ingress.end(),
                          [&](const Session::Ingress& i) { return i.spi == spi; });
   s.rekey_due = it == s.ingress.end() || it->generation != keys_.generation();
-  rekey_scan_ = rekey_scan_ || s.rekey_due;
+  if (s.rekey_due) due_queue_.push_back(pair);
   if (it == s.ingress.end()) return;
   for (auto old = std::next(it); old != s.ingress.end(); ++old) {
     if (old->retiring) continue;
@@ -523,7 +523,10 @@ RotationReport TunnelManager::rotate_locked() {
   for (const VipPair& pair : empty) sessions_.erase(pair);
   report.closed = lost.size();
   last_rotation_ = now();
-  rekey_scan_ = true;
+  due_queue_.clear();
+  for (const auto& [pair, s] : sessions_) {
+    if (s->rekey_due) due_queue_.push_back(pair);
+  }
   round_ = RekeyRound{report.rekey_due > 0,      report.generation, now(), report.rekey_due, 0,
                       now() + kRekeyReportPeriod};
   log("master key rotated (generation " + std::to_string(report.generation) +
@@ -610,17 +613,20 @@ void TunnelManager::report_rekeys_locked() {
   }
 }
 
-std::vector<VipPair> TunnelManager::rekey_due() const {
+std::vector<VipPair> TunnelManager::rekey_due(std::size_t limit) const {
   std::lock_guard lock(mu_);
   std::vector<VipPair> due;
-  if (!rekey_scan_) return due;  // nothing became due since the last scan found none
-  bool any = false;
-  for (const auto& [pair, s] : sessions_) {
-    any = any || s->rekey_due;
-    if (s->rekey_due && !s->in_flight && now() >= s->retry_at) due.push_back(pair);
+  // One pass at most; a pair goes to the back while its session is due, and leaves once it is not.
+  for (std::size_t n = due_queue_.size(); n > 0 && due.size() < limit; --n) {
+    const VipPair pair = due_queue_.front();
+    due_queue_.pop_front();
+    auto it = sessions_.find(pair);
+    if (it == sessions_.end() || !it->second->rekey_due) continue;
+    due_queue_.push_back(pair);
+    if (!it->second->in_flight && now() >= it->second->retry_at) due.push_back(pair);
   }
-  rekey_scan_ = any;
   std::sort(due.begin(), due.end());
+  due.erase(std::unique(due.begin(), due.end()), due.end());
   return due;
 }
 

@@ -52,6 +52,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -215,8 +216,9 @@ class TunnelManager {
   // and a summary log line when the re-keys of a rotation are done. Returns the rotation it made.
   std::optional<RotationReport> maintain_rotation();
   std::size_t rekeys_pending() const;
-  // Due pairs that may start a re-key now (not in flight, not backing off), sorted.
-  std::vector<VipPair> rekey_due() const;
+  // Due pairs that may start a re-key now (not in flight, not backing off), sorted; at most `limit`,
+  // taken round-robin from a queue of due pairs, so polling it costs little even with 100k tunnels.
+  std::vector<VipPair> rekey_due(std::size_t limit = SIZE_MAX) const;
   // Re-keys one due pair (see the header comment); kNotFound if it is not due.
   CStatus rekey(const VipPair& pair, PeerTransport& transport);
   // Asks a peer to rotate its master key.
@@ -277,7 +279,8 @@ class TunnelManager {
   Clock::time_point last_rotation_;
   std::size_t queued_rotations_ = 0;
   Clock::time_point deferred_since_{};
-  mutable bool rekey_scan_ = false;  // some session may be due: rekey_due() scans
+  mutable std::deque<VipPair> due_queue_;  // pairs made due (by a rotation or a late confirm), each kept
+                                           // until its session is no longer due
   struct RekeyRound {
     bool open = false;
     uint64_t generation = 0;

@@ -276,6 +276,45 @@ TEST_P(ThousandTunnels, ThreeRotationsOnBothSidesLoseNoPacket) {
 INSTANTIATE_TEST_SUITE_P(Modes, ThousandTunnels, ::testing::Values(false, true),
                          [](const auto& p) { return p.param ? "Static" : "OnDemand"; });
 
+// --key-rotation-interval: each gateway rotates on its own (a short interval here); the tunnels re-key
+// after every timed rotation and carry every frame.
+TEST(RotationTimer, GatewaysRotateOnTheirOwnAndLoseNothing) {
+  GatewayPair gws;
+  GatewaySpec a, b;
+  a.vips = {"10.1.0.1"};
+  a.peer_vips = remote_vips(20);
+  b.vips = a.peer_vips;
+  b.peer_vips = a.vips;
+  a.extra_flags = {"--key-rotation-interval", "300ms"};
+  b.extra_flags = {"--key-rotation-interval", "450ms"};
+  ASSERT_TRUE(gws.start(a, b));
+  gws.a->announce(a.vips[0], b.vips[0]);
+  gws.b->announce(b.vips[0], a.vips[0]);
+  Traffic traffic(*gws.a, *gws.b, a.vips[0], b.vips);
+  traffic.send(b.vips.size(), false);  // one frame per tunnel from A makes them all
+  const uint64_t start_a = status(*gws.a, "key_generation");
+  const uint64_t start_b = status(*gws.b, "key_generation");
+  ASSERT_TRUE(wait_until(
+      [&] {
+        traffic.send(2);
+        traffic.drain();
+        return status(*gws.a, "key_generation") >= start_a + 3 &&
+               status(*gws.b, "key_generation") >= start_b + 3;
+      },
+      kSettle))
+      << "no timed rotations";
+  ASSERT_TRUE(wait_until(
+      [&] {
+        traffic.drain();
+        return traffic.all_received();
+      },
+      std::chrono::seconds(10)))
+      << traffic.received(0) << "/" << traffic.sent(0) << " " << traffic.received(1) << "/"
+      << traffic.sent(1);
+  EXPECT_EQ(traffic.duplicates() + traffic.misdelivered(), 0u);
+  EXPECT_GT(gws.a->admin("counters")["slow_path"]["rekeys"].get<uint64_t>(), 0u);
+}
+
 // --tunnel-idle-timeout: of two tunnels, the quiet one ages out on both gateways (its entries and SPIs
 // freed), the busy one stays; traffic afterwards makes the quiet one again on demand.
 class IdleTunnels : public ::testing::Test {

@@ -220,7 +220,7 @@ void SlowPath::run() {
 
 void SlowPath::start_rekeys() {
   if (rekeying_.size() >= kMaxRekeysInFlight) return;
-  for (const control::VipPair& pair : tm_.rekey_due()) {
+  for (const control::VipPair& pair : tm_.rekey_due(kMaxRekeysInFlight - rekeying_.size())) {
     if (rekeying_.size() >= kMaxRekeysInFlight) break;
     if (!rekeying_.insert(pair).second) continue;
     exchanges_->submit(pair, [this, pair] { return tm_.rekey(pair, transport_); });
