@@ -115,6 +115,7 @@ inline Result<GatewayFlags, FlagsExit> gateway_flags(const GatewaySpec& g, const
                                 std::to_string(g.max_tunnels)};
   args.insert(args.end(), g.extra_flags.begin(), g.extra_flags.end());
   std::vector<const char*> argv;
+  argv.reserve(args.size());
   for (const auto& a : args) argv.push_back(a.c_str());
   return parse_flags(static_cast<int>(argv.size()), argv.data());
 }
