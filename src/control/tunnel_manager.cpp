@@ -93,6 +93,9 @@ struct TunnelManager::Session {
   // it moved, the peer's request is newer than our answer (header comment).
   uint64_t served_egress = 0;
   uint64_t served_at_begin = 0;
+  // When the peer last moved to another of our SPIs (our exchange confirmed, or we answered its request):
+  // packets it sealed with the SPI it left may still be queued, so a rotation must not kill that one yet.
+  Clock::time_point moved_at{};
   // Idle aging: the last activity counter seen and when it last changed.
   uint64_t activity = 0;
   Clock::time_point active_at{};
@@ -194,8 +197,13 @@ CResult<MultiTunnelResponse> TunnelManager::handle_tunnel_request(const MultiTun
     }
     response.tunnels.push_back(std::move(params.value()));
   }
-  // Committed: a peer cannot grow a session's SPIs beyond the bound.
+  // Committed: a peer cannot grow a session's SPIs beyond the bound; its params are now our egress.
   for (const auto& [pair, spi] : undo.opened) trim_ingress_locked(pair, *sessions_.at(pair));
+  for (const TunnelRequest& t : request.tunnels) {
+    Session& s = *sessions_.at(VipPair{t.responder_vip, t.requester_vip});
+    s.moved_at = now();  // the peer moves to the SPI we answer with when the answer arrives
+    if (t.reverse_params) ++s.served_egress;
+  }
   return response;
 }
 
@@ -211,7 +219,6 @@ CResult<TunnelParams> TunnelManager::serve_tunnel_locked(const TunnelRequest& t,
     const TunnelParams& r = *t.reverse_params;
     TunnelParams copy{r.mac, r.outer_ip, clone_key(r.key), r.spi, r.virt_cookie};
     if (auto ok = install_egress_locked(pair, s, copy); !ok) return Err{ok.error()};
-    ++s.served_egress;
     if (!had_egress) undo.new_egress.push_back(pair);
   }
   return params;
@@ -402,6 +409,7 @@ CStatus TunnelManager::finish_exchange(PendingExchange x, CResult<MultiTunnelRes
 void TunnelManager::confirm_locked(const VipPair& pair, Session& s, uint32_t spi) {
   auto it = std::find_if(s.ingress.begin(), s.ingress.end(),
                          [&](const Session::Ingress& i) { return i.spi == spi; });
+  s.moved_at = now();
   s.rekey_due = it == s.ingress.end() || it->generation != keys_.generation();
   if (s.rekey_due) due_queue_.push_back(pair);
   if (it == s.ingress.end()) return;
@@ -548,10 +556,20 @@ std::size_t TunnelManager::rekeys_pending() const {
   return rekeys_pending_locked();
 }
 
-// A rotation must wait while re-keys of the previous one are pending, but not beyond rekey_window.
+// A rotation must wait while re-keys of the previous one are pending, and while a peer moved away from an
+// SPI that the rotation would kill less than retire_delay ago (its packets sealed with it may still be
+// queued) — but not beyond rekey_window.
 bool TunnelManager::rotation_blocked_locked(std::size_t& pending) const {
   pending = rekeys_pending_locked();
-  return pending > 0 && now() - deferred_since_ < options_.rekey_window;
+  if (now() - deferred_since_ >= options_.rekey_window) return false;
+  if (pending > 0) return true;
+  for (const auto& [pair, s] : sessions_) {
+    if (now() - s->moved_at >= options_.retire_delay) continue;
+    for (const Session::Ingress& i : s->ingress) {
+      if (i.generation < keys_.generation()) return true;  // dies at the next rotation (rotate_locked)
+    }
+  }
+  return false;
 }
 
 RotationOutcome TunnelManager::request_rotation() {

@@ -489,6 +489,7 @@ TEST(TunnelManagerKeys, IssueNewKeysWakesTheControlThread) {
   EXPECT_EQ(r->request_id, 8u);
   EXPECT_EQ(b->rekey_wakeups, 1);
   ASSERT_TRUE(b->tm->rekey(kB1toA1, to_a).ok());
+  b->clock.t += std::chrono::seconds(1);  // A's packets sealed with the old SPI have arrived
   ASSERT_TRUE(b->tm->handle_key_rotation(KeyRotationRequest{9, false}).ok());
   EXPECT_EQ(b->rekey_wakeups, 1);  // rotation only; the re-key is due, done on the next control pass
   EXPECT_EQ(b->tm->rekey_due(), (std::vector<VipPair>{kB1toA1}));
@@ -540,6 +541,7 @@ TEST(TunnelManagerRotation, EveryRotationMarksReKeysWhateverIssueNewKeysSaid) {
   ASSERT_TRUE(c.b->tm->rekey(kB1toA1, c.to_a).ok());
   EXPECT_EQ(c.b->tm->rekeys_pending(), 0u);
 
+  c.b->clock.t += std::chrono::seconds(1);
   RotationOutcome pspctl = c.b->tm->request_rotation();
   EXPECT_FALSE(pspctl.deferred);
   EXPECT_EQ(pspctl.report.rekey_due, 1u);
@@ -612,6 +614,10 @@ TEST(TunnelManagerRotation, SecondRotationWaitsForPendingReKeys) {
   EXPECT_TRUE(c.b->dp.ingress_open(first_spi, kB1toA1));
 
   ASSERT_TRUE(c.b->tm->rekey(kB1toA1, c.to_a).ok());
+  // Re-keyed, but A may still have packets sealed with first_spi in flight: a second's grace.
+  c.b->clock.t += milliseconds(999);
+  EXPECT_FALSE(c.b->tm->maintain_rotation().has_value());
+  c.b->clock.t += milliseconds(1);
   auto second = c.b->tm->maintain_rotation();  // the deferred one, now that nothing is pending
   ASSERT_TRUE(second.has_value());
   EXPECT_EQ(second->generation, 2u);
@@ -619,6 +625,7 @@ TEST(TunnelManagerRotation, SecondRotationWaitsForPendingReKeys) {
   EXPECT_TRUE(c.both_ways());
   EXPECT_FALSE(c.b->tm->maintain_rotation().has_value());  // the queued third waits for its re-key
   ASSERT_TRUE(c.b->tm->rekey(kB1toA1, c.to_a).ok());
+  c.b->clock.t += std::chrono::seconds(1);
   auto third = c.b->tm->maintain_rotation();
   ASSERT_TRUE(third.has_value());
   EXPECT_EQ(third->generation, 3u);

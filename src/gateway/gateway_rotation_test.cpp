@@ -85,6 +85,17 @@ class Traffic {
   uint64_t duplicates() const { return duplicates_; }
   uint64_t misdelivered() const { return misdelivered_; }
   bool all_received() const { return count_[0] == sent_[0] && count_[1] == sent_[1]; }
+  // The first few sequence numbers that did not arrive, and their tunnels, for a failure message.
+  std::string missing(int dir) const {
+    std::string out;
+    int n = 0;
+    for (uint32_t seq = 0; seq < sent_[dir] && n < 20; ++seq) {
+      if (seq < received_[dir].size() && received_[dir][seq]) continue;
+      out += std::to_string(seq) + "(t" + std::to_string(seq % b_vips_.size()) + ") ";
+      ++n;
+    }
+    return out;
+  }
 
  private:
   std::vector<uint8_t> frame(int dir, uint32_t seq) const {
@@ -212,7 +223,8 @@ TEST_P(ThousandTunnels, ThreeRotationsOnBothSidesLoseNoPacket) {
           return all_connected() && traffic_->all_received();
         },
         kSettle))
-        << "on-demand tunnels did not connect: " << traffic_->received(0) << " of " << traffic_->sent(0);
+        << "on-demand tunnels did not connect: " << traffic_->received(0) << " of " << traffic_->sent(0)
+        << "\nA: " << gws_.a->admin("counters")["slow_path"].dump() << "\nB: " << gws_.b->admin("status").dump();
   }
   // The published key generation counts the first snapshot too: three rotations add three.
   const uint64_t generation = status(*gws_.a, "key_generation") + 3;
@@ -242,12 +254,23 @@ TEST_P(ThousandTunnels, ThreeRotationsOnBothSidesLoseNoPacket) {
       << "rotations or re-keys did not finish";
   const auto settled = Clock::now();
   stream_for(std::chrono::milliseconds(300));
-  ASSERT_TRUE(wait_until(
+  const bool all = wait_until(
       [&] {
         traffic_->drain();
         return traffic_->all_received();
       },
-      std::chrono::seconds(10)));
+      std::chrono::seconds(10));
+  if (!all) {
+    for (TestGateway* g : {gws_.a.get(), gws_.b.get()}) {
+      const json c = g->admin("counters");
+      std::string synd;
+      for (const auto& p : c["pipes"]) {
+        if (p["name"] == "SYND_STATS") synd = p["syndromes"].dump();
+      }
+      ADD_FAILURE() << "psp " << c["psp"].dump() << "\nslow " << c["slow_path"].dump() << "\nsynd " << synd;
+    }
+    ADD_FAILURE() << "missing A->B: " << traffic_->missing(0) << "\nmissing B->A: " << traffic_->missing(1);
+  }
   // Zero loss, counted at the receiving workloads.
   EXPECT_EQ(traffic_->received(0), traffic_->sent(0));
   EXPECT_EQ(traffic_->received(1), traffic_->sent(1));
