@@ -818,6 +818,12 @@ class PspPipeline : public ::testing::TestWithParam<PspCase> {
 
   // A's egress SA toward B for `spi`, with B's key for it (what the key exchange sets up).
   CryptoId install_egress(uint32_t spi) {
+    auto id = a_->sas.install(make_sa(spi));
+    EXPECT_TRUE(id.ok());
+    EXPECT_TRUE(a_->topo->add_egress(vip_a_, vip_b_, *id).ok());
+    return *id;
+  }
+  std::unique_ptr<TxSa> make_sa(uint32_t spi) const {
     auto sa = std::make_unique<TxSa>();
     sa->spi = spi;
     sa->version = psp::PspVersion::kAesGcm256;
@@ -829,10 +835,7 @@ class PspPipeline : public ::testing::TestWithParam<PspCase> {
     auto key = ring_b_.derive(spi & ~psp::kSpiSlotBit, sa->version);  // slot 0's key whatever the SPI says
     EXPECT_TRUE(key.ok());
     sa->keys.push_back(a_->workers[0]->aead->make_key(crypto::AeadAlg::kAesGcm256, key->view()));
-    auto id = a_->sas.install(std::move(sa));
-    EXPECT_TRUE(id.ok());
-    EXPECT_TRUE(a_->topo->add_egress(vip_a_, vip_b_, *id).ok());
-    return *id;
+    return sa;
   }
   void open_ingress() { ASSERT_TRUE(b_->topo->add_ingress(spi_, vip_a_, vip_b_, 0).ok()); }
 
@@ -942,6 +945,40 @@ TEST_P(PspPipeline, EncryptOnAThenDecryptOnBDeliversTheInnerPacket) {
   EXPECT_TRUE(std::equal(frame.begin() + 12, frame.end(), got.bytes.begin() + 12));
   EXPECT_EQ(b_->workers[0]->counters.rx_packets, 1u);
   EXPECT_EQ(b_->stats("INGR_ACL").hits, 1u);
+}
+
+// A re-key replaces the SA behind a crypto id between encap(), which wrote the old SPI into the header, and
+// encrypt(), which seals with the new SA's key: the packet must name the new SPI (the peer has both open),
+// or the peer counts an authentication failure for a packet sent during the swap.
+TEST_P(PspPipeline, SaReplacedBetweenEncapAndEncryptSealsUnderTheNewSpi) {
+  const CryptoId id = install_egress(spi_);
+  open_ingress();
+  auto next = ring_b_.allocate_spi();
+  ASSERT_TRUE(next.ok());
+  ASSERT_TRUE(b_->topo->add_ingress(*next, vip_a_, vip_b_, 0).ok());
+  PspContext ctx;
+  ctx.sas = &a_->sas;
+  ctx.master_keys = &a_->keys;
+  ctx.workers = &a_->workers;
+  ctx.host_ports = &a_->host_ports;
+  ctx.local_mac = a_->local_mac;
+  auto encap = make_encap_action(ctx, psp::Mode::kTunnel);
+  auto encrypt = make_encrypt_action(ctx);
+  net::Packet* p = a_->pool.alloc();
+  ASSERT_TRUE(p != nullptr && p->assign(vm_a_frame()));
+  const uint64_t arg = id;
+  const flow::ActionContext ac{0, &a_->pool};
+  encap->apply({&p, 1}, {&arg, 1}, ac);
+  ASSERT_EQ(p->meta.drop_reason, 0);
+  ASSERT_TRUE(a_->sas.replace(id, make_sa(*next)).ok());  // the re-key, between the two pipes
+  encrypt->apply({&p, 1}, {&arg, 1}, ac);
+  ASSERT_EQ(p->meta.drop_reason, 0);
+  const std::vector<uint8_t> wire(p->data(), p->data() + p->size());
+  a_->pool.free(p);
+  deliver_to_b(wire);
+  ASSERT_EQ(b_->sink.out.size(), 1u);
+  EXPECT_EQ(b_->sink.out[0].target, port_target(1));
+  EXPECT_EQ(b_->workers[0]->counters.auth_failures, 0u);
 }
 
 TEST_P(PspPipeline, TamperedIcvIsCountedAsAuthFailedInSyndStats) {

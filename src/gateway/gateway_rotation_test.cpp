@@ -224,7 +224,8 @@ TEST_P(ThousandTunnels, ThreeRotationsOnBothSidesLoseNoPacket) {
         },
         kSettle))
         << "on-demand tunnels did not connect: " << traffic_->received(0) << " of " << traffic_->sent(0)
-        << "\nA: " << gws_.a->admin("counters")["slow_path"].dump() << "\nB: " << gws_.b->admin("status").dump();
+        << "\nA: " << gws_.a->admin("counters")["slow_path"].dump()
+        << "\nB: " << gws_.b->admin("status").dump();
   }
   // The published key generation counts the first snapshot too: three rotations add three.
   const uint64_t generation = status(*gws_.a, "key_generation") + 3;
