@@ -30,7 +30,9 @@
 // re-keyed when the confirmed SPI is not of the current key generation.
 //
 // Rotation pacing. A rotation (timer or request) while re-keys of the previous one are pending is deferred
-// until they are done, so a rotation never kills the SPI a peer is still sending with. The wait is bounded
+// until they are done, so a rotation never kills the SPI a peer is still sending with; and while a peer
+// moved off an SPI the rotation would kill less than retire_delay ago (its packets sealed with that SPI may
+// still be queued on the way, and after the rotation they would fail authentication). The wait is bounded
 // by rekey_window: a peer that never answers cannot stop rotations. Then the rotation proceeds, sessions
 // whose every SPI died are counted as lost and closed (egress removed too), and traffic re-establishes them
 // on demand through the slow path. Requests that arrive while one is deferred are queued (a few at most).
