@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "base/byteorder.hpp"
+#include "base/duration.hpp"
 #include "base/hex.hpp"
 #include "base/result.hpp"
 #include "base/secret.hpp"
@@ -46,6 +47,38 @@ TEST(Result, ValueOrError) {
   EXPECT_EQ(*ok, 3);
   EXPECT_FALSE(bad.ok());
   EXPECT_EQ(bad.error(), E::kBad);
+}
+
+TEST(Duration, ParsesUnitsAndSums) {
+  using std::chrono::milliseconds;
+  EXPECT_EQ(*parse_duration("0"), milliseconds(0));
+  EXPECT_EQ(*parse_duration("250ms"), milliseconds(250));
+  EXPECT_EQ(*parse_duration("90s"), milliseconds(90'000));
+  EXPECT_EQ(*parse_duration("10m"), milliseconds(600'000));
+  EXPECT_EQ(*parse_duration("24h"), milliseconds(86'400'000));
+  EXPECT_EQ(*parse_duration("1d"), milliseconds(86'400'000));
+  EXPECT_EQ(*parse_duration("1h30m"), milliseconds(5'400'000));
+  EXPECT_EQ(*parse_duration("1m500ms"), milliseconds(60'500));
+  EXPECT_EQ(*parse_duration("0s"), milliseconds(0));
+}
+
+TEST(Duration, RejectsWhatItCannotRead) {
+  for (const char* bad :
+       {"", "5", "s", "1.5h", "-1s", "10x", "1h ", " 1h", "99999999999999999999s", "40000d"}) {
+    auto d = parse_duration(bad);
+    EXPECT_FALSE(d.ok()) << bad;
+  }
+  EXPECT_EQ(parse_duration("5").error(),
+            "duration \"5\": a number needs a unit (ms, s, m, h or d), e.g. 90s, 10m, 24h");
+}
+
+TEST(Duration, FormatsWhatItParses) {
+  for (const char* text : {"0", "250ms", "1m30s", "10m", "1d", "1h30m", "1m500ms"}) {
+    auto d = parse_duration(text);
+    ASSERT_TRUE(d.ok()) << text;
+    EXPECT_EQ(format_duration(*d), text);
+  }
+  EXPECT_EQ(format_duration(std::chrono::hours(24)), "1d");
 }
 
 }  // namespace

@@ -124,8 +124,14 @@ TEST_F(GrpcPair, KeyRotationWithNewKeysReKeysThePeer) {
   EXPECT_EQ(psp::spi_slot(new_spi), 1);
   EXPECT_EQ(a.dp.egress(kA1toB1)->key,
             bytes_of(*b.dp.master_keys()->derive(new_spi, psp::PspVersion::kAesGcm256)));
-  // A second rotation kills the old SPI but not the tunnel.
+  // A second rotation kills the old SPI but not the tunnel. Right after the re-key it is deferred a moment
+  // (A's packets sealed with the old SPI may still be on the way); B's control thread makes it then.
   ASSERT_TRUE(a.tm->request_peer_rotation(0, false, a_to_b).ok());
+  EXPECT_TRUE(b.dp.ingress_open(old_spi, kB1toA1));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!b.tm->maintain_rotation() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   EXPECT_FALSE(b.dp.ingress_open(old_spi, kB1toA1));
   EXPECT_TRUE(b.dp.ingress_open(new_spi, kB1toA1));
 }

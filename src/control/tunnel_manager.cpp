@@ -12,8 +12,14 @@ namespace pspgw::control {
 
 namespace {
 
-// Ingress SPIs kept open per session: current and previous, as many as the key ring has live slots.
-constexpr std::size_t kMaxIngressPerSession = 2;
+// Rotation requests queued while one is deferred; more are merged into the last.
+constexpr std::size_t kMaxQueuedRotations = 4;
+// While re-keys are pending, at most one progress line per this period.
+constexpr auto kRekeyReportPeriod = std::chrono::seconds(10);
+
+std::string ms_text(Clock::duration d) {
+  return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count()) + " ms";
+}
 
 psp::DerivedKey clone_key(const psp::DerivedKey& k) {
   return psp::DerivedKey{k.version, k.bytes.clone()};
@@ -74,6 +80,7 @@ struct TunnelManager::Session {
   struct Ingress {
     uint32_t spi;
     uint64_t generation;
+    bool retiring = false;  // superseded by a confirmed newer SPI; closed retire_delay later
   };
   std::vector<Ingress> ingress;
   std::optional<uint32_t> egress_spi;
@@ -84,6 +91,16 @@ struct TunnelManager::Session {
   bool refresh_due = false;  // the peer may have restarted: re-exchange (refresh_peer)
   Clock::duration backoff{};
   Clock::time_point retry_at{};
+  // Egress installs from the peer's own requests (served), and their count when our exchange began: if
+  // it moved, the peer's request is newer than our answer (header comment).
+  uint64_t served_egress = 0;
+  uint64_t served_at_begin = 0;
+  // When the peer last moved to another of our SPIs (our exchange confirmed, or we answered its request):
+  // packets it sealed with the SPI it left may still be queued, so a rotation must not kill that one yet.
+  Clock::time_point moved_at{};
+  // Idle aging: the last activity counter seen and when it last changed.
+  uint64_t activity = 0;
+  Clock::time_point active_at{};
 
   bool active() const { return in_flight || egress_spi || !ingress.empty(); }
 };
@@ -116,6 +133,7 @@ TunnelManager::TunnelManager(psp::KeyRing keys, std::vector<PeerPolicy> peers, D
   }
   last_peer_rotation_.resize(peers_.size());
   data_plane_.publish_master_keys(keys_.snapshot());
+  last_rotation_ = now();
 }
 
 TunnelManager::~TunnelManager() = default;
@@ -249,10 +267,12 @@ CResult<MultiTunnelResponse> TunnelManager::handle_tunnel_request(const Caller& 
     }
     response.tunnels.push_back(std::move(params.value()));
   }
-  // Committed: keep only the newest SPIs of each session open.
-  for (const auto& [pair, spi] : undo.opened) {
-    Session& s = *sessions_.at(pair);
-    while (s.ingress.size() > kMaxIngressPerSession) close_ingress_locked(pair, s, s.ingress.back().spi);
+  // Committed: a peer cannot grow a session's SPIs beyond the bound; its params are now our egress.
+  for (const auto& [pair, spi] : undo.opened) trim_ingress_locked(pair, *sessions_.at(pair));
+  for (const TunnelRequest& t : request.tunnels) {
+    Session& s = *sessions_.at(VipPair{t.responder_vip, t.requester_vip});
+    s.moved_at = now();  // the peer moves to the SPI we answer with when the answer arrives
+    if (t.reverse_params) ++s.served_egress;
   }
   for (const TunnelRequest& t : request.tunnels) {
     if (t.reverse_params)
@@ -359,8 +379,11 @@ CResult<KeyRotationResponse> TunnelManager::handle_key_rotation(const Caller& ca
     std::lock_guard lock(mu_);
     if (auto ok = admit_rotation_locked(caller); !ok) return Err{ok.error()};
   }
-  const RotationReport report = rotate_master_key();
-  if (request.issue_new_keys && report.rekey_due > 0 && options_.on_rekey_due) options_.on_rekey_due();
+  // Paced like pspctl's: a rotation while re-keys are pending is deferred (the peer only asks us to
+  // rotate; when is ours to decide). Re-keys follow every rotation; issue_new_keys starts them now.
+  const RotationOutcome r = request_rotation();
+  if (request.issue_new_keys && !r.deferred && r.report.rekey_due > 0 && options_.on_rekey_due)
+    options_.on_rekey_due();
   return KeyRotationResponse{request.request_id};
 }
 
@@ -405,8 +428,10 @@ CResult<PendingExchange> TunnelManager::begin_locked(const VipPair& pair, bool r
   x.request.tunnels.push_back(TunnelRequest{pair.local, pair.remote, std::move(params.value())});
   x.pairs = {pair};
   x.token = next_token_++;
+  x.rekey = rekey;
   s.in_flight = true;
   s.token = x.token;
+  s.served_at_begin = s.served_egress;
   return x;
 }
 
@@ -441,6 +466,7 @@ CResult<PendingExchange> TunnelManager::begin_static(PeerIndex peer, std::size_t
     Session& s = session_locked(pair, peer);
     s.in_flight = true;
     s.token = x.token;
+    s.served_at_begin = s.served_egress;
   }
   return x;
 }
@@ -473,15 +499,16 @@ CStatus TunnelManager::finish_exchange(PendingExchange x, CResult<MultiTunnelRes
       ok = fail(ControlError::kInternal, peers_[x.peer].name + " chose PSP version " +
                                              std::to_string(static_cast<int>(params.version())) +
                                              ", not offered");
-    } else {
+    } else if (s.served_egress == s.served_at_begin || !s.egress_spi) {
       ok = check_pip_locked(x.peer, params.outer_ip);  // a pair's traffic goes to its peer's PIP only
       if (ok) ok = install_egress_locked(x.pairs[i], s, params);
       if (ok) pin_pip_locked(x.peer, params.outer_ip);
-    }
+    }  // else the peer's own request, served meanwhile, is newer: keep its params (header comment)
     if (!ok) {
       PendingExchange one;
       one.peer = x.peer;
       one.on_demand = x.on_demand;
+      one.rekey = x.rekey;
       one.pairs = {x.pairs[i]};
       if (x.on_demand)
         one.request.tunnels.push_back(TunnelRequest{{}, {}, std::move(x.request.tunnels[i].reverse_params)});
@@ -490,14 +517,38 @@ CStatus TunnelManager::finish_exchange(PendingExchange x, CResult<MultiTunnelRes
       continue;
     }
     s.in_flight = false;
-    s.rekey_due = false;
     s.refresh_due = false;
     s.backoff = {};
     s.retry_at = {};
-    while (s.ingress.size() > kMaxIngressPerSession)
-      close_ingress_locked(x.pairs[i], s, s.ingress.back().spi);
+    if (x.on_demand) confirm_locked(x.pairs[i], s, x.request.tunnels[i].reverse_params->spi);
   }
   return result;
+}
+
+// The peer installed `spi` (our request's reverse params): it never goes back to an older SPI, so those
+// retire; the session is re-keyed once more if `spi` is not of the current key generation.
+void TunnelManager::confirm_locked(const VipPair& pair, Session& s, uint32_t spi) {
+  auto it = std::find_if(s.ingress.begin(), s.ingress.end(),
+                         [&](const Session::Ingress& i) { return i.spi == spi; });
+  s.moved_at = now();
+  s.rekey_due = it == s.ingress.end() || it->generation != keys_.generation();
+  if (s.rekey_due) due_queue_.push_back(pair);
+  if (it == s.ingress.end()) return;
+  for (auto old = std::next(it); old != s.ingress.end(); ++old) {
+    if (old->retiring) continue;
+    old->retiring = true;
+    retiring_.push_back({now() + options_.retire_delay, pair, old->spi});
+  }
+  trim_ingress_locked(pair, s);
+}
+
+// Keeps at most kMaxIngressPerSession SPIs open: retiring ones go first, then the oldest.
+void TunnelManager::trim_ingress_locked(const VipPair& pair, Session& s) {
+  while (s.ingress.size() > kMaxIngressPerSession) {
+    auto victim = std::find_if(s.ingress.rbegin(), s.ingress.rend(),
+                               [](const Session::Ingress& i) { return i.retiring; });
+    close_ingress_locked(pair, s, victim != s.ingress.rend() ? victim->spi : s.ingress.back().spi);
+  }
 }
 
 CStatus TunnelManager::fail_exchange_locked(const PendingExchange& x, const Error& error) {
@@ -508,10 +559,14 @@ CStatus TunnelManager::fail_exchange_locked(const PendingExchange& x, const Erro
       close_ingress_locked(x.pairs[i], s, x.request.tunnels[i].reverse_params->spi);  // nobody will use it
     }
     s.backoff = options_.backoff.next(s.backoff);
+    if (x.rekey) s.backoff = std::min(s.backoff, options_.rekey_retry_max);
     s.retry_at = now() + s.backoff;
-    log("key exchange with " + peers_[x.peer].name + " for " + describe(x.pairs[i]) + " failed (" +
-        std::string(to_string(error.code)) + ": " + error.message + "); retry in " +
-        std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(s.backoff).count()) + " ms");
+    if (x.rekey) {
+      ++round_.failures;  // summarised by report_rekeys_locked: no line per tunnel at scale
+    } else {
+      log("key exchange with " + peers_[x.peer].name + " for " + describe(x.pairs[i]) + " failed (" +
+          std::string(to_string(error.code)) + ": " + error.message + "); retry in " + ms_text(s.backoff));
+    }
     forget_if_empty_locked(x.pairs[i]);
   }
   return Err{error};
@@ -636,6 +691,7 @@ CResult<PendingExchange> TunnelManager::begin_refresh(PeerIndex peer) {
     }
     s->in_flight = true;
     s->token = x.token;
+    s->served_at_begin = s->served_egress;  // a peer's request served meanwhile is newer (finish_exchange)
     x.pairs.push_back(pair);
     x.request.tunnels.push_back(TunnelRequest{pair.local, pair.remote, std::move(params.value())});
   }
@@ -689,42 +745,151 @@ StaticReport TunnelManager::connect_all_static(PeerTransport& transport, const S
 
 RotationReport TunnelManager::rotate_master_key() {
   std::lock_guard lock(mu_);
+  return rotate_locked();
+}
+
+RotationReport TunnelManager::rotate_locked() {
   RotationReport report;
   for (auto& [pair, s] : sessions_) report.lost += s->rekey_due ? 1 : 0;
   keys_.rotate_random();
   data_plane_.publish_master_keys(keys_.snapshot());
   report.generation = keys_.generation();
-  std::vector<VipPair> empty;
+  std::vector<VipPair> lost, empty;
   for (auto& [pair, s] : sessions_) {
     std::vector<uint32_t> dead;
     for (const Session::Ingress& i : s->ingress) {
       if (i.generation + 2 <= report.generation) dead.push_back(i.spi);
     }
-    const bool had_ingress = !s->ingress.empty();
     for (uint32_t spi : dead) close_ingress_locked(pair, *s, spi);
     report.closed_ingress += dead.size();
-    // The peer sends with our newest SPI: if it is of the now-previous slot it dies at the next rotation;
-    // if it just died while we still send to the peer, a re-key restores the tunnel.
-    s->rekey_due = s->ingress.empty() ? had_ingress && s->egress_spi.has_value()
-                                      : psp::spi_slot(s->ingress.front().spi) != keys_.active_slot();
+    // Every SPI still open is of the now-previous slot (the new active slot has issued none yet), and the
+    // peer sends with one of them: it must move to the new slot before the next rotation.
+    s->rekey_due = !s->ingress.empty();
     report.rekey_due += s->rekey_due ? 1 : 0;
-    if (!s->active()) empty.push_back(pair);
+    if (!dead.empty() && s->ingress.empty() && !s->in_flight) {
+      lost.push_back(pair);  // the peer's SPI died: close it all, traffic re-makes it on demand
+    } else if (!s->active()) {
+      empty.push_back(pair);
+    }
   }
+  for (const VipPair& pair : lost) close_locked(pair, *sessions_.at(pair));
   for (const VipPair& pair : empty) sessions_.erase(pair);
+  report.closed = lost.size();
+  last_rotation_ = now();
+  due_queue_.clear();
+  for (const auto& [pair, s] : sessions_) {
+    if (s->rekey_due) due_queue_.push_back(pair);
+  }
+  round_ = RekeyRound{report.rekey_due > 0,      report.generation, now(), report.rekey_due, 0,
+                      now() + kRekeyReportPeriod};
   log("master key rotated (generation " + std::to_string(report.generation) +
       "): " + std::to_string(report.closed_ingress) + " ingress entries closed, " +
       std::to_string(report.rekey_due) + " tunnels to re-key" +
-      (report.lost ? ", " + std::to_string(report.lost) + " not re-keyed in time" : ""));
+      (report.lost ? ", " + std::to_string(report.lost) + " not re-keyed in time (" +
+                         std::to_string(report.closed) + " closed, re-made on demand)"
+                   : ""));
   return report;
 }
 
-std::vector<VipPair> TunnelManager::rekey_due() const {
+std::size_t TunnelManager::rekeys_pending_locked() const {
+  return static_cast<std::size_t>(
+      std::count_if(sessions_.begin(), sessions_.end(), [](const auto& kv) { return kv.second->rekey_due; }));
+}
+
+std::size_t TunnelManager::rekeys_pending() const {
+  std::lock_guard lock(mu_);
+  return rekeys_pending_locked();
+}
+
+// A rotation must wait while re-keys of the previous one are pending, and while a peer moved away from an
+// SPI that the rotation would kill less than retire_delay ago (its packets sealed with it may still be
+// queued) — but not beyond rekey_window.
+bool TunnelManager::rotation_blocked_locked(std::size_t& pending) const {
+  pending = rekeys_pending_locked();
+  if (now() - deferred_since_ >= options_.rekey_window) return false;
+  if (pending > 0) return true;
+  for (const auto& [pair, s] : sessions_) {
+    if (now() - s->moved_at >= options_.retire_delay) continue;
+    for (const Session::Ingress& i : s->ingress) {
+      if (i.generation < keys_.generation()) return true;  // dies at the next rotation (rotate_locked)
+    }
+  }
+  return false;
+}
+
+RotationOutcome TunnelManager::request_rotation() {
+  std::lock_guard lock(mu_);
+  if (queued_rotations_ == 0) deferred_since_ = now();
+  std::size_t pending = 0;
+  if (queued_rotations_ == 0 && !rotation_blocked_locked(pending)) return {false, rotate_locked(), 0};
+  queued_rotations_ = std::min(queued_rotations_ + 1, kMaxQueuedRotations);
+  log("key rotation deferred: " + std::to_string(pending) + " tunnels still re-keying after generation " +
+      std::to_string(keys_.generation()) + " (" + std::to_string(queued_rotations_) + " queued)");
+  RotationOutcome out{true, {}, pending};
+  out.report.generation = keys_.generation();
+  return out;
+}
+
+std::optional<RotationReport> TunnelManager::maintain_rotation() {
+  std::lock_guard lock(mu_);
+  retire_due_locked();
+  report_rekeys_locked();
+  const auto interval = options_.rotation_interval;
+  if (queued_rotations_ == 0 && interval > Clock::duration::zero() && now() - last_rotation_ >= interval) {
+    queued_rotations_ = 1;  // the timer's rotation, paced like a requested one
+    deferred_since_ = now();
+  }
+  std::size_t pending = 0;
+  if (queued_rotations_ == 0 || rotation_blocked_locked(pending)) return std::nullopt;
+  --queued_rotations_;
+  deferred_since_ = now();
+  return rotate_locked();
+}
+
+// Closes superseded SPIs whose delay has passed (if still open: a rotation or trim may have closed them).
+void TunnelManager::retire_due_locked() {
+  while (!retiring_.empty() && retiring_.front().at <= now()) {
+    const Retiring r = retiring_.front();
+    retiring_.pop_front();
+    if (Session* s = find_locked(r.pair)) {
+      auto it = std::find_if(s->ingress.begin(), s->ingress.end(),
+                             [&](const Session::Ingress& i) { return i.spi == r.spi && i.retiring; });
+      if (it != s->ingress.end()) close_ingress_locked(r.pair, *s, r.spi);
+    }
+  }
+}
+
+// One line when the re-keys of a rotation are done; while some are not, one progress line per period.
+void TunnelManager::report_rekeys_locked() {
+  if (!round_.open) return;
+  const std::size_t pending = rekeys_pending_locked();
+  const std::string head = "re-key after generation " + std::to_string(round_.generation) + ": ";
+  if (pending == 0) {
+    round_.open = false;
+    log(head + std::to_string(round_.due) + " tunnels re-keyed in " + ms_text(now() - round_.started) +
+        (round_.failures ? " (" + std::to_string(round_.failures) + " failed tries retried)" : ""));
+  } else if (now() >= round_.next_report) {
+    round_.next_report = now() + kRekeyReportPeriod;
+    log(head + std::to_string(pending) + " of " + std::to_string(round_.due) +
+        " tunnels still pending after " + ms_text(now() - round_.started) + " (" +
+        std::to_string(round_.failures) + " failed tries)");
+  }
+}
+
+std::vector<VipPair> TunnelManager::rekey_due(std::size_t limit) const {
   std::lock_guard lock(mu_);
   std::vector<VipPair> due;
-  for (const auto& [pair, s] : sessions_) {
-    if (s->rekey_due && !s->in_flight && now() >= s->retry_at) due.push_back(pair);
+  // One pass at most; a pair goes to the back while its session is due, and leaves once it is not.
+  for (std::size_t n = due_queue_.size(); n > 0 && due.size() < limit; --n) {
+    const VipPair pair = due_queue_.front();
+    due_queue_.pop_front();
+    auto it = sessions_.find(pair);
+    if (it == sessions_.end() || !it->second->rekey_due) continue;
+    due_queue_.push_back(pair);
+    if (!it->second->in_flight && now() >= it->second->retry_at) due.push_back(pair);
   }
   std::sort(due.begin(), due.end());
+  due.erase(std::unique(due.begin(), due.end()), due.end());
   return due;
 }
 
@@ -767,6 +932,7 @@ TunnelManager::Session& TunnelManager::session_locked(const VipPair& pair, PeerI
   if (!slot) {
     slot = std::make_unique<Session>();
     slot->peer = peer;
+    slot->active_at = now();
   }
   return *slot;
 }
@@ -786,14 +952,37 @@ CStatus TunnelManager::close_session(const VipPair& pair) {
   std::lock_guard lock(mu_);
   Session* s = find_locked(pair);
   if (!s) return fail(ControlError::kNotFound, describe(pair) + ": no session");
-  while (!s->ingress.empty()) close_ingress_locked(pair, *s, s->ingress.front().spi);
-  if (s->egress_spi) {
+  close_locked(pair, *s);
+  return {};
+}
+
+void TunnelManager::close_locked(const VipPair& pair, Session& s) {
+  while (!s.ingress.empty()) close_ingress_locked(pair, s, s.ingress.front().spi);
+  if (s.egress_spi) {
     if (auto ok = data_plane_.remove_egress(pair); !ok) {
       log("removing egress for " + describe(pair) + " failed: " + std::string(to_string(ok.error())));
     }
   }
   sessions_.erase(pair);
-  return {};
+}
+
+std::size_t TunnelManager::expire_idle(const ActivityMap& activity, Clock::duration timeout) {
+  std::lock_guard lock(mu_);
+  std::vector<VipPair> idle;
+  for (auto& [pair, s] : sessions_) {
+    auto it = activity.find(pair);
+    if (it != activity.end() && it->second != s->activity) {
+      s->activity = it->second;
+      s->active_at = now();
+    } else if (!s->in_flight && now() - s->active_at >= timeout) {
+      idle.push_back(pair);
+    }
+  }
+  for (const VipPair& pair : idle) close_locked(pair, *sessions_.at(pair));
+  if (!idle.empty()) {
+    log(std::to_string(idle.size()) + " idle tunnel(s) closed (no packet for " + ms_text(timeout) + ")");
+  }
+  return idle.size();
 }
 
 SessionInfo TunnelManager::info_locked(const VipPair& pair, const Session& s) const {

@@ -29,14 +29,41 @@
 // the operator's and is never limited.
 //
 // Re-keying (DOCA answers UNIMPLEMENTED to issue_new_keys). A rotation makes the active key slot the
-// previous one; SPIs of the slot before that die. So after a rotation every session whose peer sends
-// with an SPI of the now-previous slot is marked "re-key due", and must be re-keyed before the next
-// rotation. A re-key is an ordinary on-demand exchange sent BY THE ROTATING SIDE: one tunnel whose
-// reverse_params carry a fresh SPI of the new active slot (ingress opened before sending). The peer's
-// server installs those params as its egress, exactly as for a first exchange, so a DOCA peer is
-// re-keyed too and no new message is needed; the answer refreshes our egress as well. The old ingress
-// SPI stays open until the next rotation kills its slot. RequestKeyRotation(issue_new_keys=false)
-// rotates and marks; issue_new_keys=true also wakes the control thread (on_rekey_due) to re-key now.
+// previous one; SPIs of the slot before that die. So after EVERY rotation (timer, pspctl, a peer's
+// RequestKeyRotation, whatever its issue_new_keys) every session with an open ingress SPI is marked
+// "re-key due": its peer sends with an SPI of the now-previous slot. A re-key is an ordinary on-demand
+// exchange sent BY THE ROTATING SIDE: one tunnel whose reverse_params carry a fresh SPI of the new active
+// slot (ingress opened before sending). The peer's server installs those params as its egress, exactly as
+// for a first exchange, so a DOCA peer is re-keyed too and no new message is needed; the answer refreshes
+// our egress as well. Make before break: the new SPI is open before the peer can use it, and the old one
+// stays open until the peer has moved (below). The control thread runs due re-keys (rekey_due(), a few at
+// a time) and retries failed ones with backoff capped at rekey_retry_max. issue_new_keys=true also wakes
+// the control thread (on_rekey_due) so they start at once rather than at its next tick.
+//
+// Which SPI the peer sends with. After our exchange for a pair succeeds, the peer sends with the SPI of
+// our request, or one we issued later: a client that served a request of its peer for the same pair while
+// its own was in flight keeps the served params and ignores its answer's (the peer's request is what the
+// peer counts as done; both SPIs stay open on the peer). So SPIs issued before the confirmed one are
+// retired: closed retire_delay later (packets sealed with them may still be queued), and a session is
+// re-keyed when the confirmed SPI is not of the current key generation.
+//
+// Rotation pacing. A rotation (timer or request) while re-keys of the previous one are pending is deferred
+// until they are done, so a rotation never kills the SPI a peer is still sending with; and while a peer
+// moved off an SPI the rotation would kill less than retire_delay ago (its packets sealed with that SPI may
+// still be queued on the way, and after the rotation they would fail authentication). The wait is bounded
+// by rekey_window: a peer that never answers cannot stop rotations. Then the rotation proceeds, sessions
+// whose every SPI died are counted as lost and closed (egress removed too), and traffic re-establishes them
+// on demand through the slow path. Requests that arrive while one is deferred are queued (a few at most).
+//
+// Table sizes. A session holds at most kMaxIngressPerSession (4) ingress SPIs: the peer's current one, a
+// fresh one per exchange in either direction during a re-key window, and retiring ones; more are trimmed
+// (retiring first, then oldest) so a peer cannot grow them. The data plane sizes INGR_ACL for that many
+// per tunnel (every tunnel can hold its two SPIs of a rotation window, crossing exchanges included).
+//
+// Idle aging (--tunnel-idle-timeout). expire_idle() gets per-pair packet counters the data plane keeps
+// anyway (flow entry hits, summed by the control thread); a session whose counter has not moved for the
+// timeout is closed like close_session(). The peer keeps its half until its own timeout; our next packet
+// re-creates both halves on demand.
 //
 // Peer restart (fresh master keys, empty tables). Our egress SAs toward it and the ingress SPIs it held
 // are then dead, and nothing on the wire says so. Every signal marks the peer's connected sessions
@@ -55,7 +82,9 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -76,6 +105,9 @@
 namespace pspgw::control {
 
 using Clock = std::chrono::steady_clock;
+
+// Ingress SPIs one session may hold (header comment, "Table sizes"); data planes size INGR_ACL for it.
+inline constexpr std::size_t kMaxIngressPerSession = 4;
 
 // One configured peer, as the control core sees it (the gateway converts its config into these).
 struct PeerPolicy {
@@ -122,6 +154,15 @@ struct TunnelManagerOptions {
   std::function<void(std::string_view)> log;  // default: stderr
   std::function<void()> on_rekey_due;         // called (no lock held) when re-keys should run now
   std::function<void()> on_refresh_due;       // called (no lock held) when refresh_peer should run now
+  // --key-rotation-interval: maintain_rotation() rotates this long after the last rotation; zero: only on
+  // request.
+  Clock::duration rotation_interval{};
+  // The longest a rotation waits for the re-keys of the previous one (see the header comment).
+  Clock::duration rekey_window = std::chrono::seconds(30);
+  // A failed re-key is retried with the usual backoff, capped here: several tries fit in rekey_window.
+  Clock::duration rekey_retry_max = std::chrono::seconds(2);
+  // How long a superseded ingress SPI stays open after the peer confirmed a newer one.
+  Clock::duration retire_delay = std::chrono::seconds(1);
 };
 
 enum class PairState : uint8_t {
@@ -151,6 +192,7 @@ struct PendingExchange {
   std::vector<VipPair> pairs;  // same order as request.tunnels
   uint64_t token = 0;
   bool on_demand = true;  // on-demand/re-key (ingress opened, reverse params) or static
+  bool rekey = false;     // a re-key of a connected session: failures are summarised, not logged per pair
 };
 
 struct RotationReport {
@@ -158,7 +200,19 @@ struct RotationReport {
   std::size_t closed_ingress = 0;  // ACL entries of the slot that just died
   std::size_t rekey_due = 0;       // sessions to re-key before the next rotation
   std::size_t lost = 0;            // sessions still due from the last rotation: their peer's SPI died
+  std::size_t closed = 0;          // of those, sessions left without a live SPI: closed (re-made on demand)
 };
+
+// What a rotation request did: rotated at once, or deferred until the re-keys of the previous rotation
+// are done (at most rekey_window); maintain_rotation() performs deferred ones.
+struct RotationOutcome {
+  bool deferred = false;
+  RotationReport report;           // deferred: only generation (the current one) is set
+  std::size_t rekeys_pending = 0;  // sessions still to re-key from the previous rotation
+};
+
+// Per-pair activity for idle aging: any counter that moves when packets flow either way.
+using ActivityMap = std::unordered_map<VipPair, uint64_t, VipPairHash>;
 
 struct StaticOptions {
   std::function<void(Clock::duration)> sleep;  // default: this_thread::sleep_for
@@ -220,8 +274,17 @@ class TunnelManager {
   std::optional<PeerIndex> peer_by_outer(const net::IpAddr& outer) const;
 
   // ---- keys ----
+  // Rotates now, whatever is pending (tests; request_rotation and maintain_rotation pace it).
   RotationReport rotate_master_key();
-  std::vector<VipPair> rekey_due() const;
+  // A rotation on request (pspctl, a peer's RequestKeyRotation): now, or deferred (header comment).
+  RotationOutcome request_rotation();
+  // Control thread, every tick: the rotation_interval timer, deferred rotations, retiring superseded SPIs
+  // and a summary log line when the re-keys of a rotation are done. Returns the rotation it made.
+  std::optional<RotationReport> maintain_rotation();
+  std::size_t rekeys_pending() const;
+  // Due pairs that may start a re-key now (not in flight, not backing off), sorted; at most `limit`,
+  // taken round-robin from a queue of due pairs, so polling it costs little even with 100k tunnels.
+  std::vector<VipPair> rekey_due(std::size_t limit = SIZE_MAX) const;
   // Re-keys one due pair (see the header comment); kNotFound if it is not due.
   CStatus rekey(const VipPair& pair, PeerTransport& transport);
   // Asks a peer to rotate its master key.
@@ -229,6 +292,9 @@ class TunnelManager {
 
   // ---- sessions ----
   CStatus close_session(const VipPair& pair);
+  // Closes every session whose activity counter has not changed for `timeout` (not one in flight); a
+  // session missing from `activity` counts as unchanged. Returns how many it closed; logs one line.
+  std::size_t expire_idle(const ActivityMap& activity, Clock::duration timeout);
   std::optional<SessionInfo> session(const VipPair& pair) const;
   std::vector<SessionInfo> sessions() const;
   PairState state(const VipPair& pair) const;
@@ -261,6 +327,14 @@ class TunnelManager {
   CStatus run_exchange(CResult<PendingExchange> x, PeerTransport& transport);
   Session* find_locked(const VipPair& pair);
   Session& session_locked(const VipPair& pair, PeerIndex peer);
+  RotationReport rotate_locked();
+  bool rotation_blocked_locked(std::size_t& pending) const;
+  std::size_t rekeys_pending_locked() const;
+  void confirm_locked(const VipPair& pair, Session& s, uint32_t spi);
+  void trim_ingress_locked(const VipPair& pair, Session& s);
+  void retire_due_locked();
+  void report_rekeys_locked();
+  void close_locked(const VipPair& pair, Session& s);
   std::size_t active_sessions_locked() const;
   SessionInfo info_locked(const VipPair& pair, const Session& s) const;
   void log(const std::string& line) const;
@@ -289,6 +363,27 @@ class TunnelManager {
   TunnelManagerOptions options_;
   uint64_t next_request_id_;
   uint64_t next_token_ = 1;
+
+  // Rotation pacing (header comment).
+  Clock::time_point last_rotation_;
+  std::size_t queued_rotations_ = 0;
+  Clock::time_point deferred_since_{};
+  mutable std::deque<VipPair> due_queue_;  // pairs made due (by a rotation or a late confirm), each kept
+                                           // until its session is no longer due
+  struct RekeyRound {
+    bool open = false;
+    uint64_t generation = 0;
+    Clock::time_point started{};
+    std::size_t due = 0;
+    std::size_t failures = 0;
+    Clock::time_point next_report{};
+  } round_;
+  struct Retiring {
+    Clock::time_point at;
+    VipPair pair;
+    uint32_t spi;
+  };
+  std::deque<Retiring> retiring_;  // in time order (retire_delay is constant)
 };
 
 }  // namespace pspgw::control

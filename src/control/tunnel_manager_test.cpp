@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <utility>
 
 #include "base/hex.hpp"
 #include "control/fake_data_plane.hpp"
@@ -213,18 +214,20 @@ TEST(TunnelManagerServer, InstallFailureIsInternalAndRollsBackTheWholeRequest) {
   EXPECT_TRUE(b->tm->sessions().empty());
 }
 
-TEST(TunnelManagerServer, KeepsTheTwoNewestIngressSpisOfASession) {
+TEST(TunnelManagerServer, KeepsAtMostFourIngressSpisOfASession) {
   auto b = make_b();
   std::vector<uint32_t> spis;
-  for (int i = 0; i < 3; ++i) {
+  for (int i = 0; i < 6; ++i) {
     auto r = b->tm->handle_tunnel_request(from_peer(), request_from_a({1}));
     ASSERT_TRUE(r.ok());
     spis.push_back(r->tunnels[0].spi);
   }
+  static_assert(kMaxIngressPerSession == 4);
   EXPECT_FALSE(b->dp.ingress_open(spis[0], kB1toA1));
-  EXPECT_TRUE(b->dp.ingress_open(spis[1], kB1toA1));
-  EXPECT_TRUE(b->dp.ingress_open(spis[2], kB1toA1));
-  EXPECT_EQ(b->tm->session(kB1toA1)->ingress_spis, (std::vector<uint32_t>{spis[2], spis[1]}));
+  EXPECT_FALSE(b->dp.ingress_open(spis[1], kB1toA1));
+  for (int i = 2; i < 6; ++i) EXPECT_TRUE(b->dp.ingress_open(spis[i], kB1toA1)) << i;
+  EXPECT_EQ(b->tm->session(kB1toA1)->ingress_spis,
+            (std::vector<uint32_t>{spis[5], spis[4], spis[3], spis[2]}));
 }
 
 // ---- client side ----
@@ -449,12 +452,15 @@ TEST(TunnelManagerRestart, OnDemandReRequestFromARestartedPeerReplacesBothDirect
   expect_sends_to(*b, kB1toA1, *a, kA1toB1);
   EXPECT_NE(b->dp.egress(kB1toA1)->key, old_b_egress_key);  // A's new master key (SPIs restart at 1)
   EXPECT_EQ(b->dp.egress_count(), 1u);
-  // B's previous ingress SPI stays open for packets in flight; never more than two.
+  // B's previous ingress SPI stays open for packets in flight; never more than kMaxIngressPerSession.
   EXPECT_EQ(b->dp.ingress_spis(kB1toA1).size(), 2u);
   EXPECT_TRUE(b->dp.ingress_open(old_b_ingress, kB1toA1));
-  a = make_a();
-  ASSERT_TRUE(a->tm->connect(kA1toB1, t).ok());
-  EXPECT_EQ(b->dp.ingress_spis(kB1toA1).size(), 2u);
+  for (std::size_t i = 2; i <= kMaxIngressPerSession; ++i) {  // more restarts: the oldest SPI goes first
+    a = make_a();
+    ASSERT_TRUE(a->tm->connect(kA1toB1, t).ok());
+    EXPECT_LE(b->dp.ingress_spis(kB1toA1).size(), kMaxIngressPerSession);
+    expect_sends_to(*a, kA1toB1, *b, kB1toA1);
+  }
   EXPECT_FALSE(b->dp.ingress_open(old_b_ingress, kB1toA1));
   EXPECT_EQ(b->tm->state(kB1toA1), PairState::kConnected);
 }
@@ -513,7 +519,7 @@ TEST(TunnelManagerRestart, FailedRefreshKeepsTheOldEgressAndStaysDue) {
   EXPECT_TRUE(a->tm->refresh_due_peers().empty());
 }
 
-TEST(TunnelManagerRestart, ARefreshNeverHoldsMoreThanTwoIngressSpisPerTunnel) {
+TEST(TunnelManagerRestart, ARefreshStaysWithinTheIngressLimitAndRetiresOlderSpis) {
   auto a = make_a();
   auto b = make_b();
   LoopbackTransport to_b, to_a;
@@ -525,11 +531,15 @@ TEST(TunnelManagerRestart, ARefreshNeverHoldsMoreThanTwoIngressSpisPerTunnel) {
   ASSERT_EQ(a->dp.ingress_spis(kA1toB1).size(), 2u);
   ASSERT_TRUE(a->tm->note_stale_peer(0, "test"));
   to_b.before_send = [&](PeerIndex, const MultiTunnelRequest&) {
-    EXPECT_EQ(a->dp.ingress_spis(kA1toB1).size(), 2u);  // the oldest closed before the new one opened
+    EXPECT_LE(a->dp.ingress_spis(kA1toB1).size(), kMaxIngressPerSession);
   };
   ASSERT_TRUE(a->tm->refresh_peer(0, to_b).ok());
-  EXPECT_EQ(a->dp.ingress_spis(kA1toB1).size(), 2u);
+  EXPECT_EQ(a->dp.ingress_spis(kA1toB1).size(), 3u);  // the new SPI, and the older two until they retire
   expect_sends_to(*a, kA1toB1, *b, kB1toA1);
+  expect_sends_to(*b, kB1toA1, *a, kA1toB1);
+  a->clock.t += std::chrono::seconds(1);  // retire_delay: packets sealed with the older SPIs have arrived
+  (void)a->tm->maintain_rotation();
+  EXPECT_EQ(a->dp.ingress_spis(kA1toB1).size(), 1u);
   expect_sends_to(*b, kB1toA1, *a, kA1toB1);
 }
 
@@ -639,20 +649,26 @@ TEST(TunnelManagerKeys, RotationMarksReKeyAndReKeyMovesThePeerToTheNewSlot) {
   EXPECT_EQ(second.rekey_due, 1u);
 }
 
-TEST(TunnelManagerKeys, WithoutReKeyTheSecondRotationLosesTheTunnel) {
+TEST(TunnelManagerKeys, WithoutReKeyTheSecondRotationLosesTheTunnelWhichIsMadeAgainOnDemand) {
   auto a = make_a();
   auto b = make_b();
-  LoopbackTransport to_b;
+  LoopbackTransport to_b, to_a;
   to_b.peers = {b->tm.get()};
+  to_a.peers = {a->tm.get()};
   ASSERT_TRUE(a->tm->connect(kA1toB1, to_b).ok());
   const uint32_t spi = a->dp.egress(kA1toB1)->spi;
   (void)b->tm->rotate_master_key();
   RotationReport second = b->tm->rotate_master_key();
   EXPECT_EQ(second.lost, 1u);
+  EXPECT_EQ(second.closed, 1u);
   EXPECT_EQ(second.closed_ingress, 1u);
   EXPECT_FALSE(b->dp.ingress_open(spi, kB1toA1));
-  // B still sends to A, so the session is due for a re-key that restores A -> B.
-  EXPECT_EQ(b->tm->rekey_due(), (std::vector<VipPair>{kB1toA1}));
+  // Nothing is left of B's half (its egress toward A is gone too), so B's next packet makes it again.
+  EXPECT_FALSE(b->tm->session(kB1toA1).has_value());
+  EXPECT_EQ(b->dp.egress_count(), 0u);
+  EXPECT_TRUE(b->tm->rekey_due().empty());
+  ASSERT_TRUE(b->tm->connect(kB1toA1, to_a).ok());
+  EXPECT_TRUE(b->dp.ingress_open(a->dp.egress(kA1toB1)->spi, kB1toA1));
 }
 
 TEST(TunnelManagerKeys, IssueNewKeysWakesTheControlThread) {
@@ -669,7 +685,8 @@ TEST(TunnelManagerKeys, IssueNewKeysWakesTheControlThread) {
   EXPECT_EQ(r->request_id, 8u);
   EXPECT_EQ(b->rekey_wakeups, 1);
   ASSERT_TRUE(b->tm->rekey(kB1toA1, to_a).ok());
-  b->clock.t += std::chrono::minutes(1);  // a peer may trigger one rotation a minute
+  b->clock.t += std::chrono::minutes(1);  // a peer may trigger one rotation a minute (and A's old-SPI
+                                          // packets have long arrived)
   ASSERT_TRUE(b->tm->handle_key_rotation(from_peer(), KeyRotationRequest{9, false}).ok());
   EXPECT_EQ(b->rekey_wakeups, 1);  // rotation only; the re-key is due, done on the next control pass
   EXPECT_EQ(b->tm->rekey_due(), (std::vector<VipPair>{kB1toA1}));
@@ -903,5 +920,288 @@ TEST(TunnelManagerKeys, KeysAreLoggedOnlyWithDebugKeys) {
   }
 }
 
+// ---- rotation and re-key (issue 7 §3) ----
+
+namespace rotation {
+
+// A connected A <-> B pair with both transports.
+struct Connected {
+  std::unique_ptr<Gateway> a = make_a();
+  std::unique_ptr<Gateway> b = make_b();
+  LoopbackTransport to_a, to_b;
+  Connected() {
+    to_a.peers = {a->tm.get()};
+    to_b.peers = {b->tm.get()};
+    EXPECT_TRUE(a->tm->connect(kA1toB1, to_b).ok());
+  }
+  // The SPI A sends with is open on B (and B's on A): the tunnel carries traffic both ways.
+  bool both_ways() const {
+    auto ab = a->dp.egress(kA1toB1);
+    auto ba = b->dp.egress(kB1toA1);
+    return ab && ba && b->dp.ingress_open(ab->spi, kB1toA1) && a->dp.ingress_open(ba->spi, kA1toB1);
+  }
+};
+
+TEST(TunnelManagerRotation, EveryRotationMarksReKeysWhateverIssueNewKeysSaid) {
+  Connected c;
+  ASSERT_TRUE(c.b->tm->handle_key_rotation(from_peer(), KeyRotationRequest{1, false}).ok());
+  EXPECT_EQ(c.b->rekey_wakeups, 0);  // issue_new_keys=false: the control thread's next tick runs it
+  EXPECT_EQ(c.b->tm->rekey_due(), (std::vector<VipPair>{kB1toA1}));
+  ASSERT_TRUE(c.b->tm->rekey(kB1toA1, c.to_a).ok());
+  EXPECT_EQ(c.b->tm->rekeys_pending(), 0u);
+
+  c.b->clock.t += std::chrono::seconds(1);
+  RotationOutcome pspctl = c.b->tm->request_rotation();
+  EXPECT_FALSE(pspctl.deferred);
+  EXPECT_EQ(pspctl.report.rekey_due, 1u);
+  EXPECT_EQ(pspctl.report.lost, 0u);
+  ASSERT_TRUE(c.b->tm->rekey(kB1toA1, c.to_a).ok());
+  EXPECT_TRUE(c.both_ways());
+
+  // The timer: nothing before the interval, a rotation (and a re-key due) after it.
+  auto t = make_b([](TunnelManagerOptions& o) { o.rotation_interval = std::chrono::minutes(10); });
+  LoopbackTransport to_t;
+  to_t.peers = {t->tm.get()};
+  auto a2 = make_a();
+  ASSERT_TRUE(a2->tm->connect(kA1toB1, to_t).ok());
+  t->clock.t += std::chrono::minutes(10) - milliseconds(1);
+  EXPECT_FALSE(t->tm->maintain_rotation().has_value());
+  t->clock.t += milliseconds(1);
+  auto timed = t->tm->maintain_rotation();
+  ASSERT_TRUE(timed.has_value());
+  EXPECT_EQ(timed->rekey_due, 1u);
+  EXPECT_EQ(t->tm->rekey_due(), (std::vector<VipPair>{kB1toA1}));
+  EXPECT_FALSE(t->tm->maintain_rotation().has_value());  // the next one is an interval away
+  // The log says it once per rotation, with counts.
+  EXPECT_EQ(std::count_if(t->log.begin(), t->log.end(),
+                          [](const std::string& l) { return l.rfind("master key rotated", 0) == 0; }),
+            1);
+}
+
+TEST(TunnelManagerRotation, FailedReKeyIsRetriedWithCappedBackoffAndNotLoggedPerTunnel) {
+  Connected c;
+  c.b->tm->rotate_master_key();
+  const std::size_t log_lines = c.b->log.size();
+  for (int i = 0; i < 6; ++i)  // 250, 500, 1000, 2000, 2000 (capped), 2000 ms
+    c.to_a.scripted_failures[0].push_back(Error{ControlError::kUnavailable, "A: unavailable"});
+  std::vector<milliseconds> waits;
+  for (int i = 0; i < 6; ++i) {
+    ASSERT_EQ(c.b->tm->rekey_due(), (std::vector<VipPair>{kB1toA1})) << i;
+    EXPECT_FALSE(c.b->tm->rekey(kB1toA1, c.to_a).ok());
+    EXPECT_TRUE(c.b->tm->rekey_due().empty());  // backing off
+    waits.push_back(
+        std::chrono::duration_cast<milliseconds>(c.b->tm->session(kB1toA1)->retry_at - c.b->clock.t));
+    c.b->clock.t = c.b->tm->session(kB1toA1)->retry_at;
+    EXPECT_TRUE(c.both_ways()) << "the old SPI carries traffic while the re-key is retried";
+  }
+  EXPECT_EQ(waits, (std::vector<milliseconds>{milliseconds(100), milliseconds(200), milliseconds(400),
+                                              milliseconds(800), milliseconds(1600), milliseconds(2000)}));
+  EXPECT_EQ(c.b->log.size(), log_lines);  // failures are summarised, not one line per tunnel and try
+  ASSERT_TRUE(c.b->tm->rekey(kB1toA1, c.to_a).ok());
+  EXPECT_EQ(c.b->tm->rekeys_pending(), 0u);
+  EXPECT_EQ(c.b->tm->session(kB1toA1)->retry_at, Clock::time_point{});
+  EXPECT_FALSE(c.b->tm->maintain_rotation().has_value());
+  EXPECT_NE(c.b->log.back().find("1 tunnels re-keyed in 5100 ms (6 failed tries retried)"), std::string::npos)
+      << c.b->log.back();
+  // The next rotation finds nothing lost.
+  EXPECT_EQ(c.b->tm->rotate_master_key().lost, 0u);
+  EXPECT_TRUE(c.both_ways());
+}
+
+TEST(TunnelManagerRotation, SecondRotationWaitsForPendingReKeys) {
+  Connected c;
+  const uint32_t first_spi = c.a->dp.egress(kA1toB1)->spi;
+  EXPECT_FALSE(c.b->tm->request_rotation().deferred);
+  // pspctl (or a peer) asks again before the re-key ran: rotating now would kill first_spi.
+  RotationOutcome again = c.b->tm->request_rotation();
+  EXPECT_TRUE(again.deferred);
+  EXPECT_EQ(again.rekeys_pending, 1u);
+  EXPECT_EQ(again.report.generation, 1u);
+  EXPECT_FALSE(c.b->tm->handle_key_rotation(from_peer(), KeyRotationRequest{5, true}).value().request_id !=
+               5);
+  EXPECT_FALSE(c.b->tm->maintain_rotation().has_value());
+  EXPECT_EQ(c.b->dp.master_keys()->generation(), 1u);
+  EXPECT_TRUE(c.b->dp.ingress_open(first_spi, kB1toA1));
+
+  ASSERT_TRUE(c.b->tm->rekey(kB1toA1, c.to_a).ok());
+  // Re-keyed, but A may still have packets sealed with first_spi in flight: a second's grace.
+  c.b->clock.t += milliseconds(999);
+  EXPECT_FALSE(c.b->tm->maintain_rotation().has_value());
+  c.b->clock.t += milliseconds(1);
+  auto second = c.b->tm->maintain_rotation();  // the deferred one, now that nothing is pending
+  ASSERT_TRUE(second.has_value());
+  EXPECT_EQ(second->generation, 2u);
+  EXPECT_EQ(second->lost, 0u);
+  EXPECT_TRUE(c.both_ways());
+  EXPECT_FALSE(c.b->tm->maintain_rotation().has_value());  // the queued third waits for its re-key
+  ASSERT_TRUE(c.b->tm->rekey(kB1toA1, c.to_a).ok());
+  c.b->clock.t += std::chrono::seconds(1);
+  auto third = c.b->tm->maintain_rotation();
+  ASSERT_TRUE(third.has_value());
+  EXPECT_EQ(third->generation, 3u);
+  EXPECT_TRUE(c.both_ways());
+}
+
+TEST(TunnelManagerRotation, AnUnreachablePeerDelaysARotationAtMostTheReKeyWindow) {
+  Connected c;
+  c.b->tm->rotate_master_key();
+  c.to_a.peers = {nullptr};  // A stops answering
+  EXPECT_FALSE(c.b->tm->rekey(kB1toA1, c.to_a).ok());
+  EXPECT_TRUE(c.b->tm->request_rotation().deferred);
+  c.b->clock.t += std::chrono::seconds(30) - milliseconds(1);
+  EXPECT_FALSE(c.b->tm->maintain_rotation().has_value());
+  c.b->clock.t += milliseconds(1);
+  auto forced = c.b->tm->maintain_rotation();
+  ASSERT_TRUE(forced.has_value());
+  EXPECT_EQ(forced->lost, 1u);    // counted
+  EXPECT_EQ(forced->closed, 1u);  // and closed: re-made on demand once A answers again
+  EXPECT_FALSE(c.b->tm->session(kB1toA1).has_value());
+  c.to_a.peers = {c.a->tm.get()};
+  ASSERT_TRUE(c.b->tm->connect(kB1toA1, c.to_a).ok());
+  EXPECT_TRUE(c.both_ways());
+}
+
+// Both sides re-key the same pair at once (B's request reaches A while A's is in flight): each keeps
+// the params of the other's request, which is what the other counts as done, and nothing in use closes.
+TEST(TunnelManagerRotation, CrossingReKeysAgreeOnTheSpisInUse) {
+  Connected c;
+  c.a->tm->rotate_master_key();
+  c.b->tm->rotate_master_key();
+  bool crossed = false;
+  c.to_b.before_send = [&](PeerIndex, const MultiTunnelRequest&) {
+    if (crossed) return;
+    crossed = true;
+    ASSERT_TRUE(c.b->tm->rekey(kB1toA1, c.to_a).ok());  // served by A while A's own is in flight
+  };
+  ASSERT_TRUE(c.a->tm->rekey(kA1toB1, c.to_b).ok());
+  ASSERT_TRUE(crossed);
+  EXPECT_TRUE(c.both_ways());
+  EXPECT_EQ(c.a->tm->rekeys_pending(), 0u);
+  EXPECT_EQ(c.b->tm->rekeys_pending(), 0u);
+  // Superseded SPIs close after the retire delay, the ones in use stay.
+  c.a->clock.t += std::chrono::seconds(1);
+  c.b->clock.t += std::chrono::seconds(1);
+  (void)c.a->tm->maintain_rotation();
+  (void)c.b->tm->maintain_rotation();
+  EXPECT_TRUE(c.both_ways());
+  EXPECT_LE(c.a->tm->session(kA1toB1)->ingress_spis.size(), 2u);
+  // Two more rotations on each side, re-keyed in between: nothing lost.
+  for (int round = 0; round < 2; ++round) {
+    EXPECT_EQ(c.a->tm->rotate_master_key().lost, 0u);
+    EXPECT_EQ(c.b->tm->rotate_master_key().lost, 0u);
+    EXPECT_TRUE(c.both_ways());
+    ASSERT_TRUE(c.a->tm->rekey(kA1toB1, c.to_b).ok());
+    ASSERT_TRUE(c.b->tm->rekey(kB1toA1, c.to_a).ok());
+    EXPECT_TRUE(c.both_ways());
+  }
+}
+
+// A transport whose answers reach the caller only after `between` ran: an answer delayed in the network.
+struct DelayedAnswers final : PeerTransport {
+  LoopbackTransport& inner;
+  std::function<void()> between;
+  explicit DelayedAnswers(LoopbackTransport& t) : inner(t) {}
+  CResult<MultiTunnelResponse> request_tunnels(PeerIndex peer, const MultiTunnelRequest& request) override {
+    auto answer = inner.request_tunnels(peer, request);
+    if (between) std::exchange(between, {})();
+    return answer;
+  }
+  CResult<KeyRotationResponse> request_key_rotation(PeerIndex peer, const KeyRotationRequest& r) override {
+    return inner.request_key_rotation(peer, r);
+  }
+};
+
+// The other crossing: A answers B's re-key, then rotates and re-keys itself; B serves A's request before
+// A's (older) answer to B arrives. B must keep A's newer SPI: the one A counts as done. Installing the
+// late answer would make B send with an SPI that A retires (and whose slot A's next rotation kills).
+TEST(TunnelManagerRotation, ALateAnswerDoesNotUndoANewerReKey) {
+  Connected c;
+  c.b->tm->rotate_master_key();
+  DelayedAnswers slow_to_a(c.to_a);
+  slow_to_a.between = [&] {
+    c.a->tm->rotate_master_key();
+    ASSERT_TRUE(c.a->tm->rekey(kA1toB1, c.to_b).ok());
+  };
+  ASSERT_TRUE(c.b->tm->rekey(kB1toA1, slow_to_a).ok());
+  EXPECT_EQ(psp::spi_slot(c.b->dp.egress(kB1toA1)->spi), 1);  // A's new slot, not the late answer's
+  c.a->clock.t += std::chrono::seconds(1);
+  (void)c.a->tm->maintain_rotation();  // retires what A's re-key superseded
+  EXPECT_TRUE(c.both_ways());
+  EXPECT_EQ(c.a->tm->rotate_master_key().lost, 0u);
+  EXPECT_TRUE(c.both_ways());
+}
+
+// 256 tunnels (the default -x) in a data plane with room for kMaxIngressPerSession SPIs each: every one
+// re-keys through three rotations of each side, none is lost, no open fails.
+TEST(TunnelManagerRotation, TwoHundredFiftySixTunnelsAllReKey) {
+  constexpr std::size_t kTunnels = 256;
+  std::vector<VipPair> a_pairs, b_pairs;
+  for (std::size_t i = 0; i < kTunnels; ++i) {
+    const std::string remote = "10.1." + std::to_string(i / 250) + "." + std::to_string(1 + i % 250);
+    a_pairs.push_back(pair("10.0.0.1", remote));
+    b_pairs.push_back(pair(remote, "10.0.0.1"));
+  }
+  auto sized = [](TunnelManagerOptions& o) { o.max_tunnels = kTunnels; };
+  Gateway a("192.0.2.1", "02:00:00:00:00:0A", {{"B", a_pairs}}, sized);
+  Gateway b("192.0.2.2", "02:00:00:00:00:0B", {{"A", b_pairs}}, sized);
+  a.dp.set_ingress_capacity(kMaxIngressPerSession * kTunnels);
+  b.dp.set_ingress_capacity(kMaxIngressPerSession * kTunnels);
+  LoopbackTransport to_a, to_b;
+  to_a.peers = {a.tm.get()};
+  to_b.peers = {b.tm.get()};
+  for (const VipPair& p : a_pairs) ASSERT_TRUE(a.tm->connect(p, to_b).ok());
+  for (int round = 0; round < 3; ++round) {
+    for (Gateway* g : {&a, &b}) {
+      RotationOutcome r = g->tm->request_rotation();
+      ASSERT_FALSE(r.deferred) << round;
+      EXPECT_EQ(r.report.lost, 0u);
+      EXPECT_EQ(r.report.rekey_due, kTunnels);
+    }
+    for (const VipPair& p : a.tm->rekey_due()) ASSERT_TRUE(a.tm->rekey(p, to_b).ok());
+    for (const VipPair& p : b.tm->rekey_due()) ASSERT_TRUE(b.tm->rekey(p, to_a).ok());
+    EXPECT_EQ(a.tm->rekeys_pending() + b.tm->rekeys_pending(), 0u);
+    for (std::size_t i = 0; i < kTunnels; ++i) {
+      const auto ab = a.dp.egress(a_pairs[i]);
+      const auto ba = b.dp.egress(b_pairs[i]);
+      ASSERT_TRUE(ab && ba);
+      ASSERT_TRUE(b.dp.ingress_open(ab->spi, b_pairs[i]) && a.dp.ingress_open(ba->spi, a_pairs[i])) << i;
+    }
+    a.clock.t += std::chrono::seconds(1);
+    b.clock.t += std::chrono::seconds(1);
+    EXPECT_FALSE(a.tm->maintain_rotation().has_value());  // retires the superseded SPIs
+    EXPECT_FALSE(b.tm->maintain_rotation().has_value());
+    // Between windows a tunnel is back to at most two SPIs: the one its peer uses, and the one its peer's
+    // last answer carried if that came later.
+    EXPECT_LE(a.dp.ingress_count(), 2 * kTunnels);
+    EXPECT_LE(b.dp.ingress_count(), 2 * kTunnels);
+  }
+}
+
+TEST(TunnelManagerIdle, QuietTunnelsAgeOutAndBusyOnesStay) {
+  Connected c;
+  ASSERT_TRUE(c.a->tm->connect(kA1toB2, c.to_b).ok());
+  ActivityMap activity{{kA1toB1, 0}, {kA1toB2, 0}};
+  const auto timeout = std::chrono::seconds(60);
+  EXPECT_EQ(c.a->tm->expire_idle(activity, timeout), 0u);
+  c.a->clock.t += std::chrono::seconds(40);
+  activity[kA1toB1] = 7;  // packets on A1 -> B1 only
+  EXPECT_EQ(c.a->tm->expire_idle(activity, timeout), 0u);
+  c.a->clock.t += std::chrono::seconds(20);
+  EXPECT_EQ(c.a->tm->expire_idle(activity, timeout), 1u);
+  EXPECT_FALSE(c.a->tm->session(kA1toB2).has_value());
+  EXPECT_TRUE(c.a->tm->session(kA1toB1).has_value());
+  EXPECT_EQ(c.a->dp.egress_count(), 1u);
+  EXPECT_EQ(c.a->dp.ingress_spis(kA1toB2).size(), 0u);
+  EXPECT_NE(c.a->log.back().find("1 idle tunnel(s) closed"), std::string::npos) << c.a->log.back();
+  c.a->clock.t += std::chrono::seconds(60);
+  EXPECT_EQ(c.a->tm->expire_idle(activity, timeout), 1u);
+  EXPECT_TRUE(c.a->tm->sessions().empty());
+  EXPECT_EQ(c.a->dp.ingress_count() + c.a->dp.egress_count(), 0u);
+  // Traffic afterwards makes it again on demand.
+  ASSERT_TRUE(c.a->tm->connect(kA1toB1, c.to_b).ok());
+  EXPECT_TRUE(c.both_ways());
+}
+
+}  // namespace rotation
 }  // namespace
 }  // namespace pspgw::control

@@ -163,4 +163,17 @@ uint64_t FlowDataPlane::ingress_packets(const control::VipPair& pair) const {
   return n;
 }
 
+control::ActivityMap FlowDataPlane::activity() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  control::ActivityMap out;
+  const flow::Pipeline& pl = topo_.pipeline();
+  for (const auto& [pair, e] : egress_) {
+    if (auto hits = pl.entry_hits(e.entries.acl)) out[pair] += *hits;
+  }
+  for (const auto& [key, handle] : ingress_) {
+    if (auto hits = pl.entry_hits(handle)) out[control::VipPair{std::get<2>(key), std::get<1>(key)}] += *hits;
+  }
+  return out;
+}
+
 }  // namespace pspgw::gateway

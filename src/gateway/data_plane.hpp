@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "control/data_plane.hpp"
+#include "control/tunnel_manager.hpp"
 #include "gateway/psp_actions.hpp"
 #include "gateway/sa_table.hpp"
 #include "gateway/topology.hpp"
@@ -65,6 +66,9 @@ class FlowDataPlane final : public control::DataPlane {
   // Packets INGR_ACL delivered from remote to local VIP, over every SPI the pair has had open (0 with -a,
   // whose per-VIP entries do not tell peers apart).
   uint64_t ingress_packets(const control::VipPair& pair) const;
+  // Per pair, EGR_ACL hits + INGR_ACL hits of its open SPIs (flow entry counters, which workers keep
+  // anyway): the activity idle aging watches. One pass over the tables, control thread.
+  control::ActivityMap activity() const;
   // Frees what removed SAs left behind once their grace period is over (control thread, periodically).
   void reclaim();
 

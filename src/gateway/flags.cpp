@@ -4,6 +4,8 @@
 #include <sstream>
 #include <vector>
 
+#include "base/duration.hpp"
+
 namespace pspgw::gateway {
 
 namespace {
@@ -37,6 +39,21 @@ void parse_perf_print(const std::string& text, PerfPrint& out) {
     if (item == "key-gen" || item == "all") out.key_gen = true;
     if (item == "insertion" || item == "all") out.insertion = true;
   }
+}
+
+// A duration option (base/duration.hpp): checked while parsing, so the usage error names the flag.
+CLI::Option* add_duration(CLI::App& app, const std::string& names, std::chrono::milliseconds& out,
+                          const std::string& help) {
+  return app
+      .add_option_function<std::string>(
+          names, [&out](const std::string& text) { out = *parse_duration(text); }, help)
+      ->check(CLI::Validator(
+          [](const std::string& text) {
+            auto d = parse_duration(text);
+            return d ? std::string() : d.error();
+          },
+          "DURATION"))
+      ->default_str(format_duration(out));
 }
 
 net::IpFamily family_of(const std::string& text) {
@@ -130,6 +147,10 @@ Result<GatewayFlags, FlagsExit> parse_flags(int argc, const char* const* argv) {
       ->check(kMac);
   app.add_option("-n,--nexthop-dmac", nexthop, "Destination MAC of encapsulated packets toward the network")
       ->check(kMac);
+  add_duration(app, "--key-rotation-interval", f.key_rotation_interval,
+               "Rotate the master key this often, e.g. 90s, 10m, 24h (0: only on request; default 24h)");
+  add_duration(app, "--tunnel-idle-timeout", f.tunnel_idle_timeout,
+               "Close a tunnel after this long without a packet either way, e.g. 10m (default 0: never)");
   app.add_option("--workers", f.workers, "Packet worker threads (default 1)")
       ->check(CLI::Range(1u, kMaxWorkers));
   std::vector<std::string> hardware(std::size(kHardwareFlags));

@@ -3,6 +3,7 @@
 // are recognised and rejected with a message saying why, so a DOCA command line fails clearly.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -52,6 +53,10 @@ struct GatewayFlags {
   std::string grpc_tls_key;    // --grpc-tls-key FILE
   std::string grpc_tls_ca;     // --grpc-tls-ca FILE
   bool grpc_insecure = false;  // --grpc-insecure: plaintext, callers by source address (DOCA peers)
+  // --key-rotation-interval DURATION: the master key rotates on its own this often (0: only on request).
+  std::chrono::milliseconds key_rotation_interval = std::chrono::hours(24);
+  // --tunnel-idle-timeout DURATION: a tunnel with no packet either way for this long is closed (0: never).
+  std::chrono::milliseconds tunnel_idle_timeout{0};
 
   // -o if given, else the mode's default, plus 2 words when the 8-byte virtualization cookie precedes
   // the payload (the offset counts the VC, spec §2, so this keeps it clear):

@@ -1,6 +1,7 @@
 #include "gateway/flags.hpp"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <string>
@@ -32,7 +33,8 @@ class Flags : public ::testing::Test {
     return r.ok() ? FlagsExit{} : r.error();
   }
 
-  std::string config_ = ::testing::TempDir() + "/pspgw_flags_test.json";
+  // One file per test process: ctest runs the cases of this binary in parallel processes.
+  std::string config_ = ::testing::TempDir() + "/pspgw_flags_test." + std::to_string(::getpid()) + ".json";
 };
 
 TEST_F(Flags, Defaults) {
@@ -163,6 +165,8 @@ TEST_F(Flags, HelpListsEveryFlag) {
                            "--grpc-tls-key",
                            "--grpc-tls-ca",
                            "--grpc-insecure",
+                           "--key-rotation-interval",
+                           "--tunnel-idle-timeout",
                            "--device",
                            "--repr",
                            "--core-mask"}) {
@@ -189,6 +193,21 @@ TEST_F(Flags, GrpcSecurityFlags) {
   EXPECT_FALSE(f.grpc_insecure);
   EXPECT_TRUE(ok({"-c", config_, "--grpc-insecure"}).grpc_insecure);
   EXPECT_EQ(fails({"-c", config_, "--grpc-tls-cert"}).code, 2);  // a file name is required
+}
+
+TEST_F(Flags, DurationsOfRotationAndIdleTimeout) {
+  GatewayFlags d = ok({"-c", config_});
+  EXPECT_EQ(d.key_rotation_interval, std::chrono::hours(24));
+  EXPECT_EQ(d.tunnel_idle_timeout, std::chrono::milliseconds(0));  // off
+  GatewayFlags f = ok({"-c", config_, "--key-rotation-interval", "90s", "--tunnel-idle-timeout", "10m"});
+  EXPECT_EQ(f.key_rotation_interval, std::chrono::seconds(90));
+  EXPECT_EQ(f.tunnel_idle_timeout, std::chrono::minutes(10));
+  EXPECT_EQ(ok({"-c", config_, "--key-rotation-interval", "0"}).key_rotation_interval,
+            std::chrono::milliseconds(0));
+  FlagsExit e = fails({"-c", config_, "--key-rotation-interval", "24"});
+  EXPECT_EQ(e.code, 2);
+  EXPECT_NE(e.text.find("needs a unit"), std::string::npos) << e.text;
+  EXPECT_EQ(fails({"-c", config_, "--tunnel-idle-timeout", "soon"}).code, 2);
 }
 
 TEST_F(Flags, HardwareOnlyFlagsAreRejectedWithAReason) {

@@ -27,6 +27,18 @@ using nlohmann::json;
 constexpr std::size_t kKeyCacheEntries = 4096;
 constexpr auto kStatPrintPeriod = std::chrono::seconds(1);
 constexpr auto kStaticRecheck = std::chrono::seconds(1);
+
+// SA ids of removed SAs are reused after a grace period: spare ids so that closing and re-making tunnels
+// at the limit (idle aging, lost tunnels) never waits for one (the flow engine's record slack, alike).
+uint32_t sa_capacity(uint32_t max_tunnels) {
+  return max_tunnels + std::max<uint32_t>(64, max_tunnels / 2);
+}
+
+// Idle aging reads the flow counters a few times per timeout, not more often than every 100 ms.
+std::chrono::steady_clock::duration idle_check_period(std::chrono::milliseconds timeout) {
+  return std::clamp<std::chrono::steady_clock::duration>(timeout / 4, std::chrono::milliseconds(100),
+                                                         std::chrono::seconds(10));
+}
 const char* const kVersion = "0.1.0";
 
 // Locally administered MACs the gateway answers with when the config names none.
@@ -224,7 +236,7 @@ Status<std::string> Gateway::build() {
     worker_psp_.push_back(std::make_unique<WorkerPsp>(w, std::move(backend), kKeyCacheEntries));
   }
   sa_epoch_ = std::make_unique<flow::EpochDomain>(nworkers);
-  sas_ = std::make_unique<SaTable>(flags_.max_tunnels, *sa_epoch_);
+  sas_ = std::make_unique<SaTable>(sa_capacity(flags_.max_tunnels), *sa_epoch_);
 
   PspContext ctx;
   ctx.sas = sas_.get();
@@ -244,6 +256,7 @@ Status<std::string> Gateway::build() {
   topo.sample_rate = flags_.sample_rate;
   topo.ingress_acl = !flags_.disable_ingress_acl;
   topo.max_tunnels = flags_.max_tunnels;
+  topo.ingress_per_tunnel = static_cast<uint32_t>(control::kMaxIngressPerSession);
   topo.workers = nworkers;
   auto t = Topology::build(topo, ctx);
   if (!t) return Err{"pipeline: " + t.error()};
@@ -298,6 +311,7 @@ Status<std::string> Gateway::build() {
   tmo.max_tunnels = flags_.max_tunnels;
   tmo.client_request_chunk = config_.sw.tunnels_per_request;
   tmo.debug_keys = flags_.debug_keys;
+  tmo.rotation_interval = flags_.key_rotation_interval;
   tmo.log = [this](std::string_view line) { log(line); };
   tmo.on_rekey_due = [this] {
     if (slow_) slow_->schedule_rekeys();
@@ -490,11 +504,21 @@ void Gateway::stop() {
 
 void Gateway::tick() {
   dp_->reclaim();
+  (void)tm_->maintain_rotation();  // the slow path starts the re-keys it makes due right after this tick
+  expire_idle_tunnels();
   if (!flags_.stat_print) return;
   const auto now = std::chrono::steady_clock::now();
   if (now < next_stat_print_) return;
   next_stat_print_ = now + kStatPrintPeriod;
   print_stats();
+}
+
+void Gateway::expire_idle_tunnels() {
+  if (flags_.tunnel_idle_timeout.count() == 0) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (now < next_idle_check_) return;
+  next_idle_check_ = now + idle_check_period(flags_.tunnel_idle_timeout);
+  (void)tm_->expire_idle(dp_->activity(), flags_.tunnel_idle_timeout);
 }
 
 void Gateway::print_stats() {
@@ -541,7 +565,8 @@ json Gateway::status_json() const {
           {"workers", workers_.size()},
           {"tunnels", dp_->egress().size()},
           {"peers", config_.peers.size()},
-          {"key_generation", master_keys_.generation()}};
+          {"key_generation", master_keys_.generation()},
+          {"rekeys_pending", tm_->rekeys_pending()}};
 }
 
 json Gateway::tunnels_json() const {
@@ -651,7 +676,8 @@ json Gateway::counters_json() const {
                {"samples", sp.samples},
                {"rekeys", sp.rekeys},
                {"stale_peer_reports", sp.stale_peer_reports},
-               {"refreshes", sp.refreshes}};
+               {"refreshes", sp.refreshes},
+               {"rekeys_failed", sp.rekeys_failed}};
   json tunnels = json::array();
   for (const auto& e : dp_->egress()) {
     tunnels.push_back({{"local_vip", e.pair.local.to_string()},
@@ -703,14 +729,15 @@ admin::AdminResult Gateway::handle(std::string_view cmd, const json& args) {
     return admin::admin_fail(admin::AdminErrc::kBadArgs, "format must be mermaid or json");
   }
   if (cmd == admin::cmd::kRotateKeys) {
+    // Re-keys follow every rotation (the slow path's next tick); issue_new_keys starts them now. A
+    // rotation while re-keys of the previous one are pending is deferred (tunnel_manager.hpp).
     const bool issue = args.value("issue_new_keys", false);
-    const control::RotationReport r = tm_->rotate_master_key();
-    if (issue) slow_->schedule_rekeys();
-    return json{{"generation", r.generation},
-                {"closed_ingress", r.closed_ingress},
-                {"rekey_due", r.rekey_due},
-                {"lost", r.lost},
-                {"issued_new_keys", issue}};
+    const control::RotationOutcome r = tm_->request_rotation();
+    if (issue && !r.deferred) slow_->schedule_rekeys();
+    return json{{"generation", r.report.generation},  {"deferred", r.deferred},
+                {"rekeys_pending", r.rekeys_pending}, {"closed_ingress", r.report.closed_ingress},
+                {"rekey_due", r.report.rekey_due},    {"lost", r.report.lost},
+                {"closed", r.report.closed},          {"issued_new_keys", issue}};
   }
   return admin::admin_fail(admin::AdminErrc::kUnknownCommand, "unknown command: " + std::string(cmd));
 }

@@ -78,6 +78,7 @@ class Gateway final : public admin::AdminHandler {
   Status<std::string> open_workers();
   void log(std::string_view line) const;
   void tick();
+  void expire_idle_tunnels();
   void print_stats();
   void run_static();
   void wait_static(std::chrono::steady_clock::duration d);
@@ -120,6 +121,7 @@ class Gateway final : public admin::AdminHandler {
   bool static_wake_ = false;
   std::atomic<bool> stopping_{false};
   std::chrono::steady_clock::time_point next_stat_print_{};
+  std::chrono::steady_clock::time_point next_idle_check_{};
   std::string last_stats_;
 };
 

@@ -727,7 +727,7 @@ TEST(Topology, EgressEntriesRoundTripAndTypedErrors) {
 
 TEST(Topology, IngressEntriesRoundTripAndTypedErrors) {
   TopologyOptions o;
-  o.max_tunnels = 1;  // INGR_ACL holds max_tunnels + 16 (current and previous SPIs)
+  o.max_tunnels = 1;  // INGR_ACL holds max_tunnels x ingress_per_tunnel (4) + 16
   Side s(o, ip("2001:db8::1"));
   ASSERT_NE(s.topo, nullptr);
   auto h = s.topo->add_ingress(0x10, ip("10.0.0.2"), ip("10.0.0.1"), 0);
@@ -744,10 +744,35 @@ TEST(Topology, IngressEntriesRoundTripAndTypedErrors) {
     }
     ASSERT_LT(++added, 100u);
   }
-  EXPECT_EQ(added, 1u + 16u);
+  EXPECT_EQ(added, 4u + 16u);
   ASSERT_TRUE(s.topo->remove(*h).ok());
   EXPECT_EQ(s.topo->remove(*h).error(), flow::FlowError::kStaleHandle);
   EXPECT_EQ(s.stats("INGR_ACL").entries, added - 1);
+}
+
+// A mass re-key at full size: every one of 256 tunnels holds its two SPIs and opens two more, then the
+// older half is removed and replaced at once, before any grace period ends (the worker is not running):
+// records waiting out their grace period never make an insert fail.
+TEST(Topology, IngressAclHoldsEveryTunnelsSpisThroughAMassReKey) {
+  TopologyOptions o;
+  o.max_tunnels = 256;
+  Side s(o, ip("2001:db8::1"));
+  ASSERT_NE(s.topo, nullptr);
+  auto remote = [](uint32_t t) {
+    return ip("10.1." + std::to_string(t / 250) + "." + std::to_string(t % 250));
+  };
+  std::vector<flow::EntryHandle> old;
+  for (uint32_t spi = 1; spi <= 4 * 256; ++spi) {
+    auto h = s.topo->add_ingress(spi, remote(spi % 256), ip("10.0.0.1"), 0);
+    ASSERT_TRUE(h.ok()) << spi << ": " << flow::to_string(h.error());
+    if (spi <= 2 * 256) old.push_back(*h);
+  }
+  for (const auto& h : old) ASSERT_TRUE(s.topo->remove(h).ok());
+  for (uint32_t spi = 0x80000001u; spi <= 0x80000000u + 2 * 256; ++spi) {
+    auto h = s.topo->add_ingress(spi, remote(spi % 256), ip("10.0.0.1"), 0);
+    ASSERT_TRUE(h.ok()) << spi << ": " << flow::to_string(h.error());
+  }
+  EXPECT_EQ(s.stats("INGR_ACL").entries, 4u * 256u);
 }
 
 // -a: one entry per local VIP accepts any SPI and any source.
@@ -803,6 +828,12 @@ class PspPipeline : public ::testing::TestWithParam<PspCase> {
 
   // A's egress SA toward B for `spi`, with B's key for it (what the key exchange sets up).
   CryptoId install_egress(uint32_t spi) {
+    auto id = a_->sas.install(make_sa(spi));
+    EXPECT_TRUE(id.ok());
+    EXPECT_TRUE(a_->topo->add_egress(vip_a_, vip_b_, *id, egress_port_).ok());
+    return *id;
+  }
+  std::unique_ptr<TxSa> make_sa(uint32_t spi) const {
     auto sa = std::make_unique<TxSa>();
     sa->spi = spi;
     sa->version = psp::PspVersion::kAesGcm256;
@@ -814,10 +845,7 @@ class PspPipeline : public ::testing::TestWithParam<PspCase> {
     auto key = ring_b_.derive(spi & ~psp::kSpiSlotBit, sa->version);  // slot 0's key whatever the SPI says
     EXPECT_TRUE(key.ok());
     sa->keys.push_back(a_->workers[0]->aead->make_key(crypto::AeadAlg::kAesGcm256, key->view()));
-    auto id = a_->sas.install(std::move(sa));
-    EXPECT_TRUE(id.ok());
-    EXPECT_TRUE(a_->topo->add_egress(vip_a_, vip_b_, *id, egress_port_).ok());
-    return *id;
+    return sa;
   }
   void open_ingress() { ASSERT_TRUE(b_->topo->add_ingress(spi_, vip_a_, vip_b_, 0).ok()); }
 
@@ -928,6 +956,40 @@ TEST_P(PspPipeline, EncryptOnAThenDecryptOnBDeliversTheInnerPacket) {
   EXPECT_TRUE(std::equal(frame.begin() + 12, frame.end(), got.bytes.begin() + 12));
   EXPECT_EQ(b_->workers[0]->counters.rx_packets, 1u);
   EXPECT_EQ(b_->stats("INGR_ACL").hits, 1u);
+}
+
+// A re-key replaces the SA behind a crypto id between encap(), which wrote the old SPI into the header, and
+// encrypt(), which seals with the new SA's key: the packet must name the new SPI (the peer has both open),
+// or the peer counts an authentication failure for a packet sent during the swap.
+TEST_P(PspPipeline, SaReplacedBetweenEncapAndEncryptSealsUnderTheNewSpi) {
+  const CryptoId id = install_egress(spi_);
+  open_ingress();
+  auto next = ring_b_.allocate_spi();
+  ASSERT_TRUE(next.ok());
+  ASSERT_TRUE(b_->topo->add_ingress(*next, vip_a_, vip_b_, 0).ok());
+  PspContext ctx;
+  ctx.sas = &a_->sas;
+  ctx.master_keys = &a_->keys;
+  ctx.workers = &a_->workers;
+  ctx.host_ports = &a_->host_ports;
+  ctx.local_mac = a_->local_mac;
+  auto encap = make_encap_action(ctx, psp::Mode::kTunnel);
+  auto encrypt = make_encrypt_action(ctx);
+  net::Packet* p = a_->pool.alloc();
+  ASSERT_TRUE(p != nullptr && p->assign(vm_a_frame()));
+  const uint64_t arg = id;
+  const flow::ActionContext ac{0, &a_->pool};
+  encap->apply({&p, 1}, {&arg, 1}, ac);
+  ASSERT_EQ(p->meta.drop_reason, 0);
+  ASSERT_TRUE(a_->sas.replace(id, make_sa(*next)).ok());  // the re-key, between the two pipes
+  encrypt->apply({&p, 1}, {&arg, 1}, ac);
+  ASSERT_EQ(p->meta.drop_reason, 0);
+  const std::vector<uint8_t> wire(p->data(), p->data() + p->size());
+  a_->pool.free(p);
+  deliver_to_b(wire);
+  ASSERT_EQ(b_->sink.out.size(), 1u);
+  EXPECT_EQ(b_->sink.out[0].target, port_target(1));
+  EXPECT_EQ(b_->workers[0]->counters.auth_failures, 0u);
 }
 
 TEST_P(PspPipeline, TamperedIcvIsCountedAsAuthFailedInSyndStats) {

@@ -219,8 +219,22 @@ class EncryptAction final : public flow::BatchAction {
     const std::span<uint8_t> psp_pkt = pkt.bytes().subspan(off);
     auto hdr = psp::decode_header(psp_pkt);  // as EGR_SAMP left it (S bit)
     if (!hdr) return static_cast<uint8_t>(hdr.error());
+    if (hdr->spi != sa->spi && !rename_spi(psp_pkt, *hdr, *sa)) return drop(GatewayDrop::kNoSa);
     auto s = psp::prepare_seal(psp_pkt, *hdr, *sa->keys[w.worker], op);
     return s ? 0 : static_cast<uint8_t>(s.error());
+  }
+
+  // A re-key replaced the SA behind this crypto id after encap() wrote the header: the packet is sealed
+  // with the new SA's key, so it must name the new SA's SPI (the peer has both open: make before break).
+  // Anything else in the header must still be what the new SA would write.
+  static bool rename_spi(std::span<uint8_t> psp_pkt, psp::PspHeaderFields& hdr, const TxSa& sa) {
+    if (hdr.version != static_cast<uint8_t>(sa.version) || hdr.has_vc != sa.has_vc ||
+        hdr.crypt_offset != sa.crypt_offset || (sa.has_vc && hdr.vc != sa.vc)) {
+      return false;
+    }
+    hdr.spi = sa.spi;
+    store_be32(psp_pkt.data() + 4, sa.spi);  // bytes 4..7 (psp/header.hpp)
+    return true;
   }
 
   PspContext ctx_;

@@ -18,6 +18,8 @@ namespace pspgw::gateway {
 namespace {
 
 constexpr int kTickMs = 100;
+// Re-keys queued or running on the exchange threads at once.
+constexpr std::size_t kMaxRekeysInFlight = 16;
 
 std::string hex_dump(std::span<const uint8_t> bytes, std::size_t max_bytes) {
   std::string out;
@@ -240,21 +242,28 @@ void SlowPath::run() {
     uint64_t v;
     (void)!::read(wake_.get(), &v, sizeof(v));
     for (PacketWorker* w : workers_) drain(*w);
+    const std::size_t rekeying = rekeying_.size();
     for (const auto& c : exchanges_->take()) on_completion(c);
-    if (rekey_requested_.exchange(false)) {
-      for (const control::VipPair& pair : tm_.rekey_due()) {
-        if (!rekeying_.insert(pair).second) continue;
-        exchanges_->submit(pair, [this, pair] { return tm_.rekey(pair, transport_); });
-      }
-    }
+    bool rekey_now = rekey_requested_.exchange(false) || rekeying_.size() < rekeying;
     const auto now = std::chrono::steady_clock::now();
     // Refreshes run when asked and, for those backing off after a failure, again every tick.
     if (refresh_requested_.exchange(false) || now >= next_tick) start_peer_jobs();
     if (now >= next_tick) {
-      if (opts_.tick) opts_.tick();
+      if (opts_.tick) opts_.tick();  // may rotate (timer, deferred rotation): re-keys follow below
       flush_settled();
       next_tick = now + std::chrono::milliseconds(kTickMs);
+      rekey_now = true;
     }
+    if (rekey_now) start_rekeys();
+  }
+}
+
+void SlowPath::start_rekeys() {
+  if (rekeying_.size() >= kMaxRekeysInFlight) return;
+  for (const control::VipPair& pair : tm_.rekey_due(kMaxRekeysInFlight - rekeying_.size())) {
+    if (rekeying_.size() >= kMaxRekeysInFlight) break;
+    if (!rekeying_.insert(pair).second) continue;
+    exchanges_->submit(pair, [this, pair] { return tm_.rekey(pair, transport_); });
   }
 }
 
@@ -378,15 +387,17 @@ void SlowPath::on_completion(const ExchangeRunner::Completion& c) {
     flush_settled();
     return;
   }
-  const bool rekey = rekeying_.erase(c.pair) != 0;
-  BUMP(rekeys, rekey ? 1 : 0);
-  if (!rekey) {
-    BUMP(exchanges_ok, c.status ? 1 : 0);
-    BUMP(exchanges_failed, c.status ? 0 : 1);
+  if (rekeying_.erase(c.pair) != 0) {
+    // No line per tunnel: a rotation re-keys them all; the tunnel manager logs a summary.
+    BUMP(rekeys, c.status ? 1 : 0);
+    BUMP(rekeys_failed, c.status ? 0 : 1);
+    return;
   }
+  BUMP(exchanges_ok, c.status ? 1 : 0);
+  BUMP(exchanges_failed, c.status ? 0 : 1);
   if (!c.status) {
-    log(std::string(rekey ? "re-key" : "key exchange") + " for " + c.pair.local.to_string() + " -> " +
-        c.pair.remote.to_string() + " failed: " + c.status.error().message);
+    log("key exchange for " + c.pair.local.to_string() + " -> " + c.pair.remote.to_string() +
+        " failed: " + c.status.error().message);
   }
   flush_settled();
 }

@@ -90,7 +90,8 @@ struct SlowPathStats {
   uint64_t exceptions_answered = 0;
   uint64_t exceptions_ignored = 0;  // malformed, or not ours to answer (e.g. ARP for an unknown address)
   uint64_t samples = 0;
-  uint64_t rekeys = 0;
+  uint64_t rekeys = 0;              // re-keys done (tunnel_manager.hpp: after every rotation)
+  uint64_t rekeys_failed = 0;       // re-key tries that failed (retried with backoff; summarised in the log)
   uint64_t stale_peer_reports = 0;  // workers' reports of packets our keys do not match
   uint64_t refreshes = 0;           // per-peer refresh jobs that completed
 };
@@ -121,7 +122,9 @@ class SlowPath {
   void stop();
   int notify_fd() const { return wake_.get(); }
   void wake() const;
-  // Re-keys every due pair (after a rotation), on the exchange threads.
+  // Starts re-keys of due pairs now rather than at the next tick. Every tick the control thread runs due
+  // re-keys (after any rotation, and retries after backoff), a bounded number at a time so that first
+  // exchanges never queue behind a thousand re-keys.
   void schedule_rekeys();
   // Re-exchanges every peer with tunnels due a refresh, on the exchange threads (thread-safe).
   void schedule_refresh();
@@ -137,6 +140,7 @@ class SlowPath {
   void on_stale_report(std::span<const uint8_t> frame);
   void start_peer_jobs();
   void start_exchange(const control::VipPair& pair);
+  void start_rekeys();
   void flush_settled();
   void resubmit_held(const control::VipPair& pair);
   bool send_to_worker(uint16_t worker, std::span<const uint8_t> frame, FrameInfo info);

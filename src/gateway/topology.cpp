@@ -164,7 +164,10 @@ void build_ingress(flow::PipelineBuilder& b, const TopologyOptions& o, const Psp
   }
   acl.actions = {ActionSpec::call(make_decap_action(ctx, o.mode), true)};
   acl.miss = TargetRef::pipe("SYND_STATS");
-  acl.max_entries = o.max_tunnels + 16;
+  // Every tunnel holds two SPIs through a rotation (more while exchanges cross): TopologyOptions. The flow
+  // engine adds room for records waiting out a grace period (pipeline.cpp record_capacity: +50%), so a
+  // mass re-key's removals cannot make its inserts fail.
+  acl.max_entries = o.max_tunnels * o.ingress_per_tunnel + 16;
   b.add_pipe(acl);
 
   // One entry per syndrome, so each is counted on its own (DOCA's SYND_STATS); syndrome OK here means

@@ -53,6 +53,9 @@ struct TopologyOptions {
   uint32_t sample_rate = 0;             // log2: 1 in 2^N egress packets sampled; 0 off
   bool ingress_acl = true;  // false (-a): INGR_ACL checks the syndrome and the destination VIP only
   uint32_t max_tunnels = 256;
+  // Ingress SPIs one tunnel may hold at once (control::kMaxIngressPerSession): INGR_ACL has room for
+  // max_tunnels x this, so no re-key window (two SPIs per tunnel, more while exchanges cross) can fill it.
+  uint32_t ingress_per_tunnel = 4;
   uint16_t workers = 1;
 };
 

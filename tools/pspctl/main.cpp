@@ -172,7 +172,8 @@ void add_commands(CLI::App& app, Options& o) {
       ->check(CLI::IsMember({"mermaid", "json"}));
   auto* rotate =
       app.add_subcommand("rotate-keys", "rotate the master key (as a peer's key-rotation request does)");
-  rotate->add_flag("--issue-new-keys", o.issue_new_keys, "also re-key every tunnel now");
+  rotate->add_flag("--issue-new-keys", o.issue_new_keys,
+                   "start the re-keys now (they follow every rotation anyway)");
   app.add_subcommand("peers", "configured peers: state, tunnels, RPC outcomes");
   auto* raw = app.add_subcommand("raw", "send one JSON request as is and print the whole response");
   raw->add_option("JSON", o.raw, R"(e.g. '{"cmd": "status"}')")->required();
