@@ -314,7 +314,23 @@ scenario_d() {
   CURRENT=d/find-sa-key
   local found spi key vc_args=()
   [[ -n $VC ]] && vc_args=(--vc "$VC")
-  [[ -s ${CAP_FILE:-} && $CAP_FILE == *tamper.pcap ]] || fail "scenario d needs scenario c's capture"
+  # Scenario c's tampered copies came from host1's address, which host2 reads as a possible peer restart:
+  # it re-exchanges the tunnel (rate limited; README "Tunnel lifecycle") and the SA of c's capture retires a
+  # second later. So let that settle, then capture fresh traffic and find the SA that is in use now.
+  if want c; then
+    local refreshes deadline=$((SECONDS + 5))
+    until refreshes=$(counter 2 slow_path.refreshes) && ((refreshes >= 1)); do
+      ((SECONDS < deadline)) || fail "host2 did not re-exchange the tunnel after the tampered packets"
+      sleep 0.1
+    done
+    sleep 0.5
+  fi
+  capture_start fresh udp dst port 1000 and dst host "${TOPO_PIP[2]}"
+  nsrun 10 vm1 python3 "$TOOL" udp-send --host "${TOPO_VIP[2]}" --port "$LISTEN_PORT" --payload PSPGW-D-FRESH \
+    --count 3 || fail "udp-send from vm1 failed"
+  topo_poll 5 bash -c "(( \$(grep -c PSPGW-D-FRESH '$LISTEN_LOG') >= 3 ))" ||
+    fail "vm2 received $(received PSPGW-D-FRESH) of 3 datagrams"
+  capture_stop
   found=$(timeout 30 python3 "$TOOL" find-key "$CAP_FILE" "${TOPO_LOG[1]}" "${TOPO_LOG[2]}" \
     --src "${TOPO_PIP[1]}" --dst "${TOPO_PIP[2]}" 2>&1) || fail "$found"
   read -r spi key <<<"$found"
