@@ -232,6 +232,14 @@ TEST_F(Group, Errors) {
   EXPECT_EQ(again->value(), g->value());  // the slot is reused after the grace period
 }
 
+TEST_F(Group, DumpShowsTheGroup) {
+  const auto g = pl->add_group(after, ports({1, 2}), TargetRef::drop());
+  ASSERT_TRUE(g.ok());
+  ASSERT_TRUE(pl->add_entry(cls, {.match = {eq(Field::kIpProto, 6)}, .fwd = TargetRef::group(*g)}).ok());
+  EXPECT_NE(pl->to_mermaid().find("group0"), std::string::npos) << pl->to_mermaid();
+  EXPECT_NE(pl->to_json().find("\"group\""), std::string::npos) << pl->to_json();
+}
+
 TEST(GroupBuild, PipeTargetsCannotBeGroups) {
   auto r = PipelineBuilder{}
                .add_pipe({.name = "A", .fwd = TargetRef::group(GroupId(0)), .miss = TargetRef::drop()})
