@@ -75,6 +75,9 @@ PSPGW_FUZZ_REPLAY(PcapReader, pcap_reader)
 #ifdef PSPGW_FUZZ_HAVE_EXCEPTION_REPLY
 PSPGW_FUZZ_REPLAY(ExceptionReply, exception_reply)
 #endif
+#ifdef PSPGW_FUZZ_HAVE_SFC_MATCH
+PSPGW_FUZZ_REPLAY(SfcMatch, sfc_match)
+#endif
 #ifdef PSPGW_FUZZ_HAVE_ADMIN_REQUEST
 PSPGW_FUZZ_REPLAY(AdminRequest, admin_request)
 #endif

@@ -53,6 +53,9 @@ Status<BuildError> check_targets(const PipeSpec& spec, const std::map<std::strin
     return t.target.kind == TargetKind::kPipe && (t.pipe_name.empty() || !index.contains(t.pipe_name));
   };
   if (spec.miss.empty()) return Err{fail(FlowError::kNoMissTarget, spec.name)};
+  // Groups are created on a built pipeline (Pipeline::add_group): only entries can name them.
+  for (const TargetRef* t : {&spec.fwd, &spec.miss, &spec.mirror})
+    if (t->target.kind == TargetKind::kGroup) return Err{fail(FlowError::kUnknownGroup, spec.name)};
   if (dangling(spec.fwd) || dangling(spec.miss))
     return Err{fail(FlowError::kDanglingTarget,
                     spec.name + " -> " + (dangling(spec.fwd) ? spec.fwd : spec.miss).pipe_name)};

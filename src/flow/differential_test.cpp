@@ -10,6 +10,8 @@
 #include <random>
 
 #include "flow/builder.hpp"
+#include "flow/extract.hpp"
+#include "flow/range.hpp"
 #include "flow/testing.hpp"
 
 namespace pspgw::flow {
@@ -180,6 +182,162 @@ TEST_P(Differential, AgreesEntryByEntryAcrossTheLinearSearchBound) {
 
 INSTANTIATE_TEST_SUITE_P(Lookups, Differential, ::testing::Values(LookupKind::kExact, LookupKind::kTernary),
                          [](const auto& p) { return p.param == LookupKind::kExact ? "Exact" : "Ternary"; });
+
+// Ranges and select groups against the linear reference: each rule is (ipv4.dst prefix, proto or any,
+// l4.src range, l4.dst range) expanded into strided prefix entries (range.hpp) sharing its priority, and
+// forwards to a port or to a select group. Packet ports are drawn at and around the rules' range bounds.
+// A group rule's packet must leave by the member the group's slot table assigns to its symmetric hash.
+// The rule shapes keep the pipe within kMaxTuples masks: dst prefix /0 or /24 (2) x proto given x source
+// port any or one port (2) x the strided dst-port cover (at most 5 lengths) = 20 masks; see range.hpp.
+struct RangeRule {
+  uint32_t dst, dst_mask;
+  uint8_t proto;  // 0 = any
+  uint16_t slo, shi, dlo, dhi;
+  uint32_t priority;
+  std::optional<uint16_t> port;  // else: the group
+  std::vector<EntryHandle> handles;
+};
+
+struct RangePacket {
+  uint32_t dst;
+  uint8_t proto;
+  uint16_t sport, dport;
+};
+
+const RangeRule* naive_range(const std::vector<RangeRule>& rules, const RangePacket& p) {
+  const RangeRule* best = nullptr;
+  for (const RangeRule& r : rules) {
+    const bool m = (p.dst & r.dst_mask) == r.dst && (r.proto == 0 || r.proto == p.proto) &&
+                   p.sport >= r.slo && p.sport <= r.shi && p.dport >= r.dlo && p.dport <= r.dhi;
+    if (m && (best == nullptr || r.priority < best->priority)) best = &r;
+  }
+  return best;
+}
+
+TEST(DifferentialRanges, RangesPrefixesAndSelectGroupsAgreeWithALinearMatcher) {
+  std::mt19937_64 rng(7);
+  net::PacketPool pool{256, 2048};
+  testing::CollectSink sink{pool};
+  auto built = PipelineBuilder{}
+                   .add_pipe({.name = "CLS",
+                              .lookup = LookupKind::kTernary,
+                              .match = {match(Field::kIpv4Dst), match(Field::kIpProto), match(Field::kL4Src),
+                                        match(Field::kL4Dst)},
+                              .fwd = TargetRef::drop(),
+                              .miss = TargetRef::kernel(),
+                              .max_entries = 16384})
+                   .build();
+  ASSERT_TRUE(built.ok());
+  auto pl = std::move(built).value();
+  const PipeId cls(0);
+  const std::vector<TargetRef> members = {TargetRef::port(PortId(901)), TargetRef::port(PortId(902)),
+                                          TargetRef::port(PortId(903))};
+  const auto group = pl->add_group(cls, members, TargetRef::drop());
+  ASSERT_TRUE(group.ok());
+  auto w = std::move(pl->attach_worker({.pool = &pool})).value();
+
+  std::vector<RangeRule> rules;
+  std::vector<uint16_t> bounds = {0, 1, 65534, 65535};
+  const auto port_range = [&](bool any) -> std::pair<uint16_t, uint16_t> {
+    if (any) return {0, 65535};
+    const auto a = static_cast<uint16_t>(rng() % 65536);
+    const auto len = static_cast<uint16_t>(rng() % 3 == 0 ? rng() % 8 : rng() % 4000);
+    const auto b = static_cast<uint16_t>(std::min<uint32_t>(65535, a + len));
+    for (uint16_t x : {a, b}) {
+      bounds.push_back(x);
+      bounds.push_back(static_cast<uint16_t>(x - 1));
+      bounds.push_back(static_cast<uint16_t>(x + 1));
+    }
+    return {a, b};
+  };
+  for (uint32_t i = 0; i < 40; ++i) {
+    RangeRule r{};
+    const unsigned len = rng() % 2 == 0 ? 0 : 24;
+    r.dst_mask = len == 0 ? 0 : ~0U << (32 - len);
+    r.dst = (0x0a000000U | static_cast<uint32_t>(rng() % 4) << 16 | static_cast<uint32_t>(rng() % 4) << 8) &
+            r.dst_mask;
+    r.proto = rng() % 2 == 0 ? 6 : 17;
+    std::tie(r.slo, r.shi) = port_range(true);
+    if (rng() % 3 == 0) {
+      r.slo = r.shi = static_cast<uint16_t>(rng() % 65536);
+      bounds.push_back(r.slo);
+    }
+    std::tie(r.dlo, r.dhi) = port_range(false);
+    r.priority = static_cast<uint32_t>(rng() % 1000) * 64 + i;  // distinct
+    if (rng() % 3 != 0) r.port = static_cast<uint16_t>(1 + i);
+    bool dup = false;
+    for (const FieldMatch& sm : range_matches(Field::kL4Src, r.slo, r.shi))
+      for (const FieldMatch& dm : range_matches(Field::kL4Dst, r.dlo, r.dhi)) {
+        if (dup) break;
+        EntrySpec e{.fwd = r.port ? TargetRef::port(PortId(*r.port)) : TargetRef::group(*group),
+                    .priority = r.priority};
+        if (r.dst_mask != 0) e.match.push_back(masked(Field::kIpv4Dst, r.dst, r.dst_mask));
+        if (r.proto != 0) e.match.push_back(eq(Field::kIpProto, r.proto));
+        if (sm.mask != FieldBytes{}) e.match.push_back(sm);
+        if (dm.mask != FieldBytes{}) e.match.push_back(dm);
+        auto h = pl->add_entry(cls, e);
+        if (!h) {  // an earlier rule has an entry with this very key: one key, one priority; skip the rule
+          ASSERT_EQ(h.error(), FlowError::kDuplicateEntry);
+          dup = true;
+          break;
+        }
+        r.handles.push_back(*h);
+      }
+    if (dup) {
+      for (const EntryHandle& h : r.handles) ASSERT_TRUE(pl->remove_entry(h).ok());
+      continue;
+    }
+    rules.push_back(std::move(r));
+  }
+
+  const auto compare = [&] {
+    const GroupTable table = *pl->group_table(*group);
+    for (int round = 0; round < rounds(); ++round) {
+      std::vector<RangePacket> pkts(64);
+      std::vector<std::vector<uint8_t>> frames;
+      for (auto& p : pkts) {
+        p.dst = 0x0a000000U | static_cast<uint32_t>(rng() % 4) << 16 | static_cast<uint32_t>(rng() % 4) << 8 |
+                static_cast<uint32_t>(rng() % 4);
+        p.proto = rng() % 2 == 0 ? 6 : 17;
+        p.sport = rng() % 2 == 0 ? bounds[rng() % bounds.size()] : static_cast<uint16_t>(rng());
+        p.dport = rng() % 4 != 0 ? bounds[rng() % bounds.size()] : static_cast<uint16_t>(rng());
+        testing::FrameSpec s;
+        std::array<uint8_t, 4> a{};
+        for (int i = 0; i < 4; ++i) a[i] = static_cast<uint8_t>(p.dst >> (24 - 8 * i));
+        s.dst = net::IpAddr::v4(a);
+        s.proto = p.proto;
+        s.sport = p.sport;
+        s.dport = p.dport;
+        frames.push_back(testing::frame(s));
+      }
+      auto b = testing::make_batch(pool, frames);
+      for (uint32_t i = 0; i < b.size(); ++i) b[i]->meta.regs[0] = i;
+      w->process(b, sink);
+      ASSERT_EQ(sink.out.size(), pkts.size());
+      for (const auto& d : sink.out) {
+        const RangeRule* want = naive_range(rules, pkts[d.pkt->meta.regs[0]]);
+        Target expect{TargetKind::kKernel, 0};
+        if (want != nullptr && want->port) expect = {TargetKind::kPort, *want->port};
+        if (want != nullptr && !want->port) {
+          Parsed ps;
+          parse_outer(*d.pkt, ps);
+          expect = table.slot[symmetric_flow_hash(*d.pkt, ps.outer) % kGroupSlots];
+        }
+        ASSERT_EQ(d.target, expect) << "packet " << d.pkt->meta.regs[0];
+      }
+      sink.clear();
+    }
+  };
+  ASSERT_GT(rules.size(), 30U);
+  compare();
+  // Remove half the rules (every entry of each), shrink the group, compare again.
+  std::shuffle(rules.begin(), rules.end(), rng);
+  for (std::size_t i = 0; i < rules.size() / 2; ++i)
+    for (const EntryHandle& h : rules[i].handles) ASSERT_TRUE(pl->remove_entry(h).ok());
+  rules.erase(rules.begin(), rules.begin() + static_cast<std::ptrdiff_t>(rules.size() / 2));
+  ASSERT_TRUE(pl->set_group(*group, std::span(members).first(2), TargetRef::drop()).ok());
+  compare();
+}
 
 }  // namespace
 }  // namespace pspgw::flow

@@ -96,6 +96,8 @@ std::string target_node(const Pipeline& pl, Target t, const DumpOptions& o) {
       return "kernel";
     case TargetKind::kDrop:
       return "drop";
+    case TargetKind::kGroup:
+      return "group" + std::to_string(t.id);
     case TargetKind::kNone:
       break;
   }
@@ -127,6 +129,8 @@ std::string target_json_kind(TargetKind k) {
       return "kernel";
     case TargetKind::kDrop:
       return "drop";
+    case TargetKind::kGroup:
+      return "group";
     case TargetKind::kNone:
       break;
   }

@@ -52,6 +52,16 @@ std::string_view to_string(FlowError e) {
       return "reclaim-pending";
     case FlowError::kStaleHandle:
       return "stale-handle";
+    case FlowError::kTooManyGroups:
+      return "too-many-groups";
+    case FlowError::kUnknownGroup:
+      return "unknown-group";
+    case FlowError::kBadGroupMember:
+      return "bad-group-member";
+    case FlowError::kGroupNotAfter:
+      return "group-not-after";
+    case FlowError::kGroupInUse:
+      return "group-in-use";
   }
   return "unknown";
 }

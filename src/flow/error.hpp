@@ -34,6 +34,12 @@ enum class FlowError : uint8_t {
   kTooManyMasks,         // a ternary pipe holds at most kMaxTuples distinct masks
   kReclaimPending,       // every free slot is waiting for a grace period: retry after synchronize()
   kStaleHandle,          // the entry was removed (possibly twice) or the handle belongs to another pipe
+  // Select groups.
+  kTooManyGroups,   // kMaxGroups groups exist
+  kUnknownGroup,    // a GroupId that names no group
+  kBadGroupMember,  // a member that is a group, none, or a pipe not downstream of the group's `after` pipe
+  kGroupNotAfter,   // an entry targets a group from a pipe after the group's `after` pipe
+  kGroupInUse,      // remove_group while entries still target it
 };
 std::string_view to_string(FlowError e);
 

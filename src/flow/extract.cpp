@@ -1,8 +1,11 @@
 #include "flow/extract.hpp"
 
+#include <algorithm>
+#include <array>
 #include <cstring>
 
 #include "base/byteorder.hpp"
+#include "flow/table.hpp"
 #include "net/headers.hpp"
 #include "net/parse.hpp"
 
@@ -90,6 +93,24 @@ bool write_field_bits(Field f, net::Packet& p, const Parsed& ps, uint32_t mask, 
   uint8_t* w = p.data() + at;
   store_be32(w, (load_be32(w) & ~mask) | (value & mask));
   return true;
+}
+
+uint32_t symmetric_flow_hash(const net::Packet& p, const L3View& v) {
+  if (v.family != 4 && v.family != 6) return 0;
+  const unsigned len = v.family == 4 ? 4 : 16;
+  const uint8_t* src = p.data() + v.l3 + (v.family == 4 ? 12 : 8);
+  const uint8_t* dst = src + len;
+  const bool swap = std::memcmp(src, dst, len) > 0;
+  // Words: [lo addr][hi addr][lo port | hi port | proto], zero-padded.
+  std::array<uint64_t, 5> w{};
+  auto* b = reinterpret_cast<uint8_t*>(w.data());
+  std::memcpy(b, swap ? dst : src, len);
+  std::memcpy(b + 16, swap ? src : dst, len);
+  const uint16_t sp = v.ports ? v.sport : 0, dp = v.ports ? v.dport : 0;
+  w[4] = (static_cast<uint64_t>(std::min(sp, dp)) << 32) | (static_cast<uint64_t>(std::max(sp, dp)) << 16) |
+         v.proto;
+  const uint32_t h = hash_key(w.data(), 5);
+  return h ^ (h >> 16);  // the slot index uses the low bits: fold the high ones in
 }
 
 }  // namespace pspgw::flow

@@ -154,4 +154,9 @@ inline bool extract_field(Field f, const net::Packet& p, const Parsed& ps, uint8
 bool write_field_bits(Field f, net::Packet& p, const Parsed& ps, uint32_t mask, uint32_t value);
 bool writable_field(Field f);
 
+// A hash of the packet's (addresses, ports, protocol) that both directions of a flow share: each pair is
+// put in order before hashing. Select groups use it (group.hpp); meta.flow_hash stays direction-aware.
+// Not IP: 0.
+uint32_t symmetric_flow_hash(const net::Packet& p, const L3View& v);
+
 }  // namespace pspgw::flow

@@ -152,12 +152,18 @@ Pipeline::Pipeline(std::vector<std::unique_ptr<Pipe>> pipes, PipeId root, uint16
       inner_(std::move(inner)),
       aliases_(std::move(aliases)),
       worker_taken_(max_workers, false),
+      groups_(std::make_unique<GroupSlot[]>(kMaxGroups)),
       epoch_(max_workers) {
   for (const auto& p : pipes_)
     for (const auto& fm : p->layout.fields) uses_random_ |= fm.field == Field::kRandom;
 }
 
-Pipeline::~Pipeline() = default;
+Pipeline::~Pipeline() {
+  // Workers are gone (each holds a reference). A removed group's table belongs to its pending retire
+  // callback, which epoch_'s destructor runs after this body.
+  for (uint16_t g = 0; g < kMaxGroups; ++g)
+    if (groups_[g].live) delete groups_[g].table.load(std::memory_order_relaxed);
+}
 
 std::optional<PipeId> Pipeline::find_pipe(std::string_view name) const {
   for (const auto& p : pipes_)
@@ -171,6 +177,11 @@ std::string_view Pipeline::pipe_name(PipeId id) const {
 
 Result<Target, FlowError> Pipeline::resolve(const Pipe& from, const TargetRef& ref) const {
   if (ref.empty()) return Err{FlowError::kNoHitTarget};
+  if (ref.target.kind == TargetKind::kGroup) {
+    if (ref.target.id >= kMaxGroups || !groups_[ref.target.id].live) return Err{FlowError::kUnknownGroup};
+    if (groups_[ref.target.id].after < from.id) return Err{FlowError::kGroupNotAfter};
+    return ref.target;
+  }
   if (ref.target.kind != TargetKind::kPipe) return ref.target;
   std::optional<PipeId> id =
       ref.pipe_name.empty() ? std::optional<PipeId>(PipeId(ref.target.id)) : find_pipe(ref.pipe_name);
@@ -216,6 +227,7 @@ Result<EntryHandle, FlowError> Pipeline::add_entry(PipeId pipe, const EntrySpec&
     tuple->min_priority.store(spec.priority, std::memory_order_relaxed);
   if (!tuple->index.insert(hash, rec)) return Err{FlowError::kTableFull};
   p.free_records.pop_back();
+  if (fwd->kind == TargetKind::kGroup) ++groups_[fwd->id].refs;
   const bool fresh_tuple = fresh != nullptr;
   if (fresh) p.live_tuples.push_back(fresh.release());
   ++tuple->entries;
@@ -232,6 +244,7 @@ Status<FlowError> Pipeline::remove_entry(EntryHandle h) {
   if (h.slot >= p.records.capacity() || p.generation[h.slot] != h.generation || !p.is_live(h.slot))
     return Err{FlowError::kStaleHandle};
   Tuple* t = p.tuple_of[h.slot];
+  if (const Target fwd = p.records.fwd(h.slot); fwd.kind == TargetKind::kGroup) --groups_[fwd.id].refs;
   t->index.erase(hash_key(p.records.key(h.slot), p.layout.words), h.slot);
   ++p.generation[h.slot];
   --p.live;
@@ -272,6 +285,94 @@ Result<PipeStats, FlowError> Pipeline::pipe_stats(PipeId pipe) const {
   for (std::size_t r = 0; r < drops.size(); ++r)
     if (drops[r] != 0) st.drops.emplace_back(static_cast<uint8_t>(r), drops[r]);
   return st;
+}
+
+Result<std::vector<Target>, FlowError> Pipeline::resolve_members(PipeId after,
+                                                                 std::span<const TargetRef> members,
+                                                                 const TargetRef& if_empty,
+                                                                 Target& empty) const {
+  if (after.value() >= pipes_.size()) return Err{FlowError::kUnknownPipe};
+  const Pipe& from = *pipes_[after.value()];
+  const auto one = [&](const TargetRef& m) -> Result<Target, FlowError> {
+    if (m.target.kind == TargetKind::kGroup || m.empty()) return Err{FlowError::kBadGroupMember};
+    auto t = resolve(from, m);
+    if (!t) return Err{t.error() == FlowError::kUnknownPipe ? t.error() : FlowError::kBadGroupMember};
+    return *t;
+  };
+  if (members.size() > kMaxGroupMembers) return Err{FlowError::kBadGroupMember};
+  std::vector<Target> out;
+  for (const TargetRef& m : members) {
+    auto t = one(m);
+    if (!t) return Err{t.error()};
+    if (std::find(out.begin(), out.end(), *t) != out.end()) return Err{FlowError::kBadGroupMember};
+    out.push_back(*t);
+  }
+  auto e = one(if_empty);
+  if (!e) return Err{e.error()};
+  empty = *e;
+  return out;
+}
+
+void Pipeline::publish_group(GroupSlot& g, std::vector<Target> members, Target if_empty) {
+  const GroupTable* old = g.table.load(std::memory_order_relaxed);
+  g.table.store(new GroupTable(rebalance(old, members, if_empty)), std::memory_order_release);
+  if (old != nullptr) epoch_.retire([old] { delete old; });
+  g.members = std::move(members);
+  g.if_empty = if_empty;
+  epoch_.poll();
+}
+
+Result<GroupId, FlowError> Pipeline::add_group(PipeId after, std::span<const TargetRef> members,
+                                               const TargetRef& if_empty) {
+  std::lock_guard lock(ctl_);
+  Target empty;
+  auto m = resolve_members(after, members, if_empty, empty);
+  if (!m) return Err{m.error()};
+  uint16_t id = 0;
+  epoch_.poll();
+  while (id < kMaxGroups && !groups_[id].free) ++id;
+  if (id == kMaxGroups) return Err{FlowError::kTooManyGroups};
+  groups_[id].after = after;
+  groups_[id].refs = 0;
+  groups_[id].live = true;
+  groups_[id].free = false;
+  publish_group(groups_[id], std::move(*m), empty);
+  return GroupId(id);
+}
+
+Status<FlowError> Pipeline::set_group(GroupId g, std::span<const TargetRef> members,
+                                      const TargetRef& if_empty) {
+  std::lock_guard lock(ctl_);
+  if (g.value() >= kMaxGroups || !groups_[g.value()].live) return Err{FlowError::kUnknownGroup};
+  GroupSlot& slot = groups_[g.value()];
+  Target empty;
+  auto m = resolve_members(slot.after, members, if_empty, empty);
+  if (!m) return Err{m.error()};
+  publish_group(slot, std::move(*m), empty);
+  return {};
+}
+
+Status<FlowError> Pipeline::remove_group(GroupId g) {
+  std::lock_guard lock(ctl_);
+  if (g.value() >= kMaxGroups || !groups_[g.value()].live) return Err{FlowError::kUnknownGroup};
+  GroupSlot& slot = groups_[g.value()];
+  if (slot.refs != 0) return Err{FlowError::kGroupInUse};
+  // A worker may still run a removed entry that names the group: the table stays until the grace period.
+  slot.live = false;
+  slot.members.clear();
+  epoch_.retire([&slot] {
+    delete slot.table.load(std::memory_order_relaxed);
+    slot.table.store(nullptr, std::memory_order_relaxed);
+    slot.free = true;
+  });
+  epoch_.poll();
+  return {};
+}
+
+Result<GroupTable, FlowError> Pipeline::group_table(GroupId g) const {
+  std::lock_guard lock(ctl_);
+  if (g.value() >= kMaxGroups || !groups_[g.value()].live) return Err{FlowError::kUnknownGroup};
+  return *groups_[g.value()].table.load(std::memory_order_relaxed);
 }
 
 void Pipeline::synchronize() {

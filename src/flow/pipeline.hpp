@@ -28,6 +28,7 @@
 #include "flow/epoch.hpp"
 #include "flow/error.hpp"
 #include "flow/field.hpp"
+#include "flow/group.hpp"
 #include "flow/target.hpp"
 #include "net/packet.hpp"
 
@@ -35,6 +36,7 @@ namespace pspgw::flow {
 
 class Pipe;
 class Worker;
+struct GroupSlot;
 
 struct EntrySpec {
   std::vector<FieldMatch> match;
@@ -102,6 +104,18 @@ class Pipeline {
   // Waits until every worker has finished the batches it had begun; reclaims removed entries.
   void synchronize();
 
+  // Select groups (group.hpp): an entry whose target is TargetRef::group(g) sends each packet to one of g's
+  // members, chosen by the symmetric flow hash of the packet as it is now; `if_empty` while it has none
+  // (a drop, or a bypass target). Members and if_empty: ports, CPU, kernel, drop, or pipes after `after`;
+  // only entries of `after` or earlier pipes may target the group. set_group keeps flows on the members
+  // that stay (see rebalance); remove_group refuses while entries target the group.
+  Result<GroupId, FlowError> add_group(PipeId after, std::span<const TargetRef> members,
+                                       const TargetRef& if_empty);
+  Status<FlowError> set_group(GroupId g, std::span<const TargetRef> members, const TargetRef& if_empty);
+  Status<FlowError> remove_group(GroupId g);
+  // The group's current slot table (tests, dump); kUnknownGroup if none.
+  Result<GroupTable, FlowError> group_table(GroupId g) const;
+
   // Data plane: one Worker per forwarding thread (at most max_workers at a time).
   Result<std::unique_ptr<Worker>, FlowError> attach_worker(const WorkerOptions& opts = {});
 
@@ -120,6 +134,9 @@ class Pipeline {
   Pipeline(std::vector<std::unique_ptr<Pipe>> pipes, PipeId root, uint16_t max_workers,
            std::shared_ptr<const InnerLocator> inner, std::vector<Alias> aliases);
   Result<Target, FlowError> resolve(const Pipe& from, const TargetRef& ref) const;
+  Result<std::vector<Target>, FlowError> resolve_members(PipeId after, std::span<const TargetRef> members,
+                                                         const TargetRef& if_empty, Target& empty) const;
+  void publish_group(GroupSlot& g, std::vector<Target> members, Target if_empty);
   std::string field_label(Field f, const FieldBytes& mask) const;
   std::string entry_label(const Pipe& p, uint32_t rec) const;
   std::string node_label(const Pipe& p) const;
@@ -132,6 +149,7 @@ class Pipeline {
   bool uses_random_ = false;
   mutable std::mutex ctl_;  // control-plane writers; never taken by a worker
   std::vector<bool> worker_taken_;
+  std::unique_ptr<GroupSlot[]> groups_;  // [GroupId], kMaxGroups
   EpochDomain epoch_;  // declared after pipes_: destroyed first, its pending callbacks still see the pipes
 };
 

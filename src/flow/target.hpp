@@ -9,6 +9,8 @@
 namespace pspgw::flow {
 
 using PipeId = StrongId<struct PipeIdTag, uint16_t>;
+// A select group (Pipeline::add_group): one of N targets, chosen per flow by the symmetric flow hash.
+using GroupId = StrongId<struct GroupIdTag, uint16_t>;
 
 enum class TargetKind : uint8_t {
   kNone,    // unset: a build error wherever a target is required
@@ -17,6 +19,7 @@ enum class TargetKind : uint8_t {
   kCpu,     // the slow-path queue ("RSS" in the seeds); id = reason code the CPU sees
   kKernel,  // the host stack (isolated mode's root miss)
   kDrop,    // id = drop reason (counted per pipe)
+  kGroup,   // id = GroupId; an entry's target only, resolved per packet to one of the group's members
 };
 
 // Drop reasons the engine assigns itself. Actions own the codes 1..kFirstEngineDrop-1 (src/psp uses
@@ -30,7 +33,9 @@ struct Target {
   TargetKind kind = TargetKind::kNone;
   uint16_t id = 0;
   friend bool operator==(Target, Target) = default;
-  bool terminal() const { return kind != TargetKind::kPipe && kind != TargetKind::kNone; }
+  bool terminal() const {
+    return kind != TargetKind::kPipe && kind != TargetKind::kNone && kind != TargetKind::kGroup;
+  }
 };
 
 // A target as the builder and the control plane name it: pipes by name or by id.
@@ -44,6 +49,7 @@ struct TargetRef {
   static TargetRef cpu(uint16_t reason) { return {{TargetKind::kCpu, reason}, {}}; }
   static TargetRef kernel() { return {{TargetKind::kKernel, 0}, {}}; }
   static TargetRef drop(uint8_t reason = kDropByRule) { return {{TargetKind::kDrop, reason}, {}}; }
+  static TargetRef group(GroupId g) { return {{TargetKind::kGroup, g.value()}, {}}; }
   bool empty() const { return target.kind == TargetKind::kNone; }
 };
 

@@ -151,6 +151,17 @@ void mirror(const Pipe& p, Worker::Scratch& s, uint16_t n_hits, Sink& sink);
 
 }  // namespace
 
+namespace {
+
+// A resolved entry names only live groups, and remove_group waits for the entries to go first.
+Target select_member(const GroupSlot& g, const net::Packet& pkt, Parsed& ps) {
+  if ((ps.have & Parsed::kOuter) == 0) parse_outer(pkt, ps);
+  const GroupTable* t = g.table.load(std::memory_order_acquire);
+  return t->slot[symmetric_flow_hash(pkt, ps.outer) % kGroupSlots];
+}
+
+}  // namespace
+
 void Worker::run_pipe(const Pipe& p, Sink& sink) {
   Scratch& s = *s_;
   const uint16_t n = s.qlen[p.id.value()];
@@ -168,6 +179,8 @@ void Worker::run_pipe(const Pipe& p, Sink& sink) {
     const Item it = s.items[i];
     Target t = s.rec[i] != kNoEntry ? p.records.fwd(s.rec[i]) : p.miss;
     if (p.may_drop && it.pkt->meta.drop_reason != 0) t = {TargetKind::kDrop, it.pkt->meta.drop_reason};
+    if (t.kind == TargetKind::kGroup) [[unlikely]]
+      t = select_member(pl_.groups_[t.id], *it.pkt, s.parsed[it.slot]);
     if (t.kind == TargetKind::kPipe) {
       s.queue[t.id][s.qlen[t.id]++] = it;
       continue;

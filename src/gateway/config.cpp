@@ -292,7 +292,7 @@ class Parser {
 
   static HostPortConfig parse_host_port(const json& j, const std::string& path) {
     expect_object(j, path);
-    check_keys(j, path, {"name", "mtu", "local-vips", "mac"});
+    check_keys(j, path, {"name", "role", "mtu", "local-vips", "mac"});
     HostPortConfig port;
     if (!j.contains("name")) bad(key_path(path, "name"), "missing");
     port.name = expect_string(j.at("name"), key_path(path, "name"));
@@ -309,6 +309,14 @@ class Parser {
       const json& vips = expect_array(j.at("local-vips"), vips_path);
       for (std::size_t i = 0; i < vips.size(); ++i)
         port.local_vips.push_back(expect_ip(vips[i], index_path(vips_path, i)));
+    }
+    if (j.contains("role")) {
+      const std::string role = expect_string(j.at("role"), key_path(path, "role"));
+      if (role != "workload" && role != "vnf")
+        bad(key_path(path, "role"), "'" + role + "' is not a port role (workload, vnf)");
+      port.role = role == "vnf" ? HostPortRole::kVnf : HostPortRole::kWorkload;
+      if (port.role == HostPortRole::kVnf && !port.local_vips.empty())
+        bad(key_path(path, "local-vips"), "a vnf port carries no VIPs");
     }
     return port;
   }

@@ -89,8 +89,13 @@ struct GrpcTlsConfig {
   std::string ca;
 };
 
+// workload: a VM's port (local VIPs, ARP/DHCP answers, its MAC learned). vnf: one side of a service-chain
+// VNF (issue 8): no VIPs, no MAC learning; traffic reaches it only through chains.
+enum class HostPortRole : uint8_t { kWorkload, kVnf };
+
 struct HostPortConfig {
   std::string name;
+  HostPortRole role = HostPortRole::kWorkload;  // x-sw.host-ports[].role: "workload" (default) | "vnf"
   uint32_t mtu = 1500;
   std::vector<net::IpAddr> local_vips;
   std::optional<net::MacAddr> mac;

@@ -80,6 +80,20 @@ TEST(Config, IPv6SessionsAndSlash32) {
   EXPECT_EQ(c.peers[0].remote_grpc_address.to_string(), "h:3000");
 }
 
+TEST(Config, HostPortRoles) {
+  GatewayConfig c = ok(R"({"x-sw": {"host-ports": [{"name": "vm1"}, {"name": "fw1-in", "role": "vnf"},
+                                                   {"name": "vm2", "role": "workload"}]}})");
+  ASSERT_EQ(c.sw.host_ports.size(), 3u);
+  EXPECT_EQ(c.sw.host_ports[0].role,
+            HostPortRole::kWorkload);  // the default: configs without roles unchanged
+  EXPECT_EQ(c.sw.host_ports[1].role, HostPortRole::kVnf);
+  EXPECT_EQ(c.sw.host_ports[2].role, HostPortRole::kWorkload);
+  EXPECT_EQ(error(R"({"x-sw": {"host-ports": [{"name": "p", "role": "router"}]}})"),
+            "c.json: x-sw.host-ports[0].role: 'router' is not a port role (workload, vnf)");
+  EXPECT_EQ(error(R"({"x-sw": {"host-ports": [{"name": "p", "role": "vnf", "local-vips": ["10.0.0.1"]}]}})"),
+            "c.json: x-sw.host-ports[0].local-vips: a vnf port carries no VIPs");
+}
+
 TEST(Config, SoftwareExtension) {
   GatewayConfig c = ok(R"({
     "config": { "local-pip": "198.51.100.1" },
@@ -138,8 +152,9 @@ TEST(Config, UnknownKeysNameThePathAndTheFile) {
             "c.json: config.local-grpc-adress: unknown key (expected one of: local-grpc-address, local-pip)");
   EXPECT_EQ(error(R"({"peers": [{"remote-grpc-address": "h", "sessions": [{"remote-vip": ["10.0.0.2"]}]}]})"),
             "c.json: peers[0].sessions[0].remote-vip: unknown key (expected one of: local-vip, remote-vips)");
-  EXPECT_EQ(error(R"({"x-sw": {"host-ports": [{"name": "p", "speed": 10}]}})"),
-            "c.json: x-sw.host-ports[0].speed: unknown key (expected one of: name, mtu, local-vips, mac)");
+  EXPECT_EQ(
+      error(R"({"x-sw": {"host-ports": [{"name": "p", "speed": 10}]}})"),
+      "c.json: x-sw.host-ports[0].speed: unknown key (expected one of: name, role, mtu, local-vips, mac)");
 }
 
 TEST(Config, TypeErrorsNameTheExpectedType) {

@@ -215,6 +215,11 @@ Status<std::string> Gateway::build() {
     hp.local_vips = config_.local_vips();
     host_port_cfg_.push_back(hp);
   }
+  // VNF ports (issue 8) parse, but the data path does not serve them yet: refuse rather than run one as a
+  // workload port (MAC learning, ARP answers). The service-chaining wiring lifts this.
+  for (const auto& hp : host_port_cfg_)
+    if (hp.role == HostPortRole::kVnf)
+      return Err{config_.source + ": x-sw.host-ports '" + hp.name + "': role \"vnf\" is not served yet"};
   if (flags_.mode == EncapMode::kTransport) {
     if (auto s = check_transport_addresses(config_, host_port_cfg_, flags_); !s) return s;
   }
