@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "base/result.hpp"
+#include "gateway/log.hpp"
 #include "net/addr.hpp"
 #include "psp/header.hpp"
 
@@ -48,10 +49,13 @@ struct GatewayFlags {
   std::string dump_pipeline;  // --dump-pipeline mermaid|json: print the pipeline this config builds, exit
   std::string admin_socket;   // --admin-socket PATH ("" = /run/psp-gateway/<vf-name>.sock), pspctl's -s
   // Mutual TLS on gRPC (override x-sw.grpc-tls); one of TLS or --grpc-insecure is required to start.
-  std::string grpc_tls_cert;   // --grpc-tls-cert FILE
-  std::string grpc_tls_key;    // --grpc-tls-key FILE
-  std::string grpc_tls_ca;     // --grpc-tls-ca FILE
-  bool grpc_insecure = false;  // --grpc-insecure: plaintext, callers by source address (DOCA peers)
+  std::string grpc_tls_cert;             // --grpc-tls-cert FILE
+  std::string grpc_tls_key;              // --grpc-tls-key FILE
+  std::string grpc_tls_ca;               // --grpc-tls-ca FILE
+  bool grpc_insecure = false;            // --grpc-insecure: plaintext, callers by source address (DOCA peers)
+  std::string metrics_address;           // --metrics-address ip:port ("" = x-sw.metrics-address or off)
+  uint32_t metrics_max_tunnels = 1000;   // --metrics-max-tunnels: per-tunnel series exported at most
+  LogLevel log_level = LogLevel::kInfo;  // --log-level error|warn|info|debug
 
   // -o if given, else the mode's default, plus 2 words when the 8-byte virtualization cookie precedes
   // the payload (the offset counts the VC, spec §2, so this keeps it clear):

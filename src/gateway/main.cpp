@@ -1,5 +1,6 @@
 // psp-gateway: the software PSP gateway daemon (README.md, docs/architecture.md).
 #include <signal.h>
+#include <systemd/sd-daemon.h>
 
 #include <exception>
 #include <iostream>
@@ -43,8 +44,12 @@ int run(int argc, char** argv) {
     std::cerr << "psp-gateway: " << s.error() << '\n';
     return 1;
   }
+  // Type=notify: ports open, workers running, gRPC and the admin socket listening. Without NOTIFY_SOCKET
+  // (not under systemd) this does nothing.
+  sd_notify(0, "READY=1");
   int sig = 0;
   sigwait(&stop_signals, &sig);
+  sd_notify(0, "STOPPING=1");
   std::cerr << "psp-gateway: signal " << sig << ", stopping\n";
   (*gw)->stop();
   return 0;
