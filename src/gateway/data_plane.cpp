@@ -153,16 +153,6 @@ std::vector<FlowDataPlane::EgressView> FlowDataPlane::egress() const {
   return out;
 }
 
-uint64_t FlowDataPlane::ingress_packets(const control::VipPair& pair) const {
-  std::lock_guard<std::mutex> lock(mu_);
-  uint64_t n = 0;
-  for (const auto& [key, handle] : ingress_) {
-    if (std::get<1>(key) != pair.remote || std::get<2>(key) != pair.local) continue;
-    if (auto hits = topo_.pipeline().entry_hits(handle)) n += *hits;
-  }
-  return n;
-}
-
 std::vector<FlowDataPlane::TunnelCounters> FlowDataPlane::tunnel_counters() const {
   std::vector<std::pair<control::VipPair, Topology::EgressEntries>> eg;
   std::vector<std::pair<control::VipPair, flow::EntryHandle>> in;

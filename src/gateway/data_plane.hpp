@@ -62,11 +62,10 @@ class FlowDataPlane final : public control::DataPlane {
     uint64_t packets;
   };
   std::vector<EgressView> egress() const;
-  // Packets INGR_ACL delivered from remote to local VIP, over every SPI the pair has had open (0 with -a,
-  // whose per-VIP entries do not tell peers apart).
-  uint64_t ingress_packets(const control::VipPair& pair) const;
-  // Every tunnel's egress view and ingress packets in one pass over the tables (not a scan of every
-  // ingress entry per tunnel): the handles are copied under the lock, their counters read after it.
+  // Every tunnel's egress SPI and packets, and the packets INGR_ACL delivered from remote to local VIP over
+  // every SPI the pair has had open (0 with -a, whose per-VIP entries do not tell peers apart). One pass over
+  // the tables, not a scan of every ingress entry per tunnel: the handles are copied under the lock, their
+  // counters read after it.
   struct TunnelCounters {
     control::VipPair pair;
     uint32_t spi = 0;
