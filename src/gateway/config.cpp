@@ -241,7 +241,7 @@ class Parser {
     expect_object(j, "x-sw");
     check_keys(j, "x-sw",
                {"host-ports", "local-mac", "virt-cookie", "rpc-deadline-ms", "grpc-tls", "peer-pips",
-                "tunnels-per-request"});
+                "tunnels-per-request", "metrics-address"});
     SwExtensions sw;
     if (j.contains("host-ports")) {
       const json& ports = expect_array(j.at("host-ports"), "x-sw.host-ports");
@@ -260,6 +260,12 @@ class Parser {
           expect_uint(j.at("rpc-deadline-ms"), "x-sw.rpc-deadline-ms", kMinDeadlineMs, kMaxDeadlineMs));
     }
     if (j.contains("grpc-tls")) sw.grpc_tls = parse_grpc_tls(j.at("grpc-tls"));
+    if (j.contains("metrics-address")) {
+      const std::string path = "x-sw.metrics-address";
+      const std::string text = expect_string(j.at("metrics-address"), path);
+      sw.metrics_address = parse_listen_address(text);
+      if (!sw.metrics_address) bad(path, "'" + text + "' is not ip:port (IPv6: [ip]:port)");
+    }
     return sw;
   }
 
@@ -451,6 +457,21 @@ std::optional<GrpcAddress> parse_grpc_address(std::string_view text, bool requir
     out.port = static_cast<uint16_t>(*port);
   }
   return out;
+}
+
+std::optional<GrpcAddress> parse_listen_address(std::string_view text) {
+  const auto colon = text.rfind(':');
+  const bool bracketed = text.starts_with('[');
+  // The port is required: "ip:port" has one colon, "[v6]:port" a colon right after the bracket.
+  if (colon == std::string_view::npos || (bracketed ? text[colon - 1] != ']' : text.find(':') != colon)) {
+    return std::nullopt;
+  }
+  if (text.substr(colon + 1) == "0") {  // any free port: parse the host alone
+    auto host = parse_grpc_address(text.substr(0, colon), true);
+    if (host) host->port = 0;
+    return host;
+  }
+  return parse_grpc_address(text, true);
 }
 
 std::vector<net::IpAddr> GatewayConfig::local_vips() const {

@@ -32,7 +32,8 @@
 //       "peer-pips": {                       // optional: a peer's data-plane address (its local-pip),
 //         "host[:port]": "ip"                //   keyed by its remote-grpc-address; unset: pinned at the
 //       },                                   //   first exchange (README: Security)
-//       "tunnels-per-request": 4096          // most tunnels we put in one request (a peer's limit), 1..4096
+//       "tunnels-per-request": 4096,         // most tunnels we put in one request (a peer's limit), 1..4096
+//       "metrics-address": "127.0.0.1:9469"  // Prometheus /metrics on ip:port (--metrics-address wins); unset: off
 //     }
 //   }
 // clang-format on
@@ -70,6 +71,8 @@ struct GrpcAddress {
 };
 // Parses "host[:port]", "[v6]:port" or a bare IPv6 address. require_ip: the host must be an IP literal.
 std::optional<GrpcAddress> parse_grpc_address(std::string_view text, bool require_ip);
+// A listening address for /metrics: "ip:port" or "[v6]:port", the port required; port 0 = any free port.
+std::optional<GrpcAddress> parse_listen_address(std::string_view text);
 
 struct SessionConfig {
   net::IpAddr local_vip;
@@ -107,7 +110,8 @@ struct SwExtensions {
   uint64_t virt_cookie = kDocaVirtCookie;
   std::chrono::milliseconds rpc_deadline{2000};
   GrpcTlsConfig grpc_tls;
-  uint32_t tunnels_per_request = 4096;  // larger sets are split (our server accepts 4096)
+  uint32_t tunnels_per_request = 4096;         // larger sets are split (our server accepts 4096)
+  std::optional<GrpcAddress> metrics_address;  // Prometheus /metrics; unset: off
 };
 
 struct GatewayConfig {

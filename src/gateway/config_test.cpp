@@ -172,6 +172,21 @@ TEST(Config, TypeErrorsNameTheExpectedType) {
   EXPECT_EQ(error("[]"), "c.json: (top level): expected an object, got array");
 }
 
+TEST(Config, MetricsAddress) {
+  EXPECT_EQ(error(R"({"x-sw": {"metrics-address": "127.0.0.1"}})"),
+            "c.json: x-sw.metrics-address: '127.0.0.1' is not ip:port (IPv6: [ip]:port)");
+  EXPECT_EQ(error(R"({"x-sw": {"metrics-address": 9469}})"),
+            "c.json: x-sw.metrics-address: expected a string, got integer");
+  auto c = parse_config(R"({"x-sw": {"metrics-address": "[::1]:9469"}})", "c.json", {});
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  ASSERT_TRUE(c->sw.metrics_address);
+  EXPECT_EQ(c->sw.metrics_address->to_string(), "[::1]:9469");
+  EXPECT_EQ(parse_listen_address("0.0.0.0:0")->port, 0);
+  EXPECT_FALSE(parse_listen_address("::1"));
+  EXPECT_FALSE(parse_listen_address("[::1]"));
+  EXPECT_FALSE(parse_listen_address("host.example:80"));
+}
+
 TEST(Config, DuplicatePairsNameBothPlaces) {
   EXPECT_EQ(
       error(R"({"peers": [

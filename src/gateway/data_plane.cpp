@@ -153,14 +153,41 @@ std::vector<FlowDataPlane::EgressView> FlowDataPlane::egress() const {
   return out;
 }
 
-uint64_t FlowDataPlane::ingress_packets(const control::VipPair& pair) const {
-  std::lock_guard<std::mutex> lock(mu_);
-  uint64_t n = 0;
-  for (const auto& [key, handle] : ingress_) {
-    if (std::get<1>(key) != pair.remote || std::get<2>(key) != pair.local) continue;
-    if (auto hits = topo_.pipeline().entry_hits(handle)) n += *hits;
+std::vector<FlowDataPlane::TunnelCounters> FlowDataPlane::tunnel_counters() const {
+  std::vector<std::pair<control::VipPair, Topology::EgressEntries>> eg;
+  std::vector<std::pair<control::VipPair, flow::EntryHandle>> in;
+  std::vector<uint32_t> spis;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    eg.reserve(egress_.size());
+    spis.reserve(egress_.size());
+    for (const auto& [pair, e] : egress_) {
+      eg.emplace_back(pair, e.entries);
+      spis.push_back(e.spi);
+    }
+    in.reserve(ingress_.size());
+    for (const auto& [key, handle] : ingress_) {
+      in.emplace_back(control::VipPair{std::get<2>(key), std::get<1>(key)}, handle);
+    }
   }
-  return n;
+  // A handle removed meanwhile reads as no hits (entry handles carry a generation).
+  std::map<control::VipPair, TunnelCounters> out;
+  for (std::size_t i = 0; i < eg.size(); ++i) {
+    auto& t = out[eg[i].first];
+    t.pair = eg[i].first;
+    t.spi = spis[i];
+    t.egress = true;
+    if (auto hits = topo_.pipeline().entry_hits(eg[i].second.acl)) t.tx_packets = *hits;
+  }
+  for (const auto& [pair, handle] : in) {
+    auto& t = out[pair];
+    t.pair = pair;
+    if (auto hits = topo_.pipeline().entry_hits(handle)) t.rx_packets += *hits;
+  }
+  std::vector<TunnelCounters> list;
+  list.reserve(out.size());
+  for (auto& [pair, t] : out) list.push_back(t);
+  return list;
 }
 
 control::ActivityMap FlowDataPlane::activity() const {

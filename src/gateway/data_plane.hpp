@@ -63,12 +63,21 @@ class FlowDataPlane final : public control::DataPlane {
     uint64_t packets;
   };
   std::vector<EgressView> egress() const;
-  // Packets INGR_ACL delivered from remote to local VIP, over every SPI the pair has had open (0 with -a,
-  // whose per-VIP entries do not tell peers apart).
-  uint64_t ingress_packets(const control::VipPair& pair) const;
   // Per pair, EGR_ACL hits + INGR_ACL hits of its open SPIs (flow entry counters, which workers keep
   // anyway): the activity idle aging watches. One pass over the tables, control thread.
   control::ActivityMap activity() const;
+  // Every tunnel's egress SPI and packets, and the packets INGR_ACL delivered from remote to local VIP over
+  // every SPI the pair has had open (0 with -a, whose per-VIP entries do not tell peers apart). One pass over
+  // the tables, not a scan of every ingress entry per tunnel: the handles are copied under the lock, their
+  // counters read after it.
+  struct TunnelCounters {
+    control::VipPair pair;
+    uint32_t spi = 0;
+    uint64_t tx_packets = 0;
+    uint64_t rx_packets = 0;
+    bool egress = false;  // an egress SA is installed (else only ingress entries exist)
+  };
+  std::vector<TunnelCounters> tunnel_counters() const;
   // Frees what removed SAs left behind once their grace period is over (control thread, periodically).
   void reclaim();
 

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "base/duration.hpp"
+#include "gateway/config.hpp"
 
 namespace pspgw::gateway {
 
@@ -25,6 +26,56 @@ constexpr HardwareFlag kHardwareFlags[] = {
     {"-r,--repr", "--repr", "there are no VF representors: the host side is the TAP device of -d/--vf-name"},
     {"-m,--core-mask", "--core-mask", "use --workers N to choose the number of packet threads"},
 };
+
+// --help's man-page tail.
+constexpr const char* kHelpFooter = R"(EXAMPLES
+  psp-gateway -c /etc/psp-gateway/host1.json --grpc-tls-cert host1.pem --grpc-tls-key host1.key \
+              --grpc-tls-ca ca.pem
+      Start with the DOCA-schema config, mutual TLS on gRPC, tunnels made on demand.
+  psp-gateway -c host1.json --grpc-insecure -z --metrics-address 127.0.0.1:9469 --log-level warn
+      Plaintext gRPC (DOCA peers), every tunnel made at start, Prometheus metrics, warnings only.
+  psp-gateway -c host1.json --grpc-insecure --dump-pipeline mermaid
+      Print the pipeline the config builds, open nothing.
+
+SIGNALS
+  SIGTERM, SIGINT  stop cleanly (workers drained, gRPC stopped, keys zeroed, TAPs removed), exit 0
+
+FILES
+  /etc/psp-gateway/NAME.json         config of the systemd instance psp-gateway@NAME.service
+  /run/psp-gateway/<vf-name>.sock    admin socket (pspctl -s), unless --admin-socket
+  psp-gateway@.service               systemd unit: Type=notify (READY=1 once ports, gRPC and the
+                                     admin socket are up), Restart=on-failure
+
+EXIT STATUS
+  0 stopped by a signal or --help; 1 could not start; 2 bad flags or config
+
+See README.md ("Operating") for install, systemd, metrics and log levels.)";
+
+// --help in sections, like a man page's: each option not placed where it was added goes by its name.
+void group_options(CLI::App& app) {
+  struct Section {
+    const char* group;
+    std::vector<const char*> names;
+  };
+  const Section kSections[] = {
+      {"Config and ports",
+       {"--config", "--vf-name", "--admin-socket", "--workers", "--udp-gso", "--dump-pipeline"}},
+      {"PSP and tunnels",
+       {"--max-tunnels", "--crypt-offset", "--psp-version", "--static-tunnels", "--outer-ip-type",
+        "--inner-ip-type", "--mode", "--cookie", "--disable-ingress-acl", "--maintain-order", "--decap-dmac",
+        "--nexthop-dmac"}},
+      {"Diagnostics",
+       {"--debug-keys", "--stat-print", "--perf-print", "--show-rss-rx-packets", "--sample-rate",
+        "--sample-pcap"}},
+  };
+  for (CLI::Option* opt : app.get_options()) {
+    for (const auto& section : kSections) {
+      for (const char* name : section.names) {
+        if (opt->check_name(name)) opt->group(section.group);
+      }
+    }
+  }
+}
 
 const CLI::Validator kMac(
     [](const std::string& text) {
@@ -78,21 +129,23 @@ Result<GatewayFlags, FlagsExit> parse_flags(int argc, const char* const* argv) {
   std::string psp_version = "1", outer = "ipv6", inner = "ipv4", mode = "tunnel", perf, decap, nexthop;
   uint32_t crypt_offset = 0;
 
-  app.add_option("-c,--config", f.config_path, "JSON config file (DOCA schema + x-sw extension)")
+  app.add_option("-c,--config", f.config_path, "JSON config file (DOCA schema + x-sw extension; required)")
       ->required()
       ->check(CLI::ExistingFile);
   app.add_option("-d,--vf-name", f.vf_name, "Host-side TAP device to create (default psp0)")
       ->check([](const std::string& s) {
         return s.empty() || s.size() > 15 ? "1..15 characters" : std::string();
       });
-  app.add_option("--sample-rate", f.sample_rate, "Sample 1 in 2^N packets (0: off)")
+  app.add_option("--sample-rate", f.sample_rate, "Sample 1 in 2^N packets (0: off, the default)")
       ->check(CLI::Range(0u, kMaxSampleRate));
-  app.add_option("--sample-pcap", f.sample_pcap, "Also write sampled packets to this pcap file");
+  app.add_option("--sample-pcap", f.sample_pcap,
+                 "Also write sampled packets to this pcap file (default: none)");
   app.add_flag("--udp-gso", f.udp_gso,
                "Send with UDP checksums so the kernel can batch equal-size packets (UDP GSO); the PSP spec "
                "asks for checksum 0, the default");
   app.add_option("--dump-pipeline", f.dump_pipeline,
-                 "Print the pipeline the config and flags build (mermaid or json) and exit; opens no port")
+                 "Print the pipeline the config and flags build (mermaid or json) and exit; opens no port "
+                 "(default: run)")
       ->check(CLI::IsMember({"mermaid", "json"}));
   app.add_option("--admin-socket", f.admin_socket,
                  "Unix socket of the admin channel (pspctl -s); default /run/psp-gateway/<vf-name>.sock");
@@ -111,6 +164,25 @@ Result<GatewayFlags, FlagsExit> parse_flags(int argc, const char* const* argv) {
                "Plaintext, unauthenticated gRPC (to peer with DOCA hardware gateways): a request is "
                "accepted only from a configured peer's address")
       ->group("Key exchange security");
+  std::string log_level = "info";
+  app.add_option("--log-level", log_level,
+                 "Least severe lines written: error, warn, info or debug (default info). Lines read "
+                 "'psp-gateway: LEVEL: ...', time-stamped unless journald reads them (JOURNAL_STREAM set)")
+      ->check(CLI::IsMember({"error", "warn", "info", "debug"}))
+      ->group("Operation");
+  app.add_option("--metrics-address", f.metrics_address,
+                 "Serve Prometheus metrics at http://ADDR/metrics (ip:port, [v6]:port; port 0: any free "
+                 "port); overrides x-sw.metrics-address (default: off)")
+      ->type_name("ADDR")
+      ->check([](const std::string& s) {
+        return parse_listen_address(s) ? std::string() : "not ip:port (IPv6: [ip]:port): " + s;
+      })
+      ->group("Operation");
+  app.add_option("--metrics-max-tunnels", f.metrics_max_tunnels,
+                 "Most tunnels exported as per-tunnel series (local_vip, remote_vip labels); the rest count "
+                 "in psp_gateway_tunnels_unexported (default 1000)")
+      ->check(CLI::Range(0u, kMaxTunnelsLimit))
+      ->group("Operation");
   app.add_option("-x,--max-tunnels", f.max_tunnels, "Maximum number of tunnels (default 256)")
       ->check(CLI::Range(1u, kMaxTunnelsLimit));
   auto* crypt =
@@ -121,20 +193,24 @@ Result<GatewayFlags, FlagsExit> parse_flags(int argc, const char* const* argv) {
   app.add_option("--psp-version", psp_version, "PSP version: 0 = AES-GCM-128, 1 = AES-GCM-256 (default 1)")
       ->check(CLI::IsMember({"0", "1"}));
   // DOCA's sample registers this switch so that it is parsed wrongly (spec §6); here it takes no value.
-  app.add_flag("-z,--static-tunnels", f.static_tunnels, "Create every configured tunnel at start-up");
+  app.add_flag("-z,--static-tunnels", f.static_tunnels,
+               "Create every configured tunnel at start-up (default: on first packet)");
   app.add_flag("-k,--debug-keys", f.debug_keys,
-               "Log SPIs and keys in hex (the only way a key is ever printed)");
-  app.add_flag("--stat-print", f.stat_print, "Print pipe and tunnel counters every second when they changed");
-  app.add_option("--perf-print", perf, "Print timings: key-gen, insertion or all (comma-separated)")
+               "Log SPIs and keys in hex (the only way a key is ever printed; default off)");
+  app.add_flag("--stat-print", f.stat_print,
+               "Print pipe and tunnel counters every second when they changed (default off)");
+  app.add_option("--perf-print", perf,
+                 "Print timings: key-gen, insertion or all (comma-separated; default none)")
       ->check(CLI::IsMember({"key-gen", "insertion", "all", "key-gen,insertion", "insertion,key-gen"}));
-  app.add_flag("--show-rss-rx-packets", f.show_rss_rx_packets, "Log every packet that reaches the slow path");
+  app.add_flag("--show-rss-rx-packets", f.show_rss_rx_packets,
+               "Log every packet that reaches the slow path (default off)");
   app.add_option("--outer-ip-type", outer, "Outer (network) IP family: ipv4 or ipv6 (default ipv6)")
       ->check(CLI::IsMember({"ipv4", "ipv6"}));
   app.add_option("--inner-ip-type", inner, "Inner (workload) IP family: ipv4 or ipv6 (default ipv4)")
       ->check(CLI::IsMember({"ipv4", "ipv6"}));
   app.add_option("--mode", mode, "PSP encapsulation: tunnel or transport (default tunnel)")
       ->check(CLI::IsMember({"tunnel", "transport"}));
-  app.add_flag("--cookie", f.cookie, "Carry the virtualization cookie in every packet");
+  app.add_flag("--cookie", f.cookie, "Carry the virtualization cookie in every packet (default off)");
   app.add_flag("-a,--disable-ingress-acl", f.disable_ingress_acl,
                "Accept any decrypted packet without the SPI/VIP check (testing only)");
   app.add_flag("--maintain-order", f.maintain_order,
@@ -159,6 +235,9 @@ Result<GatewayFlags, FlagsExit> parse_flags(int argc, const char* const* argv) {
         ->group("Hardware-only (rejected)");
   }
 
+  group_options(app);
+  app.footer(kHelpFooter);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
@@ -178,6 +257,7 @@ Result<GatewayFlags, FlagsExit> parse_flags(int argc, const char* const* argv) {
   f.inner_ip_type = family_of(inner);
   f.mode = mode == "transport" ? EncapMode::kTransport : EncapMode::kTunnel;
   parse_perf_print(perf, f.perf_print);
+  f.log_level = parse_log_level(log_level).value_or(LogLevel::kInfo);
   if (!decap.empty()) f.decap_dmac = net::MacAddr::parse(decap);
   if (!nexthop.empty()) f.nexthop_dmac = net::MacAddr::parse(nexthop);
   return f;

@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "base/result.hpp"
+#include "gateway/log.hpp"
 #include "net/addr.hpp"
 #include "psp/header.hpp"
 
@@ -49,10 +50,13 @@ struct GatewayFlags {
   std::string dump_pipeline;  // --dump-pipeline mermaid|json: print the pipeline this config builds, exit
   std::string admin_socket;   // --admin-socket PATH ("" = /run/psp-gateway/<vf-name>.sock), pspctl's -s
   // Mutual TLS on gRPC (override x-sw.grpc-tls); one of TLS or --grpc-insecure is required to start.
-  std::string grpc_tls_cert;   // --grpc-tls-cert FILE
-  std::string grpc_tls_key;    // --grpc-tls-key FILE
-  std::string grpc_tls_ca;     // --grpc-tls-ca FILE
-  bool grpc_insecure = false;  // --grpc-insecure: plaintext, callers by source address (DOCA peers)
+  std::string grpc_tls_cert;             // --grpc-tls-cert FILE
+  std::string grpc_tls_key;              // --grpc-tls-key FILE
+  std::string grpc_tls_ca;               // --grpc-tls-ca FILE
+  bool grpc_insecure = false;            // --grpc-insecure: plaintext, callers by source address (DOCA peers)
+  std::string metrics_address;           // --metrics-address ip:port ("" = x-sw.metrics-address or off)
+  uint32_t metrics_max_tunnels = 1000;   // --metrics-max-tunnels: per-tunnel series exported at most
+  LogLevel log_level = LogLevel::kInfo;  // --log-level error|warn|info|debug
   // --key-rotation-interval DURATION: the master key rotates on its own this often (0: only on request).
   std::chrono::milliseconds key_rotation_interval = std::chrono::hours(24);
   // --tunnel-idle-timeout DURATION: a tunnel with no packet either way for this long is closed (0: never).

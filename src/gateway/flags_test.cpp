@@ -167,11 +167,38 @@ TEST_F(Flags, HelpListsEveryFlag) {
                            "--grpc-insecure",
                            "--key-rotation-interval",
                            "--tunnel-idle-timeout",
+                           "--log-level",
+                           "--metrics-address",
+                           "--metrics-max-tunnels",
                            "--device",
                            "--repr",
                            "--core-mask"}) {
     EXPECT_NE(help.text.find(name), std::string::npos) << name;
   }
+}
+
+TEST_F(Flags, HelpReadsLikeAManPage) {
+  const std::string help = fails({"--help"}).text;
+  for (const char* section : {"Config and ports:", "PSP and tunnels:", "Diagnostics:", "Operation:",
+                              "Key exchange security:", "\nEXAMPLES\n", "\nFILES\n", "\nSIGNALS\n"}) {
+    EXPECT_NE(help.find(section), std::string::npos) << section << "\n" << help;
+  }
+}
+
+TEST_F(Flags, OperationFlags) {
+  GatewayFlags f = ok({"-c", config_});
+  EXPECT_EQ(f.log_level, LogLevel::kInfo);
+  EXPECT_EQ(f.metrics_address, "");
+  EXPECT_EQ(f.metrics_max_tunnels, 1000u);
+  f = ok({"-c", config_, "--log-level", "debug", "--metrics-address", "[::1]:9469", "--metrics-max-tunnels",
+          "5"});
+  EXPECT_EQ(f.log_level, LogLevel::kDebug);
+  EXPECT_EQ(f.metrics_address, "[::1]:9469");
+  EXPECT_EQ(f.metrics_max_tunnels, 5u);
+  EXPECT_EQ(ok({"-c", config_, "--metrics-address", "127.0.0.1:0"}).metrics_address, "127.0.0.1:0");
+  EXPECT_EQ(fails({"-c", config_, "--log-level", "verbose"}).code, 2);
+  EXPECT_EQ(fails({"-c", config_, "--metrics-address", "127.0.0.1"}).code, 2);  // the port is required
+  EXPECT_EQ(fails({"-c", config_, "--metrics-address", "localhost:9469"}).code, 2);
 }
 
 TEST_F(Flags, SoftwareGatewayFlags) {

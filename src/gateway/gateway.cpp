@@ -13,6 +13,7 @@
 #include <unordered_set>
 
 #include "admin/commands.hpp"
+#include "admin/stats_json.hpp"
 #include "base/unique_fd.hpp"
 #include "control/tls.hpp"
 #include "crypto/aead.hpp"
@@ -67,17 +68,21 @@ std::string key(std::string_view name) {
   return k;
 }
 
-json psp_counters_json(const psp::Counters& c) {
-  json j = {{"rx_packets", c.rx_packets},       {"rx_bytes", c.rx_bytes},
-            {"tx_packets", c.tx_packets},       {"tx_bytes", c.tx_bytes},
-            {"auth_failures", c.auth_failures}, {"framing_errors", c.framing_errors},
-            {"bad_version", c.bad_version},     {"unknown_key", c.unknown_key},
-            {"unissued_spi", c.unissued_spi},   {"key_rotations", c.key_rotations},
-            {"stale_keys", c.stale_keys}};
-  for (std::size_t r = static_cast<std::size_t>(psp::DropReason::kNone) + 1; r < c.drops.size(); ++r) {
-    if (c.drops[r] != 0) j["drop_" + key(psp::to_string(static_cast<psp::DropReason>(r)))] = c.drops[r];
-  }
-  return j;
+// The PSP counters in the admin JSON's key order and names (tools/pspctl/render.cpp reads them).
+std::vector<admin::NamedCount> psp_counts(const psp::Counters& c) {
+  return {{"rx_packets", c.rx_packets},       {"rx_bytes", c.rx_bytes},
+          {"tx_packets", c.tx_packets},       {"tx_bytes", c.tx_bytes},
+          {"auth_failures", c.auth_failures}, {"framing_errors", c.framing_errors},
+          {"bad_version", c.bad_version},     {"unknown_key", c.unknown_key},
+          {"unissued_spi", c.unissued_spi},   {"key_rotations", c.key_rotations},
+          {"stale_keys", c.stale_keys}};
+}
+
+std::vector<admin::NamedCount> psp_drop_counts(const psp::Counters& c) {
+  std::vector<admin::NamedCount> out;
+  for (std::size_t r = static_cast<std::size_t>(psp::DropReason::kNone) + 1; r < c.drops.size(); ++r)
+    out.push_back({key(psp::to_string(static_cast<psp::DropReason>(r))), c.drops[r]});
+  return out;
 }
 
 std::string drop_label(uint8_t code) {
@@ -175,6 +180,7 @@ PortFactory system_ports(bool udp_gso) {
 Gateway::Gateway(GatewayFlags flags, GatewayConfig config, PortFactory ports)
     : flags_(std::move(flags)),
       config_(std::move(config)),
+      logger_(LoggerOptions{flags_.log_level, default_timestamps()}),
       port_factory_(std::move(ports)),
       started_(std::chrono::steady_clock::now()) {}
 
@@ -182,8 +188,12 @@ Gateway::~Gateway() {
   stop();
 }
 
-void Gateway::log(std::string_view line) const {
-  std::cerr << "psp-gateway: " << line << std::endl;
+void Gateway::log(std::string_view line, LogLevel level) const {
+  logger_.log(level, line);
+}
+
+void Gateway::log_limited(std::string_view line) {
+  logger_.limited(LogLevel::kInfo, line);
 }
 
 Result<std::unique_ptr<Gateway>, std::string> Gateway::create(GatewayFlags flags, GatewayConfig config,
@@ -355,8 +365,9 @@ Status<std::string> Gateway::build_grpc_security(control::GrpcClientOptions& cli
                       "other: drop one")};
     }
     if (auto ok = grpc_peers_.resolve(); !ok) return Err{"--grpc-insecure: " + ok.error().message};
-    log("WARNING: --grpc-insecure: the key exchange is plaintext and unauthenticated; requests are "
-        "accepted from configured peers' addresses only");
+    log("--grpc-insecure: the key exchange is plaintext and unauthenticated; requests are "
+        "accepted from configured peers' addresses only",
+        LogLevel::kWarn);
     return {};
   }
   if (!files.complete()) {
@@ -425,7 +436,7 @@ Status<std::string> Gateway::start() {
   so.host_port_of = [dp = dp_.get()](const net::IpAddr& vip) { return dp->host_port_of(vip); };
   so.sample_pcap = flags_.sample_pcap;
   so.show_rss_packets = flags_.show_rss_rx_packets;
-  so.log = [this](std::string_view line) { log(line); };
+  so.log = [this](std::string_view line) { log_limited(line); };  // packets trigger these
   so.tick = [this] { tick(); };
   std::vector<PacketWorker*> ws;
   for (auto& w : workers_) ws.push_back(w.get());
@@ -449,6 +460,8 @@ Status<std::string> Gateway::start() {
   admin_ = std::make_unique<admin::AdminServer>(ao, *this);
   if (auto s = admin_->start(); !s) return Err{"admin socket " + admin_path_ + ": " + s.error().message};
 
+  if (auto s = start_metrics(); !s) return s;
+
   transport_->connect_ahead();  // the first exchange pays no connection set-up
   if (flags_.static_tunnels) static_thread_ = std::thread([this] { run_static(); });
   log("started: " + std::to_string(workers_.size()) + " worker(s), PSP on " + local_pip_.to_string() +
@@ -456,6 +469,22 @@ Status<std::string> Gateway::start() {
       (grpc_server_tls_ ? " (mutual TLS)" : " (plaintext, unauthenticated: --grpc-insecure)") + ", admin " +
       admin_path_);
   if (flags_.maintain_order) log(std::string(kMaintainOrderNote));
+  return {};
+}
+
+// Prometheus /metrics: --metrics-address, else x-sw.metrics-address, else off.
+Status<std::string> Gateway::start_metrics() {
+  std::optional<GrpcAddress> addr = config_.sw.metrics_address;
+  if (!flags_.metrics_address.empty()) addr = parse_listen_address(flags_.metrics_address);
+  if (!addr) return {};
+  admin::MetricsServerOptions mo;
+  mo.host = addr->host;
+  mo.port = addr->port;
+  mo.max_tunnels = flags_.metrics_max_tunnels;
+  mo.snapshot = [this] { return snapshot(); };
+  metrics_ = std::make_unique<admin::MetricsServer>(std::move(mo));
+  if (auto s = metrics_->start(); !s) return Err{"--metrics-address: " + s.error()};
+  log("metrics on http://" + GrpcAddress{addr->host, metrics_->port()}.to_string() + "/metrics");
   return {};
 }
 
@@ -500,6 +529,7 @@ void Gateway::stop() {
   if (stopping_.exchange(true)) return;
   if (transport_) transport_->stop_watching();  // its callbacks reach into the parts stopped below
   wake_static();
+  if (metrics_) metrics_->stop();
   if (admin_) admin_->stop();
   if (grpc_) grpc_->shutdown();
   if (static_thread_.joinable()) static_thread_.join();
@@ -528,15 +558,18 @@ void Gateway::expire_idle_tunnels() {
 
 void Gateway::print_stats() {
   std::ostringstream out;
-  const json c = counters_json();
-  for (const auto& p : c["pipes"]) {
-    out << "  " << p["name"].get<std::string>() << ": hits " << p["hits"] << " misses " << p["misses"];
-    if (p.contains("drop_reasons")) out << " drops " << p["drop_reasons"].dump();
+  const admin::StatsSnapshot snap = snapshot();
+  for (const auto& p : snap.pipes) {
+    out << "  " << p.name << ": hits " << p.hits << " misses " << p.misses;
+    if (!p.drops.empty()) {
+      json reasons = json::object();
+      for (const auto& d : p.drops) reasons[d.name] = d.value;
+      out << " drops " << reasons.dump();
+    }
     out << '\n';
   }
-  for (const auto& t : c["tunnels"]) {
-    out << "  tunnel " << t["local_vip"].get<std::string>() << " -> " << t["remote_vip"].get<std::string>()
-        << ": tx " << t["tx_packets"] << " packets\n";
+  for (const auto& t : snap.tunnels) {
+    out << "  tunnel " << t.local_vip << " -> " << t.remote_vip << ": tx " << t.tx_packets << " packets\n";
   }
   const std::string text = out.str();
   if (text == last_stats_) return;  // DOCA's --stat-print: only when something changed
@@ -575,8 +608,8 @@ json Gateway::status_json() const {
 }
 
 json Gateway::tunnels_json() const {
-  std::map<control::VipPair, FlowDataPlane::EgressView> egress;
-  for (const auto& e : dp_->egress()) egress.emplace(e.pair, e);
+  std::map<control::VipPair, FlowDataPlane::TunnelCounters> counters;
+  for (const auto& t : dp_->tunnel_counters()) counters.emplace(t.pair, t);
   json list = json::array();
   for (const auto& s : tm_->sessions()) {
     json t = {{"local_vip", s.pair.local.to_string()},
@@ -586,46 +619,59 @@ json Gateway::tunnels_json() const {
               {"rx_spis", s.ingress_spis}};
     if (s.egress_spi) t["tx_spi"] = *s.egress_spi;
     if (s.egress_outer_ip) t["remote_pip"] = s.egress_outer_ip->to_string();
-    if (auto it = egress.find(s.pair); it != egress.end()) t["tx_packets"] = it->second.packets;
-    t["rx_packets"] = dp_->ingress_packets(s.pair);
+    const auto it = counters.find(s.pair);
+    if (it != counters.end() && it->second.egress) t["tx_packets"] = it->second.tx_packets;
+    t["rx_packets"] = it != counters.end() ? it->second.rx_packets : 0;
     list.push_back(std::move(t));
   }
   return {{"tunnels", list}};
 }
 
-json Gateway::counters_json() const {
-  json pipes = json::array();
+// The one place statistics are gathered: pspctl's counters/peers, --stat-print and /metrics render this.
+admin::StatsSnapshot Gateway::snapshot() const {
+  admin::StatsSnapshot snap;
+  snap.uptime_s = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_).count());
+  snap.key_generation = master_keys_.generation();
+  snap.pipes = pipe_snapshots();
+  const auto stats = worker_stats();
+  snap.ports = port_snapshots(stats);
+  fill_psp_snapshot(stats, snap);
+  for (const auto& t : dp_->tunnel_counters()) {
+    if (!t.egress) continue;  // as before: a tunnel is a pair with an egress SA
+    snap.tunnels.push_back(
+        {t.pair.local.to_string(), t.pair.remote.to_string(), t.spi, t.tx_packets, t.rx_packets});
+  }
+  snap.peers = peer_snapshots();
+  return snap;
+}
+
+std::vector<admin::PipeSnapshot> Gateway::pipe_snapshots() const {
+  std::vector<admin::PipeSnapshot> pipes;
   const flow::Pipeline& pl = topo_->pipeline();
   for (std::size_t i = 0; i < pl.pipe_count(); ++i) {
     const flow::PipeId id{static_cast<uint16_t>(i)};
     auto st = pl.pipe_stats(id);
     if (!st) continue;
-    json p = {{"name", std::string(pl.pipe_name(id))},
-              {"entries", st->entries},
-              {"hits", st->hits},
-              {"misses", st->misses},
-              {"mirrored", st->mirrored}};
-    uint64_t drops = 0;
-    json reasons = json::object();
-    for (const auto& [code, n] : st->drops) {
-      drops += n;
-      reasons[drop_label(code)] = n;
-    }
-    p["drops"] = drops;
-    if (!reasons.empty()) p["drop_reasons"] = reasons;
-    if (p["name"] == "SYND_STATS") {  // every syndrome, zeros included, so scripts can diff counts
-      json synd = {{drop_label(static_cast<uint8_t>(PipeDrop::kIngressAclMiss)), 0}};
+    admin::PipeSnapshot p{
+        std::string(pl.pipe_name(id)), st->entries, st->hits, st->misses, st->mirrored, {}, {}};
+    for (const auto& [code, n] : st->drops) p.drops.push_back({drop_label(code), n});
+    if (p.name == "SYND_STATS") {  // every syndrome, zeros included, so scripts can diff counts
+      std::map<std::string, uint64_t> synd{{drop_label(static_cast<uint8_t>(PipeDrop::kIngressAclMiss)), 0}};
       for (uint8_t r = static_cast<uint8_t>(psp::DropReason::kNone) + 1;
            r < static_cast<uint8_t>(psp::DropReason::kCount); ++r) {
         synd[drop_label(r)] = 0;
       }
-      synd.update(reasons);
-      p["syndromes"] = synd;
+      for (const auto& d : p.drops) synd[d.name] = d.value;
+      for (const auto& [name, n] : synd) p.syndromes.push_back({name, n});
     }
     pipes.push_back(std::move(p));
   }
-  const auto stats = worker_stats();
-  json ports = json::array();
+  return pipes;
+}
+
+std::vector<admin::PortSnapshot> Gateway::port_snapshots(const std::vector<WorkerStats>& stats) const {
+  std::vector<admin::PortSnapshot> out;
   const auto names = port_names();
   for (std::size_t i = 0; i < names.size(); ++i) {
     ports::PortStats sum;
@@ -637,13 +683,12 @@ json Gateway::counters_json() const {
       sum.tx_bytes += w.ports[i].tx_bytes;
       for (std::size_t r = 0; r < sum.drops.size(); ++r) sum.drops[r] += w.ports[i].drops[r];
     }
-    ports.push_back({{"name", names[i]},
-                     {"rx_packets", sum.rx_packets},
-                     {"rx_bytes", sum.rx_bytes},
-                     {"tx_packets", sum.tx_packets},
-                     {"tx_bytes", sum.tx_bytes},
-                     {"drops", sum.total_drops()}});
+    out.push_back({names[i], sum.rx_packets, sum.rx_bytes, sum.tx_packets, sum.tx_bytes, sum.total_drops()});
   }
+  return out;
+}
+
+void Gateway::fill_psp_snapshot(const std::vector<WorkerStats>& stats, admin::StatsSnapshot& snap) const {
   psp::Counters psp_sum;
   psp::KeyCacheStats cache;
   uint64_t cpu_drops = 0;
@@ -657,64 +702,50 @@ json Gateway::counters_json() const {
     cache.reused += w.key_cache.reused;
     cpu_drops += w.cpu_queue_drops;
   }
-  json psp = psp_counters_json(psp_sum);
-  psp["key_cache_hits"] = cache.hits;
-  psp["key_cache_misses"] = cache.misses;
-  psp["key_cache_stale"] = cache.stale;
-  psp["key_cache_unissued"] = cache.unissued;
-  psp["key_cache_reused"] = cache.reused;
+  snap.psp = psp_counts(psp_sum);
+  snap.psp.insert(snap.psp.end(), {{"key_cache_hits", cache.hits},
+                                   {"key_cache_misses", cache.misses},
+                                   {"key_cache_stale", cache.stale},
+                                   {"key_cache_unissued", cache.unissued},
+                                   {"key_cache_reused", cache.reused}});
+  snap.psp_drops = psp_drop_counts(psp_sum);
   const SlowPathStats sp = slow_ ? slow_->stats() : SlowPathStats{};
-  json slow = {{"held", sp.held},
-               {"resubmitted", sp.resubmitted},
-               {"dropped_no_route", sp.dropped_no_route},
-               {"dropped_wrong_port", sp.dropped_wrong_port},
-               {"dropped_backoff", sp.dropped_backoff},
-               {"dropped_hold_full", sp.dropped_hold_full},
-               {"dropped_exchange_failed", sp.dropped_exchange_failed},
-               {"dropped_ring_full", sp.dropped_ring_full},
-               {"dropped_cpu_queue_full", cpu_drops},
-               {"exchanges_started", sp.exchanges_started},
-               {"exchanges_ok", sp.exchanges_ok},
-               {"exchanges_failed", sp.exchanges_failed},
-               {"exceptions_answered", sp.exceptions_answered},
-               {"exceptions_ignored", sp.exceptions_ignored},
-               {"samples", sp.samples},
-               {"rekeys", sp.rekeys},
-               {"stale_peer_reports", sp.stale_peer_reports},
-               {"refreshes", sp.refreshes},
-               {"rekeys_failed", sp.rekeys_failed}};
-  json tunnels = json::array();
-  for (const auto& e : dp_->egress()) {
-    tunnels.push_back({{"local_vip", e.pair.local.to_string()},
-                       {"remote_vip", e.pair.remote.to_string()},
-                       {"tx_spi", e.spi},
-                       {"tx_packets", e.packets},
-                       {"rx_packets", dp_->ingress_packets(e.pair)}});
-  }
-  return {{"pipes", pipes}, {"ports", ports}, {"psp", psp}, {"slow_path", slow}, {"tunnels", tunnels}};
+  snap.slow_path = {{"held", sp.held},
+                    {"resubmitted", sp.resubmitted},
+                    {"dropped_no_route", sp.dropped_no_route},
+                    {"dropped_wrong_port", sp.dropped_wrong_port},
+                    {"dropped_backoff", sp.dropped_backoff},
+                    {"dropped_hold_full", sp.dropped_hold_full},
+                    {"dropped_exchange_failed", sp.dropped_exchange_failed},
+                    {"dropped_ring_full", sp.dropped_ring_full},
+                    {"dropped_cpu_queue_full", cpu_drops},
+                    {"exchanges_started", sp.exchanges_started},
+                    {"exchanges_ok", sp.exchanges_ok},
+                    {"exchanges_failed", sp.exchanges_failed},
+                    {"exceptions_answered", sp.exceptions_answered},
+                    {"exceptions_ignored", sp.exceptions_ignored},
+                    {"samples", sp.samples},
+                    {"rekeys", sp.rekeys},
+                    {"stale_peer_reports", sp.stale_peer_reports},
+                    {"refreshes", sp.refreshes},
+                    {"rekeys_failed", sp.rekeys_failed}};
 }
 
-json Gateway::peers_json() const {
-  json list = json::array();
-  const auto sessions = tm_->sessions();
-  for (std::size_t i = 0; i < tm_->peer_count(); ++i) {
-    std::size_t connected = 0;
-    std::size_t pending = 0;
-    for (const auto& s : sessions) {
-      if (s.peer != i) continue;
-      connected += s.state == control::PairState::kConnected ? 1 : 0;
-      pending += s.state == control::PairState::kInFlight ? 1 : 0;
-    }
-    const std::size_t pairs = tm_->peer(i).pairs.size();
-    list.push_back({{"name", tm_->peer(i).name},
-                    {"state", connected == pairs ? "connected"
-                              : connected > 0    ? "partial"
-                                                 : "idle"},
-                    {"tunnels", connected},
-                    {"pending", pending}});
-    if (auto pip = tm_->bound_pip(i)) list.back()["pip"] = pip->to_string();  // README: PIP binding
+// Peers with their tunnels counted in one pass over the sessions (not one pass per peer).
+std::vector<admin::PeerSnapshot> Gateway::peer_snapshots() const {
+  std::vector<admin::PeerSnapshot> out(tm_->peer_count());
+  for (const auto& s : tm_->sessions()) {
+    if (s.peer >= out.size()) continue;
+    out[s.peer].tunnels += s.state == control::PairState::kConnected ? 1 : 0;
+    out[s.peer].pending += s.state == control::PairState::kInFlight ? 1 : 0;
   }
-  return {{"peers", list}};
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    const std::size_t pairs = tm_->peer(i).pairs.size();
+    out[i].name = tm_->peer(i).name;
+    out[i].state = out[i].tunnels == pairs ? "connected" : out[i].tunnels > 0 ? "partial" : "idle";
+    if (auto pip = tm_->bound_pip(i)) out[i].pip = pip->to_string();  // README: PIP binding
+  }
+  return out;
 }
 
 std::string Gateway::dump_pipeline(std::string_view format) const {
@@ -725,8 +756,8 @@ std::string Gateway::dump_pipeline(std::string_view format) const {
 admin::AdminResult Gateway::handle(std::string_view cmd, const json& args) {
   if (cmd == admin::cmd::kStatus) return status_json();
   if (cmd == admin::cmd::kTunnels) return tunnels_json();
-  if (cmd == admin::cmd::kCounters) return counters_json();
-  if (cmd == admin::cmd::kPeers) return peers_json();
+  if (cmd == admin::cmd::kCounters) return admin::counters_json(snapshot());
+  if (cmd == admin::cmd::kPeers) return admin::peers_json(snapshot());
   if (cmd == admin::cmd::kPipeline) {
     const std::string format = args.value("format", "mermaid");
     if (format == "mermaid") return json(dump_pipeline(format));

@@ -18,7 +18,9 @@
 #include <vector>
 
 #include "admin/handler.hpp"
+#include "admin/metrics_server.hpp"
 #include "admin/server.hpp"
+#include "admin/stats.hpp"
 #include "control/grpc_peer_client.hpp"
 #include "control/grpc_service.hpp"
 #include "control/tunnel_manager.hpp"
@@ -26,6 +28,7 @@
 #include "gateway/config.hpp"
 #include "gateway/data_plane.hpp"
 #include "gateway/flags.hpp"
+#include "gateway/log.hpp"
 #include "gateway/psp_actions.hpp"
 #include "gateway/sa_table.hpp"
 #include "gateway/slow_path.hpp"
@@ -64,6 +67,11 @@ class Gateway final : public admin::AdminHandler {
 
   admin::AdminResult handle(std::string_view cmd, const nlohmann::json& args) override;
 
+  // Every statistic at once, gathered in one place; the admin JSON, --stat-print and /metrics render it.
+  admin::StatsSnapshot snapshot() const;
+  // The /metrics port actually bound (0: no --metrics-address).
+  uint16_t metrics_port() const { return metrics_ ? metrics_->port() : 0; }
+
   const std::string& admin_path() const { return admin_path_; }
   // The live pipeline as the admin channel's `pipeline` command shows it ("mermaid" or "json").
   std::string dump_pipeline(std::string_view format) const;
@@ -76,7 +84,9 @@ class Gateway final : public admin::AdminHandler {
   Status<std::string> build();
   Status<std::string> build_grpc_security(control::GrpcClientOptions& client);
   Status<std::string> open_workers();
-  void log(std::string_view line) const;
+  Status<std::string> start_metrics();
+  void log(std::string_view line, LogLevel level = LogLevel::kInfo) const;
+  void log_limited(std::string_view line);  // lines a remote party can trigger
   void tick();
   void expire_idle_tunnels();
   void print_stats();
@@ -86,13 +96,16 @@ class Gateway final : public admin::AdminHandler {
 
   nlohmann::json status_json() const;
   nlohmann::json tunnels_json() const;
-  nlohmann::json counters_json() const;
-  nlohmann::json peers_json() const;
+  std::vector<admin::PipeSnapshot> pipe_snapshots() const;
+  std::vector<admin::PortSnapshot> port_snapshots(const std::vector<WorkerStats>& stats) const;
+  void fill_psp_snapshot(const std::vector<WorkerStats>& stats, admin::StatsSnapshot& snap) const;
+  std::vector<admin::PeerSnapshot> peer_snapshots() const;
   std::vector<WorkerStats> worker_stats() const;
   std::vector<std::string> port_names() const;
 
   GatewayFlags flags_;
   GatewayConfig config_;
+  Logger logger_;
   PortFactory port_factory_;
   std::vector<HostPortConfig> host_port_cfg_;
   net::IpAddr local_pip_;
@@ -115,6 +128,7 @@ class Gateway final : public admin::AdminHandler {
   control::PeerDirectory grpc_peers_;                         // who may call our gRPC server
   std::shared_ptr<grpc::ServerCredentials> grpc_server_tls_;  // null: --grpc-insecure
   std::unique_ptr<admin::AdminServer> admin_;
+  std::unique_ptr<admin::MetricsServer> metrics_;
   std::thread static_thread_;
   std::mutex static_mu_;
   std::condition_variable static_cv_;

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <httplib.h>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -19,6 +20,7 @@
 #include <functional>
 #include <thread>
 
+#include "admin/testing/promtool.hpp"
 #include "base/unique_fd.hpp"
 #include "control/testing/test_certs.hpp"
 #include "gateway/gateway.hpp"
@@ -267,11 +269,11 @@ struct Node {
 };
 
 std::unique_ptr<Node> make_node(const NodeSpec& spec, std::unique_ptr<ports::Port> network,
-                                const std::string& dir) {
+                                const std::string& dir, const std::vector<std::string>& extra = {}) {
   const std::string text = config_text(spec);
   const std::string path = dir + "/" + spec.name + ".json";
   std::ofstream(path) << text;
-  auto flags = node_flags(spec, path, dir);
+  auto flags = node_flags(spec, path, dir, extra);
   EXPECT_TRUE(flags.ok()) << (flags.ok() ? "" : flags.error().text);
   auto config = parse_config(text, path, {});
   EXPECT_TRUE(config.ok()) << (config.ok() ? "" : config.error().message);
@@ -324,6 +326,7 @@ std::vector<uint8_t> as_delivered(std::vector<uint8_t> frame, const Vm& to, cons
 class TwoGateways : public ::testing::Test {
  protected:
   virtual bool insecure() const { return false; }
+  virtual std::vector<std::string> extra_flags_a() const { return {}; }
   void SetUp() override {
     const uint16_t grpc_a = free_port();
     const uint16_t grpc_b = free_port();
@@ -340,7 +343,7 @@ class TwoGateways : public ::testing::Test {
     NodeSpec a{"a", "127.0.0.1", "10.1.0.1", "10.2.0.1", grpc_a, grpc_b, "02:50:00:00:0a:01"};
     NodeSpec b{"b", "127.0.0.2", "10.2.0.1", "10.1.0.1", grpc_b, grpc_a, "02:50:00:00:0b:01"};
     a.insecure = b.insecure = insecure();
-    a_ = make_node(a, std::move(wire.a), dir_.path);
+    a_ = make_node(a, std::move(wire.a), dir_.path, extra_flags_a());
     ASSERT_NE(a_, nullptr);
     b_ = make_node(b, std::move(wire.b), dir_.path);
     ASSERT_NE(b_, nullptr);
@@ -529,6 +532,60 @@ TEST_F(TwoGateways, KeyRotationKeepsTrafficFlowing) {
 }
 
 // The same two gateways with --grpc-insecure (plaintext, callers by source address 127.0.0.1).
+// --metrics-address on gateway A: /metrics scraped over HTTP while traffic flows.
+class TwoGatewaysWithMetrics : public TwoGateways {
+ protected:
+  std::vector<std::string> extra_flags_a() const override {
+    return {"--metrics-address", "127.0.0.1:0", "--metrics-max-tunnels", "10"};
+  }
+  std::string scrape() const {
+    httplib::Client client("127.0.0.1", a_->gw->metrics_port());
+    auto res = client.Get("/metrics");
+    EXPECT_TRUE(res);
+    if (!res) return {};
+    EXPECT_EQ(res->status, 200);
+    return res->body;
+  }
+  // The value of the sample `series` (name with its labels), or -1 when absent.
+  static double value(const std::string& text, const std::string& series) {
+    const auto at = text.find("\n" + series + " ");
+    if (at == std::string::npos) return -1;
+    return std::strtod(text.c_str() + at + 1 + series.size() + 1, nullptr);
+  }
+};
+
+TEST_F(TwoGatewaysWithMetrics, CountersMoveWithTrafficAndPromtoolAcceptsTheScrape) {
+  ASSERT_NE(a_->gw->metrics_port(), 0);
+  const std::string tunnel = R"({local_vip="10.1.0.1",remote_vip="10.2.0.1"})";
+  const std::string before = scrape();
+  EXPECT_EQ(value(before, "psp_gateway_port_rx_packets_total{port=\"vma\"}"), 0);
+  EXPECT_EQ(value(before, "psp_gateway_tunnels"), 0);
+  EXPECT_EQ(value(before, "psp_gateway_tunnel_tx_packets_total" + tunnel), -1);
+
+  connect();
+  for (uint32_t seq = 1; seq < 10; seq += 2) expect_flows(seq);
+  // Workers publish their port and PSP counters every 100 ms; the tunnels' come from the flow entries.
+  std::string after;
+  EXPECT_TRUE(wait_until([&] {
+    after = scrape();
+    return value(after, "psp_gateway_tunnel_tx_packets_total" + tunnel) >= 6 &&
+           value(after, "psp_gateway_tunnel_rx_packets_total" + tunnel) >= 5 &&
+           value(after, "psp_gateway_port_rx_packets_total{port=\"vma\"}") >= 6 &&  // + the ARP
+           value(after, "psp_gateway_psp_tx_packets_total") >= 6;
+  })) << after;
+  EXPECT_EQ(value(after, "psp_gateway_tunnels"), 1);
+  EXPECT_EQ(value(after, "psp_gateway_slow_path_exchanges_ok_total"), 1);
+  EXPECT_NE(after.find("psp_gateway_peer_tunnels{peer=\"" + a_->gw->tunnels().peer(0).name + "\"} 1\n"),
+            std::string::npos);
+  // The same numbers as pspctl's JSON: one snapshot, two renderings.
+  const json c = a_->counters();
+  EXPECT_GE(c["tunnels"][0]["tx_packets"].get<uint64_t>(), 6u);
+
+  const auto lint = admin::testing::promtool_check(after);
+  if (!lint.available) GTEST_SKIP() << "promtool not installed (scripts/deps.sh installs package prometheus)";
+  EXPECT_EQ(lint.status, 0) << lint.output << "\n" << after;
+}
+
 class TwoInsecureGateways : public TwoGateways {
  protected:
   bool insecure() const override { return true; }

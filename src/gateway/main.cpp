@@ -1,5 +1,6 @@
 // psp-gateway: the software PSP gateway daemon (README.md, docs/architecture.md).
 #include <signal.h>
+#include <systemd/sd-daemon.h>
 
 #include <exception>
 #include <iostream>
@@ -7,6 +8,7 @@
 #include "gateway/config.hpp"
 #include "gateway/flags.hpp"
 #include "gateway/gateway.hpp"
+#include "gateway/log.hpp"
 
 namespace {
 
@@ -17,9 +19,10 @@ int run(int argc, char** argv) {
     (flags.error().code == 0 ? std::cout : std::cerr) << flags.error().text << std::flush;
     return flags.error().code;
   }
+  const Logger logger(LoggerOptions{flags->log_level, default_timestamps()});
   auto config = load_config(flags->config_path, {});
   if (!config) {
-    std::cerr << "psp-gateway: " << config.error().message << '\n';
+    logger.log(LogLevel::kError, config.error().message);
     return 2;
   }
   // Block the stop signals in every thread; the main thread waits for them.
@@ -32,7 +35,7 @@ int run(int argc, char** argv) {
 
   auto gw = Gateway::create(*flags, std::move(*config), system_ports(flags->udp_gso));
   if (!gw) {
-    std::cerr << "psp-gateway: " << gw.error() << '\n';
+    logger.log(LogLevel::kError, gw.error());
     return 1;
   }
   if (!flags->dump_pipeline.empty()) {  // the graph this config builds; nothing is opened
@@ -40,12 +43,16 @@ int run(int argc, char** argv) {
     return 0;
   }
   if (auto s = (*gw)->start(); !s) {
-    std::cerr << "psp-gateway: " << s.error() << '\n';
+    logger.log(LogLevel::kError, s.error());
     return 1;
   }
+  // Type=notify: ports open, workers running, gRPC and the admin socket listening. Without NOTIFY_SOCKET
+  // (not under systemd) this does nothing.
+  sd_notify(0, "READY=1");
   int sig = 0;
   sigwait(&stop_signals, &sig);
-  std::cerr << "psp-gateway: signal " << sig << ", stopping\n";
+  sd_notify(0, "STOPPING=1");
+  logger.log(LogLevel::kInfo, "signal " + std::to_string(sig) + ", stopping");
   (*gw)->stop();
   return 0;
 }

@@ -1,0 +1,68 @@
+// StatsSnapshot: the gateway's statistics as one typed value, filled in one place
+// (gateway::Gateway::snapshot) and rendered by every surface: pspctl's `counters` (stats_json.hpp),
+// --stat-print, and Prometheus /metrics (metrics.hpp). Plain data with names already made: the renderers
+// need nothing from the layers below.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace pspgw::admin {
+
+// A named counter; the name is the JSON key and (with a unit suffix) the metric name.
+struct NamedCount {
+  std::string name;
+  uint64_t value = 0;
+};
+
+struct PipeSnapshot {
+  std::string name;
+  uint64_t entries = 0;
+  uint64_t hits = 0;
+  uint64_t misses = 0;
+  uint64_t mirrored = 0;
+  std::vector<NamedCount> drops;      // reason -> packets, only reasons that occurred
+  std::vector<NamedCount> syndromes;  // SYND_STATS only: every syndrome, zeros included
+};
+
+struct PortSnapshot {
+  std::string name;
+  uint64_t rx_packets = 0;
+  uint64_t rx_bytes = 0;
+  uint64_t tx_packets = 0;
+  uint64_t tx_bytes = 0;
+  uint64_t drops = 0;
+};
+
+struct TunnelSnapshot {
+  std::string local_vip;
+  std::string remote_vip;
+  uint32_t tx_spi = 0;
+  uint64_t tx_packets = 0;
+  uint64_t rx_packets = 0;
+};
+
+struct PeerSnapshot {
+  std::string name;
+  std::string state;  // connected | partial | idle
+  uint64_t tunnels = 0;
+  uint64_t pending = 0;
+  std::optional<std::string> pip;
+};
+
+struct StatsSnapshot {
+  uint64_t uptime_s = 0;
+  uint64_t key_generation = 0;
+  std::vector<PipeSnapshot> pipes;
+  std::vector<PortSnapshot> ports;
+  std::vector<NamedCount> psp;        // PSP counters and key-cache counters, in JSON key order
+  std::vector<NamedCount> psp_drops;  // every PSP drop reason, zeros included
+  std::vector<NamedCount> slow_path;  // slow-path counters, in JSON key order
+  std::vector<TunnelSnapshot> tunnels;
+  std::vector<PeerSnapshot> peers;
+};
+
+}  // namespace pspgw::admin
