@@ -25,6 +25,7 @@
 #include "control/testing/test_certs.hpp"
 #include "gateway/gateway.hpp"
 #include "gateway/test_frames.hpp"
+#include "gateway/testing/two_gateways.hpp"
 #include "ports/memory_port.hpp"
 
 namespace pspgw::gateway {
@@ -38,25 +39,14 @@ using ports::testing::WireFrame;
 using test::ip;
 using test::mac;
 using Clock = std::chrono::steady_clock;
+using testing::free_port;
+using testing::TempDir;
+using testing::test_ca;
 
 constexpr auto kWait = std::chrono::seconds(10);  // generous upper bound: a failing test, not a slow one
 constexpr uint16_t kVmUdpPort = 5001;
 
 // A TCP port on 127.0.0.1 that was free a moment ago (bind port 0, read it, close).
-uint16_t free_port() {
-  UniqueFd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(a);
-  if (::bind(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
-      ::getsockname(s.get(), reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-    ADD_FAILURE() << "no free port";
-    return 0;
-  }
-  return ntohs(a.sin_port);
-}
-
 // A listening TCP socket that never accepts: a gRPC peer that connects and then hears nothing.
 struct SilentListener {
   SilentListener() : fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
@@ -73,28 +63,8 @@ struct SilentListener {
   uint16_t port = 0;
 };
 
-struct TempDir {
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "pspgw-gwt-XXXXXX").string();
-    path = ::mkdtemp(tmpl.data()) != nullptr ? tmpl : "";
-    EXPECT_FALSE(path.empty());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string path;
-};
-
 bool wait_until(const std::function<bool()>& cond, Clock::duration limit = kWait) {
-  const auto deadline = Clock::now() + limit;
-  while (!cond()) {
-    if (Clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  return true;
+  return testing::wait_until(cond, limit);
 }
 
 // The workload behind a host port: the far end of the host wire.
@@ -188,12 +158,6 @@ struct NodeSpec {
   std::string vip2;       // "": one host port; else a second host port (PortId 2) with this VIP
   std::string peer_vip2;  // "": none; else a second remote VIP
 };
-
-// One throwaway CA for the whole test binary; every gateway's certificate names its gRPC host 127.0.0.1.
-const control::testing::TestCa& test_ca() {
-  static const control::testing::TestCa ca;
-  return ca;
-}
 
 // The TLS flags of gateway `name`, its files written under dir.
 std::vector<std::string> tls_flags(const std::string& name, const std::string& dir) {

@@ -22,6 +22,7 @@
 #include "control/testing/test_certs.hpp"
 #include "gateway/gateway.hpp"
 #include "gateway/test_frames.hpp"
+#include "gateway/testing/two_gateways.hpp"
 #include "ports/memory_port.hpp"
 #include "psp/header.hpp"
 
@@ -35,32 +36,16 @@ using test::ip;
 using test::mac;
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
+using testing::free_port;
+using testing::TempDir;
+using testing::test_ca;
 
 constexpr auto kRecoveryBound = std::chrono::seconds(2);  // the bound
 constexpr auto kWait = std::chrono::seconds(10);          // a failing test, not a slow one
 constexpr auto kProbeEvery = milliseconds(10);
 
-uint16_t free_port() {
-  UniqueFd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(a);
-  if (::bind(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
-      ::getsockname(s.get(), reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-    ADD_FAILURE() << "no free port";
-    return 0;
-  }
-  return ntohs(a.sin_port);
-}
-
 bool wait_until(const std::function<bool()>& cond, Clock::duration limit = kWait) {
-  const auto deadline = Clock::now() + limit;
-  while (!cond()) {
-    if (Clock::now() > deadline) return false;
-    std::this_thread::sleep_for(milliseconds(2));
-  }
-  return true;
+  return testing::wait_until(cond, limit);
 }
 
 long ms_since(Clock::time_point t) {
@@ -84,28 +69,6 @@ class SharedPort final : public ports::Port {
  private:
   std::shared_ptr<MemoryPort> p_;
 };
-
-struct TempDir {
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "pspgw-rst-XXXXXX").string();
-    path = ::mkdtemp(tmpl.data()) != nullptr ? tmpl : "";
-    EXPECT_FALSE(path.empty());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string path;
-};
-
-// The one place these tests build GatewayFlags (TLS or --grpc-insecure would be added here).
-// One throwaway CA for the test binary; each gateway's certificate names its gRPC host 127.0.0.1.
-const control::testing::TestCa& test_ca() {
-  static const control::testing::TestCa ca;
-  return ca;
-}
 
 // The gateway's flags: mutual TLS (certificates written next to the admin socket), -z if static.
 Result<GatewayFlags, FlagsExit> test_flags(const std::string& config, const std::string& admin,
