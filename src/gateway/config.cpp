@@ -241,7 +241,7 @@ class Parser {
     expect_object(j, "x-sw");
     check_keys(j, "x-sw",
                {"host-ports", "local-mac", "virt-cookie", "rpc-deadline-ms", "grpc-tls", "peer-pips",
-                "tunnels-per-request", "metrics-address"});
+                "tunnels-per-request", "metrics-address", "uplink-mtu"});
     SwExtensions sw;
     if (j.contains("host-ports")) {
       const json& ports = expect_array(j.at("host-ports"), "x-sw.host-ports");
@@ -250,6 +250,10 @@ class Parser {
       }
     }
     if (j.contains("local-mac")) sw.local_mac = expect_mac(j.at("local-mac"), "x-sw.local-mac");
+    if (j.contains("uplink-mtu")) {
+      sw.uplink_mtu =
+          static_cast<uint32_t>(expect_uint(j.at("uplink-mtu"), "x-sw.uplink-mtu", kMinMtu, kMaxMtu));
+    }
     if (j.contains("virt-cookie")) sw.virt_cookie = parse_cookie(j.at("virt-cookie"), "x-sw.virt-cookie");
     if (j.contains("tunnels-per-request")) {
       sw.tunnels_per_request = static_cast<uint32_t>(

@@ -17,10 +17,12 @@
 //     "x-sw": {                              // software-gateway extension (a DOCA gateway rejects it)
 //       "host-ports": [ {                    // TAP devices; default: one, named by -d/--vf-name, every local VIP
 //         "name": "psp0",                    //   interface name (<= 15 characters)
-//         "mtu": 1500,                       //   576..65535
+//         "mtu": 1422,                       //   576..65535; default: uplink MTU - PSP overhead (README)
 //         "local-vips": ["10.0.0.1"],        //   the VIPs behind this port (each on exactly one port)
 //         "mac": "02:00:00:00:00:01"         //   optional: the gateway's MAC on this port (proxy ARP/NA, DHCP)
 //       } ],
+//       "uplink-mtu": 1500,                  // the path MTU between the hosts, 576..65535; default: the
+//                                            //   MTU of the interface holding config.local-pip
 //       "local-mac": "02:00:00:00:00:01",    // MAC sent to peers in TunnelParameters.mac_addr
 //       "virt-cookie": "0x778899aabbccddee", // VC we ask peers to send (hex string or number); DOCA's constant
 //       "rpc-deadline-ms": 2000,             // deadline of every key-exchange RPC, 50..60000
@@ -99,7 +101,9 @@ enum class HostPortRole : uint8_t { kWorkload, kVnf };
 struct HostPortConfig {
   std::string name;
   HostPortRole role = HostPortRole::kWorkload;  // x-sw.host-ports[].role: "workload" (default) | "vnf"
-  uint32_t mtu = 1500;
+  // The TAP's MTU; 0 (unset): the largest inner packet the tunnel carries without fragmenting, i.e. the
+  // uplink's MTU less the PSP overhead of the mode, outer family and VC (gateway/path_mtu.hpp).
+  uint32_t mtu = 0;
   std::vector<net::IpAddr> local_vips;
   std::optional<net::MacAddr> mac;
 };
@@ -107,6 +111,7 @@ struct HostPortConfig {
 struct SwExtensions {
   std::vector<HostPortConfig> host_ports;  // empty: one port named by -d, carrying every local VIP
   std::optional<net::MacAddr> local_mac;   // unset: the gateway picks one (e.g. of the secured interface)
+  std::optional<uint32_t> uplink_mtu;      // unset: the MTU of the interface holding config.local-pip
   uint64_t virt_cookie = kDocaVirtCookie;
   std::chrono::milliseconds rpc_deadline{2000};
   GrpcTlsConfig grpc_tls;

@@ -106,11 +106,14 @@ TEST(Config, SoftwareExtension) {
       "local-mac": "02:aa:bb:cc:dd:ee",
       "virt-cookie": "0x0102030405060708",
       "rpc-deadline-ms": 500,
-      "tunnels-per-request": 1000
+      "tunnels-per-request": 1000,
+      "uplink-mtu": 9000
     } })");
   ASSERT_EQ(c.sw.host_ports.size(), 2u);
+  EXPECT_EQ(c.sw.uplink_mtu, 9000u);
+  EXPECT_FALSE(ok("{}").sw.uplink_mtu.has_value());
   EXPECT_EQ(c.sw.host_ports[0].mtu, 9000u);
-  EXPECT_EQ(c.sw.host_ports[1].mtu, 1500u);
+  EXPECT_EQ(c.sw.host_ports[1].mtu, 0u) << "unset: from the uplink, at start";
   EXPECT_EQ(c.sw.host_ports[1].local_vips, std::vector<net::IpAddr>{ip("10.0.0.2")});
   EXPECT_EQ(c.sw.host_ports[0].mac->to_string(), "02:00:00:00:00:01");
   EXPECT_EQ(c.sw.local_mac->to_string(), "02:AA:BB:CC:DD:EE");
@@ -262,6 +265,8 @@ TEST(Config, HostPortRules) {
             "'/' or space)");
   EXPECT_EQ(error(R"({"x-sw": {"host-ports": [{"name": "p", "mtu": 100}]}})"),
             "c.json: x-sw.host-ports[0].mtu: 100 is outside 576..65535");
+  EXPECT_EQ(error(R"({"x-sw": {"uplink-mtu": 70000}})"),
+            "c.json: x-sw.uplink-mtu: 70000 is outside 576..65535");
   EXPECT_EQ(error(R"({"x-sw": {"local-mac": "02:00"}})"),
             "c.json: x-sw.local-mac: '02:00' is not a MAC address (XX:XX:XX:XX:XX:XX)");
   EXPECT_EQ(error(R"({"x-sw": {"virt-cookie": "0xg1"}})"),

@@ -17,6 +17,7 @@
 #include "base/unique_fd.hpp"
 #include "control/tls.hpp"
 #include "crypto/aead.hpp"
+#include "gateway/path_mtu.hpp"
 #include "ports/tap_port.hpp"
 #include "ports/udp_port.hpp"
 
@@ -225,6 +226,7 @@ Status<std::string> Gateway::build() {
     hp.local_vips = config_.local_vips();
     host_port_cfg_.push_back(hp);
   }
+  resolve_mtus();
   // VNF ports (issue 8) parse, but the data path does not serve them yet: refuse rather than run one as a
   // workload port (MAC learning, ARP answers). The service-chaining wiring lifts this.
   for (const auto& hp : host_port_cfg_)
@@ -351,6 +353,35 @@ Status<std::string> Gateway::build() {
   return {};
 }
 
+// No fragmentation by default (path_mtu.hpp): the tunnel's payload MTU from the uplink's, and every host
+// port without a configured MTU gets it, so workloads send nothing the tunnel cannot carry whole.
+void Gateway::resolve_mtus() {
+  std::optional<uint32_t> uplink = config_.sw.uplink_mtu;
+  std::string from = "x-sw.uplink-mtu";
+  if (!uplink) {
+    uplink = interface_mtu_of(local_pip_);
+    from = "the interface holding " + local_pip_.to_string();
+  }
+  if (!uplink) {
+    uplink = kDefaultUplinkMtu;
+    from = "a default: no interface holds " + local_pip_.to_string() + "; x-sw.uplink-mtu sets it";
+  }
+  const psp::Mode mode = psp_mode(flags_.mode);
+  payload_mtu_ = tunnel_payload_mtu(*uplink, mode, flags_.outer_ip_type, flags_.cookie);
+  std::string ports;
+  for (auto& hp : host_port_cfg_) {
+    if (hp.mtu == 0) hp.mtu = payload_mtu_;
+    ports += (ports.empty() ? "" : ", ") + hp.name + " " + std::to_string(hp.mtu);
+  }
+  log("MTU: uplink " + std::to_string(*uplink) + " (" + from + "), PSP overhead " +
+      std::to_string(psp_overhead(mode, flags_.outer_ip_type, flags_.cookie)) + ": inner packets up to " +
+      std::to_string(payload_mtu_) + " bytes; host port MTU " + ports);
+  if (flags_.inner_ip_type == net::IpFamily::kV6 && payload_mtu_ < 1280) {
+    log("MTU: " + std::to_string(payload_mtu_) + " is below IPv6's minimum of 1280: raise the uplink MTU",
+        LogLevel::kWarn);
+  }
+}
+
 // Mutual TLS (the default) or, with --grpc-insecure, plaintext with callers identified by source address.
 // Neither given: refuse to start, saying how to fix it.
 Status<std::string> Gateway::build_grpc_security(control::GrpcClientOptions& client) {
@@ -406,6 +437,7 @@ Status<std::string> Gateway::open_workers() {
     if (!udp) return Err{udp.error()};
     wc.network = std::move(*udp);
     wc.outer = {local_pip_, psp::kPspUdpPort, local_mac_};
+    wc.payload_mtu = payload_mtu_;
     workers_.push_back(
         std::make_unique<PacketWorker>(std::move(wc), *topo_, *sa_epoch_, *worker_psp_[w], host_ports_));
   }
@@ -692,7 +724,12 @@ void Gateway::fill_psp_snapshot(const std::vector<WorkerStats>& stats, admin::St
   psp::Counters psp_sum;
   psp::KeyCacheStats cache;
   uint64_t cpu_drops = 0;
+  TooBigCounters too_big;
   for (const auto& w : stats) {
+    too_big.icmp_sent += w.too_big.icmp_sent;
+    too_big.fragmented += w.too_big.fragmented;
+    too_big.rate_limited += w.too_big.rate_limited;
+    too_big.dropped += w.too_big.dropped;
     psp_sum += w.psp;
     cache.hits += w.key_cache.hits;
     cache.misses += w.key_cache.misses;
@@ -710,25 +747,31 @@ void Gateway::fill_psp_snapshot(const std::vector<WorkerStats>& stats, admin::St
                                    {"key_cache_reused", cache.reused}});
   snap.psp_drops = psp_drop_counts(psp_sum);
   const SlowPathStats sp = slow_ ? slow_->stats() : SlowPathStats{};
-  snap.slow_path = {{"held", sp.held},
-                    {"resubmitted", sp.resubmitted},
-                    {"dropped_no_route", sp.dropped_no_route},
-                    {"dropped_wrong_port", sp.dropped_wrong_port},
-                    {"dropped_backoff", sp.dropped_backoff},
-                    {"dropped_hold_full", sp.dropped_hold_full},
-                    {"dropped_exchange_failed", sp.dropped_exchange_failed},
-                    {"dropped_ring_full", sp.dropped_ring_full},
-                    {"dropped_cpu_queue_full", cpu_drops},
-                    {"exchanges_started", sp.exchanges_started},
-                    {"exchanges_ok", sp.exchanges_ok},
-                    {"exchanges_failed", sp.exchanges_failed},
-                    {"exceptions_answered", sp.exceptions_answered},
-                    {"exceptions_ignored", sp.exceptions_ignored},
-                    {"samples", sp.samples},
-                    {"rekeys", sp.rekeys},
-                    {"stale_peer_reports", sp.stale_peer_reports},
-                    {"refreshes", sp.refreshes},
-                    {"rekeys_failed", sp.rekeys_failed}};
+  snap.slow_path = {
+      {"held", sp.held},
+      {"resubmitted", sp.resubmitted},
+      {"dropped_no_route", sp.dropped_no_route},
+      {"dropped_wrong_port", sp.dropped_wrong_port},
+      {"dropped_backoff", sp.dropped_backoff},
+      {"dropped_hold_full", sp.dropped_hold_full},
+      {"dropped_exchange_failed", sp.dropped_exchange_failed},
+      {"dropped_ring_full", sp.dropped_ring_full},
+      {"dropped_cpu_queue_full", cpu_drops},
+      {"exchanges_started", sp.exchanges_started},
+      {"exchanges_ok", sp.exchanges_ok},
+      {"exchanges_failed", sp.exchanges_failed},
+      {"exceptions_answered", sp.exceptions_answered},
+      {"exceptions_ignored", sp.exceptions_ignored},
+      {"samples", sp.samples},
+      {"rekeys", sp.rekeys},
+      {"stale_peer_reports", sp.stale_peer_reports},
+      {"refreshes", sp.refreshes},
+      {"rekeys_failed", sp.rekeys_failed},
+      // Workload packets larger than the tunnel carries (mtu_guard.hpp), answered by the workers.
+      {"too_big_icmp_sent", too_big.icmp_sent},
+      {"too_big_fragmented", too_big.fragmented},
+      {"too_big_rate_limited", too_big.rate_limited},
+      {"too_big_dropped", too_big.dropped}};
 }
 
 // Peers with their tunnels counted in one pass over the sessions (not one pass per peer).

@@ -84,6 +84,7 @@ class Gateway final : public admin::AdminHandler {
   Status<std::string> build();
   Status<std::string> build_grpc_security(control::GrpcClientOptions& client);
   Status<std::string> open_workers();
+  void resolve_mtus();
   Status<std::string> start_metrics();
   void log(std::string_view line, LogLevel level = LogLevel::kInfo) const;
   void log_limited(std::string_view line);  // lines a remote party can trigger
@@ -109,6 +110,7 @@ class Gateway final : public admin::AdminHandler {
   PortFactory port_factory_;
   std::vector<HostPortConfig> host_port_cfg_;
   net::IpAddr local_pip_;
+  uint32_t payload_mtu_ = 0;  // the largest inner IP packet the tunnel carries (path_mtu.hpp)
   net::MacAddr local_mac_;
   std::string admin_path_;
   std::chrono::steady_clock::time_point started_;

@@ -154,9 +154,10 @@ struct NodeSpec {
   uint16_t peer_grpc_port = 0;
   std::string gateway_mac;  // the gateway's MAC on its host port
   uint32_t rpc_deadline_ms = 2000;
-  bool insecure = false;  // --grpc-insecure instead of mutual TLS
-  std::string vip2;       // "": one host port; else a second host port (PortId 2) with this VIP
-  std::string peer_vip2;  // "": none; else a second remote VIP
+  bool insecure = false;    // --grpc-insecure instead of mutual TLS
+  std::string vip2;         // "": one host port; else a second host port (PortId 2) with this VIP
+  std::string peer_vip2;    // "": none; else a second remote VIP
+  uint32_t uplink_mtu = 0;  // x-sw.uplink-mtu; 0: unset
 };
 
 // The TLS flags of gateway `name`, its files written under dir.
@@ -200,6 +201,7 @@ std::string config_text(const NodeSpec& n) {
        {{"host-ports", host_ports},
         {"local-mac", "02:50:53:00:00:0" + n.name},
         {"rpc-deadline-ms", n.rpc_deadline_ms}}}};
+  if (n.uplink_mtu != 0) c["x-sw"]["uplink-mtu"] = n.uplink_mtu;
   return c.dump(2);
 }
 
@@ -291,6 +293,7 @@ class TwoGateways : public ::testing::Test {
  protected:
   virtual bool insecure() const { return false; }
   virtual std::vector<std::string> extra_flags_a() const { return {}; }
+  virtual uint32_t uplink_mtu() const { return 0; }
   void SetUp() override {
     const uint16_t grpc_a = free_port();
     const uint16_t grpc_b = free_port();
@@ -307,6 +310,7 @@ class TwoGateways : public ::testing::Test {
     NodeSpec a{"a", "127.0.0.1", "10.1.0.1", "10.2.0.1", grpc_a, grpc_b, "02:50:00:00:0a:01"};
     NodeSpec b{"b", "127.0.0.2", "10.2.0.1", "10.1.0.1", grpc_b, grpc_a, "02:50:00:00:0b:01"};
     a.insecure = b.insecure = insecure();
+    a.uplink_mtu = b.uplink_mtu = uplink_mtu();
     a_ = make_node(a, std::move(wire.a), dir_.path, extra_flags_a());
     ASSERT_NE(a_, nullptr);
     b_ = make_node(b, std::move(wire.b), dir_.path);
@@ -548,6 +552,88 @@ TEST_F(TwoGatewaysWithMetrics, CountersMoveWithTrafficAndPromtoolAcceptsTheScrap
   const auto lint = admin::testing::promtool_check(after);
   if (!lint.available) GTEST_SKIP() << "promtool not installed (scripts/deps.sh installs package prometheus)";
   EXPECT_EQ(lint.status, 0) << lint.output << "\n" << after;
+}
+
+// Gateways on a standard 1500-byte uplink: the tunnel carries inner packets of up to 1500 - 60 bytes (outer
+// IPv4 20, UDP 8, PSP header 16, ICV 16), and nothing larger is encapsulated (mtu_guard.hpp).
+class TwoGatewaysOn1500 : public TwoGateways {
+ protected:
+  static constexpr uint32_t kPayloadMtu = 1440;
+  uint32_t uplink_mtu() const override { return 1500; }
+  // A UDP frame A -> B whose IP packet is `ip_len` bytes, with the IPv4 flags `frag` (DF or not).
+  std::vector<uint8_t> sized(uint32_t ip_len, uint16_t frag, uint32_t seq) const {
+    test::UdpSpec s;
+    s.src_mac = a_->vm->mac_addr;
+    s.dst_mac = a_->gateway_mac;
+    s.src = a_->vm->vip;
+    s.dst = b_->vm->vip;
+    s.dport = kVmUdpPort;
+    s.payload = seq_payload(seq, ip_len - 28);
+    s.ipv4_frag = frag;
+    return test::udp_frame(s);
+  }
+  void SetUp() override {
+    TwoGateways::SetUp();
+    // Every datagram on the network wire fits the uplink: outer IPv4 + UDP + the PSP packet <= 1500.
+    wire_->set_hook([this](WireFrame& f) {
+      if (f.bytes.size() + 28 > 1500) ++oversized_on_wire_;
+      return Verdict::kPass;
+    });
+  }
+  std::atomic<int> oversized_on_wire_{0};
+};
+
+TEST_F(TwoGatewaysOn1500, DfPacketTooBigForTheTunnelGetsFragmentationNeededBack) {
+  connect();
+  const auto fits = sized(kPayloadMtu, net::kIpv4FlagDf, 1);
+  a_->vm->send(fits);
+  auto got = b_->vm->receive(1);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0], as_delivered(fits, *b_->vm, b_->gateway_mac)) << "exactly the payload MTU goes whole";
+
+  const auto big = sized(kPayloadMtu + 1, net::kIpv4FlagDf, 2);
+  a_->vm->send(big);
+  got = a_->vm->receive(1);
+  ASSERT_EQ(got.size(), 1u) << "an ICMP error back to the sender";
+  const std::vector<uint8_t>& r = got[0];
+  ASSERT_EQ(r.size(), 14u + 576u);
+  EXPECT_EQ(0, std::memcmp(r.data(), a_->vm->mac_addr.bytes.data(), 6));
+  EXPECT_EQ(0, std::memcmp(r.data() + 6, a_->gateway_mac.bytes.data(), 6));
+  const uint8_t* ip4 = r.data() + 14;
+  EXPECT_EQ(ip4[9], net::kIpProtoIcmp);
+  EXPECT_EQ(net::IpAddr::v4(std::span<const uint8_t, 4>(ip4 + 12, 4)), b_->vm->vip);
+  EXPECT_EQ(net::IpAddr::v4(std::span<const uint8_t, 4>(ip4 + 16, 4)), a_->vm->vip);
+  EXPECT_EQ(ip4[20], 3);
+  EXPECT_EQ(ip4[21], 4);
+  EXPECT_EQ(load_be16(ip4 + 26), kPayloadMtu) << "the next-hop MTU is the tunnel's";
+  EXPECT_EQ(0, std::memcmp(ip4 + 28, big.data() + 14, 28)) << "the offending IP and UDP headers quoted";
+  EXPECT_TRUE(b_->vm->receive(1, std::chrono::milliseconds(50)).empty()) << "and nothing reaches B";
+  EXPECT_TRUE(wait_until([&] { return a_->slow("too_big_icmp_sent") == 1; }));
+  EXPECT_EQ(a_->slow("too_big_fragmented"), 0u);
+  EXPECT_EQ(oversized_on_wire_.load(), 0);
+}
+
+// Without DF the sender allowed fragments: the inner packet is fragmented before encapsulation and B's
+// workload gets the fragments (its stack reassembles), never an outer fragment.
+TEST_F(TwoGatewaysOn1500, PacketWithoutDfIsFragmentedBeforeEncap) {
+  connect();
+  const auto big = sized(3000, 0, 3);
+  a_->vm->send(big);
+  auto got = b_->vm->receive(3);
+  ASSERT_EQ(got.size(), 3u);
+  std::vector<uint8_t> payload;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    const uint8_t* ip4 = got[i].data() + 14;
+    const uint16_t frag = load_be16(ip4 + 6);
+    EXPECT_LE(load_be16(ip4 + 2), kPayloadMtu);
+    EXPECT_EQ((frag & net::kIpv4FragOffsetMask) * 8u, payload.size()) << "fragment " << i;
+    EXPECT_EQ((frag & net::kIpv4FlagMf) != 0, i + 1 < got.size());
+    payload.insert(payload.end(), ip4 + 20, ip4 + load_be16(ip4 + 2));
+  }
+  EXPECT_EQ(payload, std::vector<uint8_t>(big.begin() + 34, big.end())) << "UDP header and data, whole";
+  EXPECT_TRUE(wait_until([&] { return a_->slow("too_big_fragmented") == 1; }));
+  EXPECT_EQ(a_->slow("too_big_icmp_sent"), 0u);
+  EXPECT_EQ(oversized_on_wire_.load(), 0);
 }
 
 class TwoInsecureGateways : public TwoGateways {

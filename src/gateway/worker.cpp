@@ -83,6 +83,7 @@ PacketWorker::PacketWorker(WorkerConfig config, Topology& topo, flow::EpochDomai
       host_ports_(host_ports),
       pool_(cfg_.pool_packets, cfg_.buffer_size),
       sink_(std::make_unique<Sink>(*this)),
+      mtu_guard_(cfg_.payload_mtu),
       to_cpu_(kRingSlots, 16384),
       from_cpu_(kRingSlots, 16384),
       wake_fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
@@ -178,8 +179,26 @@ void PacketWorker::poll_port(ports::Port& port, bool network) {
     }
   } else {
     learn_workload_mac(batch, port.id().value() - 1);
+    process_host_batch(port, batch);
+    return;
   }
   flow_->process(batch, *sink_);
+}
+
+// Frames larger than the tunnel carries first (mtu_guard.hpp): ICMP errors straight back out of the port,
+// IPv4 fragments (DF clear) through the pipeline after the rest of the batch (or before it, when more
+// fragments than a batch holds are flushed early). Held packets resubmitted later were checked here.
+void PacketWorker::process_host_batch(ports::Port& port, net::PacketBatch& batch) {
+  net::PacketBatch replies;
+  net::PacketBatch frags;
+  mtu_guard_.apply(batch, pool_, replies, frags,
+                   [this](net::PacketBatch& full) { flow_->process(full, *sink_); });
+  if (!replies.empty()) {
+    port.tx_burst(replies);
+    for (net::Packet* p : replies) pool_.free(p);
+  }
+  if (!batch.empty()) flow_->process(batch, *sink_);
+  if (!frags.empty()) flow_->process(frags, *sink_);
 }
 
 void PacketWorker::learn_workload_mac(const net::PacketBatch& batch, std::size_t host_index) {
@@ -237,6 +256,7 @@ void PacketWorker::publish_stats() {
   local_.ports[0] = cfg_.network->stats();
   for (std::size_t i = 0; i < cfg_.hosts.size(); ++i) local_.ports[i + 1] = cfg_.hosts[i]->stats();
   local_.psp = psp_.counters;
+  local_.too_big = mtu_guard_.counters();
   local_.key_cache = psp_.keys.stats();
   std::lock_guard<std::mutex> lock(stats_mu_);
   published_ = local_;

@@ -2,10 +2,11 @@
 // own packet pool, its flow::Worker, and two frame rings to and from the control thread.
 //
 // Loop (one iteration): go offline and wait on the ports and the inbound ring (epoll) -> online -> per
-// ready port: rx_burst -> (network: write the outer headers back; host: learn the workload's MAC) ->
-// pipeline -> sink (ports, CPU ring, drop) -> frames from the control thread (resubmitted held packets
-// into EGR_ACL, exception replies straight to their port) -> quiescent point for both epoch domains ->
-// every 100 ms, publish counters. Nothing here blocks on the control plane.
+// ready port: rx_burst -> (network: write the outer headers back; host: learn the workload's MAC, and
+// answer or fragment what is larger than the tunnel carries: mtu_guard.hpp) -> pipeline -> sink (ports, CPU
+// ring, drop) -> frames from the control thread (resubmitted held packets into EGR_ACL, exception replies
+// straight to their port) -> quiescent point for both epoch domains -> every 100 ms, publish counters.
+// Nothing here blocks on the control plane.
 #pragma once
 
 #include <atomic>
@@ -19,6 +20,7 @@
 #include "flow/epoch.hpp"
 #include "flow/pipeline.hpp"
 #include "gateway/frame_ring.hpp"
+#include "gateway/mtu_guard.hpp"
 #include "gateway/outer.hpp"
 #include "gateway/psp_actions.hpp"
 #include "gateway/topology.hpp"
@@ -42,6 +44,7 @@ struct WorkerStats {
   uint64_t cpu_queue_drops = 0;  // the ring to the control thread was full
   uint64_t pool_empty = 0;       // a resubmitted frame found no free buffer
   uint64_t unwrap_failures = 0;  // a frame toward the network without outer headers (a bug if non-zero)
+  TooBigCounters too_big;        // host-port frames larger than the tunnel carries (mtu_guard.hpp)
 };
 
 struct WorkerConfig {
@@ -49,6 +52,7 @@ struct WorkerConfig {
   std::unique_ptr<ports::Port> network;             // PortId 0
   std::vector<std::unique_ptr<ports::Port>> hosts;  // PortId 1..N
   OuterEndpoint outer;
+  uint32_t payload_mtu = 0;  // the largest inner IP packet the tunnel carries (path_mtu.hpp); 0: unchecked
   std::size_t pool_packets = 768;
   uint32_t buffer_size = ports::kGsoRxBufferSize;
 };
@@ -81,6 +85,7 @@ class PacketWorker {
   void poll_port(ports::Port& port, bool network);
   void drain_from_cpu();
   void learn_workload_mac(const net::PacketBatch& batch, std::size_t host_index);
+  void process_host_batch(ports::Port& port, net::PacketBatch& batch);
   void publish_stats();
   void report_stale_peer(std::chrono::steady_clock::time_point now);
 
@@ -92,6 +97,7 @@ class PacketWorker {
   net::PacketPool pool_;
   std::unique_ptr<flow::Worker> flow_;
   std::unique_ptr<Sink> sink_;
+  MtuGuard mtu_guard_;
   FrameRing to_cpu_;
   FrameRing from_cpu_;
   UniqueFd wake_fd_;

@@ -110,6 +110,17 @@ Result<UniqueFd, SysError> make_socket(const UdpConfig& c, uint16_t port, bool r
   } else if (c.zero_checksum_tx && !(st = set_int(fd.get(), SOL_SOCKET, SO_NO_CHECK, 1, "SO_NO_CHECK"))) {
     return Err{st.error()};
   }
+  // Never an outer fragment (issue 9): DF on every datagram and no local fragmentation; one larger than
+  // the path fails with EMSGSIZE (counted) instead. The gateway sizes inner packets so none is
+  // (path_mtu.hpp).
+  if (family == AF_INET6) {
+    if (!(st = set_int(fd.get(), IPPROTO_IPV6, IPV6_MTU_DISCOVER, IPV6_PMTUDISC_DO, "IPV6_MTU_DISCOVER")))
+      return Err{st.error()};
+  }
+  if ((family == AF_INET || !c.v6only) &&
+      !(st = set_int(fd.get(), IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO, "IP_MTU_DISCOVER"))) {
+    return Err{st.error()};
+  }
   size_buffer(fd.get(), SO_SNDBUFFORCE, SO_SNDBUF, c.socket_buffer);
   if (rx) size_buffer(fd.get(), SO_RCVBUFFORCE, SO_RCVBUF, c.socket_buffer);
   // One receive socket per worker on the same address: the kernel spreads datagrams by their 4-tuple, and

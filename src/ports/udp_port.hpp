@@ -16,6 +16,9 @@
 //       the run is resent datagram by datagram; after it has worked once, or when the segments exceed
 //       the route MTU (EMSGSIZE: GSO never fragments, a plain datagram may), the run is just resent.
 //
+// Fragmentation: never. Every socket has IP(V6)_PMTUDISC_DO: DF set, nothing fragmented locally; a datagram
+// larger than the path MTU fails (EMSGSIZE, counted as kTxError). Senders size their packets to fit.
+//
 // UDP source port = a hash of the inner flow (spec §1: entropy for ECMP/RSS; receivers must not check
 // it). A socket's source port is fixed and IP_PKTINFO cannot change it, so the port keeps `source_ports`
 // extra send-only sockets on ephemeral ports of the same local address and picks one by
