@@ -747,31 +747,30 @@ void Gateway::fill_psp_snapshot(const std::vector<WorkerStats>& stats, admin::St
                                    {"key_cache_reused", cache.reused}});
   snap.psp_drops = psp_drop_counts(psp_sum);
   const SlowPathStats sp = slow_ ? slow_->stats() : SlowPathStats{};
-  snap.slow_path = {
-      {"held", sp.held},
-      {"resubmitted", sp.resubmitted},
-      {"dropped_no_route", sp.dropped_no_route},
-      {"dropped_wrong_port", sp.dropped_wrong_port},
-      {"dropped_backoff", sp.dropped_backoff},
-      {"dropped_hold_full", sp.dropped_hold_full},
-      {"dropped_exchange_failed", sp.dropped_exchange_failed},
-      {"dropped_ring_full", sp.dropped_ring_full},
-      {"dropped_cpu_queue_full", cpu_drops},
-      {"exchanges_started", sp.exchanges_started},
-      {"exchanges_ok", sp.exchanges_ok},
-      {"exchanges_failed", sp.exchanges_failed},
-      {"exceptions_answered", sp.exceptions_answered},
-      {"exceptions_ignored", sp.exceptions_ignored},
-      {"samples", sp.samples},
-      {"rekeys", sp.rekeys},
-      {"stale_peer_reports", sp.stale_peer_reports},
-      {"refreshes", sp.refreshes},
-      {"rekeys_failed", sp.rekeys_failed},
-      // Workload packets larger than the tunnel carries (mtu_guard.hpp), answered by the workers.
-      {"too_big_icmp_sent", too_big.icmp_sent},
-      {"too_big_fragmented", too_big.fragmented},
-      {"too_big_rate_limited", too_big.rate_limited},
-      {"too_big_dropped", too_big.dropped}};
+  snap.slow_path = {{"held", sp.held},
+                    {"resubmitted", sp.resubmitted},
+                    {"dropped_no_route", sp.dropped_no_route},
+                    {"dropped_wrong_port", sp.dropped_wrong_port},
+                    {"dropped_backoff", sp.dropped_backoff},
+                    {"dropped_hold_full", sp.dropped_hold_full},
+                    {"dropped_exchange_failed", sp.dropped_exchange_failed},
+                    {"dropped_ring_full", sp.dropped_ring_full},
+                    {"dropped_cpu_queue_full", cpu_drops},
+                    {"exchanges_started", sp.exchanges_started},
+                    {"exchanges_ok", sp.exchanges_ok},
+                    {"exchanges_failed", sp.exchanges_failed},
+                    {"exceptions_answered", sp.exceptions_answered},
+                    {"exceptions_ignored", sp.exceptions_ignored},
+                    {"samples", sp.samples},
+                    {"rekeys", sp.rekeys},
+                    {"stale_peer_reports", sp.stale_peer_reports},
+                    {"refreshes", sp.refreshes},
+                    {"rekeys_failed", sp.rekeys_failed}};
+  // Workload packets larger than the tunnel carries (mtu_guard.hpp), answered by the workers themselves.
+  snap.slow_path.insert(snap.slow_path.end(), {{"too_big_icmp_sent", too_big.icmp_sent},
+                                               {"too_big_fragmented", too_big.fragmented},
+                                               {"too_big_rate_limited", too_big.rate_limited},
+                                               {"too_big_dropped", too_big.dropped}});
 }
 
 // Peers with their tunnels counted in one pass over the sessions (not one pass per peer).
