@@ -25,8 +25,9 @@
 #   topo_exec vm1 ping -c 3 "${TOPO_VIP[2]}"
 #
 # Knobs (environment, read by topo_init): PSPGW_GATEWAY (the daemon; default $TOPO_BIN_DIR/psp-gateway),
-# TOPO_BIN_DIR (default <repo>/build/bin), TOPO_WIRE_MTU (1600: the underlay carries a 1500-byte inner
-# packet plus PSP overhead, as DOCA's jumbo-frame uplinks do), TOPO_KEEP_DIR=1 (keep TOPO_DIR after teardown).
+# TOPO_BIN_DIR (default <repo>/build/bin), TOPO_WIRE_MTU (1500, a standard Ethernet underlay: each gateway
+# gives its TAP the wire's MTU less the PSP overhead, so nothing is fragmented; README "MTU"),
+# TOPO_KEEP_DIR=1 (keep TOPO_DIR after teardown).
 #
 # Mutual TLS (README "Security: TLS and authorisation"): topo_start_gateway makes a throwaway CA and one
 # certificate per host in $TOPO_DIR/tls (scripts/make-certs.sh, the openssl command; SAN = the IP of the
@@ -73,7 +74,7 @@ topo_init() {
   TOPO_BIN_DIR=${TOPO_BIN_DIR:-$TOPO_REPO/build/bin}
   TOPO_GATEWAY=${PSPGW_GATEWAY:-$TOPO_BIN_DIR/psp-gateway}
   TOPO_PSPCTL=${PSPGW_PSPCTL:-$TOPO_BIN_DIR/pspctl}
-  TOPO_WIRE_MTU=${TOPO_WIRE_MTU:-1600}
+  TOPO_WIRE_MTU=${TOPO_WIRE_MTU:-1500}
   TOPO_DIR=$(mktemp -d "${TMPDIR:-/tmp}/pspgw-e2e.XXXXXX")
   TOPO_CREATED=()
   TOPO_PIDS=()

@@ -181,6 +181,15 @@ def outer(frame):
     return ("ip", src, dst, proto, None, None, l4, "")
 
 
+def outer_fragment(frame):
+    """True for an IPv4 fragment (MF or an offset) or an IPv6 packet with a Fragment header first."""
+    etype = struct.unpack_from("!H", frame, 12)[0] if len(frame) >= 14 else 0
+    p = frame[14:]
+    if etype == 0x0800 and len(p) >= 20:
+        return struct.unpack_from("!H", p, 6)[0] & 0x3FFF != 0
+    return etype == 0x86DD and len(p) >= 40 and p[6] == 44
+
+
 ND_TYPES = {133, 134, 135, 136, 137, 143}  # RS, RA, NS, NA, redirect, MLDv2 report
 
 
@@ -219,7 +228,10 @@ def cmd_wire_check(a):
     for i, f in enumerate(frames, 1):
         kind, src, dst, proto, sport, dport, body, detail = outer(f)
         between = {src, dst} == pips
-        if kind == "arp" or (proto == 58 and body and body[0] in ND_TYPES):
+        if outer_fragment(f):  # issue 9: the gateways never send one (a DF-set, MTU-sized PSP packet)
+            counts["bad"] += 1
+            bad.append(f"frame {i}: an outer IP fragment {src} -> {dst}")
+        elif kind == "arp" or (proto == 58 and body and body[0] in ND_TYPES):
             counts["nd/arp"] += 1
         elif between and proto == 17 and dport == PSP_PORT:
             why = psp_expected(body, a.mode, a.vc) if psp_plausible(body) else "without a PSP header"

@@ -15,6 +15,8 @@
 #                Every other case runs the key exchange over mutual TLS (topo_start_gateway makes a
 #                throwaway CA and certificates with openssl).
 #   restart      outer IPv6, inner IPv4, scenarios a r          restart-static  the same with -z
+#   pmtu         outer IPv6, inner IPv4, scenarios p b          pmtu6  outer IPv4, inner IPv6, p b
+# Every case runs on a standard 1500-byte wire (topology.sh): nothing relies on a raised underlay MTU.
 # Scenarios:
 #   a  ping vm1 -> vm2 (the first packet triggers the key exchange and is held: >= 4 of 5 replies),
 #      ping vm2 -> vm1 (the tunnel the exchange opened the other way), a 4 MiB TCP transfer vm1 -> vm2
@@ -31,6 +33,12 @@
 #      whose inner source is a VIP no config knows: host2's ACL-miss counter rises by exactly 1, its
 #      auth-failure counter does not move, vm2 receives nothing. A control packet sealed the same way from
 #      the real VIP must be delivered, or the check is inconclusive and fails.
+#   p  path MTU through the tunnel on the 1500-byte wire: each TAP came up with the wire's MTU less the PSP
+#      overhead (T); the VMs then raise theirs to 1500 (workloads that do not know the tunnel). ping -M do
+#      of exactly T bytes is answered; one of 1500 bytes gets "frag needed"/"packet too big" with mtu T from
+#      the gateway (counted: slow_path.too_big_icmp_sent); IPv4 only: ping -M dont of 2000 bytes is
+#      answered (fragmented before encapsulation); a 4 MiB TCP transfer vm1 -> vm2 (MSS 1460 on both
+#      ends) completes byte-exact through PMTU discovery. With b: no outer fragment on the wire.
 #   r  gateway 2 restarts (a new process: fresh master keys, empty tables, a new TAP moved into vm2 again);
 #      vm1 pings vm2 every 0.1 s: the first reply comes within 2 s of the restart and every later one
 #      arrives (1 loss allowed); then vm2 -> vm1 answers as well.
@@ -73,7 +81,7 @@ while (($#)); do
     --bin-dir) export TOPO_BIN_DIR=$2; shift 2 ;;
     --scenarios) SCENARIOS=$2; shift 2 ;;
     -h | --help) sed -n '2,/^# -----/p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "usage: $0 [--case basic|cookie|o4i4|o4i6|o6i6|transport|transport-cookie|insecure] [--bin-dir DIR] [--scenarios a,b,c,d]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--case basic|cookie|o4i4|o4i6|o6i6|transport|transport-cookie|insecure|pmtu|pmtu6] [--bin-dir DIR] [--scenarios a,b,c,d,p]" >&2; exit 2 ;;
   esac
 done
 
@@ -97,6 +105,9 @@ case "$CASE" in
   # Peer restart recovery, on-demand and static.
   restart) DEFAULT_SCENARIOS=a,r ;;
   restart-static) DEFAULT_SCENARIOS=a,r GW_FLAGS=(-z) ;;
+  # Path MTU discovery through the tunnel (issue 9): both inner families.
+  pmtu) DEFAULT_SCENARIOS=p,b ;;
+  pmtu6) DEFAULT_SCENARIOS=p,b OUTER=ipv4 INNER=ipv6 ;;
   *) echo "unknown case '$CASE'" >&2; exit 2 ;;
 esac
 SCENARIOS=${SCENARIOS:-$DEFAULT_SCENARIOS}
@@ -393,6 +404,79 @@ $out"
   grep -h "may have restarted" "${TOPO_LOG[1]}" | head -3 | sed 's/^/  gateway 1: /'
 }
 
+# The tunnel's MTU: the wire's less the PSP overhead (gateway/path_mtu.hpp).
+tunnel_mtu() {
+  local o=40 # transport: UDP 8 + PSP header 16 + ICV 16
+  [[ $MODE == tunnel && $OUTER == ipv4 ]] && o=60
+  [[ $MODE == tunnel && $OUTER == ipv6 ]] && o=80
+  [[ -n $VC ]] && o=$((o + 8))
+  echo $((TOPO_WIRE_MTU - o))
+}
+
+scenario_p() {
+  CURRENT=p/tap-mtu
+  local t hdr n got out replies
+  t=$(tunnel_mtu)
+  hdr=28
+  [[ $INNER == ipv6 ]] && hdr=48
+  for n in 1 2; do
+    got=$(ip -n "$(topo_ns "vm$n")" -o link show "${TOPO_TAP[$n]}" | sed -n 's/.* mtu \([0-9]*\).*/\1/p')
+    [[ $got == "$t" ]] || fail "vm$n's TAP has MTU $got, expected $t (wire $TOPO_WIRE_MTU less the PSP overhead)"
+    ip -n "$(topo_ns "vm$n")" link set "${TOPO_TAP[$n]}" mtu "$TOPO_WIRE_MTU" || fail "raising vm$n's MTU"
+  done
+  pass "both TAPs came up with MTU $t; the VMs now use $TOPO_WIRE_MTU"
+
+  CURRENT=p/fits
+  out=$(nsrun 30 vm1 ping "${PING_FLAGS[@]}" -M do -s $((t - hdr)) -c 4 -i 0.2 -W 2 "${TOPO_VIP[2]}" 2>&1)
+  replies=$(sed -n 's/.* \([0-9]\+\) received.*/\1/p' <<<"$out")
+  ((${replies:-0} >= 3)) || fail "ping -M do of $t bytes: ${replies:-0} of 4 replies (the first may be held)
+$out"
+  pass "ping -M do -s $((t - hdr)) ($t bytes): $replies/4 replies"
+
+  # Before any "too big" error teaches vm1 the tunnel's MTU (its kernel would then fragment to it).
+  if [[ $INNER == ipv4 ]]; then
+    CURRENT=p/no-df-fragmented
+    out=$(nsrun 20 vm1 ping -M dont -s 2000 -c 3 -i 0.2 -W 2 "${TOPO_VIP[2]}" 2>&1)
+    replies=$(sed -n 's/.* \([0-9]\+\) received.*/\1/p' <<<"$out")
+    ((${replies:-0} >= 2)) || fail "ping -M dont -s 2000: ${replies:-0} of 3 replies
+$out"
+    expect_counter_min 1 1 slow_path.too_big_fragmented
+    pass "ping -M dont -s 2000: $replies/3 replies (fragmented before encapsulation)"
+  fi
+
+  CURRENT=p/too-big
+  out=$(nsrun 20 vm1 ping "${PING_FLAGS[@]}" -M do -s $((TOPO_WIRE_MTU - hdr)) -c 2 -i 0.3 -W 1 "${TOPO_VIP[2]}" 2>&1)
+  grep -Eq "mtu ?= ?$t\b" <<<"$out" || fail "ping -M do of $TOPO_WIRE_MTU bytes: no 'mtu = $t' error
+$out"
+  expect_counter_min 1 1 slow_path.too_big_icmp_sent
+  pass "ping -M do -s $((TOPO_WIRE_MTU - hdr)): $(grep -Eo "(Frag needed|Packet too big|message too long)[^)]*mtu ?= ?$t" <<<"$out" | head -1)"
+
+  CURRENT=p/tcp-pmtud
+  # Forget the path MTU the pings taught vm1: the transfer has to discover it again.
+  local before res="$TOPO_DIR/pmtu-transfer.result"
+  ip -n "$(topo_ns vm1)" route flush cache 2>/dev/null
+  ip -n "$(topo_ns vm1)" -6 route flush cache 2>/dev/null
+  before=$(counter 1 slow_path.too_big_icmp_sent) || fail "$before"
+  nsbg vm2 "$TOPO_DIR/pmtu-server.log" python3 "$TOOL" transfer-server --bind "${TOPO_VIP[2]}" --port 5202 \
+    --out "$res" --ready "$TOPO_DIR/pmtu.ready" --timeout 60
+  topo_poll 10 test -f "$TOPO_DIR/pmtu.ready" || fail "transfer server did not start: $(cat "$TOPO_DIR/pmtu-server.log")"
+  out=$(nsrun 90 vm1 python3 "$TOOL" transfer-client --host "${TOPO_VIP[2]}" --port 5202 --size $((4 << 20)) \
+    --marker "$MARKER" --timeout 60 2>&1) || fail "TCP transfer vm1 -> vm2 with MSS 1460 over a $t-byte tunnel: $out"
+  expect_counter_min 1 $((before + 1)) slow_path.too_big_icmp_sent
+  pass "$out; gateway 1 sent $(($(counter 1 slow_path.too_big_icmp_sent) - before)) too-big error(s) on the way"
+}
+
+# expect_counter_min N MIN PATH: polls (5 s) until gateway N's counter is at least MIN.
+expect_counter_min() {
+  local n=$1 min=$2 path=$3 got deadline=$((SECONDS + 5))
+  while :; do
+    got=$(counter "$n" "$path") || fail "$got"
+    ((got >= min)) && return 0
+    ((SECONDS >= deadline)) && fail "gateway $n counter $path: $got, expected at least $min"
+    sleep 0.1
+  done
+}
+
 # Admin view of the established tunnel and of the pipeline (spec §5 names).
 scenario_s() {
   CURRENT=s/sampled-logged
@@ -459,9 +543,10 @@ topo_attach_vm 2 || fail "attaching vm2"
 pass "namespaces up, gateways ready, TAPs in the VMs"
 check_grpc_security
 
-if want a; then
+if want a || want p; then
   want b && capture_start wire
-  scenario_a
+  want a && scenario_a
+  want p && scenario_p
   if want b; then
     capture_stop
     scenario_b
