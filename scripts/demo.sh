@@ -206,4 +206,4 @@ else
   echo "   live: skipped ($why)"
 fi
 echo "   psp-pcap: IPv6 and IPv4 round trips byte-identical; tampered frames rejected"
-echo "   throughput through the tunnel: bench/iperf_tunnel.sh (root)"
+echo "   throughput against wireguard-go and the bare veth: bench/e2e.sh (root)"

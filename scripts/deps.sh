@@ -12,6 +12,7 @@ PACKAGES=(
   libcpp-httplib-dev libsystemd-dev prometheus systemd
   clang clang-format clang-tidy
   iproute2 iputils-ping tcpdump tshark iperf3 python3 python3-cryptography
+  wireguard-go wireguard-tools
 )
 
 missing=()

@@ -1,0 +1,240 @@
+#!/usr/bin/env bash
+# Throughput between two hosts, three ways in ONE run (issue 9 step 6): through psp-gateway, through
+# wireguard-go, and over the bare veth, on a standard 1500-byte wire. One table at the end.
+#
+#   bench/e2e.sh [--quick] [--bin-dir DIR] [--time SECONDS] [--workers "1 2"] [--paths veth,psp,wg]
+#
+# Topology: scripts/lib/topology.sh (outer IPv6, inner IPv4; vm1 -- host1 ==wire (MTU 1500)== host2 -- vm2).
+# Paths:
+#   veth   iperf3 host1 -> host2 straight over the wire: the kernel path with no tunnel, this machine's ceiling.
+#   psp    vm1 -> vm2 through both gateways (TAP -> psp-gateway -> UDP/1000 -> psp-gateway -> TAP), default
+#          flags (PSPGW_FLAGS="..." adds some), once per --workers value. The TAPs come up with the wire's MTU
+#          less the PSP overhead (1420 here); a ping sets up the tunnel first, so the exchange is not timed.
+#   wg     vm1 -> vm2 through wireguard-go (Debian wireguard-go + wireguard-tools, scripts/deps.sh), its
+#          interfaces made in host1/host2 (the UDP socket stays in the host) and moved into vm1/vm2, MTU 1420
+#          (wg-quick's: the wire's less WireGuard's 80 bytes over IPv6). Skipped, said so, if not installed.
+# Tests on each path (iperf3 -J): TCP 1 and 4 streams, each both ways (-R: vm2 sends); UDP -b 0 (as fast as
+# the sender can) with 64-byte and 1400-byte datagrams, what arrived.
+# Columns: Gbit/s received; Mpps received (UDP datagrams; TCP: -); CPU s/GB = CPU seconds the whole machine
+# spent (all CPUs, /proc/stat, both ends, tunnel and kernel) per GB received: the cost of moving a byte;
+# then per test the ratios psp-gateway / wireguard-go and psp-gateway / bare veth.
+#
+# --quick (what scripts/test.sh runs through ctest, e2e_bench_quick): 1-second TCP 1 stream and UDP 1400 B on
+# every path, well under a minute; it fails only when a path is broken (no traffic) or a gateway crashed,
+# never on a number. Needs root, iperf3, python3; exit 77 (skipped) where the machine cannot run it. Every
+# namespace, process and file it made is removed on exit.
+set -uo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/.." && pwd)
+
+BUILD_DIR=${BUILD_DIR:-build}
+[[ $BUILD_DIR == /* ]] || BUILD_DIR="$REPO/$BUILD_DIR"
+BIN_DIR="$BUILD_DIR/bin"
+DURATION=10
+WORKERS="1"
+PATHS="veth,psp,wg"
+QUICK=0
+while (($#)); do
+  case "$1" in
+    --quick) QUICK=1; shift ;;
+    --bin-dir) BIN_DIR=$2; shift 2 ;;
+    --time) DURATION=$2; shift 2 ;;
+    --workers) WORKERS=$2; shift 2 ;;
+    --paths) PATHS=$2; shift 2 ;;
+    -h | --help) sed -n '2,/^set -uo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "usage: $0 [--quick] [--bin-dir DIR] [--time S] [--workers \"1 2\"] [--paths veth,psp,wg]" >&2; exit 2 ;;
+  esac
+done
+((QUICK)) && DURATION=1
+want() { [[ ",$PATHS," == *",$1,"* ]]; }
+
+# shellcheck source=scripts/lib/topology.sh
+source "$REPO/scripts/lib/topology.sh"
+die() { echo "bench/e2e: FAIL: $*" >&2; exit 1; }
+skip() { echo "bench/e2e: SKIP: $*" >&2; exit 77; }
+why=$(topo_preflight)
+[[ -z $why ]] || skip "$why"
+for tool in iperf3 python3 ping timeout; do command -v "$tool" >/dev/null || skip "$tool is not installed"; done
+export TOPO_BIN_DIR=$BIN_DIR
+topo_init --outer ipv6 --inner ipv4 || exit 2
+if want psp; then [[ -x $TOPO_GATEWAY ]] || skip "no gateway at $TOPO_GATEWAY (scripts/build.sh, or --bin-dir)"; fi
+
+WG_SOCKS=()
+cleanup() {
+  local rc=$? s
+  trap - EXIT INT TERM
+  topo_teardown
+  # wireguard-go's control sockets are global (/var/run/wireguard): they go when it exits; make sure.
+  for s in "${WG_SOCKS[@]}"; do rm -f "$s"; done
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+RESULTS="$TOPO_DIR/results.tsv"
+: >"$RESULTS"
+IPERF_PORT=5201
+
+machine_ticks() { awk '/^cpu / { idle = $5 + $6; tot = 0; for (i = 2; i <= NF; i++) tot += $i; print tot, idle }' /proc/stat; }
+
+# ----- one iperf3 test -----
+# run_test PATH TEST SERVER_NS CLIENT_NS SERVER_ADDR IPERF_ARGS...: appends "path test gbps mpps cpu_s_per_gb
+# note" to RESULTS; "failed" figures when iperf3 failed or nothing arrived.
+run_test() {
+  local path=$1 test=$2 sns=$3 cns=$4 addr=$5
+  shift 5
+  local json="$TOPO_DIR/iperf.json" spid
+  ip netns exec "$(topo_ns "$sns")" iperf3 -s -1 -B "$addr" -p "$IPERF_PORT" >"$TOPO_DIR/iperf-server.log" 2>&1 </dev/null &
+  spid=$!
+  TOPO_PIDS+=("$spid")
+  topo_poll 5 bash -c "ip netns exec $(topo_ns "$sns") ss -Hltn 'sport = :$IPERF_PORT' | grep -q ." ||
+    die "iperf3 server in $sns did not start: $(cat "$TOPO_DIR/iperf-server.log")"
+  local m0 m1 rc
+  m0=$(machine_ticks)
+  timeout $((DURATION + 30)) ip netns exec "$(topo_ns "$cns")" iperf3 -c "$addr" -p "$IPERF_PORT" -t "$DURATION" \
+    -J "$@" >"$json" 2>"$TOPO_DIR/iperf-client.err"
+  rc=$?
+  m1=$(machine_ticks)
+  # iperf3 -s -1 exits after its one test; not after a client that failed to connect.
+  topo_poll 3 bash -c "! kill -0 $spid 2>/dev/null" || kill "$spid" 2>/dev/null
+  wait "$spid" 2>/dev/null
+  python3 - "$json" "$rc" "$m0" "$m1" "$(getconf CLK_TCK)" "$path" "$test" <<'PY' | tee -a "$RESULTS" >&2
+import json, sys
+path_json, rc, m0, m1, hz, path, test = sys.argv[1:]
+busy = (int(m1.split()[0]) - int(m0.split()[0])) - (int(m1.split()[1]) - int(m0.split()[1]))
+cpu_s = busy / int(hz)
+try:
+    doc = json.load(open(path_json))
+except Exception:
+    doc = {}
+end = doc.get("end", {})
+rx = end.get("sum_received") or end.get("sum") or {}
+if rc != "0" or not rx or rx.get("bytes", 0) == 0:
+    print(f"{path}\t{test}\tfailed\t-\t-\tiperf3 rc {rc}: {doc.get('error', '')}")
+    sys.exit(0)
+secs = rx.get("seconds") or 1
+gbps = rx["bytes"] * 8 / secs / 1e9
+mpps = "-"
+note = f"retr {end.get('sum_sent', {}).get('retransmits', '-')}"
+if "lost_packets" in rx or "packets" in rx:  # UDP: the datagrams that arrived
+    got = rx.get("packets", 0) - rx.get("lost_packets", 0)
+    mpps = f"{got / secs / 1e6:.3f}"
+    note = f"loss {rx.get('lost_percent', 0):.1f}%"
+print(f"{path}\t{test}\t{gbps:.3f}\t{mpps}\t{cpu_s / (rx['bytes'] / 1e9):.2f}\t{note}")
+PY
+}
+
+# run_suite PATH SERVER_NS CLIENT_NS SERVER_ADDR
+run_suite() {
+  run_test "$1" "TCP 1 stream" "$2" "$3" "$4"
+  if ((!QUICK)); then
+    run_test "$1" "TCP 1 stream -R" "$2" "$3" "$4" -R
+    run_test "$1" "TCP 4 streams" "$2" "$3" "$4" -P 4
+    run_test "$1" "TCP 4 streams -R" "$2" "$3" "$4" -P 4 -R
+    run_test "$1" "UDP 64 B" "$2" "$3" "$4" -u -b 0 -l 64
+  fi
+  run_test "$1" "UDP 1400 B" "$2" "$3" "$4" -u -b 0 -l 1400
+}
+
+# ----- paths -----
+path_veth() {
+  echo "== bare veth: host1 -> host2 over the wire (MTU $TOPO_WIRE_MTU), no tunnel" >&2
+  run_suite "bare veth" host2 host1 "${TOPO_PIP[2]}"
+}
+
+path_psp() {
+  local w=$1 label="psp-gateway"
+  [[ $w != 1 ]] && label="psp-gateway --workers $w"
+  echo "== $label: vm1 -> vm2 through two psp-gateways" >&2
+  # shellcheck disable=SC2086 # PSPGW_FLAGS: extra gateway flags, word-split on purpose (e.g. "--udp-gso")
+  topo_start_gateway 1 --workers "$w" ${PSPGW_FLAGS:-}
+  # shellcheck disable=SC2086
+  topo_start_gateway 2 --workers "$w" ${PSPGW_FLAGS:-}
+  if ! topo_wait_ready 1 || ! topo_wait_ready 2; then
+    topo_dump_logs 30
+    die "the gateways did not come up"
+  fi
+  if ! topo_attach_vm 1 || ! topo_attach_vm 2; then die "attaching the VMs"; fi
+  timeout 20 ip netns exec "$(topo_ns vm1)" ping -c 3 -i 0.2 -W 2 "${TOPO_VIP[2]}" >/dev/null ||
+    { topo_dump_logs 30; die "no ping through the tunnel"; }
+  run_suite "$label" vm2 vm1 "${TOPO_VIP[2]}"
+  local n
+  for n in 1 2; do
+    topo_gateway_alive "$n" || { topo_dump_logs 30; die "gateway $n exited during the run"; }
+  done
+  topo_stop_gateways # the TAPs (and so the VMs' interfaces) go with them
+}
+
+# wg_make N: wireguard-go interface made in hostN (its UDP socket lives there), keyed, moved into vmN.
+wg_make() {
+  local n=$1 m=$((3 - $1))
+  local ifc="pspwg$$-$n" hns vns
+  hns=$(topo_ns "host$n") vns=$(topo_ns "vm$n")
+  WG_SOCKS+=("/var/run/wireguard/$ifc.sock")
+  ip netns exec "$hns" env WG_PROCESS_FOREGROUND=1 wireguard-go "$ifc" >"$TOPO_DIR/wg$n.log" 2>&1 </dev/null &
+  TOPO_PIDS+=("$!")
+  topo_poll 5 test -S "/var/run/wireguard/$ifc.sock" || return 1
+  ip netns exec "$hns" wg set "$ifc" private-key "$TOPO_DIR/wg$n.key" listen-port 51820 \
+    peer "$(cat "$TOPO_DIR/wg$m.pub")" allowed-ips "${TOPO_VIP[$m]}/32" endpoint "[${TOPO_PIP[$m]}]:51820" || return 1
+  ip -n "$hns" link set "$ifc" netns "$vns" || return 1
+  ip -n "$vns" addr add "${TOPO_VIP_CIDR[$n]}" dev "$ifc" || return 1
+  ip -n "$vns" link set "$ifc" mtu $((TOPO_WIRE_MTU - 80)) up
+}
+
+path_wg() {
+  if ! command -v wireguard-go >/dev/null || ! command -v wg >/dev/null; then
+    echo "== wireguard-go: skipped (install wireguard-go and wireguard-tools: scripts/deps.sh)" >&2
+    return 0
+  fi
+  local label n
+  label="wireguard-go $(wireguard-go --version 2>/dev/null | head -n 1 | awk '{ print $2 }')"
+  echo "== $label: vm1 -> vm2" >&2
+  (umask 077 && for n in 1 2; do wg genkey >"$TOPO_DIR/wg$n.key" && wg pubkey <"$TOPO_DIR/wg$n.key" >"$TOPO_DIR/wg$n.pub"; done)
+  wg_make 1 && wg_make 2 || die "setting up wireguard-go failed: $(cat "$TOPO_DIR"/wg*.log 2>/dev/null)"
+  timeout 20 ip netns exec "$(topo_ns vm1)" ping -c 3 -i 0.2 -W 2 "${TOPO_VIP[2]}" >/dev/null || die "no ping through wireguard-go"
+  run_suite "$label" vm2 vm1 "${TOPO_VIP[2]}"
+}
+
+# ----- the run -----
+topo_create 2>/dev/null || die "building the namespaces failed"
+echo "machine: $(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg); iperf3 -t $DURATION" >&2
+want veth && path_veth
+if want psp; then
+  topo_write_configs
+  for w in $WORKERS; do path_psp "$w"; done
+fi
+want wg && path_wg
+
+python3 - "$RESULTS" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)" "$DURATION" <<'PY'
+import sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+tests = list(dict.fromkeys(r[1] for r in rows))
+paths = list(dict.fromkeys(r[0] for r in rows))
+get = {(r[0], r[1]): r for r in rows}
+def num(v):
+    try: return float(v)
+    except ValueError: return None
+def ratio(a, b, col):
+    x, y = num(a[col]) if a else None, num(b[col]) if b else None
+    return f"{x / y:.2f}x" if x is not None and y else "-"
+psp = next((p for p in paths if p.startswith("psp-gateway")), None)
+wg = next((p for p in paths if p.startswith("wireguard-go")), None)
+veth = "bare veth" if "bare veth" in paths else None
+fmt = "{:<18} {:<26} {:>8} {:>8} {:>9}  {}"
+print()
+print(fmt.format("TEST", "PATH", "Gbit/s", "Mpps", "CPU s/GB", "NOTE"))
+for t in tests:
+    for p in paths:
+        r = get.get((p, t))
+        if r: print(fmt.format(t, p, r[2], r[3], r[4], r[5]))
+    for name, other in (("psp / wireguard-go", wg), ("psp / bare veth", veth)):
+        if psp and other:
+            a, b = get.get((psp, t)), get.get((other, t))
+            print(fmt.format("", name, ratio(a, b, 2), ratio(a, b, 3), ratio(a, b, 4), ""))
+print(f"\nGbit/s, Mpps: received, iperf3 -t {sys.argv[4]}; CPU s/GB: CPU seconds of the whole machine "
+      f"({sys.argv[2]} CPUs) per GB received (lower is better); load at the end: {sys.argv[3]}")
+failed = [f"{r[0]} / {r[1]}" for r in rows if r[2] == "failed"]
+if failed:
+    print("FAIL: no traffic on: " + ", ".join(failed), file=sys.stderr)
+    sys.exit(1)
+PY
