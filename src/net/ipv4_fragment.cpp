@@ -59,7 +59,7 @@ FragmentResult fragment_ipv4(const Packet& frame, uint32_t l3_offset, uint32_t m
   const uint32_t later_len = later_header(ip, ihl, later);
   const uint32_t first_chunk = chunk(mtu, ihl);
   const uint32_t later_chunk = chunk(mtu, later_len);
-  if (first_chunk == 0) return FragmentResult::kMtuTooSmall;
+  if (first_chunk == 0 || later_chunk == 0) return FragmentResult::kMtuTooSmall;
   const uint32_t payload = total - ihl;
   const uint32_t count =
       payload <= first_chunk ? 1 : 1 + (payload - first_chunk + later_chunk - 1) / later_chunk;

@@ -18,6 +18,7 @@ import select
 import signal
 import socket
 import struct
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -117,6 +118,16 @@ class Gateway:
         return {"ok": True, "result": res}
 
 
+def set_tap_mtu(tap, pip, cookie):
+    """As psp-gateway does: the TAP's MTU is the uplink's (the interface holding the PIP) less the PSP
+    overhead (tunnel mode: outer IP + UDP + PSP header (+ VC) + ICV), so nothing is fragmented on the wire."""
+    out = subprocess.run(["ip", "-o", "addr", "show"], capture_output=True, text=True, check=True).stdout
+    ifname = next((l.split()[1] for l in out.splitlines() if f" {pip}/" in l), None)
+    uplink = int(open(f"/sys/class/net/{ifname}/mtu", encoding="ascii").read()) if ifname else 1500
+    overhead = (40 if ":" in pip else 20) + 8 + 16 + (8 if cookie else 0) + psp.ICV_LEN
+    subprocess.run(["ip", "link", "set", "dev", tap, "mtu", str(uplink - overhead)], check=True)
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("-c", "--config", required=True)
@@ -129,6 +140,7 @@ def main():
     fam = socket.AF_INET6 if ":" in gw.pip else socket.AF_INET
     tap = os.open("/dev/net/tun", os.O_RDWR)
     fcntl.ioctl(tap, TUNSETIFF, struct.pack("16sH", a.vf_name.encode(), IFF_TAP | IFF_NO_PI))
+    set_tap_mtu(a.vf_name, gw.pip, a.cookie)
     udp = socket.socket(fam, socket.SOCK_DGRAM)
     udp.bind((gw.pip, psp.PSP_PORT))
     grpc = socket.socket(fam, socket.SOCK_STREAM)
