@@ -190,7 +190,7 @@ path_wg() {
   label="wireguard-go $(wireguard-go --version 2>/dev/null | head -n 1 | awk '{ print $2 }')"
   echo "== $label: vm1 -> vm2" >&2
   (umask 077 && for n in 1 2; do wg genkey >"$TOPO_DIR/wg$n.key" && wg pubkey <"$TOPO_DIR/wg$n.key" >"$TOPO_DIR/wg$n.pub"; done)
-  wg_make 1 && wg_make 2 || die "setting up wireguard-go failed: $(cat "$TOPO_DIR"/wg*.log 2>/dev/null)"
+  if ! wg_make 1 || ! wg_make 2; then die "setting up wireguard-go failed: $(cat "$TOPO_DIR"/wg*.log 2>/dev/null)"; fi
   timeout 20 ip netns exec "$(topo_ns vm1)" ping -c 3 -i 0.2 -W 2 "${TOPO_VIP[2]}" >/dev/null || die "no ping through wireguard-go"
   run_suite "$label" vm2 vm1 "${TOPO_VIP[2]}"
 }

@@ -427,7 +427,7 @@ scenario_p() {
   pass "both TAPs came up with MTU $t; the VMs now use $TOPO_WIRE_MTU"
 
   CURRENT=p/fits
-  out=$(nsrun 30 vm1 ping "${PING_FLAGS[@]}" -M do -s $((t - hdr)) -c 4 -i 0.2 -W 2 "${TOPO_VIP[2]}" 2>&1)
+  out=$(nsrun 30 vm1 ping "${PING_FLAGS[@]}" -M "do" -s $((t - hdr)) -c 4 -i 0.2 -W 2 "${TOPO_VIP[2]}" 2>&1)
   replies=$(sed -n 's/.* \([0-9]\+\) received.*/\1/p' <<<"$out")
   ((${replies:-0} >= 3)) || fail "ping -M do of $t bytes: ${replies:-0} of 4 replies (the first may be held)
 $out"
@@ -445,7 +445,7 @@ $out"
   fi
 
   CURRENT=p/too-big
-  out=$(nsrun 20 vm1 ping "${PING_FLAGS[@]}" -M do -s $((TOPO_WIRE_MTU - hdr)) -c 2 -i 0.3 -W 1 "${TOPO_VIP[2]}" 2>&1)
+  out=$(nsrun 20 vm1 ping "${PING_FLAGS[@]}" -M "do" -s $((TOPO_WIRE_MTU - hdr)) -c 2 -i 0.3 -W 1 "${TOPO_VIP[2]}" 2>&1)
   grep -Eq "mtu ?= ?$t\b" <<<"$out" || fail "ping -M do of $TOPO_WIRE_MTU bytes: no 'mtu = $t' error
 $out"
   expect_counter_min 1 1 slow_path.too_big_icmp_sent
