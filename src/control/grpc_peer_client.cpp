@@ -50,20 +50,54 @@ void GrpcPeerClient::stop_watching() {
   if (watcher_.joinable()) watcher_.join();
 }
 
+namespace {
+
+// The watcher's completion-queue tags: a peer's index and what completed for it.
+enum class WatchEvent : uintptr_t { kStateChange = 0, kWarmedUp = 1 };
+
+void* watch_tag(PeerIndex peer, WatchEvent e) {
+  return reinterpret_cast<void*>((uintptr_t{peer} << 1) | static_cast<uintptr_t>(e));
+}
+
+}  // namespace
+
+// A call that is answered without effect: a MultiTunnelRequest with no tunnels (our server refuses it as
+// INVALID_ARGUMENT before touching any state; DOCA's answers it with no tunnels). Made on a channel as soon
+// as it is READY, it runs both ends' per-connection and first-call set-up (HTTP/2 streams and header
+// tables, TLS records, the server's handler thread, our identification of the caller) before a packet
+// waits on it: the first exchange then costs what every later one does.
+struct GrpcPeerClient::WarmUp {
+  grpc::ClientContext context;
+  psp_gateway::MultiTunnelResponse reply;
+  grpc::Status status;
+  std::unique_ptr<grpc::ClientAsyncResponseReader<psp_gateway::MultiTunnelResponse>> call;
+};
+
+void GrpcPeerClient::warm_up(PeerIndex peer, grpc::CompletionQueue& cq, std::unique_ptr<WarmUp>& slot) const {
+  slot = std::make_unique<WarmUp>();
+  slot->context.set_deadline(std::chrono::system_clock::now() + options_.deadline);
+  slot->call = stubs_[peer]->AsyncRequestMultipleTunnelParams(&slot->context, {}, &cq);
+  slot->call->Finish(&slot->reply, &slot->status, watch_tag(peer, WatchEvent::kWarmedUp));
+}
+
 // Follows every state change of every channel (NotifyOnStateChange, so a drop and reconnect between
 // two looks is not missed), and asks each channel that is not READY to connect (GetState(true): a
 // channel the peer closed goes IDLE and would otherwise wait for the next call). Each notification has
-// a deadline of watch_period, so stop takes at most that long.
+// a deadline of watch_period, so stop takes at most that long. A channel that becomes READY is warmed up
+// (WarmUp) and reported.
 void GrpcPeerClient::watch() {
   pthread_setname_np(pthread_self(), "pspgw-channels");
   const std::size_t n = channels_.size();
   std::vector<grpc_connectivity_state> last(n);
   std::vector<bool> was_ready(n, false);
   std::vector<bool> lost(n, false);
+  std::vector<std::unique_ptr<WarmUp>> warming(n);  // the warm-up call in flight per peer
   grpc::CompletionQueue cq;
+  std::size_t pending = 0;  // tags the queue still owes us
   auto arm = [&](PeerIndex p) {
     channels_[p]->NotifyOnStateChange(last[p], std::chrono::system_clock::now() + options_.watch_period, &cq,
-                                      reinterpret_cast<void*>(p));
+                                      watch_tag(p, WatchEvent::kStateChange));
+    ++pending;
   };
   auto update = [&](PeerIndex p, bool changed) {
     if (changed && last[p] == GRPC_CHANNEL_READY) lost[p] = true;  // even if READY again already
@@ -72,7 +106,13 @@ void GrpcPeerClient::watch() {
       lost[p] = lost[p] || was_ready[p];
       return;
     }
-    if ((!was_ready[p] || lost[p]) && options_.on_ready) options_.on_ready(p, lost[p]);
+    if (!was_ready[p] || lost[p]) {
+      if (!warming[p]) {
+        warm_up(p, cq, warming[p]);
+        ++pending;
+      }
+      if (options_.on_ready) options_.on_ready(p, lost[p]);
+    }
     was_ready[p] = true;
     lost[p] = false;
   };
@@ -84,17 +124,23 @@ void GrpcPeerClient::watch() {
     std::lock_guard lock(watch_mu_);
     return watch_stop_;
   };
-  std::size_t pending = n;
   void* tag = nullptr;
   bool changed = false;
   while (pending > 0 && cq.Next(&tag, &changed)) {
     --pending;
-    const auto p = static_cast<PeerIndex>(reinterpret_cast<uintptr_t>(tag));
-    update(p, changed);
-    if (!stopping()) {
-      arm(p);
-      ++pending;
+    const auto p = static_cast<PeerIndex>(reinterpret_cast<uintptr_t>(tag) >> 1);
+    const bool stop = stopping();
+    if (static_cast<WatchEvent>(reinterpret_cast<uintptr_t>(tag) & 1) == WatchEvent::kWarmedUp) {
+      warming[p].reset();  // whatever the answer: the call's work is done
+      continue;
     }
+    if (stop) {
+      for (auto& w : warming)
+        if (w) w->context.TryCancel();  // answered at once, CANCELLED
+      continue;
+    }
+    update(p, changed);
+    arm(p);
   }
   cq.Shutdown();
   while (cq.Next(&tag, &changed)) {

@@ -6,6 +6,8 @@
 // so the first packet of a tunnel pays one round trip, not a TCP (+TLS) handshake. A watcher thread
 // keeps every channel connecting and reports each channel that becomes READY, saying whether it had
 // been READY before and was lost: a peer whose connection dropped and came back may have restarted.
+// On each channel that becomes READY it first makes one call without effect (a request for no tunnels),
+// so that no first exchange pays either end's first-call set-up (grpc_peer_client.cpp, WarmUp).
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -61,9 +63,11 @@ class GrpcPeerClient final : public PeerTransport {
                                                     const KeyRotationRequest& request) override;
 
  private:
+  struct WarmUp;
   void arm(grpc::ClientContext& context) const;
   void revive(PeerIndex peer) const;
   void watch();
+  void warm_up(PeerIndex peer, grpc::CompletionQueue& cq, std::unique_ptr<WarmUp>& slot) const;
 
   std::vector<std::string> addresses_;
   std::vector<std::shared_ptr<grpc::Channel>> channels_;

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <thread>
 
 #include "control/fake_data_plane.hpp"
@@ -168,9 +169,11 @@ TEST(GrpcPeerClient, UnreachablePeerFailsWithinTheDeadline) {
 // A peer that accepts the call and never answers: only the deadline ends it.
 class SilentService final : public psp_gateway::PSP_Gateway::Service {
  public:
+  std::atomic<int> calls{0};
   grpc::Status RequestMultipleTunnelParams(grpc::ServerContext* context,
                                            const psp_gateway::MultiTunnelRequest*,
                                            psp_gateway::MultiTunnelResponse*) override {
+    ++calls;
     const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     while (!context->IsCancelled() && std::chrono::steady_clock::now() < give_up) {
       std::this_thread::sleep_for(milliseconds(10));
@@ -197,6 +200,127 @@ TEST(GrpcPeerClient, SilentPeerHitsTheDeadline) {
   EXPECT_GE(took, milliseconds(250));
   EXPECT_LT(took, std::chrono::seconds(3));
   EXPECT_EQ(a.dp.ingress_count(), 0u);
+  server->Shutdown(std::chrono::system_clock::now() + milliseconds(100));
+}
+
+// Answers every request with no tunnels, as DOCA's gateway answers a request for none, and counts them.
+class CountingService final : public psp_gateway::PSP_Gateway::Service {
+ public:
+  std::atomic<int> calls{0};
+  std::atomic<int> empty{0};
+  grpc::Status RequestMultipleTunnelParams(grpc::ServerContext*,
+                                           const psp_gateway::MultiTunnelRequest* request,
+                                           psp_gateway::MultiTunnelResponse*) override {
+    ++calls;
+    if (request->tunnels_size() == 0) ++empty;
+    return grpc::Status::OK;
+  }
+};
+
+template <class Service>
+std::unique_ptr<grpc::Server> serve(Service& service, int& port) {
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&service);
+  return builder.BuildAndStart();
+}
+
+bool wait_until(const std::function<bool()>& done, std::chrono::seconds limit = std::chrono::seconds(10)) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(milliseconds(2));
+  }
+  return true;
+}
+
+// Issue 7 §5: the first packet of a tunnel must not pay either end's first-call set-up.
+TEST(GrpcPeerClient, AChannelThatComesUpIsWarmedUpWithOneCallForNoTunnels) {
+  CountingService peer;
+  int port = 0;
+  auto server = serve(peer, port);
+  ASSERT_NE(port, 0);
+  GrpcPeerClient client({"127.0.0.1:" + std::to_string(port)});
+  client.connect_ahead();
+  ASSERT_TRUE(wait_until([&] { return peer.calls.load() >= 1; })) << "no warm-up call";
+  std::this_thread::sleep_for(milliseconds(200));  // a second one would show here
+  EXPECT_EQ(peer.calls.load(), 1);
+  EXPECT_EQ(peer.empty.load(), 1);
+  client.stop_watching();
+  server->Shutdown(std::chrono::system_clock::now() + milliseconds(100));
+}
+
+// Counts the statuses a server sends, by code (a server interceptor sees each call's before it leaves).
+class StatusCounter final : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  struct Counts {
+    std::atomic<int> ok{0};
+    std::atomic<int> invalid_argument{0};
+  };
+  explicit StatusCounter(std::shared_ptr<Counts> counts) : counts_(std::move(counts)) {}
+  grpc::experimental::Interceptor* CreateServerInterceptor(grpc::experimental::ServerRpcInfo*) override {
+    return new Hook(counts_);
+  }
+
+ private:
+  class Hook final : public grpc::experimental::Interceptor {
+   public:
+    explicit Hook(std::shared_ptr<Counts> counts) : counts_(std::move(counts)) {}
+    void Intercept(grpc::experimental::InterceptorBatchMethods* m) override {
+      if (m->QueryInterceptionHookPoint(grpc::experimental::InterceptionHookPoints::PRE_SEND_STATUS)) {
+        const grpc::StatusCode code = m->GetSendStatus().error_code();
+        if (code == grpc::StatusCode::OK) ++counts_->ok;
+        if (code == grpc::StatusCode::INVALID_ARGUMENT) ++counts_->invalid_argument;
+      }
+      m->Proceed();
+    }
+
+   private:
+    std::shared_ptr<Counts> counts_;
+  };
+  std::shared_ptr<Counts> counts_;
+};
+
+// Our own server refuses the warm-up call (no tunnels: INVALID_ARGUMENT) and keeps nothing of it.
+TEST(GrpcPeerClient, OurServerRefusesTheWarmUpCallAndKeepsNothing) {
+  auto counts = std::make_shared<StatusCounter::Counts>();
+  FakeDataPlane dp;
+  TunnelManagerOptions o;
+  o.local = LocalIdentity{mac("02:00:00:00:00:01"), ip("192.0.2.2")};
+  o.log = [](std::string_view) {};
+  TunnelManager b(psp::KeyRing::with_random_key(), {{"A", {kB1toA1}}}, dp, std::move(o));
+  GrpcServerOptions so;
+  so.peers = PeerDirectory({"127.0.0.1"});
+  so.log = [](std::string_view) {};
+  so.interceptors.push_back(std::make_unique<StatusCounter>(counts));
+  auto server = GrpcServer::start("127.0.0.1:0", b, std::move(so));
+  ASSERT_TRUE(server.ok());
+  Node a{"192.0.2.1", {{"B", {kA1toB1}}}};
+  GrpcPeerClient a_to_b({"127.0.0.1:" + std::to_string((*server)->port())});
+  a_to_b.connect_ahead();
+  ASSERT_TRUE(wait_until([&] { return counts->invalid_argument.load() >= 1; })) << "no warm-up call";
+  EXPECT_EQ(counts->ok.load(), 0);
+  EXPECT_TRUE(b.sessions().empty());
+  EXPECT_EQ(dp.ingress_count(), 0u);
+  auto ab = a.tm->connect(kA1toB1, a_to_b);  // and the channel serves a real exchange
+  ASSERT_TRUE(ab.ok()) << ab.error().message;
+  EXPECT_EQ(counts->ok.load(), 1);
+  EXPECT_EQ(b.sessions().size(), 1u);
+}
+
+// A warm-up call that is never answered does not hold up stop (it is cancelled), nor does it wait for
+// its deadline.
+TEST(GrpcPeerClient, StopCancelsAWarmUpCallThePeerNeverAnswers) {
+  SilentService silent;
+  int port = 0;
+  auto server = serve(silent, port);
+  ASSERT_NE(port, 0);
+  GrpcPeerClient client({"127.0.0.1:" + std::to_string(port)}, GrpcClientOptions{milliseconds(5000)});
+  client.connect_ahead();
+  ASSERT_TRUE(wait_until([&] { return silent.calls.load() >= 1; }));
+  const auto start = std::chrono::steady_clock::now();
+  client.stop_watching();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
   server->Shutdown(std::chrono::system_clock::now() + milliseconds(100));
 }
 

@@ -40,15 +40,7 @@ struct MacCtxFree {
   void operator()(EVP_MAC_CTX* ctx) const { EVP_MAC_CTX_free(ctx); }  // cleanses the key schedule
 };
 
-// The manager's job slots and out-of-order lanes have held pointers to, and scratch derived from, key
-// material: wiped before it is freed.
-struct MgrFree {
-  void operator()(IMB_MGR* mgr) const {
-    imb_clear_mem(mgr, imb_get_mb_mgr_size());
-    free_mb_mgr(mgr);
-  }
-};
-using MgrPtr = std::unique_ptr<IMB_MGR, MgrFree>;
+using MgrPtr = std::unique_ptr<IMB_MGR, KdfContext::Free>;
 
 MgrPtr make_manager() {
   MgrPtr mgr(alloc_mb_mgr(0));
@@ -90,10 +82,21 @@ void drain(IMB_MGR* mgr) {
 
 }  // namespace
 
-// Reads only the KdfKey's constant key material: the queue state lives in the calling thread's manager.
+// The manager's job slots and out-of-order lanes have held pointers to, and scratch derived from, key
+// material: wiped before it is freed.
+void KdfContext::Free::operator()(IMB_MGR* mgr) const {
+  imb_clear_mem(mgr, imb_get_mb_mgr_size());
+  free_mb_mgr(mgr);
+}
+
+KdfContext::KdfContext() : mgr_(make_manager()) {}
+
+KdfContext::~KdfContext() = default;
+
+// Reads only the KdfKey's constant key material: the queue state lives in the manager.
 class KdfKey::Jobs {
  public:
-  explicit Jobs(const KdfKey& key) : key_(key), mgr_(thread_manager()) {}
+  Jobs(const KdfKey& key, IMB_MGR* mgr) : key_(key), mgr_(mgr) {}
   ~Jobs() { drain(mgr_); }
   Jobs(const Jobs&) = delete;
   Jobs& operator=(const Jobs&) = delete;
@@ -127,8 +130,8 @@ class KdfKey::Jobs {
   IMB_MGR* mgr_;
 };
 
-KdfKey::KdfKey(const MasterKey& master) {
-  IMB_MGR* mgr = thread_manager();
+KdfKey::KdfKey(const MasterKey& master, KdfContext* ctx) {
+  IMB_MGR* mgr = ctx != nullptr ? ctx->mgr_.get() : thread_manager();
   alignas(16) std::array<uint8_t, 15 * 16> decrypt_keys;  // IMB_AES_KEYEXP_256 always writes both schedules
   IMB_AES_KEYEXP_256(mgr, master.reveal().data(), round_keys_.data(), decrypt_keys.data());
   secure_zero(decrypt_keys.data(), decrypt_keys.size());
@@ -143,7 +146,7 @@ KdfKey::~KdfKey() {
 
 Secret<16> KdfKey::cmac_block(const std::array<uint8_t, 16>& block) const {
   Secret<16> mac;
-  Jobs(*this).cmac(block, mac.mutable_bytes().data());
+  Jobs(*this, thread_manager()).cmac(block, mac.mutable_bytes().data());
   return mac;
 }
 
@@ -151,13 +154,28 @@ Secret<16> KdfKey::derive_v0(uint32_t spi) const {
   return cmac_block(kdf_block(1, kLabelV0, spi, kBitsV0));
 }
 
-// Both blocks are queued before either is collected: the manager runs them side by side in its lanes.
 Secret<32> KdfKey::derive_v1(uint32_t spi) const {
+  return derive_v1_with(thread_manager(), spi);
+}
+
+Secret<16> KdfKey::derive_v0(uint32_t spi, KdfContext& ctx) const {
+  Secret<16> mac;
+  const std::array<uint8_t, 16> block = kdf_block(1, kLabelV0, spi, kBitsV0);
+  Jobs(*this, ctx.mgr_.get()).cmac(block, mac.mutable_bytes().data());
+  return mac;
+}
+
+Secret<32> KdfKey::derive_v1(uint32_t spi, KdfContext& ctx) const {
+  return derive_v1_with(ctx.mgr_.get(), spi);
+}
+
+// Both blocks are queued before either is collected: the manager runs them side by side in its lanes.
+Secret<32> KdfKey::derive_v1_with(IMB_MGR* mgr, uint32_t spi) const {
   Secret<32> key;
   const std::array<uint8_t, 16> first = kdf_block(1, kLabelV1, spi, kBitsV1);
   const std::array<uint8_t, 16> second = kdf_block(2, kLabelV1, spi, kBitsV1);
   {
-    Jobs jobs(*this);
+    Jobs jobs(*this, mgr);
     jobs.cmac(first, key.mutable_bytes().data());
     jobs.cmac(second, key.mutable_bytes().data() + 16);
   }

@@ -9,24 +9,47 @@
 // no allocation and nothing mutable in the KdfKey, so one KdfKey serves every worker thread at once. This is
 // what makes a packet with an unknown SPI cheap (docs/architecture.md, "Hostile packets").
 //
-// The job API needs an IMB_MGR that no other thread uses at the same time: each thread that constructs a
-// KdfKey or derives gets its own manager, allocated once on that thread's first use and wiped and freed
-// when the thread exits. That first use allocates; every later derivation on the thread does not (a worker
-// that must not allocate on its packet path derives once before it starts, or constructs a KdfKey).
+// The job API needs an IMB_MGR that no other thread uses at the same time. A caller that derives on a
+// latency path owns a KdfContext (one manager, allocated and touched when constructed) and passes it: the
+// key ring (under the control plane's lock) and each worker's key cache do. Without one, each thread gets
+// its own manager on its first use, wiped and freed when the thread exits: that first use allocates and
+// faults in ~200 KiB (0.5-1 ms on a VM), which on a gRPC handler thread or a worker would land on the first
+// packet of a new tunnel, so only tests and one-off tools derive that way.
 #pragma once
 
 #include <array>
 #include <cstdint>
+#include <memory>
 
 #include "base/secret.hpp"
+
+struct IMB_MGR;
 
 namespace pspgw::crypto {
 
 using MasterKey = Secret<32>;
 
+// An intel-ipsec-mb manager for derivations, ready when constructed. Not thread-safe: one thread at a time.
+class KdfContext {
+ public:
+  KdfContext();
+  ~KdfContext();
+  KdfContext(const KdfContext&) = delete;
+  KdfContext& operator=(const KdfContext&) = delete;
+
+  struct Free {  // wipes and frees a manager (the per-thread ones too)
+    void operator()(IMB_MGR* mgr) const;
+  };
+
+ private:
+  friend class KdfKey;
+  std::unique_ptr<IMB_MGR, Free> mgr_;
+};
+
 class KdfKey {
  public:
-  explicit KdfKey(const MasterKey& master);
+  // `ctx`: the manager to prepare the key with (nullptr: the calling thread's own).
+  explicit KdfKey(const MasterKey& master, KdfContext* ctx = nullptr);
   ~KdfKey();  // zeroes the round keys and both CMAC subkeys
   KdfKey(const KdfKey&) = delete;
   KdfKey& operator=(const KdfKey&) = delete;
@@ -36,9 +59,13 @@ class KdfKey {
   // The SP 800-108 output blocks; thread-safe (see above for the per-thread manager).
   Secret<16> derive_v0(uint32_t spi) const;
   Secret<32> derive_v1(uint32_t spi) const;
+  // The same through the caller's manager.
+  Secret<16> derive_v0(uint32_t spi, KdfContext& ctx) const;
+  Secret<32> derive_v1(uint32_t spi, KdfContext& ctx) const;
 
  private:
-  class Jobs;  // the CMAC jobs of one derivation, on the calling thread's manager
+  class Jobs;  // the CMAC jobs of one derivation, on one manager
+  Secret<32> derive_v1_with(IMB_MGR* mgr, uint32_t spi) const;
 
   // ipsec-mb reads these through 16-byte-aligned pointers (IMB_JOB's CMAC fields).
   alignas(16) std::array<uint8_t, 15 * 16> round_keys_;  // AES-256: 14 rounds + the initial whitening key

@@ -4,6 +4,7 @@
 #include <openssl/rand.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdlib>
 #include <new>
 #include <thread>
@@ -27,6 +28,23 @@ void operator delete(void* p) noexcept {
 void operator delete(void* p, std::size_t /*n*/) noexcept {
   std::free(p);
 }
+
+// Counts posix_memalign, which intel-ipsec-mb's alloc_mb_mgr calls (libIPSec_MB.so resolves it to this
+// definition in the executable): a test can tell whether a derivation allocated a manager. Not under a
+// sanitizer, whose runtime has its own posix_memalign.
+namespace {
+std::atomic<uint64_t> g_aligned_allocations{0};
+}  // namespace
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+#define PSPGW_COUNTS_ALIGNED_ALLOCATIONS 1
+extern "C" int posix_memalign(void** out, std::size_t align, std::size_t n) {
+  g_aligned_allocations.fetch_add(1, std::memory_order_relaxed);
+  void* p = std::aligned_alloc(align, (n + align - 1) / align * align);
+  if (p == nullptr) return ENOMEM;
+  *out = p;
+  return 0;
+}
+#endif
 
 namespace pspgw::crypto {
 namespace {
@@ -128,6 +146,33 @@ TEST(Kdf, DerivationAllocatesNothing) {
   }
   EXPECT_EQ(g_allocations.load(), before);
   EXPECT_LT(sink, 256u);  // uses the keys, so the loop stays
+}
+
+// The key ring and each worker's key cache derive through a KdfContext made when they are: a thread's
+// first derivation through it (a gRPC handler's, a worker's first packet) allocates no manager and gives
+// the keys a thread's own manager gives; without one, a fresh thread's first derivation does allocate.
+TEST(Kdf, AFreshThreadDerivingThroughAContextAllocatesNoManager) {
+#ifndef PSPGW_COUNTS_ALIGNED_ALLOCATIONS
+  GTEST_SKIP() << "posix_memalign is the sanitizer's here";
+#endif
+  const KdfKey key(master(kK0));
+  KdfContext ctx;
+  const Secret<16> v0 = key.derive_v0(0x1234);
+  const Secret<32> v1 = key.derive_v1(0x1234);
+  std::thread([&] {
+    const uint64_t before = g_aligned_allocations.load();
+    EXPECT_TRUE(key.derive_v0(0x1234, ctx) == v0);
+    EXPECT_TRUE(key.derive_v1(0x1234, ctx) == v1);
+    EXPECT_EQ(g_aligned_allocations.load(), before);
+    const KdfKey other(master(kK1), &ctx);  // preparing a key (a rotation) needs no thread manager either
+    EXPECT_EQ(g_aligned_allocations.load(), before);
+    EXPECT_TRUE(other.derive_v0(0x9A345678, ctx) == derive_psp_key_v0(master(kK1), 0x9A345678));
+  }).join();
+  std::thread([&] {
+    const uint64_t before = g_aligned_allocations.load();
+    EXPECT_TRUE(key.derive_v0(0x1234) == v0);
+    EXPECT_GT(g_aligned_allocations.load(), before);  // the thread's own manager: what the context avoids
+  }).join();
 }
 
 // One KdfKey, derived from on several threads at once (each on its own ipsec-mb manager, created on the

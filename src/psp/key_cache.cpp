@@ -25,7 +25,7 @@ std::size_t KeyCache::index(uint32_t spi, PspVersion version) const {
 std::unique_ptr<crypto::AeadKey> KeyCache::derive(uint32_t spi, PspVersion version) {
   const auto alg = aead_alg(static_cast<uint8_t>(version));
   if (!snapshot_ || !alg) return nullptr;
-  auto derived = snapshot_->derive(spi, version);
+  auto derived = snapshot_->derive(spi, version, &kdf_);
   if (!derived) return nullptr;
   // `derived` is zeroed when it goes out of scope.
   if (spare_ && aead_.rekey(*spare_, *alg, derived->view())) {

@@ -70,6 +70,7 @@ class KeyCache final : public KeyResolver {
   void park(std::unique_ptr<crypto::AeadKey> key);
 
   const crypto::AeadBackend& aead_;
+  crypto::KdfContext kdf_;  // made with the cache: a worker's first derivation allocates nothing
   std::shared_ptr<const MasterKeySnapshot> snapshot_;
   std::vector<Entry> entries_;
   int index_shift_;

@@ -29,7 +29,8 @@ std::shared_ptr<const SlotKey> offline_slot(const std::optional<crypto::MasterKe
 
 // The derivation shared by the ring and its snapshots: validate, pick the slot by the MSB, run the KDF.
 template <class SlotPtr>
-Result<DerivedKey, KeyError> derive_from(const SlotPtr (&slots)[2], uint32_t spi, PspVersion version) {
+Result<DerivedKey, KeyError> derive_from(const SlotPtr (&slots)[2], uint32_t spi, PspVersion version,
+                                         crypto::KdfContext* ctx) {
   if (version != PspVersion::kAesGcm128 && version != PspVersion::kAesGcm256)
     return Err{KeyError::kBadVersion};
   if ((spi & kSpiLowMask) == 0) return Err{KeyError::kInvalidSpi};
@@ -38,10 +39,10 @@ Result<DerivedKey, KeyError> derive_from(const SlotPtr (&slots)[2], uint32_t spi
   DerivedKey k;
   k.version = version;
   if (version == PspVersion::kAesGcm128) {
-    const Secret<16> v0 = master->kdf.derive_v0(spi);
+    const Secret<16> v0 = ctx != nullptr ? master->kdf.derive_v0(spi, *ctx) : master->kdf.derive_v0(spi);
     std::copy(v0.reveal().begin(), v0.reveal().end(), k.bytes.mutable_bytes().begin());
   } else {
-    k.bytes = master->kdf.derive_v1(spi);
+    k.bytes = ctx != nullptr ? master->kdf.derive_v1(spi, *ctx) : master->kdf.derive_v1(spi);
   }
   return k;
 }
@@ -70,8 +71,9 @@ MasterKeySnapshot::MasterKeySnapshot(std::shared_ptr<const SlotKey> slot0,
                                      std::shared_ptr<const SlotKey> slot1, uint64_t generation)
     : slots_{std::move(slot0), std::move(slot1)}, generation_(generation) {}
 
-Result<DerivedKey, KeyError> MasterKeySnapshot::derive(uint32_t spi, PspVersion version) const {
-  return derive_from(slots_, spi, version);
+Result<DerivedKey, KeyError> MasterKeySnapshot::derive(uint32_t spi, PspVersion version,
+                                                       crypto::KdfContext* ctx) const {
+  return derive_from(slots_, spi, version, ctx);
 }
 
 bool MasterKeySnapshot::issued(uint32_t spi) const {
@@ -81,7 +83,9 @@ bool MasterKeySnapshot::issued(uint32_t spi) const {
   return slot != nullptr && low != 0 && low <= slot->issued.load(std::memory_order_acquire);
 }
 
-KeyRing::KeyRing(crypto::MasterKey initial) : slots_{std::make_shared<SlotKey>(initial, 0), nullptr} {}
+KeyRing::KeyRing(crypto::MasterKey initial) : kdf_ctx_(std::make_unique<crypto::KdfContext>()) {
+  slots_[0] = std::make_shared<SlotKey>(initial, 0, kdf_ctx_.get());
+}
 
 KeyRing KeyRing::with_random_key() {
   return KeyRing(random_master_key());
@@ -109,7 +113,7 @@ void KeyRing::raise_high_water(uint32_t issued_low31) {
 }
 
 Result<DerivedKey, KeyError> KeyRing::derive(uint32_t spi, PspVersion version) const {
-  return derive_from(slots_, spi, version);
+  return derive_from(slots_, spi, version, kdf_ctx_.get());
 }
 
 bool KeyRing::is_live(uint32_t spi) const {
@@ -119,7 +123,7 @@ bool KeyRing::is_live(uint32_t spi) const {
 void KeyRing::rotate(crypto::MasterKey next) {
   const int other = 1 - active_;
   // The key two rotations old is destroyed (zeroed) here, or with the last snapshot that still holds it.
-  slots_[other] = std::make_shared<SlotKey>(next, 0);
+  slots_[other] = std::make_shared<SlotKey>(next, 0, kdf_ctx_.get());
   next_spi_[other] = 1;
   active_ = other;
   ++generation_;

@@ -55,7 +55,8 @@ inline constexpr uint32_t kSpiLowMask = 0x7fffffffu;
 // One master key in a slot: prepared for derivation, and the high-water mark of the SPIs handed out under
 // it (low 31 bits of the highest; 0 = none yet). The key is immutable; only the ring raises `issued`.
 struct SlotKey {
-  SlotKey(const crypto::MasterKey& master, uint32_t issued_low31) : kdf(master), issued(issued_low31) {}
+  SlotKey(const crypto::MasterKey& master, uint32_t issued_low31, crypto::KdfContext* ctx = nullptr)
+      : kdf(master, ctx), issued(issued_low31) {}
   crypto::KdfKey kdf;
   std::atomic<uint32_t> issued;
 };
@@ -70,7 +71,9 @@ class MasterKeySnapshot {
   // A KeyRing's snapshot: shares the ring's keys and their high-water marks.
   MasterKeySnapshot(std::shared_ptr<const SlotKey> slot0, std::shared_ptr<const SlotKey> slot1,
                     uint64_t generation);
-  Result<DerivedKey, KeyError> derive(uint32_t spi, PspVersion version) const;
+  // `ctx`: the caller's manager (a worker's key cache); nullptr: the calling thread's (kdf.hpp).
+  Result<DerivedKey, KeyError> derive(uint32_t spi, PspVersion version,
+                                      crypto::KdfContext* ctx = nullptr) const;
   // Whether the ring can have handed `spi` out: its slot holds a key, its low 31 bits are not zero and not
   // above the slot's high-water mark. One acquire load; the data plane asks before deriving.
   bool issued(uint32_t spi) const;
@@ -100,6 +103,7 @@ class KeyRing {
   // exhausted). For tests of exhaustion, and for restoring a counter persisted with the master key. The
   // SPIs below it count as handed out (the high-water mark rises to next_low31 - 1; it never falls).
   void set_spi_counter(uint32_t next_low31);
+  // Through the ring's own KdfContext: costs the same from the first call on, on whichever thread.
   Result<DerivedKey, KeyError> derive(uint32_t spi, PspVersion version) const;
   // True if the SPI's slot currently holds a key (active or previous).
   bool is_live(uint32_t spi) const;
@@ -113,6 +117,9 @@ class KeyRing {
 
   // Shared with the snapshots (for the high-water marks): a KeyRing is moved, never copied.
   std::shared_ptr<SlotKey> slots_[2];
+  // Derivations and rotations run on the control plane's threads (gRPC handlers among them, created as
+  // gRPC sees fit): one manager, made with the ring, rather than one per thread on its first exchange.
+  std::unique_ptr<crypto::KdfContext> kdf_ctx_;
   uint32_t next_spi_[2] = {1, 1};  // low 31 bits of the next SPI per slot
   int active_ = 0;
   uint64_t generation_ = 0;

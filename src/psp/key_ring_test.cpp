@@ -1,10 +1,31 @@
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <cerrno>
+#include <cstdlib>
 #include <set>
+#include <thread>
 
 #include "base/hex.hpp"
 #include "psp/key_ring.hpp"
 #include "psp/test_util.hpp"
+
+// Counts posix_memalign, which intel-ipsec-mb's alloc_mb_mgr calls (libIPSec_MB.so resolves it to this
+// definition in the executable): a test can tell whether a derivation allocated a manager. Not under a
+// sanitizer, whose runtime has its own posix_memalign.
+namespace {
+std::atomic<uint64_t> g_aligned_allocations{0};
+}  // namespace
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+#define PSPGW_COUNTS_ALIGNED_ALLOCATIONS 1
+extern "C" int posix_memalign(void** out, std::size_t align, std::size_t n) {
+  g_aligned_allocations.fetch_add(1, std::memory_order_relaxed);
+  void* p = std::aligned_alloc(align, (n + align - 1) / align * align);
+  if (p == nullptr) return ENOMEM;
+  *out = p;
+  return 0;
+}
+#endif
 
 namespace pspgw::psp {
 namespace {
@@ -197,6 +218,28 @@ TEST(KeyRing, ErrorNames) {
     names.insert(to_string(e));
   EXPECT_EQ(names.size(), 4u);
   EXPECT_EQ(names.count("unknown"), 0u);
+}
+
+// The control plane derives on whatever thread serves the exchange (gRPC creates its handler threads as it
+// sees fit): the ring's own KdfContext, made with the ring, spares each new thread allocating and
+// faulting in a manager of its own on the first exchange it serves (issue 7 §5, first-packet latency).
+// The same for a snapshot derivation given a context (a worker's key cache).
+TEST(KeyRing, DerivingOnAFreshThreadAllocatesNoManager) {
+#ifndef PSPGW_COUNTS_ALIGNED_ALLOCATIONS
+  GTEST_SKIP() << "posix_memalign is the sanitizer's here";
+#endif
+  KeyRing ring(master_key(kK0));
+  const uint32_t spi = ring.allocate_spi().value();
+  const auto expected = bytes(ring.derive(spi, PspVersion::kAesGcm256).value());
+  const auto snap = ring.snapshot();
+  crypto::KdfContext ctx;
+  std::thread([&] {
+    const uint64_t before = g_aligned_allocations.load();
+    EXPECT_EQ(bytes(ring.derive(spi, PspVersion::kAesGcm256).value()), expected);
+    EXPECT_EQ(bytes(snap->derive(spi, PspVersion::kAesGcm256, &ctx).value()), expected);
+    ring.rotate(master_key(kK1));  // a rotation on such a thread: the new key is prepared on the ring's too
+    EXPECT_EQ(g_aligned_allocations.load(), before);
+  }).join();
 }
 
 }  // namespace
