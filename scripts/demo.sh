@@ -150,6 +150,7 @@ chain_demo() {
   ip -n "$ns" link add br0 type bridge && ip -n "$ns" link set fw1i master br0 &&
     ip -n "$ns" link set fw1o master br0 || live_fail "the VNF's bridge"
   local l
+  for l in fw1i fw1o; do ip netns exec "$ns" sysctl -qw "net.ipv6.conf.$l.disable_ipv6=1" >/dev/null; done
   for l in fw1i fw1o br0; do ip -n "$ns" link set "$l" up; done
   local verb
   for verb in "pair-add fw1i fw1o fw1" "chain-add pc1" "group-add pc1 pg1 --fail-mode close" "group-pair-add pg1 fw1" \

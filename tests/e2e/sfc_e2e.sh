@@ -100,6 +100,7 @@ start_vnf() {
   local tap
   for tap in "fw${i}i" "fw${i}o"; do
     ip -n "$h2" link set "$tap" netns "$ns" || return 1
+    _topo_sysctl "$ns" "net.ipv6.conf.$tap.disable_ipv6=1" # it was made in host2, with IPv6 on
     ip -n "$ns" link set "$tap" up || return 1
   done
   ip netns exec "$ns" python3 "$TOOL" vnf "fw${i}i" "fw${i}o" --name "fw$i" --log "$VNF_LOG" \
