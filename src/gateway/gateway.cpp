@@ -276,7 +276,8 @@ Status<std::string> Gateway::build() {
   auto t = Topology::build(topo, ctx);
   if (!t) return Err{"pipeline: " + t.error()};
   topo_ = std::move(*t);
-  chains_ = std::make_unique<ServiceChaining>(*topo_, host_port_cfg_, config_.sw.sfc);
+  chains_ = std::make_unique<ServiceChaining>(*topo_, host_port_cfg_, config_.sw.sfc,
+                                              [this](std::string_view line) { log(line); });
   if (auto c = chains_->load(config_.sw.sfc); !c) return Err{config_.source + ": " + c.error()};
 
   DataPlaneOptions dpo;

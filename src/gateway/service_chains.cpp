@@ -31,8 +31,9 @@ sfc::HealthOptions health_options(const SfcConfig& c) {
 }  // namespace
 
 ServiceChaining::ServiceChaining(Topology& topo, const std::vector<HostPortConfig>& ports,
-                                 const SfcConfig& config)
+                                 const SfcConfig& config, std::function<void(std::string_view)> log)
     : ports_(ports),
+      log_(std::move(log)),
       chains_(lookup()),
       program_(topo.pipeline(), placement(topo), program_ports(ports)),
       health_(health_options(config)) {}
@@ -105,17 +106,32 @@ admin::AdminResult ServiceChaining::handle(const json& args, const std::vector<a
 void ServiceChaining::tick(std::chrono::steady_clock::time_point now, const Send& send) {
   std::lock_guard lock(mu_);
   for (const auto& probe : health_.tick(now)) (void)send(probe.port, probe.frame);
-  if (health_.take_changed()) {
-    // Health changes only which targets entries take: the registry stays; a failure keeps the old program.
-    (void)program_.apply(chains_, [this](const std::string& p) { return health_.live(p); });
-  }
+  apply_health();
 }
 
 void ServiceChaining::on_probe(std::span<const uint8_t> frame, PortId port) {
   std::lock_guard lock(mu_);
   (void)health_.received(frame, port);
-  if (health_.take_changed())
-    (void)program_.apply(chains_, [this](const std::string& p) { return health_.live(p); });
+  apply_health();
+}
+
+// Health changes only which targets entries take: the registry stays; a failure keeps the old program.
+void ServiceChaining::apply_health() {
+  const auto changes = health_.take_changes();
+  if (changes.empty()) return;
+  for (const auto& [pair, live] : changes) {
+    if (!log_) break;
+    const auto group = chains_.group_of_pair(pair);
+    const std::string where = group ? " (group " + *group + ", fail-mode " +
+                                          std::string(sfc::to_string(chains_.groups().at(*group).fail_mode)) +
+                                          ")"
+                                    : "";
+    log_("sfc: port pair " + pair +
+         (live ? " back in: its probe came back" + where
+               : " out: " + std::to_string(health_.options().misses) + " probes missed in a row" + where));
+  }
+  auto s = program_.apply(chains_, [this](const std::string& p) { return health_.live(p); });
+  if (!s && log_) log_("sfc: reprogramming after a health change failed: " + s.error().message);
 }
 
 admin::SfcSnapshot ServiceChaining::snapshot(const std::vector<admin::PortSnapshot>& ports) const {

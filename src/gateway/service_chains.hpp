@@ -27,7 +27,9 @@ namespace pspgw::gateway {
 class ServiceChaining {
  public:
   // ports: every host port in config order (PortId = index + 1).
-  ServiceChaining(Topology& topo, const std::vector<HostPortConfig>& ports, const SfcConfig& config);
+  // log: health changes (an instance out or back: rare, control thread).
+  ServiceChaining(Topology& topo, const std::vector<HostPortConfig>& ports, const SfcConfig& config,
+                  std::function<void(std::string_view)> log = {});
 
   // Replays x-sw.sfc (the parser checked it; an error here names the key all the same).
   Status<std::string> load(const SfcConfig& config);
@@ -46,9 +48,11 @@ class ServiceChaining {
  private:
   Status<sfc::SfcError> change(const std::vector<std::string>& argv);
   void sync_health();
+  void apply_health();  // under mu_: log the changes, reprogram if any
   sfc::ServiceChains::PortLookup lookup() const;
 
   std::vector<HostPortConfig> ports_;
+  std::function<void(std::string_view)> log_;
   mutable std::mutex mu_;
   sfc::ServiceChains chains_;
   sfc::ChainProgram program_;

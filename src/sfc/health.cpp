@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cstring>
+#include <utility>
 
 namespace pspgw::sfc {
 namespace {
@@ -65,7 +66,7 @@ void HealthMonitor::miss(const std::string& name, State& s) {
   if (h.live && h.missed >= opts_.misses) {
     h.live = false;
     ++h.downs;
-    changed_ = true;
+    changes_.emplace_back(name, false);
   }
 }
 
@@ -102,17 +103,15 @@ bool HealthMonitor::received(std::span<const uint8_t> f, PortId port) {
     h.missed = 0;
     if (!h.live) {
       h.live = true;
-      changed_ = true;
+      changes_.emplace_back(name, true);
     }
     return true;
   }
   return false;
 }
 
-bool HealthMonitor::take_changed() {
-  const bool c = changed_;
-  changed_ = false;
-  return c;
+std::vector<std::pair<std::string, bool>> HealthMonitor::take_changes() {
+  return std::exchange(changes_, {});
 }
 
 bool HealthMonitor::live(const std::string& pair) const {

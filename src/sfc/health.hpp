@@ -52,8 +52,8 @@ class HealthMonitor {
   std::vector<Probe> tick(Clock::time_point now);
   // A probe frame back from `port`. True if it is the outstanding probe of the pair whose egress that is.
   bool received(std::span<const uint8_t> frame, PortId port);
-  // Whether any pair went out or came back since the last call.
-  bool take_changed();
+  // The pairs that went out (false) or came back (true) since the last call, in order.
+  std::vector<std::pair<std::string, bool>> take_changes();
 
   bool live(const std::string& pair) const;
   const std::map<std::string, PairHealth>& pairs() const { return health_; }
@@ -72,7 +72,7 @@ class HealthMonitor {
 
   HealthOptions opts_;
   uint32_t next_token_ = 1;
-  bool changed_ = false;
+  std::vector<std::pair<std::string, bool>> changes_;
   std::map<std::string, State> state_;
   std::map<std::string, PairHealth> health_;
 };

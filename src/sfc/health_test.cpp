@@ -30,7 +30,7 @@ class Health : public ::testing::Test {
 TEST_F(Health, AnInstanceIsOutAfterItsMissesAndBackWithTheFirstProbe) {
   round(0, {"fw1", "fw2"});
   EXPECT_TRUE(h_.live("fw1"));
-  EXPECT_FALSE(h_.take_changed());
+  EXPECT_TRUE(h_.take_changes().empty());
   round(100, {"fw2"});  // fw1 misses: still in (1 of 2)
   round(160, {});       // the timeout passes: miss counted
   EXPECT_TRUE(h_.live("fw1"));
@@ -38,10 +38,10 @@ TEST_F(Health, AnInstanceIsOutAfterItsMissesAndBackWithTheFirstProbe) {
   round(260, {});  // second miss: out, within interval x misses + timeout of the first lost probe
   EXPECT_FALSE(h_.live("fw1"));
   EXPECT_TRUE(h_.live("fw2"));  // one-armed: the probe comes back out of the same port
-  EXPECT_TRUE(h_.take_changed());
+  EXPECT_EQ(h_.take_changes(), (std::vector<std::pair<std::string, bool>>{{"fw1", false}}));
   round(300, {"fw1", "fw2"});
   EXPECT_TRUE(h_.live("fw1"));
-  EXPECT_TRUE(h_.take_changed());
+  EXPECT_EQ(h_.take_changes(), (std::vector<std::pair<std::string, bool>>{{"fw1", true}}));
   EXPECT_EQ(h_.pairs().at("fw1").downs, 1u);
 }
 

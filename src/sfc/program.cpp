@@ -249,7 +249,7 @@ ChainProgram::~ChainProgram() = default;
 Status<SfcError> ChainProgram::apply(const ServiceChains& chains, const Live& live) {
   Planner plan(chains, ports_, place_, live);
   if (auto s = plan.plan(); !s) return s;
-  const auto flow_fail = [](std::string what, flow::FlowError e) {
+  const auto flow_fail = [](const std::string& what, flow::FlowError e) {
     return fail(SfcError::Code::kBadArgument, what + ": " + std::string(flow::to_string(e)));
   };
   const Target no_instance{TargetKind::kDrop, place_.drop_no_instance};

@@ -15,7 +15,7 @@
 #           hop and instance counters in `pspctl counters`; the chain pipes in the Mermaid dump.
 #   lb      one hop of two instances: 24 UDP flows vm1 -> vm2 (echoed) all answered, spread over both, each
 #           flow on one instance both ways.
-#   health  hop 1 (fw1, fail-mode close) and hop 2 (fw2, fail-mode open), probes every 200 ms, 2 misses, 200 ms
+#   health  hop 1 (fw1, fail-mode close) and hop 2 (fw2, fail-mode open), probes every 200 ms, 3 misses, 300 ms
 #           timeout: fw2 stopped (SIGSTOP) -> out, pings bypass it; fw1 stopped -> out, pings dropped
 #           (sfc_no_instance); both resumed -> back in, pings cross both again.
 #   verbs   chains made at run time with `pspctl sfc`: a 1-hop chain on TCP added and removed while vm1
@@ -139,7 +139,8 @@ case_chain() {
   sfc=$(printf '{"pairs": [%s, %s, %s], "chains": [{"name": "pc1", "groups": [
     {"name": "pg1", "pairs": ["fw1"]}, {"name": "pg2", "pairs": ["fw2"]}, {"name": "pg3", "pairs": ["fw3"]}]}],
     "classifiers": [{"name": "c1", "chain": "pc1", "port": "psp2", "direction": "entry-lport",
-                     "bi-directional": true, "match": "ip4"}]}' "$(pair_json 1)" "$(pair_json 2)" "$(pair_json 3)")
+                     "bi-directional": true, "match": "ip4"}],
+    "health": {"interval-ms": 1000, "misses": 5, "timeout-ms": 1000}}' "$(pair_json 1)" "$(pair_json 2)" "$(pair_json 3)")
   setup "$sfc" || { fail setup "topology or gateways did not come up"; return; }
   start_vnf 1 && start_vnf 2 --drop-tcp-port 7002 && start_vnf 3 || { fail setup "VNFs did not start"; return; }
   wait_live
@@ -151,12 +152,12 @@ case_chain() {
     fail order "echo requests must cross fw1, fw2, fw3 and the replies fw3, fw2, fw1"
 
   topo_exec vm2 python3 "$E2E_TOOL" transfer-server --bind "${TOPO_VIP[2]}" --port 5201 \
-    --out "$TOPO_DIR/t5201" --timeout 20 &
+    --out "$TOPO_DIR/t5201" --ready "$TOPO_DIR/t5201.ready" --timeout 20 &
   TOPO_PIDS+=("$!")
   topo_exec vm2 python3 "$E2E_TOOL" transfer-server --bind "${TOPO_VIP[2]}" --port 7002 \
-    --out "$TOPO_DIR/t7002" --timeout 20 &
+    --out "$TOPO_DIR/t7002" --ready "$TOPO_DIR/t7002.ready" --timeout 20 &
   TOPO_PIDS+=("$!")
-  sleep 0.3
+  topo_poll 10 test -f "$TOPO_DIR/t5201.ready" -a -f "$TOPO_DIR/t7002.ready" || fail tcp "the TCP servers did not start"
   topo_exec vm1 timeout 15 python3 "$E2E_TOOL" transfer-client --host "${TOPO_VIP[2]}" --port 5201 \
     --size $((256 << 10)) --marker SFC --timeout 10 >/dev/null ||
     fail tcp "a TCP transfer to 5201 through the chain failed"
@@ -184,12 +185,15 @@ case_lb() {
   local sfc
   sfc=$(printf '{"pairs": [%s, %s], "chains": [{"name": "pc1", "groups": [{"name": "pg1", "pairs": ["fw1", "fw2"]}]}],
     "classifiers": [{"name": "c1", "chain": "pc1", "port": "psp2", "direction": "entry-lport",
-                     "bi-directional": true, "match": "udp.dst == 6000"}]}' "$(pair_json 1)" "$(pair_json 2)")
+                     "bi-directional": true, "match": "udp.dst == 6000"}],
+    "health": {"interval-ms": 1000, "misses": 5, "timeout-ms": 1000}}' "$(pair_json 1)" "$(pair_json 2)")
   setup "$sfc" || { fail setup "topology or gateways did not come up"; return; }
   start_vnf 1 && start_vnf 2 || { fail setup "VNFs did not start"; return; }
   wait_live
-  topo_exec vm2 python3 "$TOOL" udp-echo --bind "${TOPO_VIP[2]}" --port 6000 --duration 60 &
+  topo_exec vm2 python3 "$TOOL" udp-echo --bind "${TOPO_VIP[2]}" --port 6000 --duration 60 \
+    --ready "$TOPO_DIR/echo.ready" &
   TOPO_PIDS+=("$!")
+  topo_poll 10 test -f "$TOPO_DIR/echo.ready" || fail setup "the UDP echo did not start"
   pings 2 >/dev/null # the tunnel
   local answered used
   answered=$(topo_exec vm1 python3 "$TOOL" udp-flows --host "${TOPO_VIP[2]}" --port 6000 --flows 24)
@@ -204,7 +208,7 @@ case_health() {
     {"name": "pg1", "fail-mode": "close", "pairs": ["fw1"]}, {"name": "pg2", "fail-mode": "open", "pairs": ["fw2"]}]}],
     "classifiers": [{"name": "c1", "chain": "pc1", "port": "psp2", "direction": "entry-lport",
                      "bi-directional": true, "match": "icmp4"}],
-    "health": {"interval-ms": 200, "misses": 2, "timeout-ms": 200}}' "$(pair_json 1)" "$(pair_json 2)")
+    "health": {"interval-ms": 200, "misses": 3, "timeout-ms": 300}}' "$(pair_json 1)" "$(pair_json 2)")
   setup "$sfc" || { fail setup "topology or gateways did not come up"; return; }
   start_vnf 1 && start_vnf 2 || { fail setup "VNFs did not start"; return; }
   wait_live
@@ -215,7 +219,11 @@ case_health() {
   kill -STOP "${VNF_PID[2]}"
   t0=$(date +%s%N)
   topo_poll 5 live_is fw2 False || fail open-out "fw2 stopped but still live after 5 s"
-  echo "fw2 out after $((($(date +%s%N) - t0) / 1000000)) ms (configured: 200 ms x 2 misses + 200 ms timeout)"
+  # When the gateway took it out: its log line's timestamp (wall clock, as t0).
+  local line at
+  line=$(grep "sfc: port pair fw2 out" "${TOPO_LOG[2]}" | tail -n 1)
+  at=$(date -d "${line%% *}" +%s%N 2>/dev/null || echo 0)
+  echo "fw2 out $(((at - t0) / 1000000)) ms after it stopped (configured: 200 ms x 3 misses + 300 ms timeout)"
   local before after
   before=$(python3 "$TOOL" count "$VNF_LOG" --name fw1)
   got=$(pings 3)
@@ -264,8 +272,10 @@ case_verbs() {
 
   # A 1-hop chain on UDP through fw1 (verbs), then a reflecting VNF (fw2) on TCP.
   topo_pspctl 2 sfc classifier-add pc1 psp2 entry-lport bi-directional c1 "udp" >/dev/null || fail verbs "re-add c1"
-  topo_exec vm2 python3 "$TOOL" udp-echo --bind "${TOPO_VIP[2]}" --port 6000 --duration 30 &
+  topo_exec vm2 python3 "$TOOL" udp-echo --bind "${TOPO_VIP[2]}" --port 6000 --duration 30 \
+    --ready "$TOPO_DIR/echo.ready" &
   TOPO_PIDS+=("$!")
+  topo_poll 10 test -f "$TOPO_DIR/echo.ready" || fail setup "the UDP echo did not start"
   local answered
   answered=$(topo_exec vm1 python3 "$TOOL" udp-flows --host "${TOPO_VIP[2]}" --port 6000 --flows 4)
   [[ $answered == 4 ]] || fail one-hop "${answered:-0} of 4 UDP flows through the 1-hop chain"

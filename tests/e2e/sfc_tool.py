@@ -81,6 +81,9 @@ def cmd_udp_echo(a):
     s = socket.socket(fam, socket.SOCK_DGRAM)
     s.bind((a.bind, a.port))
     s.settimeout(0.2)
+    if a.ready:
+        with open(a.ready, "w", encoding="ascii") as f:
+            f.write("ready\n")
     end = time.monotonic() + a.duration
     while time.monotonic() < end:
         try:
@@ -173,6 +176,7 @@ def main():
     s.add_argument("--bind", required=True)
     s.add_argument("--port", type=int, required=True)
     s.add_argument("--duration", type=float, default=200)
+    s.add_argument("--ready")
     s.set_defaults(fn=cmd_udp_echo)
     s = sub.add_parser("udp-flows")
     s.add_argument("--host", required=True)
