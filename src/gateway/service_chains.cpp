@@ -14,7 +14,9 @@ sfc::PortRole role_of(const HostPortConfig& p) {
 
 sfc::Placement placement(const Topology& topo) {
   const ChainPipes& c = topo.chain_pipes();
-  return {c.entry, c.exit, c.hop, c.egr_acl, c.group_after, static_cast<uint8_t>(PipeDrop::kSfcNoInstance)};
+  return {c.entry,           c.exit,        c.hop,
+          c.egr_acl,         c.group_after, static_cast<uint8_t>(PipeDrop::kSfcNoInstance),
+          flow::Field::kReg3};
 }
 
 std::map<std::string, sfc::ProgramPort> program_ports(const std::vector<HostPortConfig>& ports) {

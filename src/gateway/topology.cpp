@@ -223,9 +223,12 @@ void add_unsteered(flow::PipelineBuilder& b, const std::string& pipe,
   }
 }
 
-std::vector<flow::FieldMask> with_key(Field key, std::vector<flow::FieldMask> tmpl) {
-  tmpl.insert(tmpl.begin(), flow::match(key));
-  return tmpl;
+// The chain pipes' templates: `key`, then `fields`, then reg3 (sfc::Placement::bank_field: never set, the
+// second mask a replaced entry's successor takes).
+std::vector<flow::FieldMask> with_key(Field key, std::vector<flow::FieldMask> fields) {
+  fields.insert(fields.begin(), flow::match(key));
+  fields.push_back(flow::match(Field::kReg3));
+  return fields;
 }
 
 // The chain pipes; their entries and groups come from src/sfc's program at run time. Classifier entries
@@ -259,8 +262,8 @@ void build_chains(flow::PipelineBuilder& b, const TopologyOptions& o) {
   PipeSpec hop;
   hop.name = "SFC_HOP";
   hop.lookup = flow::LookupKind::kTernary;
-  hop.match = {flow::match(Field::kInPort), flow::match(Field::kEtherType), flow::match(src_field(o.inner)),
-               flow::match(dst_field(o.inner))};
+  hop.match = with_key(Field::kInPort, {flow::match(Field::kEtherType), flow::match(src_field(o.inner)),
+                                        flow::match(dst_field(o.inner))});
   hop.actions = {ActionSpec::set_meta_from_entry(Field::kInPort, "workload_port")};
   hop.fwd = TargetRef::pipe("EGR_ACL");  // entries name their own; this one orders SFC_HOP before EGR_ACL
   hop.miss = drop(PipeDrop::kSfcNoHop);

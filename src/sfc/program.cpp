@@ -34,8 +34,8 @@ struct Wanted {
   std::string owner;  // the classifier it serves (messages)
 };
 
-std::string entry_key(flow::PipeId pipe, const std::vector<FieldMatch>& match, uint32_t priority) {
-  std::string k = std::to_string(pipe.value()) + "/" + std::to_string(priority);
+std::string entry_key(flow::PipeId pipe, const std::vector<FieldMatch>& match) {
+  std::string k = std::to_string(pipe.value());
   for (const FieldMatch& m : match) {
     const auto w = flow::field_info(m.field).width;
     k.push_back('|');
@@ -110,6 +110,7 @@ struct ChainProgram::Installed {
   Dest dest;
   std::vector<uint64_t> args;
   std::string tag;
+  bool banked = false;  // matches bank_field == 0 (a replacement's mask), else leaves it out
 };
 
 struct ChainProgram::GroupState {
@@ -155,7 +156,7 @@ class Planner {
   const ProgramPort& port(const std::string& name) const { return ports_.at(name); }
 
   Status<SfcError> want(Wanted w) {
-    const std::string k = entry_key(w.pipe, w.match, w.priority);
+    const std::string k = entry_key(w.pipe, w.match);
     auto [it, fresh] = entries.emplace(k, w);
     if (fresh || (it->second.dest == w.dest && it->second.args == w.args)) return {};
     return Err{fail(SfcError::Code::kInUse,
@@ -268,33 +269,43 @@ Status<SfcError> ChainProgram::apply(const ServiceChains& chains, const Live& li
       it->second.members = members;
     }
   }
-  const auto retire = [&](const std::string& key) {
-    const Installed& i = installed_.at(key);
+  const auto retire = [&](const Installed& i) {
     if (auto h = pl_.entry_hits(i.handle)) retired_[i.tag] += *h;
     (void)pl_.remove_entry(i.handle);
-    installed_.erase(key);
   };
-  // 2. Entries whose target changed go out first (the engine holds one entry per match); then new ones in.
+  // 2. New entries in. An entry whose target changed is replaced make-before-break: the engine holds one
+  // entry per (mask, key), so the new one goes in with the other bank's mask (Placement::bank_field: `== 0`,
+  // or left out — the field is always 0, both match the same packets), then the old one out; its packets
+  // always meet one of the two and never fall through to delivery unchained.
   for (const auto& [key, w] : plan.entries) {
     auto it = installed_.find(key);
-    if (it != installed_.end() && (it->second.dest != w.dest || it->second.args != w.args)) retire(key);
-  }
-  for (const auto& [key, w] : plan.entries) {
-    if (installed_.contains(key)) continue;
+    const bool replace = it != installed_.end();
+    if (replace && it->second.dest == w.dest && it->second.args == w.args) continue;
+    const bool banked = replace && !it->second.banked;
     flow::EntrySpec e;
     e.match = w.match;
+    if (banked) e.match.push_back(flow::eq(place_.bank_field, 0));
     e.priority = w.priority;
     e.args = w.args;
     e.fwd = w.dest.group.empty() ? to_ref(w.dest.plain) : flow::TargetRef::group(groups_.at(w.dest.group).id);
     auto h = pl_.add_entry(w.pipe, e);
     if (!h) return Err{flow_fail("entry of " + w.tag.substr(2), h.error())};
-    installed_.emplace(key, Installed{*h, w.dest, w.args, w.tag});
+    const Installed fresh{*h, w.dest, w.args, w.tag, banked};
+    if (replace) {
+      retire(it->second);
+      it->second = fresh;
+    } else {
+      installed_.emplace(key, fresh);
+    }
   }
   // 3. Stale entries out, then the groups nothing targets any more.
   std::vector<std::string> stale;
   for (const auto& [key, i] : installed_)
     if (!plan.entries.contains(key)) stale.push_back(key);
-  for (const auto& key : stale) retire(key);
+  for (const auto& key : stale) {
+    retire(installed_.at(key));
+    installed_.erase(key);
+  }
   for (auto it = groups_.begin(); it != groups_.end();) {
     if (plan.groups.contains(it->first)) {
       ++it;

@@ -37,6 +37,9 @@ struct Placement {
   flow::PipeId entry, exit, hop, egr_acl;
   flow::PipeId group_after;      // the last chain pipe (Pipeline::add_group's `after`)
   uint8_t drop_no_instance = 0;  // fail-mode close, no live instance
+  // A metadata field the chain pipes' templates hold and nothing ever sets (always 0): a replaced entry's
+  // successor matches it `== 0` or leaves it out, another mask for the same packets (make-before-break).
+  flow::Field bank_field = flow::Field::kReg3;
 };
 
 // A host port as the program needs it.
@@ -62,8 +65,9 @@ class ChainProgram {
 
   using Live = std::function<bool(const std::string& pair)>;
   // Brings the pipeline to what `chains` says with the instances `live` names: groups first, then new
-  // entries, then stale entries out. Error (a table full, a one-armed instance asked to serve one VIP both
-  // ways): the pipeline may be part-way; apply the previous registry again to go back.
+  // entries (a changed one make-before-break), then stale entries out. Error (a table full, a one-armed
+  // instance asked to serve one VIP both ways): the pipeline may be part-way; apply the previous registry
+  // again to go back.
   Status<SfcError> apply(const ServiceChains& chains, const Live& live);
 
   ProgramCounts counts() const;
@@ -77,7 +81,7 @@ class ChainProgram {
   flow::Pipeline& pl_;
   Placement place_;
   std::map<std::string, ProgramPort> ports_;
-  std::map<std::string, Installed> installed_;  // by key (pipe, match, priority)
+  std::map<std::string, Installed> installed_;  // by key (pipe, match)
   std::map<std::string, GroupState> groups_;    // by "GROUP/fwd" | "GROUP/rev"
   std::map<std::string, uint64_t> retired_;     // counter tag -> hits of removed entries
 };
