@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -369,6 +370,34 @@ TEST_F(SfcGateways, TwoInstancesShareTheFlowsAndEachFlowSticksBothWays) {
   }
   EXPECT_GT(b_->vnfs[0]->forward.load(), 4u);
   EXPECT_GT(b_->vnfs[1]->forward.load(), 4u);
+}
+
+// A third instance joins the group: a flow either stays where it was or moves to the new one, never
+// between the two old ones (the group's sticky slots, kept by the program's member order).
+TEST_F(SfcGateways, AnInstanceJoiningMovesFlowsOnlyToItself) {
+  start({{"pairs", pairs(3)},
+         {"chains", {chain({{"fw1", "fw2"}})}},
+         {"classifiers", {classifier("entry-lport", true, "udp")}}});
+  ASSERT_TRUE(a_reaches_b(5001));
+  const auto instance_of = [&](uint16_t sport) {
+    EXPECT_TRUE(a_reaches_b(5001, sport));
+    const auto log = take_log();
+    return log.size() == 1 ? log[0].substr(0, 3) : std::string("?");
+  };
+  take_log();
+  std::map<uint16_t, std::string> before;
+  for (uint16_t sport = 43000; sport < 43032; ++sport) before[sport] = instance_of(sport);
+  b_->sfc({"group-pair-add", "pg1", "fw3"});
+  int moved = 0;
+  for (const auto& [sport, was] : before) {
+    const std::string now = instance_of(sport);
+    if (now != was) {
+      EXPECT_EQ(now, "fw3") << "flow " << sport << " moved from " << was;
+      ++moved;
+    }
+  }
+  EXPECT_GT(moved, 0);
+  EXPECT_LT(moved, 24);  // about a third
 }
 
 TEST_F(SfcGateways, AReflectingVnfIsCountedAndDroppedNeverLooped) {
