@@ -5,8 +5,10 @@
 #
 # Part 1 (root, network namespaces and TAP devices): four namespaces (scripts/lib/topology.sh), one gateway
 # per host, a ping vm1 -> vm2 whose first packet misses EGR_ACL and triggers the gRPC key exchange, a ping
-# back, then gateway 1's tunnel table, counters and live pipeline (Mermaid). Everything it created is
-# removed on exit, however it exits.
+# back, then gateway 1's tunnel table, counters and live pipeline (Mermaid); then a service chain in front of
+# vm2 (issue 8): a VNF (a Linux bridge in namespace vnf1 joining host2's VNF ports fw1i / fw1o) put in the
+# path with `pspctl sfc`, pings crossing it, its hop counters. Everything it created is removed on exit,
+# however it exits.
 # Part 2 (anyone): psp-pcap encrypts and decrypts generated captures offline, as google/psp's tools do.
 #
 # Unattended; under a minute after the build. Exit status: 0 ok, 1 a step failed (the live part prints why
@@ -74,8 +76,10 @@ live_demo() {
 
   section "Part 1: two gateways in network namespaces"
   step "namespaces ${TOPO_PREFIX}{host1,host2,vm1,vm2}; the wire: ${TOPO_PIP[1]} <-> ${TOPO_PIP[2]} (veth, MTU $TOPO_WIRE_MTU)"
+  TOPO_ROLES+=(vnf1)
   topo_create || live_fail "building the namespaces"
   topo_write_configs
+  add_vnf_ports
   step "host1's config (DOCA's schema; host2's is its mirror image)"
   indent <"${TOPO_CFG[1]}"
 
@@ -110,6 +114,7 @@ live_demo() {
   topo_pspctl 1 counters 2>&1 | indent || live_fail "pspctl counters"
   section "gateway 1: pspctl pipeline --format mermaid (paste into any Mermaid renderer)"
   topo_pspctl 1 pipeline --format mermaid 2>&1 || live_fail "pspctl pipeline"
+  chain_demo
 
   local n
   for n in 1 2; do topo_gateway_alive "$n" || live_fail "gateway $n exited during the demo"; done
@@ -121,6 +126,43 @@ live_demo() {
   [[ -e $sock1 || -e $sock2 ]] && live_fail "an admin socket remains"
   TOPO_PREFIX=""
   echo "   done: no namespace, process or socket left"
+}
+
+# host2's config also declares two VNF ports (x-sw.host-ports[].role "vnf"): TAPs with no VIPs for chain_demo.
+add_vnf_ports() {
+  python3 - "${TOPO_CFG[2]}" "${TOPO_VIP[2]}" <<'EOF2'
+import json, sys
+cfg = json.load(open(sys.argv[1]))
+cfg["x-sw"] = {"host-ports": [{"name": "psp2", "local-vips": [sys.argv[2]]},
+                              {"name": "fw1i", "role": "vnf"}, {"name": "fw1o", "role": "vnf"}]}
+json.dump(cfg, open(sys.argv[1], "w"), indent=2)
+EOF2
+}
+
+# A one-hop service chain in front of vm2, made at run time with pspctl sfc; the VNF is a Linux bridge.
+chain_demo() {
+  section "service chain in front of vm2: a bump-in-the-wire VNF (a Linux bridge in ${TOPO_PREFIX}vnf1)"
+  local ns
+  ns=$(topo_ns vnf1)
+  ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 >/dev/null
+  ip -n "$(topo_ns host2)" link set fw1i netns "$ns" && ip -n "$(topo_ns host2)" link set fw1o netns "$ns" ||
+    live_fail "moving the VNF ports"
+  ip -n "$ns" link add br0 type bridge && ip -n "$ns" link set fw1i master br0 &&
+    ip -n "$ns" link set fw1o master br0 || live_fail "the VNF's bridge"
+  local l
+  for l in fw1i fw1o; do ip netns exec "$ns" sysctl -qw "net.ipv6.conf.$l.disable_ipv6=1" >/dev/null; done
+  for l in fw1i fw1o br0; do ip -n "$ns" link set "$l" up; done
+  local verb
+  for verb in "pair-add fw1i fw1o fw1" "chain-add pc1" "group-add pc1 pg1 --fail-mode close" "group-pair-add pg1 fw1" \
+    "classifier-add pc1 psp2 entry-lport bi-directional c1 icmp4"; do
+    echo "   pspctl sfc $verb"
+    # shellcheck disable=SC2086  # the verb's words
+    topo_pspctl 2 sfc $verb >/dev/null || live_fail "pspctl sfc $verb"
+  done
+  step "ping vm1 -> vm2: decrypted, through fw1 (in at fw1i, out at fw1o), delivered; the replies back through it"
+  ping_across 1 2 3 3
+  step "gateway 2: pspctl sfc show (hop and instance counters)"
+  topo_pspctl 2 sfc show 2>&1 | indent || live_fail "pspctl sfc show"
 }
 
 # A capture on host1's end of the wire while the pings run: what an observer between the hosts sees.
@@ -202,6 +244,7 @@ pcap_demo
 section "summary"
 if [[ -z $why ]]; then
   echo "   live: vm1 <-> vm2 through two psp-gateways, tunnel created on the first packet"
+  echo "   service chain: pings to vm2 steered through a VNF with pspctl sfc, hop counters shown"
 else
   echo "   live: skipped ($why)"
 fi

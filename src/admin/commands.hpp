@@ -12,5 +12,7 @@ inline constexpr std::string_view kCounters = "counters";       // -> {pipes, po
 inline constexpr std::string_view kPipeline = "pipeline";       // {format} -> mermaid text | JSON dump
 inline constexpr std::string_view kRotateKeys = "rotate-keys";  // {issue_new_keys} -> RotationReport
 inline constexpr std::string_view kPeers = "peers";             // -> {peers: [...]}
+inline constexpr std::string_view kSfc =
+    "sfc";  // {argv: [VERB, ARGS...]} -> show: registry + counters; else ok
 
 }  // namespace pspgw::admin::cmd

@@ -150,6 +150,33 @@ void render_peers(Writer& w, const StatsSnapshot& s) {
   for (const auto& p : s.peers) w.sample({{"peer", p.name}}, p.state == "connected" ? 1 : 0);
 }
 
+// Service chains: only when some are configured (no empty families on gateways without chains).
+void render_sfc(Writer& w, const SfcSnapshot& s) {
+  if (!s.classifiers.empty()) {
+    w.family("sfc_classifier_packets_total", "counter", "Packets a flow classifier steered into its chain.");
+    for (const auto& c : s.classifiers) w.sample({{"classifier", c.name}, {"chain", c.chain}}, c.packets);
+    w.family("sfc_classifier_return_packets_total", "counter",
+             "Return packets a bi-directional classifier steered back through its chain.");
+    for (const auto& c : s.classifiers)
+      w.sample({{"classifier", c.name}, {"chain", c.chain}}, c.return_packets);
+  }
+  if (!s.hops.empty()) {
+    w.family("sfc_hop_packets_total", "counter", "Packets back from a chain hop's instances and sent on.");
+    for (const auto& h : s.hops) {
+      const std::string hop = std::to_string(h.hop);
+      w.sample({{"chain", h.chain}, {"hop", hop}, {"group", h.group}}, h.packets);
+    }
+  }
+  if (!s.instances.empty()) {
+    w.family("sfc_instance_up", "gauge", "1 while the port pair answers its health probes.");
+    for (const auto& i : s.instances) w.sample({{"pair", i.pair}, {"group", i.group}}, i.live ? 1 : 0);
+    w.family("sfc_instance_tx_packets_total", "counter", "Packets sent into the instance's ingress port.");
+    for (const auto& i : s.instances) w.sample({{"pair", i.pair}, {"group", i.group}}, i.in_tx);
+    w.family("sfc_instance_rx_packets_total", "counter", "Packets received from the instance's egress port.");
+    for (const auto& i : s.instances) w.sample({{"pair", i.pair}, {"group", i.group}}, i.out_rx);
+  }
+}
+
 }  // namespace
 
 std::string render_metrics(const StatsSnapshot& s, std::size_t max_tunnels) {
@@ -166,6 +193,7 @@ std::string render_metrics(const StatsSnapshot& s, std::size_t max_tunnels) {
   render_named(w, "slow_path_", s.slow_path, "Slow-path (exception, key exchange) counter");
   render_tunnels(w, s, max_tunnels);
   render_peers(w, s);
+  render_sfc(w, s.sfc);
   return w.take();
 }
 

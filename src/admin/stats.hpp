@@ -53,6 +53,31 @@ struct PeerSnapshot {
   std::optional<std::string> pip;
 };
 
+// Service chains (issue 8): per classifier, per hop of a chain, per instance (port pair).
+struct SfcClassifierSnapshot {
+  std::string name, chain, port, direction;
+  bool symmetric = false;
+  uint64_t packets = 0;         // steered into the chain
+  uint64_t return_packets = 0;  // bi-directional: return traffic steered back through it
+};
+struct SfcHopSnapshot {
+  std::string chain, group;
+  uint64_t hop = 0;      // 0 = the first group
+  uint64_t packets = 0;  // back from the hop's instances and sent on (either way)
+};
+struct SfcInstanceSnapshot {
+  std::string pair, group, in, out;
+  bool live = true;
+  uint64_t in_tx = 0, out_rx = 0;  // into its ingress port / back from its egress port (forward traffic)
+  uint64_t out_tx = 0, in_rx = 0;  // the reverse way (bi-directional chains' return traffic)
+  uint64_t probes_sent = 0, probes_returned = 0;
+};
+struct SfcSnapshot {
+  std::vector<SfcClassifierSnapshot> classifiers;
+  std::vector<SfcHopSnapshot> hops;
+  std::vector<SfcInstanceSnapshot> instances;
+};
+
 struct StatsSnapshot {
   uint64_t uptime_s = 0;
   uint64_t key_generation = 0;
@@ -63,6 +88,7 @@ struct StatsSnapshot {
   std::vector<NamedCount> slow_path;  // slow-path counters, in JSON key order
   std::vector<TunnelSnapshot> tunnels;
   std::vector<PeerSnapshot> peers;
+  SfcSnapshot sfc;
 };
 
 }  // namespace pspgw::admin

@@ -36,6 +36,37 @@ json named_json(const std::vector<NamedCount>& counts) {
 
 }  // namespace
 
+json sfc_json(const SfcSnapshot& s) {
+  json classifiers = json::array();
+  for (const auto& c : s.classifiers) {
+    classifiers.push_back({{"name", c.name},
+                           {"chain", c.chain},
+                           {"port", c.port},
+                           {"direction", c.direction},
+                           {"symmetric", c.symmetric},
+                           {"packets", c.packets},
+                           {"return_packets", c.return_packets}});
+  }
+  json hops = json::array();
+  for (const auto& h : s.hops)
+    hops.push_back({{"chain", h.chain}, {"hop", h.hop}, {"group", h.group}, {"packets", h.packets}});
+  json instances = json::array();
+  for (const auto& i : s.instances) {
+    instances.push_back({{"pair", i.pair},
+                         {"group", i.group},
+                         {"in", i.in},
+                         {"out", i.out},
+                         {"live", i.live},
+                         {"in_tx", i.in_tx},
+                         {"out_rx", i.out_rx},
+                         {"out_tx", i.out_tx},
+                         {"in_rx", i.in_rx},
+                         {"probes_sent", i.probes_sent},
+                         {"probes_returned", i.probes_returned}});
+  }
+  return {{"classifiers", classifiers}, {"hops", hops}, {"instances", instances}};
+}
+
 json counters_json(const StatsSnapshot& s) {
   json pipes = json::array();
   for (const auto& p : s.pipes) pipes.push_back(pipe_json(p));
@@ -60,11 +91,8 @@ json counters_json(const StatsSnapshot& s) {
                        {"tx_packets", t.tx_packets},
                        {"rx_packets", t.rx_packets}});
   }
-  return {{"pipes", pipes},
-          {"ports", ports},
-          {"psp", psp},
-          {"slow_path", named_json(s.slow_path)},
-          {"tunnels", tunnels}};
+  return {{"pipes", pipes},     {"ports", ports},        {"psp", psp}, {"slow_path", named_json(s.slow_path)},
+          {"tunnels", tunnels}, {"sfc", sfc_json(s.sfc)}};
 }
 
 json peers_json(const StatsSnapshot& s) {

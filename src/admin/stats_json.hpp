@@ -10,5 +10,7 @@ namespace pspgw::admin {
 
 nlohmann::json counters_json(const StatsSnapshot& s);
 nlohmann::json peers_json(const StatsSnapshot& s);
+// The service chains' counters (also in counters_json as "sfc"; `pspctl sfc show` adds them to the registry).
+nlohmann::json sfc_json(const SfcSnapshot& s);
 
 }  // namespace pspgw::admin

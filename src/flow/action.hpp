@@ -41,7 +41,7 @@ class BatchAction {
 
 struct ActionSpec {
   enum class Kind : uint8_t {
-    kSetMeta,  // field (kPktMeta / kReg0..3) := value or the entry's argument
+    kSetMeta,  // field (kPktMeta / kReg0..3 / kInPort) := value or the entry's argument
     kSetBits,  // packet bits under `mask` of a 32-bit field (kUdpPayload0/4) := value (PSP S bit)
     kUser,     // a BatchAction
   };

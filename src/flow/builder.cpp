@@ -38,7 +38,9 @@ Result<KeyLayout, BuildError> layout_of(const PipeSpec& spec) {
 
 Status<BuildError> check_actions(const PipeSpec& spec) {
   for (const ActionSpec& a : spec.actions) {
-    const bool reg = a.field == Field::kPktMeta || (a.field >= Field::kReg0 && a.field <= Field::kReg3);
+    // kInPort too: a packet back from a service chain goes on as if from its original port (src/sfc).
+    const bool reg = a.field == Field::kPktMeta || a.field == Field::kInPort ||
+                     (a.field >= Field::kReg0 && a.field <= Field::kReg3);
     const bool ok = (a.kind == ActionSpec::Kind::kSetMeta && reg) ||
                     (a.kind == ActionSpec::Kind::kSetBits && writable_field(a.field) && !a.per_entry) ||
                     (a.kind == ActionSpec::Kind::kUser && a.user != nullptr);

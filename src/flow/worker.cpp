@@ -400,6 +400,8 @@ uint16_t count_hits(const Pipe& p, Worker::Scratch& s, uint16_t n) {
 void set_meta(net::Metadata& m, Field f, uint32_t v) {
   if (f == Field::kPktMeta) {
     m.pkt_meta = v;
+  } else if (f == Field::kInPort) {
+    m.in_port = PortId{static_cast<uint16_t>(v)};
   } else {
     m.regs[static_cast<std::size_t>(f) - static_cast<std::size_t>(Field::kReg0)] = v;
   }

@@ -13,6 +13,7 @@
 #include <unordered_set>
 
 #include "base/byteorder.hpp"
+#include "sfc/verbs.hpp"
 
 namespace pspgw::gateway {
 
@@ -241,7 +242,7 @@ class Parser {
     expect_object(j, "x-sw");
     check_keys(j, "x-sw",
                {"host-ports", "local-mac", "virt-cookie", "rpc-deadline-ms", "grpc-tls", "peer-pips",
-                "tunnels-per-request", "metrics-address", "uplink-mtu"});
+                "tunnels-per-request", "metrics-address", "uplink-mtu", "sfc"});
     SwExtensions sw;
     if (j.contains("host-ports")) {
       const json& ports = expect_array(j.at("host-ports"), "x-sw.host-ports");
@@ -270,7 +271,110 @@ class Parser {
       sw.metrics_address = parse_listen_address(text);
       if (!sw.metrics_address) bad(path, "'" + text + "' is not ip:port (IPv6: [ip]:port)");
     }
+    if (j.contains("sfc")) sw.sfc = parse_sfc(j.at("sfc"), sw.host_ports);
     return sw;
+  }
+
+  // x-sw.sfc -> verbs, replayed on a registry that knows the host ports' roles: every error names the key.
+  static SfcConfig parse_sfc(const json& j, const std::vector<HostPortConfig>& ports) {
+    const std::string path = "x-sw.sfc";
+    expect_object(j, path);
+    check_keys(j, path, {"pairs", "chains", "classifiers", "health"});
+    SfcConfig c;
+    const auto str = [](const json& o, const std::string& p, std::string_view key) {
+      if (!o.contains(key)) bad(key_path(p, key), "missing");
+      return expect_string(o.at(key), key_path(p, key));
+    };
+    const auto list = [&](std::string_view key, const auto& each) {
+      if (!j.contains(key)) return;
+      const json& a = expect_array(j.at(key), key_path(path, key));
+      for (std::size_t i = 0; i < a.size(); ++i) {
+        const std::string p = index_path(key_path(path, key), i);
+        expect_object(a[i], p);
+        each(a[i], p);
+      }
+    };
+    list("pairs", [&](const json& o, const std::string& p) {
+      check_keys(o, p, {"name", "in", "out"});
+      c.verbs.push_back({"pair-add", str(o, p, "in"), str(o, p, "out"), str(o, p, "name")});
+      c.origins.push_back(p);
+    });
+    list("chains", [&](const json& o, const std::string& p) { parse_sfc_chain(o, p, c, str); });
+    list("classifiers", [&](const json& o, const std::string& p) {
+      check_keys(o, p, {"name", "chain", "port", "direction", "bi-directional", "match"});
+      const std::string bp = key_path(p, "bi-directional");
+      if (!o.contains("bi-directional")) bad(bp, "missing (true or false)");
+      if (!o.at("bi-directional").is_boolean())
+        bad(bp, "expected a boolean, got " + type_of(o.at("bi-directional")));
+      std::vector<std::string> v = {"classifier-add",
+                                    str(o, p, "chain"),
+                                    str(o, p, "port"),
+                                    str(o, p, "direction"),
+                                    o.at("bi-directional").get<bool>() ? "bi-directional" : "uni-directional",
+                                    str(o, p, "name")};
+      if (o.contains("match")) v.push_back(expect_string(o.at("match"), key_path(p, "match")));
+      c.verbs.push_back(std::move(v));
+      c.origins.push_back(p);
+    });
+    if (j.contains("health")) parse_sfc_health(j.at("health"), key_path(path, "health"), c);
+    check_sfc(c, ports);
+    return c;
+  }
+
+  template <class Str>
+  static void parse_sfc_chain(const json& o, const std::string& p, SfcConfig& c, const Str& str) {
+    check_keys(o, p, {"name", "groups"});
+    const std::string chain = str(o, p, "name");
+    c.verbs.push_back({"chain-add", chain});
+    c.origins.push_back(p);
+    if (!o.contains("groups")) return;
+    const json& groups = expect_array(o.at("groups"), key_path(p, "groups"));
+    for (std::size_t g = 0; g < groups.size(); ++g) {
+      const std::string gp = index_path(key_path(p, "groups"), g);
+      expect_object(groups[g], gp);
+      check_keys(groups[g], gp, {"name", "fail-mode", "pairs"});
+      const std::string group = str(groups[g], gp, "name");
+      std::vector<std::string> v = {"group-add", chain, group};
+      if (groups[g].contains("fail-mode")) {
+        v.push_back("--fail-mode");
+        v.push_back(str(groups[g], gp, "fail-mode"));
+      }
+      c.verbs.push_back(std::move(v));
+      c.origins.push_back(gp);
+      if (!groups[g].contains("pairs")) continue;
+      const json& pairs = expect_array(groups[g].at("pairs"), key_path(gp, "pairs"));
+      for (std::size_t i = 0; i < pairs.size(); ++i) {
+        const std::string pp = index_path(key_path(gp, "pairs"), i);
+        c.verbs.push_back({"group-pair-add", group, expect_string(pairs[i], pp)});
+        c.origins.push_back(pp);
+      }
+    }
+  }
+
+  static void parse_sfc_health(const json& j, const std::string& path, SfcConfig& c) {
+    expect_object(j, path);
+    check_keys(j, path, {"interval-ms", "misses", "timeout-ms"});
+    if (j.contains("interval-ms"))
+      c.interval_ms = static_cast<uint32_t>(
+          expect_uint(j.at("interval-ms"), key_path(path, "interval-ms"), 100, 3600000));
+    if (j.contains("misses"))
+      c.misses = static_cast<uint32_t>(expect_uint(j.at("misses"), key_path(path, "misses"), 1, 100));
+    if (j.contains("timeout-ms"))
+      c.timeout_ms =
+          static_cast<uint32_t>(expect_uint(j.at("timeout-ms"), key_path(path, "timeout-ms"), 10, 3600000));
+  }
+
+  // The verbs on a registry that knows the host ports: what the gateway will replay at start.
+  static void check_sfc(const SfcConfig& c, const std::vector<HostPortConfig>& ports) {
+    sfc::ServiceChains reg([&ports](std::string_view name) -> std::optional<sfc::PortRole> {
+      for (const auto& p : ports)
+        if (p.name == name)
+          return p.role == HostPortRole::kVnf ? sfc::PortRole::kVnf : sfc::PortRole::kWorkload;
+      return std::nullopt;
+    });
+    for (std::size_t i = 0; i < c.verbs.size(); ++i) {
+      if (auto s = sfc::run_verb(reg, c.verbs[i]); !s) bad(c.origins[i], s.error().message);
+    }
   }
 
   static GrpcTlsConfig parse_grpc_tls(const json& j) {

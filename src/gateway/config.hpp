@@ -35,7 +35,15 @@
 //         "host[:port]": "ip"                //   keyed by its remote-grpc-address; unset: pinned at the
 //       },                                   //   first exchange (README: Security)
 //       "tunnels-per-request": 4096,         // most tunnels we put in one request (a peer's limit), 1..4096
-//       "metrics-address": "127.0.0.1:9469"  // Prometheus /metrics on ip:port (--metrics-address wins); unset: off
+//       "metrics-address": "127.0.0.1:9469", // Prometheus /metrics on ip:port (--metrics-address wins); unset: off
+//       "sfc": {                             // service chains (issue 8; README "Service chaining")
+//         "pairs": [ {"name": "fw1", "in": "fw1-in", "out": "fw1-out"} ],          // vnf host ports
+//         "chains": [ {"name": "pc1", "groups": [                                  // hops in order
+//           {"name": "pg1", "fail-mode": "close", "pairs": ["fw1"]} ] } ],         // fail-mode: close | open
+//         "classifiers": [ {"name": "c1", "chain": "pc1", "port": "vm2",          // a workload host port
+//           "direction": "entry-lport", "bi-directional": true, "match": "tcp" } ], // exit-lport; MATCH
+//         "health": {"interval-ms": 1000, "misses": 3, "timeout-ms": 500}           // probes per port pair
+//       }
 //     }
 //   }
 // clang-format on
@@ -108,6 +116,17 @@ struct HostPortConfig {
   std::optional<net::MacAddr> mac;
 };
 
+// x-sw.sfc: the service chains as the `pspctl sfc` verbs that build them (sfc/verbs.hpp) — pairs, each
+// chain with its groups and their pairs, classifiers — checked against a registry when parsed, so a config
+// that parses replays without error.
+struct SfcConfig {
+  std::vector<std::vector<std::string>> verbs;
+  std::vector<std::string> origins;  // the key path each verb came from
+  uint32_t interval_ms = 1000;       // health probes, per port pair
+  uint32_t misses = 3;
+  uint32_t timeout_ms = 500;
+};
+
 struct SwExtensions {
   std::vector<HostPortConfig> host_ports;  // empty: one port named by -d, carrying every local VIP
   std::optional<net::MacAddr> local_mac;   // unset: the gateway picks one (e.g. of the secured interface)
@@ -117,6 +136,7 @@ struct SwExtensions {
   GrpcTlsConfig grpc_tls;
   uint32_t tunnels_per_request = 4096;         // larger sets are split (our server accepts 4096)
   std::optional<GrpcAddress> metrics_address;  // Prometheus /metrics; unset: off
+  SfcConfig sfc;
 };
 
 struct GatewayConfig {

@@ -94,6 +94,52 @@ TEST(Config, HostPortRoles) {
             "c.json: x-sw.host-ports[0].local-vips: a vnf port carries no VIPs");
 }
 
+// x-sw.sfc: the chains as `pspctl sfc` verbs, replayed on a registry while parsing, so every error
+// names its key.
+TEST(Config, ServiceChains) {
+  const std::string ports =
+      R"("host-ports": [{"name": "vm1"}, {"name": "fw1-in", "role": "vnf"}, {"name": "fw1-out", "role": "vnf"}])";
+  const auto with = [&](const std::string& sfc) {
+    return R"({"x-sw": {)" + ports + R"(, "sfc": )" + sfc + "}}";
+  };
+  GatewayConfig c = ok(with(R"({
+      "pairs": [{"name": "fw1", "in": "fw1-in", "out": "fw1-out"}],
+      "chains": [{"name": "pc1", "groups": [{"name": "pg1", "fail-mode": "open", "pairs": ["fw1"]}]}],
+      "classifiers": [{"name": "c1", "chain": "pc1", "port": "vm1", "direction": "entry-lport",
+                       "bi-directional": true, "match": "tcp.dst == 80"}],
+      "health": {"interval-ms": 200, "misses": 2, "timeout-ms": 100}})"));
+  using V = std::vector<std::string>;
+  EXPECT_EQ(c.sw.sfc.verbs,
+            (std::vector<V>{
+                V{"pair-add", "fw1-in", "fw1-out", "fw1"},
+                V{"chain-add", "pc1"},
+                V{"group-add", "pc1", "pg1", "--fail-mode", "open"},
+                V{"group-pair-add", "pg1", "fw1"},
+                V{"classifier-add", "pc1", "vm1", "entry-lport", "bi-directional", "c1", "tcp.dst == 80"},
+            }));
+  EXPECT_EQ(c.sw.sfc.interval_ms, 200u);
+  EXPECT_EQ(c.sw.sfc.misses, 2u);
+  EXPECT_EQ(c.sw.sfc.timeout_ms, 100u);
+  EXPECT_EQ(error(with(R"({"pairs": [{"name": "p", "in": "vm1", "out": "fw1-out"}]})")).substr(0, 25),
+            "c.json: x-sw.sfc.pairs[0]");
+  EXPECT_NE(error(with(R"({"classifiers": [{"name": "c", "chain": "nope", "port": "vm1",
+                            "direction": "entry-lport", "bi-directional": false}]})"))
+                .find("x-sw.sfc.classifiers[0]: no port chain 'nope'"),
+            std::string::npos);
+  EXPECT_NE(
+      error(with(R"({"chains": [{"name": "pc"}], "classifiers": [{"name": "c", "chain": "pc", "port": "vm1",
+                            "direction": "entry-lport", "bi-directional": false, "match": "tcp.dst == x"}]})"))
+          .find("column 12"),
+      std::string::npos);
+  EXPECT_NE(
+      error(with(R"({"chains": [{"name": "pc"}], "classifiers": [{"name": "c", "chain": "pc", "port": "vm1",
+                            "direction": "sideways", "bi-directional": false}]})"))
+          .find("'sideways' is not entry-lport or exit-lport"),
+      std::string::npos);
+  EXPECT_EQ(error(with(R"({"health": {"misses": 0}})")),
+            "c.json: x-sw.sfc.health.misses: 0 is outside 1..100");
+}
+
 TEST(Config, SoftwareExtension) {
   GatewayConfig c = ok(R"({
     "config": { "local-pip": "198.51.100.1" },

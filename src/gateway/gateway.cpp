@@ -89,6 +89,8 @@ std::vector<admin::NamedCount> psp_drop_counts(const psp::Counters& c) {
 std::string drop_label(uint8_t code) {
   if (code == static_cast<uint8_t>(PipeDrop::kRootMiss)) return "root_miss";
   if (code == static_cast<uint8_t>(PipeDrop::kIngressAclMiss)) return "acl_miss";
+  if (code == static_cast<uint8_t>(PipeDrop::kSfcNoHop)) return "sfc_no_hop";
+  if (code == static_cast<uint8_t>(PipeDrop::kSfcNoInstance)) return "sfc_no_instance";
   if (code == flow::kDropByRule) return "rule";
   if (code == flow::kDropMirrorNoBuffer) return "mirror_no_buffer";
   const std::string_view n = drop_name(code);
@@ -227,11 +229,6 @@ Status<std::string> Gateway::build() {
     host_port_cfg_.push_back(hp);
   }
   resolve_mtus();
-  // VNF ports (issue 8) parse, but the data path does not serve them yet: refuse rather than run one as a
-  // workload port (MAC learning, ARP answers). The service-chaining wiring lifts this.
-  for (const auto& hp : host_port_cfg_)
-    if (hp.role == HostPortRole::kVnf)
-      return Err{config_.source + ": x-sw.host-ports '" + hp.name + "': role \"vnf\" is not served yet"};
   if (flags_.mode == EncapMode::kTransport) {
     if (auto s = check_transport_addresses(config_, host_port_cfg_, flags_); !s) return s;
   }
@@ -243,6 +240,7 @@ Status<std::string> Gateway::build() {
   for (std::size_t i = 0; i < host_port_cfg_.size(); ++i) {
     auto info = std::make_unique<HostPortInfo>();
     info->gateway_mac = host_port_cfg_[i].mac.value_or(default_gateway_mac(i));
+    info->vnf = host_port_cfg_[i].role == HostPortRole::kVnf;
     host_ports_.push_back(std::move(info));
   }
 
@@ -265,8 +263,10 @@ Status<std::string> Gateway::build() {
   if (flags_.decap_dmac) ctx.decap_dmac = HostPortInfo::pack_mac(flags_.decap_dmac->bytes.data());
   TopologyOptions topo;
   topo.network_port = PortId{0};
-  for (std::size_t i = 0; i < host_port_cfg_.size(); ++i)
+  for (std::size_t i = 0; i < host_port_cfg_.size(); ++i) {
     topo.host_ports.push_back(PortId{static_cast<uint16_t>(i + 1)});
+    topo.vnf.push_back(host_port_cfg_[i].role == HostPortRole::kVnf);
+  }
   topo.inner = flags_.inner_ip_type;
   topo.outer = flags_.outer_ip_type;
   topo.mode = psp_mode(flags_.mode);
@@ -278,6 +278,9 @@ Status<std::string> Gateway::build() {
   auto t = Topology::build(topo, ctx);
   if (!t) return Err{"pipeline: " + t.error()};
   topo_ = std::move(*t);
+  chains_ = std::make_unique<ServiceChaining>(*topo_, host_port_cfg_, config_.sw.sfc,
+                                              [this](std::string_view line) { log(line); });
+  if (auto c = chains_->load(config_.sw.sfc); !c) return Err{config_.source + ": " + c.error()};
 
   DataPlaneOptions dpo;
   dpo.local_outer = local_pip_;
@@ -427,7 +430,7 @@ Status<std::string> Gateway::open_workers() {
       auto port = port_factory_.host(w, nworkers, i, host_port_cfg_[i], id);
       if (!port) return Err{port.error()};
       wc.hosts.push_back(std::move(*port));
-      if (w == 0) {
+      if (w == 0 && !host_ports_[i]->vnf) {
         // The workload's MAC until its own traffic says otherwise: the TAP's (the VM's side of the link).
         if (auto mac = interface_mac(host_port_cfg_[i].name))
           host_ports_[i]->workload_mac.store(HostPortInfo::pack_mac(mac->bytes.data()));
@@ -470,6 +473,7 @@ Status<std::string> Gateway::start() {
   so.show_rss_packets = flags_.show_rss_rx_packets;
   so.log = [this](std::string_view line) { log_limited(line); };  // packets trigger these
   so.tick = [this] { tick(); };
+  so.on_sfc_probe = [this](std::span<const uint8_t> frame, PortId port) { chains_->on_probe(frame, port); };
   std::vector<PacketWorker*> ws;
   for (auto& w : workers_) ws.push_back(w.get());
   slow_ = std::make_unique<SlowPath>(ws, *tm_, *transport_, so);
@@ -571,6 +575,8 @@ void Gateway::stop() {
 
 void Gateway::tick() {
   dp_->reclaim();
+  chains_->tick(std::chrono::steady_clock::now(),
+                [this](PortId port, std::span<const uint8_t> frame) { return slow_->transmit(port, frame); });
   (void)tm_->maintain_rotation();  // the slow path starts the re-keys it makes due right after this tick
   expire_idle_tunnels();
   if (!flags_.stat_print) return;
@@ -675,6 +681,7 @@ admin::StatsSnapshot Gateway::snapshot() const {
         {t.pair.local.to_string(), t.pair.remote.to_string(), t.spi, t.tx_packets, t.rx_packets});
   }
   snap.peers = peer_snapshots();
+  snap.sfc = chains_->snapshot(snap.ports);
   return snap;
 }
 
@@ -800,6 +807,7 @@ admin::AdminResult Gateway::handle(std::string_view cmd, const json& args) {
   if (cmd == admin::cmd::kTunnels) return tunnels_json();
   if (cmd == admin::cmd::kCounters) return admin::counters_json(snapshot());
   if (cmd == admin::cmd::kPeers) return admin::peers_json(snapshot());
+  if (cmd == admin::cmd::kSfc) return chains_->handle(args, port_snapshots(worker_stats()));
   if (cmd == admin::cmd::kPipeline) {
     const std::string format = args.value("format", "mermaid");
     if (format == "mermaid") return json(dump_pipeline(format));

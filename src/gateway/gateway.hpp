@@ -31,6 +31,7 @@
 #include "gateway/log.hpp"
 #include "gateway/psp_actions.hpp"
 #include "gateway/sa_table.hpp"
+#include "gateway/service_chains.hpp"
 #include "gateway/slow_path.hpp"
 #include "gateway/topology.hpp"
 #include "gateway/worker.hpp"
@@ -121,6 +122,7 @@ class Gateway final : public admin::AdminHandler {
   std::unique_ptr<SaTable> sas_;
   MasterKeyBoard master_keys_;
   std::unique_ptr<Topology> topo_;
+  std::unique_ptr<ServiceChaining> chains_;  // after topo_: programs its pipeline
   std::unique_ptr<FlowDataPlane> dp_;
   std::unique_ptr<control::TunnelManager> tm_;
   std::unique_ptr<control::GrpcPeerClient> transport_;

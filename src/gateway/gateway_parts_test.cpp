@@ -635,7 +635,8 @@ TEST_P(TopologyMatrix, BuildsTheSeedPipesAndRoutesAtRoot) {
   Side s(o, ip(c.outer == net::IpFamily::kV4 ? "192.0.2.1" : "2001:db8::1"));
   ASSERT_NE(s.topo, nullptr);
   const flow::Pipeline& pl = s.topo->pipeline();
-  std::vector<std::string> names{"ROOT", "EGR_ACL", "PSP_ENCRYPT", "PSP_DECRYPT", "INGR_ACL", "SYND_STATS"};
+  std::vector<std::string> names{"ROOT",       "EGR_ACL",   "PSP_ENCRYPT", "PSP_DECRYPT", "INGR_ACL",
+                                 "SYND_STATS", "SFC_ENTRY", "SFC_EXIT",    "SFC_HOP"};
   if (c.sample_rate > 0) {
     names.push_back("EGR_SAMP");
     names.push_back("INGR_SAMP");

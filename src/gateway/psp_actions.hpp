@@ -71,6 +71,9 @@ class MasterKeyBoard {
 struct HostPortInfo {
   net::MacAddr gateway_mac;
   std::atomic<uint64_t> workload_mac{0};  // learned from the port's traffic (48 bits; 0 = unknown)
+  // A service chain's VNF port (x-sw.host-ports[].role "vnf"): no workload behind it, so no MAC is learned
+  // (a VNF forwards the workloads' frames: their MACs must never be taken as its own).
+  bool vnf = false;
 
   // workload_mac's representation: the 6 MAC bytes as a big-endian 48-bit number.
   static uint64_t pack_mac(const uint8_t* mac) {

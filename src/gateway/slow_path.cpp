@@ -289,6 +289,9 @@ void SlowPath::drain(PacketWorker& w) {
       case CpuReason::kStalePeer:
         on_stale_report(frame);
         break;
+      case CpuReason::kSfcProbe:
+        if (opts_.on_sfc_probe) opts_.on_sfc_probe(frame, info.port);
+        break;
     }
     w.to_cpu().release();
   }
@@ -460,6 +463,10 @@ void SlowPath::on_sample(std::span<const uint8_t> frame, uint16_t reason) {
     ports::PcapTimestamp ts{static_cast<uint32_t>(us / 1000000), static_cast<uint32_t>(us % 1000000)};
     if (auto s = pcap_->write(frame, ts); !s) log("--sample-pcap: " + s.error().message);
   }
+}
+
+bool SlowPath::transmit(PortId port, std::span<const uint8_t> frame) {
+  return send_to_worker(0, frame, {static_cast<uint16_t>(FrameKind::kTransmit), port});
 }
 
 bool SlowPath::send_to_worker(uint16_t worker, std::span<const uint8_t> frame, FrameInfo info) {

@@ -108,6 +108,8 @@ struct SlowPathOptions {
   std::function<std::optional<std::size_t>(const net::IpAddr&)> host_port_of;
   std::function<void(std::string_view)> log;
   std::function<void()> tick;  // called every ~100 ms on the control thread (reclaim, stat print)
+  // A service-chain health probe back from VNF port `port` (CpuReason::kSfcProbe), on the control thread.
+  std::function<void(std::span<const uint8_t> frame, PortId port)> on_sfc_probe;
 };
 
 class SlowPath {
@@ -129,6 +131,9 @@ class SlowPath {
   // Re-exchanges every peer with tunnels due a refresh, on the exchange threads (thread-safe).
   void schedule_refresh();
   SlowPathStats stats() const;
+  // Control thread only (tick, on_sfc_probe): a finished frame out of `port` through worker 0; false if its
+  // ring is full.
+  bool transmit(PortId port, std::span<const uint8_t> frame);
 
  private:
   void run();

@@ -5,6 +5,7 @@
 #include "flow/builder.hpp"
 #include "psp/drop_reason.hpp"
 #include "psp/header.hpp"
+#include "sfc/compile.hpp"
 
 namespace pspgw::gateway {
 namespace {
@@ -53,6 +54,15 @@ Field ingress_dst(const TopologyOptions& o) {
   return o.mode == psp::Mode::kTunnel ? inner_dst(o.inner) : dst_field(o.outer);
 }
 
+// A VNF port: its health probes to the CPU, IP back into the chain (SFC_HOP); nothing else (ARP, ND,
+// DHCP) is answered or steered: the ROOT miss drops it.
+void add_vnf_root(flow::PipelineBuilder& b, const flow::FieldMatch& port) {
+  b.add_entry("ROOT",
+              {{port, flow::eq(Field::kEtherType, kSfcProbeEtherType)}, {}, cpu(CpuReason::kSfcProbe), 5});
+  for (uint16_t type : {net::kEtherTypeIpv4, net::kEtherTypeIpv6})
+    b.add_entry("ROOT", {{port, flow::eq(Field::kEtherType, type)}, {}, TargetRef::pipe("SFC_HOP"), 20});
+}
+
 void build_root(flow::PipelineBuilder& b, const TopologyOptions& o) {
   PipeSpec root;
   root.name = "ROOT";
@@ -69,8 +79,13 @@ void build_root(flow::PipelineBuilder& b, const TopologyOptions& o) {
   psp.fwd = TargetRef::pipe("PSP_DECRYPT");
   psp.priority = 10;
   b.add_entry("ROOT", psp);
-  for (PortId hp : o.host_ports) {
+  for (std::size_t i = 0; i < o.host_ports.size(); ++i) {
+    const PortId hp = o.host_ports[i];
     const auto port = flow::eq(Field::kInPort, hp.value());
+    if (i < o.vnf.size() && o.vnf[i]) {
+      add_vnf_root(b, port);
+      continue;
+    }
     // Exceptions first (lower priority value wins): ARP, IPv6 multicast (Neighbor Solicitation to the
     // solicited-node group, router solicitations, MLD), DHCP.
     b.add_entry("ROOT",
@@ -86,7 +101,7 @@ void build_root(flow::PipelineBuilder& b, const TopologyOptions& o) {
                          5});
     b.add_entry(
         "ROOT",
-        {{port, flow::eq(Field::kEtherType, ethertype(o.inner))}, {}, TargetRef::pipe("EGR_ACL"), 20});
+        {{port, flow::eq(Field::kEtherType, ethertype(o.inner))}, {}, TargetRef::pipe("SFC_EXIT"), 20});
   }
 }
 
@@ -162,7 +177,10 @@ void build_ingress(flow::PipelineBuilder& b, const TopologyOptions& o, const Psp
   } else {
     acl.match = {flow::match(Field::kSyndrome), flow::match(ingress_dst(o))};
   }
-  acl.actions = {ActionSpec::call(make_decap_action(ctx, o.mode), true)};
+  // reg0 = the workload's port: SFC_ENTRY chains the packet or delivers it there.
+  acl.actions = {ActionSpec::call(make_decap_action(ctx, o.mode), true),
+                 ActionSpec::set_meta_from_entry(Field::kReg0, "port")};
+  acl.fwd = TargetRef::pipe("SFC_ENTRY");
   acl.miss = TargetRef::pipe("SYND_STATS");
   // Every tunnel holds two SPIs through a rotation (more while exchanges cross): TopologyOptions. The flow
   // engine adds room for records waiting out a grace period (pipeline.cpp record_capacity: +50%), so a
@@ -185,6 +203,74 @@ void build_ingress(flow::PipelineBuilder& b, const TopologyOptions& o, const Psp
   }
 }
 
+// Broadcast and multicast are never steered (issue 8): entries above every classifier's that forward them
+// on as if no chain were there. `extra` narrows them (SFC_ENTRY: the workload's port).
+void add_unsteered(flow::PipelineBuilder& b, const std::string& pipe,
+                   const std::vector<flow::FieldMatch>& extra, const TargetRef& to) {
+  const std::vector<flow::FieldMatch> groups = {
+      flow::prefix(Field::kIpv4Dst, *net::IpAddr::parse("224.0.0.0"), 4),
+      flow::eq(Field::kIpv4Dst, *net::IpAddr::parse("255.255.255.255")),
+      flow::prefix(Field::kIpv6Dst, *net::IpAddr::parse("ff00::"), 8)};
+  for (const auto& g : groups) {
+    EntrySpec e;
+    e.match = extra;
+    e.match.push_back(
+        flow::eq(Field::kEtherType, g.field == Field::kIpv6Dst ? net::kEtherTypeIpv6 : net::kEtherTypeIpv4));
+    e.match.push_back(g);
+    e.fwd = to;
+    e.priority = 0;
+    b.add_entry(pipe, e);
+  }
+}
+
+// The chain pipes' templates: `key`, then `fields`, then reg3 (sfc::Placement::bank_field: never set, the
+// second mask a replaced entry's successor takes).
+std::vector<flow::FieldMask> with_key(Field key, std::vector<flow::FieldMask> fields) {
+  fields.insert(fields.begin(), flow::match(key));
+  fields.push_back(flow::match(Field::kReg3));
+  return fields;
+}
+
+// The chain pipes; their entries and groups come from src/sfc's program at run time. Classifier entries
+// take priorities 1.. (0: the never-steered traffic above, kLowest: the per-port delivery below).
+void build_chains(flow::PipelineBuilder& b, const TopologyOptions& o) {
+  constexpr uint32_t kLowest = ~0u;
+  PipeSpec entry;
+  entry.name = "SFC_ENTRY";
+  entry.lookup = flow::LookupKind::kTernary;
+  entry.match = with_key(Field::kReg0, sfc::classifier_template());
+  entry.miss = TargetRef::drop(flow::kDropByRule);  // never: every workload port has its delivery entry
+  entry.max_entries = kSfcClassifierEntries;
+  b.add_pipe(entry);
+  for (std::size_t i = 0; i < o.host_ports.size(); ++i) {
+    if (i < o.vnf.size() && o.vnf[i]) continue;
+    const auto reg = flow::eq(Field::kReg0, o.host_ports[i].value());
+    add_unsteered(b, "SFC_ENTRY", {reg}, TargetRef::port(o.host_ports[i]));
+    b.add_entry("SFC_ENTRY", {{reg}, {}, TargetRef::port(o.host_ports[i]), kLowest});
+  }
+
+  PipeSpec exit;
+  exit.name = "SFC_EXIT";
+  exit.lookup = flow::LookupKind::kTernary;
+  exit.match = with_key(Field::kInPort, sfc::classifier_template());
+  exit.fwd = TargetRef::pipe("EGR_ACL");
+  exit.miss = TargetRef::pipe("EGR_ACL");
+  exit.max_entries = kSfcClassifierEntries;
+  b.add_pipe(exit);
+  add_unsteered(b, "SFC_EXIT", {}, TargetRef::pipe("EGR_ACL"));
+
+  PipeSpec hop;
+  hop.name = "SFC_HOP";
+  hop.lookup = flow::LookupKind::kTernary;
+  hop.match = with_key(Field::kInPort, {flow::match(Field::kEtherType), flow::match(src_field(o.inner)),
+                                        flow::match(dst_field(o.inner))});
+  hop.actions = {ActionSpec::set_meta_from_entry(Field::kInPort, "workload_port")};
+  hop.fwd = TargetRef::pipe("EGR_ACL");  // entries name their own; this one orders SFC_HOP before EGR_ACL
+  hop.miss = drop(PipeDrop::kSfcNoHop);
+  hop.max_entries = kSfcHopEntries;
+  b.add_pipe(hop);
+}
+
 }  // namespace
 
 std::string_view to_string(CpuReason r) {
@@ -199,6 +285,8 @@ std::string_view to_string(CpuReason r) {
       return "sample-ingress";
     case CpuReason::kStalePeer:
       return "stale-peer";
+    case CpuReason::kSfcProbe:
+      return "sfc-probe";
   }
   return "unknown";
 }
@@ -209,6 +297,7 @@ Result<std::unique_ptr<Topology>, std::string> Topology::build(const TopologyOpt
   build_root(b, opts);
   build_egress(b, opts, ctx);
   build_ingress(b, opts, ctx);
+  build_chains(b, opts);
   b.root("ROOT");
   b.max_workers(opts.workers);
   // PSP's tunnel layout: 16 header bytes after UDP port 1000, 8 more when the V bit (byte 3, 0x02) is set.
@@ -228,6 +317,13 @@ Result<std::unique_ptr<Topology>, std::string> Topology::build(const TopologyOpt
   t->egr_acl_ = *t->pipeline_->find_pipe("EGR_ACL");
   t->psp_encrypt_ = *t->pipeline_->find_pipe("PSP_ENCRYPT");
   t->ingr_acl_ = *t->pipeline_->find_pipe("INGR_ACL");
+  ChainPipes& c = t->chains_;
+  c.entry = *t->pipeline_->find_pipe("SFC_ENTRY");
+  c.exit = *t->pipeline_->find_pipe("SFC_EXIT");
+  c.hop = *t->pipeline_->find_pipe("SFC_HOP");
+  c.egr_acl = t->egr_acl_;
+  c.group_after = std::max({c.entry, c.exit, c.hop},
+                           [](flow::PipeId x, flow::PipeId y) { return x.value() < y.value(); });
   return t;
 }
 
@@ -264,8 +360,7 @@ Result<flow::EntryHandle, flow::FlowError> Topology::add_ingress(uint32_t spi, c
   EntrySpec acl;
   acl.match = {flow::eq(Field::kSyndrome, kSyndromeOk), flow::eq(Field::kUdpPayload4, spi),
                flow::eq(ingress_src(opts_), remote_vip), flow::eq(ingress_dst(opts_), local_vip)};
-  acl.args = {host_port};
-  acl.fwd = TargetRef::port(opts_.host_ports.at(host_port));
+  acl.args = {host_port, opts_.host_ports.at(host_port).value()};
   return pipeline_->add_entry(ingr_acl_, acl);
 }
 
@@ -273,8 +368,7 @@ Result<flow::EntryHandle, flow::FlowError> Topology::add_ingress_any(const net::
                                                                      std::size_t host_port) {
   EntrySpec acl;
   acl.match = {flow::eq(Field::kSyndrome, kSyndromeOk), flow::eq(ingress_dst(opts_), local_vip)};
-  acl.args = {host_port};
-  acl.fwd = TargetRef::port(opts_.host_ports.at(host_port));
+  acl.args = {host_port, opts_.host_ports.at(host_port).value()};
   return pipeline_->add_entry(ingr_acl_, acl);
 }
 

@@ -8,7 +8,15 @@
 //               ROOT (host port, ARP / IPv6 ND / DHCP) -> RSS "exception" (the slow path answers).
 // Net-to-host:  ROOT (network port, outer family, UDP dst 1000) -> PSP_DECRYPT (one entry; decrypt()) ->
 //               [INGR_SAMP (syndrome OK + psp.S; mirror RSS)] -> INGR_ACL (syndrome OK + SPI + inner
-//               src + inner dst; decap()) -> host port; miss -> SYND_STATS (one per syndrome) -> drop.
+//               src + inner dst; decap(), reg0=port) -> SFC_ENTRY -> host port; miss -> SYND_STATS (one per
+//               syndrome) -> drop.
+// Service chains (src/sfc, docs/architecture.md "Service chaining"): SFC_ENTRY (reg0 = the workload's port
+// + the packet's 5-tuple: entry-lport classifiers, exit-lport ones' return traffic; miss per port: deliver)
+// and SFC_EXIT (in-port + 5-tuple, between ROOT and EGR_ACL: exit-lport classifiers, entry-lport ones'
+// return traffic; miss: EGR_ACL) send a chain's packets to a select group of VNF ports. A packet back from
+// a VNF port enters SFC_HOP (in-port + the workload's VIP as source or destination; in_port=the workload's
+// port): the next hop's group, or after the last hop the host port / EGR_ACL; never a classifier again.
+// ROOT (VNF port, the health probes' ethertype) -> RSS "sfc-probe"; a VNF port's ARP/ND/DHCP is dropped.
 // Transport mode: the same pipes; the packet's own addresses are the outer ones (VIP == PIP), so INGR_ACL
 // matches the outer source and destination, and encap()/decap() carry the L4 segment (psp_actions.hpp).
 // Anything else at ROOT is dropped with a counted reason (the kernel keeps non-PSP traffic: isolated mode).
@@ -35,6 +43,7 @@ enum class CpuReason : uint16_t {
   // Not a pipe target: a worker's rate-limited report of a PSP packet whose SPI or ICV our keys do not
   // match (signals_stale_peer), its outer headers only: the sender may have restarted (slow_path.hpp).
   kStalePeer = 5,
+  kSfcProbe = 6,  // a service-chain health probe back from a VNF port (sfc/health.hpp)
 };
 std::string_view to_string(CpuReason r);
 
@@ -42,11 +51,21 @@ std::string_view to_string(CpuReason r);
 enum class PipeDrop : uint8_t {
   kRootMiss = 0x50,  // not a packet type this gateway handles
   kIngressAclMiss,   // decrypted fine, but no ACL entry for (SPI, src VIP, dst VIP)
+  kSfcNoHop,         // back from a VNF port where no hop expects it (reflected the wrong way, stray)
+  kSfcNoInstance,    // a chain hop with fail-mode close and no live instance
+};
+
+// Where the chain pipes sit, for src/sfc's program (sfc/program.hpp).
+struct ChainPipes {
+  flow::PipeId entry, exit, hop, egr_acl;
+  flow::PipeId
+      group_after;  // the last of the three chain pipes: every entry that targets a group is in it or before
 };
 
 struct TopologyOptions {
   PortId network_port{0};
   std::vector<PortId> host_ports;  // index = host-port index (decap()'s argument)
+  std::vector<bool> vnf;           // per host_ports index: a service chain's VNF port (no VIPs, no ARP)
   net::IpFamily inner = net::IpFamily::kV4;
   net::IpFamily outer = net::IpFamily::kV6;
   psp::Mode mode = psp::Mode::kTunnel;  // transport: inner == outer family, VIPs are the outer addresses
@@ -67,6 +86,8 @@ class Topology {
   flow::Pipeline& pipeline() { return *pipeline_; }
   const flow::Pipeline& pipeline() const { return *pipeline_; }
   flow::PipeId egr_acl() const { return egr_acl_; }
+  const ChainPipes& chain_pipes() const { return chains_; }
+  bool is_vnf(std::size_t host_port) const { return host_port < opts_.vnf.size() && opts_.vnf[host_port]; }
 
   // EGR_ACL + PSP_ENCRYPT entries of one (local VIP -> remote VIP) SA. EGR_ACL also matches the in-port:
   // the local VIP's host port (an index into TopologyOptions::host_ports, as add_ingress takes).
@@ -96,6 +117,13 @@ class Topology {
   TopologyOptions opts_;
   std::unique_ptr<flow::Pipeline> pipeline_;
   flow::PipeId egr_acl_{}, psp_encrypt_{}, ingr_acl_{};
+  ChainPipes chains_{};
 };
+
+// The ethertype of service-chain health probes (IEEE 802 local experimental: no stack answers it).
+inline constexpr uint16_t kSfcProbeEtherType = 0x88b5;
+// Entries of each classifier pipe (SFC_ENTRY, SFC_EXIT) and of SFC_HOP.
+inline constexpr uint32_t kSfcClassifierEntries = 4096;
+inline constexpr uint32_t kSfcHopEntries = 2048;
 
 }  // namespace pspgw::gateway

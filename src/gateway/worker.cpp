@@ -204,6 +204,7 @@ void PacketWorker::process_host_batch(ports::Port& port, net::PacketBatch& batch
 void PacketWorker::learn_workload_mac(const net::PacketBatch& batch, std::size_t host_index) {
   if (host_index >= host_ports_.size()) return;
   HostPortInfo& info = *host_ports_[host_index];
+  if (info.vnf) return;
   for (const net::Packet* p : batch) {
     if (p->size() < 12 || (p->data()[6] & 1) != 0) continue;  // multicast source: not a station
     const uint64_t mac = HostPortInfo::pack_mac(p->data() + 6);

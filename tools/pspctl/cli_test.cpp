@@ -62,6 +62,23 @@ class PspctlCliTest : public ::testing::Test {
   std::unique_ptr<admin::AdminServer> server_;
 };
 
+// pspctl sfc sends the verb's words as they were typed (the daemon parses them: sfc/verbs.hpp), a MATCH
+// with blanks as one word and --fail-mode with its value.
+TEST_F(PspctlCliTest, SfcSendsTheVerbsWords) {
+  Outcome r =
+      pspctl("--json sfc classifier-add pc1 vm2 entry-lport bi-directional c1 'ip4 && tcp.dst == 80'");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["argv"], json({"classifier-add", "pc1", "vm2", "entry-lport", "bi-directional",
+                                              "c1", "ip4 && tcp.dst == 80"}));
+  r = pspctl("--json sfc group-add pc1 pg1 --fail-mode open");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["argv"], json({"group-add", "pc1", "pg1", "--fail-mode", "open"}));
+  r = pspctl("sfc show --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["argv"], json({"show"}));
+  EXPECT_EQ(pspctl("sfc group-add pc1 pg1 --fail-mode sideways").code, 2);
+}
+
 TEST_F(PspctlCliTest, TablesAreTheRenderedResults) {
   const std::pair<const char*, std::string> cases[] = {
       {"tunnels", render_tunnels(fake::fake_tunnels())},

@@ -36,6 +36,8 @@ struct Options {
   std::string format = "mermaid";
   bool issue_new_keys = false;
   std::string raw;
+  std::vector<std::string> sfc_args;  // VERB ARGS...
+  std::string fail_mode;
 };
 
 using Render = std::string (*)(const json&);
@@ -156,6 +158,11 @@ Command command_for(std::string_view name, const Options& o) {
   if (name == admin::cmd::kRotateKeys) {
     return {{std::string(name), {{"issue_new_keys", o.issue_new_keys}}}, render_fields};
   }
+  if (name == admin::cmd::kSfc) {
+    std::vector<std::string> argv = o.sfc_args;
+    if (!o.fail_mode.empty()) argv.insert(argv.end(), {"--fail-mode", o.fail_mode});
+    return {{std::string(name), {{"argv", argv}}}, render_sfc};
+  }
   return {{std::string(admin::cmd::kStatus)}, render_fields};
 }
 
@@ -175,6 +182,16 @@ void add_commands(CLI::App& app, Options& o) {
   rotate->add_flag("--issue-new-keys", o.issue_new_keys,
                    "start the re-keys now (they follow every rotation anyway)");
   app.add_subcommand("peers", "configured peers: state, tunnels, RPC outcomes");
+  auto* sfc =
+      app.add_subcommand("sfc", "service chains: show [--json], pair-add IN OUT PAIR, chain-add CHAIN, ...");
+  sfc->add_option("VERB", o.sfc_args,
+                  "pair-add IN_PORT OUT_PORT PAIR | chain-add CHAIN | group-add CHAIN GROUP | "
+                  "group-pair-add GROUP PAIR | classifier-add CHAIN PORT entry-lport|exit-lport "
+                  "bi-directional|uni-directional NAME [MATCH] | pair-del|chain-del|group-del|group-pair-del|"
+                  "classifier-del ... | show")
+      ->required();
+  sfc->add_option("--fail-mode", o.fail_mode, "group-add: open (bypass a hop with no live instance) or close")
+      ->check(CLI::IsMember({"open", "close"}));
   auto* raw = app.add_subcommand("raw", "send one JSON request as is and print the whole response");
   raw->add_option("JSON", o.raw, R"(e.g. '{"cmd": "status"}')")->required();
 }

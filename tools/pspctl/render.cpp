@@ -112,6 +112,43 @@ constexpr std::array kTunnelCounterColumns = {
     Column{"RX BYTES", "rx_bytes", Cell::kCount},
 };
 constexpr std::array kNameValueColumns = {Column{"COUNTER", "name"}, Column{"VALUE", "value", Cell::kCount}};
+constexpr std::array kSfcClassifierColumns = {
+    Column{"CLASSIFIER", "name"},
+    Column{"CHAIN", "chain"},
+    Column{"PORT", "port"},
+    Column{"DIRECTION", "direction"},
+    Column{"SYMMETRIC", "symmetric"},
+    Column{"PKTS", "packets", Cell::kCount},
+    Column{"RETURN PKTS", "return_packets", Cell::kCount},
+};
+constexpr std::array kSfcHopColumns = {
+    Column{"CHAIN", "chain"},
+    Column{"HOP", "hop", Cell::kCount},
+    Column{"GROUP", "group"},
+    Column{"PKTS", "packets", Cell::kCount},
+};
+constexpr std::array kSfcInstanceColumns = {
+    Column{"PAIR", "pair"},
+    Column{"GROUP", "group"},
+    Column{"IN", "in"},
+    Column{"OUT", "out"},
+    Column{"LIVE", "live"},
+    Column{"IN TX", "in_tx", Cell::kCount},
+    Column{"OUT RX", "out_rx", Cell::kCount},
+    Column{"OUT TX", "out_tx", Cell::kCount},
+    Column{"IN RX", "in_rx", Cell::kCount},
+    Column{"PROBES", "probes_sent", Cell::kCount},
+    Column{"BACK", "probes_returned", Cell::kCount},
+};
+constexpr std::array kSfcGroupColumns = {
+    Column{"GROUP", "name"},
+    Column{"CHAIN", "chain"},
+    Column{"FAIL MODE", "fail_mode"},
+    Column{"PAIRS", "pairs"},
+};
+constexpr std::array kSfcChainColumns = {Column{"CHAIN", "name"}, Column{"GROUPS", "groups"}};
+constexpr std::array kSfcMatchColumns = {Column{"CLASSIFIER", "name"}, Column{"MATCH", "match"},
+                                         Column{"NORMALIZED", "normalized"}};
 
 }  // namespace
 
@@ -188,6 +225,23 @@ std::string render_counters(const json& result) {
   if (const json& tunnels = member(result, "tunnels"); !tunnels.is_null()) {
     append_section(out, "TUNNELS", render_table(kTunnelCounterColumns, tunnels));
   }
+  if (const json& sfc = member(result, "sfc"); sfc.is_object()) append_sfc_counters(out, sfc);
+  return out;
+}
+
+void append_sfc_counters(std::string& out, const json& sfc) {
+  append_section(out, "SFC CLASSIFIERS", render_table(kSfcClassifierColumns, member(sfc, "classifiers")));
+  append_section(out, "SFC HOPS", render_table(kSfcHopColumns, member(sfc, "hops")));
+  append_section(out, "SFC INSTANCES", render_table(kSfcInstanceColumns, member(sfc, "instances")));
+}
+
+std::string render_sfc(const json& result) {
+  if (!result.contains("counters")) return render_fields(result);  // a change verb: {ok, entries, groups}
+  std::string out;
+  append_section(out, "CHAINS", render_table(kSfcChainColumns, member(result, "chains")));
+  append_section(out, "GROUPS", render_table(kSfcGroupColumns, member(result, "groups")));
+  append_section(out, "MATCHES", render_table(kSfcMatchColumns, member(result, "classifiers")));
+  append_sfc_counters(out, member(result, "counters"));
   return out;
 }
 

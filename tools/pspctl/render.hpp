@@ -33,6 +33,9 @@ std::string render_fields(const nlohmann::json& object);
 std::string render_tunnels(const nlohmann::json& result);   // {"tunnels": [...]}
 std::string render_peers(const nlohmann::json& result);     // {"peers": [...]}
 std::string render_counters(const nlohmann::json& result);  // {"pipes", "ports", "psp", "tunnels"}
+// Service chains: the SFC sections of counters; `sfc show` (registry + counters), or a change verb's result.
+void append_sfc_counters(std::string& out, const nlohmann::json& sfc);
+std::string render_sfc(const nlohmann::json& result);
 // Mermaid: the text as it is (a trailing newline ensured); a JSON dump: pretty JSON.
 std::string render_pipeline(const nlohmann::json& result);
 

@@ -126,6 +126,7 @@ class FakeHandler final : public AdminHandler {
                             {"lost", 0},
                             {"issued_new_keys", issue}};
     }
+    if (cmd == cmd::kSfc) return nlohmann::json{{"ok", true}, {"argv", args.at("argv")}};  // what pspctl sent
     if (cmd == "sleep") {
       std::this_thread::sleep_for(std::chrono::milliseconds(args.at("ms").get<int>()));
       return nlohmann::json("slept");

@@ -1,0 +1,63 @@
+// The gateway's service chaining (issue 8): the registry the `pspctl sfc` verbs and x-sw.sfc change, its
+// program on the chain pipes (sfc/program.hpp) and the port pairs' health (sfc/health.hpp), behind one
+// mutex. Callers: the admin thread (verbs, show, counters), the control thread (health ticks and probes
+// back). Every change is transactional: the verb runs on a copy of the registry, the copy is programmed,
+// and only then does it replace the registry; a program that fails is rolled back to the previous one.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <mutex>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "admin/handler.hpp"
+#include "admin/stats.hpp"
+#include "gateway/config.hpp"
+#include "gateway/topology.hpp"
+#include "sfc/chains.hpp"
+#include "sfc/health.hpp"
+#include "sfc/program.hpp"
+
+namespace pspgw::gateway {
+
+class ServiceChaining {
+ public:
+  // ports: every host port in config order (PortId = index + 1).
+  // log: health changes (an instance out or back: rare, control thread).
+  ServiceChaining(Topology& topo, const std::vector<HostPortConfig>& ports, const SfcConfig& config,
+                  std::function<void(std::string_view)> log = {});
+
+  // Replays x-sw.sfc (the parser checked it; an error here names the key all the same).
+  Status<std::string> load(const SfcConfig& config);
+  // pspctl sfc: {"argv": ["VERB", ...]}; show returns the registry with its counters.
+  admin::AdminResult handle(const nlohmann::json& args, const std::vector<admin::PortSnapshot>& ports);
+
+  // Control thread, every ~100 ms: ages probes, sends the due ones through `send`, reprograms on a change.
+  using Send = std::function<bool(PortId, std::span<const uint8_t>)>;
+  void tick(std::chrono::steady_clock::time_point now, const Send& send);
+  // Control thread: a probe frame back from a VNF port.
+  void on_probe(std::span<const uint8_t> frame, PortId port);
+
+  // ports: the port snapshots in PortId order (network first).
+  admin::SfcSnapshot snapshot(const std::vector<admin::PortSnapshot>& ports) const;
+
+ private:
+  Status<sfc::SfcError> change(const std::vector<std::string>& argv);
+  void sync_health();
+  void apply_health();  // under mu_: log the changes, reprogram if any
+  sfc::ServiceChains::PortLookup lookup() const;
+
+  std::vector<HostPortConfig> ports_;
+  std::function<void(std::string_view)> log_;
+  mutable std::mutex mu_;
+  sfc::ServiceChains chains_;
+  sfc::ChainProgram program_;
+  sfc::HealthMonitor health_;
+  uint64_t changes_ = 0;
+};
+
+}  // namespace pspgw::gateway
