@@ -179,8 +179,13 @@ void PacketWorker::poll_port(ports::Port& port, bool network) {
     }
   } else {
     learn_workload_mac(batch, port.id().value() - 1);
-    process_host_batch(port, batch);
-    return;
+    // A VNF port returns frames that were sized at their workload's port (H2N) or came out of the tunnel
+    // (N2H): neither needs the too-big check again, and an ICMP error must never be sent into a VNF.
+    const std::size_t host_index = port.id().value() - 1;
+    if (host_index >= host_ports_.size() || !host_ports_[host_index]->vnf) {
+      process_host_batch(port, batch);
+      return;
+    }
   }
   flow_->process(batch, *sink_);
 }
