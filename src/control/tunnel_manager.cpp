@@ -143,13 +143,12 @@ TunnelManager::~TunnelManager() = default;
 
 CResult<psp::PspVersion> TunnelManager::negotiate(const std::vector<uint32_t>& accepted) const {
   for (uint32_t v : accepted) {  // first of the requester's list that we support (spec §2)
-    if (v == 0) return psp::PspVersion::kAesGcm128;
-    if (v == 1) return psp::PspVersion::kAesGcm256;
+    if (v <= psp::kPspMaxVersion) return static_cast<psp::PspVersion>(v);
   }
   std::string list;
   for (uint32_t v : accepted) list += (list.empty() ? "" : ",") + std::to_string(v);
   return fail(ControlError::kInvalidArgument,
-              "none of the accepted PSP versions [" + list + "] is supported (0, 1)");
+              "none of the accepted PSP versions [" + list + "] is supported (0..3)");
 }
 
 CStatus TunnelManager::check_request_locked(const MultiTunnelRequest& request) const {

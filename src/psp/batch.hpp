@@ -3,10 +3,10 @@
 // final). Each packet gets its own result; failed packets are left for the caller to drop and count.
 //
 // Frames (encap.hpp semantics):    encap_batch / decap_batch
-// UDP payloads (payload.hpp):      seal_payload_batch / open_payload_batch
+// The gateway's encap and seal:     encap_template.hpp (the daemon's encap()/encrypt() batch loops)
 //
-// The `steps` functions are the per-packet halves around the AEAD call; encap.cpp and payload.cpp build
-// the single-packet functions from the same steps, so there is one code path.
+// The `steps` functions are the per-packet halves around the AEAD call; encap.cpp builds the single-packet
+// functions from the same steps, so there is one code path.
 #pragma once
 
 #include <array>
@@ -28,7 +28,6 @@ namespace pspgw::psp {
 struct SealJob {
   SealParams params;
   const crypto::AeadKey* key = nullptr;
-  uint8_t next_header = 0;  // transport-mode UDP payloads only: the protocol of the L4 segment
 };
 
 // Where a received PSP frame's parts lie, found by steps::plan_decap before any PSP byte is read.
@@ -111,22 +110,11 @@ struct InnerIp {
 };
 InnerIp check_inner_ip(std::span<const uint8_t> bytes);
 
-// UDP payloads.
-Status<DropReason> prepare_payload_seal(net::Packet& pkt, const SealJob& job, crypto::AeadOp& op);
-// After a verified open: strips header and ICV, checks a tunnel's inner packet.
-Result<OpenInfo, DropReason> finish_payload_open(net::Packet& pkt, const PspLayout& layout);
-// After aead.open of a payload batch: finish_open, then finish_payload_open, for the n ops in `s`. One call
-// per batch, so that the per-packet steps inline.
-void finish_payload_open_batch(net::PacketBatch& pkts, detail::OpenScratch& s, std::size_t n,
-                               std::span<DropReason> results, std::span<OpenInfo> infos);
-
 }  // namespace steps
 
 // results.size() and jobs.size() must be >= pkts.size(). results[i] = kNone on success.
 void encap_batch(net::PacketBatch& pkts, std::span<const SealJob> jobs, const crypto::AeadBackend& aead,
                  std::span<DropReason> results);
-void seal_payload_batch(net::PacketBatch& pkts, std::span<const SealJob> jobs,
-                        const crypto::AeadBackend& aead, std::span<DropReason> results);
 
 // results.size() and infos.size() must be >= pkts.size().
 template <class Resolver>
@@ -149,19 +137,6 @@ void decap_batch(net::PacketBatch& pkts, Resolver& keys, const crypto::AeadBacke
   }
   aead.open({s.ops.data(), n});
   steps::finish_decap_batch(pkts, s, {plans.data(), n}, n, results, infos);
-}
-
-template <class Resolver>
-void open_payload_batch(net::PacketBatch& pkts, Resolver& keys, const crypto::AeadBackend& aead,
-                        std::span<DropReason> results, std::span<OpenInfo> infos) {
-  detail::OpenScratch s;
-  std::size_t n = 0;
-  for (std::size_t i = 0; i < pkts.size(); ++i) {
-    results[i] = detail::prepare_open_slot(pkts[i]->bytes(), keys, s, n);
-    if (results[i] == DropReason::kNone) s.pkt_index[n++] = static_cast<uint8_t>(i);
-  }
-  aead.open({s.ops.data(), n});
-  steps::finish_payload_open_batch(pkts, s, n, results, infos);
 }
 
 }  // namespace pspgw::psp

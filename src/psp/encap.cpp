@@ -188,6 +188,24 @@ void restore_transport(net::Packet& pkt, const DecapPlan& plan, const PspHeaderF
 
 namespace steps {
 
+InnerIp check_inner_ip(std::span<const uint8_t> b) {
+  if (b.empty()) return {};
+  if (b[0] >> 4 == 4) {
+    const uint32_t ihl = (b[0] & 0x0fu) * 4;
+    if (b.size() < kIpv4Size || ihl < kIpv4Size) return {};
+    const uint32_t total = load_be16(&b[offsetof(Ipv4Hdr, total_length)]);
+    if (total < ihl || total > b.size()) return {};
+    return {net::kIpProtoIpv4, total};
+  }
+  if (b[0] >> 4 == 6) {
+    if (b.size() < kIpv6Size) return {};
+    const uint32_t total = kIpv6Size + load_be16(&b[offsetof(Ipv6Hdr, payload_length)]);
+    if (total > b.size()) return {};
+    return {net::kIpProtoIpv6, total};
+  }
+  return {};
+}
+
 Status<DropReason> prepare_encap(net::Packet& pkt, const SealParams& params, const crypto::AeadKey& key,
                                  crypto::AeadOp& op) {
   auto f = net::parse_frame(pkt.bytes());

@@ -52,6 +52,20 @@ Result<PspHeaderFields, DropReason> decode_header(std::span<const uint8_t> b) {
   return f;
 }
 
+std::string_view to_string(PspVersion v) {
+  switch (v) {
+    case PspVersion::kAesGcm128:
+      return "aes-gcm-128";
+    case PspVersion::kAesGcm256:
+      return "aes-gcm-256";
+    case PspVersion::kAesGmac128:
+      return "aes-gmac-128";
+    case PspVersion::kAesGmac256:
+      return "aes-gmac-256";
+  }
+  return "unknown";
+}
+
 void set_sample_bit(uint8_t* header, bool on) {
   header[3] = static_cast<uint8_t>(on ? (header[3] | kFlagSample) : (header[3] & ~kFlagSample));
 }

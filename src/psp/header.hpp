@@ -4,8 +4,10 @@
 //  bytes 4..7 SPI, 8..15 IV, [16..23 Virtualization Cookie iff V]
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string_view>
 
 #include "base/byteorder.hpp"
 #include "base/result.hpp"
@@ -23,9 +25,16 @@ inline constexpr uint8_t kPspMaxCryptOffset = 63;  // 6 bits, 4-octet units
 enum class PspVersion : uint8_t {
   kAesGcm128 = 0,
   kAesGcm256 = 1,
-  kAesGmac128 = 2,
-  kAesGmac256 = 3,
+  kAesGmac128 = 2,  // integrity only (§3)
+  kAesGmac256 = 3,  // integrity only (§3)
 };
+inline constexpr uint8_t kPspMaxVersion = 3;  // 4..15 are undefined: discarded
+// "aes-gcm-128", "aes-gcm-256", "aes-gmac-128", "aes-gmac-256" (the reference tools' spelling).
+std::string_view to_string(PspVersion v);
+// The derived key's size (§4): 128-bit for versions 0/2, 256-bit for 1/3.
+constexpr std::size_t key_size(PspVersion v) {
+  return v == PspVersion::kAesGcm128 || v == PspVersion::kAesGmac128 ? 16 : 32;
+}
 
 struct PspHdr {
   uint8_t next_header;

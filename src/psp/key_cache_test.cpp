@@ -84,9 +84,10 @@ TEST_F(KeyCacheTest, UnknownKeys) {
   EXPECT_EQ(cache.key_for(0x80000001, PspVersion::kAesGcm128), nullptr);  // empty slot
   EXPECT_EQ(cache.key_for(0x00000000, PspVersion::kAesGcm128), nullptr);  // invalid SPI
   EXPECT_EQ(cache.key_for(0x80000000, PspVersion::kAesGcm128), nullptr);
-  EXPECT_EQ(cache.key_for(1, PspVersion::kAesGmac128), nullptr);
+  EXPECT_EQ(cache.key_for(1, static_cast<PspVersion>(4)), nullptr);
   EXPECT_NE(cache.key_for(1, PspVersion::kAesGcm128), nullptr);
-  EXPECT_EQ(cache.stats().unknown, 2u);   // no snapshot, GMAC version
+  EXPECT_NE(cache.key_for(1, PspVersion::kAesGmac256), nullptr);
+  EXPECT_EQ(cache.stats().unknown, 2u);   // no snapshot, undefined version
   EXPECT_EQ(cache.stats().unissued, 3u);  // empty slot, low bits zero (twice)
 }
 
@@ -102,7 +103,7 @@ TEST_F(KeyCacheTest, ResolveNamesTheReason) {
   EXPECT_EQ(why, DropReason::kUnissuedSpi);  // nothing handed out yet
   ASSERT_EQ(ring.allocate_spi().value(), 1u);
   EXPECT_NE(cache.resolve(1, PspVersion::kAesGcm128, why), nullptr);
-  EXPECT_EQ(cache.resolve(1, PspVersion::kAesGmac128, why), nullptr);
+  EXPECT_EQ(cache.resolve(1, static_cast<PspVersion>(4), why), nullptr);
   EXPECT_EQ(why, DropReason::kUnknownKey);
 }
 
