@@ -74,8 +74,8 @@ EncapError transport_payload(std::span<const uint8_t> frame, Payload& out) {
   return EncapError::kNone;
 }
 
-EncapError encap_payload(net::Packet& pkt, const EncapTemplate& t, const Payload& pl, uint64_t iv,
-                         uint32_t hash) {
+EncapError encap_payload(net::Packet& pkt, const EncapTemplate& t, const EthAddrs& eth, const Payload& pl,
+                         uint64_t iv, uint32_t hash) {
   const uint32_t udp_len = kUdp + t.psp_header_size() + pl.len + static_cast<uint32_t>(kPspIcvSize);
   const uint32_t outer_ip = t.psp_offset() - kEth - kUdp;
   // IPv4 counts its own header in the total length; IPv6's payload length is the UDP length.
@@ -84,7 +84,7 @@ EncapError encap_payload(net::Packet& pkt, const EncapTemplate& t, const Payload
   pkt.pull_front(pl.offset);
   if (pkt.headroom() < t.size() || pkt.tailroom() < kPspIcvSize) return EncapError::kTooBig;
   pkt.push_back(kPspIcvSize);
-  t.write(pkt.push_front(t.size()), pl.len, pl.next_header, iv, hash);
+  t.write(pkt.push_front(t.size()), eth, pl.len, pl.next_header, iv, hash);
   return EncapError::kNone;
 }
 
@@ -105,8 +105,6 @@ Result<EncapTemplate, DropReason> EncapTemplate::make(const SealParams& sa, cons
   t.version_ = static_cast<uint8_t>(sa.version);
   t.crypt_offset_ = sa.crypt_offset;
   uint8_t* p = t.bytes_.data();
-  std::memcpy(p, o.dst_mac.bytes.data(), 6);
-  std::memcpy(p + 6, o.src_mac.bytes.data(), 6);
   store_be16(p + 12, v4 ? net::kEtherTypeIpv4 : net::kEtherTypeIpv6);
   write_outer_ip(p + kEth, o);
   if (v4) t.ip_sum_ = ipv4_partial_sum(p + kEth);
@@ -119,16 +117,18 @@ Result<EncapTemplate, DropReason> EncapTemplate::make(const SealParams& sa, cons
   return t;
 }
 
-EncapError encap_tunnel(net::Packet& pkt, const EncapTemplate& t, uint64_t iv, uint32_t hash) {
+EncapError encap_tunnel(net::Packet& pkt, const EncapTemplate& t, const EthAddrs& eth, uint64_t iv,
+                        uint32_t hash) {
   Payload pl;
   if (!tunnel_payload(pkt.bytes(), pl)) return EncapError::kBadFrame;
-  return encap_payload(pkt, t, pl, iv, hash);
+  return encap_payload(pkt, t, eth, pl, iv, hash);
 }
 
-EncapError encap_transport(net::Packet& pkt, const EncapTemplate& t, uint64_t iv, uint32_t hash) {
+EncapError encap_transport(net::Packet& pkt, const EncapTemplate& t, const EthAddrs& eth, uint64_t iv,
+                           uint32_t hash) {
   Payload pl;
   if (const EncapError e = transport_payload(pkt.bytes(), pl); e != EncapError::kNone) return e;
-  return encap_payload(pkt, t, pl, iv, hash);
+  return encap_payload(pkt, t, eth, pl, iv, hash);
 }
 
 DropReason prepare_frame_seal(net::Packet& pkt, const EncapTemplate& t, const crypto::AeadKey& key,

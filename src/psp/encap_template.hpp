@@ -9,6 +9,8 @@
 // and IPv4 checksum (an incremental sum over the template's precomputed one), the UDP source port and
 // IPv6 flow label (the inner flow's hash, §1), the Next Header and the IV. The payload never moves.
 //
+// The outer Ethernet addresses are the sender's and come with each call (two fixed-size stores).
+//
 //   tunnel:    [Eth][inner IP ...]            -> [Eth][outer IP][UDP][PSP, NH 4/41][inner IP ...][ICV room]
 //   transport: [Eth][IP][ext hdrs][L4 ...]    -> [Eth][outer IP][UDP][PSP, NH = L4 proto][L4 ...][ICV room]
 //              (the kernel-socket gateway rebuilds the IP header from the outer one: psp_actions.hpp)
@@ -34,14 +36,21 @@
 
 namespace pspgw::psp {
 
-// The outer headers of one SA: addresses (same family) and the Ethernet header of the wire side.
+// The outer IP addresses of one SA (same family).
 struct OuterHeaders {
-  net::MacAddr src_mac;
-  net::MacAddr dst_mac;
   net::IpAddr local;
   net::IpAddr peer;
   uint8_t ttl = 64;
 };
+
+// The outer Ethernet addresses, destination then source as on the wire: the sender's, not the SA's.
+using EthAddrs = std::array<uint8_t, 12>;
+inline EthAddrs eth_addrs(const net::MacAddr& dst, const net::MacAddr& src) {
+  EthAddrs a;
+  std::memcpy(a.data(), dst.bytes.data(), 6);
+  std::memcpy(a.data() + 6, src.bytes.data(), 6);
+  return a;
+}
 
 // Why encap refused a frame (the pipeline maps these onto its drop codes).
 enum class EncapError : uint8_t {
@@ -70,7 +79,8 @@ class EncapTemplate {
 
   // Writes the outer headers and the PSP header of a payload of `payload_len` bytes in front of `payload`
   // (which must have size() bytes of headroom): `at` = payload - size().
-  inline void write(uint8_t* at, uint32_t payload_len, uint8_t next_header, uint64_t iv, uint32_t hash) const;
+  inline void write(uint8_t* at, const EthAddrs& eth, uint32_t payload_len, uint8_t next_header, uint64_t iv,
+                    uint32_t hash) const;
 
  private:
   enum class Shape : uint8_t { kV4, kV4Vc, kV6, kV6Vc };
@@ -89,11 +99,14 @@ class EncapTemplate {
   Shape shape_ = Shape::kV4;
 };
 
-// encap(): frame -> [Eth][outer][UDP][PSP header][payload][ICV room] with the template's SA, IV `iv`, the
-// flow hash `hash` (UDP source port, IPv6 flow label). A refused frame is to be dropped (it may have been
-// trimmed of Ethernet padding). Tunnel: the payload is the inner IP packet; transport: its L4 segment.
-EncapError encap_tunnel(net::Packet& pkt, const EncapTemplate& t, uint64_t iv, uint32_t hash);
-EncapError encap_transport(net::Packet& pkt, const EncapTemplate& t, uint64_t iv, uint32_t hash);
+// encap(): frame -> [Eth][outer][UDP][PSP header][payload][ICV room] with the template's SA, Ethernet
+// addresses `eth`, IV `iv`, the flow hash `hash` (UDP source port, IPv6 flow label). A refused frame is to
+// be dropped (it may have been trimmed of Ethernet padding). Tunnel: the payload is the inner IP packet;
+// transport: its L4 segment.
+EncapError encap_tunnel(net::Packet& pkt, const EncapTemplate& t, const EthAddrs& eth, uint64_t iv,
+                        uint32_t hash);
+EncapError encap_transport(net::Packet& pkt, const EncapTemplate& t, const EthAddrs& eth, uint64_t iv,
+                           uint32_t hash);
 
 // encrypt(): points `op` at a frame encap_* made, to seal it in place with `key`, the key of `t`'s SA.
 // The header must be what `t` writes, up to the S bit and the SPI: a re-key may have replaced the SA
@@ -120,8 +133,8 @@ inline uint16_t entropy_port(uint32_t hash) {
 
 }  // namespace detail
 
-inline void EncapTemplate::write(uint8_t* at, uint32_t payload_len, uint8_t next_header, uint64_t iv,
-                                 uint32_t hash) const {
+inline void EncapTemplate::write(uint8_t* at, const EthAddrs& eth, uint32_t payload_len, uint8_t next_header,
+                                 uint64_t iv, uint32_t hash) const {
   constexpr uint32_t kEth = 14, kV4 = 20, kV6 = 40, kUdp = 8;
   const uint32_t udp_len = kUdp + hdr_len_ + payload_len + static_cast<uint32_t>(kPspIcvSize);
   uint8_t* ip = at + kEth;
@@ -140,6 +153,7 @@ inline void EncapTemplate::write(uint8_t* at, uint32_t payload_len, uint8_t next
       copy<kEth + kV6 + kUdp + kPspHeaderSize + kPspVcSize>(at, bytes_.data());
       break;
   }
+  std::memcpy(at, eth.data(), eth.size());
   if (shape_ == Shape::kV4 || shape_ == Shape::kV4Vc) {
     const uint32_t total = kV4 + udp_len;
     store_be16(ip + 2, static_cast<uint16_t>(total));

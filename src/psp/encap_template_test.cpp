@@ -25,12 +25,13 @@ constexpr PspVersion kVersions[] = {PspVersion::kAesGcm128, PspVersion::kAesGcm2
 
 OuterHeaders outer_of(IpFamily f) {
   OuterHeaders o;
-  o.src_mac = *net::MacAddr::parse("02:00:00:00:00:01");
-  o.dst_mac = *net::MacAddr::parse("02:00:00:00:00:02");
   o.local = *net::IpAddr::parse(f == IpFamily::kV4 ? "192.0.2.1" : "2001:db8::1");
   o.peer = *net::IpAddr::parse(f == IpFamily::kV4 ? "192.0.2.2" : "2001:db8::2");
   return o;
 }
+
+const EthAddrs kEth =
+    eth_addrs(*net::MacAddr::parse("02:00:00:00:00:02"), *net::MacAddr::parse("02:00:00:00:00:01"));
 
 SealParams sa_params(PspVersion v, bool vc, uint8_t off, uint32_t spi = 0x80000007) {
   SealParams p;
@@ -60,8 +61,8 @@ class EncapTemplateTest : public ::testing::TestWithParam<const char*> {
   // encap() then encrypt() as the daemon's actions run them, one packet.
   DropReason encap_and_seal(net::Packet& pkt, const EncapTemplate& t, const crypto::AeadKey& key, Mode mode,
                             uint64_t iv) {
-    const EncapError e =
-        mode == Mode::kTunnel ? encap_tunnel(pkt, t, iv, 0x12345) : encap_transport(pkt, t, iv, 0x12345);
+    const EncapError e = mode == Mode::kTunnel ? encap_tunnel(pkt, t, kEth, iv, 0x12345)
+                                               : encap_transport(pkt, t, kEth, iv, 0x12345);
     if (e != EncapError::kNone) return DropReason::kNoRoom;
     crypto::AeadOp op;
     if (const DropReason r = prepare_frame_seal(pkt, t, key, op); r != DropReason::kNone) return r;
@@ -97,6 +98,7 @@ TEST_P(EncapTemplateTest, TunnelRoundTripsEveryShape) {
           EXPECT_EQ(f->ip.dst_port, kPspUdpPort);
           EXPECT_EQ(f->ip.src_port, 0xc000 | (0x12345 & 0x3fff));
           EXPECT_EQ(load_be16(&enc[f->ip.l4_offset + 6]), 0);  // UDP checksum 0
+          EXPECT_TRUE(std::equal(kEth.begin(), kEth.end(), enc.begin()));
           EXPECT_TRUE(outer != IpFamily::kV4 || net::ipv4_checksum_ok(&enc[14]));
           const std::size_t inner_len = frame.size() - 14;
           EXPECT_EQ(enc.size(), t.size() + inner_len + kPspIcvSize);
@@ -158,7 +160,7 @@ TEST_P(EncapTemplateTest, SealNamesTheSpiOfTheKeyThatSeals) {
   const auto new_key = tx_key(new_sa.spi(), PspVersion::kAesGcm256);
   const auto frame = testing::make_frame({IpFamily::kV4, 17, 100});
   net::Packet* pkt = testing::load(pool_, frame);
-  ASSERT_EQ(encap_tunnel(*pkt, old_sa, 9, 1), EncapError::kNone);
+  ASSERT_EQ(encap_tunnel(*pkt, old_sa, kEth, 9, 1), EncapError::kNone);
   pkt->data()[old_sa.psp_offset() + 3] |= 0x80;  // EGR_SAMP sampled it in between: still this SA's header
   crypto::AeadOp op;
   ASSERT_EQ(prepare_frame_seal(*pkt, new_sa, *new_key, op), DropReason::kNone);
@@ -179,13 +181,13 @@ TEST_P(EncapTemplateTest, SealNamesTheSpiOfTheKeyThatSeals) {
     const auto t = EncapTemplate::make(other, outer_of(IpFamily::kV6)).value();
     const auto key = tx_key(t.spi(), other.version);
     net::Packet* p = testing::load(pool_, frame);
-    ASSERT_EQ(encap_tunnel(*p, old_sa, 10, 1), EncapError::kNone);
+    ASSERT_EQ(encap_tunnel(*p, old_sa, kEth, 10, 1), EncapError::kNone);
     EXPECT_EQ(prepare_frame_seal(*p, t, *key, op), DropReason::kBadHeader);
     pool_.free(p);
   }
   // A key of another algorithm than the SA's version.
   net::Packet* p = testing::load(pool_, frame);
-  ASSERT_EQ(encap_tunnel(*p, new_sa, 11, 1), EncapError::kNone);
+  ASSERT_EQ(encap_tunnel(*p, new_sa, kEth, 11, 1), EncapError::kNone);
   EXPECT_EQ(prepare_frame_seal(*p, new_sa, *tx_key(1, PspVersion::kAesGmac256), op), DropReason::kBadVersion);
   pool_.free(p);
 }
@@ -196,20 +198,20 @@ TEST_P(EncapTemplateTest, RefusalsAreNamed) {
   std::vector<uint8_t> arp(60, 0);
   store_be16(&arp[12], 0x0806);
   net::Packet* pkt = testing::load(pool_, arp);
-  EXPECT_EQ(encap_tunnel(*pkt, t, 1, 0), EncapError::kBadFrame);
-  EXPECT_EQ(encap_transport(*pkt, t, 1, 0), EncapError::kBadFrame);
+  EXPECT_EQ(encap_tunnel(*pkt, t, kEth, 1, 0), EncapError::kBadFrame);
+  EXPECT_EQ(encap_transport(*pkt, t, kEth, 1, 0), EncapError::kBadFrame);
   pool_.free(pkt);
   auto frag = testing::make_frame({IpFamily::kV4, 17, 100});
   store_be16(&frag[14 + 6], net::kIpv4FlagMf);
   net::ipv4_set_checksum(&frag[14]);
   pkt = testing::load(pool_, frag);
-  EXPECT_EQ(encap_transport(*pkt, t, 1, 0), EncapError::kFragment);
+  EXPECT_EQ(encap_transport(*pkt, t, kEth, 1, 0), EncapError::kFragment);
   pool_.free(pkt);
   pkt = pool_.alloc();
   const auto frame = testing::make_frame({IpFamily::kV4, 17, 100});
   pkt->reset(20);  // too little headroom for Eth + IPv4 + UDP + PSP
   ASSERT_TRUE(pkt->assign(frame));
-  EXPECT_EQ(encap_tunnel(*pkt, t, 1, 0), EncapError::kTooBig);
+  EXPECT_EQ(encap_tunnel(*pkt, t, kEth, 1, 0), EncapError::kTooBig);
   pool_.free(pkt);
   EXPECT_EQ(
       EncapTemplate::make(sa_params(static_cast<PspVersion>(4), false, 0), outer_of(IpFamily::kV4)).error(),

@@ -17,8 +17,9 @@ void KeyCache::update(std::shared_ptr<const MasterKeySnapshot> snapshot) {
 
 std::size_t KeyCache::index(uint32_t spi, PspVersion version) const {
   if (index_shift_ == 64) return 0;
-  // Fibonacci hashing: SPIs are sequential counters, the multiply spreads them over the sets.
-  const uint64_t x = (uint64_t{spi} << 1 | static_cast<uint64_t>(version)) * 0x9e3779b97f4a7c15ull;
+  // Fibonacci hashing: SPIs are sequential counters, the multiply spreads them over the sets. The version
+  // takes the low 4 bits whole (with one bit, versions 2/3 folded SPI pairs onto one set).
+  const uint64_t x = (uint64_t{spi} << 4 | (static_cast<uint64_t>(version) & 0xf)) * 0x9e3779b97f4a7c15ull;
   return static_cast<std::size_t>(x >> index_shift_);
 }
 

@@ -75,6 +75,23 @@ TEST_F(KeyCacheTest, MissThenHit) {
   EXPECT_EQ(cache.stats().misses, 2u);
 }
 
+// Neighbouring SPIs of every version keep their own entries: the set index once folded SPI pairs of
+// versions 2/3 together, so a GMAC tunnel pair re-derived its keys on every packet.
+TEST_F(KeyCacheTest, NeighbouringSpisOfEveryVersionStayCached) {
+  testing::issue_all(ring_);
+  KeyCache cache(*aead_, 64);
+  cache.update(ring_.snapshot());
+  for (int pass = 0; pass < 2; ++pass) {
+    for (uint8_t v = 0; v <= kPspMaxVersion; ++v) {
+      for (uint32_t spi = 1; spi <= 2; ++spi) {
+        EXPECT_NE(cache.key_for(spi, static_cast<PspVersion>(v)), nullptr);
+      }
+    }
+  }
+  EXPECT_EQ(cache.stats().misses, 8u);
+  EXPECT_EQ(cache.stats().hits, 8u);
+}
+
 TEST_F(KeyCacheTest, UnknownKeys) {
   KeyCache cache(*aead_, 16);
   EXPECT_EQ(cache.key_for(1, PspVersion::kAesGcm128), nullptr);  // no snapshot yet
