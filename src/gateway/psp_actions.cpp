@@ -156,13 +156,11 @@ class DecryptAction final : public flow::BatchAction {
     std::size_t n = 0;
     for (std::size_t i = 0; i < pkts.size(); ++i) {
       net::Packet& pkt = *pkts[i];
-      auto plan = psp::steps::plan_decap(pkt.bytes());
-      if (!plan) {
-        verdict(pkt, w, plan.error());
-        continue;
+      psp::DecapPlan plan;
+      psp::DropReason r = psp::steps::plan_decap(pkt.bytes(), plan);
+      if (r == psp::DropReason::kNone) {
+        r = psp::detail::prepare_open_slot(pkt.bytes().subspan(plan.psp_offset, plan.psp_len), w.keys, s, n);
       }
-      const psp::DropReason r =
-          psp::detail::prepare_open_slot(pkt.bytes().subspan(plan->psp_offset, plan->psp_len), w.keys, s, n);
       if (r != psp::DropReason::kNone) {
         verdict(pkt, w, r);
         continue;
@@ -211,15 +209,20 @@ class DecapAction final : public flow::BatchAction {
 
  private:
   uint8_t decap_one(net::Packet& pkt, uint64_t host_port) const {
-    auto plan = psp::steps::plan_decap(pkt.bytes());
-    if (!plan) return static_cast<uint8_t>(plan.error());
-    auto layout = psp::parse_open(pkt.bytes().subspan(plan->psp_offset, plan->psp_len));
-    if (!layout) return static_cast<uint8_t>(layout.error());
-    const uint8_t nh = layout->header.next_header;
+    psp::DecapPlan plan;
+    if (const psp::DropReason r = psp::steps::plan_decap(pkt.bytes(), plan); r != psp::DropReason::kNone)
+      return static_cast<uint8_t>(r);
+    psp::PspLayout layout;
+    if (const psp::DropReason r = psp::parse_open(pkt.bytes().subspan(plan.psp_offset, plan.psp_len), layout);
+        r != psp::DropReason::kNone)
+      return static_cast<uint8_t>(r);
+    const uint8_t nh = layout.header.next_header;
     const bool tunnel = nh == net::kIpProtoIpv4 || nh == net::kIpProtoIpv6;  // as finish_decap decides
     if (tunnel != (M == psp::Mode::kTunnel)) return drop(GatewayDrop::kWrongMode);
-    auto info = psp::steps::finish_decap(pkt, *plan, *layout);
-    if (!info) return static_cast<uint8_t>(info.error());
+    psp::OpenInfo info;
+    if (const psp::DropReason r = psp::steps::finish_decap(pkt, plan, layout, info);
+        r != psp::DropReason::kNone)
+      return static_cast<uint8_t>(r);
     if (host_port >= ctx_.host_ports->size()) return drop(GatewayDrop::kNoWorkload);
     const HostPortInfo& port = *(*ctx_.host_ports)[host_port];
     const uint64_t mac =

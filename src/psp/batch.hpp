@@ -16,7 +16,9 @@
 #include <span>
 #include <type_traits>
 
+#include "base/byteorder.hpp"
 #include "crypto/aead.hpp"
+#include "net/headers.hpp"
 #include "net/packet.hpp"
 #include "psp/drop_reason.hpp"
 #include "psp/encap.hpp"
@@ -94,6 +96,8 @@ namespace steps {
 Status<DropReason> prepare_encap(net::Packet& pkt, const SealParams& params, const crypto::AeadKey& key,
                                  crypto::AeadOp& op);
 Result<DecapPlan, DropReason> plan_decap(std::span<const uint8_t> frame);
+// The same into `plan` (the batch form): kNone, or the reason (then `plan` is unspecified).
+DropReason plan_decap(std::span<const uint8_t> frame, DecapPlan& plan);
 // After a verified open: restores the original frame (see encap.hpp).
 Result<OpenInfo, DropReason> finish_decap(net::Packet& pkt, const DecapPlan& plan, const PspLayout& layout);
 // The same into `info`: kNone (info filled) or the reason (info untouched).
@@ -108,7 +112,23 @@ struct InnerIp {
   uint8_t next_header = 0;  // 4 (IPv4) or 41 (IPv6), as PSP Next Header; 0 = not a valid IP packet
   uint32_t length = 0;      // the IP packet's own length (<= bytes present)
 };
-InnerIp check_inner_ip(std::span<const uint8_t> bytes);
+inline InnerIp check_inner_ip(std::span<const uint8_t> b) {
+  if (b.empty()) return {};
+  if (b[0] >> 4 == 4) {
+    const uint32_t ihl = (b[0] & 0x0fu) * 4;
+    if (b.size() < sizeof(net::Ipv4Hdr) || ihl < sizeof(net::Ipv4Hdr)) return {};
+    const uint32_t total = load_be16(&b[offsetof(net::Ipv4Hdr, total_length)]);
+    if (total < ihl || total > b.size()) return {};
+    return {net::kIpProtoIpv4, total};
+  }
+  if (b[0] >> 4 == 6) {
+    if (b.size() < sizeof(net::Ipv6Hdr)) return {};
+    const uint32_t total = sizeof(net::Ipv6Hdr) + load_be16(&b[offsetof(net::Ipv6Hdr, payload_length)]);
+    if (total > b.size()) return {};
+    return {net::kIpProtoIpv6, total};
+  }
+  return {};
+}
 
 }  // namespace steps
 
@@ -125,14 +145,11 @@ void decap_batch(net::PacketBatch& pkts, Resolver& keys, const crypto::AeadBacke
   std::size_t n = 0;
   for (std::size_t i = 0; i < pkts.size(); ++i) {
     net::Packet& pkt = *pkts[i];
-    auto plan = steps::plan_decap(pkt.bytes());
-    if (!plan) {
-      results[i] = plan.error();
-      continue;
-    }
-    results[i] = detail::prepare_open_slot(pkt.bytes().subspan(plan->psp_offset, plan->psp_len), keys, s, n);
+    DecapPlan& plan = plans.make(n);
+    results[i] = steps::plan_decap(pkt.bytes(), plan);
     if (results[i] != DropReason::kNone) continue;
-    plans.make(n) = *plan;
+    results[i] = detail::prepare_open_slot(pkt.bytes().subspan(plan.psp_offset, plan.psp_len), keys, s, n);
+    if (results[i] != DropReason::kNone) continue;
     s.pkt_index[n++] = static_cast<uint8_t>(i);
   }
   aead.open({s.ops.data(), n});

@@ -47,7 +47,7 @@ struct Payload {
 };
 
 // Tunnel: the whole IP packet after Ethernet (+ one VLAN tag); the ethertype must name its family.
-bool tunnel_payload(std::span<const uint8_t> f, Payload& out) {
+[[gnu::always_inline]] inline bool tunnel_payload(std::span<const uint8_t> f, Payload& out) {
   if (f.size() < kEth) return false;
   uint16_t type = load_be16(&f[12]);
   uint32_t l2 = kEth;
@@ -74,8 +74,9 @@ EncapError transport_payload(std::span<const uint8_t> frame, Payload& out) {
   return EncapError::kNone;
 }
 
-EncapError encap_payload(net::Packet& pkt, const EncapTemplate& t, const EthAddrs& eth, const Payload& pl,
-                         uint64_t iv, uint32_t hash) {
+[[gnu::always_inline]] inline EncapError encap_payload(net::Packet& pkt, const EncapTemplate& t,
+                                                       const EthAddrs& eth, const Payload& pl, uint64_t iv,
+                                                       uint32_t hash) {
   const uint32_t udp_len = kUdp + t.psp_header_size() + pl.len + static_cast<uint32_t>(kPspIcvSize);
   const uint32_t outer_ip = t.psp_offset() - kEth - kUdp;
   // IPv4 counts its own header in the total length; IPv6's payload length is the UDP length.
@@ -91,7 +92,8 @@ EncapError encap_payload(net::Packet& pkt, const EncapTemplate& t, const EthAddr
 }  // namespace
 
 Result<EncapTemplate, DropReason> EncapTemplate::make(const SealParams& sa, const OuterHeaders& o) {
-  if (!aead_alg(static_cast<uint8_t>(sa.version))) return Err{DropReason::kBadVersion};
+  const auto alg = aead_alg(static_cast<uint8_t>(sa.version));
+  if (!alg) return Err{DropReason::kBadVersion};
   if (sa.crypt_offset > kPspMaxCryptOffset) return Err{DropReason::kBadCryptOffset};
   if (o.local.family != o.peer.family || o.local.family == net::IpFamily::kNone)
     return Err{DropReason::kBadOuterPacket};
@@ -103,6 +105,7 @@ Result<EncapTemplate, DropReason> EncapTemplate::make(const SealParams& sa, cons
   t.size_ = static_cast<uint8_t>(kEth + ip_len + kUdp + t.hdr_len_);
   t.spi_ = sa.spi;
   t.version_ = static_cast<uint8_t>(sa.version);
+  t.alg_ = *alg;
   t.crypt_offset_ = sa.crypt_offset;
   uint8_t* p = t.bytes_.data();
   store_be16(p + 12, v4 ? net::kEtherTypeIpv4 : net::kEtherTypeIpv6);
@@ -129,29 +132,6 @@ EncapError encap_transport(net::Packet& pkt, const EncapTemplate& t, const EthAd
   Payload pl;
   if (const EncapError e = transport_payload(pkt.bytes(), pl); e != EncapError::kNone) return e;
   return encap_payload(pkt, t, eth, pl, iv, hash);
-}
-
-DropReason prepare_frame_seal(net::Packet& pkt, const EncapTemplate& t, const crypto::AeadKey& key,
-                              crypto::AeadOp& op) {
-  constexpr uint8_t kSampleBit = 0x80;
-  const uint32_t off = t.psp_offset();
-  const uint32_t hdr_len = t.psp_header_size();
-  if (pkt.size() < off + hdr_len + kPspIcvSize) return DropReason::kTooShort;
-  uint8_t* psp = pkt.data() + off;
-  const uint8_t* want = t.psp_header().data();
-  if (psp[1] != want[1] || psp[2] != want[2] || (psp[3] & ~kSampleBit) != want[3] ||
-      (hdr_len > kPspHeaderSize &&
-       std::memcmp(psp + kPspHeaderSize, want + kPspHeaderSize, kPspVcSize) != 0)) {
-    return DropReason::kBadHeader;
-  }
-  if (aead_alg(t.version()) != key.alg()) return DropReason::kBadVersion;
-  const auto body = static_cast<uint32_t>(pkt.size() - off - kPspHeaderSize - kPspIcvSize);  // VC + payload
-  const uint32_t clear = t.crypt_offset() * detail::kCryptOffsetUnit;
-  if (clear > body) return DropReason::kBadCryptOffset;
-  store_be32(psp + 4, t.spi());
-  detail::point_op(psp, t.spi(), load_be64(psp + 8), static_cast<uint32_t>(kPspHeaderSize) + clear,
-                   body - clear, key, op);
-  return DropReason::kNone;
 }
 
 }  // namespace pspgw::psp

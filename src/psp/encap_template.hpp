@@ -73,6 +73,7 @@ class EncapTemplate {
   uint32_t psp_header_size() const { return hdr_len_; }
   uint32_t spi() const { return spi_; }
   uint8_t version() const { return version_; }
+  crypto::AeadAlg alg() const { return alg_; }  // of the version
   uint8_t crypt_offset() const { return crypt_offset_; }
   // The PSP header bytes this template writes (Next Header and IV zero).
   std::span<const uint8_t> psp_header() const { return {bytes_.data() + psp_offset(), hdr_len_}; }
@@ -97,6 +98,7 @@ class EncapTemplate {
   uint8_t version_ = 0;
   uint8_t crypt_offset_ = 0;
   Shape shape_ = Shape::kV4;
+  crypto::AeadAlg alg_ = crypto::AeadAlg::kAesGcm128;
 };
 
 // encap(): frame -> [Eth][outer][UDP][PSP header][payload][ICV room] with the template's SA, Ethernet
@@ -113,8 +115,8 @@ EncapError encap_transport(net::Packet& pkt, const EncapTemplate& t, const EthAd
 // between encap and encrypt, and then the packet names the SPI of the key that seals it (t's; the peer
 // has both open, make before break). kTooShort: not a frame of this shape; kBadHeader: written by an SA
 // with another version, VC or crypt offset; kBadCryptOffset: the clear bytes pass the payload.
-DropReason prepare_frame_seal(net::Packet& pkt, const EncapTemplate& t, const crypto::AeadKey& key,
-                              crypto::AeadOp& op);
+inline DropReason prepare_frame_seal(net::Packet& pkt, const EncapTemplate& t, const crypto::AeadKey& key,
+                                     crypto::AeadOp& op);
 
 // ---- inline: the per-packet copy and patch -----------------------------------------------------------
 
@@ -169,6 +171,29 @@ inline void EncapTemplate::write(uint8_t* at, const EthAddrs& eth, uint32_t payl
   uint8_t* psp = udp + kUdp;
   psp[0] = next_header;
   store_be64(psp + 8, iv);
+}
+
+inline DropReason prepare_frame_seal(net::Packet& pkt, const EncapTemplate& t, const crypto::AeadKey& key,
+                                     crypto::AeadOp& op) {
+  constexpr uint8_t kSampleBit = 0x80;
+  const uint32_t off = t.psp_offset();
+  const uint32_t hdr_len = t.psp_header_size();
+  if (pkt.size() < off + hdr_len + kPspIcvSize) return DropReason::kTooShort;
+  uint8_t* psp = pkt.data() + off;
+  const uint8_t* want = t.psp_header().data();
+  if (psp[1] != want[1] || psp[2] != want[2] || (psp[3] & ~kSampleBit) != want[3] ||
+      (hdr_len > kPspHeaderSize &&
+       std::memcmp(psp + kPspHeaderSize, want + kPspHeaderSize, kPspVcSize) != 0)) {
+    return DropReason::kBadHeader;
+  }
+  if (t.alg() != key.alg()) return DropReason::kBadVersion;
+  const auto body = static_cast<uint32_t>(pkt.size() - off - kPspHeaderSize - kPspIcvSize);  // VC + payload
+  const uint32_t clear = t.crypt_offset() * detail::kCryptOffsetUnit;
+  if (clear > body) return DropReason::kBadCryptOffset;
+  store_be32(psp + 4, t.spi());
+  detail::point_op(psp, t.spi(), load_be64(psp + 8), static_cast<uint32_t>(kPspHeaderSize) + clear,
+                   body - clear, key, op);
+  return DropReason::kNone;
 }
 
 }  // namespace pspgw::psp
