@@ -283,7 +283,7 @@ TEST_F(Flags, BadValuesAreUsageErrors) {
   EXPECT_EQ(fails({}).code, 2);  // -c is required
   EXPECT_NE(fails({}).text.find("--config"), std::string::npos);
   EXPECT_EQ(fails({"-c", "/nonexistent/x.json"}).code, 2);
-  for (std::vector<std::string> bad : {std::vector<std::string>{"--psp-version", "2"},
+  for (std::vector<std::string> bad : {std::vector<std::string>{"--psp-version", "4"},
                                        {"--outer-ip-type", "ipv5"},
                                        {"--mode", "tunnels"},
                                        {"--decap-dmac", "zz"},
