@@ -72,11 +72,11 @@ struct OpenScratch {
   std::array<uint8_t, net::kMaxBatch> pkt_index;
 };
 
-// prepare_open into slot n of `s`. The slots are constructed only once the header has been decoded, next
-// to the stores that fill them, so that the compiler can drop their default initialisation.
+// prepare_open into slot n of `s`. The header is decoded straight into the slot: decoded into a local and
+// copied, the copy reloaded the decoder's narrow stores as wide ones and stalled (store forwarding).
 template <class Resolver>
 DropReason prepare_open_slot(std::span<uint8_t> psp_packet, Resolver& keys, OpenScratch& s, std::size_t n) {
-  PspLayout l;
+  PspLayout& l = s.layouts.make(n);
   if (const DropReason r = parse_open(psp_packet, l); r != DropReason::kNone) return r;
   DropReason why = DropReason::kUnknownKey;
   const crypto::AeadKey* key =
@@ -84,7 +84,6 @@ DropReason prepare_open_slot(std::span<uint8_t> psp_packet, Resolver& keys, Open
   if (key == nullptr) return why;
   if (!key_opens(key, l)) return DropReason::kUnknownKey;
   detail::point_op(psp_packet.data(), l.header.spi, l.header.iv, l.aad_len, l.text_len, *key, s.ops.make(n));
-  s.layouts.make(n) = l;
   return DropReason::kNone;
 }
 

@@ -280,9 +280,12 @@ Result<DecapPlan, DropReason> plan_decap(std::span<const uint8_t> frame) {
   return p;
 }
 
+// The header is read in place, not copied first: parse_open has just written it field by field, and a
+// whole-struct reload of those stores stalled (store forwarding; perf annotate on bench/psp_seal).
 DropReason finish_decap(net::Packet& pkt, const DecapPlan& plan, const PspLayout& layout, OpenInfo& info) {
-  PspHeaderFields h = layout.header;
-  if (h.has_vc) h.vc = load_be64(pkt.data() + plan.psp_offset + kPspHeaderSize);  // as decrypted
+  const PspHeaderFields& h = layout.header;
+  // As decrypted, and before the restore moves the L2 header over it.
+  const uint64_t vc = h.has_vc ? load_be64(pkt.data() + plan.psp_offset + kPspHeaderSize) : 0;
   const bool tunnel = h.next_header == net::kIpProtoIpv4 || h.next_header == net::kIpProtoIpv6;
   if (tunnel) {
     if (const DropReason r = restore_tunnel(pkt, plan, h); r != DropReason::kNone) return r;
@@ -290,6 +293,7 @@ DropReason finish_decap(net::Packet& pkt, const DecapPlan& plan, const PspLayout
     restore_transport(pkt, plan, h);
   }
   info.header = h;
+  info.header.vc = vc;
   info.mode = tunnel ? Mode::kTunnel : Mode::kTransport;
   return DropReason::kNone;
 }
