@@ -38,7 +38,8 @@ bool write_psp_seeds(const fs::path& root) {
   int n = 0;
   for (auto mode : {psp::Mode::kTransport, psp::Mode::kTunnel}) {
     for (auto fam : {net::IpFamily::kV4, net::IpFamily::kV6}) {
-      for (auto v : {psp::PspVersion::kAesGcm128, psp::PspVersion::kAesGcm256}) {
+      for (auto v : {psp::PspVersion::kAesGcm128, psp::PspVersion::kAesGcm256, psp::PspVersion::kAesGmac128,
+                     psp::PspVersion::kAesGmac256}) {
         for (bool vc : {false, true}) {
           const auto frame = psp::testing::make_frame(
               {fam, static_cast<uint8_t>(vc ? 6 : 17), 24, vc && v == psp::PspVersion::kAesGcm128});

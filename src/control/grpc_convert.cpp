@@ -36,9 +36,10 @@ CResult<TunnelParams> from_proto(const psp_gateway::TunnelParameters& p, const s
     return invalid(where + ".encap_type",
                    std::to_string(p.encap_type()) + " does not match ip_addr " + p.ip_addr());
   }
-  if (p.psp_version() > 1) {
-    return invalid(where + ".psp_version",
-                   std::to_string(p.psp_version()) + " is not 0 (AES-GCM-128) or 1 (AES-GCM-256)");
+  if (p.psp_version() > psp::kPspMaxVersion) {
+    return invalid(where + ".psp_version", std::to_string(p.psp_version()) +
+                                               " is not 0 (AES-GCM-128), 1 (AES-GCM-256), 2 (AES-GMAC-128) "
+                                               "or 3 (AES-GMAC-256)");
   }
   psp::DerivedKey key;
   key.version = static_cast<psp::PspVersion>(p.psp_version());

@@ -49,9 +49,16 @@ TEST(GrpcConvert, EveryTunnelParametersFieldIsValidated) {
   p.set_encap_type(4);
   EXPECT_EQ(error_of(p), "tunnels[0].reverse_params.encap_type: 4 does not match ip_addr 2001:db8::2");
   p = good_params();
+  p.set_psp_version(4);
+  EXPECT_EQ(
+      error_of(p),
+      "tunnels[0].reverse_params.psp_version: 4 is not 0 (AES-GCM-128), 1 (AES-GCM-256), 2 (AES-GMAC-128) "
+      "or 3 (AES-GMAC-256)");
+  p = good_params();
+  p.set_psp_version(3);  // GMAC-256: a 32-byte key like version 1
+  EXPECT_TRUE(grpc_convert::from_proto(p, "p").ok());
   p.set_psp_version(2);
-  EXPECT_EQ(error_of(p),
-            "tunnels[0].reverse_params.psp_version: 2 is not 0 (AES-GCM-128) or 1 (AES-GCM-256)");
+  EXPECT_EQ(error_of(p), "tunnels[0].reverse_params.encryption_key: 32 bytes, version 2 needs 16");
   p = good_params();
   p.set_encryption_key(std::string(16, 'k'));
   EXPECT_EQ(error_of(p), "tunnels[0].reverse_params.encryption_key: 16 bytes, version 1 needs 32");

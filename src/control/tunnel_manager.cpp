@@ -141,15 +141,19 @@ TunnelManager::~TunnelManager() = default;
 // ---------------------------------------------------------------------------------------------------
 // Server side.
 
+// Supported: the encrypting versions 0 and 1 always; an integrity-only version (2/3, GMAC) only where this
+// gateway's own --psp-version is that version: a requester cannot talk an operator who chose encryption into
+// tunnels that carry the payload in the clear.
 CResult<psp::PspVersion> TunnelManager::negotiate(const std::vector<uint32_t>& accepted) const {
+  const auto own = static_cast<uint32_t>(options_.version);
   for (uint32_t v : accepted) {  // first of the requester's list that we support (spec §2)
-    if (v == 0) return psp::PspVersion::kAesGcm128;
-    if (v == 1) return psp::PspVersion::kAesGcm256;
+    if (v <= 1 || v == own) return static_cast<psp::PspVersion>(v);
   }
   std::string list;
   for (uint32_t v : accepted) list += (list.empty() ? "" : ",") + std::to_string(v);
+  const std::string supported = own > 1 ? "0, 1, " + std::to_string(own) : "0, 1";
   return fail(ControlError::kInvalidArgument,
-              "none of the accepted PSP versions [" + list + "] is supported (0, 1)");
+              "none of the accepted PSP versions [" + list + "] is supported (" + supported + ")");
 }
 
 CStatus TunnelManager::check_request_locked(const MultiTunnelRequest& request) const {

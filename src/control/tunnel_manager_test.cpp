@@ -84,6 +84,23 @@ TEST(TunnelManagerServer, PicksFirstSupportedVersion) {
   EXPECT_EQ(r0->tunnels.at(0).key.size(), 16u);
 }
 
+// Integrity-only versions (2/3) only where this gateway runs that version itself: a requester cannot turn
+// an encrypting gateway's tunnels into clear-text ones.
+TEST(TunnelManagerServer, GmacVersionsOnlyWhereConfigured) {
+  auto gcm = make_b();
+  auto r = gcm->tm->handle_tunnel_request(from_peer(), request_from_a({3, 2}));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message, "none of the accepted PSP versions [3,2] is supported (0, 1)");
+  auto gmac = make_b([](TunnelManagerOptions& o) { o.version = psp::PspVersion::kAesGmac256; });
+  auto ok = gmac->tm->handle_tunnel_request(from_peer(), request_from_a({3, 1}));
+  ASSERT_TRUE(ok.ok()) << ok.error().message;
+  EXPECT_EQ(ok->tunnels.at(0).version(), psp::PspVersion::kAesGmac256);
+  EXPECT_EQ(ok->tunnels.at(0).key.size(), 32u);
+  auto other = gmac->tm->handle_tunnel_request(from_peer(), request_from_a({2}, "10.0.0.1", "10.0.1.2"));
+  ASSERT_FALSE(other.ok());
+  EXPECT_EQ(other.error().message, "none of the accepted PSP versions [2] is supported (0, 1, 3)");
+}
+
 TEST(TunnelManagerServer, NoSupportedVersionIsInvalidArgument) {
   auto b = make_b();
   auto r = b->tm->handle_tunnel_request(from_peer(), request_from_a({2, 3}));

@@ -1,4 +1,4 @@
-// AES-GCM behind one interface, batched: one virtual call per batch, never per packet.
+// AES-GCM and AES-GMAC behind one interface, batched: one virtual call per batch, never per packet.
 //
 // A backend turns raw key bytes into an AeadKey (expanded key schedule / cipher context, zeroed when
 // destroyed). seal/open take a span of AeadOp; each op names its key, so one batch may mix SAs.
@@ -20,12 +20,20 @@
 
 namespace pspgw::crypto {
 
+// GMAC (PSP versions 2/3, spec §3 "nothing is encrypted, everything after the header is authenticated") is
+// GCM with an empty plaintext: the tag covers aad || text as one AAD string, and the text stays clear (seal
+// and open copy it to out when out != in). An op is pointed at a packet the same way for either family.
 enum class AeadAlg : uint8_t {
-  kAesGcm128,  // PSP version 0
-  kAesGcm256,  // PSP version 1
+  kAesGcm128,   // PSP version 0
+  kAesGcm256,   // PSP version 1
+  kAesGmac128,  // PSP version 2: integrity only
+  kAesGmac256,  // PSP version 3: integrity only
 };
 constexpr std::size_t key_size(AeadAlg alg) {
-  return alg == AeadAlg::kAesGcm128 ? 16 : 32;
+  return alg == AeadAlg::kAesGcm128 || alg == AeadAlg::kAesGmac128 ? 16 : 32;
+}
+constexpr bool is_gmac(AeadAlg alg) {
+  return alg == AeadAlg::kAesGmac128 || alg == AeadAlg::kAesGmac256;
 }
 
 inline constexpr std::size_t kGcmTagSize = 16;
@@ -52,7 +60,7 @@ struct AeadOp {
   std::span<const uint8_t> aad;
   const uint8_t* in = nullptr;  // plaintext (seal) or ciphertext (open); may equal out
   uint8_t* out = nullptr;
-  std::size_t len = 0;     // 0 is legal: the tag still covers the AAD and is still checked
+  std::size_t len = 0;     // 0 is legal: the tag still covers the AAD and is still checked (GMAC: clear)
   uint8_t* tag = nullptr;  // seal: written (16 bytes); open: read and verified
   bool ok = false;         // open: true iff the tag verified; seal: true when done
 };

@@ -1,12 +1,15 @@
-// intel-ipsec-mb AES-GCM backend: the x86-64 fast path.
+// intel-ipsec-mb AES-GCM / AES-GMAC backend: the x86-64 fast path.
 //
 // The direct GCM API is used per op (one call computes ciphertext and tag): PSP packets are single,
 // contiguous buffers, so the job/burst API's queueing buys nothing and costs a job fill per packet.
-// make_key() runs the key schedule and GHASH precomputation (IMB_AESxxx_GCM_PRE) once per key.
+// GMAC ops use the GMAC API (init/update/finalize), whose update runs the bulk GHASH; GCM's own AAD path
+// is written for short AADs. make_key() runs the key schedule and GHASH precomputation
+// (IMB_AESxxx_GCM_PRE, shared by GCM and GMAC) once per key.
 #include <intel-ipsec-mb.h>
 #include <openssl/crypto.h>
 
 #include <cassert>
+#include <cstring>
 
 #include "crypto/aead.hpp"
 
@@ -66,7 +69,7 @@ class IpsecMbBackend final : public AeadBackend {
 
   void prepare(AeadAlg alg, std::span<const uint8_t> key, IpsecMbKey& out) const {
     out.set_alg(alg);
-    if (alg == AeadAlg::kAesGcm128) {
+    if (key_size(alg) == 16) {
       IMB_AES128_GCM_PRE(mgr_.get(), key.data(), out.data());
     } else {
       IMB_AES256_GCM_PRE(mgr_.get(), key.data(), out.data());
@@ -78,7 +81,9 @@ class IpsecMbBackend final : public AeadBackend {
       op.ok = well_formed(op);
       if (!op.ok) continue;
       const IpsecMbKey& key = as_ipsec_mb(op.key);
-      if (key.alg() == AeadAlg::kAesGcm128) {
+      if (is_gmac(key.alg())) {
+        gmac(key, op, op.tag);
+      } else if (key.alg() == AeadAlg::kAesGcm128) {
         IMB_AES128_GCM_ENC(mgr_.get(), key.data(), &ctx_, op.out, op.in, op.len, op.nonce.data(),
                            op.aad.data(), op.aad.size(), op.tag, kGcmTagSize);
       } else {
@@ -95,7 +100,9 @@ class IpsecMbBackend final : public AeadBackend {
       if (!op.ok) continue;
       const IpsecMbKey& key = as_ipsec_mb(op.key);
       std::array<uint8_t, kGcmTagSize> tag;
-      if (key.alg() == AeadAlg::kAesGcm128) {
+      if (is_gmac(key.alg())) {
+        gmac(key, op, tag.data());
+      } else if (key.alg() == AeadAlg::kAesGcm128) {
         IMB_AES128_GCM_DEC(mgr_.get(), key.data(), &ctx_, op.out, op.in, op.len, op.nonce.data(),
                            op.aad.data(), op.aad.size(), tag.data(), tag.size());
       } else {
@@ -107,6 +114,37 @@ class IpsecMbBackend final : public AeadBackend {
   }
 
  private:
+  // GMAC over aad || text into `tag`; the text is copied to out unchanged. In PSP the two are contiguous
+  // (header, then the rest of the packet): one update.
+  void gmac(const IpsecMbKey& key, const AeadOp& op, uint8_t* tag) const {
+    const bool k128 = key.alg() == AeadAlg::kAesGmac128;
+    const auto update = [&](const uint8_t* p, std::size_t n) {
+      if (n == 0) return;
+      if (k128) {
+        IMB_AES128_GMAC_UPDATE(mgr_.get(), key.data(), &ctx_, p, n);
+      } else {
+        IMB_AES256_GMAC_UPDATE(mgr_.get(), key.data(), &ctx_, p, n);
+      }
+    };
+    if (k128) {
+      IMB_AES128_GMAC_INIT(mgr_.get(), key.data(), &ctx_, op.nonce.data(), op.nonce.size());
+    } else {
+      IMB_AES256_GMAC_INIT(mgr_.get(), key.data(), &ctx_, op.nonce.data(), op.nonce.size());
+    }
+    if (op.len == 0 || op.aad.data() + op.aad.size() == op.in) {
+      update(op.aad.data(), op.aad.size() + op.len);
+    } else {
+      update(op.aad.data(), op.aad.size());
+      update(op.in, op.len);
+    }
+    if (k128) {
+      IMB_AES128_GMAC_FINALIZE(mgr_.get(), key.data(), &ctx_, tag, kGcmTagSize);
+    } else {
+      IMB_AES256_GMAC_FINALIZE(mgr_.get(), key.data(), &ctx_, tag, kGcmTagSize);
+    }
+    if (op.len != 0 && op.out != op.in) std::memmove(op.out, op.in, op.len);
+  }
+
   MgrPtr mgr_;
   // Per-op scratch (GHASH state, counter block) kept here rather than on the stack so that it is cleared
   // once, on destruction. This is what makes an instance single-threaded.

@@ -2,6 +2,7 @@
 //
 // make_key() runs the AES key schedule and GHASH precomputation once, into one encrypt and one decrypt
 // EVP_CIPHER_CTX; each op then only sets the nonce. Tag comparison on open is OpenSSL's (CRYPTO_memcmp).
+// GMAC is the same GCM cipher fed the text as AAD (the reference definition: GCM with only AAD).
 #include <openssl/evp.h>
 
 #include <cassert>
@@ -47,14 +48,19 @@ bool fits_int(const AeadOp& op) {
 }
 
 // Feeds nonce, AAD and text to a keyed context. The GCM default IV length (12) is the PSP nonce length.
-bool gcm_update(EVP_CIPHER_CTX* ctx, const AeadOp& op, int encrypt) {
+// GMAC: the text is authenticated as more AAD and copied through unchanged.
+bool gcm_update(EVP_CIPHER_CTX* ctx, const AeadOp& op, int encrypt, bool gmac) {
   int n = 0;
   if (EVP_CipherInit_ex(ctx, nullptr, nullptr, nullptr, op.nonce.data(), encrypt) != 1) return false;
   if (!op.aad.empty() &&
       EVP_CipherUpdate(ctx, nullptr, &n, op.aad.data(), static_cast<int>(op.aad.size())) != 1) {
     return false;
   }
-  return op.len == 0 || EVP_CipherUpdate(ctx, op.out, &n, op.in, static_cast<int>(op.len)) == 1;
+  if (op.len == 0) return true;
+  if (!gmac) return EVP_CipherUpdate(ctx, op.out, &n, op.in, static_cast<int>(op.len)) == 1;
+  if (EVP_CipherUpdate(ctx, nullptr, &n, op.in, static_cast<int>(op.len)) != 1) return false;
+  if (op.out != op.in) std::memmove(op.out, op.in, op.len);
+  return true;
 }
 
 // GCM's Final writes no bytes; it gets a scratch buffer so that out may be null when len is 0.
@@ -62,7 +68,8 @@ bool seal_one(const OpenSslKey& key, AeadOp& op) {
   EVP_CIPHER_CTX* ctx = key.enc();
   std::array<uint8_t, 16> none;
   int n = 0;
-  return fits_int(op) && gcm_update(ctx, op, 1) && EVP_CipherFinal_ex(ctx, none.data(), &n) == 1 &&
+  return fits_int(op) && gcm_update(ctx, op, 1, is_gmac(key.alg())) &&
+         EVP_CipherFinal_ex(ctx, none.data(), &n) == 1 &&
          EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, kGcmTagSize, op.tag) == 1;
 }
 
@@ -72,7 +79,7 @@ bool open_one(const OpenSslKey& key, AeadOp& op) {
   std::memcpy(tag.data(), op.tag, tag.size());
   std::array<uint8_t, 16> none;
   int n = 0;
-  return fits_int(op) && gcm_update(ctx, op, 0) &&
+  return fits_int(op) && gcm_update(ctx, op, 0, is_gmac(key.alg())) &&
          EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, kGcmTagSize, tag.data()) == 1 &&
          EVP_CipherFinal_ex(ctx, none.data(), &n) == 1;
 }
@@ -91,7 +98,7 @@ class OpenSslBackend final : public AeadBackend {
 
   std::unique_ptr<AeadKey> make_key(AeadAlg alg, std::span<const uint8_t> key) const override {
     if (key.size() != key_size(alg)) return nullptr;
-    const EVP_CIPHER* cipher = alg == AeadAlg::kAesGcm128 ? gcm128_.get() : gcm256_.get();
+    const EVP_CIPHER* cipher = key_size(alg) == 16 ? gcm128_.get() : gcm256_.get();
     CtxPtr enc = keyed_ctx(cipher, key, 1);
     CtxPtr dec = keyed_ctx(cipher, key, 0);
     if (!enc || !dec) return nullptr;

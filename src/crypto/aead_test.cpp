@@ -341,6 +341,9 @@ TEST_P(AeadDifferentialTest, BackendsAgreeOnEverySize) {
     imb->seal({&sb, 1});
     ASSERT_TRUE(sa.ok && sb.ok);
     ASSERT_TRUE(std::equal(ct_a.begin(), ct_a.begin() + len, ct_b.begin()));
+    if (is_gmac(alg)) {
+      ASSERT_TRUE(std::equal(pt.begin(), pt.begin() + len, ct_a.begin()));  // left clear
+    }
     ASSERT_EQ(tag_a, tag_b);
     // Cross-open: ipsec-mb opens OpenSSL's output out of place, OpenSSL opens ipsec-mb's in place.
     AeadOp oa = make_op(kb.get(), nonce, a, ct_a.data(), back.data(), len, tag_a.data());
@@ -354,11 +357,69 @@ TEST_P(AeadDifferentialTest, BackendsAgreeOnEverySize) {
   }
 }
 
+// GMAC as PSP lays it out (header || rest in one buffer, sealed in place: the backends' one-update path)
+// equals GCM with all of it as AAD and no text, in both backends: the spec's definition (§3), checked
+// against OpenSSL's GCM, the reference.
+TEST_P(AeadDifferentialTest, GmacIsGcmWithEverythingAsAad) {
+  const AeadAlg alg = GetParam();
+  if (!is_gmac(alg)) GTEST_SKIP() << "GMAC only";
+  const AeadAlg gcm = key_size(alg) == 16 ? AeadAlg::kAesGcm128 : AeadAlg::kAesGcm256;
+  const auto ossl = make_openssl_backend();
+  std::mt19937 rng(0x474d4143u + static_cast<uint32_t>(alg));
+  Bytes key(key_size(alg));
+  for (uint8_t& b : key) b = static_cast<uint8_t>(rng());
+  const auto reference = ossl->make_key(gcm, key);
+  for (const std::string name : {"openssl", "ipsec-mb"}) {
+    const auto backend = make_backend(name);
+    if (!backend) continue;
+    const auto k = backend->make_key(alg, key);
+    ASSERT_NE(k, nullptr);
+    for (std::size_t len : {0u, 1u, 15u, 16u, 17u, 48u, 64u, 1400u, 9000u}) {
+      for (std::size_t aad_len : {0u, 16u, 20u, 24u, 44u}) {
+        SCOPED_TRACE(::testing::Message() << name << " aad " << aad_len << " len " << len);
+        Bytes pkt(aad_len + len);
+        for (uint8_t& b : pkt) b = static_cast<uint8_t>(rng());
+        const Bytes clear = pkt;
+        GcmNonce nonce;
+        for (uint8_t& b : nonce) b = static_cast<uint8_t>(rng());
+        std::array<uint8_t, kGcmTagSize> tag{}, want{};
+        AeadOp ref = make_op(reference.get(), nonce, pkt, nullptr, nullptr, 0, want.data());
+        ossl->seal({&ref, 1});
+        AeadOp op = make_op(k.get(), nonce, {pkt.data(), aad_len}, pkt.data() + aad_len, pkt.data() + aad_len,
+                            len, tag.data());
+        backend->seal({&op, 1});
+        ASSERT_TRUE(ref.ok && op.ok);
+        EXPECT_EQ(tag, want);
+        EXPECT_EQ(pkt, clear);
+        backend->open({&op, 1});
+        EXPECT_TRUE(op.ok);
+        if (!pkt.empty()) {
+          pkt.back() ^= 1;  // the last byte of the clear text is authenticated too
+          backend->open({&op, 1});
+          EXPECT_FALSE(op.ok);
+        }
+      }
+    }
+  }
+}
+
 std::string alg_case_name(const ::testing::TestParamInfo<AeadAlg>& param) {
-  return param.param == AeadAlg::kAesGcm128 ? "Gcm128" : "Gcm256";
+  switch (param.param) {
+    case AeadAlg::kAesGcm128:
+      return "Gcm128";
+    case AeadAlg::kAesGcm256:
+      return "Gcm256";
+    case AeadAlg::kAesGmac128:
+      return "Gmac128";
+    case AeadAlg::kAesGmac256:
+      return "Gmac256";
+  }
+  return "unknown";
 }
 INSTANTIATE_TEST_SUITE_P(Versions, AeadDifferentialTest,
-                         ::testing::Values(AeadAlg::kAesGcm128, AeadAlg::kAesGcm256), alg_case_name);
+                         ::testing::Values(AeadAlg::kAesGcm128, AeadAlg::kAesGcm256, AeadAlg::kAesGmac128,
+                                           AeadAlg::kAesGmac256),
+                         alg_case_name);
 
 }  // namespace
 }  // namespace pspgw::crypto

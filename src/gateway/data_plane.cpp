@@ -69,8 +69,8 @@ Status<DataPlaneError> FlowDataPlane::close_ingress(uint32_t spi, const net::IpA
 
 Result<std::unique_ptr<TxSa>, DataPlaneError> FlowDataPlane::make_sa(const control::TxSa& sa) const {
   if (sa.peer_outer_ip.family != opts_.local_outer.family) return Err{DataPlaneError::kRejected};
-  const crypto::AeadAlg alg = sa.key.version == psp::PspVersion::kAesGcm128 ? crypto::AeadAlg::kAesGcm128
-                                                                            : crypto::AeadAlg::kAesGcm256;
+  const auto alg = psp::aead_alg(static_cast<uint8_t>(sa.key.version));
+  if (!alg) return Err{DataPlaneError::kRejected};
   auto out = std::make_unique<TxSa>();
   out->spi = sa.spi;
   out->version = sa.key.version;
@@ -82,7 +82,7 @@ Result<std::unique_ptr<TxSa>, DataPlaneError> FlowDataPlane::make_sa(const contr
   out->keys.reserve(workers_.size());
   for (const auto& w : workers_) {
     // make_key is safe beside the worker's seal/open (crypto/aead.hpp): it touches no per-op state.
-    auto k = w->aead->make_key(alg, sa.key.view());
+    auto k = w->aead->make_key(*alg, sa.key.view());
     if (!k) return Err{DataPlaneError::kRejected};
     out->keys.push_back(std::move(k));
   }

@@ -190,8 +190,10 @@ Result<GatewayFlags, FlagsExit> parse_flags(int argc, const char* const* argv) {
                      "Crypt offset in 4-octet units (default: tunnel inner IPv4 5, IPv6 10; transport 0; "
                      "+2 with --cookie)")
           ->check(CLI::Range(0, static_cast<int>(psp::kPspMaxCryptOffset)));
-  app.add_option("--psp-version", psp_version, "PSP version: 0 = AES-GCM-128, 1 = AES-GCM-256 (default 1)")
-      ->check(CLI::IsMember({"0", "1"}));
+  app.add_option("--psp-version", psp_version,
+                 "PSP version: 0 = AES-GCM-128, 1 = AES-GCM-256, 2 = AES-GMAC-128, 3 = AES-GMAC-256 "
+                 "(2/3: integrity only, the payload is not encrypted; default 1)")
+      ->check(CLI::IsMember({"0", "1", "2", "3"}));
   // DOCA's sample registers this switch so that it is parsed wrongly (spec §6); here it takes no value.
   app.add_flag("-z,--static-tunnels", f.static_tunnels,
                "Create every configured tunnel at start-up (default: on first packet)");
@@ -252,7 +254,7 @@ Result<GatewayFlags, FlagsExit> parse_flags(int argc, const char* const* argv) {
     }
   }
   if (crypt->count() > 0) f.crypt_offset = static_cast<uint8_t>(crypt_offset);
-  f.psp_version = psp_version == "0" ? psp::PspVersion::kAesGcm128 : psp::PspVersion::kAesGcm256;
+  f.psp_version = static_cast<psp::PspVersion>(psp_version[0] - '0');  // IsMember: "0".."3"
   f.outer_ip_type = family_of(outer);
   f.inner_ip_type = family_of(inner);
   f.mode = mode == "transport" ? EncapMode::kTransport : EncapMode::kTunnel;

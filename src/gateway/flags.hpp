@@ -28,7 +28,7 @@ struct GatewayFlags {
   uint32_t sample_rate = 0;                                   // --sample-rate: 1 in 2^N packets; 0 off
   uint32_t max_tunnels = 256;                                 // -x/--max-tunnels
   std::optional<uint8_t> crypt_offset;                        // -o/--crypt-offset, in 4-octet units
-  psp::PspVersion psp_version = psp::PspVersion::kAesGcm256;  // --psp-version 0|1
+  psp::PspVersion psp_version = psp::PspVersion::kAesGcm256;  // --psp-version 0|1|2|3
   bool static_tunnels = false;                                // -z/--static-tunnels
   bool debug_keys = false;                                    // -k/--debug-keys
   bool stat_print = false;                                    // --stat-print

@@ -125,6 +125,15 @@ TEST_F(Flags, EveryFlag) {
   EXPECT_FALSE(g.perf_print.key_gen);
 }
 
+// --psp-version takes DOCA's spelling and values, plus the GMAC versions 2/3 (integrity only).
+TEST_F(Flags, PspVersionAcceptsZeroToThree) {
+  EXPECT_EQ(ok({"--psp-version", "2", "-c", config_}).psp_version, psp::PspVersion::kAesGmac128);
+  EXPECT_EQ(ok({"--psp-version", "3", "-c", config_}).psp_version, psp::PspVersion::kAesGmac256);
+  EXPECT_EQ(ok({"--psp-version", "0", "-c", config_}).psp_version, psp::PspVersion::kAesGcm128);
+  EXPECT_EQ(fails({"--psp-version", "4", "-c", config_}).code, 2);
+  EXPECT_EQ(fails({"--psp-version", "aes-gmac-128", "-c", config_}).code, 2);
+}
+
 // DOCA parses --static-tunnels wrongly (spec §6). Here it is a switch: it never eats the next argument.
 TEST_F(Flags, StaticTunnelsTakesNoValue) {
   GatewayFlags f = ok({"-z", "-c", config_});
@@ -274,7 +283,7 @@ TEST_F(Flags, BadValuesAreUsageErrors) {
   EXPECT_EQ(fails({}).code, 2);  // -c is required
   EXPECT_NE(fails({}).text.find("--config"), std::string::npos);
   EXPECT_EQ(fails({"-c", "/nonexistent/x.json"}).code, 2);
-  for (std::vector<std::string> bad : {std::vector<std::string>{"--psp-version", "2"},
+  for (std::vector<std::string> bad : {std::vector<std::string>{"--psp-version", "4"},
                                        {"--outer-ip-type", "ipv5"},
                                        {"--mode", "tunnels"},
                                        {"--decap-dmac", "zz"},

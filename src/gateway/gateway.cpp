@@ -635,7 +635,7 @@ json Gateway::status_json() const {
           {"pid", ::getpid()},
           {"uptime_s", up.count()},
           {"mode", flags_.mode == EncapMode::kTunnel ? "tunnel" : "transport"},
-          {"psp_version", flags_.psp_version == psp::PspVersion::kAesGcm128 ? "aes-gcm-128" : "aes-gcm-256"},
+          {"psp_version", psp::to_string(flags_.psp_version)},
           {"local_pip", local_pip_.to_string()},
           {"grpc_address", config_.local_grpc_address.to_string()},
           {"workers", workers_.size()},

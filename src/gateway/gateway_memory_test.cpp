@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <httplib.h>
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -294,6 +295,7 @@ class TwoGateways : public ::testing::Test {
   virtual bool insecure() const { return false; }
   virtual std::vector<std::string> extra_flags_a() const { return {}; }
   virtual uint32_t uplink_mtu() const { return 0; }
+  virtual std::vector<std::string> extra_flags_b() const { return {}; }
   void SetUp() override {
     const uint16_t grpc_a = free_port();
     const uint16_t grpc_b = free_port();
@@ -313,7 +315,7 @@ class TwoGateways : public ::testing::Test {
     a.uplink_mtu = b.uplink_mtu = uplink_mtu();
     a_ = make_node(a, std::move(wire.a), dir_.path, extra_flags_a());
     ASSERT_NE(a_, nullptr);
-    b_ = make_node(b, std::move(wire.b), dir_.path);
+    b_ = make_node(b, std::move(wire.b), dir_.path, extra_flags_b());
     ASSERT_NE(b_, nullptr);
   }
   void TearDown() override {
@@ -645,6 +647,54 @@ TEST_F(TwoInsecureGateways, FirstPacketIsExchangedAndDeliveredBothWays) {
   connect();
   expect_flows(1);
 }
+
+// --psp-version 2 / 3 on both gateways (AES-GMAC-128/256, integrity only): tunnels come up with that
+// version, traffic flows both ways, the payload crosses the wire in the clear and a flipped payload bit
+// is still caught by the ICV.
+class TwoGmacGateways : public TwoGateways, public ::testing::WithParamInterface<const char*> {
+ protected:
+  std::vector<std::string> extra_flags_a() const override { return {"--psp-version", GetParam()}; }
+  std::vector<std::string> extra_flags_b() const override { return {"--psp-version", GetParam()}; }
+};
+
+TEST_P(TwoGmacGateways, TrafficFlowsBothWaysWithThePayloadClearAndAuthenticated) {
+  const std::string name = std::string(GetParam()) == "2" ? "aes-gmac-128" : "aes-gmac-256";
+  EXPECT_EQ((*a_->gw->handle("status", json::object()))["psp_version"], name);
+  connect();
+  expect_flows(1);
+  // On the wire: the PSP header names the version and the inner frame's payload is readable.
+  const auto payload = seq_payload(7);
+  std::atomic<int> seen{0};
+  std::atomic<int> version{-1};
+  wire_->set_hook([&](WireFrame& f) {
+    if (f.from == 0 &&
+        std::search(f.bytes.begin(), f.bytes.end(), payload.begin(), payload.end()) != f.bytes.end()) {
+      ++seen;
+    }
+    if (f.from == 0 && f.bytes.size() > 4) version = (f.bytes[3] >> 2) & 0xf;  // UDP payload: the PSP header
+    return Verdict::kPass;
+  });
+  const auto frame = a_->vm->udp_to(*b_->vm, a_->gateway_mac, payload);
+  a_->vm->send(frame);
+  auto got = b_->vm->receive(1);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0], as_delivered(frame, *b_->vm, b_->gateway_mac));
+  EXPECT_EQ(seen, 1);
+  EXPECT_EQ(version, std::stoi(GetParam()));
+  // Tampering with a clear payload byte fails authentication.
+  std::atomic<int> tamper{1};
+  wire_->set_hook([&tamper](WireFrame& f) {
+    if (f.from == 0 && tamper.fetch_sub(1) > 0) f.bytes[f.bytes.size() - 20] ^= 0x01;
+    return Verdict::kPass;
+  });
+  a_->vm->send(a_->vm->udp_to(*b_->vm, a_->gateway_mac, seq_payload(8)));
+  EXPECT_TRUE(wait_until([&] { return b_->counters()["psp"]["auth_failures"] == 1; }));
+  EXPECT_TRUE(b_->vm->receive(1, std::chrono::milliseconds(0)).empty());
+  wire_->set_hook({});
+  expect_flows(9);
+}
+
+INSTANTIATE_TEST_SUITE_P(Versions, TwoGmacGateways, ::testing::Values("2", "3"));
 
 TEST_F(TwoGateways, EachPeerIsBoundToThePipOfItsFirstExchange) {
   auto before = a_->gw->handle("peers", json::object());

@@ -4,18 +4,16 @@
 #include <cstring>
 
 #include "base/byteorder.hpp"
-#include "net/checksum.hpp"
 #include "net/headers.hpp"
 #include "net/parse.hpp"
 #include "psp/batch.hpp"
+#include "psp/encap_template.hpp"
 #include "psp/seal.hpp"
 
 namespace pspgw::gateway {
 namespace {
 
-constexpr uint8_t kOuterTtl = 64;
 constexpr uint32_t kEth = sizeof(net::EthHdr);
-constexpr uint32_t kUdp = sizeof(net::UdpHdr);
 constexpr uint8_t drop(GatewayDrop d) {
   return static_cast<uint8_t>(d);
 }
@@ -58,122 +56,41 @@ uint32_t mix(uint64_t h) {
   return static_cast<uint32_t>(h);
 }
 
-// [Eth][outer IP][UDP] in front of a PSP packet of `psp_len` bytes; returns false if it cannot fit.
-bool write_outer(net::Packet& pkt, const TxSa& sa, const PspContext& ctx, uint32_t psp_len, uint32_t hash,
-                 uint32_t hdr_len, uint8_t*& psp_hdr) {
-  const bool v4 = sa.peer.is_v4();
-  const uint32_t ip_len = v4 ? sizeof(net::Ipv4Hdr) : sizeof(net::Ipv6Hdr);
-  const uint32_t udp_len = kUdp + psp_len;
-  if (udp_len + (v4 ? ip_len : 0) > 0xffff) return false;
-  uint8_t* p = pkt.push_front(kEth + ip_len + kUdp + hdr_len);
-  if (p == nullptr) return false;
-  std::memcpy(p, ctx.nexthop_mac.bytes.data(), 6);
-  std::memcpy(p + 6, ctx.local_mac.bytes.data(), 6);
-  store_be16(p + 12, v4 ? net::kEtherTypeIpv4 : net::kEtherTypeIpv6);
-  uint8_t* ip = p + kEth;
-  if (v4) {
-    std::memset(ip, 0, sizeof(net::Ipv4Hdr));
-    ip[0] = 0x45;
-    store_be16(ip + 2, static_cast<uint16_t>(ip_len + udp_len));
-    store_be16(ip + 6, net::kIpv4FlagDf);
-    ip[8] = kOuterTtl;
-    ip[9] = net::kIpProtoUdp;
-    std::memcpy(ip + 12, sa.local.bytes.data(), 4);
-    std::memcpy(ip + 16, sa.peer.bytes.data(), 4);
-    net::ipv4_set_checksum(ip);
-  } else {
-    store_be32(ip, 0x60000000u | (hash & 0xfffff));  // flow label: the inner flow's entropy (RFC 6438)
-    store_be16(ip + 4, static_cast<uint16_t>(udp_len));
-    ip[6] = net::kIpProtoUdp;
-    ip[7] = kOuterTtl;
-    std::memcpy(ip + 8, sa.local.bytes.data(), 16);
-    std::memcpy(ip + 24, sa.peer.bytes.data(), 16);
-  }
-  uint8_t* udp = ip + ip_len;
-  // Source port: a hash of the inner flow, in the dynamic range (spec §1: entropy for ECMP/RSS).
-  store_be16(udp, static_cast<uint16_t>(0xc000 | (hash & 0x3fff)));
-  store_be16(udp + 2, psp::kPspUdpPort);
-  store_be16(udp + 4, static_cast<uint16_t>(udp_len));
-  store_be16(udp + 6, 0);
-  psp_hdr = udp + kUdp;
-  return true;
-}
-
-// What encap puts behind the PSP header: where it starts in the frame, its length, its Next Header.
-struct PspPayload {
-  uint32_t offset = 0;
-  uint32_t len = 0;
-  uint8_t next_header = 0;
-};
-
-// Tunnel: the whole IP packet (Next Header 4 / 41).
-uint8_t tunnel_payload(std::span<const uint8_t> frame, PspPayload& out) {
-  InnerPacket in;
-  if (!find_inner(frame, in)) return drop(GatewayDrop::kBadFrame);
-  out = {in.l2, in.len, in.next_header};
-  return 0;
-}
-
-// Transport: the L4 segment behind the IP header and any IPv6 extension headers (Next Header = its
-// protocol); the receiver rebuilds the IP header from the outer one (psp_actions.hpp).
-uint8_t transport_payload(std::span<const uint8_t> frame, PspPayload& out) {
-  auto f = net::parse_frame(frame);
-  if (!f || f->ip.family == net::IpFamily::kNone) return drop(GatewayDrop::kBadFrame);
-  if (f->ip.fragment) return drop(GatewayDrop::kFragment);
-  const net::IpInfo& ip = f->ip;
-  out = {ip.l4_offset, static_cast<uint32_t>(ip.l3_offset + ip.l3_total_len - ip.l4_offset), ip.l4_proto};
-  return 0;
-}
-
+// encap() of one frame: the shared PSP encap (psp/encap_template.hpp) with the SA's template, this
+// worker's next IV and the inner flow's hash; its refusals mapped onto the gateway's drop codes.
 template <psp::Mode M>
-uint8_t encap_one(net::Packet& pkt, const TxSa* sa, IvCounter& iv, const PspContext& ctx) {
-  if (sa == nullptr) return drop(GatewayDrop::kNoSa);
-  PspPayload pl;
-  const uint8_t bad =
-      M == psp::Mode::kTunnel ? tunnel_payload(pkt.bytes(), pl) : transport_payload(pkt.bytes(), pl);
-  if (bad != 0) return bad;
+uint8_t encap_one(net::Packet& pkt, const TxSa* sa, const psp::EthAddrs& eth, IvCounter& iv) {
+  if (sa == nullptr || !sa->tmpl) return drop(GatewayDrop::kNoSa);
   const uint32_t hash = flow_hash(pkt.bytes());
-  pkt.trim_back(pkt.size() - (pl.offset + pl.len));  // Ethernet padding is not part of the packet
-  pkt.pull_front(pl.offset);
-  const uint32_t hdr_len = static_cast<uint32_t>(psp::kPspHeaderSize + (sa->has_vc ? psp::kPspVcSize : 0));
-  if (pkt.push_back(psp::kPspIcvSize) == nullptr) return drop(GatewayDrop::kTooBig);
-  uint8_t* hdr = nullptr;
-  if (!write_outer(pkt, *sa, ctx, hdr_len + pl.len + psp::kPspIcvSize, hash, hdr_len, hdr)) {
-    return drop(GatewayDrop::kTooBig);
+  const psp::EncapError e = M == psp::Mode::kTunnel
+                                ? psp::encap_tunnel(pkt, *sa->tmpl, eth, iv.next(), hash)
+                                : psp::encap_transport(pkt, *sa->tmpl, eth, iv.next(), hash);
+  switch (e) {
+    case psp::EncapError::kNone:
+      pkt.meta.flow_hash = hash;
+      return 0;
+    case psp::EncapError::kBadFrame:
+      return drop(GatewayDrop::kBadFrame);
+    case psp::EncapError::kFragment:
+      return drop(GatewayDrop::kFragment);
+    case psp::EncapError::kTooBig:
+      return drop(GatewayDrop::kTooBig);
   }
-  psp::PspHeaderFields f;
-  f.next_header = pl.next_header;
-  f.crypt_offset = sa->crypt_offset;
-  f.version = static_cast<uint8_t>(sa->version);
-  f.has_vc = sa->has_vc;
-  f.spi = sa->spi;
-  f.iv = iv.next();
-  f.vc = sa->vc;
-  psp::encode_header(f, {hdr, hdr_len});
-  pkt.meta.flow_hash = hash;
-  return 0;
-}
-
-// Offset of the PSP header in a frame this gateway encapsulated ([Eth][IPv4/IPv6][UDP]).
-uint32_t psp_offset(std::span<const uint8_t> f) {
-  if (f.size() < kEth + sizeof(net::Ipv4Hdr) + kUdp + psp::kPspHeaderSize) return 0;
-  const uint8_t v = f[kEth] >> 4;
-  const uint32_t ip_len = v == 4 ? static_cast<uint32_t>(f[kEth] & 0x0f) * 4 : sizeof(net::Ipv6Hdr);
-  const uint32_t off = kEth + ip_len + kUdp;
-  return off + psp::kPspHeaderSize <= f.size() ? off : 0;
+  return drop(GatewayDrop::kBadFrame);
 }
 
 // One instance per mode: the mode is a template parameter, not a per-packet branch on a flag.
 template <psp::Mode M>
 class EncapAction final : public flow::BatchAction {
  public:
-  explicit EncapAction(const PspContext& ctx) : ctx_(ctx) {}
+  explicit EncapAction(const PspContext& ctx)
+      : ctx_(ctx), eth_(psp::eth_addrs(ctx.nexthop_mac, ctx.local_mac)) {}
   void apply(std::span<net::Packet* const> pkts, std::span<const uint64_t> args,
              const flow::ActionContext& ac) override {
     WorkerPsp& w = *(*ctx_.workers)[ac.worker];
     for (std::size_t i = 0; i < pkts.size(); ++i) {
       const TxSa* sa = ctx_.sas->get(static_cast<CryptoId>(args[i]));
-      if (const uint8_t r = encap_one<M>(*pkts[i], sa, w.iv, ctx_); r != 0) pkts[i]->meta.drop_reason = r;
+      if (const uint8_t r = encap_one<M>(*pkts[i], sa, eth_, w.iv); r != 0) pkts[i]->meta.drop_reason = r;
     }
   }
   std::string name() const override { return M == psp::Mode::kTunnel ? "encap()" : "encap(transport)"; }
@@ -181,6 +98,7 @@ class EncapAction final : public flow::BatchAction {
 
  private:
   PspContext ctx_;
+  psp::EthAddrs eth_;  // nexthop (-n), local MAC
 };
 
 class EncryptAction final : public flow::BatchAction {
@@ -211,30 +129,15 @@ class EncryptAction final : public flow::BatchAction {
   std::string_view drop_reason_name(uint8_t code) const override { return drop_name(code); }
 
  private:
+  // The shared seal step (psp/encap_template.hpp) with the SA behind the id now: if a re-key replaced it
+  // since encap(), the packet is sealed with the new key under the new SPI (the peer has both open); a
+  // header the new SA would not write is dropped as kNoSa.
   uint8_t prepare(net::Packet& pkt, CryptoId id, WorkerPsp& w, crypto::AeadOp& op) const {
     const TxSa* sa = ctx_.sas->get(id);
-    if (sa == nullptr || sa->keys.size() <= w.worker) return drop(GatewayDrop::kNoSa);
-    const uint32_t off = psp_offset(pkt.bytes());
-    if (off == 0) return static_cast<uint8_t>(psp::DropReason::kTooShort);
-    const std::span<uint8_t> psp_pkt = pkt.bytes().subspan(off);
-    auto hdr = psp::decode_header(psp_pkt);  // as EGR_SAMP left it (S bit)
-    if (!hdr) return static_cast<uint8_t>(hdr.error());
-    if (hdr->spi != sa->spi && !rename_spi(psp_pkt, *hdr, *sa)) return drop(GatewayDrop::kNoSa);
-    auto s = psp::prepare_seal(psp_pkt, *hdr, *sa->keys[w.worker], op);
-    return s ? 0 : static_cast<uint8_t>(s.error());
-  }
-
-  // A re-key replaced the SA behind this crypto id after encap() wrote the header: the packet is sealed
-  // with the new SA's key, so it must name the new SA's SPI (the peer has both open: make before break).
-  // Anything else in the header must still be what the new SA would write.
-  static bool rename_spi(std::span<uint8_t> psp_pkt, psp::PspHeaderFields& hdr, const TxSa& sa) {
-    if (hdr.version != static_cast<uint8_t>(sa.version) || hdr.has_vc != sa.has_vc ||
-        hdr.crypt_offset != sa.crypt_offset || (sa.has_vc && hdr.vc != sa.vc)) {
-      return false;
-    }
-    hdr.spi = sa.spi;
-    store_be32(psp_pkt.data() + 4, sa.spi);  // bytes 4..7 (psp/header.hpp)
-    return true;
+    if (sa == nullptr || !sa->tmpl || sa->keys.size() <= w.worker) return drop(GatewayDrop::kNoSa);
+    const psp::DropReason r = psp::prepare_frame_seal(pkt, *sa->tmpl, *sa->keys[w.worker], op);
+    if (r == psp::DropReason::kBadHeader) return drop(GatewayDrop::kNoSa);
+    return r == psp::DropReason::kNone ? 0 : static_cast<uint8_t>(r);
   }
 
   PspContext ctx_;
@@ -253,15 +156,13 @@ class DecryptAction final : public flow::BatchAction {
     std::size_t n = 0;
     for (std::size_t i = 0; i < pkts.size(); ++i) {
       net::Packet& pkt = *pkts[i];
-      auto plan = psp::steps::plan_decap(pkt.bytes());
-      if (!plan) {
-        verdict(pkt, w, plan.error());
-        continue;
+      psp::DecapPlan plan;
+      psp::DropReason r = psp::steps::plan_decap(pkt.bytes(), plan);
+      if (r == psp::DropReason::kNone) {
+        r = psp::detail::prepare_open_slot(pkt.bytes().subspan(plan.psp_offset, plan.psp_len), w.keys, s, n);
       }
-      auto layout =
-          psp::prepare_open(pkt.bytes().subspan(plan->psp_offset, plan->psp_len), w.keys, s.ops.make(n));
-      if (!layout) {
-        verdict(pkt, w, layout.error());
+      if (r != psp::DropReason::kNone) {
+        verdict(pkt, w, r);
         continue;
       }
       s.pkt_index[n++] = static_cast<uint8_t>(i);
@@ -308,15 +209,20 @@ class DecapAction final : public flow::BatchAction {
 
  private:
   uint8_t decap_one(net::Packet& pkt, uint64_t host_port) const {
-    auto plan = psp::steps::plan_decap(pkt.bytes());
-    if (!plan) return static_cast<uint8_t>(plan.error());
-    auto layout = psp::parse_open(pkt.bytes().subspan(plan->psp_offset, plan->psp_len));
-    if (!layout) return static_cast<uint8_t>(layout.error());
-    const uint8_t nh = layout->header.next_header;
+    psp::DecapPlan plan;
+    if (const psp::DropReason r = psp::steps::plan_decap(pkt.bytes(), plan); r != psp::DropReason::kNone)
+      return static_cast<uint8_t>(r);
+    psp::PspLayout layout;
+    if (const psp::DropReason r = psp::parse_open(pkt.bytes().subspan(plan.psp_offset, plan.psp_len), layout);
+        r != psp::DropReason::kNone)
+      return static_cast<uint8_t>(r);
+    const uint8_t nh = layout.header.next_header;
     const bool tunnel = nh == net::kIpProtoIpv4 || nh == net::kIpProtoIpv6;  // as finish_decap decides
     if (tunnel != (M == psp::Mode::kTunnel)) return drop(GatewayDrop::kWrongMode);
-    auto info = psp::steps::finish_decap(pkt, *plan, *layout);
-    if (!info) return static_cast<uint8_t>(info.error());
+    psp::OpenInfo info;
+    if (const psp::DropReason r = psp::steps::finish_decap(pkt, plan, layout, info);
+        r != psp::DropReason::kNone)
+      return static_cast<uint8_t>(r);
     if (host_port >= ctx_.host_ports->size()) return drop(GatewayDrop::kNoWorkload);
     const HostPortInfo& port = *(*ctx_.host_ports)[host_port];
     const uint64_t mac =

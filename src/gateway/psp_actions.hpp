@@ -1,7 +1,9 @@
 // The PSP actions of the gateway's pipeline (flow::BatchAction): the parts the seeds' pipes name as
 // encap(), encrypt(), decrypt() and decap(). Each runs once per batch with the packets that hit; no
 // allocation, lock or log line per packet; per-worker state (crypto backend, key cache, IV counter,
-// counters) is indexed by ActionContext::worker.
+// counters) is indexed by ActionContext::worker. The PSP work itself is src/psp's, shared with psp-pcap and
+// bench/psp_seal: encap()/encrypt() call psp/encap_template.hpp with the SA's template, decrypt()/decap()
+// the decap steps of psp/batch.hpp; what stays here is the SA lookup, the flow hash, drop codes, counters.
 //
 //   EGR_ACL      encap(crypto_id)   Ethernet frame -> [Eth][outer IP][UDP 1000][PSP hdr][payload][ICV room]
 //                                   payload: tunnel: the inner IP packet (NH 4/41); transport: the L4

@@ -12,6 +12,21 @@ SaTable::~SaTable() {
   for (auto& s : slots_) delete s.load(std::memory_order_relaxed);
 }
 
+void TxSa::prepare() {
+  psp::SealParams p;
+  p.version = version;
+  p.spi = spi;
+  p.crypt_offset = crypt_offset;
+  p.has_vc = has_vc;
+  p.vc = vc;
+  auto t = psp::EncapTemplate::make(p, {local, peer});
+  if (t) {
+    tmpl = *t;
+  } else {
+    tmpl.reset();
+  }
+}
+
 void SaTable::retire(const TxSa* sa) {
   if (sa != nullptr) epoch_.retire([sa] { delete sa; });
 }
@@ -19,6 +34,7 @@ void SaTable::retire(const TxSa* sa) {
 Result<CryptoId, SaError> SaTable::install(std::unique_ptr<TxSa> sa) {
   if (!sa || sa->keys.empty()) return Err{SaError::kBadKey};
   if (free_->empty()) return Err{SaError::kFull};
+  sa->prepare();
   const CryptoId id = free_->back();
   free_->pop_back();
   slots_[id].store(sa.release(), std::memory_order_release);
@@ -30,6 +46,7 @@ Status<SaError> SaTable::replace(CryptoId id, std::unique_ptr<TxSa> sa) {
   if (!sa || sa->keys.empty()) return Err{SaError::kBadKey};
   if (id >= slots_.size() || slots_[id].load(std::memory_order_relaxed) == nullptr)
     return Err{SaError::kNotFound};
+  sa->prepare();
   retire(slots_[id].exchange(sa.release(), std::memory_order_acq_rel));
   return {};
 }

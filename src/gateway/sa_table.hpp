@@ -21,6 +21,7 @@
 #include "crypto/aead.hpp"
 #include "flow/epoch.hpp"
 #include "net/addr.hpp"
+#include "psp/encap_template.hpp"
 #include "psp/header.hpp"
 
 namespace pspgw::gateway {
@@ -36,6 +37,12 @@ struct TxSa {
   net::IpAddr peer;                                    // outer destination
   net::IpAddr local;                                   // outer source
   std::vector<std::unique_ptr<crypto::AeadKey>> keys;  // [worker]
+  // The frame head encap() copies (psp/encap_template.hpp), made from the fields above by prepare();
+  // absent when they cannot make one (no outer addresses): encap() then drops as kNoSa.
+  std::optional<psp::EncapTemplate> tmpl;
+
+  // SaTable calls it before publishing: once an SA is published it never changes.
+  void prepare();
 };
 
 enum class SaError : uint8_t { kFull, kBadKey, kNotFound };

@@ -3,10 +3,10 @@
 // final). Each packet gets its own result; failed packets are left for the caller to drop and count.
 //
 // Frames (encap.hpp semantics):    encap_batch / decap_batch
-// UDP payloads (payload.hpp):      seal_payload_batch / open_payload_batch
+// The gateway's encap and seal:     encap_template.hpp (the daemon's encap()/encrypt() batch loops)
 //
-// The `steps` functions are the per-packet halves around the AEAD call; encap.cpp and payload.cpp build
-// the single-packet functions from the same steps, so there is one code path.
+// The `steps` functions are the per-packet halves around the AEAD call; encap.cpp builds the single-packet
+// functions from the same steps, so there is one code path.
 #pragma once
 
 #include <array>
@@ -16,7 +16,9 @@
 #include <span>
 #include <type_traits>
 
+#include "base/byteorder.hpp"
 #include "crypto/aead.hpp"
+#include "net/headers.hpp"
 #include "net/packet.hpp"
 #include "psp/drop_reason.hpp"
 #include "psp/encap.hpp"
@@ -28,7 +30,6 @@ namespace pspgw::psp {
 struct SealJob {
   SealParams params;
   const crypto::AeadKey* key = nullptr;
-  uint8_t next_header = 0;  // transport-mode UDP payloads only: the protocol of the L4 segment
 };
 
 // Where a received PSP frame's parts lie, found by steps::plan_decap before any PSP byte is read.
@@ -71,11 +72,11 @@ struct OpenScratch {
   std::array<uint8_t, net::kMaxBatch> pkt_index;
 };
 
-// prepare_open into slot n of `s`. The slots are constructed only once the header has been decoded, next
-// to the stores that fill them, so that the compiler can drop their default initialisation.
+// prepare_open into slot n of `s`. The header is decoded straight into the slot: decoded into a local and
+// copied, the copy reloaded the decoder's narrow stores as wide ones and stalled (store forwarding).
 template <class Resolver>
 DropReason prepare_open_slot(std::span<uint8_t> psp_packet, Resolver& keys, OpenScratch& s, std::size_t n) {
-  PspLayout l;
+  PspLayout& l = s.layouts.make(n);
   if (const DropReason r = parse_open(psp_packet, l); r != DropReason::kNone) return r;
   DropReason why = DropReason::kUnknownKey;
   const crypto::AeadKey* key =
@@ -83,7 +84,6 @@ DropReason prepare_open_slot(std::span<uint8_t> psp_packet, Resolver& keys, Open
   if (key == nullptr) return why;
   if (!key_opens(key, l)) return DropReason::kUnknownKey;
   detail::point_op(psp_packet.data(), l.header.spi, l.header.iv, l.aad_len, l.text_len, *key, s.ops.make(n));
-  s.layouts.make(n) = l;
   return DropReason::kNone;
 }
 
@@ -95,6 +95,8 @@ namespace steps {
 Status<DropReason> prepare_encap(net::Packet& pkt, const SealParams& params, const crypto::AeadKey& key,
                                  crypto::AeadOp& op);
 Result<DecapPlan, DropReason> plan_decap(std::span<const uint8_t> frame);
+// The same into `plan` (the batch form): kNone, or the reason (then `plan` is unspecified).
+DropReason plan_decap(std::span<const uint8_t> frame, DecapPlan& plan);
 // After a verified open: restores the original frame (see encap.hpp).
 Result<OpenInfo, DropReason> finish_decap(net::Packet& pkt, const DecapPlan& plan, const PspLayout& layout);
 // The same into `info`: kNone (info filled) or the reason (info untouched).
@@ -109,24 +111,29 @@ struct InnerIp {
   uint8_t next_header = 0;  // 4 (IPv4) or 41 (IPv6), as PSP Next Header; 0 = not a valid IP packet
   uint32_t length = 0;      // the IP packet's own length (<= bytes present)
 };
-InnerIp check_inner_ip(std::span<const uint8_t> bytes);
-
-// UDP payloads.
-Status<DropReason> prepare_payload_seal(net::Packet& pkt, const SealJob& job, crypto::AeadOp& op);
-// After a verified open: strips header and ICV, checks a tunnel's inner packet.
-Result<OpenInfo, DropReason> finish_payload_open(net::Packet& pkt, const PspLayout& layout);
-// After aead.open of a payload batch: finish_open, then finish_payload_open, for the n ops in `s`. One call
-// per batch, so that the per-packet steps inline.
-void finish_payload_open_batch(net::PacketBatch& pkts, detail::OpenScratch& s, std::size_t n,
-                               std::span<DropReason> results, std::span<OpenInfo> infos);
+inline InnerIp check_inner_ip(std::span<const uint8_t> b) {
+  if (b.empty()) return {};
+  if (b[0] >> 4 == 4) {
+    const uint32_t ihl = (b[0] & 0x0fu) * 4;
+    if (b.size() < sizeof(net::Ipv4Hdr) || ihl < sizeof(net::Ipv4Hdr)) return {};
+    const uint32_t total = load_be16(&b[offsetof(net::Ipv4Hdr, total_length)]);
+    if (total < ihl || total > b.size()) return {};
+    return {net::kIpProtoIpv4, total};
+  }
+  if (b[0] >> 4 == 6) {
+    if (b.size() < sizeof(net::Ipv6Hdr)) return {};
+    const uint32_t total = sizeof(net::Ipv6Hdr) + load_be16(&b[offsetof(net::Ipv6Hdr, payload_length)]);
+    if (total > b.size()) return {};
+    return {net::kIpProtoIpv6, total};
+  }
+  return {};
+}
 
 }  // namespace steps
 
 // results.size() and jobs.size() must be >= pkts.size(). results[i] = kNone on success.
 void encap_batch(net::PacketBatch& pkts, std::span<const SealJob> jobs, const crypto::AeadBackend& aead,
                  std::span<DropReason> results);
-void seal_payload_batch(net::PacketBatch& pkts, std::span<const SealJob> jobs,
-                        const crypto::AeadBackend& aead, std::span<DropReason> results);
 
 // results.size() and infos.size() must be >= pkts.size().
 template <class Resolver>
@@ -137,31 +144,15 @@ void decap_batch(net::PacketBatch& pkts, Resolver& keys, const crypto::AeadBacke
   std::size_t n = 0;
   for (std::size_t i = 0; i < pkts.size(); ++i) {
     net::Packet& pkt = *pkts[i];
-    auto plan = steps::plan_decap(pkt.bytes());
-    if (!plan) {
-      results[i] = plan.error();
-      continue;
-    }
-    results[i] = detail::prepare_open_slot(pkt.bytes().subspan(plan->psp_offset, plan->psp_len), keys, s, n);
+    DecapPlan& plan = plans.make(n);
+    results[i] = steps::plan_decap(pkt.bytes(), plan);
     if (results[i] != DropReason::kNone) continue;
-    plans.make(n) = *plan;
+    results[i] = detail::prepare_open_slot(pkt.bytes().subspan(plan.psp_offset, plan.psp_len), keys, s, n);
+    if (results[i] != DropReason::kNone) continue;
     s.pkt_index[n++] = static_cast<uint8_t>(i);
   }
   aead.open({s.ops.data(), n});
   steps::finish_decap_batch(pkts, s, {plans.data(), n}, n, results, infos);
-}
-
-template <class Resolver>
-void open_payload_batch(net::PacketBatch& pkts, Resolver& keys, const crypto::AeadBackend& aead,
-                        std::span<DropReason> results, std::span<OpenInfo> infos) {
-  detail::OpenScratch s;
-  std::size_t n = 0;
-  for (std::size_t i = 0; i < pkts.size(); ++i) {
-    results[i] = detail::prepare_open_slot(pkts[i]->bytes(), keys, s, n);
-    if (results[i] == DropReason::kNone) s.pkt_index[n++] = static_cast<uint8_t>(i);
-  }
-  aead.open({s.ops.data(), n});
-  steps::finish_payload_open_batch(pkts, s, n, results, infos);
 }
 
 }  // namespace pspgw::psp

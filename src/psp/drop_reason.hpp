@@ -11,7 +11,7 @@ enum class DropReason : uint8_t {
   kNone = 1,        // decrypted and authenticated (syndrome OK)
   kTooShort,        // fewer bytes than outer headers + PSP header (+VC) + crypt offset + ICV
   kBadHeader,       // Hdr Ext Len / V bit / always-1 bit inconsistent, or not PSP (UDP port, next header)
-  kBadVersion,      // version not supported (2/3 GMAC are refused, 4..15 undefined)
+  kBadVersion,      // version not supported (4..15 undefined), or not the key's
   kBadCryptOffset,  // crypt offset points past the end of the payload
   kUnknownKey,      // no key for this SPI (no master keys yet, key of the wrong algorithm)
   kAuthFailed,      // ICV mismatch

@@ -4,8 +4,10 @@
 //  bytes 4..7 SPI, 8..15 IV, [16..23 Virtualization Cookie iff V]
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string_view>
 
 #include "base/byteorder.hpp"
 #include "base/result.hpp"
@@ -23,9 +25,16 @@ inline constexpr uint8_t kPspMaxCryptOffset = 63;  // 6 bits, 4-octet units
 enum class PspVersion : uint8_t {
   kAesGcm128 = 0,
   kAesGcm256 = 1,
-  kAesGmac128 = 2,
-  kAesGmac256 = 3,
+  kAesGmac128 = 2,  // integrity only (§3)
+  kAesGmac256 = 3,  // integrity only (§3)
 };
+inline constexpr uint8_t kPspMaxVersion = 3;  // 4..15 are undefined: discarded
+// "aes-gcm-128", "aes-gcm-256", "aes-gmac-128", "aes-gmac-256" (the reference tools' spelling).
+std::string_view to_string(PspVersion v);
+// The derived key's size (§4): 128-bit for versions 0/2, 256-bit for 1/3.
+constexpr std::size_t key_size(PspVersion v) {
+  return v == PspVersion::kAesGcm128 || v == PspVersion::kAesGmac128 ? 16 : 32;
+}
 
 struct PspHdr {
   uint8_t next_header;
@@ -56,9 +65,48 @@ struct PspHeaderFields {
 // Writes the header (16 or 24 bytes) to out; out.size() must be >= fields.size().
 void encode_header(const PspHeaderFields& fields, std::span<uint8_t> out);
 // Decodes and validates structure (Hdr Ext Len matches V, the always-1 bit, enough bytes for the VC).
-// Does not judge the version: callers decide what they support.
-Result<PspHeaderFields, DropReason> decode_header(std::span<const uint8_t> bytes);
+// Does not judge the version: callers decide what they support. Inline: every open runs it (twice on
+// the daemon's path, decrypt() and decap()).
+inline Result<PspHeaderFields, DropReason> decode_header(std::span<const uint8_t> bytes);
 // Sets or clears the S bit in an encoded header (EGR_SAMP's action).
 void set_sample_bit(uint8_t* header, bool on);
+
+namespace header_bits {
+
+// Byte 1: Hdr Ext Len in 8-octet units beyond the first 8 bytes: 16-byte header -> 1, 24 bytes (VC) -> 2.
+constexpr uint8_t kExtLenNoVc = 1;
+constexpr uint8_t kExtLenVc = 2;
+// Byte 2: R R | Crypt Offset(6).
+constexpr uint8_t kCryptOffsetMask = 0x3f;
+constexpr int kReservedShift = 6;
+// Byte 3: S D | Version(4) | V | 1.
+constexpr uint8_t kFlagSample = 0x80;
+constexpr uint8_t kFlagDrop = 0x40;
+constexpr int kVersionShift = 2;
+constexpr uint8_t kVersionMask = 0x0f;
+constexpr uint8_t kFlagVc = 0x02;
+constexpr uint8_t kAlwaysOne = 0x01;
+
+}  // namespace header_bits
+
+inline Result<PspHeaderFields, DropReason> decode_header(std::span<const uint8_t> b) {
+  using namespace header_bits;  // NOLINT(google-build-using-namespace): the bit layout of §2
+  if (b.size() < kPspHeaderSize) return Err{DropReason::kTooShort};
+  if ((b[3] & kAlwaysOne) == 0) return Err{DropReason::kBadHeader};
+  PspHeaderFields f;
+  f.has_vc = (b[3] & kFlagVc) != 0;
+  if (b[1] != (f.has_vc ? kExtLenVc : kExtLenNoVc)) return Err{DropReason::kBadHeader};
+  if (b.size() < f.size()) return Err{DropReason::kTooShort};
+  f.next_header = b[0];
+  f.crypt_offset = b[2] & kCryptOffsetMask;
+  f.reserved = static_cast<uint8_t>(b[2] >> kReservedShift);
+  f.sample = (b[3] & kFlagSample) != 0;
+  f.drop = (b[3] & kFlagDrop) != 0;
+  f.version = (b[3] >> kVersionShift) & kVersionMask;
+  f.spi = load_be32(&b[4]);
+  f.iv = load_be64(&b[8]);
+  if (f.has_vc) f.vc = load_be64(&b[kPspHeaderSize]);
+  return f;
+}
 
 }  // namespace pspgw::psp

@@ -13,13 +13,7 @@ KeyCache::KeyCache(const crypto::AeadBackend& aead, std::size_t capacity)
 
 void KeyCache::update(std::shared_ptr<const MasterKeySnapshot> snapshot) {
   snapshot_ = std::move(snapshot);
-}
-
-std::size_t KeyCache::index(uint32_t spi, PspVersion version) const {
-  if (index_shift_ == 64) return 0;
-  // Fibonacci hashing: SPIs are sequential counters, the multiply spreads them over the sets.
-  const uint64_t x = (uint64_t{spi} << 1 | static_cast<uint64_t>(version)) * 0x9e3779b97f4a7c15ull;
-  return static_cast<std::size_t>(x >> index_shift_);
+  generation_ = snapshot_ ? snapshot_->generation() : 0;
 }
 
 std::unique_ptr<crypto::AeadKey> KeyCache::derive(uint32_t spi, PspVersion version) {
@@ -48,16 +42,9 @@ const crypto::AeadKey* KeyCache::key_for(uint32_t spi, PspVersion version) {
   return resolve(spi, version, why);
 }
 
-const crypto::AeadKey* KeyCache::resolve(uint32_t spi, PspVersion version, DropReason& why) {
-  Entry& e = entries_[index(spi, version)];
-  const uint64_t generation = snapshot_ ? snapshot_->generation() : 0;
-  if (e.key && e.spi == spi && e.version == version) {
-    if (e.generation == generation) {
-      ++stats_.hits;
-      return e.key.get();
-    }
-    ++stats_.stale;
-  }
+const crypto::AeadKey* KeyCache::resolve_miss(Entry& e, uint32_t spi, PspVersion version, DropReason& why) {
+  const uint64_t generation = generation_;
+  if (e.key && e.spi == spi && e.version == version) ++stats_.stale;  // from an older snapshot
   // The high-water check comes before derive() and before `e` is touched: an SPI nobody was given costs
   // this load and nothing else.
   if (snapshot_ && !snapshot_->issued(spi)) {

@@ -52,7 +52,16 @@ class KeyCache final : public KeyResolver {
   // Installs the snapshot the worker derives from; entries of other generations become stale.
   void update(std::shared_ptr<const MasterKeySnapshot> snapshot);
   const crypto::AeadKey* key_for(uint32_t spi, PspVersion version) override;
-  const crypto::AeadKey* resolve(uint32_t spi, PspVersion version, DropReason& why) override;
+  // The hit path is inline (the open steps call it per packet; KeyCache is final, so no virtual call
+  // either); a miss goes out of line.
+  const crypto::AeadKey* resolve(uint32_t spi, PspVersion version, DropReason& why) override {
+    Entry& e = entries_[index(spi, version)];
+    if (e.key && e.spi == spi && e.version == version && e.generation == generation_) [[likely]] {
+      ++stats_.hits;
+      return e.key.get();
+    }
+    return resolve_miss(e, spi, version, why);
+  }
 
   const KeyCacheStats& stats() const { return stats_; }
   std::size_t capacity() const { return entries_.size(); }
@@ -65,13 +74,21 @@ class KeyCache final : public KeyResolver {
     std::unique_ptr<crypto::AeadKey> key;  // nullptr = empty slot
   };
 
-  std::size_t index(uint32_t spi, PspVersion version) const;
+  std::size_t index(uint32_t spi, PspVersion version) const {
+    if (index_shift_ == 64) return 0;
+    // Fibonacci hashing: SPIs are sequential counters, the multiply spreads them over the sets. The
+    // version takes the low 4 bits whole (with one bit, versions 2/3 folded SPI pairs onto one set).
+    const uint64_t x = (uint64_t{spi} << 4 | (static_cast<uint64_t>(version) & 0xf)) * 0x9e3779b97f4a7c15ull;
+    return static_cast<std::size_t>(x >> index_shift_);
+  }
+  const crypto::AeadKey* resolve_miss(Entry& e, uint32_t spi, PspVersion version, DropReason& why);
   std::unique_ptr<crypto::AeadKey> derive(uint32_t spi, PspVersion version);
   void park(std::unique_ptr<crypto::AeadKey> key);
 
   const crypto::AeadBackend& aead_;
   crypto::KdfContext kdf_;  // made with the cache: a worker's first derivation allocates nothing
   std::shared_ptr<const MasterKeySnapshot> snapshot_;
+  uint64_t generation_ = 0;  // snapshot_'s (0 without one)
   std::vector<Entry> entries_;
   int index_shift_;
   std::array<std::unique_ptr<crypto::AeadKey>, net::kMaxBatch> parked_;

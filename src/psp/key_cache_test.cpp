@@ -75,6 +75,23 @@ TEST_F(KeyCacheTest, MissThenHit) {
   EXPECT_EQ(cache.stats().misses, 2u);
 }
 
+// Neighbouring SPIs of every version keep their own entries: the set index once folded SPI pairs of
+// versions 2/3 together, so a GMAC tunnel pair re-derived its keys on every packet.
+TEST_F(KeyCacheTest, NeighbouringSpisOfEveryVersionStayCached) {
+  testing::issue_all(ring_);
+  KeyCache cache(*aead_, 64);
+  cache.update(ring_.snapshot());
+  for (int pass = 0; pass < 2; ++pass) {
+    for (uint8_t v = 0; v <= kPspMaxVersion; ++v) {
+      for (uint32_t spi = 1; spi <= 2; ++spi) {
+        EXPECT_NE(cache.key_for(spi, static_cast<PspVersion>(v)), nullptr);
+      }
+    }
+  }
+  EXPECT_EQ(cache.stats().misses, 8u);
+  EXPECT_EQ(cache.stats().hits, 8u);
+}
+
 TEST_F(KeyCacheTest, UnknownKeys) {
   KeyCache cache(*aead_, 16);
   EXPECT_EQ(cache.key_for(1, PspVersion::kAesGcm128), nullptr);  // no snapshot yet
@@ -84,9 +101,10 @@ TEST_F(KeyCacheTest, UnknownKeys) {
   EXPECT_EQ(cache.key_for(0x80000001, PspVersion::kAesGcm128), nullptr);  // empty slot
   EXPECT_EQ(cache.key_for(0x00000000, PspVersion::kAesGcm128), nullptr);  // invalid SPI
   EXPECT_EQ(cache.key_for(0x80000000, PspVersion::kAesGcm128), nullptr);
-  EXPECT_EQ(cache.key_for(1, PspVersion::kAesGmac128), nullptr);
+  EXPECT_EQ(cache.key_for(1, static_cast<PspVersion>(4)), nullptr);
   EXPECT_NE(cache.key_for(1, PspVersion::kAesGcm128), nullptr);
-  EXPECT_EQ(cache.stats().unknown, 2u);   // no snapshot, GMAC version
+  EXPECT_NE(cache.key_for(1, PspVersion::kAesGmac256), nullptr);
+  EXPECT_EQ(cache.stats().unknown, 2u);   // no snapshot, undefined version
   EXPECT_EQ(cache.stats().unissued, 3u);  // empty slot, low bits zero (twice)
 }
 
@@ -102,7 +120,7 @@ TEST_F(KeyCacheTest, ResolveNamesTheReason) {
   EXPECT_EQ(why, DropReason::kUnissuedSpi);  // nothing handed out yet
   ASSERT_EQ(ring.allocate_spi().value(), 1u);
   EXPECT_NE(cache.resolve(1, PspVersion::kAesGcm128, why), nullptr);
-  EXPECT_EQ(cache.resolve(1, PspVersion::kAesGmac128, why), nullptr);
+  EXPECT_EQ(cache.resolve(1, static_cast<PspVersion>(4), why), nullptr);
   EXPECT_EQ(why, DropReason::kUnknownKey);
 }
 

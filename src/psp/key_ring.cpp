@@ -31,14 +31,14 @@ std::shared_ptr<const SlotKey> offline_slot(const std::optional<crypto::MasterKe
 template <class SlotPtr>
 Result<DerivedKey, KeyError> derive_from(const SlotPtr (&slots)[2], uint32_t spi, PspVersion version,
                                          crypto::KdfContext* ctx) {
-  if (version != PspVersion::kAesGcm128 && version != PspVersion::kAesGcm256)
-    return Err{KeyError::kBadVersion};
+  if (static_cast<uint8_t>(version) > kPspMaxVersion) return Err{KeyError::kBadVersion};
   if ((spi & kSpiLowMask) == 0) return Err{KeyError::kInvalidSpi};
   const auto& master = slots[spi_slot(spi)];
   if (!master) return Err{KeyError::kDeadSlot};
   DerivedKey k;
   k.version = version;
-  if (version == PspVersion::kAesGcm128) {
+  // The KDF depends on the key size only (§4): versions 2/3 derive as 0/1 (label "Pv0" / "Pv1").
+  if (key_size(version) == 16) {
     const Secret<16> v0 = ctx != nullptr ? master->kdf.derive_v0(spi, *ctx) : master->kdf.derive_v0(spi);
     std::copy(v0.reveal().begin(), v0.reveal().end(), k.bytes.mutable_bytes().begin());
   } else {

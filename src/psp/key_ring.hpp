@@ -33,15 +33,15 @@ enum class KeyError : uint8_t {
   kSpiExhausted,  // the active slot has handed out all 2^31 - 1 SPIs
   kInvalidSpi,    // low 31 bits zero
   kDeadSlot,      // the SPI's slot holds no key (never set, or rotated away)
-  kBadVersion,    // only 0 and 1 derive keys
+  kBadVersion,    // only 0..3 derive keys
 };
 std::string_view to_string(KeyError e);
 
-// A derived key: 16 bytes (v0) or 32 bytes (v1). Zeroed on destruction.
+// A derived key: 16 bytes (v0, v2) or 32 bytes (v1, v3). Zeroed on destruction.
 struct DerivedKey {
   PspVersion version = PspVersion::kAesGcm128;
   Secret<32> bytes;  // the first size() bytes are the key
-  std::size_t size() const { return version == PspVersion::kAesGcm128 ? 16 : 32; }
+  std::size_t size() const { return key_size(version); }
   std::span<const uint8_t> view() const { return bytes.reveal().first(size()); }
 };
 

@@ -61,11 +61,15 @@ TEST(KeyRing, PublishedDerivationVectors) {
                   "2b7d72074e42ca334487f2990e3f8c4037e436f38283449b76463e9b7fb2e3de"},
            Vector{0x9A345678, PspVersion::kAesGcm256,
                   "fa00f609df6020289a1c93d6027081a637ad45b24a5576b36e6f49dd43114d80"},
+           // GMAC: the derivation depends on the key size only (§4): v2 = v0's key, v3 = v1's.
+           Vector{0x12345678, PspVersion::kAesGmac128, "96c22dc799198090b74b70ae468e4e30"},
+           Vector{0x9A345678, PspVersion::kAesGmac256,
+                  "fa00f609df6020289a1c93d6027081a637ad45b24a5576b36e6f49dd43114d80"},
        }) {
     auto k = ring.derive(v.spi, v.version);
     ASSERT_TRUE(k.ok());
     EXPECT_EQ(bytes(*k), hex(v.key)) << std::hex << v.spi;
-    EXPECT_EQ(k->size(), v.version == PspVersion::kAesGcm128 ? 16u : 32u);
+    EXPECT_EQ(k->size(), key_size(v.version));
     auto ks = snap->derive(v.spi, v.version);
     ASSERT_TRUE(ks.ok());
     EXPECT_EQ(bytes(*ks), hex(v.key));
@@ -85,7 +89,7 @@ TEST(KeyRing, SpiValidity) {
     EXPECT_FALSE(ring.is_live(spi));
     EXPECT_EQ(ring.snapshot()->derive(spi, PspVersion::kAesGcm256).error(), KeyError::kInvalidSpi);
   }
-  for (uint8_t v = 2; v < 16; ++v)
+  for (uint8_t v = kPspMaxVersion + 1; v < 16; ++v)
     EXPECT_EQ(ring.derive(1, static_cast<PspVersion>(v)).error(), KeyError::kBadVersion);
 }
 

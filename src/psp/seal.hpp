@@ -1,6 +1,6 @@
 // The PSP layer proper: seal and open of a PSP packet [PSP header 16/24][payload][ICV 16] in place
-// (shared/spec/psp-protocol.md §2, §3). This is the UDP payload on the wire; encap.hpp and payload.hpp add
-// the framing around it.
+// (shared/spec/psp-protocol.md §2, §3). This is the UDP payload on the wire; encap.hpp and
+// encap_template.hpp add the framing around it.
 //
 // Batched in steps so that one AEAD call serves a whole batch (no virtual call per packet):
 //   seal: prepare_seal per packet (writes the header, fills an AeadOp)  ->  aead.seal(ops)
@@ -16,8 +16,9 @@
 // Crypto (§3): nonce = SPI || IV as on the wire (header bytes 4..15); AAD = header bytes 0..15 plus the clear
 // bytes up to the crypt offset, which counts from the end of the IV and so includes the VC; ciphertext =
 // the rest up to the ICV, possibly empty; the tag is always verified.
-// Versions 2/3 (GMAC) are refused with kBadVersion: the key derivation (spec §4) and crypto::AeadAlg define
-// keys for versions 0/1 only, and the contracts (SealParams, KeyError::kBadVersion) say so.
+// Versions 2/3 (GMAC, integrity only): the op is pointed the same way and the GMAC key authenticates
+// header || clear bytes || text with the text left clear (crypto/aead.hpp), which is the spec's "everything
+// after the header is authenticated"; the crypt offset is carried but changes nothing.
 #pragma once
 
 #include <algorithm>
@@ -41,8 +42,12 @@ inline std::optional<crypto::AeadAlg> aead_alg(uint8_t version) {
       return crypto::AeadAlg::kAesGcm128;
     case static_cast<uint8_t>(PspVersion::kAesGcm256):
       return crypto::AeadAlg::kAesGcm256;
+    case static_cast<uint8_t>(PspVersion::kAesGmac128):
+      return crypto::AeadAlg::kAesGmac128;
+    case static_cast<uint8_t>(PspVersion::kAesGmac256):
+      return crypto::AeadAlg::kAesGmac256;
     default:
-      return std::nullopt;  // 2/3 GMAC: refused (see above); 4..15 undefined
+      return std::nullopt;  // 4..15 undefined
   }
 }
 
@@ -69,7 +74,7 @@ inline PspHeaderFields seal_header(const SealParams& p, uint8_t next_header) {
 }
 
 // psp_packet: [room for hdr.size() header bytes][payload][16 bytes of room for the ICV]. Writes the header
-// and fills `op` (in place). Fails with kBadVersion (not 0/1, or the key's algorithm differs),
+// and fills `op` (in place). Fails with kBadVersion (not 0..3, or the key's algorithm differs),
 // kBadCryptOffset (offset past the payload) or kTooShort (no room for header + ICV).
 Status<DropReason> prepare_seal(std::span<uint8_t> psp_packet, const PspHeaderFields& hdr,
                                 const crypto::AeadKey& key, crypto::AeadOp& op);

@@ -31,14 +31,19 @@ PspHeaderFields vector_header() {
 }
 
 // The reason open must give after flipping `bit` of header byte `byte` (§2): structure -> kBadHeader,
-// version -> kBadVersion unless it lands on 0/1, crypt offset -> kBadCryptOffset past the end, else the
+// version -> kBadVersion unless it lands on 0..3, crypt offset -> kBadCryptOffset past the end, else the
 // tag catches it.
 DropReason expected_header_flip(std::span<const uint8_t> pkt, std::size_t byte, int bit) {
   const auto flipped = static_cast<uint8_t>(pkt[byte] ^ (1u << bit));
   if (byte == 1) return DropReason::kBadHeader;
   if (byte == 3 && bit <= 1) return DropReason::kBadHeader;
-  if (byte == 3 && bit <= 5)
-    return ((flipped >> 2) & 0xf) <= 1 ? DropReason::kAuthFailed : DropReason::kBadVersion;
+  if (byte == 3 && bit <= 5) {
+    // The fixed resolver holds GCM keys only: a GMAC version finds no key of its algorithm.
+    const int v = (flipped >> 2) & 0xf;
+    return v <= 1                ? DropReason::kAuthFailed
+           : v <= kPspMaxVersion ? DropReason::kUnknownKey
+                                 : DropReason::kBadVersion;
+  }
   if (byte == 2 && bit < 6) {
     const std::size_t clear = (flipped & 0x3fu) * 4;
     return kPspHeaderSize + clear > pkt.size() - kPspIcvSize ? DropReason::kBadCryptOffset
@@ -212,7 +217,7 @@ TEST_P(PspSealTest, CryptOffsetPastThePayloadIsRefused) {
 
 TEST_P(PspSealTest, UnsupportedVersionsAreRefused) {
   std::vector<uint8_t> buf(64);
-  for (uint8_t v = 2; v < 16; ++v) {
+  for (uint8_t v = kPspMaxVersion + 1; v < 16; ++v) {
     PspHeaderFields h = vector_header();
     h.version = v;
     EXPECT_EQ(seal_packet(buf, h, key(PspVersion::kAesGcm128), *aead_).error(), DropReason::kBadVersion);

@@ -143,6 +143,18 @@ Result<bool, ConfigError> parse_choice(Tokenizer& tz, int item, std::string_view
             "expected '" + std::string(first) + "' or '" + std::string(second) + "', found " + quote(t))};
 }
 
+// Item 5: the reference's two algorithms, and the GMAC versions 2/3 (integrity only) in the same spelling.
+Result<psp::PspVersion, ConfigError> parse_version(Tokenizer& tz, int item) {
+  const auto t = tz.next();
+  for (uint8_t v = 0; v <= psp::kPspMaxVersion; ++v) {
+    if (t && t->text == psp::to_string(static_cast<psp::PspVersion>(v)))
+      return static_cast<psp::PspVersion>(v);
+  }
+  return Err{
+      error(item, t, tz.line(),
+            "expected 'aes-gcm-128', 'aes-gcm-256', 'aes-gmac-128' or 'aes-gmac-256', found " + quote(t))};
+}
+
 Result<uint8_t, ConfigError> parse_crypt_offset(Tokenizer& tz, int item) {
   const auto t = tz.next();
   const std::string_view s = t ? t->text : std::string_view{};
@@ -174,9 +186,9 @@ Status<ConfigError> parse_sa(Tokenizer& tz, EncryptConfig& c) {
   auto transport = parse_choice(tz, 4, "transport", "tunnel");
   if (!transport) return Err{transport.error()};
   c.mode = *transport ? psp::Mode::kTransport : psp::Mode::kTunnel;
-  auto v0 = parse_choice(tz, 5, "aes-gcm-128", "aes-gcm-256");
-  if (!v0) return Err{v0.error()};
-  c.version = *v0 ? psp::PspVersion::kAesGcm128 : psp::PspVersion::kAesGcm256;
+  auto version = parse_version(tz, 5);
+  if (!version) return Err{version.error()};
+  c.version = *version;
   uint8_t* offsets[] = {&c.transport_crypt_offset, &c.ipv4_tunnel_crypt_offset, &c.ipv6_tunnel_crypt_offset};
   for (int i = 0; i < 3; ++i) {
     auto off = parse_crypt_offset(tz, 6 + i);

@@ -84,9 +84,14 @@ TEST(EncryptConfig, NamesEveryMalformedItem) {
   // Item 4: mode; 5: algorithm.
   EXPECT_EQ(error_of(config("1", "tunel")),
             "item 4 (encap mode), line 4: expected 'transport' or 'tunnel', found 'tunel'");
-  EXPECT_EQ(
-      error_of(config("1", "tunnel", "aes-gmac-128")),
-      "item 5 (crypto algorithm), line 5: expected 'aes-gcm-128' or 'aes-gcm-256', found 'aes-gmac-128'");
+  EXPECT_EQ(error_of(config("1", "tunnel", "aes-gmac-512")),
+            "item 5 (crypto algorithm), line 5: expected 'aes-gcm-128', 'aes-gcm-256', 'aes-gmac-128' or "
+            "'aes-gmac-256', found 'aes-gmac-512'");
+  // Versions 2/3 (integrity only) in the reference's spelling.
+  EXPECT_EQ(parse_encrypt_config(config("1", "tunnel", "aes-gmac-128"))->version,
+            psp::PspVersion::kAesGmac128);
+  EXPECT_EQ(parse_encrypt_config(config("1", "tunnel", "aes-gmac-256"))->version,
+            psp::PspVersion::kAesGmac256);
   // Items 6..8: crypt offsets (64 is refused although the reference takes it).
   EXPECT_EQ(error_of(config("1", "tunnel", "aes-gcm-128", "64 0 0")),
             "item 6 (transport crypt offset), line 6: expected a crypt offset in 4-octet units, 0 to 63, "

@@ -7,6 +7,7 @@
 #include "base/byteorder.hpp"
 #include "base/hex.hpp"
 #include "create.hpp"
+#include "psp/seal.hpp"
 
 namespace pspgw::psp_pcap {
 namespace {
@@ -77,9 +78,7 @@ Bytes test_frame(net::IpFamily f, bool empty, uint32_t n) {
 std::unique_ptr<crypto::AeadKey> derived_key(const EncryptConfig& c, const crypto::AeadBackend& aead) {
   const psp::MasterKeySnapshot snap(c.keys.key0.clone(), c.keys.key1.clone(), 0);
   auto k = snap.derive(c.spi, c.version);
-  const auto alg =
-      c.version == psp::PspVersion::kAesGcm128 ? crypto::AeadAlg::kAesGcm128 : crypto::AeadAlg::kAesGcm256;
-  return aead.make_key(alg, k->view());
+  return aead.make_key(*psp::aead_alg(static_cast<uint8_t>(c.version)), k->view());
 }
 
 std::size_t psp_at(const Bytes& f) {
@@ -89,7 +88,8 @@ std::size_t psp_at(const Bytes& f) {
 TEST(Encryptor, RoundTripsEveryModeFamilyVersionAndVc) {
   auto aead = crypto::make_openssl_backend();
   for (auto mode : {psp::Mode::kTransport, psp::Mode::kTunnel}) {
-    for (auto ver : {psp::PspVersion::kAesGcm128, psp::PspVersion::kAesGcm256}) {
+    for (auto ver : {psp::PspVersion::kAesGcm128, psp::PspVersion::kAesGcm256, psp::PspVersion::kAesGmac128,
+                     psp::PspVersion::kAesGmac256}) {
       for (bool vc : {false, true}) {
         for (bool empty : {false, true}) {
           const EncryptConfig cfg = make_config(mode, ver, vc, 1);

@@ -15,6 +15,7 @@
 #include "create.hpp"
 #include "crypt.hpp"
 #include "ports/pcap_io.hpp"
+#include "psp/seal.hpp"
 
 namespace pspgw::psp_pcap {
 namespace {
@@ -51,7 +52,7 @@ void print_config(const EncryptConfig& c) {
   print_key("Master Key 1", c.keys.key1.reveal());
   std::printf("SPI: %08x\n", c.spi);
   std::printf("Encap Mode: %s\n", c.mode == psp::Mode::kTransport ? "transport" : "tunnel");
-  std::printf("Crypto Alg: %s\n", c.version == psp::PspVersion::kAesGcm128 ? "aes-gcm-128" : "aes-gcm-256");
+  std::printf("Crypto Alg: %s\n", std::string(psp::to_string(c.version)).c_str());
   std::printf("Transport Mode Crypt Offset:   %u (%u bytes)\n", c.transport_crypt_offset,
               c.transport_crypt_offset * 4u);
   std::printf("Tunnel Mode IPv4 Crypt Offset: %u (%u bytes)\n", c.ipv4_tunnel_crypt_offset,
@@ -81,13 +82,12 @@ std::unique_ptr<crypto::AeadBackend> backend(const Options& o) {
 // The encryption key: derived from the config, or given with --key (test vectors).
 Result<std::unique_ptr<crypto::AeadKey>, std::string> encrypt_key(const EncryptConfig& c, const Options& o,
                                                                   const crypto::AeadBackend& aead) {
-  const auto alg =
-      c.version == psp::PspVersion::kAesGcm128 ? crypto::AeadAlg::kAesGcm128 : crypto::AeadAlg::kAesGcm256;
+  const crypto::AeadAlg alg = *psp::aead_alg(static_cast<uint8_t>(c.version));  // config: 0..3
   if (!o.key_hex.empty()) {
     auto raw = parse_hex(o.key_hex);
     if (!raw || raw->size() != crypto::key_size(alg)) {
       return Err{"--key: expected " + std::to_string(crypto::key_size(alg) * 2) + " hex digits for " +
-                 (alg == crypto::AeadAlg::kAesGcm128 ? "aes-gcm-128" : "aes-gcm-256")};
+                 std::string(psp::to_string(c.version))};
     }
     auto key = aead.make_key(alg, *raw);
     secure_zero(raw->data(), raw->size());

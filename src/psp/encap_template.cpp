@@ -1,0 +1,137 @@
+// The gateway's PSP encap and seal of Ethernet frames from a per-SA template (encap_template.hpp). Stages:
+//   make:    SA + outer addresses -> template bytes, IPv4 header sum           (once per SA)
+//   encap:   find the payload -> trim/room checks -> copy template, patch       (per packet)
+//   seal:    header check, SPI of the sealing SA -> one AEAD op in place        (per packet)
+#include "psp/encap_template.hpp"
+
+#include "net/headers.hpp"
+#include "net/parse.hpp"
+#include "psp/batch.hpp"
+
+namespace pspgw::psp {
+namespace {
+
+constexpr uint32_t kEth = sizeof(net::EthHdr);
+constexpr uint32_t kUdp = sizeof(net::UdpHdr);
+constexpr uint32_t kMaxIpLength = 0xffff;
+
+// The IPv4 header sum without the two fields encap patches (total length, checksum: zero here).
+uint32_t ipv4_partial_sum(const uint8_t* ip) {
+  uint32_t sum = 0;
+  for (int i = 0; i < 20; i += 2) sum += load_be16(ip + i);
+  return sum;
+}
+
+void write_outer_ip(uint8_t* ip, const OuterHeaders& o) {
+  if (o.local.is_v4()) {
+    ip[0] = 0x45;
+    store_be16(ip + offsetof(net::Ipv4Hdr, frag_off), net::kIpv4FlagDf);
+    ip[offsetof(net::Ipv4Hdr, ttl)] = o.ttl;
+    ip[offsetof(net::Ipv4Hdr, protocol)] = net::kIpProtoUdp;
+    std::memcpy(ip + 12, o.local.bytes.data(), 4);
+    std::memcpy(ip + 16, o.peer.bytes.data(), 4);
+  } else {
+    store_be32(ip, 0x60000000u);
+    ip[offsetof(net::Ipv6Hdr, next_header)] = net::kIpProtoUdp;
+    ip[offsetof(net::Ipv6Hdr, hop_limit)] = o.ttl;
+    std::memcpy(ip + 8, o.local.bytes.data(), 16);
+    std::memcpy(ip + 24, o.peer.bytes.data(), 16);
+  }
+}
+
+// Where the PSP payload of a frame lies and what its Next Header is.
+struct Payload {
+  uint32_t offset = 0;
+  uint32_t len = 0;
+  uint8_t next_header = 0;
+};
+
+// Tunnel: the whole IP packet after Ethernet (+ one VLAN tag); the ethertype must name its family.
+[[gnu::always_inline]] inline bool tunnel_payload(std::span<const uint8_t> f, Payload& out) {
+  if (f.size() < kEth) return false;
+  uint16_t type = load_be16(&f[12]);
+  uint32_t l2 = kEth;
+  if (type == net::kEtherTypeVlan) {
+    if (f.size() < kEth + 4) return false;
+    type = load_be16(&f[16]);
+    l2 = kEth + 4;
+  }
+  const steps::InnerIp ip = steps::check_inner_ip(f.subspan(l2));
+  const uint16_t want = ip.next_header == net::kIpProtoIpv4 ? net::kEtherTypeIpv4 : net::kEtherTypeIpv6;
+  if (ip.next_header == 0 || type != want) return false;
+  out = {l2, ip.length, ip.next_header};
+  return true;
+}
+
+// Transport: the L4 segment behind the IP header and any IPv6 extension headers (Next Header = its
+// protocol).
+EncapError transport_payload(std::span<const uint8_t> frame, Payload& out) {
+  auto f = net::parse_frame(frame);
+  if (!f || f->ip.family == net::IpFamily::kNone) return EncapError::kBadFrame;
+  if (f->ip.fragment) return EncapError::kFragment;
+  const net::IpInfo& ip = f->ip;
+  out = {ip.l4_offset, static_cast<uint32_t>(ip.l3_offset + ip.l3_total_len - ip.l4_offset), ip.l4_proto};
+  return EncapError::kNone;
+}
+
+[[gnu::always_inline]] inline EncapError encap_payload(net::Packet& pkt, const EncapTemplate& t,
+                                                       const EthAddrs& eth, const Payload& pl, uint64_t iv,
+                                                       uint32_t hash) {
+  const uint32_t udp_len = kUdp + t.psp_header_size() + pl.len + static_cast<uint32_t>(kPspIcvSize);
+  const uint32_t outer_ip = t.psp_offset() - kEth - kUdp;
+  // IPv4 counts its own header in the total length; IPv6's payload length is the UDP length.
+  if (udp_len + (outer_ip == sizeof(net::Ipv4Hdr) ? outer_ip : 0) > kMaxIpLength) return EncapError::kTooBig;
+  pkt.trim_back(pkt.size() - (pl.offset + pl.len));  // Ethernet padding is not part of the packet
+  pkt.pull_front(pl.offset);
+  if (pkt.headroom() < t.size() || pkt.tailroom() < kPspIcvSize) return EncapError::kTooBig;
+  pkt.push_back(kPspIcvSize);
+  t.write(pkt.push_front(t.size()), eth, pl.len, pl.next_header, iv, hash);
+  return EncapError::kNone;
+}
+
+}  // namespace
+
+Result<EncapTemplate, DropReason> EncapTemplate::make(const SealParams& sa, const OuterHeaders& o) {
+  const auto alg = aead_alg(static_cast<uint8_t>(sa.version));
+  if (!alg) return Err{DropReason::kBadVersion};
+  if (sa.crypt_offset > kPspMaxCryptOffset) return Err{DropReason::kBadCryptOffset};
+  if (o.local.family != o.peer.family || o.local.family == net::IpFamily::kNone)
+    return Err{DropReason::kBadOuterPacket};
+  EncapTemplate t;
+  const bool v4 = o.local.is_v4();
+  const uint32_t ip_len = v4 ? sizeof(net::Ipv4Hdr) : sizeof(net::Ipv6Hdr);
+  t.shape_ = v4 ? (sa.has_vc ? Shape::kV4Vc : Shape::kV4) : (sa.has_vc ? Shape::kV6Vc : Shape::kV6);
+  t.hdr_len_ = static_cast<uint8_t>(kPspHeaderSize + (sa.has_vc ? kPspVcSize : 0));
+  t.size_ = static_cast<uint8_t>(kEth + ip_len + kUdp + t.hdr_len_);
+  t.spi_ = sa.spi;
+  t.version_ = static_cast<uint8_t>(sa.version);
+  t.alg_ = *alg;
+  t.crypt_offset_ = sa.crypt_offset;
+  uint8_t* p = t.bytes_.data();
+  store_be16(p + 12, v4 ? net::kEtherTypeIpv4 : net::kEtherTypeIpv6);
+  write_outer_ip(p + kEth, o);
+  if (v4) t.ip_sum_ = ipv4_partial_sum(p + kEth);
+  uint8_t* udp = p + kEth + ip_len;
+  store_be16(udp + offsetof(net::UdpHdr, dst_port), kPspUdpPort);  // checksum 0 (§1)
+  PspHeaderFields h = seal_header(sa, 0);
+  h.sample = false;  // EGR_SAMP's to set, per packet
+  h.iv = 0;
+  encode_header(h, {udp + kUdp, t.hdr_len_});
+  return t;
+}
+
+EncapError encap_tunnel(net::Packet& pkt, const EncapTemplate& t, const EthAddrs& eth, uint64_t iv,
+                        uint32_t hash) {
+  Payload pl;
+  if (!tunnel_payload(pkt.bytes(), pl)) return EncapError::kBadFrame;
+  return encap_payload(pkt, t, eth, pl, iv, hash);
+}
+
+EncapError encap_transport(net::Packet& pkt, const EncapTemplate& t, const EthAddrs& eth, uint64_t iv,
+                           uint32_t hash) {
+  Payload pl;
+  if (const EncapError e = transport_payload(pkt.bytes(), pl); e != EncapError::kNone) return e;
+  return encap_payload(pkt, t, eth, pl, iv, hash);
+}
+
+}  // namespace pspgw::psp
