@@ -296,9 +296,10 @@ TEST_F(TapTest, UsoSuperPacketIsSegmentedOnRxAcrossBatches) {
   });
 }
 
-// The kernel refuses a GSO send whose segments exceed the route MTU (udp_send_skb: -EMSGSIZE), while a
-// plain datagram of that size is fragmented and sent: UdpPort must resend the run datagram by datagram
-// and keep GSO on (the size was wrong, not the kernel).
+// The kernel refuses a GSO send whose segments exceed the route MTU (udp_send_skb: -EMSGSIZE). UdpPort
+// resends the run datagram by datagram and keeps GSO on (the size was wrong, not the kernel); with
+// IP_PMTUDISC_DO the plain datagrams are refused too, so each is a counted tx error and no outer fragment
+// ever reaches the wire. Datagrams that fit still go out afterwards.
 TEST_F(TapTest, UdpPortResendsGsoRunTheKernelRejects) {
   run([] {
     auto tap = open_tap(TapConfig{.name = "pspt0", .mtu = 1000});
@@ -312,23 +313,29 @@ TEST_F(TapTest, UdpPortResendsGsoRunTheKernelRejects) {
     UdpPort& port = **udp;
     ASSERT_TRUE(port.gso_enabled());
     net::PacketPool pool(64, kGsoRxBufferSize);
-    net::PacketBatch b;
-    for (int i = 0; i < 8; ++i) {
-      net::Packet* p = pool.alloc();
-      p->set_size(1200);  // > MTU 1000 - 28
-      std::memset(p->data(), i, 1200);
-      p->meta.peer = *net::IpAddr::parse("10.9.0.2");
-      p->meta.peer_port = kPspUdpPort;
-      b.push(p);
-    }
-    EXPECT_EQ(port.tx_burst(b), 8U);
-    for (net::Packet* p : b) pool.free(p);
+    auto send = [&](std::size_t size) {
+      net::PacketBatch b;
+      for (int i = 0; i < 8; ++i) {
+        net::Packet* p = pool.alloc();
+        p->set_size(size);
+        std::memset(p->data(), i, size);
+        p->meta.peer = *net::IpAddr::parse("10.9.0.2");
+        p->meta.peer_port = kPspUdpPort;
+        b.push(p);
+      }
+      const std::size_t sent = port.tx_burst(b);
+      for (net::Packet* p : b) pool.free(p);
+      return sent;
+    };
+    EXPECT_EQ(send(1200), 0U);  // > MTU 1000 - 28
     EXPECT_TRUE(port.gso_enabled());
     EXPECT_EQ(port.gso_sends(), 0U);
-    EXPECT_EQ(port.stats().total_drops(), 0U);
-    auto got = read_udp(*tap, pool, kPspUdpPort, 8);  // the first fragment of each datagram
-    ASSERT_EQ(got.size(), 8U);
+    EXPECT_EQ(port.stats().dropped(DropReason::kTxError), 8U);
+    EXPECT_EQ(send(900), 8U);
+    auto got = read_udp(*tap, pool, kPspUdpPort, 8);
+    ASSERT_EQ(got.size(), 8U);  // only the datagrams that fit: the refused ones left no fragment behind
     for (std::size_t i = 0; i < got.size(); ++i) {
+      EXPECT_EQ(got[i]->size(), 42U + 900);
       EXPECT_EQ(got[i]->data()[42], i);
       EXPECT_EQ(load_be16(got[i]->data() + 34), port.local_port());
       pool.free(got[i]);
