@@ -12,5 +12,7 @@ inline constexpr std::string_view kCounters = "counters";       // -> {pipes, po
 inline constexpr std::string_view kPipeline = "pipeline";       // {format} -> mermaid text | JSON dump
 inline constexpr std::string_view kRotateKeys = "rotate-keys";  // {issue_new_keys} -> RotationReport
 inline constexpr std::string_view kPeers = "peers";             // -> {peers: [...]}
+inline constexpr std::string_view kReload = "reload";           // -> {reloaded, summary} | failed: why
+inline constexpr std::string_view kSample = "sample";           // {on, rate?} -> {sampling, rate}
 
 }  // namespace pspgw::admin::cmd

@@ -152,6 +152,7 @@ Command command_for(std::string_view name, const Options& o) {
   if (name == admin::cmd::kTunnels) return {{std::string(name)}, render_tunnels};
   if (name == admin::cmd::kCounters) return {{std::string(name)}, render_counters};
   if (name == admin::cmd::kPeers) return {{std::string(name)}, render_peers};
+  if (name == admin::cmd::kReload) return {{std::string(name)}, render_fields};
   if (name == admin::cmd::kPipeline) return {{std::string(name), {{"format", o.format}}}, render_pipeline};
   if (name == admin::cmd::kRotateKeys) {
     return {{std::string(name), {{"issue_new_keys", o.issue_new_keys}}}, render_fields};
@@ -175,6 +176,9 @@ void add_commands(CLI::App& app, Options& o) {
   rotate->add_flag("--issue-new-keys", o.issue_new_keys,
                    "start the re-keys now (they follow every rotation anyway)");
   app.add_subcommand("peers", "configured peers: state, tunnels, RPC outcomes");
+  app.add_subcommand("reload",
+                     "re-read the config file and apply the difference (as SIGHUP); exit 1 and the reason if "
+                     "the gateway refuses it (the running config stays)");
   auto* raw = app.add_subcommand("raw", "send one JSON request as is and print the whole response");
   raw->add_option("JSON", o.raw, R"(e.g. '{"cmd": "status"}')")->required();
 }
