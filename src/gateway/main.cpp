@@ -62,7 +62,13 @@ int run(int argc, char** argv) {
   while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) reload(**gw);
   sd_notify(0, "STOPPING=1");
   logger.log(LogLevel::kInfo, "signal " + std::to_string(sig) + ", stopping");
+  // In this order: the admin socket, /metrics and gRPC stop taking requests, the control thread stops,
+  // the workers finish their last batch and what the control thread queued, then the destructors zero
+  // every key (master keys, SAs, key caches: Secret) and close the TAPs (the kernel removes them).
   (*gw)->stop();
+  gw->reset();
+  logger.log(LogLevel::kInfo,
+             "stopped: workers drained, gRPC and admin socket closed, keys zeroed, TAPs removed");
   return 0;
 }
 
