@@ -205,7 +205,8 @@ void GrpcPeerClient::arm(grpc::ClientContext& context) const {
 }
 
 void GrpcPeerClient::outcome(PeerIndex peer, const grpc::Status& status, const std::string& what) const {
-  if (options_.counters) options_.counters->count(peer, RpcDirection::kSent, status.error_code());
+  if (options_.counters)
+    options_.counters->count(peer, RpcDirection::kSent, status.error_code(), status.error_message());
   if (options_.debug) {
     options_.debug("gRPC: sent " + what + ": " + std::string(rpc_code_name(status.error_code())) +
                    (status.ok() ? "" : " (" + status.error_message() + ")"));

@@ -51,7 +51,8 @@ std::shared_ptr<const PeerDirectory> GrpcService::peers() const {
 // Counts the call's outcome for its (first) peer and, at --log-level debug, says what it was.
 grpc::Status GrpcService::answered(const Caller& caller, const std::string& what, grpc::Status status) {
   if (options_.counters)
-    options_.counters->count(caller.peers.front(), RpcDirection::kReceived, status.error_code());
+    options_.counters->count(caller.peers.front(), RpcDirection::kReceived, status.error_code(),
+                             status.error_message());
   if (options_.debug) {
     std::lock_guard lock(log_mu_);
     if (debug_log_.allow(std::chrono::steady_clock::now())) {

@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdint>
 #include <mutex>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -22,14 +23,20 @@ std::string_view rpc_code_name(int code);
 
 enum class RpcDirection : uint8_t { kSent, kReceived };
 
+// Whether a status is a refusal (the other side answered, saying no) or a failure (no answer: the
+// channel, the deadline, or a fault on the other side). OK is neither.
+bool rpc_code_is_refusal(int code);
+
 struct PeerRpcCounts {
   std::array<uint64_t, kRpcCodes> sent{};      // by status code
   std::array<uint64_t, kRpcCodes> received{};  // by the status we answered with
+  std::string last_error;                      // "sent unavailable: ..." (at most 160 characters)
 };
 
 class RpcCounters {
  public:
-  void count(PeerIndex peer, RpcDirection direction, int code);
+  // `message`: the status message of a call that was not OK, kept as the peer's last error.
+  void count(PeerIndex peer, RpcDirection direction, int code, std::string_view message = {});
   // Requests refused before they could be attributed to a peer (unknown caller).
   void count_unattributed();
   std::vector<PeerRpcCounts> snapshot() const;

@@ -609,6 +609,10 @@ void Gateway::print_stats() {
   for (const auto& t : snap.tunnels) {
     out << "  tunnel " << t.local_vip << " -> " << t.remote_vip << ": tx " << t.tx_packets << " packets\n";
   }
+  for (const auto& p : snap.peers) {
+    out << "  peer " << p.name << ": rpcs ok " << p.rpcs_ok << " refused " << p.rpcs_refused << " failed "
+        << p.rpcs_failed << '\n';
+  }
   const std::string text = out.str();
   if (text == last_stats_) return;  // DOCA's --stat-print: only when something changed
   last_stats_ = text;
@@ -643,6 +647,7 @@ json Gateway::status_json() const {
           {"tunnels", dp_->egress().size()},
           {"peers", config_.peers.size()},
           {"key_generation", master_keys_.generation()},
+          {"sample_rate", topo_->sample_rate()},
           {"rekeys_pending", tm_->rekeys_pending()}};
 }
 
@@ -684,6 +689,7 @@ admin::StatsSnapshot Gateway::snapshot() const {
         {t.pair.local.to_string(), t.pair.remote.to_string(), t.spi, t.tx_packets, t.rx_packets});
   }
   snap.peers = peer_snapshots();
+  snap.rpcs_unattributed = rpc_counters_.unattributed();
   return snap;
 }
 
@@ -772,6 +778,31 @@ void Gateway::fill_psp_snapshot(const std::vector<WorkerStats>& stats, admin::St
                     {"rekeys_failed", sp.rekeys_failed}};
 }
 
+namespace {
+
+// One peer's RPC outcomes: per code (non-zero only), and summed as ok / refused / failed.
+void fill_rpc_snapshot(const control::PeerRpcCounts& c, admin::PeerSnapshot& p) {
+  auto add = [&](const std::array<uint64_t, control::kRpcCodes>& by_code,
+                 std::vector<admin::NamedCount>& out) {
+    for (std::size_t code = 0; code < by_code.size(); ++code) {
+      if (by_code[code] == 0) continue;
+      out.push_back({std::string(control::rpc_code_name(static_cast<int>(code))), by_code[code]});
+      if (code == 0) {
+        p.rpcs_ok += by_code[code];
+      } else if (control::rpc_code_is_refusal(static_cast<int>(code))) {
+        p.rpcs_refused += by_code[code];
+      } else {
+        p.rpcs_failed += by_code[code];
+      }
+    }
+  };
+  add(c.sent, p.rpcs_sent);
+  add(c.received, p.rpcs_received);
+  p.last_error = c.last_error;
+}
+
+}  // namespace
+
 // Peers with their tunnels counted in one pass over the sessions (not one pass per peer).
 std::vector<admin::PeerSnapshot> Gateway::peer_snapshots() const {
   std::vector<admin::PeerSnapshot> out(tm_->peer_count());
@@ -780,9 +811,11 @@ std::vector<admin::PeerSnapshot> Gateway::peer_snapshots() const {
     out[s.peer].tunnels += s.state == control::PairState::kConnected ? 1 : 0;
     out[s.peer].pending += s.state == control::PairState::kInFlight ? 1 : 0;
   }
+  const std::vector<control::PeerRpcCounts> rpcs = rpc_counters_.snapshot();
   std::vector<admin::PeerSnapshot> configured;
   for (std::size_t i = 0; i < out.size(); ++i) {
     if (tm_->removed(i)) continue;  // reloaded away: its slot stays, empty (tunnel_manager.hpp)
+    if (i < rpcs.size()) fill_rpc_snapshot(rpcs[i], out[i]);
     const control::PeerPolicy policy = tm_->peer(i);
     out[i].name = policy.name;
     out[i].state = out[i].tunnels == policy.pairs.size() ? "connected"
@@ -797,6 +830,33 @@ std::vector<admin::PeerSnapshot> Gateway::peer_snapshots() const {
 std::string Gateway::dump_pipeline(std::string_view format) const {
   const auto opts = topo_->dump_options(port_names());
   return format == "json" ? topo_->pipeline().to_json(opts) : topo_->pipeline().to_mermaid(opts);
+}
+
+// pspctl sample on|off [--rate N]: {"on": bool, "rate": N}. On without a rate: the last rate in use, else
+// --sample-rate's. The same pipes and semantics as --sample-rate (Topology::set_sampling).
+admin::AdminResult Gateway::sample(const json& args) {
+  if (!args.contains("on") || !args["on"].is_boolean())
+    return admin::admin_fail(admin::AdminErrc::kBadArgs, "sample: \"on\" (true or false) is required");
+  const bool on = args["on"].get<bool>();
+  uint32_t rate = 0;
+  if (on) {
+    rate = last_sample_rate_.load() != 0 ? last_sample_rate_.load() : flags_.sample_rate;
+    if (args.contains("rate")) {
+      const json& r = args["rate"];
+      if (!r.is_number_integer() || r.get<int64_t>() < 1 || r.get<int64_t>() > kMaxSampleRateLog2) {
+        return admin::admin_fail(
+            admin::AdminErrc::kBadArgs,
+            "sample: rate is N in \"1 in 2^N packets\", 1.." + std::to_string(kMaxSampleRateLog2));
+      }
+      rate = args["rate"].get<uint32_t>();
+    }
+  }
+  if (auto s = topo_->set_sampling(rate); !s) return admin::admin_fail(admin::AdminErrc::kFailed, s.error());
+  if (rate != 0) last_sample_rate_.store(rate);
+  log(rate == 0 ? std::string("sampling off")
+                : "sampling on: 1 in " + std::to_string(uint64_t{1} << rate) + " packets (rate " +
+                      std::to_string(rate) + ")");
+  return json{{"sampling", rate != 0}, {"rate", rate}};
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -910,6 +970,7 @@ admin::AdminResult Gateway::handle(std::string_view cmd, const json& args) {
   if (cmd == admin::cmd::kStatus) return status_json();
   if (cmd == admin::cmd::kTunnels) return tunnels_json();
   if (cmd == admin::cmd::kCounters) return admin::counters_json(snapshot());
+  if (cmd == admin::cmd::kSample) return sample(args);
   if (cmd == admin::cmd::kReload) {
     auto r = reload();
     if (!r) return admin::admin_fail(admin::AdminErrc::kFailed, r.error());

@@ -85,6 +85,7 @@ class Gateway final : public admin::AdminHandler {
   std::string dump_pipeline(std::string_view format) const;
   int grpc_port() const { return grpc_ ? grpc_->port() : 0; }
   control::TunnelManager& tunnels() { return *tm_; }
+  control::PeerTransport& transport() { return *transport_; }
   Topology& topology() { return *topo_; }
 
  private:
@@ -100,6 +101,7 @@ class Gateway final : public admin::AdminHandler {
   control::GrpcServerOptions grpc_options();
   void apply_reload(const GatewayConfig& next, const ConfigDiff& diff);
   void apply_tls(GrpcTls tls);
+  admin::AdminResult sample(const nlohmann::json& args);
   Status<std::string> open_workers();
   Status<std::string> start_metrics();
   void log(std::string_view line, LogLevel level = LogLevel::kInfo) const;
@@ -145,8 +147,9 @@ class Gateway final : public admin::AdminHandler {
   control::PeerDirectory grpc_peers_;                         // who may call our gRPC server
   std::shared_ptr<grpc::ServerCredentials> grpc_server_tls_;  // null: --grpc-insecure
   std::size_t tls_digest_ = 0;
-  control::RpcCounters rpc_counters_;  // per peer, both directions (the gRPC adapters count)
-  mutable std::mutex reload_mu_;       // one reload at a time; guards config_ against status readers
+  control::RpcCounters rpc_counters_;          // per peer, both directions (the gRPC adapters count)
+  std::atomic<uint32_t> last_sample_rate_{0};  // pspctl sample on without --rate
+  mutable std::mutex reload_mu_;               // one reload at a time; guards config_ against status readers
   std::unique_ptr<admin::AdminServer> admin_;
   std::unique_ptr<admin::MetricsServer> metrics_;
   std::thread static_thread_;

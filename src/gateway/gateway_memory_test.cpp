@@ -544,10 +544,83 @@ TEST_F(TwoGatewaysWithMetrics, CountersMoveWithTrafficAndPromtoolAcceptsTheScrap
   // The same numbers as pspctl's JSON: one snapshot, two renderings.
   const json c = a_->counters();
   EXPECT_GE(c["tunnels"][0]["tx_packets"].get<uint64_t>(), 6u);
+  // Per-peer RPC outcomes: A sent the one exchange and it was answered OK.
+  const std::string peer = a_->gw->tunnels().peer(0).name;
+  EXPECT_EQ(value(after, "psp_gateway_peer_rpcs_total{peer=\"" + peer + "\",direction=\"sent\",code=\"ok\"}"),
+            1)
+      << after;
+  const json peers = a_->gw->handle("peers", json::object()).value();
+  EXPECT_EQ(peers["peers"][0]["rpcs_sent"]["ok"], 1);
+  EXPECT_EQ(peers["peers"][0]["rpcs_ok"], 1);
+  EXPECT_EQ(peers["peers"][0]["rpcs_failed"], 0);
 
   const auto lint = admin::testing::promtool_check(after);
   if (!lint.available) GTEST_SKIP() << "promtool not installed (scripts/deps.sh installs package prometheus)";
   EXPECT_EQ(lint.status, 0) << lint.output << "\n" << after;
+}
+
+// A request the peer refuses is counted as refused, per peer, with the status code and the last error.
+TEST_F(TwoGateways, RefusedAndFailedRpcsAreCountedPerPeer) {
+  connect();
+  // B asks A to rotate twice within a minute: A answers the second with RESOURCE_EXHAUSTED.
+  auto r1 = b_->gw->tunnels().request_peer_rotation(0, false, b_->gw->transport());
+  auto r2 = b_->gw->tunnels().request_peer_rotation(0, false, b_->gw->transport());
+  EXPECT_TRUE(r1.ok());
+  EXPECT_FALSE(r2.ok());
+  const json a_peers = a_->gw->handle("peers", json::object()).value();
+  EXPECT_EQ(a_peers["peers"][0]["rpcs_received"]["resource_exhausted"], 1) << a_peers.dump();
+  EXPECT_EQ(a_peers["peers"][0]["rpcs_refused"], 1);
+  const json b_peers = b_->gw->handle("peers", json::object()).value();
+  EXPECT_EQ(b_peers["peers"][0]["rpcs_sent"]["resource_exhausted"], 1) << b_peers.dump();
+  EXPECT_NE(b_peers["peers"][0]["last_error"].get<std::string>().find("sent resource_exhausted"),
+            std::string::npos);
+}
+
+// pspctl sample on|off [--rate N]: sampling switched and re-rated live, as --sample-rate does at start.
+class TwoGatewaysSampling : public TwoGateways {
+ protected:
+  std::vector<std::string> extra_flags_a() const override { return {"--sample-rate", "1"}; }
+  // The sample count once the control thread has taken every sample the workers queued (unchanged for
+  // 50 ms; samples travel through a ring to the control thread, after the frames themselves).
+  uint64_t settled_samples() const {
+    uint64_t last = a_->slow("samples");
+    for (int i = 0; i < 40; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      const uint64_t now = a_->slow("samples");
+      if (now == last) return now;
+      last = now;
+    }
+    return last;
+  }
+  // Sends `n` frames A -> B (all delivered) and returns how many A sampled meanwhile.
+  uint64_t samples_while_sending(uint32_t n, uint32_t seq0) {
+    const uint64_t before = settled_samples();
+    for (uint32_t i = 0; i < n; ++i)
+      a_->vm->send(a_->vm->udp_to(*b_->vm, a_->gateway_mac, seq_payload(seq0 + i)));
+    EXPECT_EQ(b_->vm->receive(n).size(), n);
+    return settled_samples() - before;
+  }
+};
+
+TEST_F(TwoGatewaysSampling, OffStopsSamplesOnWithARateResumesThem) {
+  connect();
+  EXPECT_GT(samples_while_sending(64, 100), 0u);  // 1 in 2
+  auto off = a_->gw->handle("sample", {{"on", false}});
+  ASSERT_TRUE(off.ok()) << off.error().message;
+  EXPECT_EQ((*off)["sampling"], false);
+  EXPECT_EQ(a_->gw->handle("status", json::object()).value()["sample_rate"], 0);
+  EXPECT_EQ(samples_while_sending(64, 200), 0u);
+  auto on = a_->gw->handle("sample", {{"on", true}, {"rate", 2}});
+  ASSERT_TRUE(on.ok()) << on.error().message;
+  EXPECT_EQ((*on)["rate"], 2);
+  EXPECT_EQ(a_->gw->handle("status", json::object()).value()["sample_rate"], 2);
+  EXPECT_GT(samples_while_sending(128, 300), 0u);  // 1 in 4
+  EXPECT_FALSE(a_->gw->handle("sample", {{"on", true}, {"rate", 17}}).ok());
+  EXPECT_FALSE(a_->gw->handle("sample", {{"rate", 2}}).ok());  // "on" is required
+  // B started without --sample-rate: its pipeline has no sampling pipes, and it says so.
+  auto refused = b_->gw->handle("sample", {{"on", true}});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message.find("--sample-rate"), std::string::npos);
 }
 
 class TwoInsecureGateways : public TwoGateways {

@@ -35,6 +35,8 @@ struct Options {
   unsigned count = 0;
   std::string format = "mermaid";
   bool issue_new_keys = false;
+  std::string sample;  // on | off
+  unsigned sample_rate = 0;
   std::string raw;
 };
 
@@ -153,6 +155,11 @@ Command command_for(std::string_view name, const Options& o) {
   if (name == admin::cmd::kCounters) return {{std::string(name)}, render_counters};
   if (name == admin::cmd::kPeers) return {{std::string(name)}, render_peers};
   if (name == admin::cmd::kReload) return {{std::string(name)}, render_fields};
+  if (name == admin::cmd::kSample) {
+    json args{{"on", o.sample == "on"}};
+    if (o.sample_rate != 0) args["rate"] = o.sample_rate;
+    return {{std::string(name), args}, render_fields};
+  }
   if (name == admin::cmd::kPipeline) return {{std::string(name), {{"format", o.format}}}, render_pipeline};
   if (name == admin::cmd::kRotateKeys) {
     return {{std::string(name), {{"issue_new_keys", o.issue_new_keys}}}, render_fields};
@@ -179,6 +186,16 @@ void add_commands(CLI::App& app, Options& o) {
   app.add_subcommand("reload",
                      "re-read the config file and apply the difference (as SIGHUP); exit 1 and the reason if "
                      "the gateway refuses it (the running config stays)");
+  auto* sample = app.add_subcommand(
+      "sample",
+      "switch sampling (as --sample-rate: 1 in 2^N egress packets get the S bit and a copy to the log, "
+      "received ones with the S bit are logged) on or off at run time");
+  sample->add_option("STATE", o.sample, "on or off")->required()->check(CLI::IsMember({"on", "off"}));
+  sample
+      ->add_option("--rate", o.sample_rate,
+                   "with on: N, sample 1 in 2^N packets (1..16; default: the rate in use, "
+                   "else --sample-rate's)")
+      ->check(CLI::Range(1u, 16u));
   auto* raw = app.add_subcommand("raw", "send one JSON request as is and print the whole response");
   raw->add_option("JSON", o.raw, R"(e.g. '{"cmd": "status"}')")->required();
 }
@@ -202,6 +219,10 @@ int run(int argc, char** argv) {
   }
   const std::string name = app.get_subcommands().front()->get_name();
   if (name == "raw") return run_raw(o);
+  if (name == "sample" && o.sample == "off" && o.sample_rate != 0) {
+    std::fprintf(stderr, "pspctl: sample off takes no --rate\n");
+    return kExitUsage;
+  }
   const Command command = command_for(name, o);
   return o.watch_s > 0 ? run_watch(o, command) : run_once(o, command);
 }

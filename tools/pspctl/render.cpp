@@ -85,6 +85,7 @@ constexpr std::array kPeerColumns = {
     Column{"TUNNELS", "tunnels", Cell::kCount},
     Column{"PENDING", "pending", Cell::kCount},
     Column{"RPC OK", "rpcs_ok", Cell::kCount},
+    Column{"REFUSED", "rpcs_refused", Cell::kCount},
     Column{"RPC FAIL", "rpcs_failed", Cell::kCount},
     Column{"LAST ERROR", "last_error"},
 };

@@ -93,6 +93,7 @@ inline nlohmann::json fake_peers() {
                          {"tunnels", 2},
                          {"pending", 1},
                          {"rpcs_ok", 5},
+                         {"rpcs_refused", 2},
                          {"rpcs_failed", 1},
                          {"last_error", "deadline exceeded"}},
                         {{"name", "192.0.2.3:3000"},
@@ -100,6 +101,7 @@ inline nlohmann::json fake_peers() {
                          {"tunnels", 0},
                          {"pending", 0},
                          {"rpcs_ok", 0},
+                         {"rpcs_refused", 0},
                          {"rpcs_failed", 4},
                          {"last_error", "connection refused"}},
                     })}};
