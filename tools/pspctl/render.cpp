@@ -192,6 +192,51 @@ std::string render_counters(const json& result) {
   return out;
 }
 
+namespace {
+
+// What identifies a row of a counters list across two results.
+std::string row_key(const json& row) {
+  if (!row.is_object()) return {};
+  if (row.contains("name")) return row["name"].dump();
+  return member(row, "local_vip").dump() + ">" + member(row, "remote_vip").dump();
+}
+
+json rates_of(const json& now, const json& before, double seconds) {
+  if (now.is_number_unsigned() || now.is_number_integer()) {
+    const uint64_t a = now.get<uint64_t>();
+    const uint64_t b = before.is_number() ? before.get<uint64_t>() : 0;
+    return a >= b ? static_cast<uint64_t>(static_cast<double>(a - b) / seconds + 0.5) : 0;
+  }
+  if (now.is_object()) {
+    json out = json::object();
+    for (const auto& [key, value] : now.items()) out[key] = rates_of(value, member(before, key), seconds);
+    return out;
+  }
+  if (now.is_array()) {
+    json out = json::array();
+    for (const auto& row : now) {
+      json match;
+      if (before.is_array()) {
+        for (const auto& old : before) {
+          if (row_key(old) == row_key(row)) {
+            match = old;
+            break;
+          }
+        }
+      }
+      out.push_back(rates_of(row, match, seconds));
+    }
+    return out;
+  }
+  return now;  // names, states
+}
+
+}  // namespace
+
+json counter_rates(const json& now, const json& before, double seconds) {
+  return rates_of(now, before, seconds > 0 ? seconds : 1);
+}
+
 std::string render_pipeline(const json& result) {
   if (!result.is_string()) return result.dump(2) + "\n";
   std::string text = result.get<std::string>();

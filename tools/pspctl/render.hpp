@@ -33,6 +33,11 @@ std::string render_fields(const nlohmann::json& object);
 std::string render_tunnels(const nlohmann::json& result);   // {"tunnels": [...]}
 std::string render_peers(const nlohmann::json& result);     // {"peers": [...]}
 std::string render_counters(const nlohmann::json& result);  // {"pipes", "ports", "psp", "tunnels"}
+// counters --watch: the per-second change of every counter between two results `seconds` apart, in the
+// shape of a counters result (render_counters renders it). List rows are matched by their name (pipes,
+// ports) or VIP pair (tunnels); a row new in `now` counts from zero; a counter that went down (a tunnel
+// re-made) shows 0. Names and other non-counters are kept from `now`.
+nlohmann::json counter_rates(const nlohmann::json& now, const nlohmann::json& before, double seconds);
 // Mermaid: the text as it is (a trailing newline ensured); a JSON dump: pretty JSON.
 std::string render_pipeline(const nlohmann::json& result);
 
