@@ -301,5 +301,64 @@ TEST_F(Reload, AddPeerChangeVipRemovePeerAndRefusalsLoseNothingOnAnUnaffectedTun
               static_cast<unsigned>(stream_->sent(0)), static_cast<unsigned>(stream_->sent(1)));
 }
 
+// New TLS material in the same files: the reload remakes A's channels and starts a gRPC server with the
+// new certificate on the same port before the old one stops. The running tunnel loses nothing, and a new
+// exchange in each direction runs over the new material.
+TEST_F(Reload, NewTlsMaterialTakesEffectWithoutLosingTheRunningTunnel) {
+  ASSERT_TRUE(wait_until(
+      [&] {
+        stream_->send(1);
+        stream_->drain();
+        return stream_->received(0) > 0 && stream_->received(1) > 0;
+      },
+      kWait));
+  stream_for(std::chrono::milliseconds(100));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        stream_->drain();
+        return stream_->all_received();
+      },
+      kWait));
+  const uint64_t disorder_at_start = stream_->bad();
+  const uint16_t grpc_port = static_cast<uint16_t>(gws_.a->gw->grpc_port());
+
+  (void)testing::test_ca().write(gws_.dir.path, "a",
+                                 testing::test_ca().issue("gateway a, renewed", {"IP:127.0.0.1"}));
+  const Peer b{b_address(), {{"10.1.0.1", {"10.2.0.1"}}, {"10.1.0.2", {"10.2.0.1"}}}};
+  auto r = reload_a({"10.1.0.1", "10.1.0.2"}, {b});
+  ASSERT_TRUE(r.ok()) << r.error();
+  EXPECT_NE(r->find("TLS material"), std::string::npos) << *r;
+  EXPECT_EQ(gws_.a->gw->grpc_port(), grpc_port);  // the same listening port
+  stream_for(std::chrono::milliseconds(100));
+
+  // B -> A's new VIP: B's request is served by A's new server; A's answer... and A -> B over A's new channel.
+  ASSERT_TRUE(reload_b({"10.2.0.1"}, {{a_address(), {{"10.2.0.1", {"10.1.0.1", "10.1.0.2"}}}}}).ok());
+  gws_.a->announce("10.1.0.2", "10.2.0.1");
+  Stream fresh(*gws_.a, *gws_.b, "10.1.0.2", "10.2.0.1");
+  std::vector<std::vector<uint8_t>> other;
+  EXPECT_TRUE(wait_until(
+      [&] {
+        fresh.send(1);
+        stream_for(std::chrono::milliseconds(5), &other);
+        for (const auto& f : other) {
+          if (net::IpAddr::v4(std::span<const uint8_t, 4>(&f[14 + 12], 4)) == test::ip("10.2.0.1"))
+            return true;
+        }
+        return false;
+      },
+      kWait));
+  EXPECT_TRUE(has_tunnel(*gws_.a, "10.1.0.2", "10.2.0.1"));
+
+  ASSERT_TRUE(wait_until(
+      [&] {
+        stream_->drain();
+        return stream_->all_received();
+      },
+      kWait))
+      << "A->B " << stream_->received(0) << "/" << stream_->sent(0) << ", B->A " << stream_->received(1)
+      << "/" << stream_->sent(1);
+  EXPECT_EQ(stream_->bad(), disorder_at_start);
+}
+
 }  // namespace
 }  // namespace pspgw::gateway
