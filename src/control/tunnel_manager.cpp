@@ -601,7 +601,7 @@ bool TunnelManager::note_stale_peer(PeerIndex peer, std::string_view why) {
   std::size_t marked = 0;
   {
     std::lock_guard lock(mu_);
-    if (peer >= peers_.size()) return false;
+    if (peer >= peers_.size() || peer_state_[peer].removed) return false;
     PeerState& ps = peer_state_[peer];
     const Clock::time_point t = now();
     if (t < ps.next_stale) return false;

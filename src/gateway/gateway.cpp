@@ -889,9 +889,15 @@ Result<std::string, std::string> Gateway::reload(GatewayConfig next) {
   // Everything that can fail is checked before anything changes: the TLS files, the peers' addresses.
   std::optional<GrpcTls> tls;
   if (grpc_server_tls_) {
-    auto loaded = load_grpc_tls(tls_files(flags_, next.sw.grpc_tls));
+    const control::TlsFiles files = tls_files(flags_, next.sw.grpc_tls);
+    if (!files.any()) return refuse(kNoTlsHelp);
+    auto loaded = load_grpc_tls(files);
     if (!loaded) return refuse(loaded.error());
     if (diff.tls || loaded->digest != tls_digest_) tls = std::move(*loaded);
+  }
+  if (!grpc_server_tls_ && tls_files(flags_, next.sw.grpc_tls).any()) {
+    return refuse(
+        "--grpc-insecure and TLS material (--grpc-tls-* or x-sw.grpc-tls) exclude each other: drop one");
   }
   std::vector<std::string> hosts;
   for (const auto& p : next.peers) hosts.push_back(p.remote_grpc_address.host);
