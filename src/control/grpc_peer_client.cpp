@@ -11,7 +11,7 @@
 
 namespace pspgw::control {
 
-GrpcPeerClient::GrpcPeerClient(std::vector<std::string> addresses, GrpcClientOptions options)
+GrpcPeerClient::GrpcPeerClient(const std::vector<std::string>& addresses, GrpcClientOptions options)
     : options_(std::move(options)) {
   if (!options_.credentials) options_.credentials = grpc::InsecureChannelCredentials();
   args_.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, static_cast<int>(options_.reconnect_backoff.count()));

@@ -56,7 +56,7 @@ struct GrpcClientOptions {
 class GrpcPeerClient final : public PeerTransport {
  public:
   // addresses[i] is peer i's "host:port" (config peers[i].remote-grpc-address, normalised).
-  explicit GrpcPeerClient(std::vector<std::string> addresses, GrpcClientOptions options = {});
+  explicit GrpcPeerClient(const std::vector<std::string>& addresses, GrpcClientOptions options = {});
   ~GrpcPeerClient() override;
   GrpcPeerClient(const GrpcPeerClient&) = delete;
   GrpcPeerClient& operator=(const GrpcPeerClient&) = delete;

@@ -352,6 +352,7 @@ Status<std::string> Gateway::build() {
 
   std::vector<control::PeerPolicy> peers = peer_policies(config_, flags_.outer_ip_type);
   std::vector<std::string> addresses;
+  addresses.reserve(peers.size());
   for (const auto& p : peers) addresses.push_back(p.name);
   control::TunnelManagerOptions tmo;
   tmo.local = {local_mac_, local_pip_, config_.sw.virt_cookie};
@@ -907,7 +908,7 @@ Result<std::string, std::string> Gateway::reload(GatewayConfig next) {
   }
   if (diff.empty() && !tls) return std::string("reloaded " + next.source + ": no change");
   apply_reload(next, diff);
-  if (tls) apply_tls(std::move(*tls));
+  if (tls) apply_tls(*tls);
   config_ = std::move(next);
   const std::string line =
       "reloaded " + config_.source + ": " + diff.summary() + (tls && !diff.tls ? ", TLS material" : "");
@@ -952,7 +953,7 @@ void Gateway::apply_reload(const GatewayConfig& next, const ConfigDiff& diff) {
 // New TLS material: the client's channels are remade, and a second gRPC server with the new credentials
 // starts on the same address (SO_REUSEPORT) before the old one stops (make before break: a peer's
 // request is always answered by one of them).
-void Gateway::apply_tls(GrpcTls tls) {
+void Gateway::apply_tls(const GrpcTls& tls) {
   grpc_server_tls_ = tls.server;
   tls_digest_ = tls.digest;
   transport_->set_credentials(tls.channel);

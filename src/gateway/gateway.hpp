@@ -100,7 +100,7 @@ class Gateway final : public admin::AdminHandler {
   static Result<GrpcTls, std::string> load_grpc_tls(const control::TlsFiles& files);
   control::GrpcServerOptions grpc_options();
   void apply_reload(const GatewayConfig& next, const ConfigDiff& diff);
-  void apply_tls(GrpcTls tls);
+  void apply_tls(const GrpcTls& tls);
   admin::AdminResult sample(const nlohmann::json& args);
   Status<std::string> open_workers();
   Status<std::string> start_metrics();

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdio>
 #include <vector>
 
@@ -205,7 +206,7 @@ json rates_of(const json& now, const json& before, double seconds) {
   if (now.is_number_unsigned() || now.is_number_integer()) {
     const uint64_t a = now.get<uint64_t>();
     const uint64_t b = before.is_number() ? before.get<uint64_t>() : 0;
-    return a >= b ? static_cast<uint64_t>(static_cast<double>(a - b) / seconds + 0.5) : 0;
+    return a >= b ? static_cast<uint64_t>(std::llround(static_cast<double>(a - b) / seconds)) : 0;
   }
   if (now.is_object()) {
     json out = json::object();
