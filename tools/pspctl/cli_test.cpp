@@ -130,6 +130,26 @@ TEST_F(PspctlCliTest, WatchShowsRatesPerSecond) {
   EXPECT_EQ(pspctl("counters --interval 1").code, 2);  // --interval needs --watch
 }
 
+TEST_F(PspctlCliTest, ReloadReportsTheOutcomeInItsExitStatus) {
+  Outcome ok = pspctl("reload");
+  EXPECT_EQ(ok.code, 0) << ok.err;
+  EXPECT_NE(ok.out.find("peers +1 -0"), std::string::npos) << ok.out;
+  handler_.reload_ok = false;
+  Outcome refused = pspctl("reload");
+  EXPECT_EQ(refused.code, 1);
+  EXPECT_EQ(refused.err,
+            "pspctl: reload: reload refused, the running config stays: c.json: bogus: unknown key\n");
+}
+
+TEST_F(PspctlCliTest, SampleSendsOnOffAndTheRate) {
+  EXPECT_EQ(json::parse(pspctl("sample on --rate 3 --json").out), json({{"on", true}, {"rate", 3}}));
+  EXPECT_EQ(json::parse(pspctl("sample on --json").out), json({{"on", true}}));
+  EXPECT_EQ(json::parse(pspctl("sample off --json").out), json({{"on", false}}));
+  for (const char* bad :
+       {"sample", "sample maybe", "sample on --rate 0", "sample on --rate 17", "sample off --rate 2"})
+    EXPECT_EQ(pspctl(bad).code, 2) << bad;
+}
+
 TEST(PspctlRates, DeltasPerSecondMatchRowsByName) {
   const json before = {
       {"pipes", {{{"name", "EGR_ACL"}, {"hits", 100}}, {{"name", "INGR_ACL"}, {"hits", 50}}}},

@@ -128,6 +128,13 @@ class FakeHandler final : public AdminHandler {
                             {"lost", 0},
                             {"issued_new_keys", issue}};
     }
+    if (cmd == cmd::kReload) {  // reload_ok: as a valid config; else refused as an invalid one
+      if (!reload_ok)
+        return admin_fail(AdminErrc::kFailed,
+                          "reload refused, the running config stays: c.json: bogus: unknown key");
+      return nlohmann::json{{"reloaded", true}, {"summary", "reloaded c.json: peers +1 -0 ~0"}};
+    }
+    if (cmd == cmd::kSample) return args;  // echoes what pspctl sent
     if (cmd == "sleep") {
       std::this_thread::sleep_for(std::chrono::milliseconds(args.at("ms").get<int>()));
       return nlohmann::json("slept");
@@ -139,6 +146,7 @@ class FakeHandler final : public AdminHandler {
 
   std::atomic<int> calls{0};
   std::atomic<bool> fail_all{false};  // every command answers kFailed
+  std::atomic<bool> reload_ok{true};
   std::atomic<uint64_t> generation{3};
 
  private:
