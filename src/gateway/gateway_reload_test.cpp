@@ -175,12 +175,17 @@ class Reload : public ::testing::Test {
     }
   }
   std::size_t peers(const TestGateway& g) const { return g.admin("peers")["peers"].size(); }
-  bool has_tunnel(const TestGateway& g, const std::string& local, const std::string& remote) const {
-    const json all = g.admin("tunnels")["tunnels"];
-    for (const auto& t : all) {
+  static bool connected(const TestGateway& g, const std::string& local, const std::string& remote) {
+    const json all = g.admin("tunnels");  // kept: a range-for over a temporary's member would dangle
+    for (const auto& t : all["tunnels"]) {
       if (t["local_vip"] == local && t["remote_vip"] == remote && t["state"] == "connected") return true;
     }
-    std::printf("tunnels: %s\n", all.dump().c_str());
+    return false;
+  }
+  // The tunnel is (or soon becomes: crossing exchanges settle) connected.
+  bool has_tunnel(const TestGateway& g, const std::string& local, const std::string& remote) const {
+    if (wait_until([&] { return connected(g, local, remote); }, std::chrono::seconds(5))) return true;
+    std::printf("tunnels: %s\n", g.admin("tunnels")["tunnels"].dump().c_str());
     return false;
   }
 
@@ -250,7 +255,7 @@ TEST_F(Reload, AddPeerChangeVipRemovePeerAndRefusalsLoseNothingOnAnUnaffectedTun
   r = reload_a({"10.1.0.1", "10.1.0.3"}, {b3, c});
   ASSERT_TRUE(r.ok()) << r.error();
   EXPECT_NE(r->find("local VIPs +1 -1"), std::string::npos) << *r;
-  EXPECT_FALSE(has_tunnel(*gws_.a, "10.1.0.2", "10.2.0.1"));  // torn down
+  EXPECT_FALSE(connected(*gws_.a, "10.1.0.2", "10.2.0.1"));  // torn down
   gws_.a->announce("10.1.0.3", "10.2.0.1");
   EXPECT_TRUE(new_vip_reaches_b("10.1.0.3"));
   EXPECT_TRUE(has_tunnel(*gws_.a, "10.1.0.3", "10.2.0.1"));
