@@ -33,7 +33,7 @@ constexpr auto kWait = std::chrono::seconds(20);  // an upper bound for a failin
 // Frames between one VIP of A and one VIP of B, both ways, each carrying (direction, sequence number).
 class Stream {
  public:
-  Stream(TestGateway& a, TestGateway& b, std::string a_vip, std::string b_vip)
+  Stream(TestGateway& a, TestGateway& b, const std::string& a_vip, const std::string& b_vip)
       : side_{&a, &b}, vip_{test::ip(a_vip), test::ip(b_vip)} {}
 
   void send(std::size_t per_side) {
