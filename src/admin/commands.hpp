@@ -14,5 +14,7 @@ inline constexpr std::string_view kRotateKeys = "rotate-keys";  // {issue_new_ke
 inline constexpr std::string_view kPeers = "peers";             // -> {peers: [...]}
 inline constexpr std::string_view kSfc =
     "sfc";  // {argv: [VERB, ARGS...]} -> show: registry + counters; else ok
+inline constexpr std::string_view kReload = "reload";  // -> {reloaded, summary} | failed: why
+inline constexpr std::string_view kSample = "sample";  // {on, rate?} -> {sampling, rate}
 
 }  // namespace pspgw::admin::cmd

@@ -148,6 +148,19 @@ void render_peers(Writer& w, const StatsSnapshot& s) {
   for (const auto& p : s.peers) w.sample({{"peer", p.name}}, p.pending);
   w.family("peer_up", "gauge", "1 when every configured tunnel with the peer is connected.");
   for (const auto& p : s.peers) w.sample({{"peer", p.name}}, p.state == "connected" ? 1 : 0);
+  w.family(
+      "peer_rpcs_total", "counter",
+      "Key-exchange RPCs with the peer: direction sent (ours, by how they ended) or received (theirs, by "
+      "what we answered), by gRPC status code.");
+  for (const auto& p : s.peers) {
+    for (const auto& c : p.rpcs_sent)
+      w.sample({{"peer", p.name}, {"direction", "sent"}, {"code", c.name}}, c.value);
+    for (const auto& c : p.rpcs_received)
+      w.sample({{"peer", p.name}, {"direction", "received"}, {"code", c.name}}, c.value);
+  }
+  w.family("rpcs_unattributed_total", "counter",
+           "Key-exchange requests refused before they could be attributed to a configured peer.");
+  w.sample({}, s.rpcs_unattributed);
 }
 
 // Service chains: only when some are configured (no empty families on gateways without chains).

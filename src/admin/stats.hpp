@@ -51,6 +51,14 @@ struct PeerSnapshot {
   uint64_t tunnels = 0;
   uint64_t pending = 0;
   std::optional<std::string> pip;
+  // Key-exchange RPCs with the peer, by gRPC status code name ("ok", "unavailable", ...), only codes that
+  // occurred: the requests we sent it and how they ended, the requests it sent us and what we answered.
+  std::vector<NamedCount> rpcs_sent;
+  std::vector<NamedCount> rpcs_received;
+  uint64_t rpcs_ok = 0;       // both directions
+  uint64_t rpcs_refused = 0;  // answered with a refusal (PERMISSION_DENIED, RESOURCE_EXHAUSTED, ...)
+  uint64_t rpcs_failed = 0;   // no answer or a fault (UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL, ...)
+  std::string last_error;     // the last call that was not OK; "" if none
 };
 
 // Service chains (issue 8): per classifier, per hop of a chain, per instance (port pair).
@@ -89,6 +97,7 @@ struct StatsSnapshot {
   std::vector<TunnelSnapshot> tunnels;
   std::vector<PeerSnapshot> peers;
   SfcSnapshot sfc;
+  uint64_t rpcs_unattributed = 0;  // requests refused before they could be attributed to a peer
 };
 
 }  // namespace pspgw::admin

@@ -98,10 +98,19 @@ json counters_json(const StatsSnapshot& s) {
 json peers_json(const StatsSnapshot& s) {
   json list = json::array();
   for (const auto& p : s.peers) {
-    list.push_back({{"name", p.name}, {"state", p.state}, {"tunnels", p.tunnels}, {"pending", p.pending}});
+    list.push_back({{"name", p.name},
+                    {"state", p.state},
+                    {"tunnels", p.tunnels},
+                    {"pending", p.pending},
+                    {"rpcs_sent", named_json(p.rpcs_sent)},
+                    {"rpcs_received", named_json(p.rpcs_received)},
+                    {"rpcs_ok", p.rpcs_ok},
+                    {"rpcs_refused", p.rpcs_refused},
+                    {"rpcs_failed", p.rpcs_failed}});
+    if (!p.last_error.empty()) list.back()["last_error"] = p.last_error;
     if (p.pip) list.back()["pip"] = *p.pip;  // README: PIP binding
   }
-  return {{"peers", list}};
+  return {{"peers", list}, {"rpcs_unattributed", s.rpcs_unattributed}};
 }
 
 }  // namespace pspgw::admin

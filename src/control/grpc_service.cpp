@@ -27,7 +27,9 @@ std::vector<std::string> certificate_names(const grpc::AuthContext& auth) {
 }  // namespace
 
 GrpcService::GrpcService(TunnelManager& manager, GrpcServerOptions options)
-    : manager_(manager), options_(std::move(options)) {
+    : manager_(manager),
+      options_(std::move(options)),
+      peers_(std::make_shared<const PeerDirectory>(options_.peers)) {
   if (!options_.log) {
     options_.log = [](std::string_view line) {
       std::fprintf(stderr, "%.*s\n", static_cast<int>(line.size()), line.data());
@@ -35,7 +37,35 @@ GrpcService::GrpcService(TunnelManager& manager, GrpcServerOptions options)
   }
 }
 
+void GrpcService::set_peers(PeerDirectory peers) {
+  auto next = std::make_shared<const PeerDirectory>(std::move(peers));
+  std::lock_guard lock(peers_mu_);
+  peers_ = std::move(next);
+}
+
+std::shared_ptr<const PeerDirectory> GrpcService::peers() const {
+  std::lock_guard lock(peers_mu_);
+  return peers_;
+}
+
+// Counts the call's outcome for its (first) peer and, at --log-level debug, says what it was.
+grpc::Status GrpcService::answered(const Caller& caller, const std::string& what, grpc::Status status) {
+  if (options_.counters)
+    options_.counters->count(caller.peers.front(), RpcDirection::kReceived, status.error_code(),
+                             status.error_message());
+  if (options_.debug) {
+    std::lock_guard lock(log_mu_);
+    if (debug_log_.allow(std::chrono::steady_clock::now())) {
+      options_.debug("gRPC: received " + what + " from " + caller.proof + ": " +
+                     std::string(rpc_code_name(status.error_code())) +
+                     (status.ok() ? "" : " (" + status.error_message() + ")") + debug_log_.suffix());
+    }
+  }
+  return status;
+}
+
 void GrpcService::log_refusal(const std::string& line) {
+  if (options_.counters) options_.counters->count_unattributed();
   std::lock_guard lock(log_mu_);
   if (refusal_log_.allow(std::chrono::steady_clock::now())) options_.log(line + refusal_log_.suffix());
 }
@@ -49,7 +79,7 @@ Result<Caller, grpc::Status> GrpcService::identify(const grpc::ServerContext& co
       return Err{grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "a client certificate is required")};
     }
     const std::vector<std::string> names = certificate_names(*auth);
-    caller = options_.peers.by_names(names);
+    caller = peers()->by_names(names);
     if (caller.peers.empty()) {
       std::string list;
       for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
@@ -61,7 +91,7 @@ Result<Caller, grpc::Status> GrpcService::identify(const grpc::ServerContext& co
     return caller;
   }
   const auto source = parse_grpc_peer(context.peer());
-  if (source) caller = options_.peers.by_address(*source);
+  if (source) caller = peers()->by_address(*source);
   if (caller.peers.empty()) {
     log_refusal("gRPC: refused " + context.peer() + " (insecure mode): not the address of a configured peer");
     return Err{grpc::Status(grpc::StatusCode::PERMISSION_DENIED, "your address is no peer configured here")};
@@ -80,13 +110,20 @@ grpc::Status GrpcService::RequestMultipleTunnelParams(grpc::ServerContext* conte
     grpc_convert::wipe_keys(owned);
     return caller.error();
   }
+  if (request->tunnels_size() == 0) {
+    // A peer's connection warm-up (GrpcPeerClient::WarmUp): refused at once, changes nothing, and is not
+    // an outcome worth counting or logging per peer.
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "a request for no tunnels");
+  }
+  const std::string what = "RequestMultipleTunnelParams (request " + std::to_string(request->request_id()) +
+                           ", " + std::to_string(request->tunnels_size()) + " tunnel(s))";
   auto parsed = grpc_convert::from_proto(*request);
   grpc_convert::wipe_keys(owned);
-  if (!parsed) return to_grpc_status(parsed.error());
+  if (!parsed) return answered(*caller, what, to_grpc_status(parsed.error()));
   auto answer = manager_.handle_tunnel_request(*caller, parsed.value());
-  if (!answer) return to_grpc_status(answer.error());
+  if (!answer) return answered(*caller, what, to_grpc_status(answer.error()));
   grpc_convert::to_proto(answer.value(), response);
-  return grpc::Status::OK;
+  return answered(*caller, what, grpc::Status::OK);
 }
 
 grpc::Status GrpcService::RequestKeyRotation(grpc::ServerContext* context,
@@ -94,11 +131,12 @@ grpc::Status GrpcService::RequestKeyRotation(grpc::ServerContext* context,
                                              psp_gateway::KeyRotationResponse* response) {
   auto caller = identify(*context);
   if (!caller) return caller.error();
+  const std::string what = "RequestKeyRotation (request " + std::to_string(request->request_id()) + ")";
   auto answer = manager_.handle_key_rotation(
       *caller, KeyRotationRequest{request->request_id(), request->issue_new_keys()});
-  if (!answer) return to_grpc_status(answer.error());
+  if (!answer) return answered(*caller, what, to_grpc_status(answer.error()));
   response->set_request_id(answer->request_id);
-  return grpc::Status::OK;
+  return answered(*caller, what, grpc::Status::OK);
 }
 
 CResult<std::unique_ptr<GrpcServer>> GrpcServer::start(const std::string& address, TunnelManager& manager,

@@ -26,6 +26,7 @@
 #include "control/error.hpp"
 #include "control/log_limiter.hpp"
 #include "control/peer_identity.hpp"
+#include "control/rpc_counters.hpp"
 #include "control/tunnel_manager.hpp"
 #include "psp_gateway.grpc.pb.h"
 
@@ -37,6 +38,10 @@ struct GrpcServerOptions {
   std::shared_ptr<grpc::ServerCredentials> tls;
   PeerDirectory peers;                        // hosts of the configured peers, in config order
   std::function<void(std::string_view)> log;  // refused callers, rate-limited; default: stderr
+  RpcCounters* counters = nullptr;            // every call's outcome per calling peer (kReceived)
+  // --log-level debug: one line per call (caller, request id, tunnels, outcome); null: none. Never keys.
+  // Rate-limited with the refusals' limiter: a remote party triggers it.
+  std::function<void(std::string_view)> debug;
   // More server interceptors, before ours: their POST hooks run after ours (tests observe what was sent).
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
 };
@@ -54,14 +59,21 @@ class GrpcService final : public psp_gateway::PSP_Gateway::Service {
 
   // The configured peers this call comes from, or the status to refuse it with.
   Result<Caller, grpc::Status> identify(const grpc::ServerContext& context);
+  // A reload's new peer table (indices as TunnelManager's).
+  void set_peers(PeerDirectory peers);
 
  private:
   void log_refusal(const std::string& line);
+  std::shared_ptr<const PeerDirectory> peers() const;
+  grpc::Status answered(const Caller& caller, const std::string& what, grpc::Status status);
 
   TunnelManager& manager_;
   GrpcServerOptions options_;
+  mutable std::mutex peers_mu_;
+  std::shared_ptr<const PeerDirectory> peers_;  // options_.peers, then each reload's
   std::mutex log_mu_;
   LogLimiter refusal_log_;
+  LogLimiter debug_log_{100, std::chrono::milliseconds(100)};  // debug lines: rate-limited all the same
 };
 
 // A running gRPC server hosting one GrpcService. Port 0 in the address picks a free port.
@@ -74,6 +86,7 @@ class GrpcServer {
   GrpcServer& operator=(const GrpcServer&) = delete;
 
   int port() const { return port_; }
+  void set_peers(PeerDirectory peers) { service_.set_peers(std::move(peers)); }
   // Stops accepting, waits up to `grace` for calls in progress, then cancels them.
   void shutdown(std::chrono::milliseconds grace = std::chrono::milliseconds(500));
 

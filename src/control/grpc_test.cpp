@@ -9,8 +9,10 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <mutex>
 #include <thread>
 
+#include "base/hex.hpp"
 #include "control/fake_data_plane.hpp"
 #include "control/grpc_peer_client.hpp"
 #include "control/grpc_service.hpp"
@@ -322,6 +324,82 @@ TEST(GrpcPeerClient, StopCancelsAWarmUpCallThePeerNeverAnswers) {
   client.stop_watching();
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
   server->Shutdown(std::chrono::system_clock::now() + milliseconds(100));
+}
+
+}  // namespace
+}  // namespace pspgw::control
+
+namespace pspgw::control {
+namespace {
+
+// --log-level debug: one line per RPC on each side (method, request id, tunnels, outcome), never a key
+// byte; every call counted per peer by status code; a reload's new peer table takes effect at once.
+TEST(GrpcDebugAndCounters, OneLinePerRpcNoKeysEveryOutcomeCounted) {
+  Node a{"192.0.2.1", {{"B", {kA1toB1, kA1toB9, kA1toB2}}}};
+  std::mutex mu;
+  std::vector<std::string> lines;
+  auto sink = [&](std::string_view l) {
+    std::lock_guard lock(mu);
+    lines.emplace_back(l);
+  };
+  RpcCounters a_counts, b_counts;
+  // B with debug lines and counters on its server.
+  FakeDataPlane dp;
+  TunnelManagerOptions o;
+  o.local = LocalIdentity{mac("02:00:00:00:00:02"), ip("192.0.2.2")};
+  o.log = [](std::string_view) {};
+  TunnelManager btm(psp::KeyRing::with_random_key(), {{"A", {kB1toA1}}}, dp, o);
+  GrpcServerOptions so;
+  so.peers = PeerDirectory({"127.0.0.1"});
+  so.log = [](std::string_view) {};
+  so.debug = sink;
+  so.counters = &b_counts;
+  auto server = GrpcServer::start("127.0.0.1:0", btm, std::move(so));
+  ASSERT_TRUE(server.ok());
+  GrpcClientOptions co;
+  co.debug = sink;
+  co.counters = &a_counts;
+  GrpcPeerClient a_to_b({"127.0.0.1:" + std::to_string((*server)->port())}, co);
+
+  ASSERT_TRUE(a.tm->connect(kA1toB1, a_to_b).ok());
+  EXPECT_FALSE(a.tm->connect(kA1toB9, a_to_b).ok());  // B refuses: not its pair
+  {
+    std::lock_guard lock(mu);
+    ASSERT_EQ(lines.size(), 4u);  // sent + received, twice
+    int sent = 0, received = 0;
+    for (const auto& l : lines) {
+      sent += l.rfind("gRPC: sent RequestMultipleTunnelParams to 127.0.0.1:", 0) == 0 ? 1 : 0;
+      received += l.rfind("gRPC: received RequestMultipleTunnelParams (request ", 0) == 0 ? 1 : 0;
+      EXPECT_EQ(l.find("key"), std::string::npos) << l;
+    }
+    EXPECT_EQ(sent, 2);
+    EXPECT_EQ(received, 2);
+  }
+  const auto key = dp.egress(kB1toA1)->key;  // the key A sent B: in no line, in any form
+  const std::string hex = to_hex(std::span<const uint8_t>(key.data(), key.size()));
+  for (const auto& l : lines) EXPECT_EQ(l.find(hex.substr(0, 16)), std::string::npos) << l;
+
+  const auto sent = a_counts.snapshot();
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0].sent[0], 1u);  // ok
+  EXPECT_EQ(sent[0].sent[7], 1u);  // permission_denied
+  EXPECT_NE(sent[0].last_error.find("sent permission_denied"), std::string::npos) << sent[0].last_error;
+  const auto received = b_counts.snapshot();
+  ASSERT_EQ(received.size(), 1u);
+  EXPECT_EQ(received[0].received[0], 1u);
+  EXPECT_EQ(received[0].received[7], 1u);
+  EXPECT_TRUE(rpc_code_is_refusal(7));
+  EXPECT_FALSE(rpc_code_is_refusal(14));  // unavailable: a failure
+
+  // A reload that removes the only peer: its requests are refused before they reach the manager, and
+  // counted as unattributed.
+  (*server)->set_peers(PeerDirectory({""}));
+  EXPECT_FALSE(a.tm->connect(kA1toB2, a_to_b).ok());
+  EXPECT_EQ(b_counts.unattributed(), 1u);
+  // The client's table too: a removed peer's slot answers kNotFound without a call.
+  a_to_b.set_peers({std::nullopt});
+  MultiTunnelRequest r;
+  EXPECT_EQ(a_to_b.request_tunnels(0, r).error().code, ControlError::kNotFound);
 }
 
 }  // namespace

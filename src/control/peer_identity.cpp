@@ -67,7 +67,7 @@ PeerDirectory::PeerDirectory(std::vector<std::string> hosts) {
 
 CStatus PeerDirectory::resolve() {
   for (Host& h : hosts_) {
-    if (!h.addresses.empty()) continue;  // an IP literal
+    if (!h.addresses.empty() || h.name.empty()) continue;  // an IP literal, or a removed peer's slot
     auto addresses = resolve_name(h.name);
     if (!addresses) return Err{addresses.error()};
     h.addresses = std::move(addresses.value());

@@ -36,7 +36,8 @@ struct Caller {
 class PeerDirectory {
  public:
   PeerDirectory() = default;
-  // hosts[i]: the host of peer i's remote-grpc-address (an IP literal or a DNS name).
+  // hosts[i]: the host of peer i's remote-grpc-address (an IP literal or a DNS name); "" for the slot of
+  // a peer a reload removed (matches nothing).
   explicit PeerDirectory(std::vector<std::string> hosts);
 
   // Resolves the DNS hosts for by_address (insecure mode). kUnavailable naming the host if one fails.

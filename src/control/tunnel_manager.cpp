@@ -605,7 +605,7 @@ bool TunnelManager::note_stale_peer(PeerIndex peer, std::string_view why) {
   std::size_t marked = 0;
   {
     std::lock_guard lock(mu_);
-    if (peer >= peers_.size()) return false;
+    if (peer >= peers_.size() || peer_state_[peer].removed) return false;
     PeerState& ps = peer_state_[peer];
     const Clock::time_point t = now();
     if (t < ps.next_stale) return false;
@@ -656,7 +656,7 @@ std::vector<PeerIndex> TunnelManager::take_static_due() {
 std::optional<PeerIndex> TunnelManager::peer_by_outer(const net::IpAddr& outer) const {
   std::lock_guard lock(mu_);
   for (PeerIndex p = 0; p < peer_state_.size(); ++p) {
-    if (peer_state_[p].outer == outer) return p;
+    if (!peer_state_[p].removed && peer_state_[p].outer == outer) return p;
   }
   return std::nullopt;
 }
@@ -717,8 +717,11 @@ CStatus TunnelManager::refresh_peer(PeerIndex peer, PeerTransport& transport) {
 StaticReport TunnelManager::connect_all_static(PeerTransport& transport, const StaticOptions& options) {
   StaticReport report;
   std::vector<PeerIndex> pending;
-  for (PeerIndex p = 0; p < peers_.size(); ++p) {
-    if (!peers_[p].pairs.empty()) pending.push_back(p);
+  {
+    std::lock_guard lock(mu_);  // reconfigure may change the table
+    for (PeerIndex p = 0; p < peers_.size(); ++p) {
+      if (!peers_[p].pairs.empty()) pending.push_back(p);
+    }
   }
   Clock::duration delay{};
   while (!pending.empty()) {
@@ -917,7 +920,7 @@ CStatus TunnelManager::request_peer_rotation(PeerIndex peer, bool issue_new_keys
   auto answer = transport.request_key_rotation(peer, KeyRotationRequest{id, issue_new_keys});
   if (!answer) return Err{answer.error()};
   if (answer->request_id != id) {
-    return fail(ControlError::kInternal, peers_[peer].name + " answered key rotation " + std::to_string(id) +
+    return fail(ControlError::kInternal, peer_name(peer) + " answered key rotation " + std::to_string(id) +
                                              " with id " + std::to_string(answer->request_id));
   }
   return {};
@@ -1030,9 +1033,116 @@ std::optional<net::IpAddr> TunnelManager::bound_pip(PeerIndex i) const {
 }
 
 std::optional<PeerIndex> TunnelManager::peer_of(const VipPair& pair) const {
-  auto it = allowed_.find(pair);  // allowed_ is immutable after construction: no lock needed
+  std::lock_guard lock(mu_);  // reconfigure changes allowed_
+  auto it = allowed_.find(pair);
   if (it == allowed_.end()) return std::nullopt;
   return it->second;
+}
+
+std::size_t TunnelManager::peer_count() const {
+  std::lock_guard lock(mu_);
+  return peers_.size();
+}
+
+std::string TunnelManager::peer_name(PeerIndex i) const {
+  std::lock_guard lock(mu_);
+  return peers_.at(i).name;
+}
+
+PeerPolicy TunnelManager::peer(PeerIndex i) const {
+  std::lock_guard lock(mu_);
+  return peers_.at(i);
+}
+
+bool TunnelManager::removed(PeerIndex i) const {
+  std::lock_guard lock(mu_);
+  return peer_state_.at(i).removed;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Reconfiguration (header comment).
+
+ReconfigureReport TunnelManager::reconfigure(std::vector<PeerPolicy> peers,
+                                             const std::vector<net::IpAddr>& moved_vips) {
+  std::lock_guard lock(mu_);
+  ReconfigureReport report;
+  std::unordered_map<VipPair, PeerIndex, VipPairHash> allowed;
+  std::vector<bool> kept(peers_.size(), false);
+  std::vector<VipPair> closing;
+  for (PeerPolicy& next : peers) {
+    const PeerIndex i = slot_for_locked(next.name, report);
+    if (i >= kept.size()) kept.resize(i + 1, false);
+    kept[i] = true;
+    report.index.push_back(i);
+    if (next.pip != peers_[i].pip) {  // a configured PIP that changed: its tunnels go to the old one
+      closing.insert(closing.end(), peers_[i].pairs.begin(), peers_[i].pairs.end());
+      pips_[i] = next.pip;
+      peer_state_[i].outer = next.pip ? next.pip : next.outer_hint;
+    } else if (!peer_state_[i].outer) {
+      peer_state_[i].outer = next.outer_hint;
+    }
+    for (const VipPair& pair : next.pairs) allowed.emplace(pair, i);
+    peers_[i] = std::move(next);
+  }
+  for (PeerIndex i = 0; i < peers_.size(); ++i) {
+    if (kept[i] || peer_state_[i].removed) continue;
+    report.removed.push_back(i);
+    closing.insert(closing.end(), peers_[i].pairs.begin(), peers_[i].pairs.end());
+    peers_[i].pairs.clear();
+    peer_state_[i] = PeerState{};
+    peer_state_[i].removed = true;
+  }
+  for (const auto& [pair, owner] : allowed_) {
+    auto now_owner = allowed.find(pair);
+    if (now_owner == allowed.end() || now_owner->second != owner) {
+      closing.push_back(pair);
+      ++report.pairs_removed;
+    }
+  }
+  for (const auto& [pair, owner] : allowed) {
+    auto was = allowed_.find(pair);
+    if (was == allowed_.end() || was->second != owner) ++report.pairs_added;
+  }
+  for (const auto& [pair, s] : sessions_) {
+    if (std::find(moved_vips.begin(), moved_vips.end(), pair.local) != moved_vips.end())
+      closing.push_back(pair);
+  }
+  allowed_ = std::move(allowed);
+  report.sessions_closed = close_pairs_locked(closing);
+  report.peer_count = peers_.size();
+  return report;
+}
+
+// The slot of the peer named `name`: its own, a removed one's of that name, or a new one at the end.
+PeerIndex TunnelManager::slot_for_locked(const std::string& name, ReconfigureReport& report) {
+  for (PeerIndex i = 0; i < peers_.size(); ++i) {
+    if (peers_[i].name != name) continue;
+    if (peer_state_[i].removed) {
+      peer_state_[i] = PeerState{};
+      peers_[i].pip.reset();  // so that a configured PIP is bound below
+      pips_[i].reset();
+      last_peer_rotation_[i].reset();
+      report.added.push_back(i);
+    }
+    return i;
+  }
+  peers_.push_back(PeerPolicy{name, {}, std::nullopt, std::nullopt});
+  peer_state_.emplace_back();
+  pips_.emplace_back();
+  last_peer_rotation_.emplace_back();
+  report.added.push_back(peers_.size() - 1);
+  return peers_.size() - 1;
+}
+
+std::size_t TunnelManager::close_pairs_locked(const std::vector<VipPair>& pairs) {
+  std::size_t closed = 0;
+  for (const VipPair& pair : pairs) {
+    Session* s = find_locked(pair);
+    if (s == nullptr) continue;
+    close_locked(pair, *s);
+    ++closed;
+  }
+  return closed;
 }
 
 void TunnelManager::log(const std::string& line) const {

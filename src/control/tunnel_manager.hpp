@@ -75,6 +75,18 @@
 // channel coming back after it was lost. A request WITH reverse params for a pair we hold simply
 // replaces our egress and issues a fresh ingress SPI, as for a first exchange.
 //
+// Reconfiguration (SIGHUP, pspctl reload). reconfigure() takes the whole new peer list and applies the
+// difference: peers are matched by name and keep their index (GrpcPeerClient and the gRPC server's
+// PeerDirectory index the same table); new peers get a fresh index (or the slot of a removed peer of the
+// same name); a removed peer keeps its slot as an empty entry (no pairs, removed() true: never connected,
+// never matched by outer address) so that no index held by another thread ever points elsewhere. Sessions
+// of pairs no longer configured, of pairs that moved to another peer, of peers whose configured PIP
+// changed, and of local VIPs the caller names (moved to another host port) are closed like
+// close_session(): ingress ACLs and egress removed. The protocol has no "close" call (DOCA's gRPC service
+// has two RPCs, neither tears down), so the peer keeps its half until its own idle timeout or its own
+// reload; what it sends meanwhile fails our INGR_ACL (counted as acl_miss). Every other session is left
+// exactly as it was: its entries are not touched, so its packets keep flowing.
+//
 // Threading: every entry point takes one internal mutex (gRPC handler threads and the control thread
 // share the manager). No entry point makes an RPC while holding it: client exchanges are split into
 // begin (lock: allocate SPI, open ingress, build request) / the RPC (no lock) / finish (lock: apply),
@@ -214,6 +226,17 @@ struct RotationOutcome {
 // Per-pair activity for idle aging: any counter that moves when packets flow either way.
 using ActivityMap = std::unordered_map<VipPair, uint64_t, VipPairHash>;
 
+// What reconfigure() did.
+struct ReconfigureReport {
+  std::vector<PeerIndex> index;     // index[i]: the PeerIndex of the new list's peer i
+  std::vector<PeerIndex> added;     // peers new to the table (their slot may be a removed one's)
+  std::vector<PeerIndex> removed;   // peers no longer configured
+  std::size_t pairs_added = 0;      // VIP pairs newly allowed
+  std::size_t pairs_removed = 0;    // VIP pairs no longer allowed (or moved to another peer)
+  std::size_t sessions_closed = 0;  // sessions torn down (header comment, "Reconfiguration")
+  std::size_t peer_count = 0;       // table size afterwards (removed slots included)
+};
+
 struct StaticOptions {
   std::function<void(Clock::duration)> sleep;  // default: this_thread::sleep_for
   std::function<bool()> should_stop;           // default: never
@@ -290,6 +313,11 @@ class TunnelManager {
   // Asks a peer to rotate its master key.
   CStatus request_peer_rotation(PeerIndex peer, bool issue_new_keys, PeerTransport& transport);
 
+  // ---- reconfiguration (header comment) ----
+  // `peers`: the whole new list, config order, names unique. `moved_vips`: local VIPs whose sessions
+  // must close even though their pairs stay allowed (they moved to another host port).
+  ReconfigureReport reconfigure(std::vector<PeerPolicy> peers, const std::vector<net::IpAddr>& moved_vips);
+
   // ---- sessions ----
   CStatus close_session(const VipPair& pair);
   // Closes every session whose activity counter has not changed for `timeout` (not one in flight); a
@@ -299,8 +327,12 @@ class TunnelManager {
   std::vector<SessionInfo> sessions() const;
   PairState state(const VipPair& pair) const;
   std::optional<PeerIndex> peer_of(const VipPair& pair) const;
-  std::size_t peer_count() const { return peers_.size(); }
-  const PeerPolicy& peer(PeerIndex i) const { return peers_.at(i); }
+  // Slots in the peer table, removed peers included (reconfigure keeps their index).
+  std::size_t peer_count() const;
+  // A copy: reconfigure may change the table meanwhile.
+  PeerPolicy peer(PeerIndex i) const;
+  std::string peer_name(PeerIndex i) const;
+  bool removed(PeerIndex i) const;
   // The PIP peer i is bound to (configured, or pinned at its first exchange); nullopt before that.
   std::optional<net::IpAddr> bound_pip(PeerIndex i) const;
 
@@ -335,6 +367,8 @@ class TunnelManager {
   void retire_due_locked();
   void report_rekeys_locked();
   void close_locked(const VipPair& pair, Session& s);
+  PeerIndex slot_for_locked(const std::string& name, ReconfigureReport& report);
+  std::size_t close_pairs_locked(const std::vector<VipPair>& pairs);
   std::size_t active_sessions_locked() const;
   SessionInfo info_locked(const VipPair& pair, const Session& s) const;
   void log(const std::string& line) const;
@@ -357,6 +391,7 @@ class TunnelManager {
     bool static_due = false;           // note_stale_peer found nothing to refresh: connect statically
     Clock::time_point next_stale{};    // rate limit of note_stale_peer
     Clock::duration stale_spacing{};
+    bool removed = false;  // no longer configured (reconfigure): an empty slot
   };
   std::vector<PeerState> peer_state_;
   DataPlane& data_plane_;

@@ -1222,3 +1222,84 @@ TEST(TunnelManagerIdle, QuietTunnelsAgeOutAndBusyOnesStay) {
 }  // namespace rotation
 }  // namespace
 }  // namespace pspgw::control
+
+namespace pspgw::control {
+namespace {
+
+// ---- reconfiguration (reload) ----
+
+TEST(TunnelManagerReconfigure, UnaffectedSessionsStayRemovedOnesCloseIndicesAreStable) {
+  auto a = make_a();
+  auto b = make_b();
+  LoopbackTransport t;
+  t.peers = {b->tm.get()};
+  ASSERT_TRUE(a->tm->connect(kA1toB1, t).ok());
+  ASSERT_TRUE(a->tm->connect(kA1toB2, t).ok());
+  const auto before = a->tm->session(kA1toB1);
+  ASSERT_TRUE(before && before->egress_spi);
+
+  // B loses the pair A1->B2; a peer C is added.
+  const VipPair a1_to_c = pair("10.0.0.1", "10.0.2.1");
+  ReconfigureReport r = a->tm->reconfigure({{"B", {kA1toB1}}, {"C", {a1_to_c}}}, {});
+  EXPECT_EQ(r.index, (std::vector<PeerIndex>{0, 1}));
+  EXPECT_EQ(r.added, std::vector<PeerIndex>{1});
+  EXPECT_TRUE(r.removed.empty());
+  EXPECT_EQ(r.pairs_added, 1u);
+  EXPECT_EQ(r.pairs_removed, 1u);
+  EXPECT_EQ(r.sessions_closed, 1u);
+  EXPECT_FALSE(a->dp.egress(kA1toB2).has_value());  // torn down: egress and ingress
+  EXPECT_TRUE(a->dp.ingress_spis(kA1toB2).empty());
+  const auto after = a->tm->session(kA1toB1);  // untouched: same SPIs, same egress
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->egress_spi, before->egress_spi);
+  EXPECT_EQ(after->ingress_spis, before->ingress_spis);
+  EXPECT_EQ(a->tm->peer_of(a1_to_c), PeerIndex{1});
+  EXPECT_FALSE(a->tm->peer_of(kA1toB2).has_value());
+  EXPECT_EQ(a->tm->begin_exchange(kA1toB2).error().code, ControlError::kNotFound);
+
+  // B removed: its slot stays (index 0, empty), C keeps index 1.
+  r = a->tm->reconfigure({{"C", {a1_to_c}}}, {});
+  EXPECT_EQ(r.index, std::vector<PeerIndex>{1});
+  EXPECT_EQ(r.removed, std::vector<PeerIndex>{0});
+  EXPECT_EQ(r.sessions_closed, 1u);
+  EXPECT_TRUE(a->tm->removed(0));
+  EXPECT_EQ(a->tm->peer_count(), 2u);
+  EXPECT_FALSE(a->tm->session(kA1toB1).has_value());
+  EXPECT_FALSE(a->tm->peer_by_outer(ip("192.0.2.2")).has_value());  // a removed slot matches nothing
+
+  // B back: it takes its old slot again.
+  r = a->tm->reconfigure({{"C", {a1_to_c}}, {"B", {kA1toB1}}}, {});
+  EXPECT_EQ(r.index, (std::vector<PeerIndex>{1, 0}));
+  EXPECT_EQ(r.added, std::vector<PeerIndex>{0});
+  EXPECT_FALSE(a->tm->removed(0));
+  EXPECT_TRUE(a->tm->connect(kA1toB1, t).ok());
+}
+
+TEST(TunnelManagerReconfigure, RequestsForARemovedPairAreRefused) {
+  auto a = make_a();
+  auto b = make_b();
+  LoopbackTransport t;
+  t.peers = {b->tm.get()};
+  (void)b->tm->reconfigure({{"A", {kB2toA1}}}, {});  // B no longer allows B1 <-> A1
+  auto r = a->tm->connect(kA1toB1, t);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ControlError::kPermissionDenied);
+}
+
+TEST(TunnelManagerReconfigure, MovedVipsAndChangedPipsCloseTheirSessions) {
+  auto a = make_a();
+  auto b = make_b();
+  LoopbackTransport t;
+  t.peers = {b->tm.get()};
+  ASSERT_TRUE(a->tm->connect(kA1toB1, t).ok());
+  ReconfigureReport r = a->tm->reconfigure({{"B", {kA1toB1, kA1toB2}}}, {ip("10.0.0.1")});
+  EXPECT_EQ(r.sessions_closed, 1u);
+  EXPECT_EQ(r.pairs_added + r.pairs_removed, 0u);
+  ASSERT_TRUE(a->tm->connect(kA1toB1, t).ok());
+  r = a->tm->reconfigure({{"B", {kA1toB1, kA1toB2}, ip("192.0.2.99")}}, {});
+  EXPECT_EQ(r.sessions_closed, 1u);
+  EXPECT_EQ(a->tm->bound_pip(0), ip("192.0.2.99"));
+}
+
+}  // namespace
+}  // namespace pspgw::control

@@ -33,9 +33,37 @@ void FlowDataPlane::reclaim() {
 }
 
 std::optional<std::size_t> FlowDataPlane::host_port_of(const net::IpAddr& local_vip) const {
+  std::lock_guard<std::mutex> lock(vip_mu_);
   auto it = vip_port_.find(local_vip);
   if (it == vip_port_.end()) return std::nullopt;
   return it->second;
+}
+
+Status<std::string> FlowDataPlane::set_vip_ports(
+    const std::vector<std::pair<net::IpAddr, std::size_t>>& vip_ports) {
+  std::unordered_map<net::IpAddr, std::size_t> next;
+  for (const auto& [vip, port] : vip_ports) next.emplace(vip, port);
+  if (!topo_.options().ingress_acl) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto it = any_.begin(); it != any_.end();) {  // left, or moved: its entry goes
+      auto n = next.find(it->first);
+      if (n != next.end() && n->second == it->second.second) {
+        ++it;
+        continue;
+      }
+      (void)topo_.remove(it->second.first);
+      it = any_.erase(it);
+    }
+    for (const auto& [vip, port] : next) {
+      if (any_.contains(vip)) continue;
+      auto h = topo_.add_ingress_any(vip, port);
+      if (!h) return Err{"INGR_ACL: " + std::string(flow::to_string(h.error()))};
+      any_.emplace(vip, std::make_pair(*h, port));
+    }
+  }
+  std::lock_guard<std::mutex> lock(vip_mu_);
+  vip_port_ = std::move(next);
+  return {};
 }
 
 Status<DataPlaneError> FlowDataPlane::open_ingress(uint32_t spi, const net::IpAddr& remote_vip,

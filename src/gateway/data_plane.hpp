@@ -54,6 +54,11 @@ class FlowDataPlane final : public control::DataPlane {
 
   // The host-port index of a local VIP.
   std::optional<std::size_t> host_port_of(const net::IpAddr& local_vip) const;
+  // The local VIPs and their host ports, at start and at every reload (first wins for a VIP listed
+  // twice). With -a it also keeps INGR_ACL's per-VIP "any SPI" entries in step: made for new VIPs (and
+  // VIPs that moved port) before the map changes, removed for VIPs that left. Tunnels of VIPs that stay
+  // are not touched.
+  Status<std::string> set_vip_ports(const std::vector<std::pair<net::IpAddr, std::size_t>>& vip_ports);
 
   // The egress table for introspection: pair -> (crypto id, EGR_ACL hits).
   struct EgressView {
@@ -98,7 +103,9 @@ class FlowDataPlane final : public control::DataPlane {
   MasterKeyBoard& keys_;
   const std::vector<std::unique_ptr<WorkerPsp>>& workers_;
   DataPlaneOptions opts_;
-  std::unordered_map<net::IpAddr, std::size_t> vip_port_;  // opts_.vip_ports, first wins: O(1) per open
+  mutable std::mutex vip_mu_;
+  std::unordered_map<net::IpAddr, std::size_t> vip_port_;  // set_vip_ports, first wins: O(1) per open
+  std::unordered_map<net::IpAddr, std::pair<flow::EntryHandle, std::size_t>> any_;  // -a: entry, port
   mutable std::mutex mu_;
   std::map<control::VipPair, Egress> egress_;
   std::map<IngressKey, flow::EntryHandle> ingress_;

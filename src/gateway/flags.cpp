@@ -39,6 +39,8 @@ constexpr const char* kHelpFooter = R"(EXAMPLES
 
 SIGNALS
   SIGTERM, SIGINT  stop cleanly (workers drained, gRPC stopped, keys zeroed, TAPs removed), exit 0
+  SIGHUP           reload: re-read the config file and apply the difference; a config that does not
+                   check, or changes what needs a restart, is refused as a whole (the running one stays)
 
 FILES
   /etc/psp-gateway/NAME.json         config of the systemd instance psp-gateway@NAME.service

@@ -18,6 +18,7 @@
 #include "control/tls.hpp"
 #include "crypto/aead.hpp"
 #include "gateway/path_mtu.hpp"
+#include "gateway/reload.hpp"
 #include "ports/tap_port.hpp"
 #include "ports/udp_port.hpp"
 
@@ -143,6 +144,82 @@ const char* const kNoTlsHelp =
     "certificates with openssl), or start with --grpc-insecure to run plaintext and unauthenticated (for "
     "peering with DOCA hardware gateways; requests are then accepted only from configured peers' addresses)";
 
+// What start checks beyond the parser, and a reload again (the same error for the same config): the
+// facts that need the flags.
+Status<std::string> check_config(const GatewayConfig& config, const GatewayFlags& flags) {
+  if (!config.local_pip) {
+    return Err{config.source +
+               ": config.local-pip is required: the outer address the PSP/UDP socket binds to"};
+  }
+  if (config.local_pip->family != flags.outer_ip_type) {
+    return Err{config.source + ": config.local-pip " + config.local_pip->to_string() +
+               " is not of --outer-ip-type " + (flags.outer_ip_type == net::IpFamily::kV4 ? "ipv4" : "ipv6")};
+  }
+  const std::vector<HostPortConfig> host_ports = effective_host_ports(config, flags.vf_name);
+  if (flags.mode == EncapMode::kTransport) {
+    if (auto s = check_transport_addresses(config, host_ports, flags); !s) return s;
+  }
+  for (const auto& vip : config.local_vips()) {
+    if (vip.family != flags.inner_ip_type) {
+      return Err{config.source + ": local VIP " + vip.to_string() + " is not of --inner-ip-type"};
+    }
+  }
+  return {};
+}
+
+// The control core's view of the config's peers (config order).
+std::vector<control::PeerPolicy> peer_policies(const GatewayConfig& config, net::IpFamily outer) {
+  std::vector<control::PeerPolicy> peers;
+  for (const auto& p : config.peers) {
+    control::PeerPolicy policy;
+    policy.name = p.remote_grpc_address.to_string();
+    policy.pip = p.pip;
+    // Until its SAs say otherwise, a peer's data-plane address is taken to be its gRPC host: it maps a
+    // worker's stale-SPI report (a restarted peer) to the peer even before any exchange.
+    if (auto pip = net::IpAddr::parse(p.remote_grpc_address.host); pip && pip->family == outer)
+      policy.outer_hint = *pip;
+    for (const auto& s : p.sessions) {
+      for (const auto& r : s.remote_vips) policy.pairs.push_back({s.local_vip, r});
+    }
+    peers.push_back(std::move(policy));
+  }
+  return peers;
+}
+
+// Proxy ARP/NA and DHCP answers per host port: the remote VIPs of the sessions of its local VIPs.
+std::vector<ResponderPolicy> responders(const GatewayConfig& config,
+                                        const std::vector<HostPortConfig>& host_ports,
+                                        const std::vector<std::unique_ptr<HostPortInfo>>& infos) {
+  std::vector<ResponderPolicy> out;
+  for (std::size_t i = 0; i < host_ports.size(); ++i) {
+    ResponderPolicy rp;
+    rp.gateway_mac = infos[i]->gateway_mac;
+    const std::unordered_set<net::IpAddr> vips(host_ports[i].local_vips.begin(),
+                                               host_ports[i].local_vips.end());
+    for (const auto& peer : config.peers) {
+      for (const auto& s : peer.sessions) {
+        if (!vips.contains(s.local_vip)) continue;
+        rp.proxied.insert(rp.proxied.end(), s.remote_vips.begin(), s.remote_vips.end());
+      }
+    }
+    std::sort(rp.proxied.begin(), rp.proxied.end());
+    rp.proxied.erase(std::unique(rp.proxied.begin(), rp.proxied.end()), rp.proxied.end());
+    if (!host_ports[i].local_vips.empty()) rp.dhcp_address = host_ports[i].local_vips.front();
+    rp.mtu = static_cast<uint16_t>(host_ports[i].mtu);
+    out.push_back(std::move(rp));
+  }
+  return out;
+}
+
+// The local VIPs and their host-port index (FlowDataPlane::set_vip_ports).
+std::vector<std::pair<net::IpAddr, std::size_t>> vip_ports(const std::vector<HostPortConfig>& host_ports) {
+  std::vector<std::pair<net::IpAddr, std::size_t>> out;
+  for (std::size_t i = 0; i < host_ports.size(); ++i) {
+    for (const auto& vip : host_ports[i].local_vips) out.emplace_back(vip, i);
+  }
+  return out;
+}
+
 }  // namespace
 
 PortFactory system_ports(bool udp_gso) {
@@ -207,36 +284,13 @@ Result<std::unique_ptr<Gateway>, std::string> Gateway::create(GatewayFlags flags
 }
 
 Status<std::string> Gateway::build() {
-  if (!config_.local_pip) {
-    return Err{config_.source +
-               ": config.local-pip is required: the outer address the PSP/UDP socket binds to"};
-  }
+  if (auto s = check_config(config_, flags_); !s) return s;
   local_pip_ = *config_.local_pip;
-  if (local_pip_.family != flags_.outer_ip_type) {
-    return Err{config_.source + ": config.local-pip " + local_pip_.to_string() +
-               " is not of --outer-ip-type " +
-               (flags_.outer_ip_type == net::IpFamily::kV4 ? "ipv4" : "ipv6")};
-  }
   local_mac_ = config_.sw.local_mac.value_or(default_local_mac());
   admin_path_ =
       flags_.admin_socket.empty() ? "/run/psp-gateway/" + flags_.vf_name + ".sock" : flags_.admin_socket;
-
-  host_port_cfg_ = config_.sw.host_ports;
-  if (host_port_cfg_.empty()) {
-    HostPortConfig hp;
-    hp.name = flags_.vf_name;
-    hp.local_vips = config_.local_vips();
-    host_port_cfg_.push_back(hp);
-  }
+  host_port_cfg_ = effective_host_ports(config_, flags_.vf_name);
   resolve_mtus();
-  if (flags_.mode == EncapMode::kTransport) {
-    if (auto s = check_transport_addresses(config_, host_port_cfg_, flags_); !s) return s;
-  }
-  for (const auto& vip : config_.local_vips()) {
-    if (vip.family != flags_.inner_ip_type) {
-      return Err{config_.source + ": local VIP " + vip.to_string() + " is not of --inner-ip-type"};
-    }
-  }
   for (std::size_t i = 0; i < host_port_cfg_.size(); ++i) {
     auto info = std::make_unique<HostPortInfo>();
     info->gateway_mac = host_port_cfg_[i].mac.value_or(default_gateway_mac(i));
@@ -287,9 +341,7 @@ Status<std::string> Gateway::build() {
   dpo.send_vc = flags_.cookie;
   dpo.crypt_offset = flags_.effective_crypt_offset();
   dpo.mode = topo.mode;
-  for (std::size_t i = 0; i < host_port_cfg_.size(); ++i) {
-    for (const auto& vip : host_port_cfg_[i].local_vips) dpo.vip_ports.emplace_back(vip, i);
-  }
+  dpo.vip_ports = vip_ports(host_port_cfg_);
   if (flags_.perf_print.key_gen || flags_.perf_print.insertion) {
     dpo.perf = [this](std::string_view what, std::chrono::nanoseconds took, const control::VipPair& pair) {
       if ((what == "key-gen" && !flags_.perf_print.key_gen) ||
@@ -301,30 +353,12 @@ Status<std::string> Gateway::build() {
     };
   }
   dp_ = std::make_unique<FlowDataPlane>(*topo_, *sas_, *sa_epoch_, master_keys_, worker_psp_, dpo);
-  if (flags_.disable_ingress_acl) {
-    for (const auto& [vip, port] : dpo.vip_ports) {
-      if (auto h = topo_->add_ingress_any(vip, port); !h) {
-        return Err{"INGR_ACL: " + std::string(flow::to_string(h.error()))};
-      }
-    }
-  }
+  if (auto s = dp_->set_vip_ports(dpo.vip_ports); !s) return s;  // with -a: INGR_ACL's per-VIP entries
 
-  std::vector<control::PeerPolicy> peers;
+  std::vector<control::PeerPolicy> peers = peer_policies(config_, flags_.outer_ip_type);
   std::vector<std::string> addresses;
-  for (const auto& p : config_.peers) {
-    control::PeerPolicy policy;
-    policy.name = p.remote_grpc_address.to_string();
-    policy.pip = p.pip;
-    // Until its SAs say otherwise, a peer's data-plane address is taken to be its gRPC host: it maps a
-    // worker's stale-SPI report (a restarted peer) to the peer even before any exchange.
-    if (auto pip = net::IpAddr::parse(p.remote_grpc_address.host); pip && pip->family == flags_.outer_ip_type)
-      policy.outer_hint = *pip;
-    for (const auto& s : p.sessions) {
-      for (const auto& r : s.remote_vips) policy.pairs.push_back({s.local_vip, r});
-    }
-    peers.push_back(std::move(policy));
-    addresses.push_back(p.remote_grpc_address.to_string());
-  }
+  addresses.reserve(peers.size());
+  for (const auto& p : peers) addresses.push_back(p.name);
   control::TunnelManagerOptions tmo;
   tmo.local = {local_mac_, local_pip_, config_.sw.virt_cookie};
   tmo.version = flags_.psp_version;
@@ -343,6 +377,9 @@ Status<std::string> Gateway::build() {
       std::make_unique<control::TunnelManager>(psp::KeyRing::with_random_key(), std::move(peers), *dp_, tmo);
   control::GrpcClientOptions gco;
   gco.deadline = config_.sw.rpc_deadline;
+  gco.counters = &rpc_counters_;
+  if (logger_.enabled(LogLevel::kDebug))
+    gco.debug = [this](std::string_view line) { log(line, LogLevel::kDebug); };
   if (flags_.dump_pipeline.empty()) {  // --dump-pipeline opens nothing and needs no TLS
     if (auto s = build_grpc_security(gco); !s) return s;
   }
@@ -404,8 +441,20 @@ Status<std::string> Gateway::build_grpc_security(control::GrpcClientOptions& cli
         LogLevel::kWarn);
     return {};
   }
+  if (!files.any()) return Err{std::string(kNoTlsHelp)};
+  auto tls = load_grpc_tls(files);
+  if (!tls) return Err{tls.error()};
+  grpc_server_tls_ = tls->server;
+  client.credentials = tls->channel;
+  tls_digest_ = tls->digest;
+  log("gRPC: mutual TLS with certificate " + files.cert + ", peers verified against " + files.ca);
+  return {};
+}
+
+// The three files, checked (tls.hpp), as server and channel credentials; the digest of their contents
+// tells a reload whether they changed.
+Result<Gateway::GrpcTls, std::string> Gateway::load_grpc_tls(const control::TlsFiles& files) {
   if (!files.complete()) {
-    if (!files.any()) return Err{std::string(kNoTlsHelp)};
     const char* missing = files.cert.empty()  ? "--grpc-tls-cert"
                           : files.key.empty() ? "--grpc-tls-key"
                                               : "--grpc-tls-ca";
@@ -414,10 +463,9 @@ Status<std::string> Gateway::build_grpc_security(control::GrpcClientOptions& cli
   }
   auto tls = control::load_tls(files);
   if (!tls) return Err{"gRPC TLS: " + tls.error().message};
-  grpc_server_tls_ = control::tls_server_credentials(*tls);
-  client.credentials = control::tls_channel_credentials(*tls);
-  log("gRPC: mutual TLS with certificate " + files.cert + ", peers verified against " + files.ca);
-  return {};
+  const std::hash<std::string> h;
+  const std::size_t digest = h(tls->cert_pem) ^ (h(tls->key_pem) * 31) ^ (h(tls->ca_pem) * 131);
+  return GrpcTls{control::tls_server_credentials(*tls), control::tls_channel_credentials(*tls), digest};
 }
 
 Status<std::string> Gateway::open_workers() {
@@ -451,23 +499,7 @@ Status<std::string> Gateway::start() {
   if (auto s = open_workers(); !s) return s;
 
   SlowPathOptions so;
-  for (std::size_t i = 0; i < host_port_cfg_.size(); ++i) {
-    ResponderPolicy rp;
-    rp.gateway_mac = host_ports_[i]->gateway_mac;
-    const std::unordered_set<net::IpAddr> vips(host_port_cfg_[i].local_vips.begin(),
-                                               host_port_cfg_[i].local_vips.end());
-    for (const auto& peer : config_.peers) {
-      for (const auto& s : peer.sessions) {
-        if (!vips.contains(s.local_vip)) continue;
-        rp.proxied.insert(rp.proxied.end(), s.remote_vips.begin(), s.remote_vips.end());
-      }
-    }
-    std::sort(rp.proxied.begin(), rp.proxied.end());
-    rp.proxied.erase(std::unique(rp.proxied.begin(), rp.proxied.end()), rp.proxied.end());
-    if (!host_port_cfg_[i].local_vips.empty()) rp.dhcp_address = host_port_cfg_[i].local_vips.front();
-    rp.mtu = static_cast<uint16_t>(host_port_cfg_[i].mtu);
-    so.responders.push_back(std::move(rp));
-  }
+  so.responders = responders(config_, host_port_cfg_, host_ports_);
   so.host_port_of = [dp = dp_.get()](const net::IpAddr& vip) { return dp->host_port_of(vip); };
   so.sample_pcap = flags_.sample_pcap;
   so.show_rss_packets = flags_.show_rss_rx_packets;
@@ -482,11 +514,7 @@ Status<std::string> Gateway::start() {
     if (auto s = w->start(); !s) return s;
   }
 
-  control::GrpcServerOptions gso;
-  gso.tls = grpc_server_tls_;
-  gso.peers = grpc_peers_;
-  gso.log = [this](std::string_view line) { log(line); };
-  auto grpc = control::GrpcServer::start(config_.local_grpc_address.to_string(), *tm_, std::move(gso));
+  auto grpc = control::GrpcServer::start(config_.local_grpc_address.to_string(), *tm_, grpc_options());
   if (!grpc) return Err{"gRPC on " + config_.local_grpc_address.to_string() + ": " + grpc.error().message};
   grpc_ = std::move(*grpc);
 
@@ -506,6 +534,17 @@ Status<std::string> Gateway::start() {
       admin_path_);
   if (flags_.maintain_order) log(std::string(kMaintainOrderNote));
   return {};
+}
+
+control::GrpcServerOptions Gateway::grpc_options() {
+  control::GrpcServerOptions gso;
+  gso.tls = grpc_server_tls_;
+  gso.peers = grpc_peers_;
+  gso.log = [this](std::string_view line) { log(line); };
+  gso.counters = &rpc_counters_;
+  if (logger_.enabled(LogLevel::kDebug))
+    gso.debug = [this](std::string_view line) { log(line, LogLevel::kDebug); };
+  return gso;
 }
 
 // Prometheus /metrics: --metrics-address, else x-sw.metrics-address, else off.
@@ -609,6 +648,10 @@ void Gateway::print_stats() {
   for (const auto& t : snap.tunnels) {
     out << "  tunnel " << t.local_vip << " -> " << t.remote_vip << ": tx " << t.tx_packets << " packets\n";
   }
+  for (const auto& p : snap.peers) {
+    out << "  peer " << p.name << ": rpcs ok " << p.rpcs_ok << " refused " << p.rpcs_refused << " failed "
+        << p.rpcs_failed << '\n';
+  }
   const std::string text = out.str();
   if (text == last_stats_) return;  // DOCA's --stat-print: only when something changed
   last_stats_ = text;
@@ -628,6 +671,7 @@ std::vector<std::string> Gateway::port_names() const {
 }
 
 json Gateway::status_json() const {
+  std::lock_guard lock(reload_mu_);  // config_
   const auto up =
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_);
   return {{"instance", flags_.vf_name},
@@ -642,6 +686,7 @@ json Gateway::status_json() const {
           {"tunnels", dp_->egress().size()},
           {"peers", config_.peers.size()},
           {"key_generation", master_keys_.generation()},
+          {"sample_rate", topo_->sample_rate()},
           {"rekeys_pending", tm_->rekeys_pending()}};
 }
 
@@ -649,10 +694,12 @@ json Gateway::tunnels_json() const {
   std::map<control::VipPair, FlowDataPlane::TunnelCounters> counters;
   for (const auto& t : dp_->tunnel_counters()) counters.emplace(t.pair, t);
   json list = json::array();
+  std::vector<std::string> names;  // one lookup per peer, not per session
+  for (std::size_t i = 0; i < tm_->peer_count(); ++i) names.push_back(tm_->peer_name(i));
   for (const auto& s : tm_->sessions()) {
     json t = {{"local_vip", s.pair.local.to_string()},
               {"remote_vip", s.pair.remote.to_string()},
-              {"peer", tm_->peer(s.peer).name},
+              {"peer", s.peer < names.size() ? names[s.peer] : "?"},
               {"state", std::string(control::to_string(s.state))},
               {"rx_spis", s.ingress_spis}};
     if (s.egress_spi) t["tx_spi"] = *s.egress_spi;
@@ -682,6 +729,7 @@ admin::StatsSnapshot Gateway::snapshot() const {
   }
   snap.peers = peer_snapshots();
   snap.sfc = chains_->snapshot(snap.ports);
+  snap.rpcs_unattributed = rpc_counters_.unattributed();
   return snap;
 }
 
@@ -780,6 +828,31 @@ void Gateway::fill_psp_snapshot(const std::vector<WorkerStats>& stats, admin::St
                                                {"too_big_dropped", too_big.dropped}});
 }
 
+namespace {
+
+// One peer's RPC outcomes: per code (non-zero only), and summed as ok / refused / failed.
+void fill_rpc_snapshot(const control::PeerRpcCounts& c, admin::PeerSnapshot& p) {
+  auto add = [&](const std::array<uint64_t, control::kRpcCodes>& by_code,
+                 std::vector<admin::NamedCount>& out) {
+    for (std::size_t code = 0; code < by_code.size(); ++code) {
+      if (by_code[code] == 0) continue;
+      out.push_back({std::string(control::rpc_code_name(static_cast<int>(code))), by_code[code]});
+      if (code == 0) {
+        p.rpcs_ok += by_code[code];
+      } else if (control::rpc_code_is_refusal(static_cast<int>(code))) {
+        p.rpcs_refused += by_code[code];
+      } else {
+        p.rpcs_failed += by_code[code];
+      }
+    }
+  };
+  add(c.sent, p.rpcs_sent);
+  add(c.received, p.rpcs_received);
+  p.last_error = c.last_error;
+}
+
+}  // namespace
+
 // Peers with their tunnels counted in one pass over the sessions (not one pass per peer).
 std::vector<admin::PeerSnapshot> Gateway::peer_snapshots() const {
   std::vector<admin::PeerSnapshot> out(tm_->peer_count());
@@ -788,13 +861,20 @@ std::vector<admin::PeerSnapshot> Gateway::peer_snapshots() const {
     out[s.peer].tunnels += s.state == control::PairState::kConnected ? 1 : 0;
     out[s.peer].pending += s.state == control::PairState::kInFlight ? 1 : 0;
   }
+  const std::vector<control::PeerRpcCounts> rpcs = rpc_counters_.snapshot();
+  std::vector<admin::PeerSnapshot> configured;
   for (std::size_t i = 0; i < out.size(); ++i) {
-    const std::size_t pairs = tm_->peer(i).pairs.size();
-    out[i].name = tm_->peer(i).name;
-    out[i].state = out[i].tunnels == pairs ? "connected" : out[i].tunnels > 0 ? "partial" : "idle";
+    if (tm_->removed(i)) continue;  // reloaded away: its slot stays, empty (tunnel_manager.hpp)
+    if (i < rpcs.size()) fill_rpc_snapshot(rpcs[i], out[i]);
+    const control::PeerPolicy policy = tm_->peer(i);
+    out[i].name = policy.name;
+    out[i].state = out[i].tunnels == policy.pairs.size() ? "connected"
+                   : out[i].tunnels > 0                  ? "partial"
+                                                         : "idle";
     if (auto pip = tm_->bound_pip(i)) out[i].pip = pip->to_string();  // README: PIP binding
+    configured.push_back(std::move(out[i]));
   }
-  return out;
+  return configured;
 }
 
 std::string Gateway::dump_pipeline(std::string_view format) const {
@@ -802,10 +882,156 @@ std::string Gateway::dump_pipeline(std::string_view format) const {
   return format == "json" ? topo_->pipeline().to_json(opts) : topo_->pipeline().to_mermaid(opts);
 }
 
+// pspctl sample on|off [--rate N]: {"on": bool, "rate": N}. On without a rate: the last rate in use, else
+// --sample-rate's. The same pipes and semantics as --sample-rate (Topology::set_sampling).
+admin::AdminResult Gateway::sample(const json& args) {
+  if (!args.contains("on") || !args["on"].is_boolean())
+    return admin::admin_fail(admin::AdminErrc::kBadArgs, "sample: \"on\" (true or false) is required");
+  const bool on = args["on"].get<bool>();
+  uint32_t rate = 0;
+  if (on) {
+    rate = last_sample_rate_.load() != 0 ? last_sample_rate_.load() : flags_.sample_rate;
+    if (args.contains("rate")) {
+      const json& r = args["rate"];
+      if (!r.is_number_integer() || r.get<int64_t>() < 1 || r.get<int64_t>() > kMaxSampleRateLog2) {
+        return admin::admin_fail(
+            admin::AdminErrc::kBadArgs,
+            "sample: rate is N in \"1 in 2^N packets\", 1.." + std::to_string(kMaxSampleRateLog2));
+      }
+      rate = args["rate"].get<uint32_t>();
+    }
+  }
+  if (auto s = topo_->set_sampling(rate); !s) return admin::admin_fail(admin::AdminErrc::kFailed, s.error());
+  if (rate != 0) last_sample_rate_.store(rate);
+  log(rate == 0 ? std::string("sampling off")
+                : "sampling on: 1 in " + std::to_string(uint64_t{1} << rate) + " packets (rate " +
+                      std::to_string(rate) + ")");
+  return json{{"sampling", rate != 0}, {"rate", rate}};
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Live reload (reload.hpp says what changes live and what needs a restart).
+
+Result<std::string, std::string> Gateway::reload() {
+  auto next = load_config(flags_.config_path, {});
+  if (!next) {
+    std::string line = "reload refused, the running config stays: " + next.error().message;
+    log(line, LogLevel::kError);
+    return Err{std::move(line)};
+  }
+  return reload(std::move(*next));
+}
+
+Result<std::string, std::string> Gateway::reload(GatewayConfig next) {
+  std::lock_guard lock(reload_mu_);
+  auto refuse = [this](const std::string& why) -> Result<std::string, std::string> {
+    std::string line = "reload refused, the running config stays: " + why;
+    log(line, LogLevel::kError);
+    return Err{std::move(line)};
+  };
+  if (auto s = check_config(next, flags_); !s) return refuse(s.error());
+  const ConfigDiff diff = diff_config(config_, next, flags_);
+  if (!diff.restart.empty()) {
+    std::string keys;
+    for (const auto& k : diff.restart) keys += (keys.empty() ? "" : "; ") + k;
+    return refuse(next.source + ": needs a restart (systemctl restart): " + keys);
+  }
+  // Everything that can fail is checked before anything changes: the TLS files, the peers' addresses.
+  std::optional<GrpcTls> tls;
+  if (grpc_server_tls_) {
+    const control::TlsFiles files = tls_files(flags_, next.sw.grpc_tls);
+    if (!files.any()) return refuse(kNoTlsHelp);
+    auto loaded = load_grpc_tls(files);
+    if (!loaded) return refuse(loaded.error());
+    if (diff.tls || loaded->digest != tls_digest_) tls = std::move(*loaded);
+  }
+  if (!grpc_server_tls_ && tls_files(flags_, next.sw.grpc_tls).any()) {
+    return refuse(
+        "--grpc-insecure and TLS material (--grpc-tls-* or x-sw.grpc-tls) exclude each other: drop one");
+  }
+  std::vector<std::string> hosts;
+  for (const auto& p : next.peers) hosts.push_back(p.remote_grpc_address.host);
+  if (!grpc_server_tls_) {
+    control::PeerDirectory check(hosts);
+    if (auto ok = check.resolve(); !ok) return refuse("--grpc-insecure: " + ok.error().message);
+  }
+  if (diff.empty() && !tls) return std::string("reloaded " + next.source + ": no change");
+  apply_reload(next, diff);
+  if (tls) apply_tls(*tls);
+  config_ = std::move(next);
+  const std::string line =
+      "reloaded " + config_.source + ": " + diff.summary() + (tls && !diff.tls ? ", TLS material" : "");
+  log(line);
+  wake_static();  // -z: new peers are connected now, not at the next recheck
+  return line;
+}
+
+// Make before break: new VIPs reach their ports before the control core may install their tunnels,
+// and leave only after their tunnels are closed. Tunnels the diff does not name are not touched.
+void Gateway::apply_reload(const GatewayConfig& next, const ConfigDiff& diff) {
+  const auto next_ports = effective_host_ports(next, flags_.vf_name);
+  auto both = vip_ports(effective_host_ports(config_, flags_.vf_name));
+  for (const auto& vp : vip_ports(next_ports)) {
+    if (std::find(diff.vips.added.begin(), diff.vips.added.end(), vp.first) != diff.vips.added.end())
+      both.push_back(vp);
+  }
+  if (auto s = dp_->set_vip_ports(both); !s) log("reload: " + s.error(), LogLevel::kError);
+  const control::ReconfigureReport r =
+      tm_->reconfigure(peer_policies(next, flags_.outer_ip_type), diff.vips.moved);
+  if (auto s = dp_->set_vip_ports(vip_ports(next_ports)); !s) log("reload: " + s.error(), LogLevel::kError);
+  if (slow_) slow_->set_responders(responders(next, next_ports, host_ports_));
+
+  // The gRPC sides index peers as the tunnel manager does (removed slots stay, empty).
+  std::vector<std::optional<std::string>> addresses(r.peer_count);
+  std::vector<std::string> hosts(r.peer_count);
+  for (std::size_t i = 0; i < next.peers.size(); ++i) {
+    addresses[r.index[i]] = next.peers[i].remote_grpc_address.to_string();
+    hosts[r.index[i]] = next.peers[i].remote_grpc_address.host;
+  }
+  transport_->set_peers(addresses);
+  grpc_peers_ = control::PeerDirectory(std::move(hosts));
+  if (!grpc_server_tls_) (void)grpc_peers_.resolve();  // checked above
+  if (grpc_) grpc_->set_peers(grpc_peers_);
+  if (r.sessions_closed > 0) {
+    log("reload: closed " + std::to_string(r.sessions_closed) +
+        " tunnel(s) of removed peers, sessions or VIPs (the peer keeps its half until its own reload or idle "
+        "timeout: the protocol has no close call)");
+  }
+}
+
+// New TLS material: the client's channels are remade, and a second gRPC server with the new credentials
+// starts on the same address (SO_REUSEPORT) before the old one stops (make before break: a peer's
+// request is always answered by one of them).
+void Gateway::apply_tls(const GrpcTls& tls) {
+  grpc_server_tls_ = tls.server;
+  tls_digest_ = tls.digest;
+  transport_->set_credentials(tls.channel);
+  if (!grpc_) return;
+  control::GrpcServerOptions gso = grpc_options();
+  const std::string address =
+      GrpcAddress{config_.local_grpc_address.host, static_cast<uint16_t>(grpc_->port())}.to_string();
+  auto fresh = control::GrpcServer::start(address, *tm_, std::move(gso));
+  if (!fresh) {
+    log("reload: gRPC with the new TLS material on " + address + ": " + fresh.error().message +
+            "; the old material stays in use for incoming requests",
+        LogLevel::kError);
+    return;
+  }
+  std::swap(grpc_, *fresh);
+  (*fresh)->shutdown();
+  log("reload: gRPC uses the new TLS material");
+}
+
 admin::AdminResult Gateway::handle(std::string_view cmd, const json& args) {
   if (cmd == admin::cmd::kStatus) return status_json();
   if (cmd == admin::cmd::kTunnels) return tunnels_json();
   if (cmd == admin::cmd::kCounters) return admin::counters_json(snapshot());
+  if (cmd == admin::cmd::kSample) return sample(args);
+  if (cmd == admin::cmd::kReload) {
+    auto r = reload();
+    if (!r) return admin::admin_fail(admin::AdminErrc::kFailed, r.error());
+    return json{{"reloaded", true}, {"summary", *r}};
+  }
   if (cmd == admin::cmd::kPeers) return admin::peers_json(snapshot());
   if (cmd == admin::cmd::kSfc) return chains_->handle(args, port_snapshots(worker_stats()));
   if (cmd == admin::cmd::kPipeline) {

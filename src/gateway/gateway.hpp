@@ -23,6 +23,8 @@
 #include "admin/stats.hpp"
 #include "control/grpc_peer_client.hpp"
 #include "control/grpc_service.hpp"
+#include "control/rpc_counters.hpp"
+#include "control/tls.hpp"
 #include "control/tunnel_manager.hpp"
 #include "flow/epoch.hpp"
 #include "gateway/config.hpp"
@@ -30,6 +32,7 @@
 #include "gateway/flags.hpp"
 #include "gateway/log.hpp"
 #include "gateway/psp_actions.hpp"
+#include "gateway/reload.hpp"
 #include "gateway/sa_table.hpp"
 #include "gateway/service_chains.hpp"
 #include "gateway/slow_path.hpp"
@@ -65,6 +68,11 @@ class Gateway final : public admin::AdminHandler {
   // Opens the ports (TAPs appear), starts workers, the control thread, gRPC and the admin socket.
   Status<std::string> start();
   void stop();
+  // Live reload (reload.hpp): re-reads the config file (-c) and applies the difference, or refuses the
+  // new config as a whole (the running one stays) with the error start would give, or naming what needs
+  // a restart. Returns a one-line summary. Thread-safe (SIGHUP and pspctl reload may race).
+  Result<std::string, std::string> reload();
+  Result<std::string, std::string> reload(GatewayConfig next);
 
   admin::AdminResult handle(std::string_view cmd, const nlohmann::json& args) override;
 
@@ -78,12 +86,23 @@ class Gateway final : public admin::AdminHandler {
   std::string dump_pipeline(std::string_view format) const;
   int grpc_port() const { return grpc_ ? grpc_->port() : 0; }
   control::TunnelManager& tunnels() { return *tm_; }
+  control::PeerTransport& transport() { return *transport_; }
   Topology& topology() { return *topo_; }
 
  private:
   Gateway(GatewayFlags flags, GatewayConfig config, PortFactory ports);
   Status<std::string> build();
   Status<std::string> build_grpc_security(control::GrpcClientOptions& client);
+  struct GrpcTls {
+    std::shared_ptr<grpc::ServerCredentials> server;
+    std::shared_ptr<grpc::ChannelCredentials> channel;
+    std::size_t digest = 0;  // of the files' contents
+  };
+  static Result<GrpcTls, std::string> load_grpc_tls(const control::TlsFiles& files);
+  control::GrpcServerOptions grpc_options();
+  void apply_reload(const GatewayConfig& next, const ConfigDiff& diff);
+  void apply_tls(const GrpcTls& tls);
+  admin::AdminResult sample(const nlohmann::json& args);
   Status<std::string> open_workers();
   void resolve_mtus();
   Status<std::string> start_metrics();
@@ -131,6 +150,10 @@ class Gateway final : public admin::AdminHandler {
   std::unique_ptr<control::GrpcServer> grpc_;
   control::PeerDirectory grpc_peers_;                         // who may call our gRPC server
   std::shared_ptr<grpc::ServerCredentials> grpc_server_tls_;  // null: --grpc-insecure
+  std::size_t tls_digest_ = 0;
+  control::RpcCounters rpc_counters_;          // per peer, both directions (the gRPC adapters count)
+  std::atomic<uint32_t> last_sample_rate_{0};  // pspctl sample on without --rate
+  mutable std::mutex reload_mu_;               // one reload at a time; guards config_ against status readers
   std::unique_ptr<admin::AdminServer> admin_;
   std::unique_ptr<admin::MetricsServer> metrics_;
   std::thread static_thread_;

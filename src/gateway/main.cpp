@@ -12,6 +12,14 @@
 
 namespace {
 
+// SIGHUP: re-read the config and apply the difference (reload.hpp); a refused config leaves the running
+// one in place, and the gateway logs the error as at start.
+void reload(pspgw::gateway::Gateway& gw) {
+  sd_notify(0, "RELOADING=1");
+  (void)gw.reload();
+  sd_notify(0, "READY=1");
+}
+
 int run(int argc, char** argv) {
   using namespace pspgw::gateway;
   auto flags = parse_flags(argc, argv);
@@ -25,12 +33,13 @@ int run(int argc, char** argv) {
     logger.log(LogLevel::kError, config.error().message);
     return 2;
   }
-  // Block the stop signals in every thread; the main thread waits for them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // Block the stop and reload signals in every thread; the main thread waits for them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
   auto gw = Gateway::create(*flags, std::move(*config), system_ports(flags->udp_gso));
@@ -50,10 +59,16 @@ int run(int argc, char** argv) {
   // (not under systemd) this does nothing.
   sd_notify(0, "READY=1");
   int sig = 0;
-  sigwait(&stop_signals, &sig);
+  while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) reload(**gw);
   sd_notify(0, "STOPPING=1");
   logger.log(LogLevel::kInfo, "signal " + std::to_string(sig) + ", stopping");
+  // In this order: the admin socket, /metrics and gRPC stop taking requests, the control thread stops,
+  // the workers finish their last batch and what the control thread queued, then the destructors zero
+  // every key (master keys, SAs, key caches: Secret) and close the TAPs (the kernel removes them).
   (*gw)->stop();
+  gw->reset();
+  logger.log(LogLevel::kInfo,
+             "stopped: workers drained, gRPC and admin socket closed, keys zeroed, TAPs removed");
   return 0;
 }
 

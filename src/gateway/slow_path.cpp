@@ -385,7 +385,7 @@ void SlowPath::on_completion(const ExchangeRunner::Completion& c) {
     peer_jobs_.erase(*c.peer);
     BUMP(refreshes, 1);
     if (!c.status) {
-      log("refreshing the tunnels of " + tm_.peer(*c.peer).name + " failed: " + c.status.error().message);
+      log("refreshing the tunnels of " + tm_.peer_name(*c.peer) + " failed: " + c.status.error().message);
     }
     flush_settled();
     return;
@@ -437,13 +437,20 @@ void SlowPath::resubmit_held(const control::VipPair& pair) {
   BUMP(resubmitted, sent);
 }
 
+void SlowPath::set_responders(std::vector<ResponderPolicy> responders) {
+  std::lock_guard lock(responders_mu_);
+  opts_.responders = std::move(responders);
+}
+
 void SlowPath::on_exception(std::span<const uint8_t> frame, PortId port, uint16_t worker) {
   const std::size_t index = port.value() - 1u;
+  std::unique_lock responders_lock(responders_mu_);
   if (port.value() == 0 || index >= opts_.responders.size()) {
     BUMP(exceptions_ignored, 1);
     return;
   }
   auto reply = exception_reply(frame, opts_.responders[index]);
+  responders_lock.unlock();
   if (!reply) {
     BUMP(exceptions_ignored, 1);
     return;

@@ -130,6 +130,8 @@ class SlowPath {
   void schedule_rekeys();
   // Re-exchanges every peer with tunnels due a refresh, on the exchange threads (thread-safe).
   void schedule_refresh();
+  // A reload's proxy-ARP/NA and DHCP answers (by host-port index, as SlowPathOptions::responders).
+  void set_responders(std::vector<ResponderPolicy> responders);
   SlowPathStats stats() const;
   // Control thread only (tick, on_sfc_probe): a finished frame out of `port` through worker 0; false if its
   // ring is full.
@@ -155,6 +157,7 @@ class SlowPath {
   control::TunnelManager& tm_;
   control::PeerTransport& transport_;
   SlowPathOptions opts_;
+  std::mutex responders_mu_;  // opts_.responders: the control thread reads, a reload writes
   HoldQueue hold_;
   UniqueFd wake_;
   std::unique_ptr<ExchangeRunner> exchanges_;

@@ -18,6 +18,11 @@ using flow::TargetRef;
 
 // PSP header bits as the generic UDP-payload words see them (big-endian, header bytes 0..3 and 4..7).
 constexpr uint32_t kPspSampleBit = 0x00000080;  // byte 3, bit 7: S
+
+// EGR_SAMP's match on meta.random: 1 in 2^rate packets have the low `rate` bits zero.
+uint64_t sample_mask(uint32_t rate) {
+  return rate >= 32 ? 0xffffffffULL : (uint64_t{1} << rate) - 1;
+}
 constexpr uint8_t kSyndromeOk = static_cast<uint8_t>(psp::DropReason::kNone);
 
 TargetRef cpu(CpuReason r) {
@@ -122,15 +127,16 @@ void build_egress(flow::PipelineBuilder& b, const TopologyOptions& o, const PspC
   if (o.sample_rate > 0) {
     PipeSpec samp;
     samp.name = "EGR_SAMP";
-    const uint64_t mask = o.sample_rate >= 32 ? 0xffffffffULL : (uint64_t{1} << o.sample_rate) - 1;
-    samp.match = {flow::match(Field::kRandom, mask)};
+    // Ternary: the entry carries the rate as its own mask (random & (2^N - 1) == 0), so pspctl sample
+    // changes it live (Topology::set_sampling). Two entries: the new one is in before the old one goes.
+    samp.lookup = flow::LookupKind::kTernary;
+    samp.match = {flow::match(Field::kRandom, sample_mask(kMaxSampleRateLog2))};
     samp.actions = {ActionSpec::set_bits(Field::kUdpPayload0, kPspSampleBit, kPspSampleBit, "psp.S=1")};
     samp.fwd = TargetRef::pipe("PSP_ENCRYPT");
     samp.miss = TargetRef::pipe("PSP_ENCRYPT");
     samp.mirror = cpu(CpuReason::kSampleEgress);
-    samp.max_entries = 1;
+    samp.max_entries = 2;
     b.add_pipe(samp);
-    b.add_entry("EGR_SAMP", {{flow::eq(Field::kRandom, 0)}, {}, {}, 0});
   }
 
   PipeSpec enc;
@@ -163,10 +169,7 @@ void build_ingress(flow::PipelineBuilder& b, const TopologyOptions& o, const Psp
     samp.miss = TargetRef::pipe("INGR_ACL");
     samp.mirror = cpu(CpuReason::kSampleIngress);
     samp.max_entries = 1;
-    b.add_pipe(samp);
-    b.add_entry(
-        "INGR_SAMP",
-        {{flow::eq(Field::kSyndrome, kSyndromeOk), flow::eq(Field::kUdpPayload0, kPspSampleBit)}, {}, {}, 0});
+    b.add_pipe(samp);  // its entry: Topology::set_sampling
   }
 
   PipeSpec acl;
@@ -324,7 +327,56 @@ Result<std::unique_ptr<Topology>, std::string> Topology::build(const TopologyOpt
   c.egr_acl = t->egr_acl_;
   c.group_after = std::max({c.entry, c.exit, c.hop},
                            [](flow::PipeId x, flow::PipeId y) { return x.value() < y.value(); });
+  if (opts.sample_rate > 0) {
+    t->egr_samp_ = t->pipeline_->find_pipe("EGR_SAMP");
+    t->ingr_samp_ = t->pipeline_->find_pipe("INGR_SAMP");
+    if (auto s = t->set_sampling(opts.sample_rate); !s) return Err{"sampling: " + s.error()};
+  }
   return t;
+}
+
+Status<std::string> Topology::set_sampling(uint32_t rate) {
+  if (!egr_samp_ || !ingr_samp_) {
+    return Err{std::string(
+        "this gateway was started without --sample-rate: its pipeline has no EGR_SAMP/INGR_SAMP pipes "
+        "(DOCA's "
+        "graph has them only with sampling); restart it with --sample-rate N, then pspctl sample on|off "
+        "switches sampling and its rate live")};
+  }
+  if (rate > kMaxSampleRateLog2) {
+    return Err{"rate " + std::to_string(rate) + " is above " + std::to_string(kMaxSampleRateLog2) +
+               " (1 in 2^N packets)"};
+  }
+  std::lock_guard lock(sample_mu_);
+  if (rate == sample_rate_) return {};
+  // Egress: the new rate's entry first, then the old one goes (the pipe holds two), so no batch runs
+  // without one. Ingress: on while any rate is set.
+  std::optional<flow::EntryHandle> egress;
+  if (rate > 0) {
+    auto h =
+        pipeline_->add_entry(*egr_samp_, {{flow::masked(Field::kRandom, 0, sample_mask(rate))}, {}, {}, 0});
+    if (!h) return Err{"EGR_SAMP: " + std::string(flow::to_string(h.error()))};
+    egress = *h;
+  }
+  if (egr_samp_entry_) (void)pipeline_->remove_entry(*egr_samp_entry_);
+  egr_samp_entry_ = egress;
+  if (rate > 0 && !ingr_samp_entry_) {
+    auto h = pipeline_->add_entry(
+        *ingr_samp_,
+        {{flow::eq(Field::kSyndrome, kSyndromeOk), flow::eq(Field::kUdpPayload0, kPspSampleBit)}, {}, {}, 0});
+    if (!h) return Err{"INGR_SAMP: " + std::string(flow::to_string(h.error()))};
+    ingr_samp_entry_ = *h;
+  } else if (rate == 0 && ingr_samp_entry_) {
+    (void)pipeline_->remove_entry(*ingr_samp_entry_);
+    ingr_samp_entry_.reset();
+  }
+  sample_rate_ = rate;
+  return {};
+}
+
+uint32_t Topology::sample_rate() const {
+  std::lock_guard lock(sample_mu_);
+  return sample_rate_;
 }
 
 Result<Topology::EgressEntries, flow::FlowError> Topology::add_egress(const net::IpAddr& local_vip,

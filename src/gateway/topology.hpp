@@ -24,6 +24,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -108,6 +110,14 @@ class Topology {
                                                              std::size_t host_port);
   Status<flow::FlowError> remove(flow::EntryHandle h) { return pipeline_->remove_entry(h); }
 
+  // Sampling at run time (pspctl sample; --sample-rate at start): rate N (log2) samples 1 in 2^N egress
+  // packets (EGR_SAMP: S bit set, a copy to the CPU) and mirrors received packets with the S bit
+  // (INGR_SAMP); 0 removes both entries (the pipes stay, empty: every packet misses to the next one).
+  // Refused when the pipeline was built without the sampling pipes (sample_rate 0 at start) or N > 16.
+  Status<std::string> set_sampling(uint32_t rate);
+  uint32_t sample_rate() const;
+  bool can_sample() const { return egr_samp_.has_value(); }
+
   flow::DumpOptions dump_options(std::vector<std::string> port_names) const;
   const TopologyOptions& options() const { return opts_; }
 
@@ -125,5 +135,13 @@ inline constexpr uint16_t kSfcProbeEtherType = 0x88b5;
 // Entries of each classifier pipe (SFC_ENTRY, SFC_EXIT) and of SFC_HOP.
 inline constexpr uint32_t kSfcClassifierEntries = 4096;
 inline constexpr uint32_t kSfcHopEntries = 2048;
+std::optional<flow::PipeId> egr_samp_, ingr_samp_;  // with sampling pipes only
+mutable std::mutex sample_mu_;
+uint32_t sample_rate_ = 0;
+std::optional<flow::EntryHandle> egr_samp_entry_, ingr_samp_entry_;
+};
+
+// The highest --sample-rate / pspctl sample --rate: EGR_SAMP matches 16 random bits (the seeds' 0xffff).
+inline constexpr uint32_t kMaxSampleRateLog2 = 16;
 
 }  // namespace pspgw::gateway

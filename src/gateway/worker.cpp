@@ -155,6 +155,7 @@ void PacketWorker::run() {
       next_stats = now + kStatsPeriod;
     }
   }
+  drain_from_cpu();  // stopping: what the control thread queued last (it stopped first) still goes out
   flow_->offline();
   sa_epoch_.offline(cfg_.index);
   publish_stats();

@@ -17,6 +17,7 @@
 #   restart      outer IPv6, inner IPv4, scenarios a r          restart-static  the same with -z
 #   pmtu         outer IPv6, inner IPv4, scenarios p b          pmtu6  outer IPv4, inner IPv6, p b
 # Every case runs on a standard 1500-byte wire (topology.sh): nothing relies on a raised underlay MTU.
+#   reload       outer IPv6, inner IPv4, scenarios a h t (live reload, then a clean stop)
 # Scenarios:
 #   a  ping vm1 -> vm2 (the first packet triggers the key exchange and is held: >= 4 of 5 replies),
 #      ping vm2 -> vm1 (the tunnel the exchange opened the other way), a 4 MiB TCP transfer vm1 -> vm2
@@ -39,6 +40,11 @@
 #      the gateway (counted: slow_path.too_big_icmp_sent); IPv4 only: ping -M dont of 2000 bytes is
 #      answered (fragmented before encapsulation); a 4 MiB TCP transfer vm1 -> vm2 (MSS 1460 on both
 #      ends) completes byte-exact through PMTU discovery. With b: no outer fragment on the wire.
+#   h  while vm1 pings vm2 every 10 ms (ping -i 0.01), gateway 1 is reloaded four times: SIGHUP after a
+#      peer was added to its config, `pspctl reload` after that peer's VIPs changed, `pspctl reload` after it
+#      was removed again, and `pspctl reload` of an invalid config, which must exit 1 with the config error
+#      while the running config stays. Not one ping of the unaffected vm1 <-> vm2 tunnel may be lost.
+#   t  SIGTERM to gateway 1: it exits 0, and no TAP device, admin socket or gRPC listener is left.
 #   r  gateway 2 restarts (a new process: fresh master keys, empty tables, a new TAP moved into vm2 again);
 #      vm1 pings vm2 every 0.1 s: the first reply comes within 2 s of the restart and every later one
 #      arrives (1 loss allowed); then vm2 -> vm1 answers as well.
@@ -108,6 +114,8 @@ case "$CASE" in
   # Path MTU discovery through the tunnel (issue 9): both inner families.
   pmtu) DEFAULT_SCENARIOS=p,b ;;
   pmtu6) DEFAULT_SCENARIOS=p,b OUTER=ipv4 INNER=ipv6 ;;
+  # Live reload under a ping stream, then SIGTERM's clean stop.
+  reload) DEFAULT_SCENARIOS=a,h,t ;;
   *) echo "unknown case '$CASE'" >&2; exit 2 ;;
 esac
 SCENARIOS=${SCENARIOS:-$DEFAULT_SCENARIOS}
@@ -127,7 +135,7 @@ why=$(topo_preflight)
 topo_init --outer "$OUTER" --inner "$INNER" --mode "$MODE" || exit 2
 rmdir "$TOPO_DIR" 2>/dev/null # topo_init made it; recreated below once we know we run
 [[ -x $TOPO_GATEWAY ]] || skip "no gateway binary at $TOPO_GATEWAY (build it, or --bin-dir / PSPGW_GATEWAY)"
-if want c || want d || [[ $CASE == basic ]]; then
+if want c || want d || want h || [[ $CASE == basic ]]; then
   [[ -x $TOPO_PSPCTL ]] || skip "no pspctl at $TOPO_PSPCTL"
 fi
 for tool in python3 tcpdump tshark ss ping timeout; do
@@ -475,6 +483,93 @@ expect_counter_min() {
     ((SECONDS >= deadline)) && fail "gateway $n counter $path: $got, expected at least $min"
     sleep 0.1
   done
+# config_edit N PYTHON: rewrites gateway N's config; PYTHON changes the dict `c` (json.load of the file).
+config_edit() {
+  python3 - "${TOPO_CFG[$1]}" "$2" <<'PY' || fail "editing ${TOPO_CFG[$1]}"
+import json, sys
+path, code = sys.argv[1], sys.argv[2]
+with open(path) as f:
+    c = json.load(f)
+exec(code)
+with open(path, "w") as f:
+    json.dump(c, f, indent=1)
+PY
+}
+
+# reloads_in_log N: how many reloads gateway N has logged as done.
+reloads_in_log() { grep -c "info: reloaded " "${TOPO_LOG[$1]}"; }
+
+scenario_h() {
+  CURRENT=h/reload
+  local ping_log="$TOPO_DIR/reload-ping.log" ping_pid out before orig="$TOPO_DIR/host1.orig.json"
+  local extra_local=10.98.0.1 extra_remote=10.99.0.1 extra_local2=10.98.0.2 extra_remote2=10.99.0.2
+  if [[ $INNER == ipv6 ]]; then
+    extra_local=fd98::1 extra_remote=fd99::1 extra_local2=fd98::2 extra_remote2=fd99::2
+  fi
+  cp "${TOPO_CFG[1]}" "$orig"
+  nsbg vm1 "$ping_log" ping "${PING_FLAGS[@]}" -i 0.01 -c 400 -W 1 "${TOPO_VIP[2]}"
+  ping_pid=$BG_PID
+  sleep 0.3
+
+  # 1. SIGHUP: a peer added (nobody answers there; it only has to be configured).
+  before=$(reloads_in_log 1)
+  config_edit 1 "c['peers'].append({'remote-grpc-address': '192.0.2.99:3000', 'sessions': [{'local-vip': '$extra_local', 'remote-vips': ['$extra_remote']}]})"
+  kill -HUP "${TOPO_GW_PID[1]}"
+  topo_poll 5 test "$(reloads_in_log 1)" -gt "$before" || fail "SIGHUP: gateway 1 logged no reload"
+  grep -q "reloaded .*peers +1 -0" "${TOPO_LOG[1]}" || fail "SIGHUP: the reload did not add the peer"
+  pass "SIGHUP: peer 192.0.2.99:3000 added"
+  sleep 0.3
+
+  # 2. pspctl reload: the added peer's local and remote VIPs changed.
+  CURRENT=h/reload-vip
+  config_edit 1 "c['peers'][-1]['sessions'] = [{'local-vip': '$extra_local2', 'remote-vips': ['$extra_remote2']}]"
+  out=$(topo_pspctl 1 reload 2>&1) || fail "pspctl reload (VIP change) failed: $out"
+  grep -q "local VIPs +1 -1" <<<"$out" || fail "pspctl reload does not report the VIP change: $out"
+  pass "pspctl reload: VIP $extra_local -> $extra_local2 ($out)"
+  sleep 0.3
+
+  # 3. pspctl reload: the peer removed again.
+  CURRENT=h/reload-remove
+  cp "$orig" "${TOPO_CFG[1]}"
+  out=$(topo_pspctl 1 reload 2>&1) || fail "pspctl reload (peer removed) failed: $out"
+  grep -q "peers +0 -1" <<<"$out" || fail "pspctl reload does not report the removed peer: $out"
+  pass "pspctl reload: peer removed"
+  sleep 0.3
+
+  # 4. An invalid config is refused as a whole: exit 1, the same error as at start; the running one stays.
+  CURRENT=h/reload-refused
+  config_edit 1 "c['bogus-key'] = 1"
+  out=$(topo_pspctl 1 reload 2>&1) && fail "pspctl reload accepted an invalid config: $out"
+  grep -q "bogus-key: unknown key" <<<"$out" || fail "pspctl reload's refusal does not name the key: $out"
+  grep -q "reload refused, the running config stays" "${TOPO_LOG[1]}" || fail "gateway 1 did not log the refusal"
+  cp "$orig" "${TOPO_CFG[1]}"
+  pass "pspctl reload of an invalid config: exit 1, '$(tail -1 <<<"$out")'"
+
+  CURRENT=h/no-loss
+  topo_poll 15 bash -c "! kill -0 $ping_pid 2>/dev/null" || fail "the ping stream did not finish"
+  wait "$ping_pid" 2>/dev/null
+  out=$(grep "packets transmitted" "$ping_log")
+  [[ $out =~ ^400\ packets\ transmitted,\ 400\ received ]] || fail "pings lost across the reloads: $out
+$(tail -5 "$ping_log")"
+  pass "vm1 -> vm2 every 10 ms across 4 reloads: $out"
+}
+
+scenario_t() {
+  CURRENT=t/sigterm
+  local pid=${TOPO_GW_PID[1]} rc=0
+  kill -TERM "$pid"
+  topo_poll 10 bash -c "! kill -0 $pid 2>/dev/null" || fail "gateway 1 still runs 10 s after SIGTERM"
+  wait "$pid" 2>/dev/null || rc=$?
+  TOPO_GW_PID[1]=""
+  ((rc == 0)) || fail "gateway 1 exited with status $rc after SIGTERM"
+  pass "SIGTERM: exit status 0"
+  CURRENT=t/nothing-left
+  _topo_tap_in vm1 "${TOPO_TAP[1]}" && fail "TAP ${TOPO_TAP[1]} still exists in vm1"
+  _topo_tap_in host1 "${TOPO_TAP[1]}" && fail "TAP ${TOPO_TAP[1]} still exists in host1"
+  [[ -e ${TOPO_SOCK[1]} ]] && fail "the admin socket ${TOPO_SOCK[1]} is still there"
+  _topo_grpc_listening 1 && fail "something still listens on gRPC :3000 in host1"
+  grep -q "info: stopped: " "${TOPO_LOG[1]}" || fail "gateway 1 did not log its stop"
+  pass "no TAP, admin socket or gRPC listener left; '$(grep -o 'stopped: .*' "${TOPO_LOG[1]}")'"
 }
 
 # Admin view of the established tunnel and of the pipeline (spec §5 names).
@@ -557,8 +652,10 @@ want c && scenario_c
 want d && scenario_d
 want s && scenario_s
 want r && scenario_r
+want h && scenario_h
 [[ $CASE == basic ]] && check_admin
 
 CURRENT=teardown
 for n in 1 2; do topo_gateway_alive "$n" || fail "gateway $n exited during the test"; done
+want t && scenario_t
 echo "ALL PASSED [$CASE]"

@@ -136,6 +136,57 @@ TEST_F(PspctlCliTest, WatchRepeatsWithFreshRequests) {
   EXPECT_NE(text.out.find("(every 0.05 s)"), std::string::npos);
 }
 
+// counters --watch without a value: every second; --interval sets the period; text mode adds each
+// counter's change per second from the second round on.
+TEST_F(PspctlCliTest, WatchShowsRatesPerSecond) {
+  Outcome text = pspctl("counters --watch --interval 0.05 --count 2");
+  ASSERT_EQ(text.code, 0) << text.err;
+  EXPECT_NE(text.out.find("(every 0.05 s)"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("PER SECOND (over the last"), std::string::npos) << text.out;
+  EXPECT_EQ(handler_.calls.load(), 2);
+  EXPECT_EQ(pspctl("counters --interval 1").code, 2);  // --interval needs --watch
+}
+
+TEST_F(PspctlCliTest, ReloadReportsTheOutcomeInItsExitStatus) {
+  Outcome ok = pspctl("reload");
+  EXPECT_EQ(ok.code, 0) << ok.err;
+  EXPECT_NE(ok.out.find("peers +1 -0"), std::string::npos) << ok.out;
+  handler_.reload_ok = false;
+  Outcome refused = pspctl("reload");
+  EXPECT_EQ(refused.code, 1);
+  EXPECT_EQ(refused.err,
+            "pspctl: reload: reload refused, the running config stays: c.json: bogus: unknown key\n");
+}
+
+TEST_F(PspctlCliTest, SampleSendsOnOffAndTheRate) {
+  EXPECT_EQ(json::parse(pspctl("sample on --rate 3 --json").out), json({{"on", true}, {"rate", 3}}));
+  EXPECT_EQ(json::parse(pspctl("sample on --json").out), json({{"on", true}}));
+  EXPECT_EQ(json::parse(pspctl("sample off --json").out), json({{"on", false}}));
+  for (const char* bad :
+       {"sample", "sample maybe", "sample on --rate 0", "sample on --rate 17", "sample off --rate 2"})
+    EXPECT_EQ(pspctl(bad).code, 2) << bad;
+}
+
+TEST(PspctlRates, DeltasPerSecondMatchRowsByName) {
+  const json before = {
+      {"pipes", {{{"name", "EGR_ACL"}, {"hits", 100}}, {{"name", "INGR_ACL"}, {"hits", 50}}}},
+      {"psp", {{"tx_packets", 10}}},
+      {"tunnels", {{{"local_vip", "10.0.0.1"}, {"remote_vip", "10.0.1.1"}, {"tx_packets", 7}}}}};
+  const json now = {{"pipes", {{{"name", "INGR_ACL"}, {"hits", 70}}, {{"name", "EGR_ACL"}, {"hits", 300}}}},
+                    {"psp", {{"tx_packets", 30}}},
+                    {"tunnels",
+                     {{{"local_vip", "10.0.0.1"}, {"remote_vip", "10.0.1.1"}, {"tx_packets", 3}},  // re-made
+                      {{"local_vip", "10.0.0.1"}, {"remote_vip", "10.0.1.2"}, {"tx_packets", 4}}}}};  // new
+  const json r = counter_rates(now, before, 2.0);
+  EXPECT_EQ(r["pipes"][0]["name"], "INGR_ACL");
+  EXPECT_EQ(r["pipes"][0]["hits"], 10);
+  EXPECT_EQ(r["pipes"][1]["hits"], 100);
+  EXPECT_EQ(r["psp"]["tx_packets"], 10);
+  EXPECT_EQ(r["tunnels"][0]["tx_packets"], 0);
+  EXPECT_EQ(r["tunnels"][1]["tx_packets"], 2);
+  EXPECT_EQ(r["tunnels"][1]["remote_vip"], "10.0.1.2");
+}
+
 TEST_F(PspctlCliTest, ServerErrorsExitOne) {
   handler_.fail_all = true;
   Outcome r = pspctl("tunnels");

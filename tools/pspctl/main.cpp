@@ -32,9 +32,12 @@ struct Options {
   bool json = false;
   double timeout_s = 5;
   double watch_s = 0;
+  double interval_s = 0;
   unsigned count = 0;
   std::string format = "mermaid";
   bool issue_new_keys = false;
+  std::string sample;  // on | off
+  unsigned sample_rate = 0;
   std::string raw;
   std::vector<std::string> sfc_args;  // VERB ARGS...
   std::string fail_mode;
@@ -122,15 +125,32 @@ void print_watch_header(const Options& o, unsigned round) {
   std::printf("%s  (every %g s)\n\n", stamp, o.watch_s);
 }
 
-// --watch: a fresh request every watch_s seconds; with --json, one compact JSON document per line.
+// counters --watch, as text: the counters, then their change per second since the previous round.
+void print_rates(const json& now, const json& before, std::chrono::steady_clock::duration elapsed) {
+  const double seconds = std::chrono::duration<double>(elapsed).count();
+  std::printf("\nPER SECOND (over the last %.2f s)\n", seconds);
+  const std::string text = render_counters(counter_rates(now, before, seconds));
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  std::fflush(stdout);
+}
+
+// --watch: a fresh request every watch_s seconds (like watch(1); Ctrl-C ends it, --count bounds it);
+// with --json, one compact JSON document per line (the raw counters: a script takes its own deltas).
 int run_watch(const Options& o, const Command& c) {
   const auto period = std::chrono::duration<double>(o.watch_s);
+  json before;
+  std::chrono::steady_clock::time_point before_at{};
   for (unsigned round = 0; o.count == 0 || round < o.count; ++round) {
     if (round > 0) std::this_thread::sleep_for(period);
     auto reply = exchange(o, request_line(c.request));
+    const auto at = std::chrono::steady_clock::now();
     if (!reply) return reply.error();
     if (!o.json && reply->ok) print_watch_header(o, round);
     if (const int rc = print_result(o, c, *reply, /*compact_json=*/true); rc != kExitOk) return rc;
+    if (!o.json && c.render == render_counters && round > 0)
+      print_rates(reply->result, before, at - before_at);
+    before = std::move(reply->result);
+    before_at = at;
   }
   return kExitOk;
 }
@@ -154,6 +174,12 @@ Command command_for(std::string_view name, const Options& o) {
   if (name == admin::cmd::kTunnels) return {{std::string(name)}, render_tunnels};
   if (name == admin::cmd::kCounters) return {{std::string(name)}, render_counters};
   if (name == admin::cmd::kPeers) return {{std::string(name)}, render_peers};
+  if (name == admin::cmd::kReload) return {{std::string(name)}, render_fields};
+  if (name == admin::cmd::kSample) {
+    json args{{"on", o.sample == "on"}};
+    if (o.sample_rate != 0) args["rate"] = o.sample_rate;
+    return {{std::string(name), args}, render_fields};
+  }
   if (name == admin::cmd::kPipeline) return {{std::string(name), {{"format", o.format}}}, render_pipeline};
   if (name == admin::cmd::kRotateKeys) {
     return {{std::string(name), {{"issue_new_keys", o.issue_new_keys}}}, render_fields};
@@ -170,8 +196,16 @@ void add_commands(CLI::App& app, Options& o) {
   app.add_subcommand("status", "gateway summary: instance, version, addresses, tunnel and peer counts");
   app.add_subcommand("tunnels", "the tunnel table: VIP pairs, peer, state, SPIs, packets");
   auto* counters = app.add_subcommand("counters", "pipe, port, PSP and per-tunnel counters");
-  auto* watch =
-      counters->add_option("--watch", o.watch_s, "repeat every SECS seconds")->check(CLI::PositiveNumber);
+  auto* watch = counters
+                    ->add_option("--watch", o.watch_s,
+                                 "live view, like watch(1): repeat every SECS seconds (default 1) with each "
+                                 "counter's change per second; Ctrl-C ends it")
+                    ->expected(0, 1)
+                    ->default_str("1")
+                    ->check(CLI::PositiveNumber);
+  counters->add_option("--interval", o.interval_s, "with --watch: seconds between updates (as --watch SECS)")
+      ->needs(watch)
+      ->check(CLI::PositiveNumber);
   counters->add_option("--count", o.count, "with --watch: stop after N updates (default: until interrupted)")
       ->needs(watch);
   auto* pipeline = app.add_subcommand("pipeline", "the live pipeline (pipes, entries, targets)");
@@ -192,6 +226,19 @@ void add_commands(CLI::App& app, Options& o) {
       ->required();
   sfc->add_option("--fail-mode", o.fail_mode, "group-add: open (bypass a hop with no live instance) or close")
       ->check(CLI::IsMember({"open", "close"}));
+  app.add_subcommand("reload",
+                     "re-read the config file and apply the difference (as SIGHUP); exit 1 and the reason if "
+                     "the gateway refuses it (the running config stays)");
+  auto* sample = app.add_subcommand(
+      "sample",
+      "switch sampling (as --sample-rate: 1 in 2^N egress packets get the S bit and a copy to the log, "
+      "received ones with the S bit are logged) on or off at run time");
+  sample->add_option("STATE", o.sample, "on or off")->required()->check(CLI::IsMember({"on", "off"}));
+  sample
+      ->add_option("--rate", o.sample_rate,
+                   "with on: N, sample 1 in 2^N packets (1..16; default: the rate in use, "
+                   "else --sample-rate's)")
+      ->check(CLI::Range(1u, 16u));
   auto* raw = app.add_subcommand("raw", "send one JSON request as is and print the whole response");
   raw->add_option("JSON", o.raw, R"(e.g. '{"cmd": "status"}')")->required();
 }
@@ -215,6 +262,11 @@ int run(int argc, char** argv) {
   }
   const std::string name = app.get_subcommands().front()->get_name();
   if (name == "raw") return run_raw(o);
+  if (name == "sample" && o.sample == "off" && o.sample_rate != 0) {
+    std::fprintf(stderr, "pspctl: sample off takes no --rate\n");
+    return kExitUsage;
+  }
+  if (o.interval_s > 0) o.watch_s = o.interval_s;
   const Command command = command_for(name, o);
   return o.watch_s > 0 ? run_watch(o, command) : run_once(o, command);
 }

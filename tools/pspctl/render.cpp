@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdio>
 #include <vector>
 
@@ -85,6 +86,7 @@ constexpr std::array kPeerColumns = {
     Column{"TUNNELS", "tunnels", Cell::kCount},
     Column{"PENDING", "pending", Cell::kCount},
     Column{"RPC OK", "rpcs_ok", Cell::kCount},
+    Column{"REFUSED", "rpcs_refused", Cell::kCount},
     Column{"RPC FAIL", "rpcs_failed", Cell::kCount},
     Column{"LAST ERROR", "last_error"},
 };
@@ -243,6 +245,51 @@ std::string render_sfc(const json& result) {
   append_section(out, "MATCHES", render_table(kSfcMatchColumns, member(result, "classifiers")));
   append_sfc_counters(out, member(result, "counters"));
   return out;
+}
+
+namespace {
+
+// What identifies a row of a counters list across two results.
+std::string row_key(const json& row) {
+  if (!row.is_object()) return {};
+  if (row.contains("name")) return row["name"].dump();
+  return member(row, "local_vip").dump() + ">" + member(row, "remote_vip").dump();
+}
+
+json rates_of(const json& now, const json& before, double seconds) {
+  if (now.is_number_unsigned() || now.is_number_integer()) {
+    const uint64_t a = now.get<uint64_t>();
+    const uint64_t b = before.is_number() ? before.get<uint64_t>() : 0;
+    return a >= b ? static_cast<uint64_t>(std::llround(static_cast<double>(a - b) / seconds)) : 0;
+  }
+  if (now.is_object()) {
+    json out = json::object();
+    for (const auto& [key, value] : now.items()) out[key] = rates_of(value, member(before, key), seconds);
+    return out;
+  }
+  if (now.is_array()) {
+    json out = json::array();
+    for (const auto& row : now) {
+      json match;
+      if (before.is_array()) {
+        for (const auto& old : before) {
+          if (row_key(old) == row_key(row)) {
+            match = old;
+            break;
+          }
+        }
+      }
+      out.push_back(rates_of(row, match, seconds));
+    }
+    return out;
+  }
+  return now;  // names, states
+}
+
+}  // namespace
+
+json counter_rates(const json& now, const json& before, double seconds) {
+  return rates_of(now, before, seconds > 0 ? seconds : 1);
 }
 
 std::string render_pipeline(const json& result) {

@@ -36,6 +36,11 @@ std::string render_counters(const nlohmann::json& result);  // {"pipes", "ports"
 // Service chains: the SFC sections of counters; `sfc show` (registry + counters), or a change verb's result.
 void append_sfc_counters(std::string& out, const nlohmann::json& sfc);
 std::string render_sfc(const nlohmann::json& result);
+// counters --watch: the per-second change of every counter between two results `seconds` apart, in the
+// shape of a counters result (render_counters renders it). List rows are matched by their name (pipes,
+// ports) or VIP pair (tunnels); a row new in `now` counts from zero; a counter that went down (a tunnel
+// re-made) shows 0. Names and other non-counters are kept from `now`.
+nlohmann::json counter_rates(const nlohmann::json& now, const nlohmann::json& before, double seconds);
 // Mermaid: the text as it is (a trailing newline ensured); a JSON dump: pretty JSON.
 std::string render_pipeline(const nlohmann::json& result);
 

@@ -57,9 +57,9 @@ TEST(PspctlRender, Tunnels) {
 
 TEST(PspctlRender, Peers) {
   EXPECT_EQ(render_peers(admin::testing::fake_peers()),
-            "PEER            STATE      TUNNELS  PENDING  RPC OK  RPC FAIL  LAST ERROR\n"
-            "192.0.2.2:3000  connected        2        1       5         1  deadline exceeded\n"
-            "192.0.2.3:3000  backoff          0        0       0         4  connection refused\n");
+            "PEER            STATE      TUNNELS  PENDING  RPC OK  REFUSED  RPC FAIL  LAST ERROR\n"
+            "192.0.2.2:3000  connected        2        1       5        2         1  deadline exceeded\n"
+            "192.0.2.3:3000  backoff          0        0       0        0         4  connection refused\n");
 }
 
 TEST(PspctlRender, CountersHaveOneSectionPerGroupPresent) {

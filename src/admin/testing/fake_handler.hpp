@@ -93,6 +93,7 @@ inline nlohmann::json fake_peers() {
                          {"tunnels", 2},
                          {"pending", 1},
                          {"rpcs_ok", 5},
+                         {"rpcs_refused", 2},
                          {"rpcs_failed", 1},
                          {"last_error", "deadline exceeded"}},
                         {{"name", "192.0.2.3:3000"},
@@ -100,6 +101,7 @@ inline nlohmann::json fake_peers() {
                          {"tunnels", 0},
                          {"pending", 0},
                          {"rpcs_ok", 0},
+                         {"rpcs_refused", 0},
                          {"rpcs_failed", 4},
                          {"last_error", "connection refused"}},
                     })}};
@@ -127,6 +129,13 @@ class FakeHandler final : public AdminHandler {
                             {"issued_new_keys", issue}};
     }
     if (cmd == cmd::kSfc) return nlohmann::json{{"ok", true}, {"argv", args.at("argv")}};  // what pspctl sent
+    if (cmd == cmd::kReload) {  // reload_ok: as a valid config; else refused as an invalid one
+      if (!reload_ok)
+        return admin_fail(AdminErrc::kFailed,
+                          "reload refused, the running config stays: c.json: bogus: unknown key");
+      return nlohmann::json{{"reloaded", true}, {"summary", "reloaded c.json: peers +1 -0 ~0"}};
+    }
+    if (cmd == cmd::kSample) return args;  // echoes what pspctl sent
     if (cmd == "sleep") {
       std::this_thread::sleep_for(std::chrono::milliseconds(args.at("ms").get<int>()));
       return nlohmann::json("slept");
@@ -138,6 +147,7 @@ class FakeHandler final : public AdminHandler {
 
   std::atomic<int> calls{0};
   std::atomic<bool> fail_all{false};  // every command answers kFailed
+  std::atomic<bool> reload_ok{true};
   std::atomic<uint64_t> generation{3};
 
  private:

@@ -1,0 +1,196 @@
+#include "gateway/reload.hpp"
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <unordered_map>
+
+namespace pspgw::gateway {
+namespace {
+
+std::string text(const std::optional<net::MacAddr>& m) {
+  return m ? m->to_string() : "unset";
+}
+std::string text(const std::optional<GrpcAddress>& a) {
+  return a ? a->to_string() : "unset";
+}
+std::string text(const std::optional<net::IpAddr>& a) {
+  return a ? a->to_string() : "unset";
+}
+
+template <class T>
+void fixed(std::string_view key, const T& was, const T& now, ConfigDiff& diff) {
+  if (was == now) return;
+  diff.restart.push_back(std::string(key) + ": " + text(was) + " -> " + text(now));
+}
+
+// The (local VIP, remote VIP) pairs of a peer's sessions.
+std::set<std::pair<net::IpAddr, net::IpAddr>> pairs_of(const PeerConfig& p) {
+  std::set<std::pair<net::IpAddr, net::IpAddr>> out;
+  for (const auto& s : p.sessions) {
+    for (const auto& r : s.remote_vips) out.emplace(s.local_vip, r);
+  }
+  return out;
+}
+
+std::string role_text(HostPortRole r) {
+  return r == HostPortRole::kVnf ? "vnf" : "workload";
+}
+
+}  // namespace
+
+std::vector<HostPortConfig> effective_host_ports(const GatewayConfig& config, const std::string& vf_name) {
+  if (!config.sw.host_ports.empty()) return config.sw.host_ports;
+  HostPortConfig hp;
+  hp.name = vf_name;
+  hp.local_vips = config.local_vips();
+  return {hp};
+}
+
+bool ConfigDiff::empty() const {
+  return restart.empty() && peers.added.empty() && peers.removed.empty() && peers.changed.empty() &&
+         vips.added.empty() && vips.removed.empty() && vips.moved.empty() && !tls;
+}
+
+std::string ConfigDiff::summary() const {
+  std::string s = "peers +" + std::to_string(peers.added.size()) + " -" +
+                  std::to_string(peers.removed.size()) + " ~" + std::to_string(peers.changed.size()) +
+                  ", VIP pairs +" + std::to_string(peers.pairs_added) + " -" +
+                  std::to_string(peers.pairs_removed) + ", local VIPs +" + std::to_string(vips.added.size()) +
+                  " -" + std::to_string(vips.removed.size()) + " moved " + std::to_string(vips.moved.size());
+  if (tls) s += ", TLS material";
+  return s;
+}
+
+void diff_fixed(const GatewayConfig& running, const GatewayConfig& next, const GatewayFlags& flags,
+                ConfigDiff& diff) {
+  if (!(running.local_grpc_address == next.local_grpc_address)) {
+    diff.restart.push_back("config.local-grpc-address: " + running.local_grpc_address.to_string() + " -> " +
+                           next.local_grpc_address.to_string());
+  }
+  fixed("config.local-pip", running.local_pip, next.local_pip, diff);
+  fixed("x-sw.local-mac", running.sw.local_mac, next.sw.local_mac, diff);
+  if (running.sw.virt_cookie != next.sw.virt_cookie) diff.restart.push_back("x-sw.virt-cookie changed");
+  if (running.sw.rpc_deadline != next.sw.rpc_deadline) {
+    diff.restart.push_back("x-sw.rpc-deadline-ms: " + std::to_string(running.sw.rpc_deadline.count()) +
+                           " -> " + std::to_string(next.sw.rpc_deadline.count()));
+  }
+  if (running.sw.tunnels_per_request != next.sw.tunnels_per_request) {
+    diff.restart.push_back("x-sw.tunnels-per-request: " + std::to_string(running.sw.tunnels_per_request) +
+                           " -> " + std::to_string(next.sw.tunnels_per_request));
+  }
+  if (flags.metrics_address.empty())
+    fixed("x-sw.metrics-address", running.sw.metrics_address, next.sw.metrics_address, diff);
+  if (running.sw.uplink_mtu != next.sw.uplink_mtu) {  // sizes every host port's TAP at start
+    diff.restart.push_back("x-sw.uplink-mtu changed");
+  }
+}
+
+void diff_peers(const GatewayConfig& running, const GatewayConfig& next, ConfigDiff& diff) {
+  std::map<std::string, const PeerConfig*> was;
+  for (const auto& p : running.peers) was.emplace(p.remote_grpc_address.to_string(), &p);
+  std::set<std::string> seen;
+  for (const auto& p : next.peers) {
+    const std::string name = p.remote_grpc_address.to_string();
+    seen.insert(name);
+    const auto now_pairs = pairs_of(p);
+    auto it = was.find(name);
+    if (it == was.end()) {
+      diff.peers.added.push_back(name);
+      diff.peers.pairs_added += now_pairs.size();
+      continue;
+    }
+    const auto old_pairs = pairs_of(*it->second);
+    std::size_t added = 0;
+    for (const auto& pr : now_pairs) added += old_pairs.contains(pr) ? 0 : 1;
+    const std::size_t removed = old_pairs.size() - (now_pairs.size() - added);
+    diff.peers.pairs_added += added;
+    diff.peers.pairs_removed += removed;
+    if (added > 0 || removed > 0 || it->second->pip != p.pip) diff.peers.changed.push_back(name);
+  }
+  for (const auto& p : running.peers) {
+    const std::string name = p.remote_grpc_address.to_string();
+    if (seen.contains(name)) continue;
+    diff.peers.removed.push_back(name);
+    diff.peers.pairs_removed += pairs_of(p).size();
+  }
+}
+
+void diff_host_ports(const std::vector<HostPortConfig>& running, const std::vector<HostPortConfig>& next,
+                     ConfigDiff& diff) {
+  auto names = [](const std::vector<HostPortConfig>& ports) {
+    std::string out;
+    for (const auto& p : ports) out += (out.empty() ? "" : ", ") + p.name;
+    return "[" + out + "]";
+  };
+  if (running.size() != next.size() ||
+      !std::equal(running.begin(), running.end(), next.begin(),
+                  [](const HostPortConfig& a, const HostPortConfig& b) { return a.name == b.name; })) {
+    diff.restart.push_back("x-sw.host-ports: the ports " + names(running) + " -> " + names(next) +
+                           " (adding, removing or reordering TAP ports)");
+    return;
+  }
+  for (std::size_t i = 0; i < running.size(); ++i) {
+    const std::string key = "x-sw.host-ports '" + running[i].name + "'";
+    if (running[i].role != next[i].role) {
+      diff.restart.push_back(key + ": role " + role_text(running[i].role) + " -> " + role_text(next[i].role));
+    }
+    if (running[i].mtu != next[i].mtu) {
+      diff.restart.push_back(key + ": mtu " + std::to_string(running[i].mtu) + " -> " +
+                             std::to_string(next[i].mtu));
+    }
+    if (running[i].mac != next[i].mac)
+      diff.restart.push_back(key + ": mac " + text(running[i].mac) + " -> " + text(next[i].mac));
+  }
+  std::unordered_map<net::IpAddr, std::size_t> was, now;
+  for (std::size_t i = 0; i < running.size(); ++i) {
+    for (const auto& v : running[i].local_vips) was.emplace(v, i);
+    for (const auto& v : next[i].local_vips) now.emplace(v, i);
+  }
+  for (const auto& [vip, port] : now) {
+    auto it = was.find(vip);
+    if (it == was.end()) {
+      diff.vips.added.push_back(vip);
+    } else if (it->second != port) {
+      diff.vips.moved.push_back(vip);
+    }
+  }
+  for (const auto& [vip, port] : was) {
+    if (!now.contains(vip)) diff.vips.removed.push_back(vip);
+  }
+  for (auto* v : {&diff.vips.added, &diff.vips.removed, &diff.vips.moved}) std::sort(v->begin(), v->end());
+}
+
+void diff_tls(const GatewayConfig& running, const GatewayConfig& next, const GatewayFlags& flags,
+              ConfigDiff& diff) {
+  auto pick = [](const std::string& flag, const std::string& key) { return flag.empty() ? key : flag; };
+  const GrpcTlsConfig& a = running.sw.grpc_tls;
+  const GrpcTlsConfig& b = next.sw.grpc_tls;
+  diff.tls = pick(flags.grpc_tls_cert, a.cert) != pick(flags.grpc_tls_cert, b.cert) ||
+             pick(flags.grpc_tls_key, a.key) != pick(flags.grpc_tls_key, b.key) ||
+             pick(flags.grpc_tls_ca, a.ca) != pick(flags.grpc_tls_ca, b.ca);
+}
+
+void diff_sfc(const GatewayConfig& running, const GatewayConfig& next, ConfigDiff& diff) {
+  const SfcConfig& a = running.sw.sfc;
+  const SfcConfig& b = next.sw.sfc;
+  if (a.verbs != b.verbs || a.interval_ms != b.interval_ms || a.misses != b.misses ||
+      a.timeout_ms != b.timeout_ms) {
+    diff.restart.push_back(
+        "x-sw.sfc changed: change service chains at run time with `pspctl sfc` (the running chains may "
+        "differ from the file), or restart");
+  }
+}
+
+ConfigDiff diff_config(const GatewayConfig& running, const GatewayConfig& next, const GatewayFlags& flags) {
+  ConfigDiff diff;
+  diff_fixed(running, next, flags, diff);
+  diff_peers(running, next, diff);
+  diff_host_ports(effective_host_ports(running, flags.vf_name), effective_host_ports(next, flags.vf_name),
+                  diff);
+  diff_tls(running, next, flags, diff);
+  diff_sfc(running, next, diff);
+  return diff;
+}
+
+}  // namespace pspgw::gateway
