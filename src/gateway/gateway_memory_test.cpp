@@ -645,290 +645,291 @@ TEST_F(TwoGatewaysOn1500, PacketWithoutDfIsFragmentedBeforeEncap) {
   EXPECT_TRUE(wait_until([&] { return a_->slow("too_big_fragmented") == 1; }));
   EXPECT_EQ(a_->slow("too_big_icmp_sent"), 0u);
   EXPECT_EQ(oversized_on_wire_.load(), 0);
-  // A request the peer refuses is counted as refused, per peer, with the status code and the last error.
-  TEST_F(TwoGateways, RefusedAndFailedRpcsAreCountedPerPeer) {
-    connect();
-    // B asks A to rotate twice within a minute: A answers the second with RESOURCE_EXHAUSTED.
-    auto r1 = b_->gw->tunnels().request_peer_rotation(0, false, b_->gw->transport());
-    auto r2 = b_->gw->tunnels().request_peer_rotation(0, false, b_->gw->transport());
-    EXPECT_TRUE(r1.ok());
-    EXPECT_FALSE(r2.ok());
-    const json a_peers = a_->gw->handle("peers", json::object()).value();
-    EXPECT_EQ(a_peers["peers"][0]["rpcs_received"]["resource_exhausted"], 1) << a_peers.dump();
-    EXPECT_EQ(a_peers["peers"][0]["rpcs_refused"], 1);
-    const json b_peers = b_->gw->handle("peers", json::object()).value();
-    EXPECT_EQ(b_peers["peers"][0]["rpcs_sent"]["resource_exhausted"], 1) << b_peers.dump();
-    EXPECT_NE(b_peers["peers"][0]["last_error"].get<std::string>().find("sent resource_exhausted"),
-              std::string::npos);
-  }
+}
 
-  // pspctl sample on|off [--rate N]: sampling switched and re-rated live, as --sample-rate does at start.
-  class TwoGatewaysSampling : public TwoGateways {
-   protected:
-    std::vector<std::string> extra_flags_a() const override { return {"--sample-rate", "1"}; }
-    // The sample count once the control thread has taken every sample the workers queued (unchanged for
-    // 50 ms; samples travel through a ring to the control thread, after the frames themselves).
-    uint64_t settled_samples() const {
-      uint64_t last = a_->slow("samples");
-      for (int i = 0; i < 40; ++i) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-        const uint64_t now = a_->slow("samples");
-        if (now == last) return now;
-        last = now;
-      }
-      return last;
+// A request the peer refuses is counted as refused, per peer, with the status code and the last error.
+TEST_F(TwoGateways, RefusedAndFailedRpcsAreCountedPerPeer) {
+  connect();
+  // B asks A to rotate twice within a minute: A answers the second with RESOURCE_EXHAUSTED.
+  auto r1 = b_->gw->tunnels().request_peer_rotation(0, false, b_->gw->transport());
+  auto r2 = b_->gw->tunnels().request_peer_rotation(0, false, b_->gw->transport());
+  EXPECT_TRUE(r1.ok());
+  EXPECT_FALSE(r2.ok());
+  const json a_peers = a_->gw->handle("peers", json::object()).value();
+  EXPECT_EQ(a_peers["peers"][0]["rpcs_received"]["resource_exhausted"], 1) << a_peers.dump();
+  EXPECT_EQ(a_peers["peers"][0]["rpcs_refused"], 1);
+  const json b_peers = b_->gw->handle("peers", json::object()).value();
+  EXPECT_EQ(b_peers["peers"][0]["rpcs_sent"]["resource_exhausted"], 1) << b_peers.dump();
+  EXPECT_NE(b_peers["peers"][0]["last_error"].get<std::string>().find("sent resource_exhausted"),
+            std::string::npos);
+}
+
+// pspctl sample on|off [--rate N]: sampling switched and re-rated live, as --sample-rate does at start.
+class TwoGatewaysSampling : public TwoGateways {
+ protected:
+  std::vector<std::string> extra_flags_a() const override { return {"--sample-rate", "1"}; }
+  // The sample count once the control thread has taken every sample the workers queued (unchanged for
+  // 50 ms; samples travel through a ring to the control thread, after the frames themselves).
+  uint64_t settled_samples() const {
+    uint64_t last = a_->slow("samples");
+    for (int i = 0; i < 40; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      const uint64_t now = a_->slow("samples");
+      if (now == last) return now;
+      last = now;
     }
-    // Sends `n` frames A -> B (all delivered) and returns how many A sampled meanwhile.
-    uint64_t samples_while_sending(uint32_t n, uint32_t seq0) {
-      const uint64_t before = settled_samples();
-      for (uint32_t i = 0; i < n; ++i)
-        a_->vm->send(a_->vm->udp_to(*b_->vm, a_->gateway_mac, seq_payload(seq0 + i)));
-      EXPECT_EQ(b_->vm->receive(n).size(), n);
-      return settled_samples() - before;
+    return last;
+  }
+  // Sends `n` frames A -> B (all delivered) and returns how many A sampled meanwhile.
+  uint64_t samples_while_sending(uint32_t n, uint32_t seq0) {
+    const uint64_t before = settled_samples();
+    for (uint32_t i = 0; i < n; ++i)
+      a_->vm->send(a_->vm->udp_to(*b_->vm, a_->gateway_mac, seq_payload(seq0 + i)));
+    EXPECT_EQ(b_->vm->receive(n).size(), n);
+    return settled_samples() - before;
+  }
+};
+
+TEST_F(TwoGatewaysSampling, OffStopsSamplesOnWithARateResumesThem) {
+  connect();
+  EXPECT_GT(samples_while_sending(64, 100), 0u);  // 1 in 2
+  auto off = a_->gw->handle("sample", {{"on", false}});
+  ASSERT_TRUE(off.ok()) << off.error().message;
+  EXPECT_EQ((*off)["sampling"], false);
+  EXPECT_EQ(a_->gw->handle("status", json::object()).value()["sample_rate"], 0);
+  EXPECT_EQ(samples_while_sending(64, 200), 0u);
+  auto on = a_->gw->handle("sample", {{"on", true}, {"rate", 2}});
+  ASSERT_TRUE(on.ok()) << on.error().message;
+  EXPECT_EQ((*on)["rate"], 2);
+  EXPECT_EQ(a_->gw->handle("status", json::object()).value()["sample_rate"], 2);
+  EXPECT_GT(samples_while_sending(128, 300), 0u);  // 1 in 4
+  EXPECT_FALSE(a_->gw->handle("sample", {{"on", true}, {"rate", 17}}).ok());
+  EXPECT_FALSE(a_->gw->handle("sample", {{"rate", 2}}).ok());  // "on" is required
+  // B started without --sample-rate: its pipeline has no sampling pipes, and it says so.
+  auto refused = b_->gw->handle("sample", {{"on", true}});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message.find("--sample-rate"), std::string::npos);
+}
+
+class TwoInsecureGateways : public TwoGateways {
+ protected:
+  bool insecure() const override { return true; }
+};
+
+TEST_F(TwoInsecureGateways, FirstPacketIsExchangedAndDeliveredBothWays) {
+  connect();
+  expect_flows(1);
+}
+
+// --psp-version 2 / 3 on both gateways (AES-GMAC-128/256, integrity only): tunnels come up with that
+// version, traffic flows both ways, the payload crosses the wire in the clear and a flipped payload bit
+// is still caught by the ICV.
+class TwoGmacGateways : public TwoGateways, public ::testing::WithParamInterface<const char*> {
+ protected:
+  std::vector<std::string> extra_flags_a() const override { return {"--psp-version", GetParam()}; }
+  std::vector<std::string> extra_flags_b() const override { return {"--psp-version", GetParam()}; }
+};
+
+TEST_P(TwoGmacGateways, TrafficFlowsBothWaysWithThePayloadClearAndAuthenticated) {
+  const std::string name = std::string(GetParam()) == "2" ? "aes-gmac-128" : "aes-gmac-256";
+  EXPECT_EQ((*a_->gw->handle("status", json::object()))["psp_version"], name);
+  connect();
+  expect_flows(1);
+  // On the wire: the PSP header names the version and the inner frame's payload is readable.
+  const auto payload = seq_payload(7);
+  std::atomic<int> seen{0};
+  std::atomic<int> version{-1};
+  wire_->set_hook([&](WireFrame& f) {
+    if (f.from == 0 &&
+        std::search(f.bytes.begin(), f.bytes.end(), payload.begin(), payload.end()) != f.bytes.end()) {
+      ++seen;
     }
-  };
+    if (f.from == 0 && f.bytes.size() > 4) version = (f.bytes[3] >> 2) & 0xf;  // UDP payload: the PSP header
+    return Verdict::kPass;
+  });
+  const auto frame = a_->vm->udp_to(*b_->vm, a_->gateway_mac, payload);
+  a_->vm->send(frame);
+  auto got = b_->vm->receive(1);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0], as_delivered(frame, *b_->vm, b_->gateway_mac));
+  EXPECT_EQ(seen, 1);
+  EXPECT_EQ(version, std::stoi(GetParam()));
+  // Tampering with a clear payload byte fails authentication.
+  std::atomic<int> tamper{1};
+  wire_->set_hook([&tamper](WireFrame& f) {
+    if (f.from == 0 && tamper.fetch_sub(1) > 0) f.bytes[f.bytes.size() - 20] ^= 0x01;
+    return Verdict::kPass;
+  });
+  a_->vm->send(a_->vm->udp_to(*b_->vm, a_->gateway_mac, seq_payload(8)));
+  EXPECT_TRUE(wait_until([&] { return b_->counters()["psp"]["auth_failures"] == 1; }));
+  EXPECT_TRUE(b_->vm->receive(1, std::chrono::milliseconds(0)).empty());
+  wire_->set_hook({});
+  expect_flows(9);
+}
 
-  TEST_F(TwoGatewaysSampling, OffStopsSamplesOnWithARateResumesThem) {
-    connect();
-    EXPECT_GT(samples_while_sending(64, 100), 0u);  // 1 in 2
-    auto off = a_->gw->handle("sample", {{"on", false}});
-    ASSERT_TRUE(off.ok()) << off.error().message;
-    EXPECT_EQ((*off)["sampling"], false);
-    EXPECT_EQ(a_->gw->handle("status", json::object()).value()["sample_rate"], 0);
-    EXPECT_EQ(samples_while_sending(64, 200), 0u);
-    auto on = a_->gw->handle("sample", {{"on", true}, {"rate", 2}});
-    ASSERT_TRUE(on.ok()) << on.error().message;
-    EXPECT_EQ((*on)["rate"], 2);
-    EXPECT_EQ(a_->gw->handle("status", json::object()).value()["sample_rate"], 2);
-    EXPECT_GT(samples_while_sending(128, 300), 0u);  // 1 in 4
-    EXPECT_FALSE(a_->gw->handle("sample", {{"on", true}, {"rate", 17}}).ok());
-    EXPECT_FALSE(a_->gw->handle("sample", {{"rate", 2}}).ok());  // "on" is required
-    // B started without --sample-rate: its pipeline has no sampling pipes, and it says so.
-    auto refused = b_->gw->handle("sample", {{"on", true}});
-    ASSERT_FALSE(refused.ok());
-    EXPECT_NE(refused.error().message.find("--sample-rate"), std::string::npos);
+INSTANTIATE_TEST_SUITE_P(Versions, TwoGmacGateways, ::testing::Values("2", "3"));
+
+TEST_F(TwoGateways, EachPeerIsBoundToThePipOfItsFirstExchange) {
+  auto before = a_->gw->handle("peers", json::object());
+  ASSERT_TRUE(before.ok());
+  EXPECT_FALSE((*before)["peers"][0].contains("pip"));
+  connect();
+  for (auto [n, pip] : {std::pair{a_.get(), "127.0.0.2"}, std::pair{b_.get(), "127.0.0.1"}}) {
+    auto peers = n->gw->handle("peers", json::object());
+    ASSERT_TRUE(peers.ok());
+    EXPECT_EQ((*peers)["peers"][0]["pip"], pip);
+  }
+}
+
+// Start-up refuses what it cannot run securely, saying why.
+class GatewaySecurity : public ::testing::Test {
+ protected:
+  // Gateway::create with the node's config and these flags (no TLS flags of its own unless given).
+  Result<std::unique_ptr<Gateway>, std::string> create(const std::vector<std::string>& extra,
+                                                       const json& x_sw_tls = nullptr) {
+    NodeSpec spec{"c", "127.0.0.1", "10.1.0.1", "10.2.0.1", free_port(), free_port(), "02:50:00:00:0a:01"};
+    json c = json::parse(config_text(spec));
+    if (!x_sw_tls.is_null()) c["x-sw"]["grpc-tls"] = x_sw_tls;
+    const std::string path = dir_.path + "/c.json";
+    std::ofstream(path) << c.dump();
+    std::vector<std::string> args{"psp-gateway", "-c", path, "--outer-ip-type", "ipv4", "-d", "vm"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    std::vector<const char*> argv;
+    for (const auto& a : args) argv.push_back(a.c_str());
+    auto flags = parse_flags(static_cast<int>(argv.size()), argv.data());
+    EXPECT_TRUE(flags.ok());
+    auto config = parse_config(c.dump(), path, {});
+    EXPECT_TRUE(config.ok());
+    if (!flags || !config) return Err{std::string("setup")};
+    auto box = std::make_shared<PortBox>();
+    return Gateway::create(std::move(*flags), std::move(*config), memory_ports(box));
+  }
+  static void expect_error(const Result<std::unique_ptr<Gateway>, std::string>& r,
+                           const std::vector<std::string>& parts) {
+    ASSERT_FALSE(r.ok());
+    for (const auto& p : parts)
+      EXPECT_NE(r.error().find(p), std::string::npos) << p << " not in: " << r.error();
+  }
+  TempDir dir_;
+};
+
+TEST_F(GatewaySecurity, WithoutTlsMaterialOrGrpcInsecureItRefusesToStartAndSaysHow) {
+  expect_error(create({}), {"--grpc-tls-cert FILE --grpc-tls-key FILE --grpc-tls-ca FILE", "x-sw.grpc-tls",
+                            "openssl", "--grpc-insecure"});
+}
+
+TEST_F(GatewaySecurity, TlsFromFlagsOrConfigStartsAndBadMaterialFailsNamingTheFile) {
+  const auto flags = tls_flags("s", dir_.path);  // cert, key, ca at [1], [3], [5]
+  EXPECT_TRUE(create(flags).ok());
+  EXPECT_TRUE(create({}, {{"cert", flags[1]}, {"key", flags[3]}, {"ca", flags[5]}}).ok());
+  EXPECT_TRUE(create({"--grpc-insecure"}).ok());
+  // A key of another certificate: fails at start, not at the first RPC.
+  const auto other = tls_flags("other", dir_.path);
+  expect_error(create({flags[0], flags[1], other[2], other[3], flags[4], flags[5]}),
+               {other[3], "does not belong to the certificate"});
+  expect_error(create({flags[0], dir_.path + "/nope.crt", flags[2], flags[3], flags[4], flags[5]}),
+               {dir_.path + "/nope.crt", "cannot read"});
+  expect_error(create({flags[0], flags[1], flags[2], flags[3]}), {"--grpc-tls-ca is missing"});
+  expect_error(create({"--grpc-insecure", flags[0], flags[1]}), {"--grpc-insecure and TLS material"});
+}
+
+// Issue 7 §6: EGR_ACL matches the in-port. Gateway A has two host ports (10.1.0.1 behind port 1, 10.1.0.2
+// behind port 2), both routed to B. Once port 2's tunnel is up, port 1's workload sending as 10.1.0.2 is
+// not encrypted: the slow path drops it as dropped_wrong_port. Port 2's own first packet (held, exchanged,
+// resubmitted with its in-port) arrives.
+TEST(TwoHostPorts, AWorkloadCannotSendAsAnotherPortsVip) {
+  TempDir dir;
+  const uint16_t grpc_a = free_port();
+  const uint16_t grpc_b = free_port();
+  EndpointConfig net_a;
+  net_a.name = "net-a";
+  net_a.addr = ip("127.0.0.1");
+  net_a.port = psp::kPspUdpPort;
+  EndpointConfig net_b = net_a;
+  net_b.name = "net-b";
+  net_b.addr = ip("127.0.0.2");
+  auto wire = ports::testing::make_pair(net_a, net_b);
+  NodeSpec spec_a{"a", "127.0.0.1", "10.1.0.1", "10.2.0.1", grpc_a, grpc_b, "02:50:00:00:0a:01"};
+  spec_a.vip2 = "10.1.0.2";
+  NodeSpec spec_b{"b", "127.0.0.2", "10.2.0.1", "10.1.0.1", grpc_b, grpc_a, "02:50:00:00:0b:01"};
+  spec_b.peer_vip2 = "10.1.0.2";
+  auto a = make_node(spec_a, std::move(wire.a), dir.path);
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(a->vm2, nullptr);
+  auto b = make_node(spec_b, std::move(wire.b), dir.path);
+  ASSERT_NE(b, nullptr);
+  b->vm->send(test::arp_request(b->vm->mac_addr, b->vm->vip, ip("10.1.0.2")));  // B learns its VM's MAC
+  ASSERT_EQ(b->vm->receive(1).size(), 1u);
+
+  const auto own = a->vm2->udp_to(*b->vm, a->gateway_mac, seq_payload(1));
+  a->vm2->send(own);
+  auto got = b->vm->receive(1);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0], as_delivered(own, *b->vm, b->gateway_mac));
+
+  Vm impostor(nullptr, a->vm->mac_addr, ip("10.1.0.2"));  // port 1's workload, port 2's VIP
+  const auto spoofed = impostor.udp_to(*b->vm, a->gateway_mac, seq_payload(2));
+  a->vm->send(spoofed);
+  EXPECT_TRUE(wait_until([&] { return a->slow("dropped_wrong_port") == 1; }));
+  EXPECT_TRUE(b->vm->receive(1, std::chrono::milliseconds(200)).empty());
+  EXPECT_EQ(a->slow("held"), 1u);  // only port 2's first packet
+  EXPECT_EQ(a->counters()["psp"]["tx_packets"], 1u);
+
+  a->vm2->send(a->vm2->udp_to(*b->vm, a->gateway_mac, seq_payload(3)));  // port 2 still sends
+  EXPECT_EQ(b->vm->receive(1).size(), 1u);
+}
+
+// A gateway whose peer is unreachable: the held packet is dropped (counted) once the exchange fails, and
+// the exchange fails within its RPC deadline.
+class UnreachablePeer : public ::testing::Test {
+ protected:
+  std::unique_ptr<Node> make(uint16_t peer_grpc_port, uint32_t deadline_ms) {
+    EndpointConfig net_c;
+    net_c.name = "net-c";
+    net_c.addr = ip("127.0.0.3");
+    net_c.port = psp::kPspUdpPort;
+    EndpointConfig far = net_c;
+    far.name = "nobody";
+    auto wire = ports::testing::make_pair(net_c, far);
+    far_ = std::move(wire.b);
+    return make_node({"c", "127.0.0.3", "10.3.0.1", "10.4.0.1", free_port(), peer_grpc_port,
+                      "02:50:00:00:0c:01", deadline_ms},
+                     std::move(wire.a), dir_.path);
+  }
+  void expect_dropped_within(Node& c, std::chrono::milliseconds limit) {
+    const Vm peer(nullptr, mac("02:00:00:00:00:0d"), ip("10.4.0.1"));
+    const auto start = Clock::now();
+    c.vm->send(c.vm->udp_to(peer, c.gateway_mac, seq_payload(1)));
+    ASSERT_TRUE(wait_until([&] { return c.slow("dropped_exchange_failed") == 1; }));
+    const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
+    EXPECT_LT(took, limit);
+    EXPECT_EQ(c.slow("held"), 1u);
+    EXPECT_EQ(c.slow("exchanges_failed"), 1u);
+    EXPECT_EQ(c.slow("resubmitted"), 0u);
+    const auto tunnels = c.gw->handle("tunnels", json::object());
+    ASSERT_TRUE(tunnels.ok());
+    ASSERT_EQ((*tunnels)["tunnels"].size(), 1u);
+    EXPECT_EQ((*tunnels)["tunnels"][0]["state"], "backoff");
+    EXPECT_TRUE(c.vm->receive(1, std::chrono::milliseconds(0)).empty());
+    EXPECT_EQ(far_->queued(), 0u);  // nothing went out on the wire
   }
 
-  class TwoInsecureGateways : public TwoGateways {
-   protected:
-    bool insecure() const override { return true; }
-  };
+  TempDir dir_;
+  std::unique_ptr<MemoryPort> far_;
+};
 
-  TEST_F(TwoInsecureGateways, FirstPacketIsExchangedAndDeliveredBothWays) {
-    connect();
-    expect_flows(1);
-  }
+TEST_F(UnreachablePeer, NobodyListensHeldPacketsAreDroppedQuickly) {
+  auto c = make(free_port(), 300);
+  ASSERT_NE(c, nullptr);
+  expect_dropped_within(*c, std::chrono::milliseconds(300 + 700));
+}
 
-  // --psp-version 2 / 3 on both gateways (AES-GMAC-128/256, integrity only): tunnels come up with that
-  // version, traffic flows both ways, the payload crosses the wire in the clear and a flipped payload bit
-  // is still caught by the ICV.
-  class TwoGmacGateways : public TwoGateways, public ::testing::WithParamInterface<const char*> {
-   protected:
-    std::vector<std::string> extra_flags_a() const override { return {"--psp-version", GetParam()}; }
-    std::vector<std::string> extra_flags_b() const override { return {"--psp-version", GetParam()}; }
-  };
-
-  TEST_P(TwoGmacGateways, TrafficFlowsBothWaysWithThePayloadClearAndAuthenticated) {
-    const std::string name = std::string(GetParam()) == "2" ? "aes-gmac-128" : "aes-gmac-256";
-    EXPECT_EQ((*a_->gw->handle("status", json::object()))["psp_version"], name);
-    connect();
-    expect_flows(1);
-    // On the wire: the PSP header names the version and the inner frame's payload is readable.
-    const auto payload = seq_payload(7);
-    std::atomic<int> seen{0};
-    std::atomic<int> version{-1};
-    wire_->set_hook([&](WireFrame& f) {
-      if (f.from == 0 &&
-          std::search(f.bytes.begin(), f.bytes.end(), payload.begin(), payload.end()) != f.bytes.end()) {
-        ++seen;
-      }
-      if (f.from == 0 && f.bytes.size() > 4)
-        version = (f.bytes[3] >> 2) & 0xf;  // UDP payload: the PSP header
-      return Verdict::kPass;
-    });
-    const auto frame = a_->vm->udp_to(*b_->vm, a_->gateway_mac, payload);
-    a_->vm->send(frame);
-    auto got = b_->vm->receive(1);
-    ASSERT_EQ(got.size(), 1u);
-    EXPECT_EQ(got[0], as_delivered(frame, *b_->vm, b_->gateway_mac));
-    EXPECT_EQ(seen, 1);
-    EXPECT_EQ(version, std::stoi(GetParam()));
-    // Tampering with a clear payload byte fails authentication.
-    std::atomic<int> tamper{1};
-    wire_->set_hook([&tamper](WireFrame& f) {
-      if (f.from == 0 && tamper.fetch_sub(1) > 0) f.bytes[f.bytes.size() - 20] ^= 0x01;
-      return Verdict::kPass;
-    });
-    a_->vm->send(a_->vm->udp_to(*b_->vm, a_->gateway_mac, seq_payload(8)));
-    EXPECT_TRUE(wait_until([&] { return b_->counters()["psp"]["auth_failures"] == 1; }));
-    EXPECT_TRUE(b_->vm->receive(1, std::chrono::milliseconds(0)).empty());
-    wire_->set_hook({});
-    expect_flows(9);
-  }
-
-  INSTANTIATE_TEST_SUITE_P(Versions, TwoGmacGateways, ::testing::Values("2", "3"));
-
-  TEST_F(TwoGateways, EachPeerIsBoundToThePipOfItsFirstExchange) {
-    auto before = a_->gw->handle("peers", json::object());
-    ASSERT_TRUE(before.ok());
-    EXPECT_FALSE((*before)["peers"][0].contains("pip"));
-    connect();
-    for (auto [n, pip] : {std::pair{a_.get(), "127.0.0.2"}, std::pair{b_.get(), "127.0.0.1"}}) {
-      auto peers = n->gw->handle("peers", json::object());
-      ASSERT_TRUE(peers.ok());
-      EXPECT_EQ((*peers)["peers"][0]["pip"], pip);
-    }
-  }
-
-  // Start-up refuses what it cannot run securely, saying why.
-  class GatewaySecurity : public ::testing::Test {
-   protected:
-    // Gateway::create with the node's config and these flags (no TLS flags of its own unless given).
-    Result<std::unique_ptr<Gateway>, std::string> create(const std::vector<std::string>& extra,
-                                                         const json& x_sw_tls = nullptr) {
-      NodeSpec spec{"c", "127.0.0.1", "10.1.0.1", "10.2.0.1", free_port(), free_port(), "02:50:00:00:0a:01"};
-      json c = json::parse(config_text(spec));
-      if (!x_sw_tls.is_null()) c["x-sw"]["grpc-tls"] = x_sw_tls;
-      const std::string path = dir_.path + "/c.json";
-      std::ofstream(path) << c.dump();
-      std::vector<std::string> args{"psp-gateway", "-c", path, "--outer-ip-type", "ipv4", "-d", "vm"};
-      args.insert(args.end(), extra.begin(), extra.end());
-      std::vector<const char*> argv;
-      for (const auto& a : args) argv.push_back(a.c_str());
-      auto flags = parse_flags(static_cast<int>(argv.size()), argv.data());
-      EXPECT_TRUE(flags.ok());
-      auto config = parse_config(c.dump(), path, {});
-      EXPECT_TRUE(config.ok());
-      if (!flags || !config) return Err{std::string("setup")};
-      auto box = std::make_shared<PortBox>();
-      return Gateway::create(std::move(*flags), std::move(*config), memory_ports(box));
-    }
-    static void expect_error(const Result<std::unique_ptr<Gateway>, std::string>& r,
-                             const std::vector<std::string>& parts) {
-      ASSERT_FALSE(r.ok());
-      for (const auto& p : parts)
-        EXPECT_NE(r.error().find(p), std::string::npos) << p << " not in: " << r.error();
-    }
-    TempDir dir_;
-  };
-
-  TEST_F(GatewaySecurity, WithoutTlsMaterialOrGrpcInsecureItRefusesToStartAndSaysHow) {
-    expect_error(create({}), {"--grpc-tls-cert FILE --grpc-tls-key FILE --grpc-tls-ca FILE", "x-sw.grpc-tls",
-                              "openssl", "--grpc-insecure"});
-  }
-
-  TEST_F(GatewaySecurity, TlsFromFlagsOrConfigStartsAndBadMaterialFailsNamingTheFile) {
-    const auto flags = tls_flags("s", dir_.path);  // cert, key, ca at [1], [3], [5]
-    EXPECT_TRUE(create(flags).ok());
-    EXPECT_TRUE(create({}, {{"cert", flags[1]}, {"key", flags[3]}, {"ca", flags[5]}}).ok());
-    EXPECT_TRUE(create({"--grpc-insecure"}).ok());
-    // A key of another certificate: fails at start, not at the first RPC.
-    const auto other = tls_flags("other", dir_.path);
-    expect_error(create({flags[0], flags[1], other[2], other[3], flags[4], flags[5]}),
-                 {other[3], "does not belong to the certificate"});
-    expect_error(create({flags[0], dir_.path + "/nope.crt", flags[2], flags[3], flags[4], flags[5]}),
-                 {dir_.path + "/nope.crt", "cannot read"});
-    expect_error(create({flags[0], flags[1], flags[2], flags[3]}), {"--grpc-tls-ca is missing"});
-    expect_error(create({"--grpc-insecure", flags[0], flags[1]}), {"--grpc-insecure and TLS material"});
-  }
-
-  // Issue 7 §6: EGR_ACL matches the in-port. Gateway A has two host ports (10.1.0.1 behind port 1, 10.1.0.2
-  // behind port 2), both routed to B. Once port 2's tunnel is up, port 1's workload sending as 10.1.0.2 is
-  // not encrypted: the slow path drops it as dropped_wrong_port. Port 2's own first packet (held, exchanged,
-  // resubmitted with its in-port) arrives.
-  TEST(TwoHostPorts, AWorkloadCannotSendAsAnotherPortsVip) {
-    TempDir dir;
-    const uint16_t grpc_a = free_port();
-    const uint16_t grpc_b = free_port();
-    EndpointConfig net_a;
-    net_a.name = "net-a";
-    net_a.addr = ip("127.0.0.1");
-    net_a.port = psp::kPspUdpPort;
-    EndpointConfig net_b = net_a;
-    net_b.name = "net-b";
-    net_b.addr = ip("127.0.0.2");
-    auto wire = ports::testing::make_pair(net_a, net_b);
-    NodeSpec spec_a{"a", "127.0.0.1", "10.1.0.1", "10.2.0.1", grpc_a, grpc_b, "02:50:00:00:0a:01"};
-    spec_a.vip2 = "10.1.0.2";
-    NodeSpec spec_b{"b", "127.0.0.2", "10.2.0.1", "10.1.0.1", grpc_b, grpc_a, "02:50:00:00:0b:01"};
-    spec_b.peer_vip2 = "10.1.0.2";
-    auto a = make_node(spec_a, std::move(wire.a), dir.path);
-    ASSERT_NE(a, nullptr);
-    ASSERT_NE(a->vm2, nullptr);
-    auto b = make_node(spec_b, std::move(wire.b), dir.path);
-    ASSERT_NE(b, nullptr);
-    b->vm->send(test::arp_request(b->vm->mac_addr, b->vm->vip, ip("10.1.0.2")));  // B learns its VM's MAC
-    ASSERT_EQ(b->vm->receive(1).size(), 1u);
-
-    const auto own = a->vm2->udp_to(*b->vm, a->gateway_mac, seq_payload(1));
-    a->vm2->send(own);
-    auto got = b->vm->receive(1);
-    ASSERT_EQ(got.size(), 1u);
-    EXPECT_EQ(got[0], as_delivered(own, *b->vm, b->gateway_mac));
-
-    Vm impostor(nullptr, a->vm->mac_addr, ip("10.1.0.2"));  // port 1's workload, port 2's VIP
-    const auto spoofed = impostor.udp_to(*b->vm, a->gateway_mac, seq_payload(2));
-    a->vm->send(spoofed);
-    EXPECT_TRUE(wait_until([&] { return a->slow("dropped_wrong_port") == 1; }));
-    EXPECT_TRUE(b->vm->receive(1, std::chrono::milliseconds(200)).empty());
-    EXPECT_EQ(a->slow("held"), 1u);  // only port 2's first packet
-    EXPECT_EQ(a->counters()["psp"]["tx_packets"], 1u);
-
-    a->vm2->send(a->vm2->udp_to(*b->vm, a->gateway_mac, seq_payload(3)));  // port 2 still sends
-    EXPECT_EQ(b->vm->receive(1).size(), 1u);
-  }
-
-  // A gateway whose peer is unreachable: the held packet is dropped (counted) once the exchange fails, and
-  // the exchange fails within its RPC deadline.
-  class UnreachablePeer : public ::testing::Test {
-   protected:
-    std::unique_ptr<Node> make(uint16_t peer_grpc_port, uint32_t deadline_ms) {
-      EndpointConfig net_c;
-      net_c.name = "net-c";
-      net_c.addr = ip("127.0.0.3");
-      net_c.port = psp::kPspUdpPort;
-      EndpointConfig far = net_c;
-      far.name = "nobody";
-      auto wire = ports::testing::make_pair(net_c, far);
-      far_ = std::move(wire.b);
-      return make_node({"c", "127.0.0.3", "10.3.0.1", "10.4.0.1", free_port(), peer_grpc_port,
-                        "02:50:00:00:0c:01", deadline_ms},
-                       std::move(wire.a), dir_.path);
-    }
-    void expect_dropped_within(Node& c, std::chrono::milliseconds limit) {
-      const Vm peer(nullptr, mac("02:00:00:00:00:0d"), ip("10.4.0.1"));
-      const auto start = Clock::now();
-      c.vm->send(c.vm->udp_to(peer, c.gateway_mac, seq_payload(1)));
-      ASSERT_TRUE(wait_until([&] { return c.slow("dropped_exchange_failed") == 1; }));
-      const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
-      EXPECT_LT(took, limit);
-      EXPECT_EQ(c.slow("held"), 1u);
-      EXPECT_EQ(c.slow("exchanges_failed"), 1u);
-      EXPECT_EQ(c.slow("resubmitted"), 0u);
-      const auto tunnels = c.gw->handle("tunnels", json::object());
-      ASSERT_TRUE(tunnels.ok());
-      ASSERT_EQ((*tunnels)["tunnels"].size(), 1u);
-      EXPECT_EQ((*tunnels)["tunnels"][0]["state"], "backoff");
-      EXPECT_TRUE(c.vm->receive(1, std::chrono::milliseconds(0)).empty());
-      EXPECT_EQ(far_->queued(), 0u);  // nothing went out on the wire
-    }
-
-    TempDir dir_;
-    std::unique_ptr<MemoryPort> far_;
-  };
-
-  TEST_F(UnreachablePeer, NobodyListensHeldPacketsAreDroppedQuickly) {
-    auto c = make(free_port(), 300);
-    ASSERT_NE(c, nullptr);
-    expect_dropped_within(*c, std::chrono::milliseconds(300 + 700));
-  }
-
-  TEST_F(UnreachablePeer, SilentPeerFailsWithinTheRpcDeadline) {
-    SilentListener silent;
-    auto c = make(silent.port, 300);
-    ASSERT_NE(c, nullptr);
-    expect_dropped_within(*c, std::chrono::milliseconds(300 + 700));
-  }
+TEST_F(UnreachablePeer, SilentPeerFailsWithinTheRpcDeadline) {
+  SilentListener silent;
+  auto c = make(silent.port, 300);
+  ASSERT_NE(c, nullptr);
+  expect_dropped_within(*c, std::chrono::milliseconds(300 + 700));
+}
 
 }  // namespace
 }  // namespace pspgw::gateway

@@ -128,6 +128,10 @@ class Topology {
   std::unique_ptr<flow::Pipeline> pipeline_;
   flow::PipeId egr_acl_{}, psp_encrypt_{}, ingr_acl_{};
   ChainPipes chains_{};
+  std::optional<flow::PipeId> egr_samp_, ingr_samp_;  // with sampling pipes only
+  mutable std::mutex sample_mu_;
+  uint32_t sample_rate_ = 0;
+  std::optional<flow::EntryHandle> egr_samp_entry_, ingr_samp_entry_;
 };
 
 // The ethertype of service-chain health probes (IEEE 802 local experimental: no stack answers it).
@@ -135,11 +139,6 @@ inline constexpr uint16_t kSfcProbeEtherType = 0x88b5;
 // Entries of each classifier pipe (SFC_ENTRY, SFC_EXIT) and of SFC_HOP.
 inline constexpr uint32_t kSfcClassifierEntries = 4096;
 inline constexpr uint32_t kSfcHopEntries = 2048;
-std::optional<flow::PipeId> egr_samp_, ingr_samp_;  // with sampling pipes only
-mutable std::mutex sample_mu_;
-uint32_t sample_rate_ = 0;
-std::optional<flow::EntryHandle> egr_samp_entry_, ingr_samp_entry_;
-};
 
 // The highest --sample-rate / pspctl sample --rate: EGR_SAMP matches 16 random bits (the seeds' 0xffff).
 inline constexpr uint32_t kMaxSampleRateLog2 = 16;

@@ -483,6 +483,8 @@ expect_counter_min() {
     ((SECONDS >= deadline)) && fail "gateway $n counter $path: $got, expected at least $min"
     sleep 0.1
   done
+}
+
 # config_edit N PYTHON: rewrites gateway N's config; PYTHON changes the dict `c` (json.load of the file).
 config_edit() {
   python3 - "${TOPO_CFG[$1]}" "$2" <<'PY' || fail "editing ${TOPO_CFG[$1]}"
