@@ -136,8 +136,8 @@ void diff_host_ports(const std::vector<HostPortConfig>& running, const std::vect
       diff.restart.push_back(key + ": role " + role_text(running[i].role) + " -> " + role_text(next[i].role));
     }
     if (running[i].mtu != next[i].mtu) {
-      diff.restart.push_back(key + ": mtu " + std::to_string(running[i].mtu) + " -> " +
-                             std::to_string(next[i].mtu));
+      const auto mtu = [](uint32_t m) { return m == 0 ? std::string("auto") : std::to_string(m); };
+      diff.restart.push_back(key + ": mtu " + mtu(running[i].mtu) + " -> " + mtu(next[i].mtu));
     }
     if (running[i].mac != next[i].mac)
       diff.restart.push_back(key + ": mac " + text(running[i].mac) + " -> " + text(next[i].mac));

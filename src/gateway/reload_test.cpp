@@ -133,7 +133,7 @@ TEST(ReloadDiff, HostPortsAddedRemovedOrChangedNeedARestart) {
   EXPECT_TRUE(names(diff(with(kBase, R"(, {"name": "tap1", "local-vips": []})", "")), "x-sw.host-ports"));
   EXPECT_TRUE(names(diff(with(kBase, R"({"name": "tap1", "local-vips": []})",
                               R"({"name": "tap1", "mtu": 9000, "local-vips": []})")),
-                    "x-sw.host-ports 'tap1': mtu 1500 -> 9000"));
+                    "x-sw.host-ports 'tap1': mtu auto -> 9000"));
   EXPECT_TRUE(names(diff(with(kBase, R"({"name": "tap1", "local-vips": []})",
                               R"({"name": "tap1", "mac": "02:00:00:00:00:07", "local-vips": []})")),
                     "x-sw.host-ports 'tap1': mac"));
