@@ -9,6 +9,8 @@ PACKAGES=(
   libssl-dev libipsec-mb-dev libpcap-dev
   nlohmann-json3-dev libcli11-dev liburcu-dev
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
+  etcd-server etcd-client golang-etcd-server-dev golang-github-gogo-protobuf-dev
+  golang-github-grpc-ecosystem-grpc-gateway-dev
   libcpp-httplib-dev libsystemd-dev prometheus systemd
   clang clang-format clang-tidy
   iproute2 iputils-ping tcpdump tshark iperf3 python3 python3-cryptography
