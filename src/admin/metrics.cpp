@@ -190,6 +190,26 @@ void render_sfc(Writer& w, const SfcSnapshot& s) {
   }
 }
 
+void render_fleet(Writer& w, const StatsSnapshot::Fleet& f) {
+  if (!f.enabled) return;
+  w.family("fleet_store_up", "gauge", "1 while the etcd watch stream is up (fleet mode).");
+  w.sample({}, f.connected ? 1 : 0);
+  w.family("fleet_registered", "gauge", "1 while our host record is in etcd under a live lease.");
+  w.sample({}, f.registered ? 1 : 0);
+  w.family("fleet_directory_revision", "gauge", "The etcd revision the fleet directory has caught up to.");
+  w.sample({}, static_cast<uint64_t>(f.revision));
+  w.family("fleet_directory_hosts", "gauge", "Host records in the fleet directory.");
+  w.sample({}, f.hosts);
+  w.family("fleet_directory_vips", "gauge", "VIPs in the fleet directory.");
+  w.sample({}, f.vips);
+  w.family("fleet_resyncs_total", "counter", "Full reads of the directory (start, compaction).");
+  w.sample({}, f.resyncs);
+  w.family("fleet_reconnects_total", "counter", "Watch streams reopened after a break.");
+  w.sample({}, f.reconnects);
+  w.family("fleet_bad_records_total", "counter", "Records or policies in etcd that did not decode.");
+  w.sample({}, f.bad_records);
+}
+
 }  // namespace
 
 std::string render_metrics(const StatsSnapshot& s, std::size_t max_tunnels) {
@@ -207,6 +227,7 @@ std::string render_metrics(const StatsSnapshot& s, std::size_t max_tunnels) {
   render_tunnels(w, s, max_tunnels);
   render_peers(w, s);
   render_sfc(w, s.sfc);
+  render_fleet(w, s.fleet);
   return w.take();
 }
 

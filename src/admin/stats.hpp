@@ -98,6 +98,18 @@ struct StatsSnapshot {
   std::vector<PeerSnapshot> peers;
   SfcSnapshot sfc;
   uint64_t rpcs_unattributed = 0;  // requests refused before they could be attributed to a peer
+  // Fleet mode (issue 11): the store's state and the directory; enabled false without --etcd-endpoints.
+  struct Fleet {
+    bool enabled = false;
+    bool connected = false;   // the watch stream is up
+    bool registered = false;  // our record is in the store under a live lease
+    int64_t revision = 0;     // the store revision the directory has caught up to
+    uint64_t hosts = 0;
+    uint64_t vips = 0;
+    uint64_t resyncs = 0;
+    uint64_t reconnects = 0;
+    uint64_t bad_records = 0;
+  } fleet;
 };
 
 }  // namespace pspgw::admin

@@ -242,7 +242,7 @@ class Parser {
     expect_object(j, "x-sw");
     check_keys(j, "x-sw",
                {"host-ports", "local-mac", "virt-cookie", "rpc-deadline-ms", "grpc-tls", "peer-pips",
-                "tunnels-per-request", "metrics-address", "uplink-mtu", "sfc"});
+                "tunnels-per-request", "metrics-address", "uplink-mtu", "sfc", "etcd"});
     SwExtensions sw;
     if (j.contains("host-ports")) {
       const json& ports = expect_array(j.at("host-ports"), "x-sw.host-ports");
@@ -272,6 +272,7 @@ class Parser {
       if (!sw.metrics_address) bad(path, "'" + text + "' is not ip:port (IPv6: [ip]:port)");
     }
     if (j.contains("sfc")) sw.sfc = parse_sfc(j.at("sfc"), sw.host_ports);
+    if (j.contains("etcd")) sw.etcd = parse_etcd(j.at("etcd"));
     return sw;
   }
 
@@ -375,6 +376,29 @@ class Parser {
     for (std::size_t i = 0; i < c.verbs.size(); ++i) {
       if (auto s = sfc::run_verb(reg, c.verbs[i]); !s) bad(c.origins[i], s.error().message);
     }
+  }
+
+  static EtcdConfig parse_etcd(const json& j) {
+    const std::string path = "x-sw.etcd";
+    expect_object(j, path);
+    check_keys(j, path, {"endpoints", "prefix", "host", "cert", "key", "ca"});
+    EtcdConfig c;
+    if (j.contains("endpoints")) {
+      const json& a = expect_array(j.at("endpoints"), key_path(path, "endpoints"));
+      for (std::size_t i = 0; i < a.size(); ++i) {
+        const std::string p = index_path(key_path(path, "endpoints"), i);
+        std::string url = expect_string(a[i], p);
+        if (!url.starts_with("http://") && !url.starts_with("https://"))
+          bad(p, "'" + url + "' is not http://HOST:PORT or https://HOST:PORT");
+        c.endpoints.push_back(std::move(url));
+      }
+    }
+    for (auto [key, out] : {std::pair{"prefix", &c.prefix}, std::pair{"host", &c.host},
+                            std::pair{"cert", &c.cert}, std::pair{"key", &c.key}, std::pair{"ca", &c.ca}}) {
+      if (j.contains(key)) *out = expect_string(j.at(key), key_path(path, key));
+    }
+    if (c.cert.empty() != c.key.empty()) bad(path, "cert and key go together");
+    return c;
   }
 
   static GrpcTlsConfig parse_grpc_tls(const json& j) {

@@ -36,6 +36,13 @@
 //       },                                   //   first exchange (README: Security)
 //       "tunnels-per-request": 4096,         // most tunnels we put in one request (a peer's limit), 1..4096
 //       "metrics-address": "127.0.0.1:9469", // Prometheus /metrics on ip:port (--metrics-address wins); unset: off
+//       "etcd": {                            // fleet mode (README "Fleet mode"; --etcd-* flags win)
+//         "endpoints": ["http://ip:2379"],   //   etcd client URLs (https:// with the TLS files)
+//         "prefix": "/psp-gateway/",         //   key prefix of the fleet's records
+//         "host": "host1",                   //   our record's name (default: the machine's host name)
+//         "cert": "FILE", "key": "FILE",     //   optional client certificate (its CN is our etcd user)
+//         "ca": "FILE"                       //   CA of the etcd servers' certificates
+//       },
 //       "sfc": {                             // service chains (issue 8; README "Service chaining")
 //         "pairs": [ {"name": "fw1", "in": "fw1-in", "out": "fw1-out"} ],          // vnf host ports
 //         "chains": [ {"name": "pc1", "groups": [                                  // hops in order
@@ -127,6 +134,17 @@ struct SfcConfig {
   uint32_t timeout_ms = 500;
 };
 
+// x-sw.etcd: fleet mode's store ("" / empty = not given).
+struct EtcdConfig {
+  std::vector<std::string> endpoints;
+  std::string prefix;
+  std::string host;
+  std::string cert;
+  std::string key;
+  std::string ca;
+  friend bool operator==(const EtcdConfig&, const EtcdConfig&) = default;
+};
+
 struct SwExtensions {
   std::vector<HostPortConfig> host_ports;  // empty: one port named by -d, carrying every local VIP
   std::optional<net::MacAddr> local_mac;   // unset: the gateway picks one (e.g. of the secured interface)
@@ -137,6 +155,7 @@ struct SwExtensions {
   uint32_t tunnels_per_request = 4096;         // larger sets are split (our server accepts 4096)
   std::optional<GrpcAddress> metrics_address;  // Prometheus /metrics; unset: off
   SfcConfig sfc;
+  EtcdConfig etcd;
 };
 
 struct GatewayConfig {

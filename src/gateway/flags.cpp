@@ -185,6 +185,22 @@ Result<GatewayFlags, FlagsExit> parse_flags(int argc, const char* const* argv) {
                  "in psp_gateway_tunnels_unexported (default 1000)")
       ->check(CLI::Range(0u, kMaxTunnelsLimit))
       ->group("Operation");
+  app.add_option("--etcd-endpoints", f.etcd_endpoints,
+                 "Fleet mode: etcd's client URLs (http://ip:port or https://...), comma-separated; peers and "
+                 "remote VIPs then come from the store beside the JSON's (overrides x-sw.etcd.endpoints)")
+      ->type_name("URL[,URL...]")
+      ->delimiter(',')
+      ->check([](const std::string& s) {
+        return s.starts_with("http://") || s.starts_with("https://")
+                   ? std::string()
+                   : "not http://HOST:PORT or https://: " + s;
+      })
+      ->group("Fleet mode");
+  app.add_option("--etcd-prefix", f.etcd_prefix,
+                 "Fleet mode: the key prefix of this fleet's records (default /psp-gateway/; overrides "
+                 "x-sw.etcd.prefix)")
+      ->type_name("PREFIX")
+      ->group("Fleet mode");
   app.add_option("-x,--max-tunnels", f.max_tunnels, "Maximum number of tunnels (default 256)")
       ->check(CLI::Range(1u, kMaxTunnelsLimit));
   auto* crypt =

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/result.hpp"
 #include "gateway/log.hpp"
@@ -61,6 +62,9 @@ struct GatewayFlags {
   std::chrono::milliseconds key_rotation_interval = std::chrono::hours(24);
   // --tunnel-idle-timeout DURATION: a tunnel with no packet either way for this long is closed (0: never).
   std::chrono::milliseconds tunnel_idle_timeout{0};
+  // Fleet mode (issue 11; README "Fleet mode"): peers and VIPs from etcd. Override x-sw.etcd.
+  std::vector<std::string> etcd_endpoints;  // --etcd-endpoints URL[,URL...] (empty: x-sw.etcd or off)
+  std::string etcd_prefix;                  // --etcd-prefix ("" = x-sw.etcd.prefix or /psp-gateway/)
 
   // -o if given, else the mode's default, plus 2 words when the 8-byte virtualization cookie precedes
   // the payload (the offset counts the VC, spec §2, so this keeps it clear):

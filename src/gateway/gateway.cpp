@@ -17,6 +17,7 @@
 #include "base/unique_fd.hpp"
 #include "control/tls.hpp"
 #include "crypto/aead.hpp"
+#include "gateway/fleet_mode.hpp"
 #include "gateway/path_mtu.hpp"
 #include "gateway/reload.hpp"
 #include "ports/tap_port.hpp"
@@ -525,6 +526,7 @@ Status<std::string> Gateway::start() {
   if (auto s = admin_->start(); !s) return Err{"admin socket " + admin_path_ + ": " + s.error().message};
 
   if (auto s = start_metrics(); !s) return s;
+  if (auto s = start_fleet(); !s) return s;
 
   transport_->connect_ahead();  // the first exchange pays no connection set-up
   if (flags_.static_tunnels) static_thread_ = std::thread([this] { run_static(); });
@@ -602,6 +604,7 @@ void Gateway::wake_static() {
 
 void Gateway::stop() {
   if (stopping_.exchange(true)) return;
+  if (fleet_) fleet_->stop();  // first: our record goes (lease revoked), no directory change arrives after
   if (transport_) transport_->stop_watching();  // its callbacks reach into the parts stopped below
   wake_static();
   if (metrics_) metrics_->stop();
@@ -684,7 +687,8 @@ json Gateway::status_json() const {
           {"grpc_address", config_.local_grpc_address.to_string()},
           {"workers", workers_.size()},
           {"tunnels", dp_->egress().size()},
-          {"peers", config_.peers.size()},
+          {"peers", config_.peers.size() + fleet_peers_.size()},
+          {"fleet", fleet_json()},
           {"key_generation", master_keys_.generation()},
           {"sample_rate", topo_->sample_rate()},
           {"rekeys_pending", tm_->rekeys_pending()}};
@@ -718,6 +722,18 @@ admin::StatsSnapshot Gateway::snapshot() const {
   snap.uptime_s = static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_).count());
   snap.key_generation = master_keys_.generation();
+  if (fleet_) {
+    const fleet::FleetStatus f = fleet_->status();
+    snap.fleet = {true,
+                  f.store.state == fleet::StoreState::kConnected,
+                  f.registration.registered,
+                  f.store.revision,
+                  f.store.hosts,
+                  f.store.vips,
+                  f.store.resyncs,
+                  f.store.reconnects,
+                  f.store.bad_records};
+  }
   snap.pipes = pipe_snapshots();
   const auto stats = worker_stats();
   snap.ports = port_snapshots(stats);
@@ -930,7 +946,11 @@ Result<std::string, std::string> Gateway::reload(GatewayConfig next) {
     return Err{std::move(line)};
   };
   if (auto s = check_config(next, flags_); !s) return refuse(s.error());
-  const ConfigDiff diff = diff_config(config_, next, flags_);
+  // Fleet mode: the directory's peers are paired with the new config's local VIPs.
+  std::vector<PeerConfig> next_fleet =
+      fleet_ ? fleet_peers(fleet_view_, next, flags_.outer_ip_type) : std::vector<PeerConfig>{};
+  const ConfigDiff diff =
+      diff_config(with_peers(config_, fleet_peers_), with_peers(next, next_fleet), flags_);
   if (!diff.restart.empty()) {
     std::string keys;
     for (const auto& k : diff.restart) keys += (keys.empty() ? "" : "; ") + k;
@@ -956,9 +976,14 @@ Result<std::string, std::string> Gateway::reload(GatewayConfig next) {
     if (auto ok = check.resolve(); !ok) return refuse("--grpc-insecure: " + ok.error().message);
   }
   if (diff.empty() && !tls) return std::string("reloaded " + next.source + ": no change");
-  apply_reload(next, diff);
+  apply_reload(with_peers(next, next_fleet), diff);
+  fleet_peers_ = std::move(next_fleet);
   if (tls) apply_tls(*tls);
   config_ = std::move(next);
+  if (fleet_) {  // our VIPs may have moved: the fleet learns it from our record
+    fleet_->update_self(own_record(fleet_host_, config_, effective_host_ports(config_, flags_.vf_name),
+                                   local_pip_, static_cast<uint16_t>(grpc_port())));
+  }
   const std::string line =
       "reloaded " + config_.source + ": " + diff.summary() + (tls && !diff.tls ? ", TLS material" : "");
   log(line);
@@ -986,7 +1011,7 @@ void Gateway::apply_reload(const GatewayConfig& next, const ConfigDiff& diff) {
   std::vector<std::string> hosts(r.peer_count);
   for (std::size_t i = 0; i < next.peers.size(); ++i) {
     addresses[r.index[i]] = next.peers[i].remote_grpc_address.to_string();
-    hosts[r.index[i]] = next.peers[i].remote_grpc_address.host;
+    hosts[r.index[i]] = peer_identity(next.peers[i]);
   }
   transport_->set_peers(addresses);
   grpc_peers_ = control::PeerDirectory(std::move(hosts));
@@ -997,6 +1022,79 @@ void Gateway::apply_reload(const GatewayConfig& next, const ConfigDiff& diff) {
         " tunnel(s) of removed peers, sessions or VIPs (the peer keeps its half until its own reload or idle "
         "timeout: the protocol has no close call)");
   }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Fleet mode (fleet_mode.hpp, README "Fleet mode").
+
+Status<std::string> Gateway::start_fleet() {
+  auto settings = fleet_settings(flags_, config_);
+  if (!settings) return Err{settings.error()};
+  if (!*settings) return {};
+  fleet::FleetOptions fo;
+  fo.etcd = (*settings)->etcd;
+  fo.prefix = (*settings)->prefix;
+  fleet_host_ = (*settings)->host;
+  fo.self = own_record(fleet_host_, config_, host_port_cfg_, local_pip_, static_cast<uint16_t>(grpc_port()));
+  fo.vip_family = flags_.inner_ip_type;
+  fo.log = [this](std::string_view line) { log(line); };
+  fo.on_change = [this](const fleet::FleetView& v) { apply_fleet(v); };
+  auto f = fleet::Fleet::create(std::move(fo));
+  if (!f) return Err{"fleet mode: " + f.error().message};
+  fleet_ = std::move(*f);
+  fleet_->start();
+  log("fleet mode: host " + fleet_host_ + ", store " + (*settings)->etcd.endpoints.front() +
+      ((*settings)->etcd.endpoints.size() > 1
+           ? " (+" + std::to_string((*settings)->etcd.endpoints.size() - 1) + ")"
+           : "") +
+      ", prefix " + (*settings)->prefix);
+  return {};
+}
+
+// A directory change: its peers replace the previous ones, applied like a reload (tunnels of pairs that
+// moved to another host are closed; the next packet re-creates them with the new host).
+void Gateway::apply_fleet(const fleet::FleetView& view) {
+  std::lock_guard lock(reload_mu_);
+  if (stopping_) return;
+  std::vector<PeerConfig> peers = fleet_peers(view, config_, flags_.outer_ip_type);
+  for (const auto& p : view.peers) {
+    if (auto a = parse_grpc_address(p.record.grpc_address, false))
+      fleet_identity_[a->to_string()] = p.record.effective_identity();
+  }
+  const GatewayConfig before = with_peers(config_, fleet_peers_);
+  const GatewayConfig after = with_peers(config_, peers);
+  const ConfigDiff diff = diff_config(before, after, flags_);
+  fleet_peers_ = std::move(peers);
+  fleet_view_ = view;
+  if (diff.empty()) return;
+  apply_reload(after, diff);
+  log("fleet: directory at revision " + std::to_string(view.revision) + ": " +
+      std::to_string(fleet_peers_.size()) + " peer host(s); " + diff.summary());
+}
+
+std::string Gateway::peer_identity(const PeerConfig& peer) const {
+  const auto it = fleet_identity_.find(peer.remote_grpc_address.to_string());
+  const bool from_fleet = std::any_of(fleet_peers_.begin(), fleet_peers_.end(), [&](const PeerConfig& p) {
+    return p.remote_grpc_address == peer.remote_grpc_address;
+  });
+  return from_fleet && it != fleet_identity_.end() ? it->second : peer.remote_grpc_address.host;
+}
+
+json Gateway::fleet_json() const {
+  if (!fleet_) return json{{"enabled", false}};
+  const fleet::FleetStatus s = fleet_->status();
+  return json{{"enabled", true},
+              {"host", s.host},
+              {"store", std::string(fleet::to_string(s.store.state))},
+              {"endpoint", s.endpoint},
+              {"registered", s.registration.registered},
+              {"revision", s.store.revision},
+              {"directory_hosts", s.store.hosts},
+              {"directory_vips", s.store.vips},
+              {"bad_records", s.store.bad_records},
+              {"resyncs", s.store.resyncs},
+              {"reconnects", s.store.reconnects},
+              {"last_error", s.store.last_error.empty() ? s.registration.last_error : s.store.last_error}};
 }
 
 // New TLS material: the client's channels are remade, and a second gRPC server with the new credentials

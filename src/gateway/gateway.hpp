@@ -15,6 +15,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "admin/handler.hpp"
@@ -26,6 +27,7 @@
 #include "control/rpc_counters.hpp"
 #include "control/tls.hpp"
 #include "control/tunnel_manager.hpp"
+#include "fleet/fleet.hpp"
 #include "flow/epoch.hpp"
 #include "gateway/config.hpp"
 #include "gateway/data_plane.hpp"
@@ -101,6 +103,10 @@ class Gateway final : public admin::AdminHandler {
   static Result<GrpcTls, std::string> load_grpc_tls(const control::TlsFiles& files);
   control::GrpcServerOptions grpc_options();
   void apply_reload(const GatewayConfig& next, const ConfigDiff& diff);
+  Status<std::string> start_fleet();
+  void apply_fleet(const fleet::FleetView& view);
+  std::string peer_identity(const PeerConfig& peer) const;
+  nlohmann::json fleet_json() const;
   void apply_tls(const GrpcTls& tls);
   admin::AdminResult sample(const nlohmann::json& args);
   Status<std::string> open_workers();
@@ -154,6 +160,13 @@ class Gateway final : public admin::AdminHandler {
   control::RpcCounters rpc_counters_;          // per peer, both directions (the gRPC adapters count)
   std::atomic<uint32_t> last_sample_rate_{0};  // pspctl sample on without --rate
   mutable std::mutex reload_mu_;               // one reload at a time; guards config_ against status readers
+  // Fleet mode (fleet_mode.hpp): the store's client and the directory's peers, appended to config_'s
+  // (config_ stays the file's). Guarded by reload_mu_.
+  std::unique_ptr<fleet::Fleet> fleet_;
+  std::vector<PeerConfig> fleet_peers_;
+  fleet::FleetView fleet_view_;  // the directory's last view: a reload recomputes fleet_peers_ from it
+  std::unordered_map<std::string, std::string> fleet_identity_;  // gRPC address -> certificate identity
+  std::string fleet_host_;
   std::unique_ptr<admin::AdminServer> admin_;
   std::unique_ptr<admin::MetricsServer> metrics_;
   std::thread static_thread_;

@@ -84,6 +84,8 @@ void diff_fixed(const GatewayConfig& running, const GatewayConfig& next, const G
   if (running.sw.uplink_mtu != next.sw.uplink_mtu) {  // sizes every host port's TAP at start
     diff.restart.push_back("x-sw.uplink-mtu changed");
   }
+  // The store's client, our record's name and lease are made once, at start.
+  if (!(running.sw.etcd == next.sw.etcd)) diff.restart.push_back("x-sw.etcd changed");
 }
 
 void diff_peers(const GatewayConfig& running, const GatewayConfig& next, ConfigDiff& diff) {
