@@ -340,5 +340,20 @@ TEST(Config, LoadFromFile) {
   EXPECT_EQ(missing.error().message, path + ": cannot open");
 }
 
+TEST(Config, FleetEtcd) {
+  auto c = parse_config(R"({"x-sw": {"etcd": {"endpoints": ["http://127.0.0.1:2379"], "prefix": "/f/",
+                            "host": "h1", "cert": "c.pem", "key": "k.pem", "ca": "ca.pem"}}})",
+                        "c.json", {});
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->sw.etcd.endpoints, std::vector<std::string>{"http://127.0.0.1:2379"});
+  EXPECT_EQ(c->sw.etcd.prefix, "/f/");
+  EXPECT_EQ(c->sw.etcd.host, "h1");
+  EXPECT_EQ(c->sw.etcd.ca, "ca.pem");
+  EXPECT_EQ(error(R"({"x-sw": {"etcd": {"endpoints": ["127.0.0.1:2379"]}}})"),
+            "c.json: x-sw.etcd.endpoints[0]: '127.0.0.1:2379' is not http://HOST:PORT or https://HOST:PORT");
+  EXPECT_EQ(error(R"({"x-sw": {"etcd": {"cert": "c.pem"}}})"), "c.json: x-sw.etcd: cert and key go together");
+  EXPECT_EQ(error(R"({"x-sw": {"etcd": {"endpoint": []}}})").rfind("c.json: x-sw.etcd.endpoint", 0), 0u);
+}
+
 }  // namespace
 }  // namespace pspgw::gateway

@@ -296,5 +296,16 @@ TEST_F(Flags, BadValuesAreUsageErrors) {
   }
 }
 
+TEST_F(Flags, FleetMode) {
+  GatewayFlags d = ok({"-c", config_});
+  EXPECT_TRUE(d.etcd_endpoints.empty());
+  EXPECT_TRUE(d.etcd_prefix.empty());
+  GatewayFlags f = ok({"-c", config_, "--etcd-endpoints", "http://10.0.0.1:2379,https://10.0.0.2:2379",
+                       "--etcd-prefix", "/f/"});
+  EXPECT_EQ(f.etcd_endpoints, (std::vector<std::string>{"http://10.0.0.1:2379", "https://10.0.0.2:2379"}));
+  EXPECT_EQ(f.etcd_prefix, "/f/");
+  EXPECT_EQ(fails({"-c", config_, "--etcd-endpoints", "10.0.0.1:2379"}).code, 2);  // a URL is required
+}
+
 }  // namespace
 }  // namespace pspgw::gateway
