@@ -17,6 +17,7 @@
 #              pings are answered by the new host within 2 s of the change.
 #   etcd-down  every member stopped: existing tunnels carry pings, `pspctl status` says the store is
 #              unreachable; members back: host3 (started meanwhile) registers and vm3 is reachable.
+#   (FLEET_E2E_SHOW=1: the migrate case also prints the store's records and host1's status; the demo's.)
 #   rbac       etcd with client certificates and RBAC roles (README): host1's certificate may write
 #              /psp-gateway/hosts/host1 only; a gateway with host1's certificate claiming to be host2 is
 #              refused by etcd and no host2 record appears.
@@ -224,6 +225,14 @@ case_migrate() {
   etcd_up
   three_gateways
   topo_poll 10 reaches vm1 "$(vip 2)" || fail first "vm1 cannot reach vm2"
+  if [[ ${FLEET_E2E_SHOW:-0} == 1 ]]; then  # scripts/demo.sh: what the store and a gateway hold
+    echo "-- the store: one record per host (etcdctl get --prefix /psp-gateway/)"
+    ctl get --prefix /psp-gateway/ --print-value-only | sed 's/^/   /'
+    echo "-- host1: pspctl status (fleet part), then its tunnels"
+    "$TOPO_PSPCTL" -s "${TOPO_SOCK[1]}" --json status | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["fleet"]))' | sed 's/^/   /'
+    "$TOPO_PSPCTL" -s "${TOPO_SOCK[1]}" tunnels | sed 's/^/   /'
+    echo "-- vm2 (10.0.0.2) migrates from host2 to host3: both hosts reload, their records change"
+  fi
   # The migration: vm2 stops on host2, its twin on host3 comes up; both hosts' records change.
   ip -n "$(topo_ns vm2)" link set psp2 down
   ip -n "$(topo_ns vm2b)" link set psp2b up
