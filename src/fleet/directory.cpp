@@ -4,7 +4,7 @@
 
 namespace pspgw::fleet {
 
-Directory::Directory(std::string prefix) : prefix_(normalise_prefix(prefix)) {}
+Directory::Directory(const std::string& prefix) : prefix_(normalise_prefix(prefix)) {}
 
 bool Directory::put(std::string_view key, std::string_view value, int64_t mod_revision) {
   if (key == policy_key(prefix_)) {

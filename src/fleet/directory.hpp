@@ -30,7 +30,7 @@ struct DirectoryPeer {
 
 class Directory {
  public:
-  explicit Directory(std::string prefix = std::string(kDefaultPrefix));
+  explicit Directory(const std::string& prefix = std::string(kDefaultPrefix));
 
   // One key's new value (a watch PUT or a snapshot entry) / its deletion. Keys outside the prefix's
   // hosts/ and policy keys are ignored. Returns false when the value did not decode (counted).

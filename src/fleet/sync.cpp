@@ -16,7 +16,7 @@ std::string_view to_string(StoreState s) {
   return "unknown";
 }
 
-DirectorySync::DirectorySync(EtcdClient& client, std::string prefix,
+DirectorySync::DirectorySync(EtcdClient& client, const std::string& prefix,
                              std::function<void(std::string_view)> log,
                              std::function<void(const Directory&)> on_change)
     : client_(client),

@@ -40,7 +40,7 @@ struct SyncStatus {
 class DirectorySync {
  public:
   // on_change: called on the sync thread after each change, with the directory (read it there).
-  DirectorySync(EtcdClient& client, std::string prefix, std::function<void(std::string_view)> log,
+  DirectorySync(EtcdClient& client, const std::string& prefix, std::function<void(std::string_view)> log,
                 std::function<void(const Directory&)> on_change);
 
   void run();  // the loop of the sync thread; returns after stop()

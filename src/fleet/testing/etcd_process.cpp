@@ -72,6 +72,7 @@ std::string EtcdCluster::url(int member) const {
 
 std::vector<std::string> EtcdCluster::urls() const {
   std::vector<std::string> out;
+  out.reserve(members_.size());
   for (int i = 0; i < size(); ++i) out.push_back(url(i));
   return out;
 }
@@ -99,6 +100,7 @@ void EtcdCluster::spawn(Member& m, bool fresh) {
   const pid_t pid = ::fork();
   if (pid == 0) {
     std::vector<char*> argv;
+    argv.reserve(args.size() + 1);
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
     // Its log goes beside its data, not into the test's output.
