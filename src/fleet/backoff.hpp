@@ -8,7 +8,7 @@ namespace pspgw::fleet {
 
 struct StoreBackoff {
   std::chrono::milliseconds initial{200};
-  std::chrono::milliseconds max{5000};
+  std::chrono::milliseconds max{2000};  // a store back is used within 2 s
   std::chrono::milliseconds current{0};
 
   // The wait before the next try: initial, doubling to max.
