@@ -76,6 +76,22 @@ TEST(Metrics, PromtoolAcceptsTheOutput) {
   EXPECT_EQ(r.status, 0) << r.output;
 }
 
+TEST(Metrics, FleetSeriesOnlyInFleetMode) {
+  StatsSnapshot s = sample(1);
+  EXPECT_EQ(render_metrics(s).find("fleet_"), std::string::npos);
+  s.fleet = {true, true, true, 42, 3, 7, 1, 2, 0};
+  const std::string text = render_metrics(s);
+  EXPECT_NE(text.find("psp_gateway_fleet_store_up 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("psp_gateway_fleet_directory_revision 42\n"), std::string::npos);
+  EXPECT_NE(text.find("psp_gateway_fleet_directory_hosts 3\n"), std::string::npos);
+  EXPECT_NE(text.find("psp_gateway_fleet_directory_vips 7\n"), std::string::npos);
+  EXPECT_NE(text.find("psp_gateway_fleet_reconnects_total 2\n"), std::string::npos);
+  const auto r = testing::promtool_check(text);
+  if (r.available) {
+    EXPECT_EQ(r.status, 0) << r.output;
+  }
+}
+
 TEST(Metrics, TheJsonRenderingKeepsTheAdminChannelsKeys) {
   const auto j = counters_json(sample(1));
   EXPECT_EQ(j["psp"]["drop_auth_failure"], 7u);
