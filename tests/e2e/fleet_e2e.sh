@@ -277,14 +277,14 @@ case_etcd_down() {
 registered() { [[ $(ctl get "/psp-gateway/hosts/$1" --print-value-only) == "{"* ]]; }
 
 case_rbac() {
-  local tls=$TOPO_DIR/tls
-  bash "$REPO/scripts/make-certs.sh" "$tls" ca
-  bash "$REPO/scripts/make-certs.sh" "$tls" host etcd "IP:$FABRIC_IP"
-  bash "$REPO/scripts/make-certs.sh" "$tls" host root "DNS:root"
-  bash "$REPO/scripts/make-certs.sh" "$tls" host host1 "DNS:host1"
+  local certs=$TOPO_DIR/tls
+  bash "$REPO/scripts/make-certs.sh" "$certs" ca
+  bash "$REPO/scripts/make-certs.sh" "$certs" host etcd "IP:$FABRIC_IP"
+  bash "$REPO/scripts/make-certs.sh" "$certs" host root "DNS:root"
+  bash "$REPO/scripts/make-certs.sh" "$certs" host host1 "DNS:host1"
   ETCD_SCHEME=https
-  ETCD_TLS=(--client-cert-auth --trusted-ca-file "$tls/ca.crt" --cert-file "$tls/etcd.crt" --key-file "$tls/etcd.key")
-  CTL_TLS=(--cacert "$tls/ca.crt" --cert "$tls/root.crt" --key "$tls/root.key")
+  ETCD_TLS=(--client-cert-auth --trusted-ca-file "$certs/ca.crt" --cert-file "$certs/etcd.crt" --key-file "$certs/etcd.key")
+  CTL_TLS=(--cacert "$certs/ca.crt" --cert "$certs/root.crt" --key "$certs/root.key")
   etcd_up
   # README "Fleet mode: RBAC": one role per host, its own key read-write, the prefix read-only.
   ctl user add root --no-password >/dev/null && ctl role add root >/dev/null && ctl user grant-role root root >/dev/null &&
@@ -293,7 +293,7 @@ case_rbac() {
     ctl role grant-permission psp-host1 read /psp-gateway/ --prefix >/dev/null &&
     ctl user add host1 --no-password >/dev/null && ctl user grant-role host1 psp-host1 >/dev/null &&
     ctl auth enable >/dev/null || { fail setup "etcdctl role set-up failed"; return; }
-  GW_CERT[1]=", \"cert\": \"$tls/host1.crt\", \"key\": \"$tls/host1.key\", \"ca\": \"$tls/ca.crt\""
+  GW_CERT[1]=", \"cert\": \"$certs/host1.crt\", \"key\": \"$certs/host1.key\", \"ca\": \"$certs/ca.crt\""
   GW_CERT[2]=${GW_CERT[1]}
   write_config 1 "\"$(vip 1)\""
   write_config 2 "\"$(vip 2)\"" "" host2  # host2's record, but host1's certificate
