@@ -1,16 +1,57 @@
 #include "net/checksum.hpp"
 
+#include <bit>
+#include <cstring>
+
 #include "base/byteorder.hpp"
 #include "net/headers.hpp"
 
 namespace pspgw::net {
 
+namespace {
+
+// One's-complement addition of 64-bit words (end-around carry).
+inline uint64_t add_carry(uint64_t acc, uint64_t v) {
+  acc += v;
+  return acc + (acc < v ? 1 : 0);
+}
+
+}  // namespace
+
+// RFC 1071 §2(B): the one's-complement sum does not depend on byte order, so the bytes are summed as
+// native (little-endian) 64-bit words, folded to 16 bits and swapped once at the end: 8 bytes an add
+// instead of 2 (this sum runs over every segment the gateway cuts from a TAP super-packet).
 uint32_t csum_partial(std::span<const uint8_t> bytes, uint32_t sum) {
-  uint64_t s = sum;
-  std::size_t i = 0;
-  for (; i + 1 < bytes.size(); i += 2) s += static_cast<uint32_t>(bytes[i] << 8 | bytes[i + 1]);
-  if (i < bytes.size()) s += static_cast<uint32_t>(bytes[i] << 8);
-  while (s >> 32) s = (s & 0xffffffff) + (s >> 32);
+  static_assert(std::endian::native == std::endian::little);
+  const uint8_t* p = bytes.data();
+  std::size_t n = bytes.size();
+  uint64_t a = 0;
+  uint64_t b = 0;  // two chains: the adds of one do not wait on the other's carries
+  for (; n >= 16; n -= 16, p += 16) {
+    uint64_t w[2];
+    std::memcpy(w, p, sizeof(w));
+    a = add_carry(a, w[0]);
+    b = add_carry(b, w[1]);
+  }
+  if (n >= 8) {
+    uint64_t w;
+    std::memcpy(&w, p, sizeof(w));
+    a = add_carry(a, w);
+    n -= 8;
+    p += 8;
+  }
+  if (n > 0) {
+    uint64_t w = 0;  // an odd last byte is the high byte of its big-endian word: the low byte here
+    std::memcpy(&w, p, n);
+    b = add_carry(b, w);
+  }
+  a = add_carry(a, b);
+  a = (a & 0xffffffff) + (a >> 32);
+  a = (a & 0xffffffff) + (a >> 32);
+  a = (a & 0xffff) + (a >> 16);
+  a = (a & 0xffff) + (a >> 16);
+  uint64_t s = uint64_t{sum} + static_cast<uint16_t>((a >> 8) | (a << 8));  // back to big-endian order
+  while ((s >> 32) != 0) s = (s & 0xffffffff) + (s >> 32);
   return static_cast<uint32_t>(s);
 }
 
