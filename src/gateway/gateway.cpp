@@ -231,6 +231,9 @@ PortFactory system_ports(bool udp_zero_checksum) {
     tc.id = id;
     tc.mtu = cfg.mtu;
     tc.multi_queue = workers > 1;  // one queue per worker: the kernel keeps each flow on one queue
+    // GSO frames suit a workload's kernel stack; a VNF may read its port raw (AF_PACKET) and forward what
+    // it reads, which a 64 KiB frame would not survive: VNF ports get one frame per write.
+    tc.coalesce_tx = cfg.role == HostPortRole::kWorkload;
     auto tap = ports::TapPort::open(tc);
     if (!tap) return Err{"TAP " + tc.name + ": " + tap.error().message()};
     return std::unique_ptr<ports::Port>(std::move(*tap));
