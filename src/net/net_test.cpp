@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "net/addr.hpp"
@@ -77,6 +78,13 @@ TEST(Checksum, WordSumEqualsRfc1071ForEveryLengthAndAlignment) {
             << "offset " << off << " length " << len << " start " << start;
       }
     }
+  }
+  for (std::size_t len : {0, 1, 7, 16, 17, 33, 599}) {  // the copying sum: same sum, same bytes
+    std::vector<uint8_t> dst(len + 1, 0xee);
+    const std::span<const uint8_t> src(buf.data() + 1, len);
+    EXPECT_EQ(csum_fold(csum_copy(dst.data(), src, 7)), reference_fold(src, 7)) << len;
+    EXPECT_TRUE(std::equal(src.begin(), src.end(), dst.begin())) << len;
+    EXPECT_EQ(dst[len], 0xee) << "wrote past the copy, length " << len;
   }
   const std::vector<uint8_t> ones(64, 0xff);  // sums that carry on every add
   EXPECT_EQ(csum_fold(csum_partial(ones)), reference_fold(ones, 0));
