@@ -147,7 +147,7 @@ path_psp() {
   local w=$1 label="psp-gateway"
   [[ $w != 1 ]] && label="psp-gateway --workers $w"
   echo "== $label: vm1 -> vm2 through two psp-gateways" >&2
-  # shellcheck disable=SC2086 # PSPGW_FLAGS: extra gateway flags, word-split on purpose (e.g. "--udp-gso")
+  # shellcheck disable=SC2086 # PSPGW_FLAGS: extra gateway flags, word-split on purpose (e.g. "--udp-zero-checksum")
   topo_start_gateway 1 --workers "$w" ${PSPGW_FLAGS:-}
   # shellcheck disable=SC2086
   topo_start_gateway 2 --workers "$w" ${PSPGW_FLAGS:-}

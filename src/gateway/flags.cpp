@@ -61,7 +61,7 @@ void group_options(CLI::App& app) {
   };
   const Section kSections[] = {
       {"Config and ports",
-       {"--config", "--vf-name", "--admin-socket", "--workers", "--udp-gso", "--dump-pipeline"}},
+       {"--config", "--vf-name", "--admin-socket", "--workers", "--udp-zero-checksum", "--dump-pipeline"}},
       {"PSP and tunnels",
        {"--max-tunnels", "--crypt-offset", "--psp-version", "--static-tunnels", "--outer-ip-type",
         "--inner-ip-type", "--mode", "--cookie", "--disable-ingress-acl", "--maintain-order", "--decap-dmac",
@@ -142,9 +142,11 @@ Result<GatewayFlags, FlagsExit> parse_flags(int argc, const char* const* argv) {
       ->check(CLI::Range(0u, kMaxSampleRate));
   app.add_option("--sample-pcap", f.sample_pcap,
                  "Also write sampled packets to this pcap file (default: none)");
-  app.add_flag("--udp-gso", f.udp_gso,
-               "Send with UDP checksums so the kernel can batch equal-size packets (UDP GSO); the PSP spec "
-               "asks for checksum 0, the default");
+  app.add_flag(
+      "--udp-zero-checksum", f.udp_zero_checksum,
+      "Send PSP datagrams with UDP checksum 0, as the PSP spec words it, instead of a valid checksum; "
+      "the kernel cannot batch such sends (no UDP GSO), so it is slower (default: valid checksums "
+      "and UDP GSO, which every PSP receiver accepts)");
   app.add_option("--dump-pipeline", f.dump_pipeline,
                  "Print the pipeline the config and flags build (mermaid or json) and exit; opens no port "
                  "(default: run)")

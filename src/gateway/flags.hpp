@@ -46,8 +46,7 @@ struct GatewayFlags {
   std::optional<net::MacAddr> nexthop_dmac;                   // -n/--nexthop-dmac
   uint32_t workers = 1;                                       // --workers
   std::string sample_pcap;                                    // --sample-pcap FILE ("" = none)
-  bool udp_gso =
-      false;  // --udp-gso: valid UDP checksums so the kernel segments packet runs (spec: checksum 0)
+  bool udp_zero_checksum = false;  // --udp-zero-checksum: UDP checksum 0 on transmit, no UDP GSO
   std::string dump_pipeline;  // --dump-pipeline mermaid|json: print the pipeline this config builds, exit
   std::string admin_socket;   // --admin-socket PATH ("" = /run/psp-gateway/<vf-name>.sock), pspctl's -s
   // Mutual TLS on gRPC (override x-sw.grpc-tls); one of TLS or --grpc-insecure is required to start.

@@ -168,7 +168,7 @@ TEST_F(Flags, HelpListsEveryFlag) {
                            "--nexthop-dmac",
                            "--workers",
                            "--admin-socket",
-                           "--udp-gso",
+                           "--udp-zero-checksum",
                            "--dump-pipeline",
                            "--grpc-tls-cert",
                            "--grpc-tls-key",
@@ -212,11 +212,12 @@ TEST_F(Flags, OperationFlags) {
 
 TEST_F(Flags, SoftwareGatewayFlags) {
   GatewayFlags f =
-      ok({"-c", config_, "--udp-gso", "--dump-pipeline", "json", "--admin-socket", "/tmp/x.sock"});
-  EXPECT_TRUE(f.udp_gso);
+      ok({"-c", config_, "--udp-zero-checksum", "--dump-pipeline", "json", "--admin-socket", "/tmp/x.sock"});
+  EXPECT_TRUE(f.udp_zero_checksum);
   EXPECT_EQ(f.dump_pipeline, "json");
   EXPECT_EQ(f.admin_socket, "/tmp/x.sock");
-  EXPECT_FALSE(ok({"-c", config_}).udp_gso);  // the spec's zero UDP checksum unless asked
+  EXPECT_FALSE(ok({"-c", config_}).udp_zero_checksum);     // valid checksums and UDP GSO unless asked
+  EXPECT_EQ(fails({"-c", config_, "--udp-gso"}).code, 2);  // GSO is the default now: no such flag
   EXPECT_EQ(fails({"-c", config_, "--dump-pipeline", "dot"}).code, 2);
 }
 

@@ -223,7 +223,7 @@ std::vector<std::pair<net::IpAddr, std::size_t>> vip_ports(const std::vector<Hos
 
 }  // namespace
 
-PortFactory system_ports(bool udp_gso) {
+PortFactory system_ports(bool udp_zero_checksum) {
   PortFactory f;
   f.host = [](uint16_t /*worker*/, uint16_t workers, std::size_t /*index*/, const HostPortConfig& cfg,
               PortId id) -> Result<std::unique_ptr<ports::Port>, std::string> {
@@ -232,6 +232,9 @@ PortFactory system_ports(bool udp_gso) {
     tc.id = id;
     tc.mtu = cfg.mtu;
     tc.multi_queue = workers > 1;  // one queue per worker: the kernel keeps each flow on one queue
+    // GSO frames suit a workload's kernel stack; a VNF may read its port raw (AF_PACKET) and forward what
+    // it reads, which a 64 KiB frame would not survive: VNF ports get one frame per write.
+    tc.coalesce_tx = cfg.role == HostPortRole::kWorkload;
     auto tap = ports::TapPort::open(tc);
     if (!tap) return Err{"TAP " + tc.name + ": " + tap.error().message()};
     return std::unique_ptr<ports::Port>(std::move(*tap));
@@ -239,17 +242,20 @@ PortFactory system_ports(bool udp_gso) {
   // Every worker sends from the same source ports (worker 0's), so a flow's source port follows its hash
   // only.
   auto shared_source_ports = std::make_shared<std::vector<uint16_t>>();
-  f.network = [udp_gso, shared_source_ports](uint16_t worker, uint16_t workers, const net::IpAddr& local_pip,
-                                             PortId id) -> Result<std::unique_ptr<ports::Port>, std::string> {
+  f.network = [udp_zero_checksum, shared_source_ports](
+                  uint16_t worker, uint16_t workers, const net::IpAddr& local_pip,
+                  PortId id) -> Result<std::unique_ptr<ports::Port>, std::string> {
     ports::UdpConfig uc;
     uc.local = local_pip;
     uc.id = id;
     uc.reuse_port = workers > 1;
     if (worker > 0) uc.source_port_numbers = *shared_source_ports;
-    // Spec §1: UDP checksum 0 on transmit. The kernel refuses UDP GSO without checksums, so GSO is off
-    // unless --udp-gso trades the zero checksum (receivers accept both) for the kernel's batching.
-    uc.zero_checksum_tx = !udp_gso;
-    uc.gso = udp_gso;
+    // Valid UDP checksums and UDP GSO/GRO by default: the kernel refuses GSO on a zero-checksum socket, and
+    // every PSP receiver (Linux, DOCA's NIC) accepts a valid checksum where spec §1 says 0. The spec's zero
+    // checksum is --udp-zero-checksum (README "Speed": why not the default).
+    uc.zero_checksum_tx = udp_zero_checksum;
+    uc.gso = !udp_zero_checksum;
+    uc.gro = true;
     auto udp = ports::UdpPort::open(uc);
     if (!udp) return Err{"UDP " + local_pip.to_string() + ":1000: " + udp.error().message()};
     if (worker == 0) *shared_source_ports = (*udp)->source_ports();

@@ -56,8 +56,9 @@ struct PortFactory {
                                                                   const net::IpAddr& local_pip, PortId id)>
       network;
 };
-// udp_gso: valid UDP checksums + UDP GSO on transmit instead of the spec's zero checksum.
-PortFactory system_ports(bool udp_gso = false);
+// udp_zero_checksum: the spec's UDP checksum 0 on transmit (and so no UDP GSO) instead of valid checksums
+// with UDP GSO, the default (README "Speed": why).
+PortFactory system_ports(bool udp_zero_checksum = false);
 
 class Gateway final : public admin::AdminHandler {
  public:

@@ -42,7 +42,7 @@ int run(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  auto gw = Gateway::create(*flags, std::move(*config), system_ports(flags->udp_gso));
+  auto gw = Gateway::create(*flags, std::move(*config), system_ports(flags->udp_zero_checksum));
   if (!gw) {
     logger.log(LogLevel::kError, gw.error());
     return 1;

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "net/addr.hpp"
@@ -53,6 +54,40 @@ TEST(Checksum, UdpOverIpv4MatchesKnownValue) {
   std::vector<uint8_t> seg(f.begin() + 34, f.end());
   seg[6] = seg[7] = 0;
   EXPECT_EQ(l4_checksum(&f[14], 17, seg), 0xa0c4);
+}
+
+// RFC 1071's definition, 16 bits at a time in network order: what the word-at-a-time sum must equal.
+uint16_t reference_fold(std::span<const uint8_t> bytes, uint32_t start) {
+  uint64_t s = start;
+  for (std::size_t i = 0; i < bytes.size(); i += 2) {
+    s += static_cast<uint32_t>(bytes[i] << 8 | (i + 1 < bytes.size() ? bytes[i + 1] : 0));
+  }
+  while (s >> 16) s = (s & 0xffff) + (s >> 16);
+  return static_cast<uint16_t>(~s);
+}
+
+TEST(Checksum, WordSumEqualsRfc1071ForEveryLengthAndAlignment) {
+  std::vector<uint8_t> buf(600);
+  uint32_t x = 12345;
+  for (auto& b : buf) b = static_cast<uint8_t>((x = x * 1103515245 + 12345) >> 16);
+  for (std::size_t off = 0; off < 8; ++off) {
+    for (std::size_t len = 0; len + off <= buf.size(); len += (len < 80 ? 1 : 37)) {
+      const std::span<const uint8_t> bytes(buf.data() + off, len);
+      for (uint32_t start : {0u, 0x1234u, 0xffffffffu}) {
+        ASSERT_EQ(csum_fold(csum_partial(bytes, start)), reference_fold(bytes, start))
+            << "offset " << off << " length " << len << " start " << start;
+      }
+    }
+  }
+  for (std::size_t len : {0, 1, 7, 16, 17, 33, 599}) {  // the copying sum: same sum, same bytes
+    std::vector<uint8_t> dst(len + 1, 0xee);
+    const std::span<const uint8_t> src(buf.data() + 1, len);
+    EXPECT_EQ(csum_fold(csum_copy(dst.data(), src, 7)), reference_fold(src, 7)) << len;
+    EXPECT_TRUE(std::equal(src.begin(), src.end(), dst.begin())) << len;
+    EXPECT_EQ(dst[len], 0xee) << "wrote past the copy, length " << len;
+  }
+  const std::vector<uint8_t> ones(64, 0xff);  // sums that carry on every add
+  EXPECT_EQ(csum_fold(csum_partial(ones)), reference_fold(ones, 0));
 }
 
 TEST(Addr, ParseFormat) {

@@ -99,11 +99,13 @@ Result<std::size_t, GsoError> GsoSegmenter::next(net::PacketPool& pool, net::Pac
   return n;
 }
 
+// The payload is copied and summed in one pass (net::csum_copy); the L4 checksum then adds only the
+// pseudo-header and the L4 header.
 void GsoSegmenter::write_segment(uint8_t* seg, uint32_t payload_off, uint32_t len, std::size_t index) const {
   std::memcpy(seg, frame_, hdr_len_);
-  std::memcpy(seg + hdr_len_, frame_ + hdr_len_ + payload_off, len);
+  const uint32_t payload_sum = net::csum_copy(seg + hdr_len_, {frame_ + hdr_len_ + payload_off, len});
   fix_ip(seg, len, index);
-  fix_l4(seg, payload_off, len);
+  fix_l4(seg, payload_off, len, payload_sum);
 }
 
 void GsoSegmenter::fix_ip(uint8_t* seg, uint32_t len, std::size_t index) const {
@@ -118,7 +120,7 @@ void GsoSegmenter::fix_ip(uint8_t* seg, uint32_t len, std::size_t index) const {
   }
 }
 
-void GsoSegmenter::fix_l4(uint8_t* seg, uint32_t payload_off, uint32_t len) const {
+void GsoSegmenter::fix_l4(uint8_t* seg, uint32_t payload_off, uint32_t len, uint32_t payload_sum) const {
   uint8_t* l4 = seg + l4_off_;
   const uint32_t l4_len = hdr_len_ - l4_off_ + len;
   std::size_t csum = kUdpCsum;
@@ -135,7 +137,10 @@ void GsoSegmenter::fix_l4(uint8_t* seg, uint32_t payload_off, uint32_t len) cons
     store_be16(l4 + kUdpLen, static_cast<uint16_t>(l4_len));
   }
   store_be16(l4 + csum, 0);
-  store_be16(l4 + csum, net::l4_checksum(seg + l3_off_, l4_proto_, {l4, l4_len}));
+  // The L4 header is 8 bytes (UDP) or a multiple of 4 (TCP): the payload's words line up with the sum's.
+  const uint32_t l4_hdr = hdr_len_ - l4_off_;
+  const uint16_t c = net::l4_checksum(seg + l3_off_, l4_proto_, {l4, l4_hdr}, l4_len, payload_sum);
+  store_be16(l4 + csum, c);
 }
 
 }  // namespace pspgw::ports

@@ -55,7 +55,7 @@ class GsoSegmenter {
   GsoSegmenter() = default;
   void write_segment(uint8_t* seg, uint32_t payload_off, uint32_t len, std::size_t index) const;
   void fix_ip(uint8_t* seg, uint32_t len, std::size_t index) const;
-  void fix_l4(uint8_t* seg, uint32_t payload_off, uint32_t len) const;
+  void fix_l4(uint8_t* seg, uint32_t payload_off, uint32_t len, uint32_t payload_sum) const;
 
   const uint8_t* frame_ = nullptr;
   uint32_t payload_len_ = 0;  // L4 payload bytes of the super-packet

@@ -16,10 +16,13 @@
 // kTruncated.
 //
 // TAP has no batched read or write (recvmmsg/sendmmsg do not apply to a character device): rx_burst
-// loops readv() until EAGAIN or the batch is full; tx_burst does one writev() per frame, with a zero
-// virtio header (no GSO, no partial checksum: each frame is complete and its checksums are valid).
+// loops readv() until EAGAIN or the batch is full. tx_burst makes the writes few instead: with offloads on
+// (and coalesce_tx), consecutive segments of one TCP flow (UDP too where the kernel took USO) go down as
+// one virtio-net GSO frame, one writev() whose iovecs point at each segment's payload (coalesce.hpp: what
+// Linux GRO does for a NIC); any other frame is one writev() with a zero virtio header.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -28,6 +31,7 @@
 #include "base/result.hpp"
 #include "base/unique_fd.hpp"
 #include "net/addr.hpp"
+#include "ports/coalesce.hpp"
 #include "ports/gso.hpp"
 #include "ports/port.hpp"
 #include "ports/vnet_hdr.hpp"
@@ -47,6 +51,7 @@ struct TapConfig {
   bool multi_queue = false;   // IFF_MULTI_QUEUE: open once per worker with the same name for one queue each
   bool offloads = true;       // CSUM + TSO4/6 (+ USO4/6 when the kernel has them)
   bool segment_on_rx = true;  // false: super-packets are returned whole with metadata.gso_size set
+  bool coalesce_tx = true;    // with offloads: merge one flow's consecutive frames into GSO writes
   bool up = true;             // set IFF_UP
   uint32_t mtu = 0;           // 0: leave the device's MTU as is
   std::optional<net::MacAddr> mac;
@@ -62,8 +67,10 @@ class TapPort final : public Port {
   // Frames from the kernel. With segment_on_rx = false, a packet with metadata.gso_size != 0 is a TCP/UDP
   // super-packet whose L4 checksum is unfinished: it must go through GsoSegmenter before leaving.
   std::size_t rx_burst(net::PacketPool& pool, net::PacketBatch& out) override;
-  // Frames to the kernel (complete Ethernet frames, checksums valid).
+  // Frames to the kernel (complete Ethernet frames, checksums valid), coalesced where they merge.
   std::size_t tx_burst(const net::PacketBatch& pkts) override;
+  // Number of writes that carried more than one frame (a GSO frame), for tests and stats.
+  uint64_t coalesced_writes() const { return coalesced_writes_; }
 
   int fd() const override { return fd_.get(); }
   std::string_view name() const override { return name_; }
@@ -81,6 +88,7 @@ class TapPort final : public Port {
   void start_segmenting(const VirtioNetHdr& hdr, net::Packet* p, net::PacketPool& pool,
                         net::PacketBatch& out);
   bool drain_pending(net::PacketPool& pool, net::PacketBatch& out);
+  bool write_one(const CoalescedWrite& w, std::span<const std::span<const uint8_t>> frames);
 
   UniqueFd fd_;
   std::string name_;
@@ -92,6 +100,11 @@ class TapPort final : public Port {
   net::Packet* pending_ = nullptr;
   net::PacketPool* pending_pool_ = nullptr;
   std::optional<GsoSegmenter> segmenter_;
+  // Transmit: the writes planned for one batch (coalesce.hpp), kept here so a batch allocates nothing.
+  CoalesceOptions coalesce_{};
+  bool coalescing_ = false;
+  uint64_t coalesced_writes_ = 0;
+  std::array<CoalescedWrite, net::kMaxBatch> writes_{};
 };
 
 }  // namespace pspgw::ports

@@ -296,6 +296,111 @@ TEST_F(TapTest, UsoSuperPacketIsSegmentedOnRxAcrossBatches) {
   });
 }
 
+// Frames 10.9.0.2 -> 10.9.0.1 (the TAP's address) as the gateway writes them after decap: `count`
+// consecutive segments of one flow, `size` payload bytes each, byte i of the flow's data = i * 7.
+std::vector<std::vector<uint8_t>> flow_segments(uint8_t proto, uint16_t dport, std::size_t count,
+                                                std::size_t size, uint8_t tcp_flags = 0) {
+  const std::size_t l4 = proto == net::kIpProtoTcp ? 20 : 8;
+  std::vector<std::vector<uint8_t>> out;
+  for (std::size_t k = 0; k < count; ++k) {
+    std::vector<uint8_t> f(14 + 20 + l4 + size);
+    std::memcpy(f.data(), kTapMac.bytes.data(), 6);
+    std::memcpy(f.data() + 6, kPeerMac.bytes.data(), 6);
+    store_be16(f.data() + 12, net::kEtherTypeIpv4);
+    uint8_t* ip = f.data() + 14;
+    ip[0] = 0x45;
+    store_be16(ip + 2, static_cast<uint16_t>(20 + l4 + size));
+    store_be16(ip + 4, static_cast<uint16_t>(100 + k));
+    store_be16(ip + 6, net::kIpv4FlagDf);
+    ip[8] = 64;
+    ip[9] = proto;
+    inet_pton(AF_INET, "10.9.0.2", ip + 12);
+    inet_pton(AF_INET, "10.9.0.1", ip + 16);
+    net::ipv4_set_checksum(ip);
+    uint8_t* h = ip + 20;
+    store_be16(h, 33333);
+    store_be16(h + 2, dport);
+    if (proto == net::kIpProtoTcp) {
+      store_be32(h + 4, static_cast<uint32_t>(1000 + k * size));
+      h[12] = 5 << 4;
+      h[13] = tcp_flags;
+      store_be16(h + 14, 1000);
+    } else {
+      store_be16(h + 4, static_cast<uint16_t>(l4 + size));
+    }
+    for (std::size_t i = 0; i < size; ++i) h[l4 + i] = static_cast<uint8_t>((k * size + i) * 7);
+    store_be16(h + (proto == net::kIpProtoTcp ? 16 : 6), net::l4_checksum(ip, proto, {h, l4 + size}));
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
+std::size_t write_frames(TapPort& tap, net::PacketPool& pool,
+                         const std::vector<std::vector<uint8_t>>& frames) {
+  net::PacketBatch b;
+  for (const auto& f : frames) {
+    net::Packet* p = pool.alloc();
+    EXPECT_TRUE(p->assign(f));
+    b.push(p);
+  }
+  const std::size_t sent = tap.tx_burst(b);
+  for (net::Packet* p : b) pool.free(p);
+  return sent;
+}
+
+// Consecutive UDP segments of one flow go to the kernel as one USO frame (one write) and reach the
+// socket as the same datagrams.
+TEST_F(TapTest, UdpSegmentsAreWrittenAsOneGsoFrame) {
+  run([] {
+    auto tap = open_tap(TapConfig{.name = "pspt0"});
+    ASSERT_TRUE(tap);
+    if ((tap->offloads() & kTunFUso4) == 0) GTEST_SKIP() << "kernel without USO on TAP";
+    address_tap(*tap);
+    UniqueFd s = udp_socket(4003);
+    net::PacketPool pool(16, kGsoRxBufferSize);
+    ASSERT_EQ(write_frames(*tap, pool, flow_segments(net::kIpProtoUdp, 4003, 5, 1000)), 5U);
+    EXPECT_EQ(tap->coalesced_writes(), 1U);
+    EXPECT_EQ(tap->stats().tx_packets, 5U);
+    for (std::size_t k = 0; k < 5; ++k) {
+      pollfd pfd{s.get(), POLLIN, 0};
+      ASSERT_EQ(::poll(&pfd, 1, 1000), 1) << "datagram " << k;
+      uint8_t buf[2000];
+      ASSERT_EQ(::recv(s.get(), buf, sizeof(buf), 0), 1000) << "datagram " << k;
+      for (std::size_t i = 0; i < 1000; ++i) ASSERT_EQ(buf[i], static_cast<uint8_t>((k * 1000 + i) * 7));
+    }
+  });
+}
+
+// Consecutive TCP segments of one flow are one TSO frame: the kernel answers the whole of it with one
+// RST (no socket on the port) acknowledging every byte, where three writes would get three RSTs.
+TEST_F(TapTest, TcpSegmentsAreWrittenAsOneGsoFrame) {
+  run([] {
+    auto tap = open_tap(TapConfig{.name = "pspt0"});
+    ASSERT_TRUE(tap);
+    address_tap(*tap);
+    net::PacketPool pool(64, kGsoRxBufferSize);
+    ASSERT_EQ(write_frames(*tap, pool, flow_segments(net::kIpProtoTcp, 4004, 3, 1000)), 3U);
+    EXPECT_EQ(tap->coalesced_writes(), 1U);
+    std::vector<uint32_t> acks;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
+    while (std::chrono::steady_clock::now() < deadline) {
+      pollfd pfd{tap->fd(), POLLIN, 0};
+      ::poll(&pfd, 1, 20);
+      net::PacketBatch in;
+      tap->rx_burst(pool, in);
+      for (net::Packet* p : in) {
+        auto f = net::parse_frame(p->bytes());
+        if (f && f->ip.l4_proto == net::kIpProtoTcp && f->ip.src_port == 4004) {
+          acks.push_back(load_be32(p->data() + f->ip.l4_offset + 8));
+        }
+        pool.free(p);
+      }
+    }
+    ASSERT_EQ(acks.size(), 1U);
+    EXPECT_EQ(acks[0], 1000U + 3000U);
+  });
+}
+
 // The kernel refuses a GSO send whose segments exceed the route MTU (udp_send_skb: -EMSGSIZE). UdpPort
 // resends the run datagram by datagram and keeps GSO on (the size was wrong, not the kernel); with
 // IP_PMTUDISC_DO the plain datagrams are refused too, so each is a counted tx error and no outer fragment
