@@ -106,6 +106,7 @@ uint32_t TapPort::min_rx_buffer() const {
 }
 
 std::size_t TapPort::rx_burst(net::PacketPool& pool, net::PacketBatch& out) {
+  if (gone_) return 0;
   const std::size_t first = out.size();
   bool more = pending_ == nullptr || drain_pending(pool, out);
   while (more && !out.full() && pending_ == nullptr) more = read_one(pool, out);
@@ -124,7 +125,12 @@ bool TapPort::read_one(net::PacketPool& pool, net::PacketBatch& out) {
   const ssize_t n = ::readv(fd_.get(), iov, 2);
   if (n < 0) {
     pool.free(p);
-    if (!would_block(errno)) stats_.drop(DropReason::kRxError);
+    if (errno == EBADFD) {  // the device was deleted under us (tun_chr_read_iter): down for good
+      gone_ = true;
+      stats_.drop(DropReason::kDeviceGone);
+    } else if (!would_block(errno)) {
+      stats_.drop(DropReason::kRxError);
+    }
     return false;
   }
   // TUN returns the frame's full length even when it copied less (tun_put_user).
@@ -197,12 +203,19 @@ bool TapPort::drain_pending(net::PacketPool& pool, net::PacketBatch& out) {
 
 std::size_t TapPort::tx_burst(const net::PacketBatch& pkts) {
   static constexpr VirtioNetHdr kPlain{};  // no GSO, no partial checksum
+  if (gone_) {
+    stats_.drop(DropReason::kDeviceGone, pkts.size());
+    return 0;
+  }
   std::size_t sent = 0;
   for (const net::Packet* p : pkts) {
     iovec iov[2] = {{const_cast<VirtioNetHdr*>(&kPlain), sizeof(kPlain)},  // NOLINT: writev does not write
                     {const_cast<uint8_t*>(p->data()), p->size()}};
     if (::writev(fd_.get(), iov, 2) < 0) {
-      stats_.drop(would_block(errno) ? DropReason::kTxQueueFull : DropReason::kTxError);
+      gone_ = gone_ || errno == EBADFD;
+      stats_.drop(gone_                ? DropReason::kDeviceGone
+                  : would_block(errno) ? DropReason::kTxQueueFull
+                                       : DropReason::kTxError);
       continue;
     }
     ++sent;
