@@ -90,11 +90,13 @@ struct SlowPathStats {
   uint64_t exceptions_answered = 0;
   uint64_t exceptions_ignored = 0;  // malformed, or not ours to answer (e.g. ARP for an unknown address)
   uint64_t samples = 0;
-  uint64_t samples_not_written = 0;  // samples --sample-pcap lost to a failed write (disk full): not retried
-  uint64_t rekeys = 0;               // re-keys done (tunnel_manager.hpp: after every rotation)
-  uint64_t rekeys_failed = 0;        // re-key tries that failed (retried with backoff; summarised in the log)
-  uint64_t stale_peer_reports = 0;   // workers' reports of packets our keys do not match
-  uint64_t refreshes = 0;            // per-peer refresh jobs that completed
+  uint64_t rekeys = 0;              // re-keys done (tunnel_manager.hpp: after every rotation)
+  uint64_t rekeys_failed = 0;       // re-key tries that failed (retried with backoff; summarised in the log)
+  uint64_t stale_peer_reports = 0;  // workers' reports of packets our keys do not match
+  uint64_t refreshes = 0;           // per-peer refresh jobs that completed
+
+  // Samples --sample-pcap lost to a failed write (disk full); the file is not written again.
+  uint64_t samples_not_written = 0;
 };
 
 struct SlowPathOptions {
