@@ -636,9 +636,11 @@ scenario_f() {
   TOPO_CREATED+=("$fl")
   ip -n "$fl" link set lo up
   ip link add fl0 netns "$fl" type veth peer name fl2 netns "$h2" || fail "the flood namespace's link"
-  ip -n "$fl" addr add 192.168.77.1/24 dev fl0 && ip -n "$fl" link set fl0 up &&
+  if ! { ip -n "$fl" addr add 192.168.77.1/24 dev fl0 && ip -n "$fl" link set fl0 up &&
     ip -n "$h2" addr add 192.168.77.2/24 dev fl2 && ip -n "$h2" link set fl2 up &&
-    ip -n "$fl" route add "${TOPO_PIP[2]}/32" via 192.168.77.2 || fail "addressing the flood link"
+    ip -n "$fl" route add "${TOPO_PIP[2]}/32" via 192.168.77.2; }; then
+    fail "addressing the flood link"
+  fi
   topo_poll 5 nsrun 2 flood ping -c 1 -W 1 "${TOPO_PIP[2]}" >/dev/null || fail "the flood namespace cannot reach ${TOPO_PIP[2]}"
   nsbg vm2 "$TOPO_DIR/iperf3-server.log" iperf3 -s -B "${TOPO_VIP[2]}" -p 5301
   topo_poll 10 bash -c "ip netns exec $(topo_ns vm2) ss -ltn | grep -q ':5301 '" ||
@@ -656,14 +658,14 @@ scenario_f() {
   # The flooder is niced and held to E2E_FLOOD_RATE datagrams/s (default 5000): unbounded, one Python
   # sender takes a whole core of the two from iperf3 and both gateways, which measures the machine, not
   # the gateway (docs/robustness.md). A short comparison is measured again once before it fails.
-  local before after stats="$TOPO_DIR/flood.json" attempt
+  local before after stats="$TOPO_DIR/flood.json" attempt=0
   before=$(flood_counted 2) || fail "$before"
   nsbg flood "$TOPO_DIR/flood.log" nice -n 19 python3 "$FLOOD_TOOL" flood --dst "${TOPO_PIP[2]}" --pcap "$REPLAY_PCAP" \
     --src "${TOPO_PIP[1]}" --seconds 120 --out "$stats" --ready "$TOPO_DIR/flood.ready" --rate "${E2E_FLOOD_RATE:-5000}"
   local flood_pid=$BG_PID
   topo_poll 10 test -f "$TOPO_DIR/flood.ready" || fail "the flooder did not start: $(cat "$TOPO_DIR/flood.log")"
   local on=0 t0 base flooded r i ok=0 results=()
-  for attempt in 1 2; do
+  while ((++attempt <= 2)); do
     base=0 flooded=0
     for i in 1 2 3; do
       kill -STOP "$flood_pid"
