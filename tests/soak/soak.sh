@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Soak test (issue 12; ctest label "soak", not in the default run: `ctest -C soak -L soak`, root):
 # two gateways and their workloads (scripts/lib/topology.sh, outer and inner IPv4) under mixed traffic
-# for --duration seconds (default 480; the whole run stays under 10 minutes) while, in turn, the master
+# for --duration seconds (default 420; the whole run stays under 10 minutes) while, in turn, the master
 # keys rotate (pspctl rotate-keys on either side), gateway 2 restarts (a new process, fresh keys), gateway 1
 # reloads its config (pspctl reload, a peer added and removed again) and a garbage flood (random and
 # replayed-then-corrupted PSP from a third namespace, tests/e2e/flood_tool.py, bounded rate) hits
@@ -24,7 +24,7 @@ set -uo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
-DURATION=480
+DURATION=420
 FLOOD_RATE=2000
 CYCLE_S=30
 RSS_SLACK_MB=${SOAK_RSS_SLACK_MB:-16}
