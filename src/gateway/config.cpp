@@ -4,6 +4,7 @@
 #include <array>
 #include <cctype>
 #include <charconv>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -643,8 +644,11 @@ Result<GatewayConfig, ConfigError> parse_config(std::string_view json_text, std:
 Result<GatewayConfig, ConfigError> load_config(const std::string& path, const ConfigInputs& inputs) {
   std::ifstream in(path);
   if (!in) return Err{ConfigError{path + ": cannot open"}};
+  // A directory opens but does not read: say so, rather than parse the empty text and blame the JSON.
+  if (std::filesystem::is_directory(path)) return Err{ConfigError{path + ": cannot read: is a directory"}};
   std::ostringstream text;
   text << in.rdbuf();
+  if (in.bad()) return Err{ConfigError{path + ": cannot read"}};
   return parse_config(text.str(), path, inputs);
 }
 

@@ -338,6 +338,18 @@ TEST(Config, LoadFromFile) {
   auto missing = load_config(path, {});
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.error().message, path + ": cannot open");
+  // Unreadable: a directory opens but does not read; the error names the path, not the JSON.
+  auto dir = load_config(::testing::TempDir(), {});
+  ASSERT_FALSE(dir.ok());
+  EXPECT_EQ(dir.error().message, ::testing::TempDir() + ": cannot read: is a directory");
+  // Empty and invalid files are JSON errors that name the file.
+  for (const char* text : {"", "{\"config\": ", "[1, 2]"}) {
+    std::ofstream(path) << text;
+    auto bad = load_config(path, {});
+    ASSERT_FALSE(bad.ok()) << text;
+    EXPECT_EQ(bad.error().message.rfind(path, 0), 0u) << bad.error().message;
+  }
+  std::remove(path.c_str());
 }
 
 TEST(Config, FleetEtcd) {

@@ -627,6 +627,7 @@ void Gateway::tick() {
                 [this](PortId port, std::span<const uint8_t> frame) { return slow_->transmit(port, frame); });
   (void)tm_->maintain_rotation();  // the slow path starts the re-keys it makes due right after this tick
   expire_idle_tunnels();
+  report_gone_ports();
   if (!flags_.stat_print) return;
   const auto now = std::chrono::steady_clock::now();
   if (now < next_stat_print_) return;
@@ -640,6 +641,26 @@ void Gateway::expire_idle_tunnels() {
   if (now < next_idle_check_) return;
   next_idle_check_ = now + idle_check_period(flags_.tunnel_idle_timeout);
   (void)tm_->expire_idle(dp_->activity(), flags_.tunnel_idle_timeout);
+}
+
+// A TAP deleted under the gateway (ip link del): its worker stopped polling it and counts what it can no
+// longer deliver as device_gone. One clear line, not one per frame; the rest of the gateway runs on.
+void Gateway::report_gone_ports() {
+  const auto now = std::chrono::steady_clock::now();
+  if (now < next_gone_check_) return;
+  next_gone_check_ = now + std::chrono::seconds(1);
+  const auto names = port_names();
+  gone_reported_.resize(names.size(), false);
+  for (const auto& w : worker_stats()) {
+    for (std::size_t i = 0; i < w.ports.size() && i < names.size(); ++i) {
+      if (gone_reported_[i] || w.ports[i].dropped(ports::DropReason::kDeviceGone) == 0) continue;
+      gone_reported_[i] = true;
+      log("port " + names[i] +
+              ": the device was removed under the gateway; its frames are dropped (counted as device_gone) "
+              "until the gateway is restarted",
+          LogLevel::kError);
+    }
+  }
 }
 
 void Gateway::print_stats() {
@@ -839,6 +860,7 @@ void Gateway::fill_psp_snapshot(const std::vector<WorkerStats>& stats, admin::St
                     {"exceptions_answered", sp.exceptions_answered},
                     {"exceptions_ignored", sp.exceptions_ignored},
                     {"samples", sp.samples},
+                    {"samples_not_written", sp.samples_not_written},
                     {"rekeys", sp.rekeys},
                     {"stale_peer_reports", sp.stale_peer_reports},
                     {"refreshes", sp.refreshes},

@@ -117,6 +117,7 @@ class Gateway final : public admin::AdminHandler {
   void log_limited(std::string_view line);  // lines a remote party can trigger
   void tick();
   void expire_idle_tunnels();
+  void report_gone_ports();  // logs once per port whose device was removed under the gateway
   void print_stats();
   void run_static();
   void wait_static(std::chrono::steady_clock::duration d);
@@ -177,6 +178,8 @@ class Gateway final : public admin::AdminHandler {
   std::atomic<bool> stopping_{false};
   std::chrono::steady_clock::time_point next_stat_print_{};
   std::chrono::steady_clock::time_point next_idle_check_{};
+  std::chrono::steady_clock::time_point next_gone_check_{};
+  std::vector<bool> gone_reported_;  // per port (port_names() order)
   std::string last_stats_;
 };
 

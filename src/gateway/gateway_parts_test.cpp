@@ -18,6 +18,7 @@
 #include "gateway/topology.hpp"
 #include "psp/header.hpp"
 #include "psp/key_ring.hpp"
+#include "psp/seal.hpp"
 
 namespace pspgw::gateway {
 namespace {
@@ -990,6 +991,36 @@ TEST_P(PspPipeline, SaReplacedBetweenEncapAndEncryptSealsUnderTheNewSpi) {
   deliver_to_b(wire);
   ASSERT_EQ(b_->sink.out.size(), 1u);
   EXPECT_EQ(b_->sink.out[0].target, port_target(1));
+  EXPECT_EQ(b_->workers[0]->counters.auth_failures, 0u);
+}
+
+// The S and D bits as the sender sealed them (they are in the AAD): S asks the receiver to sample, D is
+// carried and not acted on (DOCA's pipeline matches neither for delivery). The packet is delivered.
+TEST_P(PspPipeline, SenderSetSAndDBitsAreAuthenticatedAndDelivered) {
+  install_egress(spi_);
+  open_ingress();
+  const auto frame = vm_a_frame();
+  auto wire = encrypt_on_a(frame);
+  ASSERT_FALSE(wire.empty());
+  const std::size_t at = 14 + (a_->pip.is_v4() ? 20 : 40) + 8;  // the PSP header
+  auto h = psp::decode_header({&wire[at], wire.size() - at});
+  ASSERT_TRUE(h.ok());
+  h->sample = true;
+  h->drop = true;
+  std::vector<uint8_t> psp(wire.size() - at);  // header, the inner packet in the clear, room for the ICV
+  psp::encode_header(*h, psp);
+  std::copy(frame.begin() + 14, frame.end(), psp.begin() + static_cast<std::ptrdiff_t>(h->size()));
+  auto key = ring_b_.derive(spi_ & ~psp::kSpiSlotBit, psp::PspVersion::kAesGcm256);
+  ASSERT_TRUE(key.ok());
+  auto& aead = *a_->workers[0]->aead;
+  const auto sealing = aead.make_key(crypto::AeadAlg::kAesGcm256, key->view());
+  ASSERT_TRUE(psp::seal_packet(psp, *h, *sealing, aead).ok());
+  std::copy(psp.begin(), psp.end(), wire.begin() + static_cast<std::ptrdiff_t>(at));
+  EXPECT_EQ(wire[at + 3] & 0xc0, 0xc0);
+  deliver_to_b(wire);
+  ASSERT_EQ(b_->sink.out.size(), 1u);
+  EXPECT_EQ(b_->sink.out[0].target, port_target(1));
+  EXPECT_TRUE(std::equal(frame.begin() + 12, frame.end(), b_->sink.out[0].bytes.begin() + 12));
   EXPECT_EQ(b_->workers[0]->counters.auth_failures, 0u);
 }
 

@@ -250,6 +250,10 @@ void SlowPath::run() {
     if (refresh_requested_.exchange(false) || now >= next_tick) start_peer_jobs();
     if (now >= next_tick) {
       if (opts_.tick) opts_.tick();  // may rotate (timer, deferred rotation): re-keys follow below
+      // Samples reach the file within a tick (readable while the gateway runs; a full disk shows now).
+      if (pcap_) {
+        if (auto st = pcap_->flush(); !st) pcap_failed(st.error().message);
+      }
       flush_settled();
       next_tick = now + std::chrono::milliseconds(kTickMs);
       rekey_now = true;
@@ -462,14 +466,25 @@ void SlowPath::on_exception(std::span<const uint8_t> frame, PortId port, uint16_
 
 void SlowPath::on_sample(std::span<const uint8_t> frame, uint16_t reason) {
   BUMP(samples, 1);
+  BUMP(samples_not_written, pcap_off_ ? 1 : 0);
   const bool egress = reason == static_cast<uint16_t>(CpuReason::kSampleEgress);
   log(describe_sample(frame, egress ? "egress" : "ingress"));
   if (pcap_) {
     const auto now = std::chrono::system_clock::now().time_since_epoch();
     const auto us = std::chrono::duration_cast<std::chrono::microseconds>(now).count();
     ports::PcapTimestamp ts{static_cast<uint32_t>(us / 1000000), static_cast<uint32_t>(us % 1000000)};
-    if (auto s = pcap_->write(frame, ts); !s) log("--sample-pcap: " + s.error().message);
+    if (auto s = pcap_->write(frame, ts); !s) pcap_failed(s.error().message);
   }
+}
+
+// A sample file that cannot be written (disk full, I/O error): one line, the samples it lost counted, and
+// no more writes (no retry per sample, no line per sample). Samples are still logged; traffic is untouched.
+void SlowPath::pcap_failed(const std::string& why) {
+  BUMP(samples_not_written, pcap_->records() - pcap_->records_on_disk());
+  log("--sample-pcap: " + why + "; the file keeps the " + std::to_string(pcap_->records_on_disk()) +
+      " sample(s) written before, no more are written to it (samples are still logged)");
+  pcap_.reset();
+  pcap_off_ = true;
 }
 
 bool SlowPath::transmit(PortId port, std::span<const uint8_t> frame) {

@@ -94,6 +94,9 @@ struct SlowPathStats {
   uint64_t rekeys_failed = 0;       // re-key tries that failed (retried with backoff; summarised in the log)
   uint64_t stale_peer_reports = 0;  // workers' reports of packets our keys do not match
   uint64_t refreshes = 0;           // per-peer refresh jobs that completed
+
+  // Samples --sample-pcap lost to a failed write (disk full); the file is not written again.
+  uint64_t samples_not_written = 0;
 };
 
 struct SlowPathOptions {
@@ -143,6 +146,7 @@ class SlowPath {
   void on_egress_miss(std::span<const uint8_t> frame, PortId port, uint16_t worker);
   void on_exception(std::span<const uint8_t> frame, PortId port, uint16_t worker);
   void on_sample(std::span<const uint8_t> frame, uint16_t reason);
+  void pcap_failed(const std::string& why);
   void on_completion(const ExchangeRunner::Completion& c);
   void on_stale_report(std::span<const uint8_t> frame);
   void start_peer_jobs();
@@ -162,6 +166,7 @@ class SlowPath {
   UniqueFd wake_;
   std::unique_ptr<ExchangeRunner> exchanges_;
   std::optional<ports::PcapWriter> pcap_;
+  bool pcap_off_ = false;  // --sample-pcap failed (pcap_failed): samples are no longer written
   std::set<control::VipPair> rekeying_;
   std::atomic<bool> rekey_requested_{false};
   std::atomic<bool> refresh_requested_{false};

@@ -142,7 +142,11 @@ void PacketWorker::run() {
       } else if (ready[i] == 0) {
         poll_port(*cfg_.network, true);
       } else if (ready[i] <= cfg_.hosts.size()) {
-        poll_port(*cfg_.hosts[ready[i] - 1], false);
+        ports::Port& host = *cfg_.hosts[ready[i] - 1];
+        poll_port(host, false);
+        // A deleted TAP polls as an error for ever: stop watching it (frames toward it are counted as
+        // device_gone by its tx_burst; the control thread logs it once).
+        if (host.gone()) (void)poller->remove(host.fd());
       }
     }
     drain_from_cpu();

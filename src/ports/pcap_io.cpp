@@ -1,5 +1,7 @@
 #include "ports/pcap_io.hpp"
 
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
 #include <system_error>
@@ -164,16 +166,30 @@ Status<PcapError> PcapWriter::append(const void* p, std::size_t n) {
 }
 
 Status<PcapError> PcapWriter::flush() {
+  if (failed_) return Err{*failed_};
   if (!file_) return Err{PcapError{path_ + ": write after close"}};
-  if (!buf_.empty() && std::fwrite(buf_.data(), 1, buf_.size(), file_.get()) != buf_.size()) {
-    return Err{PcapError{"write to " + path_ + " failed: " + errno_text(errno)}};
+  if (buf_.empty()) return {};
+  if (std::fwrite(buf_.data(), 1, buf_.size(), file_.get()) != buf_.size() || std::fflush(file_.get()) != 0) {
+    failed_ = PcapError{"write to " + path_ + " failed: " + errno_text(errno)};
+    // A partial record would end the file mid-record: cut back to the last complete flush (best effort;
+    // a device such as /dev/full has no length to cut).
+    (void)::ftruncate(::fileno(file_.get()), static_cast<off_t>(bytes_on_disk_));
+    buf_.clear();
+    return Err{*failed_};
   }
+  bytes_on_disk_ += buf_.size();
+  records_on_disk_ = records_;
   buf_.clear();
   return {};
 }
 
 Status<PcapError> PcapWriter::write(std::span<const uint8_t> frame, PcapTimestamp ts, uint32_t orig_len) {
+  if (failed_) return Err{*failed_};
   const PcapRecordHeader h{ts.sec, ts.usec, static_cast<uint32_t>(frame.size()), orig_len};
+  // A flush writes whole records only (it may fail and cut the file back to one).
+  if (buf_.size() + sizeof h + frame.size() > kBufferSize) {
+    if (auto st = flush(); !st) return st;
+  }
   if (auto st = append(&h, sizeof h); !st) return st;
   if (auto st = append(frame.data(), frame.size()); !st) return st;
   ++records_;

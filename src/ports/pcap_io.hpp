@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -135,20 +136,27 @@ class PcapWriter {
   }
   // The whole batch, ts[i] for batch[i], caplen = len = packet size.
   Status<PcapError> write_batch(const net::PacketBatch& batch, std::span<const PcapTimestamp> ts);
+  // Writes what is buffered to the file now (the buffer otherwise fills to 1 MiB first). A failed write
+  // (disk full) cuts the file back to its last complete record, drops the buffered records and fails every
+  // later call at once, without touching the disk again: the file stays readable up to the failure.
+  Status<PcapError> flush();
   // Flushes and closes; reports a failed write (disk full) that buffering may have deferred.
   Status<PcapError> close();
   uint64_t records() const { return records_; }
+  uint64_t records_on_disk() const { return records_on_disk_; }  // records a successful flush wrote
 
  private:
   PcapWriter(std::string path, FilePtr file) : path_(std::move(path)), file_(std::move(file)) {}
   Status<PcapError> append(const void* p, std::size_t n);
-  Status<PcapError> flush();
 
   static constexpr std::size_t kBufferSize = 1 << 20;
   std::string path_;
   FilePtr file_;
   std::vector<uint8_t> buf_;
   uint64_t records_ = 0;
+  uint64_t records_on_disk_ = 0;
+  uint64_t bytes_on_disk_ = 0;
+  std::optional<PcapError> failed_;  // the first failed write: every later call returns it
 };
 
 }  // namespace pspgw::ports

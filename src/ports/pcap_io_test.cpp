@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/resource.h>
+
+#include <csignal>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -238,6 +241,61 @@ TEST(PcapWriter, ReportsUncreatableFile) {
   auto w = PcapWriter::create("/nonexistent-dir/x.pcap", 100);
   ASSERT_FALSE(w.ok());
   EXPECT_NE(w.error().message.find("cannot create /nonexistent-dir/x.pcap"), std::string::npos);
+}
+
+// Disk full: /dev/full fails every write with ENOSPC. The failure is reported once it happens (flush or a
+// full buffer) and every later call fails at once, without writing again.
+TEST(PcapWriter, DiskFullFailsOnceAndStaysFailedWithoutWriting) {
+  auto w = PcapWriter::create("/dev/full", 100);
+  ASSERT_TRUE(w.ok()) << w.error().message;
+  const std::vector<uint8_t> frame(60, 0x5a);
+  EXPECT_TRUE(w->write(frame, {1, 2}).ok());  // buffered
+  auto st = w->flush();
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message.find("write to /dev/full failed: No space left on device"), std::string::npos)
+      << st.error().message;
+  EXPECT_EQ(w->records_on_disk(), 0u);
+  EXPECT_FALSE(w->write(frame, {1, 3}).ok());
+  EXPECT_EQ(w->records(), 1u);  // the refused record was not taken
+  EXPECT_FALSE(w->flush().ok());
+  EXPECT_FALSE(w->close().ok());
+}
+
+// A file that fills up part-way through a flush (here: RLIMIT_FSIZE, as a small file system would) is cut
+// back to its last complete record: a reader gets every record written before, and no torn one.
+TEST(PcapWriter, AFileThatFillsUpEndsOnItsLastCompleteRecord) {
+  const std::string path = temp_path("full.pcap");
+  auto w = PcapWriter::create(path, 200);
+  ASSERT_TRUE(w.ok());
+  const std::vector<uint8_t> frame(100, 0x11);
+  for (uint32_t i = 0; i < 3; ++i) ASSERT_TRUE(w->write(frame, {i, 0}).ok());
+  ASSERT_TRUE(w->flush().ok());
+  const auto size = static_cast<rlim_t>(slurp(path).size());
+  ASSERT_EQ(size, 24u + 3u * (16u + 100u));
+  rlimit old{};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old), 0);
+  auto* const old_handler = std::signal(SIGXFSZ, SIG_IGN);  // EFBIG instead of the signal
+  rlimit small = old;
+  small.rlim_cur = size + 50;  // room for a record header and part of its frame
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+  for (uint32_t i = 3; i < 6; ++i) ASSERT_TRUE(w->write(frame, {i, 0}).ok());
+  const auto st = w->flush();
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &old), 0);
+  std::signal(SIGXFSZ, old_handler);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message.find("File too large"), std::string::npos) << st.error().message;
+  EXPECT_EQ(w->records_on_disk(), 3u);
+  EXPECT_EQ(slurp(path).size(), size) << "cut back to the last complete record";
+  auto r = PcapReader::open(path);
+  ASSERT_TRUE(r.ok());
+  net::PacketPool pool(1);
+  net::Packet* p = pool.alloc();
+  PcapRecord rec;
+  int n = 0;
+  for (auto more = r->next(*p, rec); more.ok() && *more; more = r->next(*p, rec)) ++n;
+  EXPECT_EQ(n, 3);
+  pool.free(p);
+  std::remove(path.c_str());
 }
 
 }  // namespace

@@ -22,6 +22,8 @@ std::string_view to_string(DropReason r) {
       return "tx_error";
     case DropReason::kWire:
       return "wire";
+    case DropReason::kDeviceGone:
+      return "device_gone";
     case DropReason::kCount:
       break;
   }

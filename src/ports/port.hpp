@@ -27,6 +27,7 @@ enum class DropReason : uint8_t {
   kTxQueueFull,    // tx: the kernel queue is full (EAGAIN); never retried, like a full NIC ring
   kTxError,        // tx: write/sendmmsg failed for this packet (EMSGSIZE, ENETUNREACH, ...)
   kWire,           // tx (memory double): dropped by the test wire's hook
+  kDeviceGone,     // rx/tx: the device was removed under the port (a TAP deleted): the port stays down
   kCount,
 };
 inline constexpr std::size_t kDropReasonCount = static_cast<std::size_t>(DropReason::kCount);
@@ -80,6 +81,10 @@ class Port {
   virtual const PortStats& stats() const = 0;
   // Smallest pool buffer size rx_burst needs to receive every frame whole (see kGsoRxBufferSize).
   virtual uint32_t min_rx_buffer() const = 0;
+  // True once the device behind the port went away (a TAP deleted with `ip link del`): its descriptor
+  // polls as an error forever, so the caller stops polling it; rx_burst returns nothing and tx_burst drops
+  // (kDeviceGone) without a syscall.
+  virtual bool gone() const { return false; }
 
  protected:
   Port() = default;

@@ -110,6 +110,7 @@ uint32_t TapPort::min_rx_buffer() const {
 }
 
 std::size_t TapPort::rx_burst(net::PacketPool& pool, net::PacketBatch& out) {
+  if (gone_) return 0;
   const std::size_t first = out.size();
   bool more = pending_ == nullptr || drain_pending(pool, out);
   while (more && !out.full() && pending_ == nullptr) more = read_one(pool, out);
@@ -128,7 +129,12 @@ bool TapPort::read_one(net::PacketPool& pool, net::PacketBatch& out) {
   const ssize_t n = ::readv(fd_.get(), iov, 2);
   if (n < 0) {
     pool.free(p);
-    if (!would_block(errno)) stats_.drop(DropReason::kRxError);
+    if (errno == EBADFD) {  // the device was deleted under us (tun_chr_read_iter): down for good
+      gone_ = true;
+      stats_.drop(DropReason::kDeviceGone);
+    } else if (!would_block(errno)) {
+      stats_.drop(DropReason::kRxError);
+    }
     return false;
   }
   // TUN returns the frame's full length even when it copied less (tun_put_user).
@@ -200,6 +206,10 @@ bool TapPort::drain_pending(net::PacketPool& pool, net::PacketBatch& out) {
 }
 
 std::size_t TapPort::tx_burst(const net::PacketBatch& pkts) {
+  if (gone_) {
+    stats_.drop(DropReason::kDeviceGone, pkts.size());
+    return 0;
+  }
   std::array<std::span<const uint8_t>, net::kMaxBatch> frames;
   for (std::size_t i = 0; i < pkts.size(); ++i) frames[i] = {pkts[i]->data(), pkts[i]->size()};
   const std::span<const std::span<const uint8_t>> batch(frames.data(), pkts.size());
@@ -214,7 +224,11 @@ std::size_t TapPort::tx_burst(const net::PacketBatch& pkts) {
   for (std::size_t i = 0; i < writes; ++i) {
     const CoalescedWrite& w = writes_[i];
     if (!write_one(w, batch)) {
-      stats_.drop(would_block(errno) ? DropReason::kTxQueueFull : DropReason::kTxError, w.count);
+      gone_ = gone_ || errno == EBADFD;
+      stats_.drop(gone_                ? DropReason::kDeviceGone
+                  : would_block(errno) ? DropReason::kTxQueueFull
+                                       : DropReason::kTxError,
+                  w.count);
       continue;
     }
     sent += w.count;

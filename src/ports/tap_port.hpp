@@ -77,6 +77,7 @@ class TapPort final : public Port {
   PortId id() const override { return config_.id; }
   const PortStats& stats() const override { return stats_; }
   uint32_t min_rx_buffer() const override;
+  bool gone() const override { return gone_; }
 
   unsigned offloads() const { return offloads_; }  // TUN_F_* bits the kernel accepted
   uint32_t mtu() const { return mtu_; }
@@ -96,6 +97,7 @@ class TapPort final : public Port {
   unsigned offloads_ = 0;
   uint32_t mtu_ = 0;
   PortStats stats_;
+  bool gone_ = false;  // the device was deleted: read/write fail with EBADFD from now on
   // A super-packet part-way through segmentation (the batch filled up), and its pool.
   net::Packet* pending_ = nullptr;
   net::PacketPool* pending_pool_ = nullptr;

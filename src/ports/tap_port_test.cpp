@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <thread>
@@ -161,6 +162,40 @@ TEST_F(TapTest, OpensWithOffloads) {
     EXPECT_EQ(plain->offloads(), 0U);
     EXPECT_LT(plain->min_rx_buffer(), kGsoRxBufferSize);
     EXPECT_FALSE(TapPort::open(TapConfig{.name = std::string(IFNAMSIZ, 'x')}).ok());
+  });
+}
+
+// A TAP deleted under the port (`ip link del`): its descriptor then polls as an error for ever and every
+// read/write fails with EBADFD. The port says so (gone()), counts one device_gone for the read and every
+// frame sent to it, and makes no more syscalls: a worker that stops polling it does not spin.
+TEST_F(TapTest, DeletedDeviceIsGoneCountedAndNotAnErrorLoop) {
+  run([] {
+    auto tap = open_tap(TapConfig{.name = "pspt0"});
+    ASSERT_TRUE(tap);
+    EXPECT_FALSE(tap->gone());
+    ASSERT_EQ(std::system("ip link del pspt0"), 0);  // a child forked from this thread: our namespace
+    pollfd pfd{tap->fd(), POLLIN, 0};
+    ASSERT_EQ(::poll(&pfd, 1, 1000), 1);
+    EXPECT_NE(pfd.revents & POLLERR, 0) << "level-triggered: polling it again would spin";
+    net::PacketPool pool(8, kGsoRxBufferSize);
+    net::PacketBatch in;
+    EXPECT_EQ(tap->rx_burst(pool, in), 0U);
+    EXPECT_TRUE(tap->gone());
+    EXPECT_EQ(tap->stats().dropped(DropReason::kDeviceGone), 1U);
+    EXPECT_EQ(tap->stats().dropped(DropReason::kRxError), 0U);
+    EXPECT_EQ(tap->rx_burst(pool, in), 0U);
+    EXPECT_EQ(tap->stats().dropped(DropReason::kDeviceGone), 1U);  // no second read
+    net::PacketBatch out;
+    for (int i = 0; i < 3; ++i) {
+      net::Packet* p = pool.alloc();
+      ASSERT_NE(p, nullptr);
+      ASSERT_TRUE(p->assign(std::vector<uint8_t>(60, 0xab)));
+      out.push(p);
+    }
+    EXPECT_EQ(tap->tx_burst(out), 0U);
+    EXPECT_EQ(tap->stats().dropped(DropReason::kDeviceGone), 4U);
+    EXPECT_EQ(tap->stats().dropped(DropReason::kTxError), 0U);
+    for (net::Packet* p : out) pool.free(p);
   });
 }
 
