@@ -19,6 +19,7 @@
 #include "crypto/aead.hpp"
 #include "gateway/path_mtu.hpp"
 #include "gateway/reload.hpp"
+#include "ports/steering.hpp"
 #include "ports/tap_port.hpp"
 #include "ports/udp_port.hpp"
 
@@ -224,22 +225,38 @@ std::vector<std::pair<net::IpAddr, std::size_t>> vip_ports(const std::vector<Hos
 
 PortFactory system_ports(bool udp_gso) {
   PortFactory f;
-  f.host = [](uint16_t /*worker*/, uint16_t workers, std::size_t /*index*/, const HostPortConfig& cfg,
-              PortId id) -> Result<std::unique_ptr<ports::Port>, std::string> {
+  // Both directions of a flow on one worker (ports/steering.hpp): queue w of each TAP and socket w of the
+  // UDP reuseport group are worker w's, and both are chosen from the flow hash's low bits. Where the kernel
+  // refuses a program, its own choice stays (each direction still on one worker) and the log says why.
+  auto steering = std::make_shared<std::vector<std::string>>();
+  f.steering = [steering] {
+    std::string s =
+        "workers: both directions of a flow on one worker (TAP queue and UDP socket by flow hash)";
+    if (!steering->empty()) s = "workers: flows not steered by hash (kernel refused:";
+    for (const std::string& why : *steering) s += " " + why;
+    return steering->empty() ? s : s + "); each direction still stays on one worker";
+  };
+  f.host = [steering](uint16_t worker, uint16_t workers, std::size_t /*index*/, const HostPortConfig& cfg,
+                      PortId id) -> Result<std::unique_ptr<ports::Port>, std::string> {
     ports::TapConfig tc;
     tc.name = cfg.name;
     tc.id = id;
     tc.mtu = cfg.mtu;
-    tc.multi_queue = workers > 1;  // one queue per worker: the kernel keeps each flow on one queue
+    tc.multi_queue = workers > 1;  // one queue per worker
     auto tap = ports::TapPort::open(tc);
     if (!tap) return Err{"TAP " + tc.name + ": " + tap.error().message()};
+    if (workers > 1 && worker == 0) {  // the program is the device's: one attach serves every queue
+      if (auto s = ports::attach_tap_steering((*tap)->fd()); !s)
+        steering->push_back("TAP " + tc.name + ": " + s.error().message());
+    }
     return std::unique_ptr<ports::Port>(std::move(*tap));
   };
   // Every worker sends from the same source ports (worker 0's), so a flow's source port follows its hash
   // only.
   auto shared_source_ports = std::make_shared<std::vector<uint16_t>>();
-  f.network = [udp_gso, shared_source_ports](uint16_t worker, uint16_t workers, const net::IpAddr& local_pip,
-                                             PortId id) -> Result<std::unique_ptr<ports::Port>, std::string> {
+  f.network = [udp_gso, shared_source_ports, steering](
+                  uint16_t worker, uint16_t workers, const net::IpAddr& local_pip,
+                  PortId id) -> Result<std::unique_ptr<ports::Port>, std::string> {
     ports::UdpConfig uc;
     uc.local = local_pip;
     uc.id = id;
@@ -251,6 +268,10 @@ PortFactory system_ports(bool udp_gso) {
     uc.gso = udp_gso;
     auto udp = ports::UdpPort::open(uc);
     if (!udp) return Err{"UDP " + local_pip.to_string() + ":1000: " + udp.error().message()};
+    if (workers > 1 && worker == 0) {  // the program is the reuseport group's: the later sockets join it
+      if (auto s = ports::attach_reuseport_steering((*udp)->fd(), local_pip.family, workers); !s)
+        steering->push_back("UDP: " + s.error().message());
+    }
     if (worker == 0) *shared_source_ports = (*udp)->source_ports();
     return std::unique_ptr<ports::Port>(std::move(*udp));
   };
@@ -492,6 +513,7 @@ Status<std::string> Gateway::open_workers() {
     workers_.push_back(
         std::make_unique<PacketWorker>(std::move(wc), *topo_, *sa_epoch_, *worker_psp_[w], host_ports_));
   }
+  if (nworkers > 1 && port_factory_.steering) log(port_factory_.steering(), LogLevel::kInfo);
   return {};
 }
 

@@ -53,6 +53,9 @@ struct PortFactory {
   std::function<Result<std::unique_ptr<ports::Port>, std::string>(uint16_t worker, uint16_t workers,
                                                                   const net::IpAddr& local_pip, PortId id)>
       network;
+  // With several workers: how the ports steer a flow's packets to workers, for the start-up log (system
+  // ports: the TAP and UDP steering programs, or why the kernel refused them; ports/steering.hpp).
+  std::function<std::string()> steering;
 };
 // udp_gso: valid UDP checksums + UDP GSO on transmit instead of the spec's zero checksum.
 PortFactory system_ports(bool udp_gso = false);
