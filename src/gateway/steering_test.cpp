@@ -120,7 +120,7 @@ uint32_t run_program(int prog_fd, const std::vector<uint8_t>& frame) {
   attr.test.data_size_in = static_cast<uint32_t>(in.size());
   attr.test.repeat = 1;
   if (::syscall(SYS_bpf, BPF_PROG_TEST_RUN, &attr, sizeof(attr)) != 0) {
-    ADD_FAILURE() << "BPF_PROG_TEST_RUN: " << std::strerror(errno);
+    ADD_FAILURE() << ports::SysError{"BPF_PROG_TEST_RUN", errno}.message();
     return ~0u;
   }
   return attr.test.retval;
@@ -177,6 +177,7 @@ uint16_t local_port(int fd) {
 // Which of `socks` the datagram arrived on (-1: none within the deadline).
 int arrival(const std::vector<UniqueFd>& socks) {
   std::vector<pollfd> pfds;
+  pfds.reserve(socks.size());
   for (const UniqueFd& s : socks) pfds.push_back({s.get(), POLLIN, 0});
   if (::poll(pfds.data(), pfds.size(), 2000) <= 0) return -1;
   for (std::size_t i = 0; i < socks.size(); ++i) {
@@ -199,7 +200,7 @@ TEST(Steering, ReuseportProgramPicksTheSocketOfTheSourcePort) {
         const int one = 1;
         ASSERT_EQ(::setsockopt(s.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)), 0);
         if (!bind_to(s.get(), family, port)) {
-          ASSERT_NE(family, AF_INET) << "bind 127.0.0.1: " << std::strerror(errno);
+          ASSERT_NE(family, AF_INET) << ports::SysError{"bind 127.0.0.1", errno}.message();
           GTEST_SKIP() << "no IPv6 loopback";
         }
         port = local_port(s.get());

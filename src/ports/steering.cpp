@@ -48,7 +48,8 @@ class Asm {
   void alu32_x(uint8_t o, uint8_t dst, uint8_t src) { op(BPF_ALU | o | BPF_X, dst, src, 0, 0); }
   void alu32_k(uint8_t o, uint8_t dst, int32_t imm) { op(BPF_ALU | o | BPF_K, dst, 0, 0, imm); }
   void ld_imm64(uint8_t dst, uint64_t v) {
-    op(BPF_LD | BPF_DW | BPF_IMM, dst, 0, 0, static_cast<int32_t>(static_cast<uint32_t>(v)));
+    // BPF_LD | BPF_DW | BPF_IMM; the class BPF_LD is 0.
+    op(BPF_DW | BPF_IMM, dst, 0, 0, static_cast<int32_t>(static_cast<uint32_t>(v)));
     op(0, 0, 0, 0, static_cast<int32_t>(static_cast<uint32_t>(v >> 32)));
   }
   // R0 = the big-endian value of `size` (BPF_B/H/W) at skb data + R7 + off, as a host number.
