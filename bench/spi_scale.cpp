@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <stdexcept>
 #include <string_view>
 #include <vector>
 
@@ -35,6 +36,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr std::size_t kBatch = 32;
 constexpr std::size_t kFrames = 100000;
+constexpr std::size_t kOpened = kFrames / kBatch * kBatch;  // a pass opens whole batches
 constexpr std::size_t kEth = 14;
 constexpr psp::PspVersion kVersion = psp::PspVersion::kAesGcm128;
 
@@ -139,16 +141,13 @@ struct Setup {
   double pass() {
     const auto t0 = Clock::now();
     for (std::size_t i = 0; i + kBatch <= kFrames; i += kBatch) {
-      if (!open_batch(frames, i, keys, *aead, *scratch)) {
-        std::fprintf(stderr, "bench_spi_scale: an open failed\n");
-        std::exit(1);
-      }
+      if (!open_batch(frames, i, keys, *aead, *scratch)) throw std::runtime_error("an open failed");
     }
     const double t = std::chrono::duration<double>(Clock::now() - t0).count();
     for (std::size_t i = 0; i < kFrames; ++i) frames.restore(i);
     return t;
   }
-  double mpps(double seconds) const { return static_cast<double>(kFrames / kBatch * kBatch) / seconds / 1e6; }
+  double mpps(double seconds) const { return static_cast<double>(kOpened) / seconds / 1e6; }
 
   std::unique_ptr<crypto::AeadBackend> aead;
   psp::KeyRing ring;
@@ -165,8 +164,10 @@ double median(std::vector<double> v) {
 }  // namespace
 }  // namespace pspgw::bench
 
-int main(int argc, char** argv) {
-  using namespace pspgw::bench;
+namespace pspgw::bench {
+namespace {
+
+int run(int argc, char** argv) {
   bool table = false;
   std::size_t len = 64;
   for (int i = 1; i < argc; ++i) {
@@ -200,4 +201,16 @@ int main(int argc, char** argv) {
         len, 100 * rm, 100 * rs, mp);
   }
   return 0;
+}
+
+}  // namespace
+}  // namespace pspgw::bench
+
+int main(int argc, char** argv) {
+  try {
+    return pspgw::bench::run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_spi_scale: %s\n", e.what());
+    return 1;
+  }
 }
