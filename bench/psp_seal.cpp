@@ -7,9 +7,10 @@
 //                                subtracted)
 //   raw_seal/<v>/<inner bytes>   IMB_AESxxx_GCM_ENC (v0/v1) or IMB_AESxxx_GMAC_* (v2/v3) called directly on
 //                                32 buffers [PSP header][inner packet][tag], in place: no project code
-//   psp_open/...                 what decrypt() + decap() run: plan_decap + prepare_open (warm KeyCache) per
-//                                packet, one AeadBackend::open call, finish_open, then plan_decap +
-//                                parse_open + finish_decap per packet; then the sealed frame is copied back
+//   psp_open/...                 what decrypt() + decap() run: plan_decap (into the packet's metadata) +
+//                                prepare_open (warm KeyCache) per packet, one AeadBackend::open call,
+//                                finish_open, then finish_planned_decap from the kept plan per packet; then
+//                                the sealed frame is copied back
 //   raw_open/...                 IMB GCM_DEC / GMAC + tag compare per buffer, then the sealed bytes
 //                                copied back
 //   restore_raw/<bytes>          the copy-back of each side alone (restore_frame/: the daemon's frames),
@@ -184,11 +185,12 @@ class DaemonPath {
   }
 
   bool open() {
-    // decrypt(): DecryptAction::apply's loop, its one AEAD call and the verdicts.
+    // decrypt(): DecryptAction::apply's loop (the plan kept in the packet's metadata), its one AEAD call
+    // and the verdicts.
     std::size_t n = 0;
     for (std::size_t p = 0; p < kBatch; ++p) {
       net::Packet& pkt = *batch_[p];
-      psp::DecapPlan plan;
+      psp::DecapPlan& plan = pkt.meta.decap_plan;
       if (psp::steps::plan_decap(pkt.bytes(), plan) != psp::DropReason::kNone ||
           psp::detail::prepare_open_slot(pkt.bytes().subspan(plan.psp_offset, plan.psp_len), *keys_, scratch_,
                                          n) != psp::DropReason::kNone)
@@ -197,17 +199,21 @@ class DaemonPath {
     }
     aead_->open({scratch_.ops.data(), n});
     bool ok = true;
-    for (std::size_t j = 0; j < n; ++j) ok &= psp::finish_open(scratch_.ops[j]) == psp::DropReason::kNone;
-    // decap(): DecapAction::apply's loop (the workload MAC stores included).
+    for (std::size_t j = 0; j < n; ++j) {
+      const psp::DropReason r = psp::finish_open(scratch_.ops[j]);
+      batch_[scratch_.pkt_index[j]]->meta.syndrome = static_cast<uint8_t>(r);
+      ok &= r == psp::DropReason::kNone;
+    }
+    // decap(): DecapAction::apply's loop: the frame restored from decrypt()'s plan (the mode checked first),
+    // then the workload MAC stores.
     for (std::size_t p = 0; p < kBatch; ++p) {
       net::Packet& pkt = *batch_[p];
-      psp::DecapPlan plan;
-      psp::PspLayout layout;
-      psp::OpenInfo info;
-      if (psp::steps::plan_decap(pkt.bytes(), plan) != psp::DropReason::kNone ||
-          psp::parse_open(pkt.bytes().subspan(plan.psp_offset, plan.psp_len), layout) !=
-              psp::DropReason::kNone ||
-          psp::steps::finish_decap(pkt, plan, layout, info) != psp::DropReason::kNone)
+      const psp::DecapPlan& plan = pkt.meta.decap_plan;
+      if (pkt.meta.syndrome != static_cast<uint8_t>(psp::DropReason::kNone) || plan.psp_len == 0 ||
+          plan.psp_offset + plan.psp_len > pkt.size())
+        return false;
+      const uint8_t nh = psp::steps::planned_next_header(pkt, plan);
+      if ((nh != 4 && nh != 41) || psp::steps::finish_planned_decap(pkt, plan) != psp::DropReason::kNone)
         return false;
       std::memcpy(pkt.data(), eth_.data(), eth_.size());
     }

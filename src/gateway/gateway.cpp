@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <iostream>
 #include <map>
@@ -20,6 +21,7 @@
 #include "gateway/fleet_mode.hpp"
 #include "gateway/path_mtu.hpp"
 #include "gateway/reload.hpp"
+#include "ports/steering.hpp"
 #include "ports/tap_port.hpp"
 #include "ports/udp_port.hpp"
 
@@ -28,7 +30,17 @@ namespace {
 
 using nlohmann::json;
 
+// Each worker's cache of prepared receive keys (psp/key_cache.hpp): one key per tunnel it receives on,
+// so it is sized for -x tunnels (every flow of every tunnel may land on any worker), within bounds. With
+// 100,000 active SPIs a 4096-key cache derived a key for almost every packet (24% of the 1-SPI decrypt rate
+// at 64 B, bench_spi_scale); sized for them, 84%. Keys are made on first use (~1.1 KB each with
+// intel-ipsec-mb): idle tunnels cost an empty slot (24 bytes), not a key.
 constexpr std::size_t kKeyCacheEntries = 4096;
+constexpr std::size_t kMaxKeyCacheEntries = std::size_t{1} << 17;
+std::size_t key_cache_entries(uint32_t max_tunnels) {
+  return std::clamp<std::size_t>(std::bit_ceil(std::size_t{max_tunnels}), kKeyCacheEntries,
+                                 kMaxKeyCacheEntries);
+}
 constexpr auto kStatPrintPeriod = std::chrono::seconds(1);
 constexpr auto kStaticRecheck = std::chrono::seconds(1);
 
@@ -225,8 +237,19 @@ std::vector<std::pair<net::IpAddr, std::size_t>> vip_ports(const std::vector<Hos
 
 PortFactory system_ports(bool udp_zero_checksum) {
   PortFactory f;
-  f.host = [](uint16_t /*worker*/, uint16_t workers, std::size_t /*index*/, const HostPortConfig& cfg,
-              PortId id) -> Result<std::unique_ptr<ports::Port>, std::string> {
+  // Both directions of a flow on one worker (ports/steering.hpp): queue w of each TAP and socket w of the
+  // UDP reuseport group are worker w's, and both are chosen from the flow hash's low bits. Where the kernel
+  // refuses a program, its own choice stays (each direction still on one worker) and the log says why.
+  auto steering = std::make_shared<std::vector<std::string>>();
+  f.steering = [steering] {
+    std::string s =
+        "workers: both directions of a flow on one worker (TAP queue and UDP socket by flow hash)";
+    if (!steering->empty()) s = "workers: flows not steered by hash (kernel refused:";
+    for (const std::string& why : *steering) s += " " + why;
+    return steering->empty() ? s : s + "); each direction still stays on one worker";
+  };
+  f.host = [steering](uint16_t worker, uint16_t workers, std::size_t /*index*/, const HostPortConfig& cfg,
+                      PortId id) -> Result<std::unique_ptr<ports::Port>, std::string> {
     ports::TapConfig tc;
     tc.name = cfg.name;
     tc.id = id;
@@ -237,12 +260,16 @@ PortFactory system_ports(bool udp_zero_checksum) {
     tc.coalesce_tx = cfg.role == HostPortRole::kWorkload;
     auto tap = ports::TapPort::open(tc);
     if (!tap) return Err{"TAP " + tc.name + ": " + tap.error().message()};
+    if (workers > 1 && worker == 0) {  // the program is the device's: one attach serves every queue
+      if (auto s = ports::attach_tap_steering((*tap)->fd()); !s)
+        steering->push_back("TAP " + tc.name + ": " + s.error().message());
+    }
     return std::unique_ptr<ports::Port>(std::move(*tap));
   };
   // Every worker sends from the same source ports (worker 0's), so a flow's source port follows its hash
   // only.
   auto shared_source_ports = std::make_shared<std::vector<uint16_t>>();
-  f.network = [udp_zero_checksum, shared_source_ports](
+  f.network = [udp_zero_checksum, shared_source_ports, steering](
                   uint16_t worker, uint16_t workers, const net::IpAddr& local_pip,
                   PortId id) -> Result<std::unique_ptr<ports::Port>, std::string> {
     ports::UdpConfig uc;
@@ -258,6 +285,10 @@ PortFactory system_ports(bool udp_zero_checksum) {
     uc.gro = true;
     auto udp = ports::UdpPort::open(uc);
     if (!udp) return Err{"UDP " + local_pip.to_string() + ":1000: " + udp.error().message()};
+    if (workers > 1 && worker == 0) {  // the program is the reuseport group's: the later sockets join it
+      if (auto s = ports::attach_reuseport_steering((*udp)->fd(), local_pip.family, workers); !s)
+        steering->push_back("UDP: " + s.error().message());
+    }
     if (worker == 0) *shared_source_ports = (*udp)->source_ports();
     return std::unique_ptr<ports::Port>(std::move(*udp));
   };
@@ -309,7 +340,8 @@ Status<std::string> Gateway::build() {
   for (uint16_t w = 0; w < nworkers; ++w) {
     auto backend = crypto::make_default_backend();
     if (!backend) return Err{std::string("no AES-GCM backend available")};
-    worker_psp_.push_back(std::make_unique<WorkerPsp>(w, std::move(backend), kKeyCacheEntries));
+    worker_psp_.push_back(
+        std::make_unique<WorkerPsp>(w, std::move(backend), key_cache_entries(flags_.max_tunnels)));
   }
   sa_epoch_ = std::make_unique<flow::EpochDomain>(nworkers);
   sas_ = std::make_unique<SaTable>(sa_capacity(flags_.max_tunnels), *sa_epoch_);
@@ -499,6 +531,7 @@ Status<std::string> Gateway::open_workers() {
     workers_.push_back(
         std::make_unique<PacketWorker>(std::move(wc), *topo_, *sa_epoch_, *worker_psp_[w], host_ports_));
   }
+  if (nworkers > 1 && port_factory_.steering) log(port_factory_.steering(), LogLevel::kInfo);
   return {};
 }
 

@@ -55,6 +55,9 @@ struct PortFactory {
   std::function<Result<std::unique_ptr<ports::Port>, std::string>(uint16_t worker, uint16_t workers,
                                                                   const net::IpAddr& local_pip, PortId id)>
       network;
+  // With several workers: how the ports steer a flow's packets to workers, for the start-up log (system
+  // ports: the TAP and UDP steering programs, or why the kernel refused them; ports/steering.hpp).
+  std::function<std::string()> steering;
 };
 // udp_zero_checksum: the spec's UDP checksum 0 on transmit (and so no UDP GSO) instead of valid checksums
 // with UDP GSO, the default (README "Speed": why).

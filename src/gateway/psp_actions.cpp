@@ -156,7 +156,7 @@ class DecryptAction final : public flow::BatchAction {
     std::size_t n = 0;
     for (std::size_t i = 0; i < pkts.size(); ++i) {
       net::Packet& pkt = *pkts[i];
-      psp::DecapPlan plan;
+      psp::DecapPlan& plan = pkt.meta.decap_plan;  // kept for decap() (INGR_ACL): the frame is parsed once
       psp::DropReason r = psp::steps::plan_decap(pkt.bytes(), plan);
       if (r == psp::DropReason::kNone) {
         r = psp::detail::prepare_open_slot(pkt.bytes().subspan(plan.psp_offset, plan.psp_len), w.keys, s, n);
@@ -209,6 +209,30 @@ class DecapAction final : public flow::BatchAction {
 
  private:
   uint8_t decap_one(net::Packet& pkt, uint64_t host_port) const {
+    if (const uint8_t r = restore(pkt); r != 0) return r;
+    if (host_port >= ctx_.host_ports->size()) return drop(GatewayDrop::kNoWorkload);
+    const HostPortInfo& port = *(*ctx_.host_ports)[host_port];
+    const uint64_t mac =
+        ctx_.decap_dmac != 0 ? ctx_.decap_dmac : port.workload_mac.load(std::memory_order_relaxed);
+    if (mac == 0) return drop(GatewayDrop::kNoWorkload);
+    uint8_t* d = pkt.data();
+    HostPortInfo::unpack_mac(mac, d);
+    std::memcpy(d + 6, port.gateway_mac.bytes.data(), 6);
+    return 0;
+  }
+
+  // The frame as decrypt() planned it, when decrypt() opened it (the common case: PSP_DECRYPT, INGR_SAMP,
+  // then INGR_ACL); else (a frame decrypt() did not open) planned and parsed here.
+  static uint8_t restore(net::Packet& pkt) {
+    const psp::DecapPlan& planned = pkt.meta.decap_plan;
+    if (pkt.meta.syndrome == static_cast<uint8_t>(psp::DropReason::kNone) && planned.psp_len != 0 &&
+        planned.psp_offset + planned.psp_len <= pkt.size()) [[likely]] {
+      const uint8_t nh = psp::steps::planned_next_header(pkt, planned);
+      const bool tunnel = nh == net::kIpProtoIpv4 || nh == net::kIpProtoIpv6;  // as finish_decap decides
+      if (tunnel != (M == psp::Mode::kTunnel)) return drop(GatewayDrop::kWrongMode);
+      const psp::DropReason r = psp::steps::finish_planned_decap(pkt, planned);
+      return r == psp::DropReason::kNone ? 0 : static_cast<uint8_t>(r);
+    }
     psp::DecapPlan plan;
     if (const psp::DropReason r = psp::steps::plan_decap(pkt.bytes(), plan); r != psp::DropReason::kNone)
       return static_cast<uint8_t>(r);
@@ -223,14 +247,6 @@ class DecapAction final : public flow::BatchAction {
     if (const psp::DropReason r = psp::steps::finish_decap(pkt, plan, layout, info);
         r != psp::DropReason::kNone)
       return static_cast<uint8_t>(r);
-    if (host_port >= ctx_.host_ports->size()) return drop(GatewayDrop::kNoWorkload);
-    const HostPortInfo& port = *(*ctx_.host_ports)[host_port];
-    const uint64_t mac =
-        ctx_.decap_dmac != 0 ? ctx_.decap_dmac : port.workload_mac.load(std::memory_order_relaxed);
-    if (mac == 0) return drop(GatewayDrop::kNoWorkload);
-    uint8_t* d = pkt.data();
-    HostPortInfo::unpack_mac(mac, d);
-    std::memcpy(d + 6, port.gateway_mac.bytes.data(), 6);
     return 0;
   }
 
@@ -283,28 +299,37 @@ std::shared_ptr<const psp::MasterKeySnapshot> MasterKeyBoard::current() const {
 WorkerPsp::WorkerPsp(uint16_t w, std::unique_ptr<crypto::AeadBackend> backend, std::size_t cache_capacity)
     : worker(w), aead(std::move(backend)), iv(w), keys(*aead, cache_capacity) {}
 
+// Symmetric: each address word pair and the port pair enter as their XOR and their sum, which do not depend
+// on the direction. ports/steering.cpp computes the same in eBPF for the TAP's queue choice: keep the two
+// in step (gateway_steering_test compares them).
 uint32_t flow_hash(std::span<const uint8_t> frame) {
+  constexpr uint64_t kPrime = 0x100000001b3ULL;
   InnerPacket in;
   if (!find_inner(frame, in)) return 0;
   const uint8_t* ip = &frame[in.l2];
   uint64_t h = 0x9e3779b97f4a7c15ULL;
+  const auto pair = [&h](uint32_t s, uint32_t d) {
+    h = (h ^ (s ^ d)) * kPrime;
+    h = (h ^ static_cast<uint32_t>(s + d)) * kPrime;
+  };
   uint32_t l4 = 0;
   uint8_t proto = 0;
   if (in.next_header == net::kIpProtoIpv4) {
-    for (int i = 12; i < 20; i += 4) h = (h ^ load_be32(ip + i)) * 0x100000001b3ULL;
+    pair(load_be32(ip + 12), load_be32(ip + 16));
     proto = ip[9];
     // Any fragment, the first included (MF set, offset 0), hashes on addresses and protocol only: the
     // later ones carry no ports, and one datagram must keep one worker and one UDP source port.
     const bool fragment = (load_be16(ip + 6) & (net::kIpv4FlagMf | net::kIpv4FragOffsetMask)) != 0;
     l4 = fragment ? 0 : static_cast<uint32_t>(ip[0] & 0x0f) * 4;
   } else {
-    for (int i = 8; i < 40; i += 4) h = (h ^ load_be32(ip + i)) * 0x100000001b3ULL;
+    for (int i = 0; i < 16; i += 4) pair(load_be32(ip + 8 + i), load_be32(ip + 24 + i));
     proto = ip[6];
     l4 = sizeof(net::Ipv6Hdr);
   }
-  h = (h ^ proto) * 0x100000001b3ULL;
+  h = (h ^ proto) * kPrime;
   if (l4 != 0 && (proto == net::kIpProtoTcp || proto == net::kIpProtoUdp) && l4 + 4 <= in.len) {
-    h = (h ^ load_be32(ip + l4)) * 0x100000001b3ULL;  // both ports
+    const uint32_t sp = load_be16(ip + l4), dp = load_be16(ip + l4 + 2);
+    h = (h ^ ((sp ^ dp) << 16 | ((sp + dp) & 0xffff))) * kPrime;
   }
   return mix(h);
 }

@@ -150,8 +150,9 @@ std::shared_ptr<flow::BatchAction> make_decrypt_action(const PspContext& ctx);
 std::shared_ptr<flow::BatchAction> make_decap_action(const PspContext& ctx,
                                                      psp::Mode mode = psp::Mode::kTunnel);
 
-// The flow hash of an Ethernet frame's IP 5-tuple (symmetric is not needed: it picks the UDP source port
-// and the worker of one direction).
+// The flow hash of an Ethernet frame's IP 5-tuple, symmetric: a flow's two directions hash alike. It picks
+// the UDP source port (whose low 14 bits carry it to the peer), the IPv6 flow label and, through the same
+// bits, the worker of both directions (ports/steering.hpp). 0 for a frame that is not IPv4/IPv6.
 uint32_t flow_hash(std::span<const uint8_t> frame);
 
 }  // namespace pspgw::gateway

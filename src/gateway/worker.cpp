@@ -129,12 +129,17 @@ void PacketWorker::run() {
   flow_->online();
   sa_epoch_.online(cfg_.index);
   while (!stop_.load(std::memory_order_relaxed)) {
-    // Asleep, a worker holds no reference: offline, so grace periods need not wait for it.
-    flow_->offline();
-    sa_epoch_.offline(cfg_.index);
-    const std::size_t n = poller->wait(ready, kIdleWaitMs);
-    flow_->online();
-    sa_epoch_.online(cfg_.index);
+    // Busy, the worker stays online: going online again is an RMW on each epoch domain's global word
+    // (epoch.hpp), a cache line every worker and the control thread share, so it is paid per sleep, not
+    // per batch. Asleep, a worker holds no reference: offline, so grace periods need not wait for it.
+    std::size_t n = poller->wait(ready, 0);
+    if (n == 0) {
+      flow_->offline();
+      sa_epoch_.offline(cfg_.index);
+      n = poller->wait(ready, kIdleWaitMs);
+      flow_->online();
+      sa_epoch_.online(cfg_.index);
+    }
     for (std::size_t i = 0; i < n; ++i) {
       if (ready[i] == kWakeToken) {
         uint64_t v;

@@ -23,6 +23,20 @@ inline constexpr uint32_t kDefaultHeadroom = 128;
 inline constexpr uint32_t kDefaultBufferSize = 9216 + 256;
 inline constexpr std::size_t kMaxBatch = 64;
 
+// Where a received PSP frame's layers lie (psp::DecapPlan, psp/batch.hpp). The decrypt step plans the frame
+// and keeps the plan in the packet's metadata, and the decap step after it restores the frame from that plan:
+// the frame is parsed once (it was parsed twice, the open path's largest cost beyond the AEAD call in
+// bench/psp_seal). psp_len 0 = not planned.
+struct DecapPlan {
+  uint16_t l2_len = 0;        // Ethernet (+VLAN)
+  uint16_t l3_offset = 0;     // outer IP header
+  uint16_t udp_offset = 0;    // outer UDP header (end of the IP header and its extensions)
+  uint16_t proto_offset = 0;  // the byte that says 17 (IPv4 protocol / IPv6 last next header)
+  uint16_t psp_offset = 0;    // PSP header
+  uint16_t psp_len = 0;       // PSP header .. ICV (the UDP payload)
+  bool outer_v4 = false;
+};
+
 // Per-packet metadata: what the pipeline matches on besides the bytes. The flow engine knows these as
 // generic registers; src/psp gives `syndrome` its meaning.
 struct Metadata {
@@ -39,6 +53,8 @@ struct Metadata {
   uint16_t peer_port = 0;
   // Host-side super-packet (TAP TSO/USO) not yet segmented: L4 payload bytes per segment; 0 = a plain frame.
   uint16_t gso_size = 0;
+  // The decrypt step's plan of a received PSP frame, valid while `syndrome` says it opened (psp/batch.hpp).
+  DecapPlan decap_plan;
 };
 
 class Packet {

@@ -32,16 +32,9 @@ struct SealJob {
   const crypto::AeadKey* key = nullptr;
 };
 
-// Where a received PSP frame's parts lie, found by steps::plan_decap before any PSP byte is read.
-struct DecapPlan {
-  uint16_t l2_len = 0;        // Ethernet (+VLAN)
-  uint16_t l3_offset = 0;     // outer IP header
-  uint16_t udp_offset = 0;    // outer UDP header (end of the IP header and its extensions)
-  uint16_t proto_offset = 0;  // the byte that says 17 (IPv4 protocol / IPv6 last next header)
-  uint16_t psp_offset = 0;    // PSP header
-  uint16_t psp_len = 0;       // PSP header .. ICV (the UDP payload)
-  bool outer_v4 = false;
-};
+// Where a received PSP frame's parts lie, found by steps::plan_decap before any PSP byte is read (in
+// net/packet.hpp: the daemon's decrypt step keeps it in the packet's metadata for its decap step).
+using DecapPlan = net::DecapPlan;
 
 namespace detail {
 
@@ -101,6 +94,14 @@ DropReason plan_decap(std::span<const uint8_t> frame, DecapPlan& plan);
 Result<OpenInfo, DropReason> finish_decap(net::Packet& pkt, const DecapPlan& plan, const PspLayout& layout);
 // The same into `info`: kNone (info filled) or the reason (info untouched).
 DropReason finish_decap(net::Packet& pkt, const DecapPlan& plan, const PspLayout& layout, OpenInfo& info);
+// The daemon's decap step after its decrypt step verified the frame that `plan` describes (kept in
+// net::Metadata::decap_plan): the PSP header is read back where parse_open checked it (it is authenticated,
+// so unchanged), the frame restored as finish_decap does, without planning or parsing it again.
+// planned_next_header says which mode it is before the restore.
+inline uint8_t planned_next_header(const net::Packet& pkt, const DecapPlan& plan) {
+  return pkt.data()[plan.psp_offset];
+}
+DropReason finish_planned_decap(net::Packet& pkt, const DecapPlan& plan);
 // After aead.open of a decap batch: finish_open, then finish_decap, for the n ops in `s`.
 void finish_decap_batch(net::PacketBatch& pkts, detail::OpenScratch& s, std::span<const DecapPlan> plans,
                         std::size_t n, std::span<DropReason> results, std::span<OpenInfo> infos);

@@ -148,12 +148,13 @@ uint16_t ipv6_proto_offset(std::span<const uint8_t> b, const net::IpInfo& ip) {
   return proto_at;
 }
 
-DropReason restore_tunnel(net::Packet& pkt, const DecapPlan& plan, const PspHeaderFields& h) {
-  const uint32_t inner_at = plan.psp_offset + h.size();
-  const uint32_t inner_len = plan.psp_len - h.size() - kPspIcvSize;
-  if (steps::check_inner_ip(pkt.bytes().subspan(inner_at, inner_len)).next_header != h.next_header)
+// hdr_size: the PSP header's (16, or 24 with a VC); nh: its Next Header.
+DropReason restore_tunnel(net::Packet& pkt, const DecapPlan& plan, uint8_t nh, uint32_t hdr_size) {
+  const uint32_t inner_at = plan.psp_offset + hdr_size;
+  const uint32_t inner_len = plan.psp_len - hdr_size - kPspIcvSize;
+  if (steps::check_inner_ip(pkt.bytes().subspan(inner_at, inner_len)).next_header != nh)
     return DropReason::kBadInnerPacket;
-  const bool want_v4 = h.next_header == net::kIpProtoIpv4;
+  const bool want_v4 = nh == net::kIpProtoIpv4;
   // [L2][outer IP][UDP][PSP] -> [L2]: the L2 header moves up to the inner packet; its ethertype follows it.
   uint8_t* d = pkt.data();
   const uint32_t start = inner_at - plan.l2_len;
@@ -170,13 +171,13 @@ DropReason restore_tunnel(net::Packet& pkt, const DecapPlan& plan, const PspHead
   return DropReason::kNone;
 }
 
-void restore_transport(net::Packet& pkt, const DecapPlan& plan, const PspHeaderFields& h) {
-  const uint32_t removed = kUdpSize + h.size();
+void restore_transport(net::Packet& pkt, const DecapPlan& plan, uint8_t nh, uint32_t hdr_size) {
+  const uint32_t removed = kUdpSize + hdr_size;
   const uint32_t shrink = removed + kPspIcvSize;
-  const uint32_t payload_len = plan.psp_len - h.size() - kPspIcvSize;
+  const uint32_t payload_len = plan.psp_len - hdr_size - kPspIcvSize;
   uint8_t* d = pkt.data();
   uint8_t* ip = d + plan.l3_offset;
-  d[plan.proto_offset] = h.next_header;
+  d[plan.proto_offset] = nh;
   if (plan.outer_v4) {
     store_be16(ip + offsetof(Ipv4Hdr, total_length),
                static_cast<uint16_t>(load_be16(ip + offsetof(Ipv4Hdr, total_length)) - shrink));
@@ -195,7 +196,7 @@ void restore_transport(net::Packet& pkt, const DecapPlan& plan, const PspHeaderF
 // decided with a few loads: the general parser walks options, extension headers and ports and was most of
 // the open path's own cost (bench/psp_seal). False for anything else, which the general parser then judges:
 // it gives these frames the same plan.
-bool plan_common(std::span<const uint8_t> f, DecapPlan& p) {
+[[gnu::always_inline]] inline bool plan_common(std::span<const uint8_t> f, DecapPlan& p) {
   constexpr uint32_t kEth = sizeof(net::EthHdr);
   if (f.size() < kEth + kIpv4Size + kUdpSize) return false;
   const uint16_t type = load_be16(&f[12]);
@@ -287,14 +288,26 @@ DropReason finish_decap(net::Packet& pkt, const DecapPlan& plan, const PspLayout
   // As decrypted, and before the restore moves the L2 header over it.
   const uint64_t vc = h.has_vc ? load_be64(pkt.data() + plan.psp_offset + kPspHeaderSize) : 0;
   const bool tunnel = h.next_header == net::kIpProtoIpv4 || h.next_header == net::kIpProtoIpv6;
+  const auto hdr_size = static_cast<uint32_t>(h.size());
   if (tunnel) {
-    if (const DropReason r = restore_tunnel(pkt, plan, h); r != DropReason::kNone) return r;
+    if (const DropReason r = restore_tunnel(pkt, plan, h.next_header, hdr_size); r != DropReason::kNone)
+      return r;
   } else {
-    restore_transport(pkt, plan, h);
+    restore_transport(pkt, plan, h.next_header, hdr_size);
   }
   info.header = h;
   info.header.vc = vc;
   info.mode = tunnel ? Mode::kTunnel : Mode::kTransport;
+  return DropReason::kNone;
+}
+
+DropReason finish_planned_decap(net::Packet& pkt, const DecapPlan& plan) {
+  const uint8_t* psp = pkt.data() + plan.psp_offset;
+  const uint8_t nh = psp[0];
+  const uint32_t hdr_size =
+      (psp[3] & header_bits::kFlagVc) != 0 ? kPspHeaderSize + kPspVcSize : kPspHeaderSize;
+  if (nh == net::kIpProtoIpv4 || nh == net::kIpProtoIpv6) return restore_tunnel(pkt, plan, nh, hdr_size);
+  restore_transport(pkt, plan, nh, hdr_size);
   return DropReason::kNone;
 }
 
