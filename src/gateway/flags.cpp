@@ -256,6 +256,10 @@ Result<GatewayFlags, FlagsExit> parse_flags(int argc, const char* const* argv) {
     app.add_option(kHardwareFlags[i].names, hardware[i], "DOCA hardware flag: rejected here")
         ->group("Hardware-only (rejected)");
   }
+  // Retired in 0.2: UDP GSO became the default. Named so a script that still passes it learns why.
+  bool retired_udp_gso = false;
+  app.add_flag("--udp-gso", retired_udp_gso, "Retired: UDP GSO is the default (see --udp-zero-checksum)")
+      ->group("Retired (rejected)");
 
   group_options(app);
   app.footer(kHelpFooter);
@@ -272,6 +276,11 @@ Result<GatewayFlags, FlagsExit> parse_flags(int argc, const char* const* argv) {
       return Err{FlagsExit{2, std::string(kHardwareFlags[i].name) +
                                   " has no meaning in the software gateway: " + kHardwareFlags[i].why}};
     }
+  }
+  if (retired_udp_gso) {
+    return Err{FlagsExit{2,
+                         "--udp-gso is retired: UDP GSO with valid UDP checksums is the default; "
+                         "--udp-zero-checksum sends the spec's checksum 0 without GSO"}};
   }
   if (crypt->count() > 0) f.crypt_offset = static_cast<uint8_t>(crypt_offset);
   f.psp_version = static_cast<psp::PspVersion>(psp_version[0] - '0');  // IsMember: "0".."3"
