@@ -30,6 +30,8 @@ using nlohmann::json;
 constexpr std::size_t kKeyCacheEntries = 4096;
 constexpr auto kStatPrintPeriod = std::chrono::seconds(1);
 constexpr auto kStaticRecheck = std::chrono::seconds(1);
+// pspctl sample on with no rate given, none in use before and no --sample-rate: 1 in 1024 packets.
+constexpr uint32_t kDefaultSampleRate = 10;
 
 // SA ids of removed SAs are reused after a grace period: spare ids so that closing and re-making tunnels
 // at the limit (idle aging, lost tunnels) never waits for one (the flow engine's record slack, alike).
@@ -325,6 +327,7 @@ Status<std::string> Gateway::build() {
   topo.outer = flags_.outer_ip_type;
   topo.mode = psp_mode(flags_.mode);
   topo.sample_rate = flags_.sample_rate;
+  topo.sampling_pipes = true;  // pspctl sample on without --sample-rate at start: the pipes wait, empty
   topo.ingress_acl = !flags_.disable_ingress_acl;
   topo.max_tunnels = flags_.max_tunnels;
   topo.ingress_per_tunnel = static_cast<uint32_t>(control::kMaxIngressPerSession);
@@ -883,14 +886,17 @@ std::string Gateway::dump_pipeline(std::string_view format) const {
 }
 
 // pspctl sample on|off [--rate N]: {"on": bool, "rate": N}. On without a rate: the last rate in use, else
-// --sample-rate's. The same pipes and semantics as --sample-rate (Topology::set_sampling).
+// --sample-rate's, else kDefaultSampleRate. The same pipes and semantics as --sample-rate
+// (Topology::set_sampling).
 admin::AdminResult Gateway::sample(const json& args) {
   if (!args.contains("on") || !args["on"].is_boolean())
     return admin::admin_fail(admin::AdminErrc::kBadArgs, "sample: \"on\" (true or false) is required");
   const bool on = args["on"].get<bool>();
   uint32_t rate = 0;
   if (on) {
-    rate = last_sample_rate_.load() != 0 ? last_sample_rate_.load() : flags_.sample_rate;
+    rate = last_sample_rate_.load() != 0 ? last_sample_rate_.load()
+           : flags_.sample_rate != 0     ? flags_.sample_rate
+                                         : kDefaultSampleRate;
     if (args.contains("rate")) {
       const json& r = args["rate"];
       if (!r.is_number_integer() || r.get<int64_t>() < 1 || r.get<int64_t>() > kMaxSampleRateLog2) {

@@ -25,6 +25,10 @@ uint64_t sample_mask(uint32_t rate) {
 }
 constexpr uint8_t kSyndromeOk = static_cast<uint8_t>(psp::DropReason::kNone);
 
+bool has_sampling(const TopologyOptions& o) {
+  return o.sample_rate > 0 || o.sampling_pipes;
+}
+
 TargetRef cpu(CpuReason r) {
   return TargetRef::cpu(static_cast<uint16_t>(r));
 }
@@ -111,7 +115,7 @@ void build_root(flow::PipelineBuilder& b, const TopologyOptions& o) {
 }
 
 void build_egress(flow::PipelineBuilder& b, const TopologyOptions& o, const PspContext& ctx) {
-  const std::string after_acl = o.sample_rate > 0 ? "EGR_SAMP" : "PSP_ENCRYPT";
+  const std::string after_acl = has_sampling(o) ? "EGR_SAMP" : "PSP_ENCRYPT";
   PipeSpec acl;
   acl.name = "EGR_ACL";
   // The in-port too: a workload may send only as the VIPs behind its own host port. A frame from port 1
@@ -124,7 +128,7 @@ void build_egress(flow::PipelineBuilder& b, const TopologyOptions& o, const PspC
   acl.max_entries = o.max_tunnels;
   b.add_pipe(acl);
 
-  if (o.sample_rate > 0) {
+  if (has_sampling(o)) {
     PipeSpec samp;
     samp.name = "EGR_SAMP";
     // Ternary: the entry carries the rate as its own mask (random & (2^N - 1) == 0), so pspctl sample
@@ -150,7 +154,7 @@ void build_egress(flow::PipelineBuilder& b, const TopologyOptions& o, const PspC
 }
 
 void build_ingress(flow::PipelineBuilder& b, const TopologyOptions& o, const PspContext& ctx) {
-  const std::string after_decrypt = o.sample_rate > 0 ? "INGR_SAMP" : "INGR_ACL";
+  const std::string after_decrypt = has_sampling(o) ? "INGR_SAMP" : "INGR_ACL";
   PipeSpec dec;
   dec.name = "PSP_DECRYPT";
   dec.actions = {ActionSpec::call(make_decrypt_action(ctx))};
@@ -160,7 +164,7 @@ void build_ingress(flow::PipelineBuilder& b, const TopologyOptions& o, const Psp
   b.add_pipe(dec);
   b.add_entry("PSP_DECRYPT", {{}, {}, {}, 0});  // one entry: one master key pair serves every peer
 
-  if (o.sample_rate > 0) {
+  if (has_sampling(o)) {
     PipeSpec samp;
     samp.name = "INGR_SAMP";
     // Authenticated packets only (syndrome OK): a forged packet with the S bit set must not reach the log.
@@ -327,7 +331,7 @@ Result<std::unique_ptr<Topology>, std::string> Topology::build(const TopologyOpt
   c.egr_acl = t->egr_acl_;
   c.group_after = std::max({c.entry, c.exit, c.hop},
                            [](flow::PipeId x, flow::PipeId y) { return x.value() < y.value(); });
-  if (opts.sample_rate > 0) {
+  if (has_sampling(opts)) {
     t->egr_samp_ = t->pipeline_->find_pipe("EGR_SAMP");
     t->ingr_samp_ = t->pipeline_->find_pipe("INGR_SAMP");
     if (auto s = t->set_sampling(opts.sample_rate); !s) return Err{"sampling: " + s.error()};
@@ -338,10 +342,7 @@ Result<std::unique_ptr<Topology>, std::string> Topology::build(const TopologyOpt
 Status<std::string> Topology::set_sampling(uint32_t rate) {
   if (!egr_samp_ || !ingr_samp_) {
     return Err{std::string(
-        "this gateway was started without --sample-rate: its pipeline has no EGR_SAMP/INGR_SAMP pipes "
-        "(DOCA's "
-        "graph has them only with sampling); restart it with --sample-rate N, then pspctl sample on|off "
-        "switches sampling and its rate live")};
+        "this pipeline was built without the EGR_SAMP/INGR_SAMP pipes (TopologyOptions::sampling_pipes)")};
   }
   if (rate > kMaxSampleRateLog2) {
     return Err{"rate " + std::to_string(rate) + " is above " + std::to_string(kMaxSampleRateLog2) +

@@ -72,6 +72,10 @@ struct TopologyOptions {
   net::IpFamily outer = net::IpFamily::kV6;
   psp::Mode mode = psp::Mode::kTunnel;  // transport: inner == outer family, VIPs are the outer addresses
   uint32_t sample_rate = 0;             // log2: 1 in 2^N egress packets sampled; 0 off
+  // The sampling pipes even with sample_rate 0 (empty: every packet misses on to the next pipe), so that
+  // pspctl sample on works on a gateway started without --sample-rate. Off: DOCA's graph, which has
+  // them only with sampling.
+  bool sampling_pipes = false;
   bool ingress_acl = true;  // false (-a): INGR_ACL checks the syndrome and the destination VIP only
   uint32_t max_tunnels = 256;
   // Ingress SPIs one tunnel may hold at once (control::kMaxIngressPerSession): INGR_ACL has room for
@@ -113,7 +117,7 @@ class Topology {
   // Sampling at run time (pspctl sample; --sample-rate at start): rate N (log2) samples 1 in 2^N egress
   // packets (EGR_SAMP: S bit set, a copy to the CPU) and mirrors received packets with the S bit
   // (INGR_SAMP); 0 removes both entries (the pipes stay, empty: every packet misses to the next one).
-  // Refused when the pipeline was built without the sampling pipes (sample_rate 0 at start) or N > 16.
+  // Refused when the pipeline was built without the sampling pipes (TopologyOptions) or N > 16.
   Status<std::string> set_sampling(uint32_t rate);
   uint32_t sample_rate() const;
   bool can_sample() const { return egr_samp_.has_value(); }
