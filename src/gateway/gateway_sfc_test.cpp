@@ -427,6 +427,28 @@ TEST_F(SfcGateways, AStoppedInstanceFailsCloseWithinTheHealthTimeAndComesBack) {
   EXPECT_TRUE(a_reaches_b(5003));
 }
 
+// An instance's traffic counters count data only: the health probes through the same ports are counted
+// as probes (probes_sent / probes_returned), not as traffic.
+TEST_F(SfcGateways, InstanceCountersCountDataNotProbes) {
+  json sfc = {{"pairs", pairs(1)},
+              {"chains", {chain({{"fw1"}})}},
+              {"classifiers", {classifier("entry-lport", false, "udp")}},
+              {"health", {{"interval-ms", 100}, {"misses", 3}, {"timeout-ms", 200}}}};
+  start(sfc, 1);
+  const auto instance = [&] { return b_->counters()["sfc"]["instances"][0]; };
+  ASSERT_TRUE(wait_until([&] { return instance()["probes_returned"].get<uint64_t>() >= 3; }, kWait));
+  for (uint16_t i = 0; i < 3; ++i) ASSERT_TRUE(a_reaches_b(static_cast<uint16_t>(5001 + i)));
+  // Port counters are published every 100 ms, probes counted as they go: wait for both to agree.
+  EXPECT_TRUE(wait_until(
+      [&] {
+        const json i = instance();
+        return i["in_tx"] == 3u && i["out_rx"] == 3u && i["in_rx"] == 0u && i["out_tx"] == 0u;
+      },
+      kWait))
+      << instance().dump();
+  EXPECT_GE(instance()["probes_sent"].get<uint64_t>(), 3u);
+}
+
 TEST_F(SfcGateways, FailOpenBypassesADeadHop) {
   json sfc = {{"pairs", pairs(2)},
               {"chains", {chain({{"fw1"}, {"fw2"}}, "open")}},

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <span>
 #include <string>
@@ -50,6 +51,7 @@ class ServiceChaining {
   void sync_health();
   void apply_health();  // under mu_: log the changes, reprogram if any
   sfc::ServiceChains::PortLookup lookup() const;
+  PortId port_id(const std::string& name) const;  // PortId 0: no such host port
 
   std::vector<HostPortConfig> ports_;
   std::function<void(std::string_view)> log_;
@@ -58,6 +60,10 @@ class ServiceChaining {
   sfc::ChainProgram program_;
   sfc::HealthMonitor health_;
   uint64_t changes_ = 0;
+  // Probe frames per port (by PortId): sent out of it, and back from it (every frame of the probe
+  // ethertype, late or stray ones too). The ports' own counters include them; snapshot() takes them out
+  // so that an instance's traffic counters count data only.
+  std::map<PortId, uint64_t> probe_tx_, probe_rx_;
 };
 
 }  // namespace pspgw::gateway
