@@ -21,8 +21,10 @@ sfc::Placement placement(const Topology& topo) {
 
 std::map<std::string, sfc::ProgramPort> program_ports(const std::vector<HostPortConfig>& ports) {
   std::map<std::string, sfc::ProgramPort> out;
-  for (std::size_t i = 0; i < ports.size(); ++i)
+  for (std::size_t i = 0; i < ports.size(); ++i) {
+    if (ports[i].name.empty()) continue;  // a free slot (a port removed by a reload)
     out[ports[i].name] = {PortId{static_cast<uint16_t>(i + 1)}, role_of(ports[i]), ports[i].local_vips};
+  }
   return out;
 }
 
@@ -40,12 +42,34 @@ ServiceChaining::ServiceChaining(Topology& topo, const std::vector<HostPortConfi
       program_(topo.pipeline(), placement(topo), program_ports(ports)),
       health_(health_options(config)) {}
 
+// The registry's view of the host ports: the live list (verbs run under mu_, as set_ports changes it).
 sfc::ServiceChains::PortLookup ServiceChaining::lookup() const {
-  return [ports = ports_](std::string_view name) -> std::optional<sfc::PortRole> {
-    for (const auto& p : ports)
-      if (p.name == name) return role_of(p);
+  return [this](std::string_view name) -> std::optional<sfc::PortRole> {
+    for (const auto& p : ports_)
+      if (!p.name.empty() && p.name == name) return role_of(p);
     return std::nullopt;
   };
+}
+
+std::string ServiceChaining::port_users(const std::string& name) const {
+  std::lock_guard lock(mu_);
+  std::string users;
+  const auto add = [&](const std::string& what) { users += (users.empty() ? "" : ", ") + what; };
+  for (const auto& [pair, p] : chains_.pairs()) {
+    if (p.in == name || p.out == name) add("port pair " + pair);
+  }
+  for (const auto& [classifier, c] : chains_.classifiers()) {
+    if (c.port == name) add("classifier " + classifier);
+  }
+  return users;
+}
+
+void ServiceChaining::set_ports(const std::vector<HostPortConfig>& ports) {
+  std::lock_guard lock(mu_);
+  ports_ = ports;
+  program_.set_ports(program_ports(ports_));
+  auto s = program_.apply(chains_, [this](const std::string& p) { return health_.live(p); });
+  if (!s && log_) log_("sfc: reprogramming after a reload failed: " + s.error().message);
 }
 
 Status<std::string> ServiceChaining::load(const SfcConfig& config) {
@@ -62,7 +86,7 @@ Status<std::string> ServiceChaining::load(const SfcConfig& config) {
 
 PortId ServiceChaining::port_id(const std::string& name) const {
   for (std::size_t i = 0; i < ports_.size(); ++i)
-    if (ports_[i].name == name) return PortId{static_cast<uint16_t>(i + 1)};
+    if (!ports_[i].name.empty() && ports_[i].name == name) return PortId{static_cast<uint16_t>(i + 1)};
   return PortId{0};
 }
 

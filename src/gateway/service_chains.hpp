@@ -27,7 +27,7 @@ namespace pspgw::gateway {
 
 class ServiceChaining {
  public:
-  // ports: every host port in config order (PortId = index + 1).
+  // ports: every host port by index (PortId = index + 1; an empty name is a free slot).
   // log: health changes (an instance out or back: rare, control thread).
   ServiceChaining(Topology& topo, const std::vector<HostPortConfig>& ports, const SfcConfig& config,
                   std::function<void(std::string_view)> log = {});
@@ -45,6 +45,12 @@ class ServiceChaining {
 
   // ports: the port snapshots in PortId order (network first).
   admin::SfcSnapshot snapshot(const std::vector<admin::PortSnapshot>& ports) const;
+
+  // A reload: what still refers to host port `name` (a pair, a classifier), empty if nothing does.
+  std::string port_users(const std::string& name) const;
+  // A reload changed the host ports (by index; an empty name is a free slot) or their VIPs: the verbs
+  // know the new ports, and the program follows the VIPs.
+  void set_ports(const std::vector<HostPortConfig>& ports);
 
  private:
   Status<sfc::SfcError> change(const std::vector<std::string>& argv);

@@ -68,6 +68,8 @@ struct TopologyOptions {
   PortId network_port{0};
   std::vector<PortId> host_ports;  // index = host-port index (decap()'s argument)
   std::vector<bool> vnf;           // per host_ports index: a service chain's VNF port (no VIPs, no ARP)
+  // Room (ROOT entries) for this many host ports at once: ports added at run time (add_host_port).
+  std::size_t max_host_ports = 0;
   net::IpFamily inner = net::IpFamily::kV4;
   net::IpFamily outer = net::IpFamily::kV6;
   psp::Mode mode = psp::Mode::kTunnel;  // transport: inner == outer family, VIPs are the outer addresses
@@ -93,7 +95,13 @@ class Topology {
   const flow::Pipeline& pipeline() const { return *pipeline_; }
   flow::PipeId egr_acl() const { return egr_acl_; }
   const ChainPipes& chain_pipes() const { return chains_; }
-  bool is_vnf(std::size_t host_port) const { return host_port < opts_.vnf.size() && opts_.vnf[host_port]; }
+  bool is_vnf(std::size_t host_port) const;
+
+  // Host ports at run time (a reload): host port `index`'s entries in ROOT (and SFC_ENTRY for a
+  // workload), or out again. Nothing else refers to a port: its tunnels' entries (add_egress,
+  // add_ingress) are the caller's to add after it and remove before it.
+  Status<std::string> add_host_port(std::size_t index, PortId id, bool vnf);
+  void remove_host_port(std::size_t index);
 
   // EGR_ACL + PSP_ENCRYPT entries of one (local VIP -> remote VIP) SA. EGR_ACL also matches the in-port:
   // the local VIP's host port (an index into TopologyOptions::host_ports, as add_ingress takes).
@@ -123,12 +131,16 @@ class Topology {
   bool can_sample() const { return egr_samp_.has_value(); }
 
   flow::DumpOptions dump_options(std::vector<std::string> port_names) const;
-  const TopologyOptions& options() const { return opts_; }
+  const TopologyOptions& options() const { return opts_; }  // host_ports/vnf: port_of, is_vnf
 
  private:
   Topology() = default;
 
-  TopologyOptions opts_;
+  PortId port_of(std::size_t host_port) const;
+
+  TopologyOptions opts_;  // host_ports and vnf change with add_host_port: under ports_mu_
+  mutable std::mutex ports_mu_;
+  std::vector<std::vector<flow::EntryHandle>> port_entries_;  // by host-port index
   std::unique_ptr<flow::Pipeline> pipeline_;
   flow::PipeId egr_acl_{}, psp_encrypt_{}, ingr_acl_{};
   ChainPipes chains_{};
