@@ -1099,6 +1099,8 @@ void Gateway::apply_reload(const GatewayConfig& next, const ConfigDiff& diff,
   if (auto s = dp_->set_vip_ports(vip_ports(next_ports)); !s) log("reload: " + s.error(), LogLevel::kError);
   if (slow_) slow_->set_responders(responders(next, next_ports, host_ports_));
   remove_host_ports(diff.ports.removed);
+  // Both sides: the peers (removed ones too, before their channels go) close their halves.
+  for (const auto& line : tm_->notify_closed(r.closed, *transport_)) log("reload: " + line, LogLevel::kWarn);
   host_port_cfg_ = next_ports;
   chains_->set_ports(host_port_cfg_);
 
@@ -1115,8 +1117,7 @@ void Gateway::apply_reload(const GatewayConfig& next, const ConfigDiff& diff,
   if (grpc_) grpc_->set_peers(grpc_peers_);
   if (r.sessions_closed > 0) {
     log("reload: closed " + std::to_string(r.sessions_closed) +
-        " tunnel(s) of removed peers, sessions or VIPs (the peer keeps its half until its own reload or idle "
-        "timeout: the protocol has no close call)");
+        " tunnel(s) of removed peers, sessions or VIPs, on both sides where the peer answers CloseTunnels");
   }
 }
 

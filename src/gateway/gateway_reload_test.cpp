@@ -453,8 +453,8 @@ bool any_from(const std::vector<std::vector<uint8_t>>& frames, const std::string
 }
 
 // A host port added by a reload is a new port (TAP) with its VIP served and its tunnel working both ways;
-// removed, its tunnel is closed and the port gone; added again, it works again (its slot reused). The
-// unaffected tunnel on the first port loses nothing throughout.
+// removed, its tunnel is closed on both sides (CloseTunnels) and the port gone; added again, it works again
+// (its slot reused). The unaffected tunnel on the first port loses nothing throughout.
 TEST_F(Reload, HostPortsAddedAndRemovedLiveLoseNothingOnAnUnaffectedTunnel) {
   const uint64_t disorder_at_start = stream_up();
   const std::vector<std::string> b_vips{"10.2.0.1"};
@@ -516,6 +516,8 @@ TEST_F(Reload, HostPortsAddedAndRemovedLiveLoseNothingOnAnUnaffectedTunnel) {
     ASSERT_TRUE(r.ok()) << r.error();
     EXPECT_NE(r->find("host ports +0 -1"), std::string::npos) << *r;
     EXPECT_FALSE(connected(*gws_.a, "10.1.0.5", "10.2.0.1"));
+    // ... and on B (CloseTunnels), though B still allows the pair.
+    EXPECT_FALSE(connected(*gws_.b, "10.2.0.1", "10.1.0.5")) << gws_.b->admin("tunnels").dump();
     EXPECT_EQ(gws_.a->admin("counters")["ports"].dump().find("\"vmx\""), std::string::npos);
     gws_.a->ports->added.erase("vmx");
     stream_for(std::chrono::milliseconds(50));

@@ -44,7 +44,7 @@
 #      peer was added to its config, `pspctl reload` after that peer's VIPs changed, `pspctl reload` after it
 #      was removed again, `pspctl reload` after a host port with a new VIP was added (its TAP appears, is
 #      moved into vm3, and vm3 pings vm2 through it), `pspctl reload` after that port was removed (its
-#      tunnel closed, its TAP gone), and `pspctl reload` of an invalid config, which must exit 1 with the
+#      tunnel closed on both gateways: gateway 2 is told with CloseTunnels; its TAP gone), and `pspctl reload` of an invalid config, which must exit 1 with the
 #      config error while the running config stays. Not one ping of the unaffected vm1 <-> vm2 tunnel may
 #      be lost.
 #   t  SIGTERM to gateway 1: it exits 0, and no TAP device, admin socket or gRPC listener is left.
@@ -593,9 +593,13 @@ scenario_h_host_port() {
   grep -q "host ports +0 -1" <<<"$out" || fail "pspctl reload does not report the removed host port: $out"
   topo_poll 5 bash -c "! ip -n '$vm3' link show '$tap' >/dev/null 2>&1" || fail "TAP $tap still there after its removal"
   topo_pspctl 1 --json tunnels | grep -q "\"$vip\"" && fail "gateway 1 still lists a tunnel of $vip"
+  # Closed on both sides: gateway 2 (which still allows the pair) was told with CloseTunnels.
+  topo_pspctl 2 --json tunnels | grep -q "\"$vip\"" && fail "gateway 2 still lists a tunnel of $vip: $(topo_pspctl 2 --json tunnels)"
+  grep -q "closed 1 tunnel(s) that .* closed on its side (CloseTunnels)" "${TOPO_LOG[2]}" ||
+    fail "gateway 2 logged no CloseTunnels"
   cp "$orig2" "${TOPO_CFG[2]}"
   out=$(topo_pspctl 2 reload 2>&1) || fail "gateway 2: pspctl reload (remote VIP gone) failed: $out"
-  pass "pspctl reload: host port $tap removed (TAP gone, its tunnel closed)"
+  pass "pspctl reload: host port $tap removed (TAP gone, its tunnel closed on both gateways)"
 }
 
 scenario_t() {
