@@ -449,6 +449,31 @@ TEST_F(SfcGateways, InstanceCountersCountDataNotProbes) {
   EXPECT_GE(instance()["probes_sent"].get<uint64_t>(), 3u);
 }
 
+// A one-armed instance (in == out: the VNF sends a frame back out of the port it came in on) serves both
+// directions of a bi-directional classifier: SFC_HOP tells them apart by the workload's VIP as destination
+// or source. A second classifier that needs the same port for traffic toward the workload in another
+// continuation (a bi-directional exit-lport chain's return traffic) is refused, naming both (README,
+// "Limits, and why").
+TEST_F(SfcGateways, AOneArmedInstanceServesBothDirectionsAndAnAmbiguousSecondClassifierIsRefused) {
+  start({{"pairs", {{{"name", "fw1"}, {"in", "fw1-in"}, {"out", "fw1-in"}}, pairs(2)[1]}},
+         {"chains", {chain({{"fw1"}, {"fw2"}})}},
+         {"classifiers", {classifier("entry-lport", true, "udp")}}},
+        2);
+  b_->vnfs[0]->mode = Vnf::Mode::kReflect;  // back out of the port it came in on: one-armed
+  take_log();
+  ASSERT_TRUE(a_reaches_b(5001));
+  ASSERT_TRUE(b_reaches_a(5001));
+  EXPECT_EQ(take_log(), (std::vector<std::string>{"fw1+", "fw2+", "fw2-", "fw1+"}));
+  // c2's return traffic to vm B would come back from fw1's one port addressed to vm B, as c1's forward
+  // traffic does, but must go back toward the workload where c1's goes on to fw2.
+  auto refused = b_->gw->handle(
+      "sfc", json{{"argv", {"classifier-add", "pc1", "vmb", "exit-lport", "bi-directional", "c2", "tcp"}}});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message.find("c1"), std::string::npos) << refused.error().message;
+  EXPECT_NE(refused.error().message.find("c2"), std::string::npos) << refused.error().message;
+  ASSERT_TRUE(a_reaches_b(5002));  // refused: nothing changed
+}
+
 TEST_F(SfcGateways, FailOpenBypassesADeadHop) {
   json sfc = {{"pairs", pairs(2)},
               {"chains", {chain({{"fw1"}, {"fw2"}}, "open")}},
