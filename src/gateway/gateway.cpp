@@ -675,6 +675,7 @@ std::vector<WorkerStats> Gateway::worker_stats() const {
 
 std::vector<std::string> Gateway::port_names() const {
   std::vector<std::string> names{"network"};
+  std::lock_guard lock(port_cfg_mu_);                              // a reload changes the slots
   for (const auto& hp : host_port_cfg_) names.push_back(hp.name);  // "" for a free slot
   return names;
 }
@@ -1036,9 +1037,12 @@ void Gateway::add_host_ports(std::vector<NewHostPort> ports) {
       if (!workers_[w]->set_host_port(np.slot, std::move(np.queues[w])))
         log("reload: worker " + std::to_string(w) + " is slow to take port " + np.cfg.name, LogLevel::kWarn);
     }
-    if (host_port_cfg_.size() <= np.slot) host_port_cfg_.resize(np.slot + 1);
-    host_port_cfg_[np.slot] = np.cfg;
-    host_port_cfg_[np.slot].local_vips.clear();  // apply_reload puts them behind it
+    {
+      std::lock_guard lock(port_cfg_mu_);
+      if (host_port_cfg_.size() <= np.slot) host_port_cfg_.resize(np.slot + 1);
+      host_port_cfg_[np.slot] = np.cfg;
+      host_port_cfg_[np.slot].local_vips.clear();  // apply_reload puts them behind it
+    }
     const PortId id{static_cast<uint16_t>(np.slot + 1)};
     if (auto s = topo_->add_host_port(np.slot, id, info.vnf); !s)
       log("reload: host port " + np.cfg.name + ": " + s.error(), LogLevel::kError);
@@ -1063,6 +1067,7 @@ void Gateway::remove_host_ports(const std::vector<std::string>& names) {
     }
     topo_->pipeline().synchronize();
     host_ports_[slot]->workload_mac.store(0);
+    std::lock_guard lock(port_cfg_mu_);
     *it = HostPortConfig{};
     log("reload: host port " + name + " removed");
   }
@@ -1101,8 +1106,11 @@ void Gateway::apply_reload(const GatewayConfig& next, const ConfigDiff& diff,
   remove_host_ports(diff.ports.removed);
   // Both sides: the peers (removed ones too, before their channels go) close their halves.
   for (const auto& line : tm_->notify_closed(r.closed, *transport_)) log("reload: " + line, LogLevel::kWarn);
-  host_port_cfg_ = next_ports;
-  chains_->set_ports(host_port_cfg_);
+  {
+    std::lock_guard lock(port_cfg_mu_);
+    host_port_cfg_ = next_ports;
+  }
+  chains_->set_ports(next_ports);
 
   // The gRPC sides index peers as the tunnel manager does (removed slots stay, empty).
   std::vector<std::optional<std::string>> addresses(r.peer_count);

@@ -142,7 +142,10 @@ class Gateway final : public admin::AdminHandler {
   GatewayConfig config_;
   Logger logger_;
   PortFactory port_factory_;
-  std::vector<HostPortConfig> host_port_cfg_;  // by slot (PortId - 1); an empty name: a free slot
+  // By slot (PortId - 1); an empty name: a free slot. Written by a reload (under reload_mu_ and
+  // port_cfg_mu_), read by the stats readers under port_cfg_mu_ (port_names).
+  std::vector<HostPortConfig> host_port_cfg_;
+  mutable std::mutex port_cfg_mu_;
   net::IpAddr local_pip_;
   uint32_t payload_mtu_ = 0;  // the largest inner IP packet the tunnel carries (path_mtu.hpp)
   net::MacAddr local_mac_;
