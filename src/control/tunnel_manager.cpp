@@ -464,6 +464,7 @@ std::vector<std::string> TunnelManager::notify_closed(
   }
   // In parallel: an unreachable peer costs the reload one RPC deadline, not one per peer.
   std::vector<std::future<std::string>> sent;
+  sent.reserve(by_peer.size());
   for (auto& [peer, requests] : by_peer) {
     sent.push_back(std::async(
         std::launch::async, [&transport, peer = peer, requests = std::move(requests), name = names[peer]] {

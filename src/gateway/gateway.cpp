@@ -971,8 +971,10 @@ Result<std::string, std::string> Gateway::reload(GatewayConfig next) {
   }
   for (const auto& name : diff.ports.removed) {
     if (const std::string users = chains_->port_users(name); !users.empty()) {
-      return refuse(next.source + ": host port '" + name + "' is removed but service chains use it (" +
-                    users + "): delete them with pspctl sfc first");
+      std::string why = next.source;
+      why += ": host port '" + name + "' is removed but service chains use it (" + users;
+      why += "): delete them with pspctl sfc first";
+      return refuse(why);
     }
   }
   if (diff.empty() && !tls) return std::string("reloaded " + next.source + ": no change");
