@@ -1,6 +1,6 @@
 // Flow pipeline benchmarks (issue 3): one exact-match pipe at 1 / 10k / 100k / 1M entries, the 5-pipe H2N
-// graph without crypto on 64-byte packets, the gateway's ROOT alone, and entry inserts per second while a
-// worker forwards.
+// graph without crypto on 64-byte packets, the chain pipes' cost (issue 8), the gateway's ROOT alone, and
+// entry inserts per second while a worker forwards.
 // Run: build/bin/bench_pipeline --benchmark_min_time=0.5   (one forwarding core; the insert benchmark
 // adds a second thread for the worker).
 #include <benchmark/benchmark.h>
@@ -208,6 +208,110 @@ void BM_H2NGraph5Pipes(benchmark::State& state) {
   state.counters["mirrored"] = static_cast<double>(pl->pipe_stats(*pl->find_pipe("EGR_SAMP"))->mirrored);
 }
 BENCHMARK(BM_H2NGraph5Pipes)->Arg(1024)->Arg(100'000);
+
+// Service chains (issue 8, src/gateway/topology.cpp build_chains): what the chain pipes cost a host packet
+// on its way to EGR_ACL (1024 tunnels). Arg 0: ROOT -> EGR_ACL, no chain pipes (before issue 8); 1: ROOT ->
+// SFC_EXIT (ternary, only the never-steered multicast/broadcast entries: a unicast packet misses on) ->
+// EGR_ACL, what every packet pays now without a chain;
+// 2: an exit-lport classifier (ip.proto == 17) in SFC_EXIT steers every packet to a select group of two
+// VNF ports (the symmetric hash picks one): the first pass of a chained packet; 3: the packet back from the
+// VNF: SFC_HOP (in-port + source VIP, sets in_port back to the workload's) -> EGR_ACL: the second pass.
+std::unique_ptr<Pipeline> chain_graph(int chain_case) {
+  PipelineBuilder b;
+  b.max_workers(2);
+  b.add_pipe({.name = "ROOT",
+              .lookup = LookupKind::kTernary,
+              .match = {match(Field::kInPort), match(Field::kEtherType)},
+              .miss = TargetRef::drop(),
+              .max_entries = 8});
+  const std::string after_root = chain_case == 0 ? "EGR_ACL" : "SFC_EXIT";
+  b.add_entry("ROOT", {.match = {eq(Field::kInPort, 1), eq(Field::kEtherType, 0x0800)},
+                       .fwd = TargetRef::pipe(after_root),
+                       .priority = 20});
+  b.add_entry("ROOT", {.match = {eq(Field::kInPort, 7), eq(Field::kEtherType, 0x0800)},
+                       .fwd = TargetRef::pipe(chain_case == 0 ? "EGR_ACL" : "SFC_HOP"),
+                       .priority = 20});
+  if (chain_case != 0) {
+    b.add_pipe({.name = "SFC_EXIT",
+                .lookup = LookupKind::kTernary,
+                .match = {match(Field::kInPort), match(Field::kEtherType), match(Field::kIpProto),
+                          match(Field::kIpv4Src), match(Field::kIpv4Dst), match(Field::kL4Src),
+                          match(Field::kL4Dst)},
+                .fwd = TargetRef::pipe("EGR_ACL"),
+                .miss = TargetRef::pipe("EGR_ACL"),
+                .max_entries = 64});
+    b.add_pipe({.name = "SFC_HOP",
+                .lookup = LookupKind::kTernary,
+                .match = {match(Field::kInPort), match(Field::kEtherType), match(Field::kIpv4Src),
+                          match(Field::kIpv4Dst)},
+                .actions = {ActionSpec::set_meta_from_entry(Field::kInPort, "workload_port")},
+                .fwd = TargetRef::pipe("EGR_ACL"),
+                .miss = TargetRef::drop(),
+                .max_entries = 64});
+  }
+  b.add_pipe({.name = "EGR_ACL",
+              .match = {match(Field::kIpv4Dst)},
+              .fwd = TargetRef::port(PortId(0)),
+              .miss = TargetRef::cpu(1),
+              .max_entries = 1024});
+  auto pl = std::move(b.build()).value();
+  for (uint32_t i = 0; i < 1024; ++i) {
+    if (!pl->add_entry(*pl->find_pipe("EGR_ACL"), {.match = {eq(Field::kIpv4Dst, v4(dst_of(i)))}}).ok())
+      std::abort();
+  }
+  if (chain_case != 0) {  // the never-steered multicast/broadcast entries every SFC_EXIT holds
+    const auto mcast = net::IpAddr::parse("224.0.0.0");
+    const auto bcast = net::IpAddr::parse("255.255.255.255");
+    for (const auto& m : {prefix(Field::kIpv4Dst, *mcast, 4), eq(Field::kIpv4Dst, *bcast)}) {
+      if (!pl->add_entry(*pl->find_pipe("SFC_EXIT"), {.match = {eq(Field::kEtherType, 0x0800), m}}).ok())
+        std::abort();
+    }
+  }
+  if (chain_case >= 2) {
+    const std::vector<TargetRef> vnfs{TargetRef::port(PortId(5)), TargetRef::port(PortId(6))};
+    auto g = pl->add_group(*pl->find_pipe("SFC_HOP"), vnfs, TargetRef::drop());
+    if (!g) std::abort();
+    if (!pl->add_entry(
+               *pl->find_pipe("SFC_EXIT"),
+               {.match = {eq(Field::kInPort, 1), eq(Field::kEtherType, 0x0800), eq(Field::kIpProto, 17)},
+                .fwd = TargetRef::group(*g),
+                .priority = 1})
+             .ok())
+      std::abort();
+    if (!pl->add_entry(*pl->find_pipe("SFC_HOP"),
+                       {.match = {eq(Field::kInPort, 7), eq(Field::kEtherType, 0x0800),
+                                  eq(Field::kIpv4Src, v4(0x0b000001))},
+
+                        .args = {1},
+                        .fwd = TargetRef::pipe("EGR_ACL"),
+                        .priority = 1})
+             .ok())
+      std::abort();
+  }
+  return pl;
+}
+
+void BM_ChainPipes(benchmark::State& state) {
+  const auto chain_case = static_cast<int>(state.range(0));
+  auto pl = chain_graph(chain_case);
+  auto w = std::move(pl->attach_worker()).value();
+  Traffic t(1024, 5);
+  if (chain_case == 3) {
+    for (net::Packet* p : t.pkts) p->meta.in_port = PortId(7);  // back from the VNF
+  }
+  NullSink sink;
+  uint64_t packets = 0;
+  // NOLINTNEXTLINE(clang-analyzer-deadcode.DeadStores): the benchmark idiom
+  for (auto _ : state) {
+    packets += t.round(*w, sink, pl->root());
+    if (chain_case == 3) {
+      for (net::Packet* p : t.pkts) p->meta.in_port = PortId(7);  // SFC_HOP set it to the workload's
+    }
+  }
+  if (sink.n != packets) state.SkipWithError("lost packets");
+  report(state, packets);
+}
+BENCHMARK(BM_ChainPipes)->Arg(0)->Arg(1)->Arg(2)->Arg(3);
 
 // The gateway's ROOT (src/gateway/topology.cpp): ternary on port, eth.type, ip.proto, l4.dst, ipv6.dst; the
 // PSP entry, then per host port ARP / IPv6 multicast / DHCP exceptions and the forward entry, over 3 masks.

@@ -303,4 +303,31 @@ CResult<KeyRotationResponse> GrpcPeerClient::request_key_rotation(PeerIndex peer
   return KeyRotationResponse{reply.request_id()};
 }
 
+CResult<CloseTunnelsResponse> GrpcPeerClient::close_tunnels(PeerIndex peer,
+                                                            const CloseTunnelsRequest& request) {
+  constexpr auto kCloseDeadline = std::chrono::seconds(1);
+  auto l = link(peer);
+  if (!l) return Err{l.error()};
+  const Link& to = **l;
+  psp_gateway::CloseTunnelsRequest wire;
+  wire.set_request_id(request.request_id);
+  for (const auto& t : request.tunnels) {
+    auto* w = wire.add_tunnels();
+    w->set_virt_src_ip(t.requester_vip.to_string());
+    w->set_virt_dst_ip(t.responder_vip.to_string());
+  }
+  psp_gateway::CloseTunnelsResponse reply;
+  grpc::ClientContext context;
+  revive(*to.channel);
+  arm(context);
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::min<std::chrono::system_clock::duration>(options_.deadline, kCloseDeadline));
+  const grpc::Status status = to.stub->CloseTunnels(&context, wire, &reply);
+  outcome(peer, status,
+          "CloseTunnels to " + to.address + " (request " + std::to_string(request.request_id) + ", " +
+              std::to_string(request.tunnels.size()) + " tunnel(s))");
+  if (!status.ok()) return Err{from_grpc_status(status, to.address)};
+  return CloseTunnelsResponse{reply.request_id(), reply.closed()};
+}
+
 }  // namespace pspgw::control

@@ -74,6 +74,8 @@ class GrpcPeerClient final : public PeerTransport {
   CResult<MultiTunnelResponse> request_tunnels(PeerIndex peer, const MultiTunnelRequest& request) override;
   CResult<KeyRotationResponse> request_key_rotation(PeerIndex peer,
                                                     const KeyRotationRequest& request) override;
+  // At most kCloseDeadline (or the configured deadline if shorter): a reload waits on it.
+  CResult<CloseTunnelsResponse> close_tunnels(PeerIndex peer, const CloseTunnelsRequest& request) override;
 
  private:
   struct Link {

@@ -139,6 +139,37 @@ grpc::Status GrpcService::RequestKeyRotation(grpc::ServerContext* context,
   return answered(*caller, what, grpc::Status::OK);
 }
 
+grpc::Status GrpcService::CloseTunnels(grpc::ServerContext* context,
+                                       const psp_gateway::CloseTunnelsRequest* request,
+                                       psp_gateway::CloseTunnelsResponse* response) {
+  auto caller = identify(*context);
+  if (!caller) return caller.error();
+  const std::string what = "CloseTunnels (request " + std::to_string(request->request_id()) + ", " +
+                           std::to_string(request->tunnels_size()) + " tunnel(s))";
+  if (static_cast<std::size_t>(request->tunnels_size()) > kMaxClosePerRequest) {
+    return answered(
+        *caller, what,
+        grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                     "more than " + std::to_string(kMaxClosePerRequest) + " tunnels in one request"));
+  }
+  CloseTunnelsRequest parsed{request->request_id(), {}};
+  for (const auto& t : request->tunnels()) {
+    auto src = net::IpAddr::parse(t.virt_src_ip());
+    auto dst = net::IpAddr::parse(t.virt_dst_ip());
+    if (!src || !dst) {
+      return answered(
+          *caller, what,
+          grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "virt_src_ip/virt_dst_ip: not an address"));
+    }
+    parsed.tunnels.push_back({*src, *dst});
+  }
+  auto answer = manager_.handle_close_request(*caller, parsed);
+  if (!answer) return answered(*caller, what, to_grpc_status(answer.error()));
+  response->set_request_id(answer->request_id);
+  response->set_closed(answer->closed);
+  return answered(*caller, what, grpc::Status::OK);
+}
+
 CResult<std::unique_ptr<GrpcServer>> GrpcServer::start(const std::string& address, TunnelManager& manager,
                                                        GrpcServerOptions options) {
   std::shared_ptr<grpc::ServerCredentials> credentials =

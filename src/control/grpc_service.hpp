@@ -56,6 +56,9 @@ class GrpcService final : public psp_gateway::PSP_Gateway::Service {
   grpc::Status RequestKeyRotation(grpc::ServerContext* context,
                                   const psp_gateway::KeyRotationRequest* request,
                                   psp_gateway::KeyRotationResponse* response) override;
+  // psp-gateway's own (proto/psp_gateway.proto): the caller closed these tunnels.
+  grpc::Status CloseTunnels(grpc::ServerContext* context, const psp_gateway::CloseTunnelsRequest* request,
+                            psp_gateway::CloseTunnelsResponse* response) override;
 
   // The configured peers this call comes from, or the status to refuse it with.
   Result<Caller, grpc::Status> identify(const grpc::ServerContext& context);

@@ -63,4 +63,20 @@ struct KeyRotationResponse {
   uint64_t request_id = 0;
 };
 
+// CloseTunnels (psp-gateway's own RPC, proto/psp_gateway.proto): the requester closed these tunnels.
+struct TunnelClose {
+  net::IpAddr requester_vip;  // virt_src_ip
+  net::IpAddr responder_vip;  // virt_dst_ip
+};
+
+struct CloseTunnelsRequest {
+  uint64_t request_id = 0;
+  std::vector<TunnelClose> tunnels;
+};
+
+struct CloseTunnelsResponse {
+  uint64_t request_id = 0;
+  uint32_t closed = 0;
+};
+
 }  // namespace pspgw::control

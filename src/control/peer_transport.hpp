@@ -22,6 +22,11 @@ class PeerTransport {
   // RequestKeyRotation.
   virtual CResult<KeyRotationResponse> request_key_rotation(PeerIndex peer,
                                                             const KeyRotationRequest& request) = 0;
+  // CloseTunnels (psp-gateway's own: a DOCA peer answers kUnimplemented). A transport without it says so.
+  virtual CResult<CloseTunnelsResponse> close_tunnels(PeerIndex /*peer*/,
+                                                      const CloseTunnelsRequest& /*request*/) {
+    return fail(ControlError::kUnimplemented, "CloseTunnels is not supported by this transport");
+  }
 };
 
 }  // namespace pspgw::control

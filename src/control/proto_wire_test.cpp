@@ -95,7 +95,12 @@ TEST(ProtoWire, FieldTypesAndServiceNamesMatchDoca) {
   ASSERT_NE(svc->FindMethodByName("RequestMultipleTunnelParams"), nullptr);
   EXPECT_EQ(svc->FindMethodByName("RequestMultipleTunnelParams")->input_type(), mtr);
   ASSERT_NE(svc->FindMethodByName("RequestKeyRotation"), nullptr);
-  EXPECT_EQ(svc->method_count(), 2);
+  // DOCA's two methods, then psp-gateway's own CloseTunnels (a DOCA server answers it UNIMPLEMENTED; the
+  // methods DOCA knows keep their names, types and order).
+  EXPECT_EQ(svc->method(0)->name(), "RequestMultipleTunnelParams");
+  EXPECT_EQ(svc->method(1)->name(), "RequestKeyRotation");
+  ASSERT_EQ(svc->method_count(), 3);
+  EXPECT_EQ(svc->method(2)->name(), "CloseTunnels");
 }
 
 }  // namespace

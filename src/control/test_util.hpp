@@ -72,6 +72,11 @@ class LoopbackTransport final : public PeerTransport {
       return fail(ControlError::kUnavailable, "unreachable");
     return peers[peer]->handle_key_rotation(caller(peer), request);
   }
+  CResult<CloseTunnelsResponse> close_tunnels(PeerIndex peer, const CloseTunnelsRequest& request) override {
+    if (peer >= peers.size() || peers[peer] == nullptr)
+      return fail(ControlError::kUnavailable, "unreachable");
+    return peers[peer]->handle_close_request(caller(peer), request);
+  }
 };
 
 inline std::vector<uint8_t> bytes_of(const psp::DerivedKey& k) {

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <future>
+#include <map>
 #include <random>
 #include <thread>
 #include <utility>
@@ -132,6 +134,7 @@ TunnelManager::TunnelManager(psp::KeyRing keys, std::vector<PeerPolicy> peers, D
     peer_state_[i].outer = peers_[i].pip ? peers_[i].pip : peers_[i].outer_hint;
   }
   last_peer_rotation_.resize(peers_.size());
+  close_budget_.resize(peers_.size());
   data_plane_.publish_master_keys(keys_.snapshot());
   last_rotation_ = now();
 }
@@ -389,6 +392,101 @@ CResult<KeyRotationResponse> TunnelManager::handle_key_rotation(const Caller& ca
   if (request.issue_new_keys && !r.deferred && r.report.rekey_due > 0 && options_.on_rekey_due)
     options_.on_rekey_due();
   return KeyRotationResponse{request.request_id};
+}
+
+// A token bucket per peer: kCloseBurst requests at once, then kClosePerSecond.
+CStatus TunnelManager::admit_close_locked(const Caller& caller) {
+  if (caller.peers.empty()) return fail(ControlError::kPermissionDenied, "not a configured peer");
+  const Clock::time_point t = now();
+  for (PeerIndex p : caller.peers) {
+    CloseBudget& b = close_budget_.at(p);
+    if (b.at != Clock::time_point{}) {
+      const double refill = std::chrono::duration<double>(t - b.at).count() * kClosePerSecond;
+      b.tokens = std::min(kCloseBurst, b.tokens + refill);
+    }
+    b.at = t;
+  }
+  for (PeerIndex p : caller.peers) {
+    if (close_budget_[p].tokens < 1) {
+      log_refusal_locked("refused CloseTunnels from " + describe_caller(caller) + ": rate limit");
+      return fail(ControlError::kResourceExhausted,
+                  "CloseTunnels rate limit: " + std::to_string(static_cast<int>(kClosePerSecond)) +
+                      " requests a second per peer");
+    }
+  }
+  for (PeerIndex p : caller.peers) close_budget_[p].tokens -= 1;
+  return {};
+}
+
+CResult<CloseTunnelsResponse> TunnelManager::handle_close_request(const Caller& caller,
+                                                                  const CloseTunnelsRequest& request) {
+  if (request.tunnels.size() > kMaxClosePerRequest) {
+    return fail(ControlError::kInvalidArgument, std::to_string(request.tunnels.size()) +
+                                                    " tunnels in one CloseTunnels, at most " +
+                                                    std::to_string(kMaxClosePerRequest));
+  }
+  std::lock_guard lock(mu_);
+  if (auto ok = admit_close_locked(caller); !ok) return Err{ok.error()};
+  std::vector<VipPair> pairs;
+  pairs.reserve(request.tunnels.size());
+  for (const TunnelClose& t : request.tunnels) {
+    const VipPair pair{t.responder_vip, t.requester_vip};
+    auto owner = allowed_.find(pair);
+    if (owner != allowed_.end() && !caller.may_act_for(owner->second)) {
+      log_refusal_locked("refused CloseTunnels from " + describe_caller(caller) + ": " + describe(pair) +
+                         " is another peer's");
+      return fail(ControlError::kPermissionDenied, describe(pair) + " is not yours to close");
+    }
+    Session* s = find_locked(pair);
+    if (s != nullptr && caller.may_act_for(s->peer)) pairs.push_back(pair);
+  }
+  const std::size_t closed = close_pairs_locked(pairs);
+  if (closed > 0) {
+    log("closed " + std::to_string(closed) + " tunnel(s) that " + describe_caller(caller) +
+        " closed on its side (CloseTunnels)");
+  }
+  return CloseTunnelsResponse{request.request_id, static_cast<uint32_t>(closed)};
+}
+
+std::vector<std::string> TunnelManager::notify_closed(
+    const std::vector<std::pair<PeerIndex, VipPair>>& closed, PeerTransport& transport) {
+  std::map<PeerIndex, std::vector<CloseTunnelsRequest>> by_peer;
+  std::map<PeerIndex, std::string> names;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [peer, pair] : closed) {
+      auto& requests = by_peer[peer];
+      if (requests.empty() || requests.back().tunnels.size() == kMaxClosePerRequest)
+        requests.push_back(CloseTunnelsRequest{next_request_id_++, {}});
+      requests.back().tunnels.push_back({pair.local, pair.remote});
+      names[peer] = peer < peers_.size() ? peers_[peer].name : "#" + std::to_string(peer);
+    }
+  }
+  // In parallel: an unreachable peer costs the reload one RPC deadline, not one per peer.
+  std::vector<std::future<std::string>> sent;
+  sent.reserve(by_peer.size());
+  for (auto& [peer, requests] : by_peer) {
+    sent.push_back(std::async(
+        std::launch::async, [&transport, peer = peer, requests = std::move(requests), name = names[peer]] {
+          for (const auto& r : requests) {
+            auto answer = transport.close_tunnels(peer, r);
+            if (!answer) {
+              return "peer " + name + " did not close its half of " + std::to_string(r.tunnels.size()) +
+                     " tunnel(s): " + std::string(to_string(answer.error().code)) + ": " +
+                     answer.error().message +
+                     (answer.error().code == ControlError::kUnimplemented
+                          ? " (a DOCA gateway: its half goes by its own idle rules)"
+                          : "");
+            }
+          }
+          return std::string();
+        }));
+  }
+  std::vector<std::string> failed;
+  for (auto& f : sent) {
+    if (std::string line = f.get(); !line.empty()) failed.push_back(std::move(line));
+  }
+  return failed;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -1108,7 +1206,10 @@ ReconfigureReport TunnelManager::reconfigure(std::vector<PeerPolicy> peers,
       closing.push_back(pair);
   }
   allowed_ = std::move(allowed);
+  last_closed_.clear();
   report.sessions_closed = close_pairs_locked(closing);
+  report.closed = std::move(last_closed_);
+  last_closed_.clear();
   report.peer_count = peers_.size();
   return report;
 }
@@ -1122,6 +1223,7 @@ PeerIndex TunnelManager::slot_for_locked(const std::string& name, ReconfigureRep
       peers_[i].pip.reset();  // so that a configured PIP is bound below
       pips_[i].reset();
       last_peer_rotation_[i].reset();
+      close_budget_[i] = CloseBudget{};
       report.added.push_back(i);
     }
     return i;
@@ -1130,6 +1232,7 @@ PeerIndex TunnelManager::slot_for_locked(const std::string& name, ReconfigureRep
   peer_state_.emplace_back();
   pips_.emplace_back();
   last_peer_rotation_.emplace_back();
+  close_budget_.emplace_back();
   report.added.push_back(peers_.size() - 1);
   return peers_.size() - 1;
 }
@@ -1139,6 +1242,7 @@ std::size_t TunnelManager::close_pairs_locked(const std::vector<VipPair>& pairs)
   for (const VipPair& pair : pairs) {
     Session* s = find_locked(pair);
     if (s == nullptr) continue;
+    last_closed_.emplace_back(s->peer, pair);
     close_locked(pair, *s);
     ++closed;
   }

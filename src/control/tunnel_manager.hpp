@@ -28,6 +28,11 @@
 // minute; kResourceExhausted above it, logged rate-limited). rotate_master_key (pspctl rotate-keys) is
 // the operator's and is never limited.
 //
+// Closing on both sides (CloseTunnels, psp-gateway's own RPC: DOCA's service has none). When a reload
+// closes tunnels, the gateway tells each peer that is still reachable which of its tunnels went
+// (notify_closed); the peer closes its half. A DOCA peer answers kUnimplemented and keeps its half until
+// its own rules age it out. A close request is authorised like an exchange (the caller's own pairs only).
+//
 // Re-keying (DOCA answers UNIMPLEMENTED to issue_new_keys). A rotation makes the active key slot the
 // previous one; SPIs of the slot before that die. So after EVERY rotation (timer, pspctl, a peer's
 // RequestKeyRotation, whatever its issue_new_keys) every session with an open ingress SPI is marked
@@ -82,10 +87,10 @@
 // never matched by outer address) so that no index held by another thread ever points elsewhere. Sessions
 // of pairs no longer configured, of pairs that moved to another peer, of peers whose configured PIP
 // changed, and of local VIPs the caller names (moved to another host port) are closed like
-// close_session(): ingress ACLs and egress removed. The protocol has no "close" call (DOCA's gRPC service
-// has two RPCs, neither tears down), so the peer keeps its half until its own idle timeout or its own
-// reload; what it sends meanwhile fails our INGR_ACL (counted as acl_miss). Every other session is left
-// exactly as it was: its entries are not touched, so its packets keep flowing.
+// close_session(): ingress ACLs and egress removed, and listed in the report (closed) for
+// notify_closed, which tells their peers (CloseTunnels, below). A peer that does not close its half
+// keeps it until its own idle timeout or reload; what it sends meanwhile fails our INGR_ACL (acl_miss).
+// Every other session is left exactly as it was: its entries are not touched, so its packets keep flowing.
 //
 // Threading: every entry point takes one internal mutex (gRPC handler threads and the control thread
 // share the manager). No entry point makes an RPC while holding it: client exchanges are split into
@@ -120,6 +125,10 @@ using Clock = std::chrono::steady_clock;
 
 // Ingress SPIs one session may hold (header comment, "Table sizes"); data planes size INGR_ACL for it.
 inline constexpr std::size_t kMaxIngressPerSession = 4;
+// CloseTunnels bounds: tunnels per request, and per peer a token bucket of requests.
+inline constexpr std::size_t kMaxClosePerRequest = 1024;
+inline constexpr double kCloseBurst = 8;
+inline constexpr double kClosePerSecond = 2;
 
 // One configured peer, as the control core sees it (the gateway converts its config into these).
 struct PeerPolicy {
@@ -234,7 +243,8 @@ struct ReconfigureReport {
   std::size_t pairs_added = 0;      // VIP pairs newly allowed
   std::size_t pairs_removed = 0;    // VIP pairs no longer allowed (or moved to another peer)
   std::size_t sessions_closed = 0;  // sessions torn down (header comment, "Reconfiguration")
-  std::size_t peer_count = 0;       // table size afterwards (removed slots included)
+  std::vector<std::pair<PeerIndex, VipPair>> closed;  // ... with the peer each belonged to
+  std::size_t peer_count = 0;                         // table size afterwards (removed slots included)
 };
 
 struct StaticOptions {
@@ -262,6 +272,19 @@ class TunnelManager {
   CResult<MultiTunnelResponse> handle_tunnel_request(const Caller& caller, const MultiTunnelRequest& request);
   // kResourceExhausted: a rotation is in flight, or the caller's peer rotated within the interval.
   CResult<KeyRotationResponse> handle_key_rotation(const Caller& caller, const KeyRotationRequest& request);
+  // CloseTunnels: the caller closed these tunnels; ours for them close too (as close_session). Pairs we
+  // hold no session for are skipped. kPermissionDenied: a pair of another peer (nothing closed);
+  // kInvalidArgument: more than kMaxClosePerRequest; kResourceExhausted: over the caller's peer's
+  // budget (kCloseBurst requests, then kClosePerSecond).
+  CResult<CloseTunnelsResponse> handle_close_request(const Caller& caller,
+                                                     const CloseTunnelsRequest& request);
+
+  // Client side of CloseTunnels: the pairs `closed` (with the peer that held them, as
+  // ReconfigureReport::closed), one request per peer (chunks of kMaxClosePerRequest), sent through
+  // `transport` in parallel. Returns one line per peer that did not close its half (unreachable, or a
+  // DOCA peer: kUnimplemented), for the log.
+  std::vector<std::string> notify_closed(const std::vector<std::pair<PeerIndex, VipPair>>& closed,
+                                         PeerTransport& transport);
 
   // ---- client side (control thread) ----
   // On-demand (slow path): the peer owning `pair` gets one tunnel with reverse params; our ingress ACL
@@ -346,6 +369,7 @@ class TunnelManager {
   CStatus check_pip_locked(PeerIndex peer, const net::IpAddr& outer_ip) const;
   void pin_pip_locked(PeerIndex peer, const net::IpAddr& outer_ip);
   CStatus admit_rotation_locked(const Caller& caller);
+  CStatus admit_close_locked(const Caller& caller);
   std::string describe_caller(const Caller& caller) const;
   void log_refusal_locked(const std::string& line);
   CResult<TunnelParams> serve_tunnel_locked(const TunnelRequest& t, psp::PspVersion v, Undo& undo);
@@ -381,6 +405,12 @@ class TunnelManager {
   std::unordered_map<VipPair, PeerIndex, VipPairHash> allowed_;
   std::vector<std::optional<net::IpAddr>> pips_;                      // per peer: bound PIP
   std::vector<std::optional<Clock::time_point>> last_peer_rotation_;  // per peer
+  struct CloseBudget {
+    double tokens = kCloseBurst;
+    Clock::time_point at{};
+  };
+  std::vector<CloseBudget> close_budget_;  // per peer: CloseTunnels requests it may still make
+  std::vector<std::pair<PeerIndex, VipPair>> last_closed_;  // close_pairs_locked's, for reconfigure
   std::mutex rotation_mu_;  // held by the one peer-triggered rotation in flight
   LogLimiter refusal_log_;
   std::unordered_map<VipPair, std::unique_ptr<Session>, VipPairHash> sessions_;

@@ -1275,6 +1275,67 @@ TEST(TunnelManagerReconfigure, UnaffectedSessionsStayRemovedOnesCloseIndicesAreS
   EXPECT_TRUE(a->tm->connect(kA1toB1, t).ok());
 }
 
+// CloseTunnels: a reload that closes tunnels tells their peers, which close their halves; a peer that
+// cannot (unreachable, or a DOCA peer: kUnimplemented) is named for the log.
+TEST(TunnelManagerReconfigure, ClosedTunnelsCloseOnThePeerToo) {
+  auto a = make_a();
+  auto b = make_b();
+  LoopbackTransport t;
+  t.peers = {b->tm.get()};
+  ASSERT_TRUE(a->tm->connect(kA1toB1, t).ok());
+  ASSERT_TRUE(a->tm->connect(kA1toB2, t).ok());
+  ASSERT_TRUE(b->tm->session(kB2toA1).has_value());
+  const ReconfigureReport r = a->tm->reconfigure({{"B", {kA1toB1}}}, {});
+  ASSERT_EQ(r.closed.size(), 1u);
+  EXPECT_EQ(r.closed[0].first, PeerIndex{0});
+  EXPECT_EQ(r.closed[0].second, kA1toB2);
+  EXPECT_TRUE(a->tm->notify_closed(r.closed, t).empty());
+  EXPECT_FALSE(b->tm->session(kB2toA1).has_value());  // B's half: egress and ingress gone
+  EXPECT_FALSE(b->dp.egress(kB2toA1).has_value());
+  EXPECT_TRUE(b->dp.ingress_spis(kB2toA1).empty());
+  const auto kept = b->tm->session(kB1toA1);  // the other tunnel untouched on both sides
+  ASSERT_TRUE(kept && kept->egress_spi);
+  // The peer gone: one line saying so, nothing else happens.
+  t.peers = {nullptr};
+  const auto lines = a->tm->notify_closed({{0, kA1toB1}}, t);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_NE(lines[0].find("did not close its half"), std::string::npos) << lines[0];
+}
+
+TEST(TunnelManagerServer, CloseRequestsAreAuthorisedBoundedAndRateLimited) {
+  auto a = make_a();
+  auto b = make_b();
+  LoopbackTransport t;
+  t.peers = {b->tm.get()};
+  ASSERT_TRUE(a->tm->connect(kA1toB1, t).ok());
+  // Not A's to close: B1 <-> A1 belongs to peer 0 (A); a caller acting for another peer only is refused.
+  Caller other;
+  other.proof = "certificate 10.9.9.9";
+  (void)b->tm->reconfigure({{"A", {kB1toA1, kB2toA1}}, {"X", {pair("10.0.1.1", "10.0.9.9")}}}, {});
+  other.peers = {1};
+  auto refused = b->tm->handle_close_request(other, {1, {{ip("10.0.0.1"), ip("10.0.1.1")}}});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, ControlError::kPermissionDenied);
+  EXPECT_TRUE(b->tm->session(kB1toA1).has_value());
+  // Too many tunnels in one request.
+  CloseTunnelsRequest big{2, {}};
+  big.tunnels.assign(kMaxClosePerRequest + 1, TunnelClose{ip("10.0.0.1"), ip("10.0.1.1")});
+  auto too_big = b->tm->handle_close_request(from_peer(0), big);
+  ASSERT_FALSE(too_big.ok());
+  EXPECT_EQ(too_big.error().code, ControlError::kInvalidArgument);
+  // A burst, then the rate limit; time refills it.
+  for (int i = 0; i < static_cast<int>(kCloseBurst); ++i)
+    EXPECT_TRUE(b->tm->handle_close_request(from_peer(0), {3, {}}).ok()) << i;
+  auto limited = b->tm->handle_close_request(from_peer(0), {4, {}});
+  ASSERT_FALSE(limited.ok());
+  EXPECT_EQ(limited.error().code, ControlError::kResourceExhausted);
+  b->clock.t += std::chrono::seconds(1);
+  auto closed = b->tm->handle_close_request(from_peer(0), {5, {{ip("10.0.0.1"), ip("10.0.1.1")}}});
+  ASSERT_TRUE(closed.ok()) << closed.error().message;
+  EXPECT_EQ(closed->closed, 1u);
+  EXPECT_FALSE(b->tm->session(kB1toA1).has_value());
+}
+
 TEST(TunnelManagerReconfigure, RequestsForARemovedPairAreRefused) {
   auto a = make_a();
   auto b = make_b();

@@ -43,6 +43,10 @@ std::size_t key_cache_entries(uint32_t max_tunnels) {
 }
 constexpr auto kStatPrintPeriod = std::chrono::seconds(1);
 constexpr auto kStaticRecheck = std::chrono::seconds(1);
+// Host ports at once (slots: a reload may add ports up to this many; removed ones free their slot).
+constexpr std::size_t kMaxHostPorts = 64;
+// pspctl sample on with no rate given, none in use before and no --sample-rate: 1 in 1024 packets.
+constexpr uint32_t kDefaultSampleRate = 10;
 
 // SA ids of removed SAs are reused after a grace period: spare ids so that closing and re-making tunnels
 // at the limit (idle aging, lost tunnels) never waits for one (the flow engine's record slack, alike).
@@ -329,10 +333,13 @@ Status<std::string> Gateway::build() {
       flags_.admin_socket.empty() ? "/run/psp-gateway/" + flags_.vf_name + ".sock" : flags_.admin_socket;
   host_port_cfg_ = effective_host_ports(config_, flags_.vf_name);
   resolve_mtus();
-  for (std::size_t i = 0; i < host_port_cfg_.size(); ++i) {
+  for (std::size_t i = 0; i < std::max(kMaxHostPorts, host_port_cfg_.size()); ++i) {
     auto info = std::make_unique<HostPortInfo>();
-    info->gateway_mac = host_port_cfg_[i].mac.value_or(default_gateway_mac(i));
-    info->vnf = host_port_cfg_[i].role == HostPortRole::kVnf;
+    info->gateway_mac = default_gateway_mac(i);
+    if (i < host_port_cfg_.size()) {
+      info->gateway_mac = host_port_cfg_[i].mac.value_or(default_gateway_mac(i));
+      info->vnf = host_port_cfg_[i].role == HostPortRole::kVnf;
+    }
     host_ports_.push_back(std::move(info));
   }
 
@@ -360,10 +367,12 @@ Status<std::string> Gateway::build() {
     topo.host_ports.push_back(PortId{static_cast<uint16_t>(i + 1)});
     topo.vnf.push_back(host_port_cfg_[i].role == HostPortRole::kVnf);
   }
+  topo.max_host_ports = host_ports_.size();
   topo.inner = flags_.inner_ip_type;
   topo.outer = flags_.outer_ip_type;
   topo.mode = psp_mode(flags_.mode);
   topo.sample_rate = flags_.sample_rate;
+  topo.sampling_pipes = true;  // pspctl sample on without --sample-rate at start: the pipes wait, empty
   topo.ingress_acl = !flags_.disable_ingress_acl;
   topo.max_tunnels = flags_.max_tunnels;
   topo.ingress_per_tunnel = static_cast<uint32_t>(control::kMaxIngressPerSession);
@@ -729,7 +738,8 @@ std::vector<WorkerStats> Gateway::worker_stats() const {
 
 std::vector<std::string> Gateway::port_names() const {
   std::vector<std::string> names{"network"};
-  for (const auto& hp : host_port_cfg_) names.push_back(hp.name);
+  std::lock_guard lock(port_cfg_mu_);                              // a reload changes the slots
+  for (const auto& hp : host_port_cfg_) names.push_back(hp.name);  // "" for a free slot
   return names;
 }
 
@@ -837,6 +847,7 @@ std::vector<admin::PortSnapshot> Gateway::port_snapshots(const std::vector<Worke
   std::vector<admin::PortSnapshot> out;
   const auto names = port_names();
   for (std::size_t i = 0; i < names.size(); ++i) {
+    if (names[i].empty()) continue;  // a free slot: its port was removed by a reload
     ports::PortStats sum;
     for (const auto& w : stats) {
       if (i >= w.ports.size()) continue;
@@ -960,14 +971,17 @@ std::string Gateway::dump_pipeline(std::string_view format) const {
 }
 
 // pspctl sample on|off [--rate N]: {"on": bool, "rate": N}. On without a rate: the last rate in use, else
-// --sample-rate's. The same pipes and semantics as --sample-rate (Topology::set_sampling).
+// --sample-rate's, else kDefaultSampleRate. The same pipes and semantics as --sample-rate
+// (Topology::set_sampling).
 admin::AdminResult Gateway::sample(const json& args) {
   if (!args.contains("on") || !args["on"].is_boolean())
     return admin::admin_fail(admin::AdminErrc::kBadArgs, "sample: \"on\" (true or false) is required");
   const bool on = args["on"].get<bool>();
   uint32_t rate = 0;
   if (on) {
-    rate = last_sample_rate_.load() != 0 ? last_sample_rate_.load() : flags_.sample_rate;
+    rate = last_sample_rate_.load() != 0 ? last_sample_rate_.load()
+           : flags_.sample_rate != 0     ? flags_.sample_rate
+                                         : kDefaultSampleRate;
     if (args.contains("rate")) {
       const json& r = args["rate"];
       if (!r.is_number_integer() || r.get<int64_t>() < 1 || r.get<int64_t>() > kMaxSampleRateLog2) {
@@ -1036,8 +1050,18 @@ Result<std::string, std::string> Gateway::reload(GatewayConfig next) {
     control::PeerDirectory check(hosts);
     if (auto ok = check.resolve(); !ok) return refuse("--grpc-insecure: " + ok.error().message);
   }
+  for (const auto& name : diff.ports.removed) {
+    if (const std::string users = chains_->port_users(name); !users.empty()) {
+      std::string why = next.source;
+      why += ": host port '" + name + "' is removed but service chains use it (" + users;
+      why += "): delete them with pspctl sfc first";
+      return refuse(why);
+    }
+  }
   if (diff.empty() && !tls) return std::string("reloaded " + next.source + ": no change");
-  apply_reload(with_peers(next, next_fleet), diff);
+  auto added = open_host_ports(next, diff);
+  if (!added) return refuse(added.error());
+  apply_reload(with_peers(next, next_fleet), diff, std::move(*added));
   fleet_peers_ = std::move(next_fleet);
   if (tls) apply_tls(*tls);
   config_ = std::move(next);
@@ -1052,11 +1076,112 @@ Result<std::string, std::string> Gateway::reload(GatewayConfig next) {
   return line;
 }
 
-// Make before break: new VIPs reach their ports before the control core may install their tunnels,
-// and leave only after their tunnels are closed. Tunnels the diff does not name are not touched.
-void Gateway::apply_reload(const GatewayConfig& next, const ConfigDiff& diff) {
+Result<std::vector<Gateway::NewHostPort>, std::string> Gateway::open_host_ports(const GatewayConfig& next,
+                                                                                const ConfigDiff& diff) {
+  std::vector<NewHostPort> out;
+  if (diff.ports.added.empty()) return out;
+  std::vector<std::size_t> free;
+  for (std::size_t i = 0; i < host_port_cfg_.size(); ++i) {
+    if (host_port_cfg_[i].name.empty()) free.push_back(i);
+  }
+  for (std::size_t i = host_port_cfg_.size(); i < host_ports_.size(); ++i) free.push_back(i);
+  if (free.size() < diff.ports.added.size()) {
+    return Err{next.source + ": x-sw.host-ports: " + std::to_string(diff.ports.added.size()) +
+               " new port(s), room for " + std::to_string(free.size()) + " (at most " +
+               std::to_string(host_ports_.size()) + " host ports at once)"};
+  }
   const auto next_ports = effective_host_ports(next, flags_.vf_name);
-  auto both = vip_ports(effective_host_ports(config_, flags_.vf_name));
+  const uint16_t nworkers = static_cast<uint16_t>(workers_.size());
+  for (const auto& name : diff.ports.added) {
+    NewHostPort np;
+    np.slot = free[out.size()];
+    np.cfg = *std::find_if(next_ports.begin(), next_ports.end(),
+                           [&](const HostPortConfig& p) { return p.name == name; });
+    if (np.cfg.mtu == 0) np.cfg.mtu = payload_mtu_;
+    const PortId id{static_cast<uint16_t>(np.slot + 1)};
+    for (uint16_t w = 0; w < nworkers; ++w) {
+      auto port = port_factory_.host(w, nworkers, np.slot, np.cfg, id);
+      if (!port) return Err{"x-sw.host-ports '" + name + "': " + port.error()};  // out closes the others
+      np.queues.push_back(std::move(*port));
+    }
+    out.push_back(std::move(np));
+  }
+  return out;
+}
+
+// New ports: served (their HostPortInfo, the workers' queues, ROOT/SFC_ENTRY entries) before any VIP is
+// behind them; their VIPs follow in apply_reload.
+void Gateway::add_host_ports(std::vector<NewHostPort> ports) {
+  for (auto& np : ports) {
+    HostPortInfo& info = *host_ports_[np.slot];
+    info.gateway_mac = np.cfg.mac.value_or(default_gateway_mac(np.slot));
+    info.vnf = np.cfg.role == HostPortRole::kVnf;
+    info.workload_mac.store(0);
+    if (!info.vnf) {
+      if (auto mac = interface_mac(np.cfg.name))
+        info.workload_mac.store(HostPortInfo::pack_mac(mac->bytes.data()));
+    }
+    for (std::size_t w = 0; w < workers_.size(); ++w) {
+      if (!workers_[w]->set_host_port(np.slot, std::move(np.queues[w])))
+        log("reload: worker " + std::to_string(w) + " is slow to take port " + np.cfg.name, LogLevel::kWarn);
+    }
+    {
+      std::lock_guard lock(port_cfg_mu_);
+      if (host_port_cfg_.size() <= np.slot) host_port_cfg_.resize(np.slot + 1);
+      host_port_cfg_[np.slot] = np.cfg;
+      host_port_cfg_[np.slot].local_vips.clear();  // apply_reload puts them behind it
+    }
+    const PortId id{static_cast<uint16_t>(np.slot + 1)};
+    if (auto s = topo_->add_host_port(np.slot, id, info.vnf); !s)
+      log("reload: host port " + np.cfg.name + ": " + s.error(), LogLevel::kError);
+    log("reload: host port " + np.cfg.name + " added (port " + std::to_string(id.value()) + ", MTU " +
+        std::to_string(np.cfg.mtu) + ")");
+  }
+}
+
+// Removed ports (their tunnels already closed): out of the pipeline, then out of every worker (each
+// closes its queue: the TAP goes with the last), and once no batch can still be on their entries, their
+// slot is free for a later reload.
+void Gateway::remove_host_ports(const std::vector<std::string>& names) {
+  for (const auto& name : names) {
+    auto it = std::find_if(host_port_cfg_.begin(), host_port_cfg_.end(),
+                           [&](const HostPortConfig& p) { return p.name == name; });
+    if (it == host_port_cfg_.end()) continue;
+    const auto slot = static_cast<std::size_t>(it - host_port_cfg_.begin());
+    topo_->remove_host_port(slot);
+    for (std::size_t w = 0; w < workers_.size(); ++w) {
+      if (!workers_[w]->set_host_port(slot, nullptr))
+        log("reload: worker " + std::to_string(w) + " is slow to close port " + name, LogLevel::kWarn);
+    }
+    topo_->pipeline().synchronize();
+    host_ports_[slot]->workload_mac.store(0);
+    std::lock_guard lock(port_cfg_mu_);
+    *it = HostPortConfig{};
+    log("reload: host port " + name + " removed");
+  }
+}
+
+std::vector<HostPortConfig> Gateway::by_slot(const std::vector<HostPortConfig>& ports) const {
+  std::vector<HostPortConfig> out(host_port_cfg_.size());
+  for (std::size_t i = 0; i < host_port_cfg_.size(); ++i) {
+    if (host_port_cfg_[i].name.empty()) continue;
+    auto it = std::find_if(ports.begin(), ports.end(),
+                           [&](const HostPortConfig& p) { return p.name == host_port_cfg_[i].name; });
+    if (it == ports.end()) continue;  // being removed
+    out[i] = host_port_cfg_[i];       // its resolved MTU (role, MTU and MAC are the same: reload.hpp)
+    out[i].local_vips = it->local_vips;
+  }
+  return out;
+}
+
+// Make before break: new ports are served and new VIPs reach their ports before the control core may
+// install their tunnels; removed VIPs and ports leave only after their tunnels are closed. Tunnels the
+// diff does not name are not touched.
+void Gateway::apply_reload(const GatewayConfig& next, const ConfigDiff& diff,
+                           std::vector<NewHostPort> added) {
+  add_host_ports(std::move(added));
+  const auto next_ports = by_slot(effective_host_ports(next, flags_.vf_name));
+  auto both = vip_ports(host_port_cfg_);
   for (const auto& vp : vip_ports(next_ports)) {
     if (std::find(diff.vips.added.begin(), diff.vips.added.end(), vp.first) != diff.vips.added.end())
       both.push_back(vp);
@@ -1066,6 +1191,14 @@ void Gateway::apply_reload(const GatewayConfig& next, const ConfigDiff& diff) {
       tm_->reconfigure(peer_policies(next, flags_.outer_ip_type), diff.vips.moved);
   if (auto s = dp_->set_vip_ports(vip_ports(next_ports)); !s) log("reload: " + s.error(), LogLevel::kError);
   if (slow_) slow_->set_responders(responders(next, next_ports, host_ports_));
+  remove_host_ports(diff.ports.removed);
+  // Both sides: the peers (removed ones too, before their channels go) close their halves.
+  for (const auto& line : tm_->notify_closed(r.closed, *transport_)) log("reload: " + line, LogLevel::kWarn);
+  {
+    std::lock_guard lock(port_cfg_mu_);
+    host_port_cfg_ = next_ports;
+  }
+  chains_->set_ports(next_ports);
 
   // The gRPC sides index peers as the tunnel manager does (removed slots stay, empty).
   std::vector<std::optional<std::string>> addresses(r.peer_count);
@@ -1080,8 +1213,7 @@ void Gateway::apply_reload(const GatewayConfig& next, const ConfigDiff& diff) {
   if (grpc_) grpc_->set_peers(grpc_peers_);
   if (r.sessions_closed > 0) {
     log("reload: closed " + std::to_string(r.sessions_closed) +
-        " tunnel(s) of removed peers, sessions or VIPs (the peer keeps its half until its own reload or idle "
-        "timeout: the protocol has no close call)");
+        " tunnel(s) of removed peers, sessions or VIPs, on both sides where the peer answers CloseTunnels");
   }
 }
 

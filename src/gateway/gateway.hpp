@@ -106,11 +106,25 @@ class Gateway final : public admin::AdminHandler {
   };
   static Result<GrpcTls, std::string> load_grpc_tls(const control::TlsFiles& files);
   control::GrpcServerOptions grpc_options();
-  void apply_reload(const GatewayConfig& next, const ConfigDiff& diff);
   Status<std::string> start_fleet();
   void apply_fleet(const fleet::FleetView& view);
   std::string peer_identity(const PeerConfig& peer) const;
   nlohmann::json fleet_json() const;
+  // Host ports a reload adds: a slot (index, PortId index + 1) and one queue per worker, opened before
+  // anything else changes so that a TAP that cannot be made refuses the reload as a whole.
+  struct NewHostPort {
+    std::size_t slot = 0;
+    HostPortConfig cfg;
+    std::vector<std::unique_ptr<ports::Port>> queues;  // by worker
+  };
+  Result<std::vector<NewHostPort>, std::string> open_host_ports(const GatewayConfig& next,
+                                                                const ConfigDiff& diff);
+  void add_host_ports(std::vector<NewHostPort> ports);
+  void remove_host_ports(const std::vector<std::string>& names);
+  // `ports` (config order) by slot: the running slots with their new VIPs; a slot whose port is not in
+  // `ports` is empty (free).
+  std::vector<HostPortConfig> by_slot(const std::vector<HostPortConfig>& ports) const;
+  void apply_reload(const GatewayConfig& next, const ConfigDiff& diff, std::vector<NewHostPort> added);
   void apply_tls(const GrpcTls& tls);
   admin::AdminResult sample(const nlohmann::json& args);
   Status<std::string> open_workers();
@@ -139,13 +153,18 @@ class Gateway final : public admin::AdminHandler {
   GatewayConfig config_;
   Logger logger_;
   PortFactory port_factory_;
+  // By slot (PortId - 1); an empty name: a free slot. Written by a reload (under reload_mu_ and
+  // port_cfg_mu_), read by the stats readers under port_cfg_mu_ (port_names).
   std::vector<HostPortConfig> host_port_cfg_;
+  mutable std::mutex port_cfg_mu_;
   net::IpAddr local_pip_;
   uint32_t payload_mtu_ = 0;  // the largest inner IP packet the tunnel carries (path_mtu.hpp)
   net::MacAddr local_mac_;
   std::string admin_path_;
   std::chrono::steady_clock::time_point started_;
 
+  // By slot, allocated at build for every slot there may ever be (kMaxHostPorts): the workers and the
+  // decap action index it while a reload adds ports, so it never grows.
   std::vector<std::unique_ptr<HostPortInfo>> host_ports_;
   std::vector<std::unique_ptr<WorkerPsp>> worker_psp_;
   std::unique_ptr<flow::EpochDomain> sa_epoch_;

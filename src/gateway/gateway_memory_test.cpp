@@ -705,10 +705,27 @@ TEST_F(TwoGatewaysSampling, OffStopsSamplesOnWithARateResumesThem) {
   EXPECT_GT(samples_while_sending(128, 300), 0u);  // 1 in 4
   EXPECT_FALSE(a_->gw->handle("sample", {{"on", true}, {"rate", 17}}).ok());
   EXPECT_FALSE(a_->gw->handle("sample", {{"rate", 2}}).ok());  // "on" is required
-  // B started without --sample-rate: its pipeline has no sampling pipes, and it says so.
-  auto refused = b_->gw->handle("sample", {{"on", true}});
-  ASSERT_FALSE(refused.ok());
-  EXPECT_NE(refused.error().message.find("--sample-rate"), std::string::npos);
+}
+
+// A gateway started without --sample-rate has the sampling pipes all the same, empty: sample on works
+// (no rate given and none used before: 1 in 1024), and with --rate it samples what it sends.
+TEST_F(TwoGatewaysSampling, OnWorksOnAGatewayStartedWithoutSampleRate) {
+  connect();
+  EXPECT_EQ(b_->gw->handle("status", json::object()).value()["sample_rate"], 0);
+  auto on = b_->gw->handle("sample", {{"on", true}});
+  ASSERT_TRUE(on.ok()) << on.error().message;
+  EXPECT_EQ((*on)["rate"], 10);
+  auto every_other = b_->gw->handle("sample", {{"on", true}, {"rate", 1}});
+  ASSERT_TRUE(every_other.ok()) << every_other.error().message;
+  EXPECT_EQ(b_->gw->handle("status", json::object()).value()["sample_rate"], 1);
+  const uint64_t before = b_->slow("samples");
+  for (uint32_t i = 0; i < 64; ++i)
+    b_->vm->send(b_->vm->udp_to(*a_->vm, b_->gateway_mac, seq_payload(400 + i)));
+  EXPECT_EQ(a_->vm->receive(64).size(), 64u);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (b_->slow("samples") == before && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_GT(b_->slow("samples"), before);
 }
 
 class TwoInsecureGateways : public TwoGateways {

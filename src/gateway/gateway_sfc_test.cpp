@@ -28,13 +28,23 @@ using testing::wait_until;
 constexpr auto kWait = std::chrono::seconds(20);  // an upper bound for a loaded machine, not a timing
 constexpr auto kSilence = std::chrono::milliseconds(300);  // how long "nothing arrives" is watched
 
-// The UDP destination port of a frame (IPv4, no options), 0 if not UDP.
+// Where a frame's UDP header starts (IPv4 without options, or IPv6 without extension headers), 0 if the
+// frame is not UDP.
+std::size_t udp_at(const std::vector<uint8_t>& f) {
+  if (f.size() < 14 + 20 + 8) return 0;
+  if (f[12] == 0x08 && f[13] == 0x00) return f[14 + 9] == net::kIpProtoUdp ? 14 + 20 : 0;
+  if (f[12] == 0x86 && f[13] == 0xdd && f.size() >= 14 + 40 + 8)
+    return f[14 + 6] == net::kIpProtoUdp ? 14 + 40 : 0;
+  return 0;
+}
+// The UDP destination port of a frame, 0 if not UDP.
 uint16_t udp_dport(const std::vector<uint8_t>& f) {
-  if (f.size() < 14 + 20 + 8 || f[12] != 0x08 || f[13] != 0x00 || f[14 + 9] != net::kIpProtoUdp) return 0;
-  return load_be16(f.data() + 14 + 20 + 2);
+  const std::size_t at = udp_at(f);
+  return at == 0 ? 0 : load_be16(f.data() + at + 2);
 }
 uint16_t udp_sport(const std::vector<uint8_t>& f) {
-  return udp_dport(f) == 0 ? 0 : load_be16(f.data() + 14 + 20);
+  const std::size_t at = udp_at(f);
+  return at == 0 ? 0 : load_be16(f.data() + at);
 }
 
 // A bump-in-the-wire VNF: frames in one port come out of the other, unchanged.
@@ -111,8 +121,10 @@ class SfcGateways : public ::testing::Test {
     sb.name = "b";
     sa.pip = "127.0.0.1";
     sb.pip = "127.0.0.2";
-    sa.vips = sb.peer_vips = {"10.1.0.1"};
-    sb.vips = sa.peer_vips = {"10.2.0.1"};
+    sa.vips = sb.peer_vips = {a_vip_};
+    sb.vips = sa.peer_vips = {b_vip_};
+    if (v6_) sa.extra_flags = sb.extra_flags = {"--inner-ip-type", "ipv6"};
+    if (transport_) sa.extra_flags = sb.extra_flags = {"--mode", "transport"};
     sa.gateway_mac = "02:50:00:00:0a:01";
     sb.gateway_mac = "02:50:00:00:0b:01";
     sa.grpc_port = sb.peer_grpc_port = testing::free_port();
@@ -130,8 +142,11 @@ class SfcGateways : public ::testing::Test {
     b_ = make_b(sb, std::move(wire.b), sfc, vnfs);
     ASSERT_NE(b_, nullptr);
     pump_ = std::thread([this] { run_vnfs(); });
-    a_->announce("10.1.0.1", "10.2.0.1");
-    ASSERT_EQ(receive(*a_->workload, 1).size(), 1u);  // the proxy ARP reply
+    // The workloads' first frames teach the gateways their MACs (an ARP request, answered for IPv4 VIPs).
+    a_->announce(a_vip_, b_vip_);
+    if (!v6_) {
+      ASSERT_EQ(receive(*a_->workload, 1).size(), 1u);  // the proxy ARP reply
+    }
     announce_b();
   }
   void TearDown() override {
@@ -220,8 +235,10 @@ class SfcGateways : public ::testing::Test {
   }
 
   void announce_b() {
-    send_b(test::arp_request(b_->vm_mac, ip("10.2.0.1"), ip("10.1.0.1")));
-    ASSERT_EQ(receive(*b_->vm, 1).size(), 1u);  // the proxy ARP reply
+    send_b(test::arp_request(b_->vm_mac, ip(b_vip_), ip(a_vip_)));
+    if (!v6_) {
+      ASSERT_EQ(receive(*b_->vm, 1).size(), 1u);  // the proxy ARP reply
+    }
   }
   void send(MemoryPort& port, const std::vector<uint8_t>& frame) {
     net::PacketPool pool(1);
@@ -254,8 +271,8 @@ class SfcGateways : public ::testing::Test {
     test::UdpSpec s;
     s.src_mac = a_->workload_mac;
     s.dst_mac = a_->gateway_mac;
-    s.src = ip("10.1.0.1");
-    s.dst = ip("10.2.0.1");
+    s.src = ip(a_vip_);
+    s.dst = ip(b_vip_);
     s.sport = sport;
     s.dport = dport;
     return test::udp_frame(s);
@@ -264,8 +281,8 @@ class SfcGateways : public ::testing::Test {
     test::UdpSpec s;
     s.src_mac = b_->vm_mac;
     s.dst_mac = b_->gateway_mac;
-    s.src = ip("10.2.0.1");
-    s.dst = ip("10.1.0.1");
+    s.src = ip(b_vip_);
+    s.dst = ip(a_vip_);
     s.sport = sport;
     s.dport = dport;
     return test::udp_frame(s);
@@ -305,6 +322,23 @@ class SfcGateways : public ::testing::Test {
             {"direction", direction}, {"bi-directional", bidi}, {"match", match}};
   }
 
+  // IPv6 inner traffic (--inner-ip-type ipv6 on both gateways): set before start().
+  void inner_ipv6() {
+    v6_ = true;
+    a_vip_ = "fd00:1::1";
+    b_vip_ = "fd00:2::1";
+  }
+
+  // Transport mode (--mode transport): the VIPs are the gateways' own addresses (config.local-pip).
+  void transport_mode() {
+    transport_ = true;
+    a_vip_ = "127.0.0.1";
+    b_vip_ = "127.0.0.2";
+  }
+
+  bool v6_ = false;
+  bool transport_ = false;
+  std::string a_vip_ = "10.1.0.1", b_vip_ = "10.2.0.1";
   TempDir dir_;
   std::unique_ptr<testing::TestGateway> a_;
   std::unique_ptr<ChainedGateway> b_;
@@ -340,6 +374,38 @@ TEST_F(SfcGateways, BiDirectionalRepliesCrossTheSameHopsInReverseOrderBeforeEncr
   const json c = b_->counters()["sfc"]["classifiers"][0];
   EXPECT_EQ(c["packets"], 1u);
   EXPECT_EQ(c["return_packets"], 1u);
+}
+
+// IPv6 inside the tunnel: the same chain, both ways, in order and in reverse.
+TEST_F(SfcGateways, InnerIpv6BiDirectionalChainCrossesEveryHopBothWays) {
+  inner_ipv6();
+  start({{"pairs", pairs(3)},
+         {"chains", {chain({{"fw1"}, {"fw2"}, {"fw3"}})}},
+         {"classifiers", {classifier("entry-lport", true, "ip6 && udp.dst == 5001")}}});
+  take_log();
+  ASSERT_TRUE(a_reaches_b(5001));
+  ASSERT_TRUE(b_reaches_a(5001));
+  EXPECT_EQ(take_log(), (std::vector<std::string>{"fw1+", "fw2+", "fw3+", "fw3-", "fw2-", "fw1-"}));
+  ASSERT_TRUE(a_reaches_b(5002));  // not matched: straight through
+  EXPECT_TRUE(take_log().empty());
+  const json c = b_->counters()["sfc"]["classifiers"][0];
+  EXPECT_EQ(c["packets"], 1u);
+  EXPECT_EQ(c["return_packets"], 1u);
+}
+
+// Transport mode (no inner header: the packet's own addresses are the hosts'): the same chain both ways.
+TEST_F(SfcGateways, TransportModeBiDirectionalChainCrossesEveryHopBothWays) {
+  transport_mode();
+  start({{"pairs", pairs(2)},
+         {"chains", {chain({{"fw1"}, {"fw2"}})}},
+         {"classifiers", {classifier("entry-lport", true, "udp.dst == 5001")}}},
+        2);
+  take_log();
+  ASSERT_TRUE(a_reaches_b(5001));
+  ASSERT_TRUE(b_reaches_a(5001));
+  EXPECT_EQ(take_log(), (std::vector<std::string>{"fw1+", "fw2+", "fw2-", "fw1-"}));
+  ASSERT_TRUE(a_reaches_b(5002));
+  EXPECT_TRUE(take_log().empty());
 }
 
 TEST_F(SfcGateways, ExitLportChainsTrafficFromTheWorkloadBeforeEncryption) {
@@ -425,6 +491,53 @@ TEST_F(SfcGateways, AStoppedInstanceFailsCloseWithinTheHealthTimeAndComesBack) {
   b_->vnfs[0]->mode = Vnf::Mode::kForward;
   ASSERT_TRUE(wait_until([&] { return b_->counters()["sfc"]["instances"][0]["live"].get<bool>(); }, kWait));
   EXPECT_TRUE(a_reaches_b(5003));
+}
+
+// An instance's traffic counters count data only: the health probes through the same ports are counted
+// as probes (probes_sent / probes_returned), not as traffic.
+TEST_F(SfcGateways, InstanceCountersCountDataNotProbes) {
+  json sfc = {{"pairs", pairs(1)},
+              {"chains", {chain({{"fw1"}})}},
+              {"classifiers", {classifier("entry-lport", false, "udp")}},
+              {"health", {{"interval-ms", 100}, {"misses", 3}, {"timeout-ms", 200}}}};
+  start(sfc, 1);
+  const auto instance = [&] { return b_->counters()["sfc"]["instances"][0]; };
+  ASSERT_TRUE(wait_until([&] { return instance()["probes_returned"].get<uint64_t>() >= 3; }, kWait));
+  for (uint16_t i = 0; i < 3; ++i) ASSERT_TRUE(a_reaches_b(static_cast<uint16_t>(5001 + i)));
+  // Port counters are published every 100 ms, probes counted as they go: wait for both to agree.
+  EXPECT_TRUE(wait_until(
+      [&] {
+        const json i = instance();
+        return i["in_tx"] == 3u && i["out_rx"] == 3u && i["in_rx"] == 0u && i["out_tx"] == 0u;
+      },
+      kWait))
+      << instance().dump();
+  EXPECT_GE(instance()["probes_sent"].get<uint64_t>(), 3u);
+}
+
+// A one-armed instance (in == out: the VNF sends a frame back out of the port it came in on) serves both
+// directions of a bi-directional classifier: SFC_HOP tells them apart by the workload's VIP as destination
+// or source. A second classifier that needs the same port for traffic toward the workload in another
+// continuation (a bi-directional exit-lport chain's return traffic) is refused, naming both (README,
+// "Limits, and why").
+TEST_F(SfcGateways, AOneArmedInstanceServesBothDirectionsAndAnAmbiguousSecondClassifierIsRefused) {
+  start({{"pairs", {{{"name", "fw1"}, {"in", "fw1-in"}, {"out", "fw1-in"}}, pairs(2)[1]}},
+         {"chains", {chain({{"fw1"}, {"fw2"}})}},
+         {"classifiers", {classifier("entry-lport", true, "udp")}}},
+        2);
+  b_->vnfs[0]->mode = Vnf::Mode::kReflect;  // back out of the port it came in on: one-armed
+  take_log();
+  ASSERT_TRUE(a_reaches_b(5001));
+  ASSERT_TRUE(b_reaches_a(5001));
+  EXPECT_EQ(take_log(), (std::vector<std::string>{"fw1+", "fw2+", "fw2-", "fw1+"}));
+  // c2's return traffic to vm B would come back from fw1's one port addressed to vm B, as c1's forward
+  // traffic does, but must go back toward the workload where c1's goes on to fw2.
+  auto refused = b_->gw->handle(
+      "sfc", json{{"argv", {"classifier-add", "pc1", "vmb", "exit-lport", "bi-directional", "c2", "tcp"}}});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message.find("c1"), std::string::npos) << refused.error().message;
+  EXPECT_NE(refused.error().message.find("c2"), std::string::npos) << refused.error().message;
+  ASSERT_TRUE(a_reaches_b(5002));  // refused: nothing changed
 }
 
 TEST_F(SfcGateways, FailOpenBypassesADeadHop) {

@@ -49,7 +49,8 @@ std::vector<HostPortConfig> effective_host_ports(const GatewayConfig& config, co
 
 bool ConfigDiff::empty() const {
   return restart.empty() && peers.added.empty() && peers.removed.empty() && peers.changed.empty() &&
-         vips.added.empty() && vips.removed.empty() && vips.moved.empty() && !tls;
+         vips.added.empty() && vips.removed.empty() && vips.moved.empty() && ports.added.empty() &&
+         ports.removed.empty() && !tls;
 }
 
 std::string ConfigDiff::summary() const {
@@ -58,6 +59,8 @@ std::string ConfigDiff::summary() const {
                   ", VIP pairs +" + std::to_string(peers.pairs_added) + " -" +
                   std::to_string(peers.pairs_removed) + ", local VIPs +" + std::to_string(vips.added.size()) +
                   " -" + std::to_string(vips.removed.size()) + " moved " + std::to_string(vips.moved.size());
+  if (!ports.added.empty() || !ports.removed.empty())
+    s += ", host ports +" + std::to_string(ports.added.size()) + " -" + std::to_string(ports.removed.size());
   if (tls) s += ", TLS material";
   return s;
 }
@@ -120,45 +123,46 @@ void diff_peers(const GatewayConfig& running, const GatewayConfig& next, ConfigD
 
 void diff_host_ports(const std::vector<HostPortConfig>& running, const std::vector<HostPortConfig>& next,
                      ConfigDiff& diff) {
-  auto names = [](const std::vector<HostPortConfig>& ports) {
-    std::string out;
-    for (const auto& p : ports) out += (out.empty() ? "" : ", ") + p.name;
-    return "[" + out + "]";
-  };
-  if (running.size() != next.size() ||
-      !std::equal(running.begin(), running.end(), next.begin(),
-                  [](const HostPortConfig& a, const HostPortConfig& b) { return a.name == b.name; })) {
-    diff.restart.push_back("x-sw.host-ports: the ports " + names(running) + " -> " + names(next) +
-                           " (adding, removing or reordering TAP ports)");
-    return;
-  }
-  for (std::size_t i = 0; i < running.size(); ++i) {
-    const std::string key = "x-sw.host-ports '" + running[i].name + "'";
-    if (running[i].role != next[i].role) {
-      diff.restart.push_back(key + ": role " + role_text(running[i].role) + " -> " + role_text(next[i].role));
-    }
-    if (running[i].mtu != next[i].mtu) {
-      const auto mtu = [](uint32_t m) { return m == 0 ? std::string("auto") : std::to_string(m); };
-      diff.restart.push_back(key + ": mtu " + mtu(running[i].mtu) + " -> " + mtu(next[i].mtu));
-    }
-    if (running[i].mac != next[i].mac)
-      diff.restart.push_back(key + ": mac " + text(running[i].mac) + " -> " + text(next[i].mac));
-  }
-  std::unordered_map<net::IpAddr, std::size_t> was, now;
-  for (std::size_t i = 0; i < running.size(); ++i) {
-    for (const auto& v : running[i].local_vips) was.emplace(v, i);
-    for (const auto& v : next[i].local_vips) now.emplace(v, i);
-  }
-  for (const auto& [vip, port] : now) {
-    auto it = was.find(vip);
+  std::map<std::string, const HostPortConfig*> was, now;
+  for (const auto& p : running) was.emplace(p.name, &p);
+  for (const auto& p : next) now.emplace(p.name, &p);
+  for (const auto& p : next) {
+    auto it = was.find(p.name);
     if (it == was.end()) {
+      diff.ports.added.push_back(p.name);
+      continue;
+    }
+    const HostPortConfig& old = *it->second;
+    const std::string key = "x-sw.host-ports '" + p.name + "'";
+    const std::string how = " (remove the port in one reload and add it back in the next, or restart)";
+    if (old.role != p.role)
+      diff.restart.push_back(key + ": role " + role_text(old.role) + " -> " + role_text(p.role) + how);
+    if (old.mtu != p.mtu) {
+      const auto mtu = [](uint32_t m) { return m == 0 ? std::string("auto") : std::to_string(m); };
+      diff.restart.push_back(key + ": mtu " + mtu(old.mtu) + " -> " + mtu(p.mtu) + how);
+    }
+    if (old.mac != p.mac) diff.restart.push_back(key + ": mac " + text(old.mac) + " -> " + text(p.mac) + how);
+  }
+  for (const auto& p : running) {
+    if (!now.contains(p.name)) diff.ports.removed.push_back(p.name);
+  }
+  std::unordered_map<net::IpAddr, std::string> was_vips, now_vips;
+  for (const auto& p : running) {
+    for (const auto& v : p.local_vips) was_vips.emplace(v, p.name);
+  }
+  for (const auto& p : next) {
+    for (const auto& v : p.local_vips) now_vips.emplace(v, p.name);
+  }
+  for (const auto& [vip, port] : now_vips) {
+    auto it = was_vips.find(vip);
+    if (it == was_vips.end()) {
       diff.vips.added.push_back(vip);
     } else if (it->second != port) {
       diff.vips.moved.push_back(vip);
     }
   }
-  for (const auto& [vip, port] : was) {
-    if (!now.contains(vip)) diff.vips.removed.push_back(vip);
+  for (const auto& [vip, port] : was_vips) {
+    if (!now_vips.contains(vip)) diff.vips.removed.push_back(vip);
   }
   for (auto* v : {&diff.vips.added, &diff.vips.removed, &diff.vips.moved}) std::sort(v->begin(), v->end());
 }

@@ -4,12 +4,13 @@
 // it as a whole if any section says "restart", and otherwise applies the sections in make-before-break
 // order.
 //
-// Live: peers (added, removed), their sessions (VIP pairs) and x-sw.peer-pips, the local VIPs behind each
-// host port (added, removed, moved to another port), and the gRPC TLS material (x-sw.grpc-tls paths, or
-// the same files with new contents).
+// Live: peers (added, removed), their sessions (VIP pairs) and x-sw.peer-pips, host ports (added: TAPs
+// created; removed: their tunnels closed, TAPs removed; matched by name, so their order does not
+// matter), the local VIPs behind each host port (added, removed, moved to another port), and the gRPC
+// TLS material (x-sw.grpc-tls paths, or the same files with new contents).
 // Restart: config.local-grpc-address (the gRPC listener), config.local-pip (the PSP socket's bind address,
-// the uplink), the host ports themselves (names, order, roles, MTU, MAC: every worker owns one queue per
-// TAP), x-sw.local-mac and x-sw.virt-cookie (sent to peers in every TunnelParameters they hold),
+// the uplink), a kept host port's role, MTU or MAC (remove it in one reload and add it back in the
+// next), x-sw.local-mac and x-sw.virt-cookie (sent to peers in every TunnelParameters they hold),
 // x-sw.rpc-deadline-ms and x-sw.tunnels-per-request (fixed in the gRPC client and the tunnel manager),
 // x-sw.metrics-address (the HTTP listener), x-sw.uplink-mtu (sizes the TAPs), x-sw.sfc (changed live with
 // `pspctl sfc` instead), and every command-line flag (the flags are not re-read).
@@ -42,14 +43,21 @@ struct VipChanges {
   std::vector<net::IpAddr> moved;    // local VIPs now behind another host port: their tunnels close
 };
 
+struct PortChanges {
+  std::vector<std::string> added;    // host ports (names) new in the config
+  std::vector<std::string> removed;  // ... gone from it
+};
+
 struct ConfigDiff {
   std::vector<std::string> restart;  // "KEY: what changed", one per key that needs a restart
   PeerChanges peers;
+  PortChanges ports;
   VipChanges vips;
   bool tls = false;  // the TLS files named changed (Gateway::reload also compares their contents)
 
   bool empty() const;
-  std::string summary() const;  // "peers +1 -0 ~1, VIP pairs +2 -0, local VIPs +1 -0 moved 0, TLS"
+  // "peers +1 -0 ~1, VIP pairs +2 -0, local VIPs +1 -0 moved 0, host ports +1 -0, TLS"
+  std::string summary() const;
 };
 
 // ---- one function per section ----
@@ -59,7 +67,8 @@ void diff_fixed(const GatewayConfig& running, const GatewayConfig& next, const G
                 ConfigDiff& diff);
 // peers[]: by remote-grpc-address.
 void diff_peers(const GatewayConfig& running, const GatewayConfig& next, ConfigDiff& diff);
-// x-sw.host-ports (or the default port): the ports must stay; their local VIPs may change.
+// x-sw.host-ports (or the default port), by name: ports added or removed; a kept port's role, MTU and MAC
+// must stay; local VIPs may change (moved: now behind a port of another name).
 void diff_host_ports(const std::vector<HostPortConfig>& running, const std::vector<HostPortConfig>& next,
                      ConfigDiff& diff);
 // x-sw.grpc-tls, unless the --grpc-tls-* flags override it.

@@ -126,17 +126,43 @@ TEST(ReloadDiff, MetricsAddressFromTheFlagIsNotTheConfigs) {
   EXPECT_TRUE(diff_config(config(kBase), config(next), flags).restart.empty());
 }
 
-TEST(ReloadDiff, HostPortsAddedRemovedOrChangedNeedARestart) {
-  EXPECT_TRUE(names(
-      diff(with(kBase, R"({"name": "tap1", "local-vips": []})", R"({"name": "tap2", "local-vips": []})")),
-      "x-sw.host-ports: the ports [tap0, tap1] -> [tap0, tap2]"));
-  EXPECT_TRUE(names(diff(with(kBase, R"(, {"name": "tap1", "local-vips": []})", "")), "x-sw.host-ports"));
+// Host ports are matched by name: added and removed ones are live, their order does not matter; a kept
+// port's role, MTU or MAC needs a restart.
+TEST(ReloadDiff, HostPortsAddedAndRemovedLiveByNameChangedNeedARestart) {
+  const ConfigDiff renamed =
+      diff(with(kBase, R"({"name": "tap1", "local-vips": []})", R"({"name": "tap2", "local-vips": []})"));
+  EXPECT_TRUE(renamed.restart.empty());
+  EXPECT_EQ(renamed.ports.added, std::vector<std::string>{"tap2"});
+  EXPECT_EQ(renamed.ports.removed, std::vector<std::string>{"tap1"});
+  EXPECT_EQ(renamed.summary(), "peers +0 -0 ~0, VIP pairs +0 -0, local VIPs +0 -0 moved 0, host ports +1 -1");
+  const ConfigDiff removed = diff(with(kBase, R"(, {"name": "tap1", "local-vips": []})", ""));
+  EXPECT_TRUE(removed.restart.empty());
+  EXPECT_EQ(removed.ports.removed, std::vector<std::string>{"tap1"});
+  const ConfigDiff reordered = diff(with(
+      kBase,
+      R"({"name": "tap0", "local-vips": ["10.0.0.1", "10.0.0.2"]}, {"name": "tap1", "local-vips": []})",
+      R"({"name": "tap1", "local-vips": []}, {"name": "tap0", "local-vips": ["10.0.0.1", "10.0.0.2"]})"));
+  EXPECT_TRUE(reordered.empty()) << reordered.summary();
+  // A VIP now behind a port of another name moved (its tunnels close), whatever the ports' order.
+  const ConfigDiff moved =
+      diff(with(kBase, R"({"name": "tap1", "local-vips": []})",
+                R"({"name": "tap3", "local-vips": []}, {"name": "tap1", "local-vips": []})"));
+  EXPECT_TRUE(moved.vips.moved.empty());
+  const ConfigDiff to_new =
+      diff(with(with(kBase, R"("local-vips": ["10.0.0.1", "10.0.0.2"])", R"("local-vips": ["10.0.0.1"])"),
+                R"({"name": "tap1", "local-vips": []})",
+                R"({"name": "tap1", "local-vips": []}, {"name": "tap3", "local-vips": ["10.0.0.2"]})"));
+  EXPECT_EQ(to_new.vips.moved, std::vector<net::IpAddr>{ip("10.0.0.2")});
+  EXPECT_EQ(to_new.ports.added, std::vector<std::string>{"tap3"});
   EXPECT_TRUE(names(diff(with(kBase, R"({"name": "tap1", "local-vips": []})",
                               R"({"name": "tap1", "mtu": 9000, "local-vips": []})")),
                     "x-sw.host-ports 'tap1': mtu auto -> 9000"));
   EXPECT_TRUE(names(diff(with(kBase, R"({"name": "tap1", "local-vips": []})",
                               R"({"name": "tap1", "mac": "02:00:00:00:00:07", "local-vips": []})")),
                     "x-sw.host-ports 'tap1': mac"));
+  EXPECT_TRUE(
+      names(diff(with(kBase, R"({"name": "tap1", "local-vips": []})", R"({"name": "tap1", "role": "vnf"})")),
+            "x-sw.host-ports 'tap1': role workload -> vnf"));
 }
 
 TEST(ReloadDiff, TlsFilesFromTheConfigUnlessTheFlagsWin) {

@@ -21,8 +21,10 @@ sfc::Placement placement(const Topology& topo) {
 
 std::map<std::string, sfc::ProgramPort> program_ports(const std::vector<HostPortConfig>& ports) {
   std::map<std::string, sfc::ProgramPort> out;
-  for (std::size_t i = 0; i < ports.size(); ++i)
+  for (std::size_t i = 0; i < ports.size(); ++i) {
+    if (ports[i].name.empty()) continue;  // a free slot (a port removed by a reload)
     out[ports[i].name] = {PortId{static_cast<uint16_t>(i + 1)}, role_of(ports[i]), ports[i].local_vips};
+  }
   return out;
 }
 
@@ -40,12 +42,34 @@ ServiceChaining::ServiceChaining(Topology& topo, const std::vector<HostPortConfi
       program_(topo.pipeline(), placement(topo), program_ports(ports)),
       health_(health_options(config)) {}
 
+// The registry's view of the host ports: the live list (verbs run under mu_, as set_ports changes it).
 sfc::ServiceChains::PortLookup ServiceChaining::lookup() const {
-  return [ports = ports_](std::string_view name) -> std::optional<sfc::PortRole> {
-    for (const auto& p : ports)
-      if (p.name == name) return role_of(p);
+  return [this](std::string_view name) -> std::optional<sfc::PortRole> {
+    for (const auto& p : ports_)
+      if (!p.name.empty() && p.name == name) return role_of(p);
     return std::nullopt;
   };
+}
+
+std::string ServiceChaining::port_users(const std::string& name) const {
+  std::lock_guard lock(mu_);
+  std::string users;
+  const auto add = [&](const std::string& what) { users += (users.empty() ? "" : ", ") + what; };
+  for (const auto& [pair, p] : chains_.pairs()) {
+    if (p.in == name || p.out == name) add("port pair " + pair);
+  }
+  for (const auto& [classifier, c] : chains_.classifiers()) {
+    if (c.port == name) add("classifier " + classifier);
+  }
+  return users;
+}
+
+void ServiceChaining::set_ports(const std::vector<HostPortConfig>& ports) {
+  std::lock_guard lock(mu_);
+  ports_ = ports;
+  program_.set_ports(program_ports(ports_));
+  auto s = program_.apply(chains_, [this](const std::string& p) { return health_.live(p); });
+  if (!s && log_) log_("sfc: reprogramming after a reload failed: " + s.error().message);
 }
 
 Status<std::string> ServiceChaining::load(const SfcConfig& config) {
@@ -60,14 +84,15 @@ Status<std::string> ServiceChaining::load(const SfcConfig& config) {
   return {};
 }
 
+PortId ServiceChaining::port_id(const std::string& name) const {
+  for (std::size_t i = 0; i < ports_.size(); ++i)
+    if (!ports_[i].name.empty() && ports_[i].name == name) return PortId{static_cast<uint16_t>(i + 1)};
+  return PortId{0};
+}
+
 void ServiceChaining::sync_health() {
   std::map<std::string, std::pair<PortId, PortId>> pairs;
-  const auto id = [this](const std::string& name) {
-    for (std::size_t i = 0; i < ports_.size(); ++i)
-      if (ports_[i].name == name) return PortId{static_cast<uint16_t>(i + 1)};
-    return PortId{0};
-  };
-  for (const auto& [name, p] : chains_.pairs()) pairs[name] = {id(p.in), id(p.out)};
+  for (const auto& [name, p] : chains_.pairs()) pairs[name] = {port_id(p.in), port_id(p.out)};
   health_.sync(pairs);
 }
 
@@ -107,12 +132,15 @@ admin::AdminResult ServiceChaining::handle(const json& args, const std::vector<a
 
 void ServiceChaining::tick(std::chrono::steady_clock::time_point now, const Send& send) {
   std::lock_guard lock(mu_);
-  for (const auto& probe : health_.tick(now)) (void)send(probe.port, probe.frame);
+  for (const auto& probe : health_.tick(now)) {
+    if (send(probe.port, probe.frame)) ++probe_tx_[probe.port];
+  }
   apply_health();
 }
 
 void ServiceChaining::on_probe(std::span<const uint8_t> frame, PortId port) {
   std::lock_guard lock(mu_);
+  ++probe_rx_[port];
   (void)health_.received(frame, port);
   apply_health();
 }
@@ -165,10 +193,13 @@ admin::SfcSnapshot ServiceChaining::snapshot(const std::vector<admin::PortSnapsh
     i.out = p.out;
     const auto in = port(p.in);
     const auto out = port(p.out);
-    i.in_tx = in.tx_packets;
-    i.in_rx = in.rx_packets;
-    i.out_tx = out.tx_packets;
-    i.out_rx = out.rx_packets;
+    // Data only: the probes go out of the ingress port and come back from the egress port (one port
+    // for a one-armed pair: the same subtraction).
+    const auto data = [](uint64_t all, uint64_t probes) { return all > probes ? all - probes : 0; };
+    i.in_tx = data(in.tx_packets, count(probe_tx_, port_id(p.in)));
+    i.in_rx = data(in.rx_packets, count(probe_rx_, port_id(p.in)));
+    i.out_tx = data(out.tx_packets, count(probe_tx_, port_id(p.out)));
+    i.out_rx = data(out.rx_packets, count(probe_rx_, port_id(p.out)));
     auto h = health_.pairs().find(name);
     if (h != health_.pairs().end()) {
       i.live = h->second.live;

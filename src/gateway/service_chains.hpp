@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <span>
 #include <string>
@@ -26,7 +27,7 @@ namespace pspgw::gateway {
 
 class ServiceChaining {
  public:
-  // ports: every host port in config order (PortId = index + 1).
+  // ports: every host port by index (PortId = index + 1; an empty name is a free slot).
   // log: health changes (an instance out or back: rare, control thread).
   ServiceChaining(Topology& topo, const std::vector<HostPortConfig>& ports, const SfcConfig& config,
                   std::function<void(std::string_view)> log = {});
@@ -45,11 +46,18 @@ class ServiceChaining {
   // ports: the port snapshots in PortId order (network first).
   admin::SfcSnapshot snapshot(const std::vector<admin::PortSnapshot>& ports) const;
 
+  // A reload: what still refers to host port `name` (a pair, a classifier), empty if nothing does.
+  std::string port_users(const std::string& name) const;
+  // A reload changed the host ports (by index; an empty name is a free slot) or their VIPs: the verbs
+  // know the new ports, and the program follows the VIPs.
+  void set_ports(const std::vector<HostPortConfig>& ports);
+
  private:
   Status<sfc::SfcError> change(const std::vector<std::string>& argv);
   void sync_health();
   void apply_health();  // under mu_: log the changes, reprogram if any
   sfc::ServiceChains::PortLookup lookup() const;
+  PortId port_id(const std::string& name) const;  // PortId 0: no such host port
 
   std::vector<HostPortConfig> ports_;
   std::function<void(std::string_view)> log_;
@@ -58,6 +66,10 @@ class ServiceChaining {
   sfc::ChainProgram program_;
   sfc::HealthMonitor health_;
   uint64_t changes_ = 0;
+  // Probe frames per port (by PortId): sent out of it, and back from it (every frame of the probe
+  // ethertype, late or stray ones too). The ports' own counters include them; snapshot() takes them out
+  // so that an instance's traffic counters count data only.
+  std::map<PortId, uint64_t> probe_tx_, probe_rx_;
 };
 
 }  // namespace pspgw::gateway

@@ -25,6 +25,10 @@ uint64_t sample_mask(uint32_t rate) {
 }
 constexpr uint8_t kSyndromeOk = static_cast<uint8_t>(psp::DropReason::kNone);
 
+bool has_sampling(const TopologyOptions& o) {
+  return o.sample_rate > 0 || o.sampling_pipes;
+}
+
 TargetRef cpu(CpuReason r) {
   return TargetRef::cpu(static_cast<uint16_t>(r));
 }
@@ -59,15 +63,6 @@ Field ingress_dst(const TopologyOptions& o) {
   return o.mode == psp::Mode::kTunnel ? inner_dst(o.inner) : dst_field(o.outer);
 }
 
-// A VNF port: its health probes to the CPU, IP back into the chain (SFC_HOP); nothing else (ARP, ND,
-// DHCP) is answered or steered: the ROOT miss drops it.
-void add_vnf_root(flow::PipelineBuilder& b, const flow::FieldMatch& port) {
-  b.add_entry("ROOT",
-              {{port, flow::eq(Field::kEtherType, kSfcProbeEtherType)}, {}, cpu(CpuReason::kSfcProbe), 5});
-  for (uint16_t type : {net::kEtherTypeIpv4, net::kEtherTypeIpv6})
-    b.add_entry("ROOT", {{port, flow::eq(Field::kEtherType, type)}, {}, TargetRef::pipe("SFC_HOP"), 20});
-}
-
 void build_root(flow::PipelineBuilder& b, const TopologyOptions& o) {
   PipeSpec root;
   root.name = "ROOT";
@@ -75,7 +70,7 @@ void build_root(flow::PipelineBuilder& b, const TopologyOptions& o) {
   root.match = {flow::match(Field::kInPort), flow::match(Field::kEtherType), flow::match(Field::kIpProto),
                 flow::match(Field::kL4Dst), flow::match(Field::kIpv6Dst)};
   root.miss = drop(PipeDrop::kRootMiss);
-  root.max_entries = 8 + 8 * static_cast<uint32_t>(o.host_ports.size());
+  root.max_entries = 8 + 8 * static_cast<uint32_t>(std::max(o.max_host_ports, o.host_ports.size()));
   b.add_pipe(root);
   EntrySpec psp;
   psp.match = {flow::eq(Field::kInPort, o.network_port.value()),
@@ -84,34 +79,10 @@ void build_root(flow::PipelineBuilder& b, const TopologyOptions& o) {
   psp.fwd = TargetRef::pipe("PSP_DECRYPT");
   psp.priority = 10;
   b.add_entry("ROOT", psp);
-  for (std::size_t i = 0; i < o.host_ports.size(); ++i) {
-    const PortId hp = o.host_ports[i];
-    const auto port = flow::eq(Field::kInPort, hp.value());
-    if (i < o.vnf.size() && o.vnf[i]) {
-      add_vnf_root(b, port);
-      continue;
-    }
-    // Exceptions first (lower priority value wins): ARP, IPv6 multicast (Neighbor Solicitation to the
-    // solicited-node group, router solicitations, MLD), DHCP.
-    b.add_entry("ROOT",
-                {{port, flow::eq(Field::kEtherType, net::kEtherTypeArp)}, {}, cpu(CpuReason::kException), 5});
-    auto mcast = flow::prefix(Field::kIpv6Dst, *net::IpAddr::parse("ff00::"), 8);
-    b.add_entry(
-        "ROOT",
-        {{port, flow::eq(Field::kEtherType, net::kEtherTypeIpv6), mcast}, {}, cpu(CpuReason::kException), 5});
-    b.add_entry("ROOT", {{port, flow::eq(Field::kEtherType, net::kEtherTypeIpv4),
-                          flow::eq(Field::kIpProto, net::kIpProtoUdp), flow::eq(Field::kL4Dst, 67)},
-                         {},
-                         cpu(CpuReason::kException),
-                         5});
-    b.add_entry(
-        "ROOT",
-        {{port, flow::eq(Field::kEtherType, ethertype(o.inner))}, {}, TargetRef::pipe("SFC_EXIT"), 20});
-  }
 }
 
 void build_egress(flow::PipelineBuilder& b, const TopologyOptions& o, const PspContext& ctx) {
-  const std::string after_acl = o.sample_rate > 0 ? "EGR_SAMP" : "PSP_ENCRYPT";
+  const std::string after_acl = has_sampling(o) ? "EGR_SAMP" : "PSP_ENCRYPT";
   PipeSpec acl;
   acl.name = "EGR_ACL";
   // The in-port too: a workload may send only as the VIPs behind its own host port. A frame from port 1
@@ -124,7 +95,7 @@ void build_egress(flow::PipelineBuilder& b, const TopologyOptions& o, const PspC
   acl.max_entries = o.max_tunnels;
   b.add_pipe(acl);
 
-  if (o.sample_rate > 0) {
+  if (has_sampling(o)) {
     PipeSpec samp;
     samp.name = "EGR_SAMP";
     // Ternary: the entry carries the rate as its own mask (random & (2^N - 1) == 0), so pspctl sample
@@ -150,7 +121,7 @@ void build_egress(flow::PipelineBuilder& b, const TopologyOptions& o, const PspC
 }
 
 void build_ingress(flow::PipelineBuilder& b, const TopologyOptions& o, const PspContext& ctx) {
-  const std::string after_decrypt = o.sample_rate > 0 ? "INGR_SAMP" : "INGR_ACL";
+  const std::string after_decrypt = has_sampling(o) ? "INGR_SAMP" : "INGR_ACL";
   PipeSpec dec;
   dec.name = "PSP_DECRYPT";
   dec.actions = {ActionSpec::call(make_decrypt_action(ctx))};
@@ -160,7 +131,7 @@ void build_ingress(flow::PipelineBuilder& b, const TopologyOptions& o, const Psp
   b.add_pipe(dec);
   b.add_entry("PSP_DECRYPT", {{}, {}, {}, 0});  // one entry: one master key pair serves every peer
 
-  if (o.sample_rate > 0) {
+  if (has_sampling(o)) {
     PipeSpec samp;
     samp.name = "INGR_SAMP";
     // Authenticated packets only (syndrome OK): a forged packet with the S bit set must not reach the log.
@@ -206,10 +177,13 @@ void build_ingress(flow::PipelineBuilder& b, const TopologyOptions& o, const Psp
   }
 }
 
+// One host port's entries, (pipe, entry), added and removed with the port (Topology::add_host_port).
+using PortEntries = std::vector<std::pair<std::string, EntrySpec>>;
+
 // Broadcast and multicast are never steered (issue 8): entries above every classifier's that forward them
 // on as if no chain were there. `extra` narrows them (SFC_ENTRY: the workload's port).
-void add_unsteered(flow::PipelineBuilder& b, const std::string& pipe,
-                   const std::vector<flow::FieldMatch>& extra, const TargetRef& to) {
+void add_unsteered(PortEntries& out, const std::string& pipe, const std::vector<flow::FieldMatch>& extra,
+                   const TargetRef& to) {
   const std::vector<flow::FieldMatch> groups = {
       flow::prefix(Field::kIpv4Dst, *net::IpAddr::parse("224.0.0.0"), 4),
       flow::eq(Field::kIpv4Dst, *net::IpAddr::parse("255.255.255.255")),
@@ -222,8 +196,62 @@ void add_unsteered(flow::PipelineBuilder& b, const std::string& pipe,
     e.match.push_back(g);
     e.fwd = to;
     e.priority = 0;
-    b.add_entry(pipe, e);
+    out.emplace_back(pipe, e);
   }
+}
+void add_unsteered(flow::PipelineBuilder& b, const std::string& pipe,
+                   const std::vector<flow::FieldMatch>& extra, const TargetRef& to) {
+  PortEntries entries;
+  add_unsteered(entries, pipe, extra, to);
+  for (auto& [p, e] : entries) b.add_entry(p, std::move(e));
+}
+
+constexpr uint32_t kLowest = ~0u;
+
+// A VNF port: its health probes to the CPU, IP back into the chain (SFC_HOP); nothing else (ARP, ND,
+// DHCP) is answered or steered: the ROOT miss drops it.
+void vnf_port_entries(PortEntries& out, const flow::FieldMatch& port) {
+  out.emplace_back(
+      "ROOT",
+      EntrySpec{{port, flow::eq(Field::kEtherType, kSfcProbeEtherType)}, {}, cpu(CpuReason::kSfcProbe), 5});
+  for (uint16_t type : {net::kEtherTypeIpv4, net::kEtherTypeIpv6})
+    out.emplace_back(
+        "ROOT", EntrySpec{{port, flow::eq(Field::kEtherType, type)}, {}, TargetRef::pipe("SFC_HOP"), 20});
+}
+
+// A host port's entries: ROOT's (exceptions to the CPU, its inner family on to SFC_EXIT; a VNF port's
+// own) and, for a workload, SFC_ENTRY's delivery to it (never-steered traffic first, then the rest).
+PortEntries host_port_entries(const TopologyOptions& o, PortId hp, bool vnf) {
+  PortEntries out;
+  const auto port = flow::eq(Field::kInPort, hp.value());
+  if (vnf) {
+    vnf_port_entries(out, port);
+    return out;
+  }
+  // Exceptions first (lower priority value wins): ARP, IPv6 multicast (Neighbor Solicitation to the
+  // solicited-node group, router solicitations, MLD), DHCP.
+  out.emplace_back(
+      "ROOT",
+      EntrySpec{{port, flow::eq(Field::kEtherType, net::kEtherTypeArp)}, {}, cpu(CpuReason::kException), 5});
+  auto mcast = flow::prefix(Field::kIpv6Dst, *net::IpAddr::parse("ff00::"), 8);
+  out.emplace_back("ROOT", EntrySpec{{port, flow::eq(Field::kEtherType, net::kEtherTypeIpv6), mcast},
+                                     {},
+                                     cpu(CpuReason::kException),
+                                     5});
+  out.emplace_back("ROOT",
+                   EntrySpec{{port, flow::eq(Field::kEtherType, net::kEtherTypeIpv4),
+                              flow::eq(Field::kIpProto, net::kIpProtoUdp), flow::eq(Field::kL4Dst, 67)},
+                             {},
+                             cpu(CpuReason::kException),
+                             5});
+  out.emplace_back(
+      "ROOT",
+      EntrySpec{
+          {port, flow::eq(Field::kEtherType, ethertype(o.inner))}, {}, TargetRef::pipe("SFC_EXIT"), 20});
+  const auto reg = flow::eq(Field::kReg0, hp.value());
+  add_unsteered(out, "SFC_ENTRY", {reg}, TargetRef::port(hp));
+  out.emplace_back("SFC_ENTRY", EntrySpec{{reg}, {}, TargetRef::port(hp), kLowest});
+  return out;
 }
 
 // The chain pipes' templates: `key`, then `fields`, then reg3 (sfc::Placement::bank_field: never set, the
@@ -235,9 +263,8 @@ std::vector<flow::FieldMask> with_key(Field key, std::vector<flow::FieldMask> fi
 }
 
 // The chain pipes; their entries and groups come from src/sfc's program at run time. Classifier entries
-// take priorities 1.. (0: the never-steered traffic above, kLowest: the per-port delivery below).
+// take priorities 1.. (0: the never-steered traffic, kLowest: the per-port delivery: host_port_entries).
 void build_chains(flow::PipelineBuilder& b, const TopologyOptions& o) {
-  constexpr uint32_t kLowest = ~0u;
   PipeSpec entry;
   entry.name = "SFC_ENTRY";
   entry.lookup = flow::LookupKind::kTernary;
@@ -245,12 +272,6 @@ void build_chains(flow::PipelineBuilder& b, const TopologyOptions& o) {
   entry.miss = TargetRef::drop(flow::kDropByRule);  // never: every workload port has its delivery entry
   entry.max_entries = kSfcClassifierEntries;
   b.add_pipe(entry);
-  for (std::size_t i = 0; i < o.host_ports.size(); ++i) {
-    if (i < o.vnf.size() && o.vnf[i]) continue;
-    const auto reg = flow::eq(Field::kReg0, o.host_ports[i].value());
-    add_unsteered(b, "SFC_ENTRY", {reg}, TargetRef::port(o.host_ports[i]));
-    b.add_entry("SFC_ENTRY", {{reg}, {}, TargetRef::port(o.host_ports[i]), kLowest});
-  }
 
   PipeSpec exit;
   exit.name = "SFC_EXIT";
@@ -327,7 +348,11 @@ Result<std::unique_ptr<Topology>, std::string> Topology::build(const TopologyOpt
   c.egr_acl = t->egr_acl_;
   c.group_after = std::max({c.entry, c.exit, c.hop},
                            [](flow::PipeId x, flow::PipeId y) { return x.value() < y.value(); });
-  if (opts.sample_rate > 0) {
+  for (std::size_t i = 0; i < opts.host_ports.size(); ++i) {
+    if (auto s = t->add_host_port(i, opts.host_ports[i], i < opts.vnf.size() && opts.vnf[i]); !s)
+      return Err{"host port " + std::to_string(i) + ": " + s.error()};
+  }
+  if (has_sampling(opts)) {
     t->egr_samp_ = t->pipeline_->find_pipe("EGR_SAMP");
     t->ingr_samp_ = t->pipeline_->find_pipe("INGR_SAMP");
     if (auto s = t->set_sampling(opts.sample_rate); !s) return Err{"sampling: " + s.error()};
@@ -338,10 +363,7 @@ Result<std::unique_ptr<Topology>, std::string> Topology::build(const TopologyOpt
 Status<std::string> Topology::set_sampling(uint32_t rate) {
   if (!egr_samp_ || !ingr_samp_) {
     return Err{std::string(
-        "this gateway was started without --sample-rate: its pipeline has no EGR_SAMP/INGR_SAMP pipes "
-        "(DOCA's "
-        "graph has them only with sampling); restart it with --sample-rate N, then pspctl sample on|off "
-        "switches sampling and its rate live")};
+        "this pipeline was built without the EGR_SAMP/INGR_SAMP pipes (TopologyOptions::sampling_pipes)")};
   }
   if (rate > kMaxSampleRateLog2) {
     return Err{"rate " + std::to_string(rate) + " is above " + std::to_string(kMaxSampleRateLog2) +
@@ -388,7 +410,7 @@ Result<Topology::EgressEntries, flow::FlowError> Topology::add_egress(const net:
   auto e = pipeline_->add_entry(psp_encrypt_, enc);
   if (!e) return Err{e.error()};
   EntrySpec acl;
-  acl.match = {flow::eq(Field::kInPort, opts_.host_ports.at(host_port).value()),
+  acl.match = {flow::eq(Field::kInPort, port_of(host_port).value()),
                flow::eq(src_field(opts_.inner), local_vip), flow::eq(dst_field(opts_.inner), remote_vip)};
   acl.args = {id, id};
   auto a = pipeline_->add_entry(egr_acl_, acl);
@@ -412,7 +434,7 @@ Result<flow::EntryHandle, flow::FlowError> Topology::add_ingress(uint32_t spi, c
   EntrySpec acl;
   acl.match = {flow::eq(Field::kSyndrome, kSyndromeOk), flow::eq(Field::kUdpPayload4, spi),
                flow::eq(ingress_src(opts_), remote_vip), flow::eq(ingress_dst(opts_), local_vip)};
-  acl.args = {host_port, opts_.host_ports.at(host_port).value()};
+  acl.args = {host_port, port_of(host_port).value()};
   return pipeline_->add_entry(ingr_acl_, acl);
 }
 
@@ -420,8 +442,47 @@ Result<flow::EntryHandle, flow::FlowError> Topology::add_ingress_any(const net::
                                                                      std::size_t host_port) {
   EntrySpec acl;
   acl.match = {flow::eq(Field::kSyndrome, kSyndromeOk), flow::eq(ingress_dst(opts_), local_vip)};
-  acl.args = {host_port, opts_.host_ports.at(host_port).value()};
+  acl.args = {host_port, port_of(host_port).value()};
   return pipeline_->add_entry(ingr_acl_, acl);
+}
+
+PortId Topology::port_of(std::size_t host_port) const {
+  std::lock_guard lock(ports_mu_);
+  return opts_.host_ports.at(host_port);
+}
+
+bool Topology::is_vnf(std::size_t host_port) const {
+  std::lock_guard lock(ports_mu_);
+  return host_port < opts_.vnf.size() && opts_.vnf[host_port];
+}
+
+Status<std::string> Topology::add_host_port(std::size_t index, PortId id, bool vnf) {
+  std::lock_guard lock(ports_mu_);
+  if (index < port_entries_.size() && !port_entries_[index].empty())
+    return Err{"host port " + std::to_string(index) + " is in use"};
+  if (opts_.host_ports.size() <= index) opts_.host_ports.resize(index + 1);
+  if (opts_.vnf.size() <= index) opts_.vnf.resize(index + 1);
+  if (port_entries_.size() <= index) port_entries_.resize(index + 1);
+  opts_.host_ports[index] = id;
+  opts_.vnf[index] = vnf;
+  std::vector<flow::EntryHandle>& handles = port_entries_[index];
+  for (const auto& [pipe, spec] : host_port_entries(opts_, id, vnf)) {
+    auto h = pipeline_->add_entry(*pipeline_->find_pipe(pipe), spec);
+    if (!h) {
+      for (const auto& added : handles) (void)pipeline_->remove_entry(added);
+      handles.clear();
+      return Err{pipe + ": " + std::string(flow::to_string(h.error()))};
+    }
+    handles.push_back(*h);
+  }
+  return {};
+}
+
+void Topology::remove_host_port(std::size_t index) {
+  std::lock_guard lock(ports_mu_);
+  if (index >= port_entries_.size()) return;
+  for (const auto& h : port_entries_[index]) (void)pipeline_->remove_entry(h);
+  port_entries_[index].clear();
 }
 
 flow::DumpOptions Topology::dump_options(std::vector<std::string> port_names) const {

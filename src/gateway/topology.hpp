@@ -68,10 +68,16 @@ struct TopologyOptions {
   PortId network_port{0};
   std::vector<PortId> host_ports;  // index = host-port index (decap()'s argument)
   std::vector<bool> vnf;           // per host_ports index: a service chain's VNF port (no VIPs, no ARP)
+  // Room (ROOT entries) for this many host ports at once: ports added at run time (add_host_port).
+  std::size_t max_host_ports = 0;
   net::IpFamily inner = net::IpFamily::kV4;
   net::IpFamily outer = net::IpFamily::kV6;
   psp::Mode mode = psp::Mode::kTunnel;  // transport: inner == outer family, VIPs are the outer addresses
   uint32_t sample_rate = 0;             // log2: 1 in 2^N egress packets sampled; 0 off
+  // The sampling pipes even with sample_rate 0 (empty: every packet misses on to the next pipe), so that
+  // pspctl sample on works on a gateway started without --sample-rate. Off: DOCA's graph, which has
+  // them only with sampling.
+  bool sampling_pipes = false;
   bool ingress_acl = true;  // false (-a): INGR_ACL checks the syndrome and the destination VIP only
   uint32_t max_tunnels = 256;
   // Ingress SPIs one tunnel may hold at once (control::kMaxIngressPerSession): INGR_ACL has room for
@@ -89,7 +95,13 @@ class Topology {
   const flow::Pipeline& pipeline() const { return *pipeline_; }
   flow::PipeId egr_acl() const { return egr_acl_; }
   const ChainPipes& chain_pipes() const { return chains_; }
-  bool is_vnf(std::size_t host_port) const { return host_port < opts_.vnf.size() && opts_.vnf[host_port]; }
+  bool is_vnf(std::size_t host_port) const;
+
+  // Host ports at run time (a reload): host port `index`'s entries in ROOT (and SFC_ENTRY for a
+  // workload), or out again. Nothing else refers to a port: its tunnels' entries (add_egress,
+  // add_ingress) are the caller's to add after it and remove before it.
+  Status<std::string> add_host_port(std::size_t index, PortId id, bool vnf);
+  void remove_host_port(std::size_t index);
 
   // EGR_ACL + PSP_ENCRYPT entries of one (local VIP -> remote VIP) SA. EGR_ACL also matches the in-port:
   // the local VIP's host port (an index into TopologyOptions::host_ports, as add_ingress takes).
@@ -113,18 +125,22 @@ class Topology {
   // Sampling at run time (pspctl sample; --sample-rate at start): rate N (log2) samples 1 in 2^N egress
   // packets (EGR_SAMP: S bit set, a copy to the CPU) and mirrors received packets with the S bit
   // (INGR_SAMP); 0 removes both entries (the pipes stay, empty: every packet misses to the next one).
-  // Refused when the pipeline was built without the sampling pipes (sample_rate 0 at start) or N > 16.
+  // Refused when the pipeline was built without the sampling pipes (TopologyOptions) or N > 16.
   Status<std::string> set_sampling(uint32_t rate);
   uint32_t sample_rate() const;
   bool can_sample() const { return egr_samp_.has_value(); }
 
   flow::DumpOptions dump_options(std::vector<std::string> port_names) const;
-  const TopologyOptions& options() const { return opts_; }
+  const TopologyOptions& options() const { return opts_; }  // host_ports/vnf: port_of, is_vnf
 
  private:
   Topology() = default;
 
-  TopologyOptions opts_;
+  PortId port_of(std::size_t host_port) const;
+
+  TopologyOptions opts_;  // host_ports and vnf change with add_host_port: under ports_mu_
+  mutable std::mutex ports_mu_;
+  std::vector<std::vector<flow::EntryHandle>> port_entries_;  // by host-port index
   std::unique_ptr<flow::Pipeline> pipeline_;
   flow::PipeId egr_acl_{}, psp_encrypt_{}, ingr_acl_{};
   ChainPipes chains_{};

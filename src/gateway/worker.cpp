@@ -8,8 +8,6 @@
 #include <cstring>
 #include <string>
 
-#include "ports/poller.hpp"
-
 namespace pspgw::gateway {
 namespace {
 
@@ -121,8 +119,9 @@ void PacketWorker::run() {
   auto poller = ports::Poller::create();
   if (!poller) return;
   (void)poller->add(*cfg_.network, 0);
-  for (std::size_t i = 0; i < cfg_.hosts.size(); ++i)
-    (void)poller->add(*cfg_.hosts[i], static_cast<uint32_t>(i + 1));
+  for (std::size_t i = 0; i < cfg_.hosts.size(); ++i) {
+    if (cfg_.hosts[i]) (void)poller->add(*cfg_.hosts[i], static_cast<uint32_t>(i + 1));
+  }
   (void)poller->add(wake_fd_.get(), kWakeToken);
   std::array<uint32_t, 16> ready{};
   auto next_stats = std::chrono::steady_clock::now();
@@ -146,7 +145,7 @@ void PacketWorker::run() {
         (void)!::read(wake_fd_.get(), &v, sizeof(v));
       } else if (ready[i] == 0) {
         poll_port(*cfg_.network, true);
-      } else if (ready[i] <= cfg_.hosts.size()) {
+      } else if (ready[i] <= cfg_.hosts.size() && cfg_.hosts[ready[i] - 1]) {
         ports::Port& host = *cfg_.hosts[ready[i] - 1];
         poll_port(host, false);
         // A deleted TAP polls as an error for ever: stop watching it (frames toward it are counted as
@@ -155,6 +154,7 @@ void PacketWorker::run() {
       }
     }
     drain_from_cpu();
+    if (port_changes_pending_.load(std::memory_order_acquire)) adopt_host_ports(&*poller);
     flow_->quiescent();
     sa_epoch_.quiescent(cfg_.index);
     const auto now = std::chrono::steady_clock::now();
@@ -270,12 +270,55 @@ void PacketWorker::report_stale_peer(std::chrono::steady_clock::time_point now) 
 
 void PacketWorker::publish_stats() {
   local_.ports[0] = cfg_.network->stats();
-  for (std::size_t i = 0; i < cfg_.hosts.size(); ++i) local_.ports[i + 1] = cfg_.hosts[i]->stats();
+  for (std::size_t i = 0; i < cfg_.hosts.size(); ++i)
+    local_.ports[i + 1] = cfg_.hosts[i] ? cfg_.hosts[i]->stats() : ports::PortStats{};
   local_.psp = psp_.counters;
   local_.too_big = mtu_guard_.counters();
   local_.key_cache = psp_.keys.stats();
   std::lock_guard<std::mutex> lock(stats_mu_);
   published_ = local_;
+}
+
+bool PacketWorker::set_host_port(std::size_t index, std::unique_ptr<ports::Port> port,
+                                 std::chrono::milliseconds limit) {
+  std::unique_lock lock(ports_mu_);
+  port_changes_.emplace_back(index, std::move(port));
+  const uint64_t ticket = ++port_changes_asked_;
+  port_changes_pending_.store(true, std::memory_order_release);
+  if (!thread_.joinable()) {  // not started (or stopped): no worker thread to hand it to
+    lock.unlock();
+    adopt_host_ports(nullptr);
+    return true;
+  }
+  wake();
+  return ports_cv_.wait_for(lock, limit, [&] { return port_changes_done_ >= ticket; });
+}
+
+// Worker thread: the new ports watched, the removed ones unwatched and closed. Port stats keep their
+// PortId slots (a removed port reads zero).
+void PacketWorker::adopt_host_ports(ports::Poller* poller) {
+  std::vector<std::pair<std::size_t, std::unique_ptr<ports::Port>>> changes;
+  uint64_t asked = 0;
+  {
+    std::lock_guard lock(ports_mu_);
+    changes.swap(port_changes_);
+    asked = port_changes_asked_;
+    port_changes_pending_.store(false, std::memory_order_relaxed);
+  }
+  for (auto& [index, port] : changes) {
+    if (cfg_.hosts.size() <= index) cfg_.hosts.resize(index + 1);
+    if (cfg_.hosts[index] && poller != nullptr) (void)poller->remove(cfg_.hosts[index]->fd());
+    cfg_.hosts[index] = std::move(port);
+    if (cfg_.hosts[index] && poller != nullptr)
+      (void)poller->add(*cfg_.hosts[index], static_cast<uint32_t>(index + 1));
+  }
+  local_.ports.resize(std::max(local_.ports.size(), 1 + cfg_.hosts.size()));
+  changes.clear();  // closes the removed ports' queues here, before the caller hears it is done
+  {
+    std::lock_guard lock(ports_mu_);
+    port_changes_done_ = asked;
+  }
+  ports_cv_.notify_all();
 }
 
 WorkerStats PacketWorker::stats() const {

@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -25,6 +26,7 @@
 #include "gateway/psp_actions.hpp"
 #include "gateway/topology.hpp"
 #include "net/packet.hpp"
+#include "ports/poller.hpp"
 #include "ports/port.hpp"
 
 namespace pspgw::gateway {
@@ -79,6 +81,13 @@ class PacketWorker {
   WorkerStats stats() const;
   uint16_t index() const { return cfg_.index; }
 
+  // A reload's host-port change (gateway.cpp): host port `index` (PortId index + 1) becomes `port`, or
+  // goes (null: its queue is closed, so the TAP goes once every worker closed its own). The worker thread
+  // adopts it between batches (the port lists are its own: no lock on the data path); this waits until
+  // it has, at most `limit`. False on timeout (the change is still applied later).
+  bool set_host_port(std::size_t index, std::unique_ptr<ports::Port> port,
+                     std::chrono::milliseconds limit = std::chrono::seconds(2));
+
  private:
   class Sink;
   void run();
@@ -87,6 +96,7 @@ class PacketWorker {
   void learn_workload_mac(const net::PacketBatch& batch, std::size_t host_index);
   void process_host_batch(ports::Port& port, net::PacketBatch& batch);
   void publish_stats();
+  void adopt_host_ports(ports::Poller* poller);  // null: the thread is not running
   void report_stale_peer(std::chrono::steady_clock::time_point now);
 
   WorkerConfig cfg_;
@@ -108,6 +118,13 @@ class PacketWorker {
   WorkerStats local_;  // written by the worker only
   mutable std::mutex stats_mu_;
   WorkerStats published_;
+  // set_host_port -> the worker thread: pending changes (index, port or null), how many were asked for
+  // and how many the worker applied.
+  std::mutex ports_mu_;
+  std::condition_variable ports_cv_;
+  std::vector<std::pair<std::size_t, std::unique_ptr<ports::Port>>> port_changes_;
+  std::atomic<bool> port_changes_pending_{false};
+  uint64_t port_changes_asked_ = 0, port_changes_done_ = 0;
 };
 
 }  // namespace pspgw::gateway

@@ -69,6 +69,8 @@ class ChainProgram {
   // instance asked to serve one VIP both ways): the pipeline may be part-way; apply the previous registry
   // again to go back.
   Status<SfcError> apply(const ServiceChains& chains, const Live& live);
+  // The host ports changed (a reload): takes effect at the next apply().
+  void set_ports(std::map<std::string, ProgramPort> ports) { ports_ = std::move(ports); }
 
   ProgramCounts counts() const;
   std::size_t entries() const { return installed_.size(); }

@@ -41,10 +41,13 @@
 #      the gateway (counted: slow_path.too_big_icmp_sent); IPv4 only: ping -M dont of 2000 bytes is
 #      answered (fragmented before encapsulation); a 4 MiB TCP transfer vm1 -> vm2 (MSS 1460 on both
 #      ends) completes byte-exact through PMTU discovery. With b: no outer fragment on the wire.
-#   h  while vm1 pings vm2 every 10 ms (ping -i 0.01), gateway 1 is reloaded four times: SIGHUP after a
+#   h  while vm1 pings vm2 every 10 ms (ping -i 0.01), gateway 1 is reloaded six times: SIGHUP after a
 #      peer was added to its config, `pspctl reload` after that peer's VIPs changed, `pspctl reload` after it
-#      was removed again, and `pspctl reload` of an invalid config, which must exit 1 with the config error
-#      while the running config stays. Not one ping of the unaffected vm1 <-> vm2 tunnel may be lost.
+#      was removed again, `pspctl reload` after a host port with a new VIP was added (its TAP appears, is
+#      moved into vm3, and vm3 pings vm2 through it), `pspctl reload` after that port was removed (its
+#      tunnel closed on both gateways: gateway 2 is told with CloseTunnels; its TAP gone), and `pspctl reload` of an invalid config, which must exit 1 with the
+#      config error while the running config stays. Not one ping of the unaffected vm1 <-> vm2 tunnel may
+#      be lost.
 #   t  SIGTERM to gateway 1: it exits 0, and no TAP device, admin socket or gRPC listener is left.
 #   f  flood (docs/robustness.md): a third namespace on a link into host2 sends random and
 #      replayed-then-corrupted PSP (some of it IPv4-fragmented, some jumbo) at host2's UDP/1000 as fast as
@@ -137,6 +140,8 @@ want() { [[ ",$SCENARIOS," == *",$1,"* ]]; }
 
 # shellcheck source-path=SCRIPTDIR/../.. source=scripts/lib/topology.sh
 source "$REPO/scripts/lib/topology.sh"
+# reload: vm3 sits behind the host port a reload adds.
+[[ $CASE == reload ]] && TOPO_ROLES+=(vm3)
 
 skip() {
   echo "SKIP [$CASE]: $*"
@@ -523,7 +528,7 @@ scenario_h() {
     extra_local=fd98::1 extra_remote=fd99::1 extra_local2=fd98::2 extra_remote2=fd99::2
   fi
   cp "${TOPO_CFG[1]}" "$orig"
-  nsbg vm1 "$ping_log" ping "${PING_FLAGS[@]}" -i 0.01 -c 400 -W 1 "${TOPO_VIP[2]}"
+  nsbg vm1 "$ping_log" ping "${PING_FLAGS[@]}" -i 0.01 -c 700 -W 1 "${TOPO_VIP[2]}"
   ping_pid=$BG_PID
   sleep 0.3
 
@@ -552,6 +557,11 @@ scenario_h() {
   pass "pspctl reload: peer removed"
   sleep 0.3
 
+  # 3b. A host port added live: its TAP appears in host1, serves its VIP (moved into vm3, ARP answered)
+  # and carries a new tunnel to vm2; gateway 2 knows the new VIP first.
+  scenario_h_host_port
+  sleep 0.3
+
   # 4. An invalid config is refused as a whole: exit 1, the same error as at start; the running one stays.
   CURRENT=h/reload-refused
   config_edit 1 "c['bogus-key'] = 1"
@@ -565,9 +575,45 @@ scenario_h() {
   topo_poll 15 bash -c "! kill -0 $ping_pid 2>/dev/null" || fail "the ping stream did not finish"
   wait "$ping_pid" 2>/dev/null
   out=$(grep "packets transmitted" "$ping_log")
-  [[ $out =~ ^400\ packets\ transmitted,\ 400\ received ]] || fail "pings lost across the reloads: $out
+  [[ $out =~ ^700\ packets\ transmitted,\ 700\ received ]] || fail "pings lost across the reloads: $out
 $(tail -5 "$ping_log")"
-  pass "vm1 -> vm2 every 10 ms across 4 reloads: $out"
+  pass "vm1 -> vm2 every 10 ms across 6 reloads: $out"
+}
+
+# Scenario h's host-port part: gateway 1 gains a host port (TAP psp1x, VIP .9) with a tunnel to vm2,
+# loses it again in the next reload.
+scenario_h_host_port() {
+  CURRENT=h/reload-port-add
+  local tap=psp1x vip=10.0.0.9 cidr=10.0.0.9/24 out vm3 orig2="$TOPO_DIR/host2.orig.json"
+  [[ $INNER == ipv6 ]] && vip=fd00:1::9 cidr=fd00:1::9/64
+  vm3=$(topo_ns vm3)
+  cp "${TOPO_CFG[2]}" "$orig2"
+  config_edit 2 "c['peers'][0]['sessions'][0]['remote-vips'].append('$vip')"
+  out=$(topo_pspctl 2 reload 2>&1) || fail "gateway 2: pspctl reload (remote VIP $vip) failed: $out"
+  config_edit 1 "c.setdefault('x-sw', {})['host-ports'] = [{'name': '${TOPO_TAP[1]}', 'local-vips': ['${TOPO_VIP[1]}']}, {'name': '$tap', 'local-vips': ['$vip']}]; c['peers'][0]['sessions'].append({'local-vip': '$vip', 'remote-vips': ['${TOPO_VIP[2]}']})"
+  out=$(topo_pspctl 1 reload 2>&1) || fail "pspctl reload (host port added) failed: $out"
+  grep -q "host ports +1 -0" <<<"$out" || fail "pspctl reload does not report the added host port: $out"
+  ip -n "$(topo_ns host1)" link show "$tap" >/dev/null 2>&1 || fail "no TAP $tap in host1 after the reload"
+  ip -n "$(topo_ns host1)" link set "$tap" netns "$vm3" || fail "moving $tap into vm3"
+  ip -n "$vm3" addr add "$cidr" dev "$tap" nodad 2>/dev/null || ip -n "$vm3" addr add "$cidr" dev "$tap"
+  ip -n "$vm3" link set "$tap" up
+  out=$(ip netns exec "$vm3" ping "${PING_FLAGS[@]}" -c 3 -i 0.2 -W 2 "${TOPO_VIP[2]}" 2>&1)
+  [[ $out =~ 3\ received ]] || fail "vm3 ($vip, on the added port) cannot reach vm2: $(grep -E 'transmitted|100%' <<<"$out")"
+  pass "pspctl reload: host port $tap added, vm3 ($vip) pings vm2 through it"
+
+  CURRENT=h/reload-port-remove
+  config_edit 1 "c['x-sw']['host-ports'] = c['x-sw']['host-ports'][:1]; c['peers'][0]['sessions'] = c['peers'][0]['sessions'][:1]"
+  out=$(topo_pspctl 1 reload 2>&1) || fail "pspctl reload (host port removed) failed: $out"
+  grep -q "host ports +0 -1" <<<"$out" || fail "pspctl reload does not report the removed host port: $out"
+  topo_poll 5 bash -c "! ip -n '$vm3' link show '$tap' >/dev/null 2>&1" || fail "TAP $tap still there after its removal"
+  topo_pspctl 1 --json tunnels | grep -q "\"$vip\"" && fail "gateway 1 still lists a tunnel of $vip"
+  # Closed on both sides: gateway 2 (which still allows the pair) was told with CloseTunnels.
+  topo_pspctl 2 --json tunnels | grep -q "\"$vip\"" && fail "gateway 2 still lists a tunnel of $vip: $(topo_pspctl 2 --json tunnels)"
+  grep -q "closed 1 tunnel(s) that .* closed on its side (CloseTunnels)" "${TOPO_LOG[2]}" ||
+    fail "gateway 2 logged no CloseTunnels"
+  cp "$orig2" "${TOPO_CFG[2]}"
+  out=$(topo_pspctl 2 reload 2>&1) || fail "gateway 2: pspctl reload (remote VIP gone) failed: $out"
+  pass "pspctl reload: host port $tap removed (TAP gone, its tunnel closed on both gateways)"
 }
 
 scenario_t() {

@@ -6,7 +6,7 @@
 #
 #   vm1 ~ host1 [gw] ==PSP== [gw] host2 ~ vm2        host2's gw ~ fw1i [vnf1] fw1o ~ ... ~ fwNi [vnfN] fwNo
 #
-#   sfc_e2e.sh [--case chain|lb|health|verbs] [--bin-dir DIR]
+#   sfc_e2e.sh [--case chain|lb|health|verbs|chain6|transport] [--bin-dir DIR]
 #
 # Cases (one ctest test each, tests/e2e/CMakeLists.txt):
 #   chain   a 3-hop bi-directional entry-lport chain in front of vm2 (config x-sw.sfc): ping vm1 -> vm2 crosses
@@ -21,6 +21,9 @@
 #   verbs   chains made at run time with `pspctl sfc`: a 1-hop chain on TCP added and removed while vm1
 #           pings vm2 every 50 ms (ICMP: not lost); an overlapping classifier refused naming both; a VNF that
 #           reflects packets: counted (SFC_HOP sfc_no_hop) and dropped, never looped.
+#   chain6  IPv6 inside the tunnel: a 2-hop bi-directional chain (ip6) in front of vm2; pings vm1 -> vm2 are
+#           answered, every instance counted data both ways and the classifier its return packets.
+#   transport  the same 2-hop chain (ip4) with --mode transport (the VIPs are the hosts' own addresses).
 #
 # Exit: 0 pass, 1 a check failed ("FAIL [case/check]: ..."), 77 skipped (not root, no netns, no binaries).
 set -uo pipefail
@@ -36,7 +39,7 @@ while (($#)); do
     --case) CASE=$2; shift 2 ;;
     --bin-dir) export TOPO_BIN_DIR=$2; shift 2 ;;
     -h | --help) sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-    *) echo "usage: $0 [--case chain|lb|health|verbs] [--bin-dir DIR]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--case chain|lb|health|verbs|chain6|transport] [--bin-dir DIR]" >&2; exit 2 ;;
   esac
 done
 
@@ -45,7 +48,11 @@ source "$REPO/scripts/lib/topology.sh"
 
 why=$(topo_preflight)
 if [[ -n $why ]]; then echo "SKIP: $why"; exit 77; fi
-topo_init --outer ipv6 --inner ipv4 || exit 1
+case $CASE in
+  chain6) topo_init --outer ipv6 --inner ipv6 || exit 1 ;;
+  transport) topo_init --outer ipv4 --inner ipv4 --mode transport || exit 1 ;;
+  *) topo_init --outer ipv6 --inner ipv4 || exit 1 ;;
+esac
 for b in "$TOPO_GATEWAY" "$TOPO_PSPCTL"; do
   [[ -x $b ]] || { echo "SKIP: $b not built"; exit 77; }
 done
@@ -68,7 +75,7 @@ trap on_exit EXIT
 
 case $CASE in
   chain) NVNF=3 ;;
-  lb | health) NVNF=2 ;;
+  lb | health | chain6 | transport) NVNF=2 ;;
   verbs) NVNF=2 ;;
   *) echo "unknown case $CASE" >&2; exit 2 ;;
 esac
@@ -180,6 +187,29 @@ case_chain() {
     grep -q "$p" <<<"$dump" || fail dump "the Mermaid dump has no $p"
   done
 }
+
+# chain6 / transport: a 2-hop bi-directional chain of MATCH $1; pings answered, data counted both ways.
+two_hops_both_ways() {
+  local sfc got c
+  sfc=$(printf '{"pairs": [%s, %s], "chains": [{"name": "pc1", "groups": [
+    {"name": "pg1", "pairs": ["fw1"]}, {"name": "pg2", "pairs": ["fw2"]}]}],
+    "classifiers": [{"name": "c1", "chain": "pc1", "port": "psp2", "direction": "entry-lport",
+                     "bi-directional": true, "match": "%s"}],
+    "health": {"interval-ms": 1000, "misses": 5, "timeout-ms": 1000}}' "$(pair_json 1)" "$(pair_json 2)" "$1")
+  setup "$sfc" || { fail setup "topology or gateways did not come up"; return; }
+  start_vnf 1 && start_vnf 2 || { fail setup "VNFs did not start"; return; }
+  wait_live
+  got=$(pings 5)
+  ((${got:-0} >= 4)) || fail ping "vm1 -> vm2 (${TOPO_VIP[2]}) through 2 VNFs: ${got:-0} of 5 replies"
+  c=$(counters)
+  [[ $(jget "d['sfc']['classifiers'][0]['packets'] >= 4 and d['sfc']['classifiers'][0]['return_packets'] >= 4" <<<"$c") == True ]] ||
+    fail counters "classifier c1: too few packets or return packets: $(jget "d['sfc']['classifiers']" <<<"$c")"
+  [[ $(jget "all(i['in_tx'] >= 4 and i['out_rx'] >= 4 and i['out_tx'] >= 4 and i['in_rx'] >= 4 for i in d['sfc']['instances'])" <<<"$c") == True ]] ||
+    fail counters "not every instance counted data both ways: $(jget "d['sfc']['instances']" <<<"$c")"
+  ((FAILED)) || echo "PASS [$CASE]: $got of 5 pings vm1 -> ${TOPO_VIP[2]} through fw1, fw2 both ways"
+}
+case_chain6() { two_hops_both_ways "ip6"; }
+case_transport() { two_hops_both_ways "ip4"; }
 
 case_lb() {
   local sfc

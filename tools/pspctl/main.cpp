@@ -237,7 +237,7 @@ void add_commands(CLI::App& app, Options& o) {
   sample
       ->add_option("--rate", o.sample_rate,
                    "with on: N, sample 1 in 2^N packets (1..16; default: the rate in use, "
-                   "else --sample-rate's)")
+                   "else --sample-rate's, else 10)")
       ->check(CLI::Range(1u, 16u));
   auto* raw = app.add_subcommand("raw", "send one JSON request as is and print the whole response");
   raw->add_option("JSON", o.raw, R"(e.g. '{"cmd": "status"}')")->required();

@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -135,15 +136,29 @@ inline Result<GatewayFlags, FlagsExit> gateway_flags(const GatewaySpec& g, const
 }
 
 // Ports handed to Gateway::create through its PortFactory (each one once).
+// Host ports other than the first (a reload adds them) are made when the gateway asks, with the PortId
+// it gives; the workload's end waits in `added` under the port's name.
 struct PortBox {
   std::unique_ptr<ports::Port> host;
   std::unique_ptr<ports::Port> network;
+  std::string host_name;
+  std::map<std::string, std::unique_ptr<ports::testing::MemoryPort>> added;
 };
 
 inline PortFactory memory_ports(const std::shared_ptr<PortBox>& box) {
   PortFactory f;
-  f.host = [box](uint16_t, uint16_t, std::size_t, const HostPortConfig&,
-                 PortId) -> Result<std::unique_ptr<ports::Port>, std::string> {
+  f.host = [box](uint16_t, uint16_t, std::size_t, const HostPortConfig& cfg,
+                 PortId id) -> Result<std::unique_ptr<ports::Port>, std::string> {
+    if (!box->host_name.empty() && cfg.name != box->host_name) {
+      ports::testing::EndpointConfig gw_end;
+      gw_end.name = cfg.name;
+      gw_end.id = id;
+      ports::testing::EndpointConfig vm_end;
+      vm_end.name = cfg.name + "-guest";
+      auto pair = ports::testing::make_pair(gw_end, vm_end);
+      box->added[cfg.name] = std::move(pair.b);
+      return std::unique_ptr<ports::Port>(std::move(pair.a));
+    }
     if (!box->host) return Err{std::string("host port already taken")};
     return std::move(box->host);
   };
@@ -162,6 +177,7 @@ struct TestGateway {
   std::shared_ptr<ports::testing::Wire> host_wire;
   net::MacAddr gateway_mac;
   net::MacAddr workload_mac;
+  std::shared_ptr<PortBox> ports;  // host ports a reload added: ports->added
 
   // The workload ARPs for `target` from `vip`, as a VM does before its first packet: the gateway learns
   // the workload's MAC (it delivers nothing to a host port before it knows it). The reply stays queued.
@@ -208,6 +224,8 @@ inline std::unique_ptr<TestGateway> make_gateway(const GatewaySpec& g,
   auto box = std::make_shared<PortBox>();
   box->host = std::move(host.a);
   box->network = std::move(network);
+  box->host_name = "vm" + g.name;
+  t->ports = box;
   auto gw = Gateway::create(std::move(*flags), std::move(*config), memory_ports(box));
   EXPECT_TRUE(gw.ok()) << (gw.ok() ? "" : gw.error());
   if (!gw) return nullptr;
