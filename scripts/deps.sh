@@ -10,7 +10,7 @@ PACKAGES=(
   nlohmann-json3-dev libcli11-dev liburcu-dev
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libcpp-httplib-dev libsystemd-dev prometheus systemd
-  clang clang-format clang-tidy
+  clang clang-format clang-tidy ccache
   iproute2 iputils-ping tcpdump tshark iperf3 python3 python3-cryptography
   wireguard-go wireguard-tools
 )
