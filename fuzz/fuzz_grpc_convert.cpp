@@ -1,7 +1,7 @@
 // The proto -> core converters (src/control/grpc_convert.hpp) on whatever protobuf parses from the bytes,
 // as a MultiTunnelRequest and as a MultiTunnelResponse: no crash; what converts is well-formed (spec §2)
 // and survives to_proto -> from_proto unchanged; wipe_keys leaves no key bytes behind. A request that
-// converts is then served by a TunnelManager (fixed key ring, fake data plane, one configured peer that
+// converts is then served by a TunnelManager (fake data plane, one configured peer that
 // already holds a session): a refused request leaves every session and the data plane as they were; an
 // accepted one answers every tunnel, with the request's id.
 #include <google/protobuf/stubs/logging.h>
@@ -13,8 +13,8 @@
 #include "control/fake_data_plane.hpp"
 #include "control/grpc_convert.hpp"
 #include "control/tunnel_manager.hpp"
-#include "fuzz/fuzz_keys.hpp"
 #include "fuzz/fuzz_target.hpp"
+#include "psp/key_ring.hpp"
 
 namespace {
 
@@ -64,7 +64,7 @@ void serve(const control::MultiTunnelRequest& req) {
   o.log = [](std::string_view) {};
   o.max_tunnels = 8;
   o.max_tunnels_per_request = 16;
-  control::TunnelManager tm(fuzz::fixed_ring(), {control::PeerPolicy{"peer", pairs, {}, {}}}, dp,
+  control::TunnelManager tm(psp::KeyRing::with_random_key(), {control::PeerPolicy{"peer", pairs, {}, {}}}, dp,
                             std::move(o));
   const control::Caller caller{{0}, "fuzz"};
   // A session that exists before: the fuzzed request must not disturb it when refused.

@@ -9,16 +9,14 @@ scripts/deps.sh
 scripts/build.sh
 (cd build && ctest --output-on-failure -j "$(nproc)" --timeout 600 "$@")
 
-# Gtest binaries' labels (not style, e2e, golden or fuzz): what the sanitizer trees run from the tests they built.
-GTEST_LABELS='^(unit|tsan|grpc|root|pspctl|psp-pcap|fuzz)$'
-
 # AddressSanitizer + UndefinedBehaviorSanitizer (clang; a UBSan report is fatal): every test but the style
-# checks and the root end-to-end cases, i.e. the unit tests, the golden tests of the sanitized psp-pcap and
-# the gateways over in-memory ports. The tree also holds the libFuzzer targets (scripts/configure-asan.sh).
+# checks, the root end-to-end cases and the soak, i.e. the unit tests, the golden tests of the sanitized
+# psp-pcap and the gateways over in-memory ports. The tree also holds the libFuzzer targets
+# (scripts/configure-asan.sh).
 scripts/configure-asan.sh build-asan
 cmake --build build-asan -j "$(nproc)"
 (cd build-asan && ASAN_OPTIONS="detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1" \
-  UBSAN_OPTIONS="print_stacktrace=1" ctest --output-on-failure -j "$(nproc)" --timeout 600 -LE '^(style|e2e)$')
+  UBSAN_OPTIONS="print_stacktrace=1" ctest --output-on-failure -j "$(nproc)" --timeout 600 -LE '^(style|e2e|soak)$')
 
 # Each libFuzzer target for a few seconds from its seed corpus (replayed in every build by fuzz_replay_test).
 scripts/fuzz.sh all "${FUZZ_SECONDS:-8}"
@@ -31,9 +29,12 @@ TSAN_TARGETS=(flow_stress_test gateway_parts_test admin_test metrics_test contro
   gateway_rotation_test gateway_sfc_test gateway_reload_test)
 launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
-cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPSPGW_SANITIZE=thread \
+# -O1 -g1: a cheaper cold build than -O2 -g with the same reports. No -Werror: g++ -O1 warns of a
+# mismatched new/delete in kdf_test's counting operator new that -O2 (the main build, -Werror) does not see.
+cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPSPGW_SANITIZE=thread -DPSPGW_WERROR=OFF \
   -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g1" -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" \
   -DPSPGW_SKIP="bench;fuzz" "${launcher[@]}" >/dev/null
 cmake --build build-tsan -j "$(nproc)" --target "${TSAN_TARGETS[@]}"
+# Every test of the binaries built (the others' placeholders are named *_NOT_BUILT; golden tests need psp-pcap).
 (cd build-tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
-  ctest --output-on-failure -j "$(nproc)" --timeout 600 -L "$GTEST_LABELS")
+  ctest --output-on-failure -j "$(nproc)" --timeout 600 -LE '^(style|e2e|soak|golden)$' -E '_NOT_BUILT$')

@@ -15,7 +15,9 @@ GrpcPeerClient::GrpcPeerClient(const std::vector<std::string>& addresses, GrpcCl
     : options_(std::move(options)) {
   if (!options_.credentials) options_.credentials = grpc::InsecureChannelCredentials();
   args_.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, static_cast<int>(options_.reconnect_backoff.count()));
-  args_.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, static_cast<int>(options_.reconnect_backoff.count()));
+  // gRPC takes this as the least time a connection attempt (TCP, TLS, HTTP/2 SETTINGS) gets: a call's
+  // deadline, not the retry backoff, or a slow handshake (a busy host, a distant peer) never completes.
+  args_.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, static_cast<int>(options_.deadline.count()));
   args_.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, static_cast<int>(options_.max_reconnect_backoff.count()));
   args_.SetInt(GRPC_ARG_CLIENT_IDLE_TIMEOUT_MS, INT_MAX);  // kept up: the next exchange must not reconnect
   if (options_.keepalive.count() > 0) {
