@@ -157,6 +157,7 @@ bool GrpcPeerClient::watch_round(const Links& ls, uint64_t generation) {
   const std::size_t n = ls.size();
   std::erase_if(watched_, [](const auto& w) { return w.first.expired(); });
   std::vector<Watched*> state(n, nullptr);
+  watched_.reserve(watched_.size() + n);  // no reallocation below: state[] points into watched_
   for (PeerIndex p = 0; p < n; ++p) {
     if (!ls[p]) continue;
     auto it = std::find_if(watched_.begin(), watched_.end(),
