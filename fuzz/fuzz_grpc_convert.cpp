@@ -1,12 +1,20 @@
 // The proto -> core converters (src/control/grpc_convert.hpp) on whatever protobuf parses from the bytes,
 // as a MultiTunnelRequest and as a MultiTunnelResponse: no crash; what converts is well-formed (spec §2)
-// and survives to_proto -> from_proto unchanged; wipe_keys leaves no key bytes behind.
+// and survives to_proto -> from_proto unchanged; wipe_keys leaves no key bytes behind. A request that
+// converts is then served by a TunnelManager (fake data plane, one configured peer that
+// already holds a session): a refused request leaves every session and the data plane as they were; an
+// accepted one answers every tunnel, with the request's id.
 #include <google/protobuf/stubs/logging.h>
 
 #include <algorithm>
+#include <sstream>
+#include <string>
 
+#include "control/fake_data_plane.hpp"
 #include "control/grpc_convert.hpp"
+#include "control/tunnel_manager.hpp"
 #include "fuzz/fuzz_target.hpp"
+#include "psp/key_ring.hpp"
 
 namespace {
 
@@ -24,6 +32,58 @@ void check_params(const control::TunnelParams& p) {
   PSPGW_FUZZ_CHECK(p.key.view().size() == (p.version() == psp::PspVersion::kAesGcm128 ? 16u : 32u));
 }
 
+// Everything a request could change: each configured pair's session and data-plane state.
+std::string state(const control::TunnelManager& tm, const control::FakeDataPlane& dp,
+                  const std::vector<control::VipPair>& pairs) {
+  std::ostringstream out;
+  out << dp.ingress_count() << ' ' << dp.egress_count() << '\n';
+  for (const auto& s : tm.sessions()) {
+    out << s.pair.local.to_string() << '>' << s.pair.remote.to_string() << ' ' << s.peer << ' '
+        << control::to_string(s.state) << ' ' << s.rekey_due << ' ' << s.retry_at.time_since_epoch().count();
+    for (uint32_t spi : s.ingress_spis) out << " i" << spi;
+    if (s.egress_spi) out << " e" << *s.egress_spi << ' ' << s.egress_outer_ip->to_string();
+    out << '\n';
+  }
+  for (const auto& p : pairs) {
+    for (uint32_t spi : dp.ingress_spis(p)) out << "ingress " << spi << '\n';
+    if (auto e = dp.egress(p)) out << "egress " << e->spi << ' ' << e->outer_ip.to_string() << '\n';
+  }
+  return out.str();
+}
+
+// Our side answers the seeds' requester (192.168.1.1 / fd00::1, fuzz_make_corpus) as peer 0.
+void serve(const control::MultiTunnelRequest& req) {
+  const auto ip = [](const char* text) { return *net::IpAddr::parse(text); };
+  const std::vector<control::VipPair> pairs = {{ip("192.168.2.2"), ip("192.168.1.1")},
+                                               {ip("192.168.2.3"), ip("192.168.1.1")},
+                                               {ip("fd00::2"), ip("fd00::1")}};
+  control::FakeDataPlane dp;
+  control::TunnelManagerOptions o;
+  o.local = control::LocalIdentity{*net::MacAddr::parse("02:00:00:00:00:0b"), ip("10.0.0.2")};
+  o.now = [] { return control::Clock::time_point{} + std::chrono::hours(1); };
+  o.log = [](std::string_view) {};
+  o.max_tunnels = 8;
+  o.max_tunnels_per_request = 16;
+  control::TunnelManager tm(psp::KeyRing::with_random_key(), {control::PeerPolicy{"peer", pairs, {}, {}}}, dp,
+                            std::move(o));
+  const control::Caller caller{{0}, "fuzz"};
+  // A session that exists before: the fuzzed request must not disturb it when refused.
+  control::MultiTunnelRequest first;
+  first.request_id = 1;
+  first.versions_accepted = {1};
+  first.tunnels.push_back({ip("192.168.1.1"), ip("192.168.2.3"), std::nullopt});
+  PSPGW_FUZZ_CHECK(tm.handle_tunnel_request(caller, first).ok());
+
+  const std::string before = state(tm, dp, pairs);
+  auto r = tm.handle_tunnel_request(caller, req);
+  if (!r) {
+    PSPGW_FUZZ_CHECK(!r.error().message.empty());
+    PSPGW_FUZZ_CHECK(state(tm, dp, pairs) == before);
+    return;
+  }
+  PSPGW_FUZZ_CHECK(r->request_id == req.request_id && r->tunnels.size() == req.tunnels.size());
+}
+
 void request(const uint8_t* data, std::size_t size) {
   psp_gateway::MultiTunnelRequest msg;
   if (!msg.ParseFromArray(data, static_cast<int>(size))) return;
@@ -32,6 +92,7 @@ void request(const uint8_t* data, std::size_t size) {
   for (const auto& t : msg.tunnels()) PSPGW_FUZZ_CHECK(t.reverse_params().encryption_key().empty());
   if (!r) return;
   PSPGW_FUZZ_CHECK(r->tunnels.size() == static_cast<std::size_t>(msg.tunnels_size()));
+  serve(*r);
   psp_gateway::MultiTunnelRequest again;
   gc::to_proto(*r, &again);
   auto back = gc::from_proto(again);

@@ -1,12 +1,15 @@
 // Writes the binary seed corpora: fuzz_make_corpus <fuzz/corpus dir>. PSP seeds are sealed with
 // fuzz_keys.hpp's ring, so they authenticate in fuzz_psp_decap and reach the frame-restore code;
-// exception_reply seeds ask for the addresses fuzz_exception_reply's policy claims. The text corpora
+// exception_reply seeds ask for the addresses fuzz_exception_reply's policy claims; tap_gso seeds are
+// super-packets behind their virtio-net headers, flow_match seeds random programs. The text corpora
 // (gateway_config, psp_pcap_config, admin_request) are written by hand.
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <string>
 
 #include "base/byteorder.hpp"
@@ -15,6 +18,8 @@
 #include "net/checksum.hpp"
 #include "net/headers.hpp"
 #include "ports/pcap_io.hpp"
+#include "ports/test_frames.hpp"
+#include "ports/vnet_hdr.hpp"
 #include "psp/encap.hpp"
 #include "psp/seal.hpp"
 #include "psp/test_util.hpp"
@@ -262,6 +267,76 @@ void write_grpc_seeds(const fs::path& dir) {
   write_message(dir, "response", resp);
 }
 
+// fuzz_tap_gso: virtio-net header, the pool-size byte (even: full buffers, odd: 512 bytes), the frame.
+void write_tap_gso_seed(const fs::path& dir, const std::string& name, const ports::VirtioNetHdr& hdr,
+                        uint8_t pool, const ports::test::L4Spec& spec) {
+  Bytes b(sizeof(hdr));
+  std::memcpy(b.data(), &hdr, sizeof(hdr));
+  b.push_back(pool);
+  const Bytes frame = ports::test::build_frame(spec);
+  b.insert(b.end(), frame.begin(), frame.end());
+  write(dir, name, b);
+}
+
+void write_tap_gso_seeds(const fs::path& dir) {
+  using ports::VirtioNetHdr;
+  constexpr uint8_t kTcp = net::kIpProtoTcp;
+  constexpr uint8_t kUdp = net::kIpProtoUdp;
+  write_tap_gso_seed(dir, "tcp4", VirtioNetHdr{0, ports::kVnetGsoTcpV4, 54, 1448, 34, 16}, 0,
+                     {.v6 = false, .proto = kTcp, .payload = 3000});
+  write_tap_gso_seed(dir, "tcp4_ecn_fin",
+                     VirtioNetHdr{0, ports::kVnetGsoTcpV4 | ports::kVnetGsoEcn, 54, 1000, 34, 16}, 0,
+                     {.v6 = false, .proto = kTcp, .payload = 2500, .tcp_flags = 0x99});
+  write_tap_gso_seed(dir, "tcp6_options", VirtioNetHdr{0, ports::kVnetGsoTcpV6, 86, 1200, 54, 16}, 0,
+                     {.v6 = true, .proto = kTcp, .payload = 3000, .tcp_options = 12});
+  write_tap_gso_seed(dir, "udp4_uso", VirtioNetHdr{0, ports::kVnetGsoUdpL4, 42, 1400, 34, 6}, 0,
+                     {.v6 = false, .proto = kUdp, .payload = 3500});
+  write_tap_gso_seed(dir, "udp6_uso", VirtioNetHdr{0, ports::kVnetGsoUdpL4, 62, 700, 54, 6}, 0,
+                     {.v6 = true, .proto = kUdp, .payload = 2000});
+  write_tap_gso_seed(dir, "tcp4_small_pool", VirtioNetHdr{0, ports::kVnetGsoTcpV4, 54, 1448, 34, 16}, 1,
+                     {.v6 = false, .proto = kTcp, .payload = 3000});
+  write_tap_gso_seed(dir, "csum_tcp4",
+                     VirtioNetHdr{ports::kVnetFlagNeedsCsum, ports::kVnetGsoNone, 0, 0, 34, 16}, 0,
+                     {.v6 = false, .proto = kTcp, .payload = 500, .checksum = false});
+  write_tap_gso_seed(dir, "csum_udp6",
+                     VirtioNetHdr{ports::kVnetFlagNeedsCsum, ports::kVnetGsoNone, 0, 0, 54, 6}, 0,
+                     {.v6 = true, .proto = kUdp, .payload = 300, .checksum = false});
+}
+
+// fuzz_flow_match: programs of adds (op % 4 < 2), removes (2) and batches (3), exact (first byte odd) or
+// ternary pipes; the last one ends in a raw frame (op 0xff).
+Bytes flow_program(std::mt19937& rng, bool exact, int ops) {
+  Bytes b{static_cast<uint8_t>(exact ? 1 : 0)};
+  auto byte = [&rng] { return static_cast<uint8_t>(rng()); };
+  for (int i = 0; i < ops; ++i) {
+    const uint8_t kind = std::array<uint8_t, 6>{0, 0, 1, 2, 3, 3}[rng() % 6];
+    b.push_back(static_cast<uint8_t>(kind + 4 * (rng() % 63)));
+    if (kind < 2) {
+      for (int k = 0; k < (exact ? 4 : 6); ++k) b.push_back(byte());  // values, (masks), priority
+    } else if (kind == 2) {
+      b.push_back(byte());
+    } else {
+      const uint8_t n = rng() % 16;
+      b.push_back(n);
+      for (int k = 0; k < 3 * (n + 1); ++k) b.push_back(byte());
+    }
+  }
+  return b;
+}
+
+void write_flow_match_seeds(const fs::path& dir) {
+  std::mt19937 rng(7);
+  write(dir, "exact_small", flow_program(rng, true, 12));
+  write(dir, "exact_many", flow_program(rng, true, 120));
+  write(dir, "ternary_small", flow_program(rng, false, 12));
+  write(dir, "ternary_many", flow_program(rng, false, 150));
+  Bytes raw = flow_program(rng, false, 20);
+  raw.push_back(0xff);
+  const Bytes frame = ports::test::build_frame({.v6 = false, .proto = net::kIpProtoUdp, .payload = 18});
+  raw.insert(raw.end(), frame.begin(), frame.end());
+  write(dir, "ternary_raw", raw);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -273,6 +348,8 @@ int main(int argc, char** argv) {
   if (!write_psp_seeds(root) || !write_pcap_seeds(root / "pcap_reader")) return 1;
   write_exception_seeds(root / "exception_reply");
   write_grpc_seeds(root / "grpc_convert");
+  write_tap_gso_seeds(root / "tap_gso");
+  write_flow_match_seeds(root / "flow_match");
   std::printf("wrote the binary seed corpora under %s\n", root.c_str());
   return 0;
 }

@@ -2,7 +2,10 @@
 // bytes with a fixed key ring, every version (0/1 GCM, 2/3 GMAC): no crash, no read outside the packet;
 // whatever authenticates restores to a frame that parses as IP. A restored tunnel packet is then sealed
 // again by the daemon's encap (psp/encap_template.hpp) with the header it came with, and must decap to
-// the same inner packet.
+// the same inner packet. A decap that fails names its reason (one of the receive side's), and holds no
+// plaintext: every byte is still the one received or zero (the text of a packet whose ICV failed is
+// wiped); only a packet that authenticated and then failed the inner checks (kBadInnerPacket) is exempt.
+#include <algorithm>
 #include <span>
 #include <vector>
 
@@ -73,6 +76,15 @@ PSPGW_FUZZ_TARGET(psp_decap) {
       const int version = b[l2] >> 4;
       PSPGW_FUZZ_CHECK((et == 0x0800 && version == 4) || (et == 0x86dd && version == 6));
       if (r->mode == psp::Mode::kTunnel && l2 == 14) reencap(env, *pkt, *r);
+    } else {
+      const psp::DropReason why = r.error();
+      PSPGW_FUZZ_CHECK(why > psp::DropReason::kNone && why < psp::DropReason::kCount &&
+                       why != psp::DropReason::kNoRoom);
+      if (why != psp::DropReason::kBadInnerPacket) {
+        PSPGW_FUZZ_CHECK(pkt->size() == size);
+        for (std::size_t i = 0; i < size; ++i)
+          PSPGW_FUZZ_CHECK(pkt->data()[i] == data[i] || pkt->data()[i] == 0);
+      }
     }
   }
   env.pool.free(pkt);

@@ -84,5 +84,11 @@ PSPGW_FUZZ_REPLAY(AdminRequest, admin_request)
 #ifdef PSPGW_FUZZ_HAVE_GRPC_CONVERT
 PSPGW_FUZZ_REPLAY(GrpcConvert, grpc_convert)
 #endif
+#ifdef PSPGW_FUZZ_HAVE_TAP_GSO
+PSPGW_FUZZ_REPLAY(TapGso, tap_gso)
+#endif
+#ifdef PSPGW_FUZZ_HAVE_FLOW_MATCH
+PSPGW_FUZZ_REPLAY(FlowMatch, flow_match)
+#endif
 
 }  // namespace

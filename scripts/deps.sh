@@ -12,7 +12,7 @@ PACKAGES=(
   etcd-server etcd-client golang-etcd-server-dev golang-github-gogo-protobuf-dev
   golang-github-grpc-ecosystem-grpc-gateway-dev
   libcpp-httplib-dev libsystemd-dev prometheus systemd
-  clang clang-format clang-tidy
+  clang clang-format clang-tidy ccache
   iproute2 iputils-ping tcpdump tshark iperf3 python3 python3-cryptography
   wireguard-go wireguard-tools
 )

@@ -15,7 +15,9 @@ GrpcPeerClient::GrpcPeerClient(const std::vector<std::string>& addresses, GrpcCl
     : options_(std::move(options)) {
   if (!options_.credentials) options_.credentials = grpc::InsecureChannelCredentials();
   args_.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, static_cast<int>(options_.reconnect_backoff.count()));
-  args_.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, static_cast<int>(options_.reconnect_backoff.count()));
+  // gRPC takes this as the least time a connection attempt (TCP, TLS, HTTP/2 SETTINGS) gets: a call's
+  // deadline, not the retry backoff, or a slow handshake (a busy host, a distant peer) never completes.
+  args_.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, static_cast<int>(options_.deadline.count()));
   args_.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, static_cast<int>(options_.max_reconnect_backoff.count()));
   args_.SetInt(GRPC_ARG_CLIENT_IDLE_TIMEOUT_MS, INT_MAX);  // kept up: the next exchange must not reconnect
   if (options_.keepalive.count() > 0) {
@@ -155,6 +157,7 @@ bool GrpcPeerClient::watch_round(const Links& ls, uint64_t generation) {
   const std::size_t n = ls.size();
   std::erase_if(watched_, [](const auto& w) { return w.first.expired(); });
   std::vector<Watched*> state(n, nullptr);
+  watched_.reserve(watched_.size() + n);  // no reallocation below: state[] points into watched_
   for (PeerIndex p = 0; p < n; ++p) {
     if (!ls[p]) continue;
     auto it = std::find_if(watched_.begin(), watched_.end(),

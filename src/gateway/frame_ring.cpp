@@ -17,7 +17,8 @@ bool FrameRing::push(std::span<const uint8_t> frame, FrameInfo info) {
   Slot& s = slots_[tail & mask_];
   s.len = static_cast<uint32_t>(frame.size());
   s.info = info;
-  std::memcpy(data(tail), frame.data(), frame.size());
+  if (!frame.empty())
+    std::memcpy(data(tail), frame.data(), frame.size());  // an empty span's data() may be null
   tail_.store(tail + 1, std::memory_order_release);
   return true;
 }

@@ -37,7 +37,7 @@ class FrameRing {
     const Slot& s = slots_[head & mask_];
     info = s.info;
     out.resize(s.len);
-    std::memcpy(out.data(), data(head), s.len);
+    if (s.len != 0) std::memcpy(out.data(), data(head), s.len);  // an empty buffer's data() may be null
     head_.store(head + 1, std::memory_order_release);
     return true;
   }

@@ -6,7 +6,7 @@ namespace pspgw::net {
 
 bool Packet::assign(std::span<const uint8_t> src) {
   if (src.size() > cap_ - off_) return false;
-  std::memcpy(data(), src.data(), src.size());
+  if (!src.empty()) std::memcpy(data(), src.data(), src.size());  // an empty span's data() may be null
   len_ = static_cast<uint32_t>(src.size());
   return true;
 }

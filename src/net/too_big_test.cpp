@@ -36,7 +36,7 @@ std::vector<uint8_t> ipv4_frame(uint32_t payload, uint16_t frag_off, uint8_t pro
   const uint8_t dst[4] = {10, 0, 0, 2};
   std::memcpy(ip + 12, src, 4);
   std::memcpy(ip + 16, dst, 4);
-  std::memcpy(ip + 20, options.data(), options.size());
+  if (!options.empty()) std::memcpy(ip + 20, options.data(), options.size());  // data() of none may be null
   ipv4_set_checksum(ip);
   for (uint32_t i = 0; i < payload; ++i) ip[ihl + i] = static_cast<uint8_t>(i);
   return f;
