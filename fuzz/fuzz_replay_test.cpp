@@ -90,5 +90,8 @@ PSPGW_FUZZ_REPLAY(TapGso, tap_gso)
 #ifdef PSPGW_FUZZ_HAVE_FLOW_MATCH
 PSPGW_FUZZ_REPLAY(FlowMatch, flow_match)
 #endif
+#ifdef PSPGW_FUZZ_HAVE_FLEET_RECORD
+PSPGW_FUZZ_REPLAY(FleetRecord, fleet_record)
+#endif
 
 }  // namespace

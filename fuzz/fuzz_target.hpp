@@ -29,6 +29,7 @@ int pspgw_fuzz_grpc_convert(const uint8_t* data, std::size_t size);
 int pspgw_fuzz_sfc_match(const uint8_t* data, std::size_t size);
 int pspgw_fuzz_tap_gso(const uint8_t* data, std::size_t size);
 int pspgw_fuzz_flow_match(const uint8_t* data, std::size_t size);
+int pspgw_fuzz_fleet_record(const uint8_t* data, std::size_t size);
 
 // Aborts (a crash the fuzzer reports) when an invariant does not hold; active in release builds too.
 #define PSPGW_FUZZ_CHECK(cond)     \

@@ -1260,7 +1260,7 @@ void Gateway::apply_fleet(const fleet::FleetView& view) {
   fleet_peers_ = std::move(peers);
   fleet_view_ = view;
   if (diff.empty()) return;
-  apply_reload(after, diff);
+  apply_reload(after, diff, {});  // peers only: no host port is added
   log("fleet: directory at revision " + std::to_string(view.revision) + ": " +
       std::to_string(fleet_peers_.size()) + " peer host(s); " + diff.summary());
 }
