@@ -92,6 +92,8 @@ struct Vnf {
 
 // Gateway B with its workload port "vmb" and the VNF ports fwN-in / fwN-out.
 struct ChainedGateway {
+  // The gateway stops (its workers joined) before the VNFs' and the workload's ends close under them.
+  ~ChainedGateway() { gw.reset(); }
   std::unique_ptr<Gateway> gw;
   std::unique_ptr<MemoryPort> vm;
   std::vector<std::unique_ptr<Vnf>> vnfs;

@@ -172,6 +172,8 @@ inline PortFactory memory_ports(const std::shared_ptr<PortBox>& box) {
 
 // A started gateway and the workload's end of its host wire.
 struct TestGateway {
+  // The gateway stops (its workers joined) before the workload's ends of its ports close under them.
+  ~TestGateway() { gw.reset(); }
   std::unique_ptr<Gateway> gw;
   std::unique_ptr<ports::testing::MemoryPort> workload;
   std::shared_ptr<ports::testing::Wire> host_wire;
