@@ -67,9 +67,9 @@ def cmd_flood(a):
             continue
         pkt = corrupt(rng, replays[i % len(replays)])
         if kind == "fragmented":
-            pkt = pkt + rng.randbytes(3000 - len(pkt))
+            pkt = pkt + rng.randbytes(max(0, 3000 - len(pkt)))  # a capture may hold a GSO super-packet
         elif kind == "jumbo":
-            pkt = pkt + rng.randbytes(9000 - len(pkt))
+            pkt = pkt + rng.randbytes(max(0, 9000 - len(pkt)))
         pool.append((kind, pkt))
     counts = {"random": 0, "replayed": 0, "fragmented": 0, "jumbo": 0}
     dst = (a.dst, PSP_PORT)
