@@ -12,11 +12,13 @@ scripts/build.sh
 # AddressSanitizer + UndefinedBehaviorSanitizer (clang; a UBSan report is fatal): every test but the style
 # checks, the root end-to-end cases and the soak, i.e. the unit tests, the golden tests of the sanitized
 # psp-pcap and the gateways over in-memory ports. The tree also holds the libFuzzer targets
-# (scripts/configure-asan.sh).
+# (scripts/configure-asan.sh). Not Modes/ThousandTunnels: 1,000 on-demand tunnels at ASan's speed overflow
+# the hold queue before their exchanges finish (it runs in the main tree).
 scripts/configure-asan.sh build-asan
 cmake --build build-asan -j "$(nproc)"
 (cd build-asan && ASAN_OPTIONS="detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1" \
-  UBSAN_OPTIONS="print_stacktrace=1" ctest --output-on-failure -j "$(nproc)" --timeout 600 -LE '^(style|e2e|soak)$')
+  UBSAN_OPTIONS="print_stacktrace=1" ctest --output-on-failure -j "$(nproc)" --timeout 600 -LE '^(style|e2e|soak)$' \
+  -E 'ThousandTunnels')
 
 # Each libFuzzer target for a few seconds from its seed corpus (replayed in every build by fuzz_replay_test).
 scripts/fuzz.sh all "${FUZZ_SECONDS:-8}"
