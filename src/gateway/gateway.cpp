@@ -1053,7 +1053,10 @@ Result<std::string, std::string> Gateway::reload(GatewayConfig next) {
   for (const auto& name : diff.ports.removed) {
     if (const std::string users = chains_->port_users(name); !users.empty()) {
       std::string why = next.source;
-      why += ": host port '" + name + "' is removed but service chains use it (" + users;
+      why += ": host port '";
+      why += name;
+      why += "' is removed but service chains use it (";
+      why += users;
       why += "): delete them with pspctl sfc first";
       return refuse(why);
     }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 #include <set>
+#include <string_view>
 #include <unordered_map>
 
 namespace pspgw::gateway {
@@ -135,13 +136,24 @@ void diff_host_ports(const std::vector<HostPortConfig>& running, const std::vect
     const HostPortConfig& old = *it->second;
     const std::string key = "x-sw.host-ports '" + p.name + "'";
     const std::string how = " (remove the port in one reload and add it back in the next, or restart)";
-    if (old.role != p.role)
-      diff.restart.push_back(key + ": role " + role_text(old.role) + " -> " + role_text(p.role) + how);
+    // "KEY: WHAT FROM -> TO (how)"
+    const auto change = [&](std::string_view what, const std::string& from, const std::string& to) {
+      std::string line = key;
+      line += ": ";
+      line += what;
+      line += ' ';
+      line += from;
+      line += " -> ";
+      line += to;
+      line += how;
+      diff.restart.push_back(std::move(line));
+    };
+    if (old.role != p.role) change("role", role_text(old.role), role_text(p.role));
     if (old.mtu != p.mtu) {
       const auto mtu = [](uint32_t m) { return m == 0 ? std::string("auto") : std::to_string(m); };
-      diff.restart.push_back(key + ": mtu " + mtu(old.mtu) + " -> " + mtu(p.mtu) + how);
+      change("mtu", mtu(old.mtu), mtu(p.mtu));
     }
-    if (old.mac != p.mac) diff.restart.push_back(key + ": mac " + text(old.mac) + " -> " + text(p.mac) + how);
+    if (old.mac != p.mac) change("mac", text(old.mac), text(p.mac));
   }
   for (const auto& p : running) {
     if (!now.contains(p.name)) diff.ports.removed.push_back(p.name);
