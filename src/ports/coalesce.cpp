@@ -9,29 +9,15 @@
 #include "base/byteorder.hpp"
 #include "net/checksum.hpp"
 #include "net/headers.hpp"
+#include "ports/header_fields.hpp"
 
 namespace pspgw::ports {
 namespace {
 
-constexpr uint8_t kTcpFin = 0x01;
-constexpr uint8_t kTcpSyn = 0x02;
-constexpr uint8_t kTcpRst = 0x04;
-constexpr uint8_t kTcpPsh = 0x08;
-constexpr uint8_t kTcpUrg = 0x20;
-constexpr uint8_t kTcpCwr = 0x80;
+using namespace fields;  // NOLINT(google-build-using-namespace): the shared offsets, read like locals
+
 constexpr std::size_t kMaxSegments = 64;  // UDP_MAX_SEGMENTS; TCP runs are bounded by a batch anyway
 constexpr uint32_t kMaxIpBytes = 0xffff;  // IPv4 total length; IPv6 payload length is kept as low
-
-// Field offsets inside the IP and L4 headers (net/headers.hpp's structs).
-constexpr std::size_t kIpv4TotalLen = offsetof(net::Ipv4Hdr, total_length);
-constexpr std::size_t kIpv4Id = offsetof(net::Ipv4Hdr, id);
-constexpr std::size_t kIpv4Csum = offsetof(net::Ipv4Hdr, checksum);
-constexpr std::size_t kIpv6PayloadLen = offsetof(net::Ipv6Hdr, payload_length);
-constexpr std::size_t kTcpSeq = offsetof(net::TcpHdr, seq);
-constexpr std::size_t kTcpFlags = offsetof(net::TcpHdr, flags);
-constexpr std::size_t kTcpCsum = offsetof(net::TcpHdr, checksum);
-constexpr std::size_t kUdpLen = offsetof(net::UdpHdr, length);
-constexpr std::size_t kUdpCsum = offsetof(net::UdpHdr, checksum);
 
 // The first frame of a run, parsed.
 struct Head {

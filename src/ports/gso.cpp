@@ -6,23 +6,12 @@
 #include "net/checksum.hpp"
 #include "net/headers.hpp"
 #include "net/parse.hpp"
+#include "ports/header_fields.hpp"
 
 namespace pspgw::ports {
 namespace {
 
-constexpr uint8_t kTcpFin = 0x01;
-constexpr uint8_t kTcpPsh = 0x08;
-constexpr uint8_t kTcpCwr = 0x80;
-
-// Offsets of the fields the segmenter rewrites (the structs in net/headers.hpp, by byte).
-constexpr std::size_t kIpv4TotalLen = offsetof(net::Ipv4Hdr, total_length);
-constexpr std::size_t kIpv4Id = offsetof(net::Ipv4Hdr, id);
-constexpr std::size_t kIpv6PayloadLen = offsetof(net::Ipv6Hdr, payload_length);
-constexpr std::size_t kTcpSeq = offsetof(net::TcpHdr, seq);
-constexpr std::size_t kTcpFlags = offsetof(net::TcpHdr, flags);
-constexpr std::size_t kTcpCsum = offsetof(net::TcpHdr, checksum);
-constexpr std::size_t kUdpLen = offsetof(net::UdpHdr, length);
-constexpr std::size_t kUdpCsum = offsetof(net::UdpHdr, checksum);
+using namespace fields;  // NOLINT(google-build-using-namespace): the shared offsets, read like locals
 
 // L4 header length of a TCP/UDP segment at `l4` with `avail` bytes behind it; 0 if malformed.
 uint16_t l4_header_len(uint8_t proto, const uint8_t* l4, std::size_t avail) {
