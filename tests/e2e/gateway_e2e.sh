@@ -709,7 +709,7 @@ scenario_f() {
   nsbg flood "$TOPO_DIR/flood.log" nice -n 19 python3 "$FLOOD_TOOL" flood --dst "${TOPO_PIP[2]}" --pcap "$REPLAY_PCAP" \
     --src "${TOPO_PIP[1]}" --seconds 120 --out "$stats" --ready "$TOPO_DIR/flood.ready" --rate "${E2E_FLOOD_RATE:-5000}"
   local flood_pid=$BG_PID
-  topo_poll 10 test -f "$TOPO_DIR/flood.ready" || fail "the flooder did not start: $(cat "$TOPO_DIR/flood.log")"
+  topo_poll 60 test -f "$TOPO_DIR/flood.ready" || fail "the flooder did not start: $(cat "$TOPO_DIR/flood.log")"
   local on=0 t0 base flooded r i ok=0 results=()
   while ((++attempt <= 2)); do
     base=0 flooded=0
