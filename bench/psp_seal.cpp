@@ -7,9 +7,10 @@
 //                                subtracted)
 //   raw_seal/<v>/<inner bytes>   IMB_AESxxx_GCM_ENC (v0/v1) or IMB_AESxxx_GMAC_* (v2/v3) called directly on
 //                                32 buffers [PSP header][inner packet][tag], in place: no project code
-//   psp_open/...                 what decrypt() + decap() run: plan_decap (into the packet's metadata) +
-//                                prepare_open (warm KeyCache) per packet, one AeadBackend::open call,
-//                                finish_open, then finish_planned_decap from the kept plan per packet; then
+//   psp_open/...                 what decrypt() + decap() run: prepare_open_batch (plan_decap into the
+//                                packet's metadata, the key-cache hints, prepare_open per packet with a
+//                                warm KeyCache), one AeadBackend::open call, finish_open, then
+//                                finish_planned_decap from the kept plan per packet; then
 //                                the sealed frame is copied back
 //   raw_open/...                 IMB GCM_DEC / GMAC + tag compare per buffer, then the sealed bytes
 //                                copied back
@@ -187,16 +188,11 @@ class DaemonPath {
   bool open() {
     // decrypt(): DecryptAction::apply's loop (the plan kept in the packet's metadata), its one AEAD call
     // and the verdicts.
-    std::size_t n = 0;
-    for (std::size_t p = 0; p < kBatch; ++p) {
-      net::Packet& pkt = *batch_[p];
-      psp::DecapPlan& plan = pkt.meta.decap_plan;
-      if (psp::steps::plan_decap(pkt.bytes(), plan) != psp::DropReason::kNone ||
-          psp::detail::prepare_open_slot(pkt.bytes().subspan(plan.psp_offset, plan.psp_len), *keys_, scratch_,
-                                         n) != psp::DropReason::kNone)
-        return false;
-      scratch_.pkt_index[n++] = static_cast<uint8_t>(p);
-    }
+    std::array<psp::DropReason, kBatch> results{};
+    const std::size_t n = psp::detail::prepare_open_batch(
+        batch_, *keys_, scratch_,
+        [&](std::size_t p) -> psp::DecapPlan& { return batch_[p]->meta.decap_plan; }, results);
+    if (n != kBatch) return false;
     aead_->open({scratch_.ops.data(), n});
     bool ok = true;
     for (std::size_t j = 0; j < n; ++j) {

@@ -1,7 +1,8 @@
 // Decrypt rate with many active SPIs against one (issue 9 §7: 100,000 active SPIs >= 80% of the 1-SPI
-// rate). One worker's receive path as the daemon runs it (bench/psp_seal's psp_open: plan_decap into the
-// packet's metadata, prepare_open_slot through the worker's KeyCache, one AeadBackend::open per batch of 32,
-// finish_open, finish_planned_decap) over a ring of pre-sealed frames in which frame i carries SPI i mod S:
+// rate). One worker's receive path as the daemon runs it (bench/psp_seal's psp_open: prepare_open_batch,
+// i.e. plan_decap into the packet's metadata, the key cache asked ahead for the batch's entries and keys,
+// and prepare_open_slot through the worker's KeyCache; one AeadBackend::open per batch of 32, finish_open,
+// finish_planned_decap) over a ring of pre-sealed frames in which frame i carries SPI i mod S:
 // every batch names 32 different SPIs, and with S SPIs each SPI comes back every S frames. The same frames'
 // memory is walked for every S, so only the key lookups differ. Each pass opens every frame in place and
 // copies the sealed bytes back, untimed.
@@ -106,16 +107,13 @@ class Frames {
 // The daemon's decrypt() + decap() on frames [from, from + kBatch). False if any failed.
 bool open_batch(Frames& f, std::size_t from, psp::KeyCache& keys, crypto::AeadBackend& aead,
                 psp::detail::OpenScratch& s) {
-  std::size_t n = 0;
-  for (std::size_t j = 0; j < kBatch; ++j) {
-    net::Packet& pkt = *f[from + j];
-    psp::DecapPlan& plan = pkt.meta.decap_plan;
-    if (psp::steps::plan_decap(pkt.bytes(), plan) != psp::DropReason::kNone ||
-        psp::detail::prepare_open_slot(pkt.bytes().subspan(plan.psp_offset, plan.psp_len), keys, s, n) !=
-            psp::DropReason::kNone)
-      return false;
-    s.pkt_index[n++] = static_cast<uint8_t>(j);
-  }
+  std::array<net::Packet*, kBatch> pkts{};
+  for (std::size_t j = 0; j < kBatch; ++j) pkts[j] = f[from + j];
+  std::array<psp::DropReason, kBatch> results{};
+  const std::size_t n = psp::detail::prepare_open_batch(
+      std::span<net::Packet* const>(pkts), keys, s,
+      [&](std::size_t j) -> psp::DecapPlan& { return pkts[j]->meta.decap_plan; }, results);
+  if (n != kBatch) return false;
   aead.open({s.ops.data(), n});
   bool ok = true;
   for (std::size_t j = 0; j < n; ++j) {

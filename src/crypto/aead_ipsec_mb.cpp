@@ -16,20 +16,51 @@
 namespace pspgw::crypto {
 namespace {
 
+// Where the GHASH powers of a short packet (H^4..H^1: 64 bytes of ciphertext, and a PSP AAD of up to three
+// blocks) lie in gcm_key_data::ghash_keys. The layout is that of the implementation init_mb_mgr_auto
+// picked (intel-ipsec-mb's gcm_keys_*.asm): VAES/AVX-512 stores H^48..H^1 descending, AVX2/AVX-512
+// H^8..H^1, SSE/AVX H^1..H^8 and then their Karatsuba halves.
+struct GhashHot {
+  std::size_t offset = 0;
+  std::size_t len = 0;
+};
+GhashHot ghash_hot(const IMB_MGR& mgr) {
+  constexpr std::size_t kHkey = 16;
+  constexpr std::size_t kPowers = 4;
+  const bool vaes = (mgr.features & IMB_FEATURE_VAES) != 0 && (mgr.features & IMB_FEATURE_VPCLMULQDQ) != 0;
+  if (mgr.used_arch == IMB_ARCH_AVX512 && vaes) return {(48 - kPowers) * kHkey, kPowers * kHkey};
+  if (mgr.used_arch == IMB_ARCH_AVX512 || mgr.used_arch == IMB_ARCH_AVX2) {
+    return {(8 - kPowers) * kHkey, kPowers * kHkey};
+  }
+  // H^1..H^4 at 0 and their Karatsuba halves 128 bytes on: one range through both.
+  return {0, (8 + kPowers) * kHkey};
+}
+
 // Expanded AES round keys + GHASH powers. ipsec-mb asks for 64-byte alignment (it declares it on Windows
 // only), and the bytes are secret: cleared with imb_clear_mem, which the compiler cannot elide.
 class IpsecMbKey final : public AeadKey {
  public:
-  explicit IpsecMbKey(AeadAlg alg) : AeadKey(alg) {}
+  IpsecMbKey(AeadAlg alg, GhashHot hot) : AeadKey(alg), hot_(hot) { set_alg(alg); }
   ~IpsecMbKey() override { imb_clear_mem(&data_, sizeof(data_)); }
   IpsecMbKey(const IpsecMbKey&) = delete;
   IpsecMbKey& operator=(const IpsecMbKey&) = delete;
 
-  void set_alg(AeadAlg alg) { AeadKey::set_alg(alg); }
+  // Also sets the bytes prefetch() asks for: this object's first line (what the backend reads of AeadKey)
+  // through the round keys of alg's AES, and the GHASH powers of short packets.
+  void set_alg(AeadAlg alg) {
+    AeadKey::set_alg(alg);
+    constexpr std::size_t kRoundKey = 16;
+    const std::size_t rounds = key_size(alg) == 16 ? 10 : 14;
+    const auto* self = reinterpret_cast<const uint8_t*>(this);
+    const uint8_t* keys_end = data_.expanded_keys + (rounds + 1) * kRoundKey;
+    set_hot(0, self, static_cast<std::size_t>(keys_end - self));
+    set_hot(1, reinterpret_cast<const uint8_t*>(&data_.ghash_keys) + hot_.offset, hot_.len);
+  }
   gcm_key_data* data() { return &data_; }
   const gcm_key_data* data() const { return &data_; }
 
  private:
+  GhashHot hot_;
   alignas(64) gcm_key_data data_{};
 };
 
@@ -45,7 +76,7 @@ using MgrPtr = std::unique_ptr<IMB_MGR, MgrFree>;
 
 class IpsecMbBackend final : public AeadBackend {
  public:
-  explicit IpsecMbBackend(MgrPtr mgr) : mgr_(std::move(mgr)) {}
+  explicit IpsecMbBackend(MgrPtr mgr) : mgr_(std::move(mgr)), hot_(ghash_hot(*mgr_)) {}
   ~IpsecMbBackend() override { imb_clear_mem(&ctx_, sizeof(ctx_)); }
   IpsecMbBackend(const IpsecMbBackend&) = delete;
   IpsecMbBackend& operator=(const IpsecMbBackend&) = delete;
@@ -54,7 +85,7 @@ class IpsecMbBackend final : public AeadBackend {
 
   std::unique_ptr<AeadKey> make_key(AeadAlg alg, std::span<const uint8_t> key) const override {
     if (key.size() != key_size(alg)) return nullptr;
-    auto prepared = std::make_unique<IpsecMbKey>(alg);
+    auto prepared = std::make_unique<IpsecMbKey>(alg, hot_);
     prepare(alg, key, *prepared);
     return prepared;
   }
@@ -146,6 +177,7 @@ class IpsecMbBackend final : public AeadBackend {
   }
 
   MgrPtr mgr_;
+  GhashHot hot_;  // where this manager's implementation keeps the GHASH powers of short packets
   // Per-op scratch (GHASH state, counter block) kept here rather than on the stack so that it is cleared
   // once, on destruction. This is what makes an instance single-threaded.
   mutable gcm_context_data ctx_{};

@@ -293,6 +293,32 @@ TEST_P(AeadBackendTest, MalformedOpsFailWithoutTouchingMemory) {
   for (const AeadOp& op : ops) EXPECT_FALSE(op.ok);
 }
 
+// prefetch() is a hint: what it asks for lies inside the key object (ipsec-mb: its first line through the
+// round keys of the key's AES, and some GHASH powers), or is nothing (OpenSSL), and a rekey to the other AES
+// size moves the end of the round keys with it.
+TEST_P(AeadBackendTest, PrefetchRangesLieInsideTheKey) {
+  const std::vector<uint8_t> k16(16, 0x11), k32(32, 0x22);
+  auto key = backend_->make_key(AeadAlg::kAesGcm128, k16);
+  ASSERT_NE(key, nullptr);
+  key->prefetch();
+  const auto* self = reinterpret_cast<const uint8_t*>(key.get());
+  if (std::string(GetParam()) == "openssl") {
+    EXPECT_TRUE(key->hot_range(0).empty());
+    EXPECT_TRUE(key->hot_range(1).empty());
+    return;
+  }
+  const auto r0 = key->hot_range(0), r1 = key->hot_range(1);
+  EXPECT_EQ(r0.data(), self);
+  EXPECT_GE(r0.size(), 11u * 16);  // AES-128: 11 round keys
+  EXPECT_GE(r1.data(), self + r0.size());
+  EXPECT_FALSE(r1.empty());
+  EXPECT_LE(r1.data() + r1.size(), self + 64 + sizeof(uint8_t[16 * 15]) + 16 * 48);  // inside gcm_key_data
+  ASSERT_TRUE(backend_->rekey(*key, AeadAlg::kAesGcm256, k32));
+  EXPECT_EQ(key->hot_range(0).size(), r0.size() + 4 * 16);  // AES-256: 4 more round keys
+  EXPECT_EQ(key->hot_range(1).data(), r1.data());
+  key->prefetch();
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, AeadBackendTest, ::testing::Values("openssl", "ipsec-mb"),
                          backend_case_name);
 

@@ -153,19 +153,13 @@ class DecryptAction final : public flow::BatchAction {
     WorkerPsp& w = *(*ctx_.workers)[ac.worker];
     refresh_keys(w);
     auto& s = w.scratch;
-    std::size_t n = 0;
+    // Each plan is kept in the packet's metadata for decap() (INGR_ACL): the frame is parsed once.
+    std::array<psp::DropReason, net::kMaxBatch> results;
+    const std::size_t n = psp::detail::prepare_open_batch(
+        pkts, w.keys, s, [&](std::size_t i) -> psp::DecapPlan& { return pkts[i]->meta.decap_plan; },
+        {results.data(), pkts.size()});
     for (std::size_t i = 0; i < pkts.size(); ++i) {
-      net::Packet& pkt = *pkts[i];
-      psp::DecapPlan& plan = pkt.meta.decap_plan;  // kept for decap() (INGR_ACL): the frame is parsed once
-      psp::DropReason r = psp::steps::plan_decap(pkt.bytes(), plan);
-      if (r == psp::DropReason::kNone) {
-        r = psp::detail::prepare_open_slot(pkt.bytes().subspan(plan.psp_offset, plan.psp_len), w.keys, s, n);
-      }
-      if (r != psp::DropReason::kNone) {
-        verdict(pkt, w, r);
-        continue;
-      }
-      s.pkt_index[n++] = static_cast<uint8_t>(i);
+      if (results[i] != psp::DropReason::kNone) verdict(*pkts[i], w, results[i]);
     }
     w.aead->open({s.ops.data(), n});
     for (std::size_t j = 0; j < n; ++j) verdict(*pkts[s.pkt_index[j]], w, psp::finish_open(s.ops[j]));

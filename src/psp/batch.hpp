@@ -102,7 +102,8 @@ inline uint8_t planned_next_header(const net::Packet& pkt, const DecapPlan& plan
   return pkt.data()[plan.psp_offset];
 }
 DropReason finish_planned_decap(net::Packet& pkt, const DecapPlan& plan);
-// After aead.open of a decap batch: finish_open, then finish_decap, for the n ops in `s`.
+// After aead.open of a decap batch: finish_open, then finish_decap, for the n ops in `s` (plans indexed by
+// packet, as detail::prepare_open_batch planned them).
 void finish_decap_batch(net::PacketBatch& pkts, detail::OpenScratch& s, std::span<const DecapPlan> plans,
                         std::size_t n, std::span<DropReason> results, std::span<OpenInfo> infos);
 
@@ -132,6 +133,70 @@ inline InnerIp check_inner_ip(std::span<const uint8_t> b) {
 
 }  // namespace steps
 
+namespace detail {
+
+// A PSP packet's key as a key cache indexes it, read with no check at all (for prefetch hints only): false
+// when the bytes cannot hold a header.
+inline bool peek_key_id(std::span<const uint8_t> psp_packet, uint32_t& spi, PspVersion& version) {
+  if (psp_packet.size() < kPspHeaderSize) return false;
+  spi = load_be32(&psp_packet[4]);
+  version =
+      static_cast<PspVersion>((psp_packet[3] >> header_bits::kVersionShift) & header_bits::kVersionMask);
+  return true;
+}
+
+// A resolver that can be asked ahead for what resolve() will read (KeyCache).
+template <class Resolver>
+concept PrefetchingResolver = requires(const Resolver& r, uint32_t spi, PspVersion v) {
+  r.prefetch_entry(spi, v);
+  r.prefetch_key(spi, v);
+};
+
+// The open half of a batch up to its one AEAD call: the daemon's decrypt(), decap_batch (psp-pcap) and the
+// benchmarks all run this. Plans every frame into plan_of(i) (a DecapPlan&); where the resolver can
+// (KeyCache), asks the CPU for every planned packet's key-cache entry and then, in a second pass, for the
+// keys of the entries that will hit; then prepares the ops into `s`. With 100,000 active SPIs the prepared
+// keys (~1 KB each) do not fit the CPU's caches: resolved packet by packet, each open waited for memory
+// twice (its entry, then its key); asked for a batch at a time, those reads overlap.
+// results[i] = kNone (an op in `s`, whose s.pkt_index names i) or why packet i was not prepared. Returns the
+// number of ops. Pkts: a span or batch of net::Packet*.
+template <class Pkts, class Resolver, class PlanOf>
+std::size_t prepare_open_batch(const Pkts& pkts, Resolver& keys, OpenScratch& s, PlanOf&& plan_of,
+                               std::span<DropReason> results) {
+  const auto psp_bytes = [&](std::size_t i) {
+    const DecapPlan& plan = plan_of(i);
+    return pkts[i]->bytes().subspan(plan.psp_offset, plan.psp_len);
+  };
+  for (std::size_t i = 0; i < pkts.size(); ++i) {
+    results[i] = steps::plan_decap(pkts[i]->bytes(), plan_of(i));
+    if constexpr (PrefetchingResolver<Resolver>) {
+      uint32_t spi = 0;
+      PspVersion version{};
+      if (results[i] == DropReason::kNone && peek_key_id(psp_bytes(i), spi, version)) {
+        keys.prefetch_entry(spi, version);
+      }
+    }
+  }
+  if constexpr (PrefetchingResolver<Resolver>) {
+    for (std::size_t i = 0; i < pkts.size(); ++i) {
+      uint32_t spi = 0;
+      PspVersion version{};
+      if (results[i] == DropReason::kNone && peek_key_id(psp_bytes(i), spi, version)) {
+        keys.prefetch_key(spi, version);
+      }
+    }
+  }
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < pkts.size(); ++i) {
+    if (results[i] != DropReason::kNone) continue;
+    results[i] = prepare_open_slot(psp_bytes(i), keys, s, n);
+    if (results[i] == DropReason::kNone) s.pkt_index[n++] = static_cast<uint8_t>(i);
+  }
+  return n;
+}
+
+}  // namespace detail
+
 // results.size() and jobs.size() must be >= pkts.size(). results[i] = kNone on success.
 void encap_batch(net::PacketBatch& pkts, std::span<const SealJob> jobs, const crypto::AeadBackend& aead,
                  std::span<DropReason> results);
@@ -142,18 +207,11 @@ void decap_batch(net::PacketBatch& pkts, Resolver& keys, const crypto::AeadBacke
                  std::span<DropReason> results, std::span<OpenInfo> infos) {
   detail::OpenScratch s;
   detail::BatchSlots<DecapPlan, net::kMaxBatch> plans;
-  std::size_t n = 0;
-  for (std::size_t i = 0; i < pkts.size(); ++i) {
-    net::Packet& pkt = *pkts[i];
-    DecapPlan& plan = plans.make(n);
-    results[i] = steps::plan_decap(pkt.bytes(), plan);
-    if (results[i] != DropReason::kNone) continue;
-    results[i] = detail::prepare_open_slot(pkt.bytes().subspan(plan.psp_offset, plan.psp_len), keys, s, n);
-    if (results[i] != DropReason::kNone) continue;
-    s.pkt_index[n++] = static_cast<uint8_t>(i);
-  }
+  for (std::size_t i = 0; i < pkts.size(); ++i) plans.make(i);
+  const std::size_t n = detail::prepare_open_batch(
+      pkts, keys, s, [&](std::size_t i) -> DecapPlan& { return plans[i]; }, results);
   aead.open({s.ops.data(), n});
-  steps::finish_decap_batch(pkts, s, {plans.data(), n}, n, results, infos);
+  steps::finish_decap_batch(pkts, s, {plans.data(), pkts.size()}, n, results, infos);
 }
 
 }  // namespace pspgw::psp

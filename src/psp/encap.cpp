@@ -316,7 +316,7 @@ void finish_decap_batch(net::PacketBatch& pkts, detail::OpenScratch& s, std::spa
   for (std::size_t j = 0; j < n; ++j) {
     const std::size_t i = s.pkt_index[j];
     DropReason r = finish_open(s.ops[j]);
-    if (r == DropReason::kNone) r = finish_decap(*pkts[i], plans[j], s.layouts[j], infos[i]);
+    if (r == DropReason::kNone) r = finish_decap(*pkts[i], plans[i], s.layouts[j], infos[i]);
     results[i] = r;
   }
 }

@@ -373,6 +373,53 @@ TEST_P(PspEncapTest, BatchesMixResultsWithOneAeadCall) {
   }
 }
 
+// The batch open asks the key cache ahead (KeyCache: entries, then keys) and a plain KeyResolver does not;
+// either way each packet gets the same verdict and the same restored bytes, bad packets mixed in.
+TEST_P(PspEncapTest, BatchOpenIsTheSameWithAndWithoutKeyPrefetch) {
+  static_assert(detail::PrefetchingResolver<KeyCache>);
+  static_assert(!detail::PrefetchingResolver<KeyResolver>);
+  net::PacketPool pool(2 * net::kMaxBatch + 8);
+  net::PacketBatch with, without;
+  const auto k0 = tx_key(0x80000007, PspVersion::kAesGcm128);
+  const auto k1 = tx_key(0x00000009, PspVersion::kAesGcm256);
+  for (std::size_t i = 0; i < net::kMaxBatch; ++i) {
+    const auto frame = testing::make_frame({i % 2 ? IpFamily::kV4 : IpFamily::kV6, 17, 30 + i});
+    net::Packet* a = testing::load(pool, frame);
+    SealParams p = params(Mode::kTunnel, PspVersion::kAesGcm128, i % 4 == 0, 0);
+    p.iv = i + 1;
+    const crypto::AeadKey* key = k0.get();
+    if (i % 3 == 0) {
+      p.spi = 9;
+      p.version = PspVersion::kAesGcm256;
+      key = k1.get();
+    }
+    ASSERT_TRUE(encap_frame(*a, p, *key, *aead_).ok());
+    if (i == 5) a->bytes()[a->size() - 1] ^= 1;      // bad ICV
+    if (i == 6) a->trim_back(a->size() - 20);        // not even the outer headers
+    if (i == 8) a->bytes()[a->size() - 40] ^= 0x80;  // ciphertext bit
+    with.push(a);
+    without.push(testing::load(pool, testing::contents(*a)));
+  }
+  std::array<DropReason, net::kMaxBatch> res_with{}, res_without{};
+  std::array<OpenInfo, net::kMaxBatch> infos_with{}, infos_without{};
+  decap_batch(with, *cache_, *aead_, res_with, infos_with);
+  KeyResolver& plain = *cache_;  // the same cache through the interface: no prefetch
+  decap_batch(without, plain, *aead_, res_without, infos_without);
+  std::size_t opened = 0;
+  for (std::size_t i = 0; i < net::kMaxBatch; ++i) {
+    EXPECT_EQ(res_with[i], res_without[i]) << i;
+    EXPECT_EQ(testing::contents(*with[i]), testing::contents(*without[i])) << i;
+    if (res_with[i] == DropReason::kNone) {
+      ++opened;
+      EXPECT_EQ(infos_with[i].mode, infos_without[i].mode) << i;
+    }
+  }
+  EXPECT_NE(res_with[5], DropReason::kNone);
+  EXPECT_NE(res_with[6], DropReason::kNone);
+  EXPECT_NE(res_with[8], DropReason::kNone);
+  EXPECT_GE(opened, net::kMaxBatch - 4);
+}
+
 std::string backend_label(const ::testing::TestParamInfo<const char*>& p) {
   return std::string(p.param) == "openssl" ? "openssl" : "ipsec_mb";
 }

@@ -24,6 +24,7 @@
 #include <memory>
 #include <vector>
 
+#include "base/prefetch.hpp"
 #include "crypto/aead.hpp"
 #include "net/packet.hpp"
 #include "psp/encap.hpp"
@@ -61,6 +62,16 @@ class KeyCache final : public KeyResolver {
       return e.key.get();
     }
     return resolve_miss(e, spi, version, why);
+  }
+
+  // Hints for a batch about to be resolved (psp/batch.hpp prepare_open_batch): the entry (spi, version)
+  // maps to; then, once that is in, its key, if it is the one resolve() will return. No effect on results.
+  void prefetch_entry(uint32_t spi, PspVersion version) const {
+    prefetch_line(&entries_[index(spi, version)]);
+  }
+  void prefetch_key(uint32_t spi, PspVersion version) const {
+    const Entry& e = entries_[index(spi, version)];
+    if (e.key && e.spi == spi && e.version == version) e.key->prefetch();
   }
 
   const KeyCacheStats& stats() const { return stats_; }

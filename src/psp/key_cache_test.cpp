@@ -75,6 +75,27 @@ TEST_F(KeyCacheTest, MissThenHit) {
   EXPECT_EQ(cache.stats().misses, 2u);
 }
 
+// The prefetch hints change nothing: no derivation, no eviction, no statistic, for hits, misses and SPIs
+// never issued alike.
+TEST_F(KeyCacheTest, PrefetchHintsChangeNothing) {
+  testing::issue_all(ring_);
+  KeyCache cache(*aead_, 16);
+  cache.update(ring_.snapshot());
+  const auto pkt = sealed(0x80000005);
+  ASSERT_EQ(open(pkt, cache), DropReason::kNone);
+  const KeyCacheStats before = cache.stats();
+  for (uint32_t spi : {0x80000005u, 0x80000006u, 0x7fffffffu, 0u}) {
+    cache.prefetch_entry(spi, PspVersion::kAesGcm128);
+    cache.prefetch_key(spi, PspVersion::kAesGcm128);
+    cache.prefetch_key(spi, PspVersion::kAesGmac256);
+  }
+  EXPECT_EQ(cache.stats().hits, before.hits);
+  EXPECT_EQ(cache.stats().misses, before.misses);
+  EXPECT_EQ(cache.stats().unissued, before.unissued);
+  EXPECT_EQ(open(pkt, cache), DropReason::kNone);
+  EXPECT_EQ(cache.stats().hits, before.hits + 1);  // still cached
+}
+
 // Neighbouring SPIs of every version keep their own entries: the set index once folded SPI pairs of
 // versions 2/3 together, so a GMAC tunnel pair re-derived its keys on every packet.
 TEST_F(KeyCacheTest, NeighbouringSpisOfEveryVersionStayCached) {
