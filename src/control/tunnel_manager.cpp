@@ -497,6 +497,44 @@ CResult<PendingExchange> TunnelManager::begin_exchange(const VipPair& pair) {
   return begin_locked(pair, false);
 }
 
+CResult<PendingExchange> TunnelManager::begin_exchange(std::span<const VipPair> pairs,
+                                                       std::vector<std::pair<VipPair, Error>>& refused) {
+  std::lock_guard lock(mu_);
+  std::optional<PendingExchange> x;
+  std::optional<Error> first_error;
+  for (const VipPair& pair : pairs) {
+    if (x && x->pairs.size() >= options_.client_request_chunk) {
+      refused.emplace_back(pair,
+                           Error{ControlError::kResourceExhausted, "more pairs than one request carries"});
+      continue;
+    }
+    if (x) {
+      const auto peer = allowed_.find(pair);
+      if (peer != allowed_.end() && peer->second != x->peer) {
+        refused.emplace_back(pair, Error{ControlError::kInvalidArgument,
+                                         describe(pair) + ": of another peer than the batch's"});
+        continue;
+      }
+    }
+    auto one = begin_locked(pair, false);
+    if (!one) {
+      refused.emplace_back(pair, one.error());
+      if (!first_error) first_error = one.error();
+      continue;
+    }
+    if (!x) {
+      x = std::move(one.value());
+      continue;
+    }
+    // One request, one token: the sessions of the batch answer to the batch's exchange.
+    find_locked(pair)->token = x->token;
+    x->pairs.push_back(pair);
+    x->request.tunnels.push_back(std::move(one->request.tunnels.front()));
+  }
+  if (!x) return Err{first_error.value_or(Error{ControlError::kInvalidArgument, "no pairs"})};
+  return std::move(*x);
+}
+
 CResult<PendingExchange> TunnelManager::begin_locked(const VipPair& pair, bool rekey) {
   auto peer = allowed_.find(pair);
   if (peer == allowed_.end()) {
@@ -575,23 +613,43 @@ CResult<PendingExchange> TunnelManager::begin_static(PeerIndex peer, std::size_t
 
 CStatus TunnelManager::finish_exchange(PendingExchange x, CResult<MultiTunnelResponse> answer) {
   std::lock_guard lock(mu_);
-  for (const VipPair& pair : x.pairs) {
-    Session* s = find_locked(pair);
+  // Sessions closed while the exchange was in flight (a close, a reconfiguration) are left out of it: the
+  // rest of a batch still gets its answer.
+  std::vector<bool> gone(x.pairs.size(), false);
+  std::size_t n_gone = 0;
+  for (std::size_t i = 0; i < x.pairs.size(); ++i) {
+    const Session* s = find_locked(x.pairs[i]);
     if (!s || s->token != x.token) {
-      return fail(ControlError::kNotFound,
-                  describe(pair) + ": session closed while the exchange was in flight");
+      gone[i] = true;
+      ++n_gone;
     }
+  }
+  if (n_gone == x.pairs.size()) {
+    return fail(ControlError::kNotFound,
+                describe(x.pairs.front()) + ": session closed while the exchange was in flight");
+  }
+  const std::size_t asked = x.pairs.size();
+  const auto drop_gone = [&](auto& items) {
+    std::size_t k = 0;
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      if (!gone[i]) items[k++] = std::move(items[i]);
+    }
+    items.resize(k);
+  };
+  if (n_gone > 0) {
+    drop_gone(x.pairs);
+    drop_gone(x.request.tunnels);
   }
   if (!answer) return fail_exchange_locked(x, answer.error());
   MultiTunnelResponse& response = answer.value();
-  if (response.request_id != x.request.request_id || response.tunnels.size() != x.pairs.size()) {
+  if (response.request_id != x.request.request_id || response.tunnels.size() != asked) {
     return fail_exchange_locked(
-        x, Error{ControlError::kInternal, peers_[x.peer].name + " answered request " +
-                                              std::to_string(x.request.request_id) + " with id " +
-                                              std::to_string(response.request_id) + " and " +
-                                              std::to_string(response.tunnels.size()) + " tunnels for " +
-                                              std::to_string(x.pairs.size())});
+        x, Error{ControlError::kInternal,
+                 peers_[x.peer].name + " answered request " + std::to_string(x.request.request_id) +
+                     " with id " + std::to_string(response.request_id) + " and " +
+                     std::to_string(response.tunnels.size()) + " tunnels for " + std::to_string(asked)});
   }
+  if (n_gone > 0) drop_gone(response.tunnels);
   CStatus result;
   for (std::size_t i = 0; i < x.pairs.size(); ++i) {
     const TunnelParams& params = response.tunnels[i];

@@ -106,9 +106,11 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "control/data_plane.hpp"
@@ -291,6 +293,13 @@ class TunnelManager {
   // is open when this returns. kNotFound: pair not in config; kAlreadyExists: in flight or connected;
   // kFailedPrecondition: in backoff.
   CResult<PendingExchange> begin_exchange(const VipPair& pair);
+  // The same for several pairs of one peer in one request (the slow path's first packets toward many
+  // VIPs): each pair checked as above; those that cannot start are left out and listed in `refused` with
+  // the reason (also: a pair of another peer than the first one started, and pairs beyond
+  // client_request_chunk). Err (the first reason) when none could start.
+  CResult<PendingExchange> begin_exchange(std::span<const VipPair> pairs,
+                                          std::vector<std::pair<VipPair, Error>>& refused);
+  std::size_t client_request_chunk() const { return options_.client_request_chunk; }
   // Applies the peer's answer (installs egress) or the failure (closes the ingress, backs the pair off).
   // Returns the typed failure in both failure cases.
   CStatus finish_exchange(PendingExchange exchange, CResult<MultiTunnelResponse> answer);

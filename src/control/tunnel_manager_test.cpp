@@ -370,6 +370,93 @@ TEST(TunnelManagerClient, ClosedSessionIgnoresALateAnswer) {
   EXPECT_EQ(a->dp.egress_count(), 0u);
 }
 
+// Several first exchanges toward one peer leave in one request, each tunnel with its reverse params and its
+// ingress open; the answer connects them all, on both sides.
+TEST(TunnelManagerClient, ABatchOfPairsIsOneRequestAndConnectsEveryPair) {
+  auto a = make_a();
+  auto b = make_b();
+  std::vector<std::pair<VipPair, Error>> refused;
+  const std::vector<VipPair> pairs{kA1toB1, kA1toB2};
+  auto x = a->tm->begin_exchange(pairs, refused);
+  ASSERT_TRUE(x.ok()) << x.error().message;
+  EXPECT_TRUE(refused.empty());
+  ASSERT_EQ(x->request.tunnels.size(), 2u);
+  EXPECT_EQ(x->pairs, pairs);
+  for (std::size_t i = 0; i < 2; ++i) {
+    ASSERT_TRUE(x->request.tunnels[i].reverse_params.has_value());
+    EXPECT_EQ(x->request.tunnels[i].responder_vip, pairs[i].remote);
+    EXPECT_TRUE(a->dp.ingress_open(x->request.tunnels[i].reverse_params->spi, pairs[i]));
+    EXPECT_EQ(a->tm->state(pairs[i]), PairState::kInFlight);
+  }
+  auto answer = b->tm->handle_tunnel_request(from_peer(), x->request);
+  ASSERT_TRUE(answer.ok()) << answer.error().message;
+  ASSERT_TRUE(a->tm->finish_exchange(std::move(x.value()), std::move(answer)).ok());
+  EXPECT_EQ(a->tm->state(kA1toB1), PairState::kConnected);
+  EXPECT_EQ(a->tm->state(kA1toB2), PairState::kConnected);
+  EXPECT_EQ(b->tm->state(kB1toA1), PairState::kConnected);
+  EXPECT_EQ(b->tm->state(kB2toA1), PairState::kConnected);
+  EXPECT_EQ(a->dp.egress_count(), 2u);
+}
+
+// What cannot start is left out with its reason (in flight already, no peer for it, another peer's pair,
+// beyond one request's size); the rest still goes. Nothing at all: the first reason.
+TEST(TunnelManagerClient, ABatchLeavesOutWhatCannotStart) {
+  const VipPair to_c = pair("10.0.0.1", "10.0.2.1");
+  const VipPair a1_to_b3 = pair("10.0.0.1", "10.0.1.3");
+  Gateway a("192.0.2.1", "02:00:00:00:00:0A", {{"B", {kA1toB1, kA1toB2}}, {"C", {to_c}}});
+  auto busy = a.tm->begin_exchange(kA1toB2);
+  ASSERT_TRUE(busy.ok());
+  std::vector<std::pair<VipPair, Error>> refused;
+  const VipPair nowhere = pair("10.0.0.1", "10.9.9.9");
+  auto x = a.tm->begin_exchange(std::vector<VipPair>{nowhere, kA1toB1, kA1toB2, to_c}, refused);
+  ASSERT_TRUE(x.ok());
+  EXPECT_EQ(x->pairs, std::vector<VipPair>{kA1toB1});
+  ASSERT_EQ(refused.size(), 3u);
+  EXPECT_EQ(refused[0].first, nowhere);
+  EXPECT_EQ(refused[0].second.code, ControlError::kNotFound);
+  EXPECT_EQ(refused[1].first, kA1toB2);
+  EXPECT_EQ(refused[1].second.code, ControlError::kAlreadyExists);
+  EXPECT_EQ(refused[2].first, to_c);
+  EXPECT_EQ(refused[2].second.code, ControlError::kInvalidArgument);
+  EXPECT_EQ(a.tm->state(to_c), PairState::kIdle);  // nothing opened for it
+
+  // One request carries at most client_request_chunk (2 here) pairs.
+  Gateway c("192.0.2.3", "02:00:00:00:00:0C", {{"B", {kA1toB1, kA1toB2, a1_to_b3}}},
+            [](TunnelManagerOptions& o) { o.client_request_chunk = 2; });
+  refused.clear();
+  auto y = c.tm->begin_exchange(std::vector<VipPair>{kA1toB1, kA1toB2, a1_to_b3}, refused);
+  ASSERT_TRUE(y.ok());
+  EXPECT_EQ(y->pairs, (std::vector<VipPair>{kA1toB1, kA1toB2}));
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_EQ(refused[0].first, a1_to_b3);
+  EXPECT_EQ(refused[0].second.code, ControlError::kResourceExhausted);
+  EXPECT_EQ(c.tm->state(a1_to_b3), PairState::kIdle);
+
+  refused.clear();
+  auto none = a.tm->begin_exchange(std::vector<VipPair>{kA1toB1, nowhere}, refused);
+  ASSERT_FALSE(none.ok());
+  EXPECT_EQ(none.error().code, ControlError::kAlreadyExists);
+  EXPECT_EQ(refused.size(), 2u);
+}
+
+// A session of a batch closed while the request was in flight is left out of the answer; the others are
+// connected by it (before, the whole answer was dropped and the rest stayed in flight).
+TEST(TunnelManagerClient, ABatchAnswerStillConnectsThePairsNotClosedMeanwhile) {
+  auto a = make_a();
+  auto b = make_b();
+  std::vector<std::pair<VipPair, Error>> refused;
+  auto x = a->tm->begin_exchange(std::vector<VipPair>{kA1toB1, kA1toB2}, refused);
+  ASSERT_TRUE(x.ok());
+  auto answer = b->tm->handle_tunnel_request(from_peer(), x->request);
+  ASSERT_TRUE(answer.ok());
+  ASSERT_TRUE(a->tm->close_session(kA1toB1).ok());
+  ASSERT_TRUE(a->tm->finish_exchange(std::move(x.value()), std::move(answer)).ok());
+  EXPECT_EQ(a->tm->state(kA1toB1), PairState::kIdle);
+  EXPECT_EQ(a->tm->state(kA1toB2), PairState::kConnected);
+  EXPECT_EQ(a->dp.egress_count(), 1u);
+  ASSERT_TRUE(a->dp.egress(kA1toB2).has_value());
+}
+
 TEST(TunnelManagerClient, CloseSessionFreesIngressAndEgress) {
   auto a = make_a();
   auto b = make_b();

@@ -5,9 +5,12 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <map>
+#include <span>
 
 #include "base/byteorder.hpp"
 #include "net/headers.hpp"
@@ -20,6 +23,8 @@ namespace {
 constexpr int kTickMs = 100;
 // Re-keys queued or running on the exchange threads at once.
 constexpr std::size_t kMaxRekeysInFlight = 16;
+// At most this many first exchanges in one request (and the tunnel manager's client_request_chunk).
+constexpr std::size_t kMaxPairsPerExchange = 1024;
 
 std::string hex_dump(std::span<const uint8_t> bytes, std::size_t max_bytes) {
   std::string out;
@@ -123,6 +128,15 @@ void ExchangeRunner::submit(control::VipPair pair, Job job) {
   cv_.notify_one();
 }
 
+void ExchangeRunner::submit_batch(std::vector<control::VipPair> pairs, Job job) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const control::VipPair first = pairs.front();
+    queue_.push_back({first, std::nullopt, std::move(job), std::move(pairs)});
+  }
+  cv_.notify_one();
+}
+
 void ExchangeRunner::submit_peer(control::PeerIndex peer, Job job) {
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -154,7 +168,7 @@ void ExchangeRunner::run() {
     control::CStatus status = q.job();
     lock.lock();
     --running_;
-    done_.push_back({q.pair, std::move(status), q.peer});
+    done_.push_back({q.pair, std::move(status), q.peer, std::move(q.batch)});
     notify_();
   }
 }
@@ -244,6 +258,7 @@ void SlowPath::run() {
     for (PacketWorker* w : workers_) drain(*w);
     const std::size_t rekeying = rekeying_.size();
     for (const auto& c : exchanges_->take()) on_completion(c);
+    start_pending();
     bool rekey_now = rekey_requested_.exchange(false) || rekeying_.size() < rekeying;
     const auto now = std::chrono::steady_clock::now();
     // Refreshes run when asked and, for those backing off after a failure, again every tick.
@@ -255,6 +270,7 @@ void SlowPath::run() {
         if (auto st = pcap_->flush(); !st) pcap_failed(st.error().message);
       }
       flush_settled();
+      start_pending();
       next_tick = now + std::chrono::milliseconds(kTickMs);
       rekey_now = true;
     }
@@ -345,20 +361,56 @@ void SlowPath::on_egress_miss(std::span<const uint8_t> frame, PortId port, uint1
 }
 
 void SlowPath::start_exchange(const control::VipPair& pair) {
-  auto x = tm_.begin_exchange(pair);  // opens our ingress ACL before the request leaves
-  if (!x) {
-    const std::size_t n = hold_.take(pair).size();
-    BUMP(dropped_exchange_failed, n);
-    log("key exchange for " + pair.local.to_string() + " -> " + pair.remote.to_string() +
-        " not started: " + x.error().message);
-    return;
+  if (pending_set_.insert(pair).second) pending_.push_back(pair);
+}
+
+void SlowPath::start_pending() {
+  // While every exchange thread is busy, pairs keep gathering here (their packets are held): the next
+  // free thread carries all of a peer's in one request. A full request's worth leaves at once.
+  if (pending_.empty()) return;
+  const std::size_t chunk =
+      std::max<std::size_t>(1, std::min(kMaxPairsPerExchange, tm_.client_request_chunk()));
+  if (exchanges_->busy() >= exchanges_->threads() && pending_.size() < chunk) return;
+  std::map<control::PeerIndex, std::vector<control::VipPair>> by_peer;
+  for (const control::VipPair& pair : pending_) {
+    // Settled meanwhile (the peer's own request, a static connect): flush_settled handles its packets.
+    if (tm_.state(pair) != control::PairState::kIdle) continue;
+    const auto peer = tm_.peer_of(pair);
+    if (!peer) {
+      const std::size_t n = hold_.take(pair).size();
+      BUMP(dropped_no_route, n);
+      continue;
+    }
+    by_peer[*peer].push_back(pair);
   }
-  BUMP(exchanges_started, 1);
-  auto shared = std::make_shared<control::PendingExchange>(std::move(*x));
-  exchanges_->submit(pair, [this, shared]() {
-    auto answer = transport_.request_tunnels(shared->peer, shared->request);
-    return tm_.finish_exchange(std::move(*shared), std::move(answer));
-  });
+  pending_.clear();
+  pending_set_.clear();
+  for (auto& [peer, pairs] : by_peer) {
+    for (std::size_t from = 0; from < pairs.size(); from += chunk) {
+      const std::size_t to = std::min(pairs.size(), from + chunk);
+      std::vector<std::pair<control::VipPair, control::Error>> refused;
+      auto x = tm_.begin_exchange(std::span<const control::VipPair>(pairs).subspan(from, to - from),
+                                  refused);  // opens our ingress ACLs before the request leaves
+      for (const auto& [pair, error] : refused) {
+        const std::size_t n = hold_.take(pair).size();
+        BUMP(dropped_exchange_failed, n);
+        log("key exchange for " + pair.local.to_string() + " -> " + pair.remote.to_string() +
+            " not started: " + error.message);
+      }
+      if (!x) continue;
+      BUMP(exchanges_started, x->pairs.size());
+      auto shared = std::make_shared<control::PendingExchange>(std::move(*x));
+      auto job = [this, shared]() {
+        auto answer = transport_.request_tunnels(shared->peer, shared->request);
+        return tm_.finish_exchange(std::move(*shared), std::move(answer));
+      };
+      if (shared->pairs.size() == 1) {
+        exchanges_->submit(shared->pairs.front(), std::move(job));
+      } else {
+        exchanges_->submit_batch(shared->pairs, std::move(job));
+      }
+    }
+  }
 }
 
 void SlowPath::on_stale_report(std::span<const uint8_t> frame) {
@@ -398,6 +450,21 @@ void SlowPath::on_completion(const ExchangeRunner::Completion& c) {
     // No line per tunnel: a rotation re-keys them all; the tunnel manager logs a summary.
     BUMP(rekeys, c.status ? 1 : 0);
     BUMP(rekeys_failed, c.status ? 0 : 1);
+    return;
+  }
+  if (!c.batch.empty()) {
+    // Counted per tunnel, as single exchanges are: a batch may be answered for some pairs only.
+    std::size_t ok = 0;
+    for (const control::VipPair& pair : c.batch)
+      ok += tm_.state(pair) == control::PairState::kConnected ? 1 : 0;
+    BUMP(exchanges_ok, ok);
+    BUMP(exchanges_failed, c.batch.size() - ok);
+    if (!c.status) {
+      log("key exchange for " + std::to_string(c.batch.size()) + " tunnels (the first " +
+          c.pair.local.to_string() + " -> " + c.pair.remote.to_string() + ") failed for " +
+          std::to_string(c.batch.size() - ok) + ": " + c.status.error().message);
+    }
+    flush_settled();
     return;
   }
   BUMP(exchanges_ok, c.status ? 1 : 0);

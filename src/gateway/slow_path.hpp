@@ -44,6 +44,7 @@ class ExchangeRunner {
     control::VipPair pair;
     control::CStatus status;
     std::optional<control::PeerIndex> peer;  // a per-peer job (refresh, static connect), not a pair's
+    std::vector<control::VipPair> batch;     // an on-demand exchange of several pairs (pair: the first)
   };
   using Job = std::function<control::CStatus()>;
 
@@ -53,9 +54,12 @@ class ExchangeRunner {
   ExchangeRunner& operator=(const ExchangeRunner&) = delete;
 
   void submit(control::VipPair pair, Job job);
+  // One job for the pairs of one on-demand exchange (Completion::batch).
+  void submit_batch(std::vector<control::VipPair> pairs, Job job);
   void submit_peer(control::PeerIndex peer, Job job);
   std::vector<Completion> take();
-  std::size_t busy() const;
+  std::size_t busy() const;  // running and queued jobs
+  std::size_t threads() const { return threads_.size(); }
 
  private:
   void run();
@@ -67,6 +71,7 @@ class ExchangeRunner {
     control::VipPair pair;
     std::optional<control::PeerIndex> peer;
     Job job;
+    std::vector<control::VipPair> batch;
   };
   std::deque<Queued> queue_;
   std::vector<Completion> done_;
@@ -150,7 +155,11 @@ class SlowPath {
   void on_completion(const ExchangeRunner::Completion& c);
   void on_stale_report(std::span<const uint8_t> frame);
   void start_peer_jobs();
+  // First exchanges wait in pending_ until an exchange thread is free; then each peer's pending pairs
+  // leave in one request (start_pending): a burst of first packets toward many VIPs becomes a few
+  // requests, not one per VIP.
   void start_exchange(const control::VipPair& pair);
+  void start_pending();
   void start_rekeys();
   void flush_settled();
   void resubmit_held(const control::VipPair& pair);
@@ -168,6 +177,8 @@ class SlowPath {
   std::optional<ports::PcapWriter> pcap_;
   bool pcap_off_ = false;  // --sample-pcap failed (pcap_failed): samples are no longer written
   std::set<control::VipPair> rekeying_;
+  std::vector<control::VipPair> pending_;  // first exchanges not started yet, in arrival order
+  std::set<control::VipPair> pending_set_;
   std::atomic<bool> rekey_requested_{false};
   std::atomic<bool> refresh_requested_{false};
   std::set<control::PeerIndex> peer_jobs_;  // peers with a refresh or static connect running
