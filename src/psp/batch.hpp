@@ -10,6 +10,7 @@
 #pragma once
 
 #include <array>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <new>
@@ -148,18 +149,19 @@ inline bool peek_key_id(std::span<const uint8_t> psp_packet, uint32_t& spi, PspV
 // A resolver that can be asked ahead for what resolve() will read (KeyCache).
 template <class Resolver>
 concept PrefetchingResolver = requires(const Resolver& r, uint32_t spi, PspVersion v) {
+  { r.prefetching() } -> std::convertible_to<bool>;
   r.prefetch_entry(spi, v);
   r.prefetch_key(spi, v);
 };
 
 // The open half of a batch up to its one AEAD call: the daemon's decrypt(), decap_batch (psp-pcap) and the
-// benchmarks all run this. Plans every frame into plan_of(i) (a DecapPlan&); where the resolver can
-// (KeyCache), asks the CPU for every planned packet's key-cache entry and then, in a second pass, for the
-// keys of the entries that will hit; then prepares the ops into `s`. With 100,000 active SPIs the prepared
-// keys (~1 KB each) do not fit the CPU's caches: resolved packet by packet, each open waited for memory
-// twice (its entry, then its key); asked for a batch at a time, those reads overlap.
-// results[i] = kNone (an op in `s`, whose s.pkt_index names i) or why packet i was not prepared. Returns the
-// number of ops. Pkts: a span or batch of net::Packet*.
+// benchmarks all run this. Plans every frame into plan_of(i) (a DecapPlan&); where the resolver can and
+// should (KeyCache::prefetching: a cache sized for more keys than the CPU caches hold), asks the CPU for
+// every planned packet's key-cache entry and then, in a second pass, for the keys of the entries that will
+// hit; then prepares the ops into `s`. With 100,000 active SPIs the prepared keys (~1 KB each) do not fit the
+// CPU's caches: resolved packet by packet, each open waited for memory twice (its entry, then its key); asked
+// for a batch at a time, those reads overlap. results[i] = kNone (an op in `s`, whose s.pkt_index names i) or
+// why packet i was not prepared. Returns the number of ops. Pkts: a span or batch of net::Packet*.
 template <class Pkts, class Resolver, class PlanOf>
 std::size_t prepare_open_batch(const Pkts& pkts, Resolver& keys, OpenScratch& s, PlanOf&& plan_of,
                                std::span<DropReason> results) {
@@ -167,18 +169,20 @@ std::size_t prepare_open_batch(const Pkts& pkts, Resolver& keys, OpenScratch& s,
     const DecapPlan& plan = plan_of(i);
     return pkts[i]->bytes().subspan(plan.psp_offset, plan.psp_len);
   };
+  bool ahead = false;
+  if constexpr (PrefetchingResolver<Resolver>) ahead = keys.prefetching();
   for (std::size_t i = 0; i < pkts.size(); ++i) {
     results[i] = steps::plan_decap(pkts[i]->bytes(), plan_of(i));
     if constexpr (PrefetchingResolver<Resolver>) {
       uint32_t spi = 0;
       PspVersion version{};
-      if (results[i] == DropReason::kNone && peek_key_id(psp_bytes(i), spi, version)) {
+      if (ahead && results[i] == DropReason::kNone && peek_key_id(psp_bytes(i), spi, version)) {
         keys.prefetch_entry(spi, version);
       }
     }
   }
   if constexpr (PrefetchingResolver<Resolver>) {
-    for (std::size_t i = 0; i < pkts.size(); ++i) {
+    for (std::size_t i = 0; ahead && i < pkts.size(); ++i) {
       uint32_t spi = 0;
       PspVersion version{};
       if (results[i] == DropReason::kNone && peek_key_id(psp_bytes(i), spi, version)) {

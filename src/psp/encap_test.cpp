@@ -402,8 +402,12 @@ TEST_P(PspEncapTest, BatchOpenIsTheSameWithAndWithoutKeyPrefetch) {
   }
   std::array<DropReason, net::kMaxBatch> res_with{}, res_without{};
   std::array<OpenInfo, net::kMaxBatch> infos_with{}, infos_without{};
-  decap_batch(with, *cache_, *aead_, res_with, infos_with);
-  KeyResolver& plain = *cache_;  // the same cache through the interface: no prefetch
+  KeyCache big(*aead_, 2 * KeyCache::kPrefetchAbove);  // large enough to ask ahead
+  big.update(ring_.snapshot());
+  ASSERT_TRUE(big.prefetching());
+  ASSERT_FALSE(cache_->prefetching());
+  decap_batch(with, big, *aead_, res_with, infos_with);
+  KeyResolver& plain = big;  // the same cache through the interface: no prefetch
   decap_batch(without, plain, *aead_, res_without, infos_without);
   std::size_t opened = 0;
   for (std::size_t i = 0; i < net::kMaxBatch; ++i) {

@@ -79,8 +79,10 @@ TEST_F(KeyCacheTest, MissThenHit) {
 // never issued alike.
 TEST_F(KeyCacheTest, PrefetchHintsChangeNothing) {
   testing::issue_all(ring_);
-  KeyCache cache(*aead_, 16);
+  KeyCache cache(*aead_, 2 * KeyCache::kPrefetchAbove);
   cache.update(ring_.snapshot());
+  EXPECT_TRUE(cache.prefetching());
+  EXPECT_FALSE(KeyCache(*aead_, KeyCache::kPrefetchAbove).prefetching());
   const auto pkt = sealed(0x80000005);
   ASSERT_EQ(open(pkt, cache), DropReason::kNone);
   const KeyCacheStats before = cache.stats();

@@ -265,7 +265,14 @@ std::string MatchError::to_string() const {
 Result<Match, MatchError> parse_match(std::string_view text) {
   auto d = Parser(text).run();
   if (!d) return Err{d.error()};
-  return Match{std::move(*d)};
+  Match m{std::move(*d)};
+  // What is accepted must read back: `pspctl sfc show` and a config written out print the normal form,
+  // which "!=" and "||" can make longer than the text (fuzz_sfc_match found nine "!=" of 150 characters
+  // whose normal form is 2,000).
+  if (to_string(m).size() > kMaxMatchLength) {
+    return Err{MatchError{1, "too complex: its normal form is longer than 1024 characters"}};
+  }
+  return m;
 }
 
 std::optional<Conjunction> intersect(const Conjunction& a, const Conjunction& b) {

@@ -94,6 +94,14 @@ TEST(Match, ErrorsSayWhatAndWhere) {
     six_src.replace(at, 3, "src");
   const MatchError e = bad(six + " && " + six_src);
   EXPECT_NE(e.message.find("complex"), std::string::npos) << e.message;
+  // 20 alternatives (within the bound) whose normal form is longer than any text may be: refused, since
+  // what is accepted must read back (found by fuzz_sfc_match; corpus/sfc_match/normal-form-too-long).
+  const std::string nine_ne =
+      "tcp.dst !=44 && tcp.dst != 1714 && tcp.dst != 22 && tcp.src !=44 && tcp.dst != 1111 && "
+      "tcp.dst != 22 && tcp.src !=22 && tcp.src !=  11 && tcp.src!=22 ";
+  const MatchError long_form = bad(nine_ne);
+  EXPECT_NE(long_form.message.find("normal form"), std::string::npos) << long_form.message;
+  EXPECT_EQ(long_form.column, 1U);
 }
 
 TEST(Match, RoundTrips) {
