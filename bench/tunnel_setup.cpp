@@ -6,8 +6,9 @@
 //   * first-packet latency, a VM's first packet toward a VIP with no tunnel yet, sent -> received by the
 //     far VM, the key exchange included, on idle gateways whose channels are connected ahead;
 //   * resident memory of one gateway with the largest N tunnels (B in a forked child: this process is A).
-// Run: build/bin/bench_tunnel_setup [--table] [pairs ...]   (default: 10000 100000; first packet over 200
-// pairs); --table prints the results as README table rows (bench/scale).
+// Run: build/bin/bench_tunnel_setup [--table] [--memory] [pairs ...]   (default: 10000 100000; first packet
+// over 200 pairs); --table prints the results as README table rows (bench/scale); --memory measures the
+// resident memory only, of one gateway with each count of pairs in turn.
 #include <arpa/inet.h>
 #include <malloc.h>
 #include <netinet/in.h>
@@ -485,15 +486,39 @@ Memory one_gateway_memory(std::size_t pairs) {
 int main(int argc, char** argv) {
   try {
     std::vector<std::size_t> sizes;
-    bool table = false;
+    bool table = false, memory_only = false;
     for (int i = 1; i < argc; ++i) {
       if (std::string_view(argv[i]) == "--table") {
         table = true;
+      } else if (std::string_view(argv[i]) == "--memory") {
+        memory_only = true;
       } else {
         sizes.push_back(std::strtoull(argv[i], nullptr, 10));
       }
     }
     if (sizes.empty()) sizes = {10000, 100000};
+    if (memory_only) {  // each in a process of its own: the first run's freed heap would count in the next
+      for (std::size_t n : sizes) {
+        const pid_t child = ::fork();
+        if (child < 0) die("fork");
+        if (child == 0) {
+          const Memory m = one_gateway_memory(n);
+          if (table) {
+            std::printf(
+                "| resident memory, one gateway process with %zu tunnels (before the gateway; peak) | "
+                "%.1f MB (%.1f MB; %.1f MB) | <= 100 MB |\n",
+                n, m.rss_mb, m.before_mb, m.peak_mb);
+          }
+          std::fflush(stdout);
+          std::_Exit(0);
+        }
+        int status = 0;
+        if (::waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+          die("memory run of " + std::to_string(n) + " pairs failed");
+        }
+      }
+      return 0;
+    }
     const std::size_t largest = *std::max_element(sizes.begin(), sizes.end());
     const Memory mem = one_gateway_memory(largest);  // first: no thread may exist when it forks
     const FirstPacket fp = first_packet(200);
