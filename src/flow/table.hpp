@@ -67,7 +67,9 @@ class RecordArena {
       : cap_(capacity),
         key_words_(key_words),
         stride_(1 + key_words + n_args),
-        mem_(std::make_unique<uint64_t[]>(static_cast<std::size_t>(capacity) * stride_)) {}
+        // Not zeroed: a record is written before anything reads it, so the pages of records no entry has
+        // used yet are never touched and never become resident.
+        mem_(std::make_unique_for_overwrite<uint64_t[]>(static_cast<std::size_t>(capacity) * stride_)) {}
 
   uint32_t capacity() const { return cap_; }
   const uint64_t* key(uint32_t i) const { return &mem_[at(i) + 1]; }
