@@ -1,5 +1,9 @@
 #include "flow/table.hpp"
 
+#include <sys/mman.h>
+
+#include <new>
+
 namespace pspgw::flow {
 
 HashIndex::HashIndex(uint32_t max_keys) {
@@ -7,7 +11,14 @@ HashIndex::HashIndex(uint32_t max_keys) {
   const uint64_t slots = std::max<uint64_t>(2ULL * max_keys, kSlots);
   const uint64_t buckets = std::bit_ceil(slots / kSlots + (slots % kSlots != 0 ? 1 : 0));
   mask_ = static_cast<uint32_t>(buckets - 1);
-  buckets_ = std::make_unique<Bucket[]>(buckets);
+  const std::size_t bytes = buckets * sizeof(Bucket);
+  void* m = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) throw std::bad_alloc();
+  buckets_ = std::unique_ptr<Bucket[], Unmap>(static_cast<Bucket*>(m), Unmap{bytes});  // page-aligned
+}
+
+void HashIndex::Unmap::operator()(Bucket* p) const {
+  ::munmap(p, bytes);
 }
 
 bool HashIndex::insert(uint32_t hash, uint32_t idx) {
@@ -15,11 +26,11 @@ bool HashIndex::insert(uint32_t hash, uint32_t idx) {
   for (uint32_t p = 0; p <= limit; ++p) {
     Bucket& b = buckets_[(hash + p) & mask_];
     for (uint32_t s = 0; s < kSlots; ++s) {
-      const uint64_t w = b.w[s].load(std::memory_order_relaxed);
+      const uint64_t w = load(b.w[s], std::memory_order_relaxed);
       if (w != kEmpty && w != kTombstone) continue;
       // Publish the bound first: a reader that sees the word also sees a bound that reaches it.
       if (p > max_probe_.load(std::memory_order_relaxed)) max_probe_.store(p, std::memory_order_release);
-      b.w[s].store(word(hash, idx), std::memory_order_release);
+      store(b.w[s], word(hash, idx), std::memory_order_release);
       return true;
     }
   }
@@ -32,8 +43,8 @@ void HashIndex::erase(uint32_t hash, uint32_t idx) {
   for (uint32_t p = 0; p <= probes; ++p) {
     Bucket& b = buckets_[(hash + p) & mask_];
     for (uint32_t s = 0; s < kSlots; ++s) {
-      if (b.w[s].load(std::memory_order_relaxed) == target) {
-        b.w[s].store(kTombstone, std::memory_order_release);
+      if (load(b.w[s], std::memory_order_relaxed) == target) {
+        store(b.w[s], kTombstone, std::memory_order_release);
         return;
       }
     }

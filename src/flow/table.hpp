@@ -125,11 +125,25 @@ class HashIndex {
   static uint64_t word(uint32_t hash, uint32_t idx) {
     return (static_cast<uint64_t>(signature(hash)) << 32) | (idx + 1);
   }
+  // Slot words are plain integers accessed through std::atomic_ref, in an anonymous mapping: fresh pages
+  // that the kernel maps as zeroes when first touched, so every slot starts EMPTY without being written
+  // and buckets no key has reached never become resident (std::atomic objects would have to be
+  // constructed, i.e. written, all of them; calloc writes zeroes over memory it recycles).
   struct alignas(64) Bucket {
-    std::array<std::atomic<uint64_t>, kSlots> w;
+    std::array<uint64_t, kSlots> w;
+  };
+  static uint64_t load(uint64_t& w, std::memory_order order) {
+    return std::atomic_ref<uint64_t>(w).load(order);
+  }
+  static void store(uint64_t& w, uint64_t v, std::memory_order order) {
+    std::atomic_ref<uint64_t>(w).store(v, order);
+  }
+  struct Unmap {
+    std::size_t bytes;
+    void operator()(Bucket* p) const;
   };
   uint32_t mask_;
-  std::unique_ptr<Bucket[]> buckets_;
+  std::unique_ptr<Bucket[], Unmap> buckets_;  // a const HashIndex reads its words through atomic_ref too
   std::atomic<uint32_t> max_probe_{0};
 };
 
@@ -137,10 +151,10 @@ class HashIndex {
 // a branch-free scan of all eight slots measured slower on 100k-1M entry tables (bench_pipeline), presumably
 // because the next packets' loads then wait for this bucket instead of issuing under the predicted branch.
 inline uint32_t HashIndex::home_candidate(uint32_t hash, bool* settled) const {
-  const Bucket& b = buckets_[hash & mask_];
+  Bucket& b = buckets_[hash & mask_];
   const uint32_t sig = signature(hash);
   for (uint32_t s = 0; s < kSlots; ++s) {
-    const uint64_t w = b.w[s].load(std::memory_order_acquire);
+    const uint64_t w = load(b.w[s], std::memory_order_acquire);
     if (static_cast<uint32_t>(w >> 32) == sig) {
       *settled = false;
       return static_cast<uint32_t>(w) - 1;
@@ -148,7 +162,7 @@ inline uint32_t HashIndex::home_candidate(uint32_t hash, bool* settled) const {
   }
   // EMPTY slots form a suffix of a bucket (an insert takes the first free slot, and no slot becomes EMPTY
   // again), so the last slot tells whether the bucket ever overflowed into the next one.
-  *settled = b.w[kSlots - 1].load(std::memory_order_acquire) == kEmpty;
+  *settled = load(b.w[kSlots - 1], std::memory_order_acquire) == kEmpty;
   return kNoEntry;
 }
 
@@ -157,10 +171,10 @@ uint32_t HashIndex::find(uint32_t hash, Eq&& eq) const {
   const uint32_t probes = max_probe_.load(std::memory_order_acquire);
   const uint32_t sig = signature(hash);
   for (uint32_t p = 0; p <= probes; ++p) {
-    const Bucket& b = buckets_[(hash + p) & mask_];
+    Bucket& b = buckets_[(hash + p) & mask_];
     bool empty = false;
     for (uint32_t s = 0; s < kSlots; ++s) {
-      const uint64_t w = b.w[s].load(std::memory_order_acquire);
+      const uint64_t w = load(b.w[s], std::memory_order_acquire);
       empty |= w == kEmpty;
       if (static_cast<uint32_t>(w >> 32) != sig) continue;
       const uint32_t idx = static_cast<uint32_t>(w) - 1;
