@@ -434,10 +434,15 @@ Memory one_gateway_memory(std::size_t pairs) {
     try {
       auto wire = network_wire();
       Node b = make_node(plan.dir, "bb", plan.b_cfg, std::move(wire.b), plan.b_args);
+      plan.a_cfg = json();  // this process's copy of the plans: not the gateway's (as in A below)
+      plan.b_cfg = json();
       if (auto s = b.gw->start(); !s) die("start B: " + s.error());
       (void)!::write(ready[1], "r", 1);
       char c;
       (void)!::read(go[0], &c, 1);  // the parent closes it when done
+      ::malloc_trim(0);
+      std::fprintf(stderr, "its peer, %zu tunnels in the other direction: RSS %.1f MB (peak %.1f MB)\n",
+                   pairs, status_kib("VmRSS") / 1024.0, status_kib("VmHWM") / 1024.0);
       b.gw.reset();
     } catch (const std::exception& e) {
       std::fprintf(stderr, "gateway B: %s\n", e.what());
