@@ -74,20 +74,14 @@ inline void bump(std::atomic<uint64_t>& c, uint64_t n = 1) {
 // has used yet is never written and never becomes resident memory.
 class EntryHits {
  public:
-  explicit EntryHits(uint32_t capacity) : cap_(capacity), c_(std::allocator<Counter>().allocate(capacity)) {}
-  ~EntryHits() { std::allocator<Counter>().deallocate(c_, cap_); }  // counters need no destruction
-  EntryHits(const EntryHits&) = delete;
-  EntryHits& operator=(const EntryHits&) = delete;
+  explicit EntryHits(uint32_t capacity) : c_(capacity) {}
 
   void start(uint32_t rec) { std::construct_at(&c_[rec], 0); }
-  std::atomic<uint64_t>* data() const { return c_; }
+  std::atomic<uint64_t>* data() const { return c_.get(); }
   std::atomic<uint64_t>& operator[](uint32_t rec) const { return c_[rec]; }
 
  private:
-  using Counter = std::atomic<uint64_t>;
-  static_assert(std::is_trivially_destructible_v<Counter>);
-  uint32_t cap_;
-  Counter* c_;
+  ZeroPages<std::atomic<uint64_t>> c_;  // counters need no destruction
 };
 
 class Pipe {
@@ -118,9 +112,9 @@ class Pipe {
   std::vector<std::unique_ptr<EntryHits>> entry_hits;  // [worker][record]
 
   // Writer only (under Pipeline::ctl_). Records are handed out in index order, released ones first (last
-  // released, first reused); the per-record vectors below cover the records used so far (reserved for the
-  // whole capacity, so they never move) and the arena, index and counters are written only where an entry
-  // lives or lived: memory becomes resident with the entries, not with max_entries.
+  // released, first reused); the per-record vectors below grow with the records used so far, and the arena,
+  // index and counters (zero pages, table.hpp) are written only where an entry lives or lived: memory
+  // becomes resident with the entries, not with max_entries.
   std::vector<uint32_t> generation;    // [record], odd = live
   std::vector<Tuple*> tuple_of;        // [record] -> its tuple
   std::vector<uint32_t> free_records;  // released records

@@ -107,10 +107,6 @@ Pipe::Pipe(PipeSpec spec, KeyLayout kl, uint16_t max_workers)
       entry_hits(max_workers) {
   n_args = static_cast<uint32_t>(
       std::count_if(actions.begin(), actions.end(), [](auto& a) { return a.per_entry; }));
-  const uint32_t cap = records.capacity();
-  generation.reserve(cap);
-  tuple_of.reserve(cap);
-  free_records.reserve(cap);
   if (lookup == LookupKind::kExact) {
     auto* set = new TupleSet{};
     set->t[0] = new Tuple(layout.mask, max_entries);
@@ -154,7 +150,7 @@ void Pipe::take_record(uint32_t rec) {
     free_records.pop_back();
     return;
   }
-  generation.push_back(0);  // within the reservation: no reallocation
+  generation.push_back(0);
   tuple_of.push_back(nullptr);
 }
 

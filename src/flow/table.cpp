@@ -1,25 +1,14 @@
 #include "flow/table.hpp"
 
-#include <sys/mman.h>
-
-#include <new>
-
 namespace pspgw::flow {
 
-HashIndex::HashIndex(uint32_t max_keys) {
+uint32_t HashIndex::bucket_count(uint32_t max_keys) {
   // Load <= 1/2: twice as many slots as keys, at least one bucket.
   const uint64_t slots = std::max<uint64_t>(2ULL * max_keys, kSlots);
-  const uint64_t buckets = std::bit_ceil(slots / kSlots + (slots % kSlots != 0 ? 1 : 0));
-  mask_ = static_cast<uint32_t>(buckets - 1);
-  const std::size_t bytes = buckets * sizeof(Bucket);
-  void* m = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (m == MAP_FAILED) throw std::bad_alloc();
-  buckets_ = std::unique_ptr<Bucket[], Unmap>(static_cast<Bucket*>(m), Unmap{bytes});  // page-aligned
+  return static_cast<uint32_t>(std::bit_ceil(slots / kSlots + (slots % kSlots != 0 ? 1 : 0)));
 }
 
-void HashIndex::Unmap::operator()(Bucket* p) const {
-  ::munmap(p, bytes);
-}
+HashIndex::HashIndex(uint32_t max_keys) : mask_(bucket_count(max_keys) - 1), buckets_(mask_ + 1ULL) {}
 
 bool HashIndex::insert(uint32_t hash, uint32_t idx) {
   const uint32_t limit = std::min<uint32_t>(kMaxProbe, mask_);

@@ -21,12 +21,14 @@
 #include <cstring>
 #include <memory>
 #include <optional>
+#include <type_traits>
 #include <vector>
 
 #if defined(__SSE4_2__)
 #include <nmmintrin.h>
 #endif
 
+#include "base/zero_pages.hpp"
 #include "flow/target.hpp"
 
 namespace pspgw::flow {
@@ -67,9 +69,9 @@ class RecordArena {
       : cap_(capacity),
         key_words_(key_words),
         stride_(1 + key_words + n_args),
-        // Not zeroed: a record is written before anything reads it, so the pages of records no entry has
-        // used yet are never touched and never become resident.
-        mem_(std::make_unique_for_overwrite<uint64_t[]>(static_cast<std::size_t>(capacity) * stride_)) {}
+        // A record is written before anything reads it: the pages of records no entry has used yet are
+        // never touched and never become resident.
+        mem_(static_cast<std::size_t>(capacity) * stride_) {}
 
   uint32_t capacity() const { return cap_; }
   const uint64_t* key(uint32_t i) const { return &mem_[at(i) + 1]; }
@@ -92,7 +94,7 @@ class RecordArena {
  private:
   std::size_t at(uint32_t i) const { return static_cast<std::size_t>(i) * stride_; }
   uint32_t cap_, key_words_, stride_;
-  std::unique_ptr<uint64_t[]> mem_;
+  ZeroPages<uint64_t> mem_;
 };
 
 class HashIndex {
@@ -125,10 +127,9 @@ class HashIndex {
   static uint64_t word(uint32_t hash, uint32_t idx) {
     return (static_cast<uint64_t>(signature(hash)) << 32) | (idx + 1);
   }
-  // Slot words are plain integers accessed through std::atomic_ref, in an anonymous mapping: fresh pages
-  // that the kernel maps as zeroes when first touched, so every slot starts EMPTY without being written
-  // and buckets no key has reached never become resident (std::atomic objects would have to be
-  // constructed, i.e. written, all of them; calloc writes zeroes over memory it recycles).
+  // Slot words are plain integers accessed through std::atomic_ref in zero pages (ZeroPages): every slot
+  // starts EMPTY without being written, and buckets no key has reached never become resident
+  // (std::atomic objects would have to be constructed, i.e. written, all of them).
   struct alignas(64) Bucket {
     std::array<uint64_t, kSlots> w;
   };
@@ -138,12 +139,9 @@ class HashIndex {
   static void store(uint64_t& w, uint64_t v, std::memory_order order) {
     std::atomic_ref<uint64_t>(w).store(v, order);
   }
-  struct Unmap {
-    std::size_t bytes;
-    void operator()(Bucket* p) const;
-  };
+  static uint32_t bucket_count(uint32_t max_keys);
   uint32_t mask_;
-  std::unique_ptr<Bucket[], Unmap> buckets_;  // a const HashIndex reads its words through atomic_ref too
+  ZeroPages<Bucket> buckets_;  // page-aligned; a const HashIndex reads its words through atomic_ref too
   std::atomic<uint32_t> max_probe_{0};
 };
 
