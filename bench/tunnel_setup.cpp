@@ -6,8 +6,9 @@
 //   * first-packet latency, a VM's first packet toward a VIP with no tunnel yet, sent -> received by the
 //     far VM, the key exchange included, on idle gateways whose channels are connected ahead;
 //   * resident memory of one gateway with the largest N tunnels (B in a forked child: this process is A).
-// Run: build/bin/bench_tunnel_setup [--table] [pairs ...]   (default: 10000 100000; first packet over 200
-// pairs); --table prints the results as README table rows (bench/scale).
+// Run: build/bin/bench_tunnel_setup [--table] [--memory] [pairs ...]   (default: 10000 100000; first packet
+// over 200 pairs); --table prints the results as README table rows (bench/scale); --memory measures the
+// resident memory only, of one gateway with each count of pairs in turn.
 #include <arpa/inet.h>
 #include <malloc.h>
 #include <netinet/in.h>
@@ -433,10 +434,15 @@ Memory one_gateway_memory(std::size_t pairs) {
     try {
       auto wire = network_wire();
       Node b = make_node(plan.dir, "bb", plan.b_cfg, std::move(wire.b), plan.b_args);
+      plan.a_cfg = json();  // this process's copy of the plans: not the gateway's (as in A below)
+      plan.b_cfg = json();
       if (auto s = b.gw->start(); !s) die("start B: " + s.error());
       (void)!::write(ready[1], "r", 1);
       char c;
       (void)!::read(go[0], &c, 1);  // the parent closes it when done
+      ::malloc_trim(0);
+      std::fprintf(stderr, "its peer, %zu tunnels in the other direction: RSS %.1f MB (peak %.1f MB)\n",
+                   pairs, status_kib("VmRSS") / 1024.0, status_kib("VmHWM") / 1024.0);
       b.gw.reset();
     } catch (const std::exception& e) {
       std::fprintf(stderr, "gateway B: %s\n", e.what());
@@ -485,15 +491,39 @@ Memory one_gateway_memory(std::size_t pairs) {
 int main(int argc, char** argv) {
   try {
     std::vector<std::size_t> sizes;
-    bool table = false;
+    bool table = false, memory_only = false;
     for (int i = 1; i < argc; ++i) {
       if (std::string_view(argv[i]) == "--table") {
         table = true;
+      } else if (std::string_view(argv[i]) == "--memory") {
+        memory_only = true;
       } else {
         sizes.push_back(std::strtoull(argv[i], nullptr, 10));
       }
     }
     if (sizes.empty()) sizes = {10000, 100000};
+    if (memory_only) {  // each in a process of its own: the first run's freed heap would count in the next
+      for (std::size_t n : sizes) {
+        const pid_t child = ::fork();
+        if (child < 0) die("fork");
+        if (child == 0) {
+          const Memory m = one_gateway_memory(n);
+          if (table) {
+            std::printf(
+                "| resident memory, one gateway process with %zu tunnels (before the gateway; peak) | "
+                "%.1f MB (%.1f MB; %.1f MB) | <= 100 MB |\n",
+                n, m.rss_mb, m.before_mb, m.peak_mb);
+          }
+          std::fflush(stdout);
+          std::_Exit(0);
+        }
+        int status = 0;
+        if (::waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+          die("memory run of " + std::to_string(n) + " pairs failed");
+        }
+      }
+      return 0;
+    }
     const std::size_t largest = *std::max_element(sizes.begin(), sizes.end());
     const Memory mem = one_gateway_memory(largest);  // first: no thread may exist when it forks
     const FirstPacket fp = first_packet(200);

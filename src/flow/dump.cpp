@@ -222,7 +222,7 @@ std::string Pipeline::to_mermaid(const DumpOptions& o) const {
     // Hit edges: one per entry for small pipes (ROOT's rules), else one per distinct target.
     std::map<std::string, uint64_t> by_target;
     if (p.fwd.kind != TargetKind::kNone) by_target[to(p.fwd)] = 0;
-    for (uint32_t rec = 0; rec < p.records.capacity(); ++rec) {
+    for (uint32_t rec = 0; rec < p.used_records(); ++rec) {
       if (!p.is_live(rec)) continue;
       const std::string dst = to(p.records.fwd(rec));
       if (p.live <= o.entry_edges) {
@@ -283,7 +283,7 @@ std::string Pipeline::to_json(const DumpOptions& o) const {
     j["counters"] = {{"hits", hits}, {"misses", misses}, {"mirrored", mirrored}, {"drops", drops}};
     if (p.live <= o.entry_edges) {
       j["entry_list"] = json::array();
-      for (uint32_t rec = 0; rec < p.records.capacity(); ++rec)
+      for (uint32_t rec = 0; rec < p.used_records(); ++rec)
         if (p.is_live(rec))
           j["entry_list"].push_back({{"match", entry_label(p, rec)},
                                      {"priority", p.records.priority(rec)},

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "flow/builder.hpp"
@@ -68,6 +69,21 @@ inline void bump(std::atomic<uint64_t>& c, uint64_t n = 1) {
   c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
 }
 
+// One worker's per-entry hit counters, indexed by record: room for every record of the pipe, each counter
+// constructed (zero) when its record first comes into use (Pipe::take_record), so capacity that no entry
+// has used yet is never written and never becomes resident memory.
+class EntryHits {
+ public:
+  explicit EntryHits(uint32_t capacity) : c_(capacity) {}
+
+  void start(uint32_t rec) { std::construct_at(&c_[rec], 0); }
+  std::atomic<uint64_t>* data() const { return c_.get(); }
+  std::atomic<uint64_t>& operator[](uint32_t rec) const { return c_[rec]; }
+
+ private:
+  ZeroPages<std::atomic<uint64_t>> c_;  // counters need no destruction
+};
+
 class Pipe {
  public:
   Pipe(PipeSpec spec, KeyLayout layout, uint16_t max_workers);
@@ -92,17 +108,27 @@ class Pipe {
   // Shared with workers.
   RecordArena records;
   std::atomic<const TupleSet*> tuples{nullptr};
-  std::unique_ptr<PipeCounters[]> counters;                          // [worker]
-  std::vector<std::unique_ptr<std::atomic<uint64_t>[]>> entry_hits;  // [worker][record]
+  std::unique_ptr<PipeCounters[]> counters;            // [worker]
+  std::vector<std::unique_ptr<EntryHits>> entry_hits;  // [worker][record]
 
-  // Writer only (under Pipeline::ctl_).
-  std::vector<uint32_t> generation;  // odd = live
-  std::vector<Tuple*> tuple_of;      // record -> its tuple
-  std::vector<uint32_t> free_records;
+  // Writer only (under Pipeline::ctl_). Records are handed out in index order, released ones first (last
+  // released, first reused); the per-record vectors below grow with the records used so far, and the arena,
+  // index and counters (zero pages, table.hpp) are written only where an entry lives or lived: memory
+  // becomes resident with the entries, not with max_entries.
+  std::vector<uint32_t> generation;    // [record], odd = live
+  std::vector<Tuple*> tuple_of;        // [record] -> its tuple
+  std::vector<uint32_t> free_records;  // released records
   std::vector<Tuple*> live_tuples;
   std::size_t live = 0;
 
-  bool is_live(uint32_t rec) const { return (generation[rec] & 1) != 0; }
+  uint32_t used_records() const { return static_cast<uint32_t>(generation.size()); }
+  bool is_live(uint32_t rec) const { return rec < used_records() && (generation[rec] & 1) != 0; }
+  // The record the next entry gets (the caller checks has_free_record); ready_record starts its hit
+  // counters (before the entry is published), take_record takes it once the entry is in.
+  bool has_free_record() const { return !free_records.empty() || used_records() < records.capacity(); }
+  uint32_t next_record() const { return free_records.empty() ? used_records() : free_records.back(); }
+  void ready_record(uint32_t rec);
+  void take_record(uint32_t rec);
   uint32_t linear_max() const { return lookup == LookupKind::kTernary ? kLinearMaxTernary : kLinearMaxExact; }
   uint64_t hits_of(uint32_t rec) const;
   // Grace period over: zero the record's counters and make it allocatable.

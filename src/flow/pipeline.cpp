@@ -107,11 +107,6 @@ Pipe::Pipe(PipeSpec spec, KeyLayout kl, uint16_t max_workers)
       entry_hits(max_workers) {
   n_args = static_cast<uint32_t>(
       std::count_if(actions.begin(), actions.end(), [](auto& a) { return a.per_entry; }));
-  const uint32_t cap = records.capacity();
-  generation.assign(cap, 0);
-  tuple_of.assign(cap, nullptr);
-  free_records.reserve(cap);
-  for (uint32_t i = cap; i-- > 0;) free_records.push_back(i);
   if (lookup == LookupKind::kExact) {
     auto* set = new TupleSet{};
     set->t[0] = new Tuple(layout.mask, max_entries);
@@ -134,14 +129,29 @@ Pipe::~Pipe() {
 uint64_t Pipe::hits_of(uint32_t rec) const {
   uint64_t sum = 0;
   for (const auto& w : entry_hits)
-    if (w) sum += w[rec].load(std::memory_order_relaxed);
+    if (w) sum += (*w)[rec].load(std::memory_order_relaxed);
   return sum;
 }
 
 void Pipe::release_record(uint32_t rec) {
   for (auto& w : entry_hits)
-    if (w) w[rec].store(0, std::memory_order_relaxed);
+    if (w) (*w)[rec].store(0, std::memory_order_relaxed);
   free_records.push_back(rec);
+}
+
+void Pipe::ready_record(uint32_t rec) {
+  if (rec < used_records()) return;  // a released one: release_record zeroed its counters
+  for (auto& w : entry_hits)
+    if (w) w->start(rec);
+}
+
+void Pipe::take_record(uint32_t rec) {
+  if (rec < used_records()) {
+    free_records.pop_back();
+    return;
+  }
+  generation.push_back(0);
+  tuple_of.push_back(nullptr);
 }
 
 Pipeline::Pipeline(std::vector<std::unique_ptr<Pipe>> pipes, PipeId root, uint16_t max_workers,
@@ -218,15 +228,16 @@ Result<EntryHandle, FlowError> Pipeline::add_entry(PipeId pipe, const EntrySpec&
   if (tuple->index.find(hash, same) != kNoEntry) return Err{FlowError::kDuplicateEntry};
   // Every free record waits for a grace period: give the workers one or two batches (bounded, so an
   // online worker that stopped reporting cannot hang the control plane).
-  if (p.free_records.empty() && !epoch_.wait_reclaim(kReclaimWait)) return Err{FlowError::kReclaimPending};
+  if (!p.has_free_record() && !epoch_.wait_reclaim(kReclaimWait)) return Err{FlowError::kReclaimPending};
 
-  const uint32_t rec = p.free_records.back();
+  const uint32_t rec = p.next_record();
+  p.ready_record(rec);  // its counters, before any worker can find it
   p.records.write(rec, *fwd, spec.priority, key.w.data(), spec.args.data(), p.n_args);
   // The bound first, so no reader skips the tuple once it can see the entry. Lowering it early is safe.
   if (spec.priority < tuple->min_priority.load(std::memory_order_relaxed))
     tuple->min_priority.store(spec.priority, std::memory_order_relaxed);
   if (!tuple->index.insert(hash, rec)) return Err{FlowError::kTableFull};
-  p.free_records.pop_back();
+  p.take_record(rec);
   if (fwd->kind == TargetKind::kGroup) ++groups_[fwd->id].refs;
   const bool fresh_tuple = fresh != nullptr;
   if (fresh) p.live_tuples.push_back(fresh.release());
@@ -241,7 +252,7 @@ Status<FlowError> Pipeline::remove_entry(EntryHandle h) {
   std::lock_guard lock(ctl_);
   if (h.pipe.value() >= pipes_.size()) return Err{FlowError::kStaleHandle};
   Pipe& p = *pipes_[h.pipe.value()];
-  if (h.slot >= p.records.capacity() || p.generation[h.slot] != h.generation || !p.is_live(h.slot))
+  if (h.slot >= p.used_records() || p.generation[h.slot] != h.generation || !p.is_live(h.slot))
     return Err{FlowError::kStaleHandle};
   Tuple* t = p.tuple_of[h.slot];
   if (const Target fwd = p.records.fwd(h.slot); fwd.kind == TargetKind::kGroup) --groups_[fwd.id].refs;
@@ -263,7 +274,7 @@ Result<uint64_t, FlowError> Pipeline::entry_hits(EntryHandle h) const {
   std::lock_guard lock(ctl_);
   if (h.pipe.value() >= pipes_.size()) return Err{FlowError::kStaleHandle};
   const Pipe& p = *pipes_[h.pipe.value()];
-  if (h.slot >= p.records.capacity() || p.generation[h.slot] != h.generation || !p.is_live(h.slot))
+  if (h.slot >= p.used_records() || p.generation[h.slot] != h.generation || !p.is_live(h.slot))
     return Err{FlowError::kStaleHandle};
   return p.hits_of(h.slot);
 }
@@ -386,9 +397,11 @@ Result<std::unique_ptr<Worker>, FlowError> Pipeline::attach_worker(const WorkerO
   while (id < max_workers_ && worker_taken_[id]) ++id;
   if (id == max_workers_) return Err{FlowError::kTooManyWorkers};
   worker_taken_[id] = true;
-  for (auto& p : pipes_)
-    if (!p->entry_hits[id])
-      p->entry_hits[id] = std::make_unique<std::atomic<uint64_t>[]>(p->records.capacity());
+  for (auto& p : pipes_) {
+    if (p->entry_hits[id]) continue;
+    p->entry_hits[id] = std::make_unique<EntryHits>(p->records.capacity());
+    for (uint32_t rec = 0; rec < p->used_records(); ++rec) p->entry_hits[id]->start(rec);
+  }
   std::unique_ptr<Worker> w(new Worker(*this, id, opts));
   epoch_.online(id);
   return w;

@@ -2,24 +2,24 @@
 
 namespace pspgw::flow {
 
-HashIndex::HashIndex(uint32_t max_keys) {
+uint32_t HashIndex::bucket_count(uint32_t max_keys) {
   // Load <= 1/2: twice as many slots as keys, at least one bucket.
   const uint64_t slots = std::max<uint64_t>(2ULL * max_keys, kSlots);
-  const uint64_t buckets = std::bit_ceil(slots / kSlots + (slots % kSlots != 0 ? 1 : 0));
-  mask_ = static_cast<uint32_t>(buckets - 1);
-  buckets_ = std::make_unique<Bucket[]>(buckets);
+  return static_cast<uint32_t>(std::bit_ceil(slots / kSlots + (slots % kSlots != 0 ? 1 : 0)));
 }
+
+HashIndex::HashIndex(uint32_t max_keys) : mask_(bucket_count(max_keys) - 1), buckets_(mask_ + 1ULL) {}
 
 bool HashIndex::insert(uint32_t hash, uint32_t idx) {
   const uint32_t limit = std::min<uint32_t>(kMaxProbe, mask_);
   for (uint32_t p = 0; p <= limit; ++p) {
     Bucket& b = buckets_[(hash + p) & mask_];
     for (uint32_t s = 0; s < kSlots; ++s) {
-      const uint64_t w = b.w[s].load(std::memory_order_relaxed);
+      const uint64_t w = load(b.w[s], std::memory_order_relaxed);
       if (w != kEmpty && w != kTombstone) continue;
       // Publish the bound first: a reader that sees the word also sees a bound that reaches it.
       if (p > max_probe_.load(std::memory_order_relaxed)) max_probe_.store(p, std::memory_order_release);
-      b.w[s].store(word(hash, idx), std::memory_order_release);
+      store(b.w[s], word(hash, idx), std::memory_order_release);
       return true;
     }
   }
@@ -32,8 +32,8 @@ void HashIndex::erase(uint32_t hash, uint32_t idx) {
   for (uint32_t p = 0; p <= probes; ++p) {
     Bucket& b = buckets_[(hash + p) & mask_];
     for (uint32_t s = 0; s < kSlots; ++s) {
-      if (b.w[s].load(std::memory_order_relaxed) == target) {
-        b.w[s].store(kTombstone, std::memory_order_release);
+      if (load(b.w[s], std::memory_order_relaxed) == target) {
+        store(b.w[s], kTombstone, std::memory_order_release);
         return;
       }
     }

@@ -21,12 +21,14 @@
 #include <cstring>
 #include <memory>
 #include <optional>
+#include <type_traits>
 #include <vector>
 
 #if defined(__SSE4_2__)
 #include <nmmintrin.h>
 #endif
 
+#include "base/zero_pages.hpp"
 #include "flow/target.hpp"
 
 namespace pspgw::flow {
@@ -67,7 +69,9 @@ class RecordArena {
       : cap_(capacity),
         key_words_(key_words),
         stride_(1 + key_words + n_args),
-        mem_(std::make_unique<uint64_t[]>(static_cast<std::size_t>(capacity) * stride_)) {}
+        // A record is written before anything reads it: the pages of records no entry has used yet are
+        // never touched and never become resident.
+        mem_(static_cast<std::size_t>(capacity) * stride_) {}
 
   uint32_t capacity() const { return cap_; }
   const uint64_t* key(uint32_t i) const { return &mem_[at(i) + 1]; }
@@ -90,7 +94,7 @@ class RecordArena {
  private:
   std::size_t at(uint32_t i) const { return static_cast<std::size_t>(i) * stride_; }
   uint32_t cap_, key_words_, stride_;
-  std::unique_ptr<uint64_t[]> mem_;
+  ZeroPages<uint64_t> mem_;
 };
 
 class HashIndex {
@@ -123,11 +127,21 @@ class HashIndex {
   static uint64_t word(uint32_t hash, uint32_t idx) {
     return (static_cast<uint64_t>(signature(hash)) << 32) | (idx + 1);
   }
+  // Slot words are plain integers accessed through std::atomic_ref in zero pages (ZeroPages): every slot
+  // starts EMPTY without being written, and buckets no key has reached never become resident
+  // (std::atomic objects would have to be constructed, i.e. written, all of them).
   struct alignas(64) Bucket {
-    std::array<std::atomic<uint64_t>, kSlots> w;
+    std::array<uint64_t, kSlots> w;
   };
+  static uint64_t load(uint64_t& w, std::memory_order order) {
+    return std::atomic_ref<uint64_t>(w).load(order);
+  }
+  static void store(uint64_t& w, uint64_t v, std::memory_order order) {
+    std::atomic_ref<uint64_t>(w).store(v, order);
+  }
+  static uint32_t bucket_count(uint32_t max_keys);
   uint32_t mask_;
-  std::unique_ptr<Bucket[]> buckets_;
+  ZeroPages<Bucket> buckets_;  // page-aligned; a const HashIndex reads its words through atomic_ref too
   std::atomic<uint32_t> max_probe_{0};
 };
 
@@ -135,10 +149,10 @@ class HashIndex {
 // a branch-free scan of all eight slots measured slower on 100k-1M entry tables (bench_pipeline), presumably
 // because the next packets' loads then wait for this bucket instead of issuing under the predicted branch.
 inline uint32_t HashIndex::home_candidate(uint32_t hash, bool* settled) const {
-  const Bucket& b = buckets_[hash & mask_];
+  Bucket& b = buckets_[hash & mask_];
   const uint32_t sig = signature(hash);
   for (uint32_t s = 0; s < kSlots; ++s) {
-    const uint64_t w = b.w[s].load(std::memory_order_acquire);
+    const uint64_t w = load(b.w[s], std::memory_order_acquire);
     if (static_cast<uint32_t>(w >> 32) == sig) {
       *settled = false;
       return static_cast<uint32_t>(w) - 1;
@@ -146,7 +160,7 @@ inline uint32_t HashIndex::home_candidate(uint32_t hash, bool* settled) const {
   }
   // EMPTY slots form a suffix of a bucket (an insert takes the first free slot, and no slot becomes EMPTY
   // again), so the last slot tells whether the bucket ever overflowed into the next one.
-  *settled = b.w[kSlots - 1].load(std::memory_order_acquire) == kEmpty;
+  *settled = load(b.w[kSlots - 1], std::memory_order_acquire) == kEmpty;
   return kNoEntry;
 }
 
@@ -155,10 +169,10 @@ uint32_t HashIndex::find(uint32_t hash, Eq&& eq) const {
   const uint32_t probes = max_probe_.load(std::memory_order_acquire);
   const uint32_t sig = signature(hash);
   for (uint32_t p = 0; p <= probes; ++p) {
-    const Bucket& b = buckets_[(hash + p) & mask_];
+    Bucket& b = buckets_[(hash + p) & mask_];
     bool empty = false;
     for (uint32_t s = 0; s < kSlots; ++s) {
-      const uint64_t w = b.w[s].load(std::memory_order_acquire);
+      const uint64_t w = load(b.w[s], std::memory_order_acquire);
       empty |= w == kEmpty;
       if (static_cast<uint32_t>(w >> 32) != sig) continue;
       const uint32_t idx = static_cast<uint32_t>(w) - 1;

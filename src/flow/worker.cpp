@@ -111,7 +111,7 @@ Worker::Worker(Pipeline& pl, uint16_t id, const WorkerOptions& opts)
   s_->qlen.assign(n, 0);
   for (const auto& p : pl.pipes_) {
     s_->counters.push_back(&p->counters[id]);
-    s_->ehits.push_back(p->entry_hits[id].get());
+    s_->ehits.push_back(p->entry_hits[id]->data());
   }
 }
 

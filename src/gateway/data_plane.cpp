@@ -107,13 +107,9 @@ Result<std::unique_ptr<TxSa>, DataPlaneError> FlowDataPlane::make_sa(const contr
   out->crypt_offset = opts_.crypt_offset;
   out->peer = sa.peer_outer_ip;
   out->local = opts_.local_outer;
-  out->keys.reserve(workers_.size());
-  for (const auto& w : workers_) {
-    // make_key is safe beside the worker's seal/open (crypto/aead.hpp): it touches no per-op state.
-    auto k = w->aead->make_key(*alg, sa.key.view());
-    if (!k) return Err{DataPlaneError::kRejected};
-    out->keys.push_back(std::move(k));
-  }
+  if (sa.key.size() != crypto::key_size(*alg)) return Err{DataPlaneError::kRejected};
+  out->key = sa.key.bytes.clone();
+  out->keys = TxKeys(workers_.size());  // each worker prepares its own on its first packet
   return out;
 }
 

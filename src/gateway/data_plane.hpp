@@ -1,6 +1,7 @@
 // control::DataPlane on the gateway's pipeline: how the tunnel manager's decisions become entries.
 //   open_ingress   -> an INGR_ACL entry (SPI, remote VIP, local VIP) toward the local VIP's host port
-//   install_egress -> a TxSa (one prepared key per worker) + PSP_ENCRYPT (pkt_meta = crypto id) + EGR_ACL
+//   install_egress -> a TxSa (its key, prepared by each worker on first use) + PSP_ENCRYPT (pkt_meta = crypto
+//   id) + EGR_ACL
 //                     (in-port = the local VIP's host port (vip_ports), local VIP, remote VIP -> encap,
 //                     pkt_meta = crypto id; a local VIP behind no host port is refused); a second install for
 //                     the pair swaps the SA behind the same crypto id, so no packet sees a half-made tunnel
@@ -34,8 +35,8 @@ struct DataPlaneOptions {
   uint8_t crypt_offset = 0;  // 4-octet units (GatewayFlags::effective_crypt_offset)
   psp::Mode mode = psp::Mode::kTunnel;
   std::vector<std::pair<net::IpAddr, std::size_t>> vip_ports;  // local VIP -> host-port index
-  // --perf-print: receives "key-gen" (preparing an SA's per-worker keys) and "insertion" (publishing its
-  // entries) timings; null = off.
+  // --perf-print: receives "key-gen" (making an SA; each worker prepares its key on its first packet) and
+  // "insertion" (publishing its entries) timings; null = off.
   std::function<void(std::string_view what, std::chrono::nanoseconds took, const control::VipPair&)> perf;
 };
 

@@ -8,7 +8,7 @@ FrameRing::FrameRing(uint32_t capacity, uint32_t max_frame)
     : mask_(std::bit_ceil(capacity) - 1),
       max_frame_(max_frame),
       slots_(mask_ + 1),
-      storage_(new uint8_t[(mask_ + 1) * max_frame]) {}
+      storage_((mask_ + 1) * max_frame) {}
 
 bool FrameRing::push(std::span<const uint8_t> frame, FrameInfo info) {
   if (frame.size() > max_frame_) return false;

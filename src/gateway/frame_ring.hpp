@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "base/ids.hpp"
+#include "base/zero_pages.hpp"
 
 namespace pspgw::gateway {
 
@@ -60,7 +61,7 @@ class FrameRing {
   uint64_t mask_;
   uint32_t max_frame_;
   std::vector<Slot> slots_;
-  std::unique_ptr<uint8_t[]> storage_;
+  ZeroPages<uint8_t> storage_;                 // 8 MB a ring: resident as far as frames have reached
   alignas(64) std::atomic<uint64_t> head_{0};  // consumer
   alignas(64) std::atomic<uint64_t> tail_{0};  // producer
 };

@@ -363,36 +363,33 @@ TEST(Outer, UnwrapRefusesWhatIsNotEthernetIpUdp) {
 
 // -------------------------------------------------------------------------------------------------- SaTable
 
-std::unique_ptr<TxSa> make_sa(const crypto::AeadBackend& backend, uint32_t spi) {
+std::unique_ptr<TxSa> sa_with_spi(uint32_t spi) {
   auto sa = std::make_unique<TxSa>();
   sa->spi = spi;
-  const std::array<uint8_t, 32> key{};
-  sa->keys.push_back(backend.make_key(crypto::AeadAlg::kAesGcm256, key));
+  sa->keys = TxKeys(1);
   return sa;
 }
 
 TEST(SaTable, InstallReplaceRemoveAndCapacity) {
-  auto backend = crypto::make_default_backend();
-  ASSERT_NE(backend, nullptr);
   flow::EpochDomain epoch(1);
   SaTable t(2, epoch);
   EXPECT_EQ(t.capacity(), 2u);
   EXPECT_EQ(t.install(nullptr).error(), SaError::kBadKey);
   EXPECT_EQ(t.install(std::make_unique<TxSa>()).error(), SaError::kBadKey);  // no key
-  auto a = t.install(make_sa(*backend, 0x11));
-  auto b = t.install(make_sa(*backend, 0x22));
+  auto a = t.install(sa_with_spi(0x11));
+  auto b = t.install(sa_with_spi(0x22));
   ASSERT_TRUE(a.ok() && b.ok());
   EXPECT_NE(*a, *b);
-  EXPECT_EQ(t.install(make_sa(*backend, 0x33)).error(), SaError::kFull);
+  EXPECT_EQ(t.install(sa_with_spi(0x33)).error(), SaError::kFull);
   EXPECT_EQ(t.size(), 2u);
   EXPECT_EQ(t.get(*a)->spi, 0x11u);
   EXPECT_EQ(t.get(*b)->spi, 0x22u);
   EXPECT_EQ(t.get(7), nullptr);
 
-  ASSERT_TRUE(t.replace(*a, make_sa(*backend, 0x44)).ok());
+  ASSERT_TRUE(t.replace(*a, sa_with_spi(0x44)).ok());
   EXPECT_EQ(t.get(*a)->spi, 0x44u);
   EXPECT_EQ(t.size(), 2u);
-  EXPECT_EQ(t.replace(9, make_sa(*backend, 1)).error(), SaError::kNotFound);
+  EXPECT_EQ(t.replace(9, sa_with_spi(1)).error(), SaError::kNotFound);
   EXPECT_EQ(t.replace(*a, std::make_unique<TxSa>()).error(), SaError::kBadKey);
 
   ASSERT_TRUE(t.remove(*b).ok());
@@ -400,24 +397,23 @@ TEST(SaTable, InstallReplaceRemoveAndCapacity) {
   EXPECT_EQ(t.size(), 1u);
   EXPECT_EQ(t.remove(*b).error(), SaError::kNotFound);
   EXPECT_EQ(t.remove(99).error(), SaError::kNotFound);
-  EXPECT_EQ(t.replace(*b, make_sa(*backend, 1)).error(), SaError::kNotFound);
+  EXPECT_EQ(t.replace(*b, sa_with_spi(1)).error(), SaError::kNotFound);
 }
 
 // A removed crypto id may still tag a packet in a batch that began before the removal: it is handed out
 // again only after every online reader passed a quiescent point.
 TEST(SaTable, IdsAreReusedOnlyAfterAGracePeriod) {
-  auto backend = crypto::make_default_backend();
   flow::EpochDomain epoch(1);
   SaTable t(1, epoch);
   epoch.online(0);  // a worker, mid-batch
-  auto id = t.install(make_sa(*backend, 1));
+  auto id = t.install(sa_with_spi(1));
   ASSERT_TRUE(id.ok());
   ASSERT_TRUE(t.remove(*id).ok());
   epoch.poll();
-  EXPECT_EQ(t.install(make_sa(*backend, 2)).error(), SaError::kFull);  // the worker may still use it
-  epoch.quiescent(0);                                                  // its batch ended
+  EXPECT_EQ(t.install(sa_with_spi(2)).error(), SaError::kFull);  // the worker may still use it
+  epoch.quiescent(0);                                            // its batch ended
   EXPECT_GE(epoch.poll(), 1u);
-  auto again = t.install(make_sa(*backend, 3));
+  auto again = t.install(sa_with_spi(3));
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(*again, *id);
   EXPECT_EQ(t.get(*again)->spi, 3u);
@@ -427,12 +423,11 @@ TEST(SaTable, IdsAreReusedOnlyAfterAGracePeriod) {
 // The table goes away before its epoch domain has run the id's grace-period callback (the gateway's
 // members are destroyed in that order): the callback must not touch the destroyed table.
 TEST(SaTable, DestroyedBeforeTheGracePeriodEnds) {
-  auto backend = crypto::make_default_backend();
   flow::EpochDomain epoch(1);
   epoch.online(0);
   {
     auto t = std::make_unique<SaTable>(4, epoch);
-    auto id = t->install(make_sa(*backend, 1));
+    auto id = t->install(sa_with_spi(1));
     ASSERT_TRUE(id.ok());
     ASSERT_TRUE(t->remove(*id).ok());
     EXPECT_GE(epoch.pending(), 1u);
@@ -441,6 +436,66 @@ TEST(SaTable, DestroyedBeforeTheGracePeriodEnds) {
   epoch.synchronize();  // runs the callbacks (under ASan/valgrind a use-after-free shows here)
   EXPECT_EQ(epoch.pending(), 0u);
   epoch.offline(0);
+}
+
+// An SA holds its key bytes; each worker prepares its key on its first packet with the SA, once, and the
+// SA holds none for a worker that sent nothing with it (a prepared key is ~1.1 KB).
+TEST(TxSa, EachWorkerPreparesItsKeyOnFirstUse) {
+  auto backend = crypto::make_default_backend();
+  ASSERT_NE(backend, nullptr);
+  std::array<uint8_t, 32> bytes{};
+  for (std::size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<uint8_t>(0xa0 + i);
+  for (const psp::PspVersion v : {psp::PspVersion::kAesGcm128, psp::PspVersion::kAesGcm256}) {
+    TxSa sa;
+    sa.version = v;
+    sa.local = *net::IpAddr::parse("192.0.2.1");
+    sa.peer = *net::IpAddr::parse("192.0.2.2");
+    sa.key = Secret<32>(std::span<const uint8_t, 32>(bytes));
+    sa.keys = TxKeys(2);
+    EXPECT_EQ(sa.key_for(0, *backend), nullptr);  // no template yet: SaTable prepares it before publishing
+    sa.prepare();
+    EXPECT_EQ(sa.keys.get(0), nullptr);
+    const crypto::AeadKey* k0 = sa.key_for(0, *backend);
+    ASSERT_NE(k0, nullptr);
+    EXPECT_EQ(sa.key_for(0, *backend), k0);       // made once
+    EXPECT_EQ(sa.keys.get(1), nullptr);           // worker 1 sent nothing with it
+    EXPECT_EQ(sa.key_for(2, *backend), nullptr);  // no slot for a third worker
+
+    // It is the SA's key (the first 16 bytes for version 0): it seals as one made from the bytes directly.
+    const crypto::AeadAlg alg = *psp::aead_alg(static_cast<uint8_t>(v));
+    auto direct = backend->make_key(alg, std::span<const uint8_t>(bytes).first(crypto::key_size(alg)));
+    ASSERT_NE(direct, nullptr);
+    std::array<uint8_t, 40> text{}, out_a{}, out_b{};
+    std::array<uint8_t, crypto::kGcmTagSize> tag_a{}, tag_b{};
+    std::array<crypto::AeadOp, 2> ops;
+    ops[0] = {k0, {}, {}, text.data(), out_a.data(), text.size(), tag_a.data(), false};
+    ops[1] = {direct.get(), {}, {}, text.data(), out_b.data(), text.size(), tag_b.data(), false};
+    backend->seal(ops);
+    EXPECT_TRUE(ops[0].ok && ops[1].ok);
+    EXPECT_EQ(out_a, out_b);
+    EXPECT_EQ(tag_a, tag_b);
+  }
+}
+
+// A slot takes one key: a TxKeys without a slot for the worker keeps nothing.
+TEST(TxKeys, SlotsAreFilledOncePerWorker) {
+  auto backend = crypto::make_default_backend();
+  ASSERT_NE(backend, nullptr);
+  const std::array<uint8_t, 16> bytes{};
+  TxKeys none;
+  EXPECT_EQ(none.size(), 0u);
+  EXPECT_EQ(none.get(0), nullptr);
+  EXPECT_EQ(none.set(0, backend->make_key(crypto::AeadAlg::kAesGcm128, bytes)), nullptr);
+  TxKeys keys(3);
+  EXPECT_EQ(keys.size(), 3u);
+  const crypto::AeadKey* k = keys.set(2, backend->make_key(crypto::AeadAlg::kAesGcm128, bytes));
+  ASSERT_NE(k, nullptr);
+  EXPECT_EQ(keys.get(2), k);
+  EXPECT_EQ(keys.get(0), nullptr);
+  EXPECT_EQ(keys.set(1, nullptr), nullptr);
+  TxKeys moved(std::move(keys));  // the SA's keys move with it, whole
+  EXPECT_EQ(moved.get(2), k);
+  EXPECT_EQ(keys.size(), 0u);  // NOLINT(bugprone-use-after-move): a moved-from TxKeys is empty
 }
 
 // --------------------------------------------------------------------------------------------- flow_hash
@@ -846,7 +901,8 @@ class PspPipeline : public ::testing::TestWithParam<PspCase> {
     sa->local = a_->pip;
     auto key = ring_b_.derive(spi & ~psp::kSpiSlotBit, sa->version);  // slot 0's key whatever the SPI says
     EXPECT_TRUE(key.ok());
-    sa->keys.push_back(a_->workers[0]->aead->make_key(crypto::AeadAlg::kAesGcm256, key->view()));
+    sa->key = key->bytes.clone();
+    sa->keys = TxKeys(1);
     return sa;
   }
   void open_ingress() { ASSERT_TRUE(b_->topo->add_ingress(spi_, vip_a_, vip_b_, 0).ok()); }

@@ -268,7 +268,8 @@ class TransportGateway {
     sa->crypt_offset = opts_.crypt_offset;
     sa->local = ips_.a;
     sa->peer = ips_.b;
-    sa->keys.push_back(workers_[0]->aead->make_key(crypto::AeadAlg::kAesGcm256, key.view()));
+    sa->key = key.bytes.clone();
+    sa->keys = TxKeys(1);
     const CryptoId id = sas_.install(std::move(sa)).value();
     ASSERT_TRUE(topo_->add_egress(ips_.a, ips_.b, id, 0));
     ASSERT_TRUE(topo_->add_ingress(spi_, ips_.a, ips_.b, 0));

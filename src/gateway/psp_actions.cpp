@@ -131,11 +131,14 @@ class EncryptAction final : public flow::BatchAction {
  private:
   // The shared seal step (psp/encap_template.hpp) with the SA behind the id now: if a re-key replaced it
   // since encap(), the packet is sealed with the new key under the new SPI (the peer has both open); a
-  // header the new SA would not write is dropped as kNoSa.
+  // header the new SA would not write is dropped as kNoSa. The worker's key of the SA is made on its first
+  // packet with the SA (sa_table.hpp), after that one load as before.
   uint8_t prepare(net::Packet& pkt, CryptoId id, WorkerPsp& w, crypto::AeadOp& op) const {
     const TxSa* sa = ctx_.sas->get(id);
-    if (sa == nullptr || !sa->tmpl || sa->keys.size() <= w.worker) return drop(GatewayDrop::kNoSa);
-    const psp::DropReason r = psp::prepare_frame_seal(pkt, *sa->tmpl, *sa->keys[w.worker], op);
+    if (sa == nullptr || !sa->tmpl) return drop(GatewayDrop::kNoSa);
+    const crypto::AeadKey* key = sa->key_for(w.worker, *w.aead);
+    if (key == nullptr) return drop(GatewayDrop::kNoSa);
+    const psp::DropReason r = psp::prepare_frame_seal(pkt, *sa->tmpl, *key, op);
     if (r == psp::DropReason::kBadHeader) return drop(GatewayDrop::kNoSa);
     return r == psp::DropReason::kNone ? 0 : static_cast<uint8_t>(r);
   }

@@ -1,5 +1,7 @@
 #include "gateway/sa_table.hpp"
 
+#include <utility>
+
 namespace pspgw::gateway {
 
 SaTable::SaTable(uint32_t capacity, flow::EpochDomain& epoch)
@@ -10,6 +12,42 @@ SaTable::SaTable(uint32_t capacity, flow::EpochDomain& epoch)
 
 SaTable::~SaTable() {
   for (auto& s : slots_) delete s.load(std::memory_order_relaxed);
+}
+
+TxKeys::TxKeys(std::size_t workers)
+    : slots_(std::make_unique<std::atomic<crypto::AeadKey*>[]>(workers)), n_(workers) {}
+
+TxKeys::~TxKeys() {
+  clear();
+}
+
+TxKeys::TxKeys(TxKeys&& o) noexcept : slots_(std::move(o.slots_)), n_(std::exchange(o.n_, 0)) {}
+
+TxKeys& TxKeys::operator=(TxKeys&& o) noexcept {
+  if (this != &o) {
+    clear();
+    slots_ = std::move(o.slots_);
+    n_ = std::exchange(o.n_, 0);
+  }
+  return *this;
+}
+
+void TxKeys::clear() {
+  for (std::size_t w = 0; w < n_; ++w) delete slots_[w].exchange(nullptr, std::memory_order_relaxed);
+}
+
+const crypto::AeadKey* TxKeys::set(std::size_t w, std::unique_ptr<crypto::AeadKey> key) const {
+  if (w >= n_ || !key) return nullptr;
+  crypto::AeadKey* k = key.release();
+  delete slots_[w].exchange(k, std::memory_order_relaxed);  // empty: only worker w fills its slot
+  return k;
+}
+
+// Out of line and cold: the first packet of an SA on a worker, once.
+const crypto::AeadKey* TxSa::make_key(uint16_t worker, const crypto::AeadBackend& backend) const {
+  if (!tmpl || worker >= keys.size()) return nullptr;
+  const crypto::AeadAlg alg = tmpl->alg();
+  return keys.set(worker, backend.make_key(alg, key.reveal().first(crypto::key_size(alg))));
 }
 
 void TxSa::prepare() {
@@ -32,7 +70,7 @@ void SaTable::retire(const TxSa* sa) {
 }
 
 Result<CryptoId, SaError> SaTable::install(std::unique_ptr<TxSa> sa) {
-  if (!sa || sa->keys.empty()) return Err{SaError::kBadKey};
+  if (!sa || sa->keys.size() == 0) return Err{SaError::kBadKey};
   if (free_->empty()) return Err{SaError::kFull};
   sa->prepare();
   const CryptoId id = free_->back();
@@ -43,7 +81,7 @@ Result<CryptoId, SaError> SaTable::install(std::unique_ptr<TxSa> sa) {
 }
 
 Status<SaError> SaTable::replace(CryptoId id, std::unique_ptr<TxSa> sa) {
-  if (!sa || sa->keys.empty()) return Err{SaError::kBadKey};
+  if (!sa || sa->keys.size() == 0) return Err{SaError::kBadKey};
   if (id >= slots_.size() || slots_[id].load(std::memory_order_relaxed) == nullptr)
     return Err{SaError::kNotFound};
   sa->prepare();

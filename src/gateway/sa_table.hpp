@@ -3,8 +3,11 @@
 // The control thread installs and removes SAs; workers read them without locks. Publication is the flow
 // engine's (flow::EpochDomain, docs/architecture.md): an SA is immutable once published, slots are atomic
 // pointers stored with release and loaded with acquire, and a replaced or removed SA is destroyed only after
-// every worker has passed a batch boundary. Each SA holds one prepared key per worker, because a crypto
-// backend (and the keys it makes) belongs to one worker thread (crypto/aead.hpp).
+// every worker has passed a batch boundary. Each SA holds its key bytes and one prepared key per worker,
+// because a crypto backend (and the keys it makes) belongs to one worker thread (crypto/aead.hpp); each
+// worker prepares its key on its first packet with the SA (TxKeys), not the control thread for every worker
+// at install: a prepared intel-ipsec-mb key is ~1.1 KB, 110 MB per worker for 100,000 SAs whether they
+// carry traffic or not.
 //
 // IVs: unique per packet per key (spec §3). Each worker draws from its own 56-bit counter, tagged with the
 // worker number in the top byte, shared by all SAs and never reset: no two packets of the process ever
@@ -18,6 +21,7 @@
 #include <vector>
 
 #include "base/result.hpp"
+#include "base/secret.hpp"
 #include "crypto/aead.hpp"
 #include "flow/epoch.hpp"
 #include "net/addr.hpp"
@@ -28,21 +32,60 @@ namespace pspgw::gateway {
 
 using CryptoId = uint32_t;
 
+// An SA's prepared keys, one slot per worker. Slot w is written only by worker w, once, on its first packet
+// with the SA (an SA is otherwise immutable once published), and read by that worker alone until the SA
+// is destroyed after a grace period (whose release/acquire chain orders the worker's store before the
+// destructor's load). A key is deleted, and so zeroed (crypto::AeadKey), with the SA.
+class TxKeys {
+ public:
+  TxKeys() = default;
+  explicit TxKeys(std::size_t workers);
+  ~TxKeys();
+  TxKeys(TxKeys&& o) noexcept;
+  TxKeys& operator=(TxKeys&& o) noexcept;
+  TxKeys(const TxKeys&) = delete;
+  TxKeys& operator=(const TxKeys&) = delete;
+
+  std::size_t size() const { return n_; }
+  // Worker `w`: its key, nullptr until it made one (or if the SA has no slot for it).
+  const crypto::AeadKey* get(std::size_t w) const {
+    return w < n_ ? slots_[w].load(std::memory_order_relaxed) : nullptr;
+  }
+  // Worker `w` only, into its empty slot: keeps `key` and returns it (nullptr, key dropped: no slot for w).
+  const crypto::AeadKey* set(std::size_t w, std::unique_ptr<crypto::AeadKey> key) const;
+
+ private:
+  void clear();
+  std::unique_ptr<std::atomic<crypto::AeadKey*>[]> slots_;
+  std::size_t n_ = 0;
+};
+
 struct TxSa {
   uint32_t spi = 0;
   psp::PspVersion version = psp::PspVersion::kAesGcm256;
   bool has_vc = false;
   uint64_t vc = 0;
-  uint8_t crypt_offset = 0;                            // 4-octet units
-  net::IpAddr peer;                                    // outer destination
-  net::IpAddr local;                                   // outer source
-  std::vector<std::unique_ptr<crypto::AeadKey>> keys;  // [worker]
+  uint8_t crypt_offset = 0;  // 4-octet units
+  net::IpAddr peer;          // outer destination
+  net::IpAddr local;         // outer source
+  Secret<32> key;            // the peer's key for `spi`: its first key_size(version) bytes
+  TxKeys keys;               // [worker], each made by its worker from `key` (key_for); no slots: kBadKey
   // The frame head encap() copies (psp/encap_template.hpp), made from the fields above by prepare();
   // absent when they cannot make one (no outer addresses): encap() then drops as kNoSa.
   std::optional<psp::EncapTemplate> tmpl;
 
-  // SaTable calls it before publishing: once an SA is published it never changes.
+  // SaTable calls it before publishing: once an SA is published it never changes (but for TxKeys' slots).
   void prepare();
+  // Worker `worker`: the key its backend prepared, made now if this is its first packet with the SA
+  // (allocates once per SA and worker; never again for that pair). nullptr: no template, no slot for the
+  // worker, or key bytes the backend refuses.
+  const crypto::AeadKey* key_for(uint16_t worker, const crypto::AeadBackend& backend) const {
+    const crypto::AeadKey* k = keys.get(worker);
+    return k != nullptr ? k : make_key(worker, backend);
+  }
+
+ private:
+  const crypto::AeadKey* make_key(uint16_t worker, const crypto::AeadBackend& backend) const;
 };
 
 enum class SaError : uint8_t { kFull, kBadKey, kNotFound };
