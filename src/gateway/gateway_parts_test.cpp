@@ -495,7 +495,7 @@ TEST(TxKeys, SlotsAreFilledOncePerWorker) {
   EXPECT_EQ(keys.set(1, nullptr), nullptr);
   TxKeys moved(std::move(keys));  // the SA's keys move with it, whole
   EXPECT_EQ(moved.get(2), k);
-  EXPECT_EQ(keys.size(), 0u);  // NOLINT(bugprone-use-after-move): a moved-from TxKeys is empty
+  EXPECT_EQ(keys.size(), 0u);  // NOLINT(bugprone-use-after-move,clang-analyzer-cplusplus.Move)
 }
 
 // --------------------------------------------------------------------------------------------- flow_hash
