@@ -114,7 +114,7 @@ start_vnf() {
     --ready "$TOPO_DIR/vnf$i.ready" "$@" </dev/null >>"$TOPO_DIR/vnf$i.out" 2>&1 &
   VNF_PID[$i]=$!
   TOPO_PIDS+=("$!")
-  topo_poll 5 test -f "$TOPO_DIR/vnf$i.ready"
+  topo_poll 20 test -f "$TOPO_DIR/vnf$i.ready" # python3 starting beside a loaded machine
 }
 
 setup() {
@@ -134,7 +134,7 @@ dead_count() { topo_pspctl 2 --json sfc show | grep -c '"live": false'; }
 # Probes start with the gateway, before the VNFs: wait until every instance answered one.
 dead_is() { [[ $(dead_count) == "$1" ]]; }
 live_is() { [[ $(live_of "$1") == "$2" ]]; }
-wait_live() { topo_poll 10 dead_is 0 || fail setup "instances not live 10 s after their VNFs started"; }
+wait_live() { topo_poll 20 dead_is 0 || fail setup "instances not live 20 s after their VNFs started"; }
 jget() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1], {}, {"d": d}))' "$1"; }
 pings() { topo_exec vm1 ping -c "$1" -i "${2:-0.2}" -W 1 "${TOPO_VIP[2]}" 2>/dev/null | sed -n 's/.* \([0-9]*\) received.*/\1/p'; }
 live_of() { topo_pspctl 2 --json sfc show | jget "[i['live'] for i in d['counters']['instances'] if i['pair']=='$1'][0]"; }
