@@ -112,11 +112,17 @@ nsbg vm2 "$TOPO_DIR/iperf3.log" iperf3 -s -p 5301
 topo_poll 10 bash -c "ip netns exec $(topo_ns vm2) ss -ltn | grep -q ':5301 '" || fail "iperf3 server did not start"
 nsrun 20 vm1 ping -c 3 -i 0.2 -W 2 "${TOPO_VIP[2]}" >/dev/null
 # Real PSP packets toward gateway 1 to replay corrupted.
-nsbg host1 "$TOPO_DIR/cap.log" tcpdump -i "${TOPO_WIRE[1]}" -n -U -c 200 -w "$TOPO_DIR/replay.pcap" udp dst port 1000 and dst host "${TOPO_PIP[1]}"
+# --immediate-mode: without it the packets wait in the kernel's capture ring for a block timeout (1 s) and a
+# capture stopped sooner than that holds none.
+nsbg host1 "$TOPO_DIR/cap.log" tcpdump -i "${TOPO_WIRE[1]}" -n -U --immediate-mode -s 0 -Z root -c 200 \
+  -w "$TOPO_DIR/replay.pcap" udp dst port 1000 and dst host "${TOPO_PIP[1]}"
 CAP_PID=$BG_PID
 topo_poll 10 grep -qs "listening on" "$TOPO_DIR/cap.log" || fail "tcpdump did not start"
 nsrun 20 vm2 iperf3 -c "${TOPO_VIP[1]}" -p 5302 -t 1 >/dev/null 2>&1 || true # the reverse direction: no server, the SYNs suffice
 nsrun 20 vm2 ping -c 50 -i 0.01 -W 1 "${TOPO_VIP[1]}" >/dev/null
+# Some packets written before the capture stops (a pcap file header alone is 24 bytes).
+topo_poll 10 bash -c "(( \$(stat -c %s '$TOPO_DIR/replay.pcap' 2>/dev/null || echo 0) > 24 ))" ||
+  fail "no PSP packet toward gateway 1 captured to replay: $(cat "$TOPO_DIR/cap.log")"
 kill -INT "$CAP_PID" 2>/dev/null
 wait "$CAP_PID" 2>/dev/null
 pass "two gateways, two workloads, a flood namespace on host1's link"
