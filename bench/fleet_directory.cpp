@@ -8,10 +8,10 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <mutex>
 #include <string>
 
+#include "base/proc_status.hpp"
 #include "fleet/etcd_client.hpp"
 #include "fleet/fleet.hpp"
 #include "fleet/testing/etcd_process.hpp"
@@ -20,15 +20,6 @@ namespace {
 
 using namespace pspgw;
 using Clock = std::chrono::steady_clock;
-
-long rss_kb() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::strtol(line.c_str() + 6, nullptr, 10);
-  }
-  return 0;
-}
 
 net::IpAddr vip(uint32_t i) {
   const std::array<uint8_t, 4> b{10, static_cast<uint8_t>(i >> 16), static_cast<uint8_t>(i >> 8),
@@ -94,7 +85,7 @@ int main(int argc, char** argv) {
     moved_to = owner;
     cv.notify_all();
   };
-  const long rss0 = rss_kb();
+  const long rss0 = proc_status_kib("VmRSS");
   const auto t0 = Clock::now();
   auto f = fleet::Fleet::create(o);
   if (!f) return 1;
@@ -108,7 +99,7 @@ int main(int argc, char** argv) {
     }
   }
   const double converge = ms(Clock::now() - t0);
-  const long rss1 = rss_kb();
+  const long rss1 = proc_status_kib("VmRSS");
   std::printf(
       "directory converged: %u hosts, %u VIPs in %.0f ms (target <= 2000); memory +%.1f MB RSS "
       "(target <= 200; process %.1f MB)\n",

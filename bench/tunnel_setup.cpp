@@ -32,6 +32,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/proc_status.hpp"
 #include "base/unique_fd.hpp"
 #include "control/testing/test_certs.hpp"
 #include "gateway/gateway.hpp"
@@ -403,16 +404,6 @@ OnDemand on_demand_setup(std::size_t pairs) {
 
 // ---- resident memory of one gateway with `pairs` tunnels ---------------------------------------------
 
-long status_kib(const char* field) {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  const std::string want = std::string(field) + ":";
-  while (std::getline(in, line)) {
-    if (line.rfind(want, 0) == 0) return std::strtol(line.c_str() + want.size(), nullptr, 10);
-  }
-  return -1;
-}
-
 struct Memory {
   double before_mb = 0, rss_mb = 0, peak_mb = 0;
 };
@@ -442,7 +433,7 @@ Memory one_gateway_memory(std::size_t pairs) {
       (void)!::read(go[0], &c, 1);  // the parent closes it when done
       ::malloc_trim(0);
       std::fprintf(stderr, "its peer, %zu tunnels in the other direction: RSS %.1f MB (peak %.1f MB)\n",
-                   pairs, status_kib("VmRSS") / 1024.0, status_kib("VmHWM") / 1024.0);
+                   pairs, proc_status_kib("VmRSS") / 1024.0, proc_status_kib("VmHWM") / 1024.0);
       b.gw.reset();
     } catch (const std::exception& e) {
       std::fprintf(stderr, "gateway B: %s\n", e.what());
@@ -459,7 +450,7 @@ Memory one_gateway_memory(std::size_t pairs) {
   plan.b_cfg = json();
   ::malloc_trim(0);
   Memory m;
-  m.before_mb = status_kib("VmRSS") / 1024.0;
+  m.before_mb = proc_status_kib("VmRSS") / 1024.0;
   auto wire = network_wire();
   Node a = make_node(plan.dir, "aa", json::parse(a_dump), std::move(wire.a), plan.a_args);
   if (auto s = a.gw->start(); !s) die("start A: " + s.error());
@@ -472,8 +463,8 @@ Memory one_gateway_memory(std::size_t pairs) {
   if (tunnels(*a.gw) != pairs) die("memory run: " + std::to_string(tunnels(*a.gw)) + " tunnels");
   std::this_thread::sleep_for(std::chrono::milliseconds(500));  // grace periods, freed requests
   ::malloc_trim(0);  // what the set-up freed (requests, the parsed config) back to the system
-  m.rss_mb = status_kib("VmRSS") / 1024.0;
-  m.peak_mb = status_kib("VmHWM") / 1024.0;
+  m.rss_mb = proc_status_kib("VmRSS") / 1024.0;
+  m.peak_mb = proc_status_kib("VmHWM") / 1024.0;
   std::fprintf(stderr,
                "one gateway, %zu tunnels: RSS %.1f MB (peak %.1f MB; the process before it %.1f MB)\n", pairs,
                m.rss_mb, m.peak_mb, m.before_mb);

@@ -2,12 +2,12 @@
 
 #include <cstdint>
 #include <cstdlib>
-#include <fstream>
 #include <string>
 
 #include "base/byteorder.hpp"
 #include "base/duration.hpp"
 #include "base/hex.hpp"
+#include "base/proc_status.hpp"
 #include "base/result.hpp"
 #include "base/secret.hpp"
 #include "base/zero_pages.hpp"
@@ -87,17 +87,9 @@ TEST(Duration, FormatsWhatItParses) {
   EXPECT_EQ(format_duration(std::chrono::hours(24)), "1d");
 }
 
-long resident_kib() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::strtol(line.c_str() + 6, nullptr, 10);
-  return -1;
-}
-
 // Zeroes without anyone writing them, page-aligned, resident only where written.
 TEST(ZeroPages, ReadAsZeroAndBecomeResidentOnlyWhereWritten) {
-  const long before = resident_kib();
+  const long before = proc_status_kib("VmRSS");
   ZeroPages<uint64_t> z(64U << 20 >> 3);  // 64 MB
   EXPECT_EQ(reinterpret_cast<uintptr_t>(z.get()) % 4096, 0U);
   z[0] = 1;
@@ -105,7 +97,7 @@ TEST(ZeroPages, ReadAsZeroAndBecomeResidentOnlyWhereWritten) {
   EXPECT_EQ(z[0], 1U);
   EXPECT_EQ(z[12345], 0U);
   EXPECT_EQ(z[(64U << 20 >> 3) - 1], 2U);
-  EXPECT_LT(resident_kib() - before, 4 * 1024);
+  EXPECT_LT(proc_status_kib("VmRSS") - before, 4 * 1024);
   const ZeroPages<uint8_t> none(0);
   EXPECT_EQ(none.get(), nullptr);
 }

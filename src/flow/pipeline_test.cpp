@@ -3,10 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "base/proc_status.hpp"
 #include "flow/builder.hpp"
 #include "flow/testing.hpp"
 
@@ -285,19 +285,11 @@ TEST_F(Pipe1, HandlesExpireAndCountersRestartAfterReAdd) {
   EXPECT_EQ(pl->remove_entry(EntryHandle{PipeId(9), 0, 1}).error(), FlowError::kStaleHandle);
 }
 
-long resident_kib() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::strtol(line.c_str() + 6, nullptr, 10);
-  return -1;
-}
-
 // Records go out in index order, the last released first; a pipe's records, bookkeeping, per-worker hit
 // counters and hash index become resident with its entries, not with max_entries (100,000 tunnels' tables
 // were ~77 MB of zeroes written ahead); a worker attached after entries exist counts their hits.
 TEST_F(Pipe1, RecordsGoOutInOrderAndOnlyUsedOnesBecomeResident) {
-  const long before = resident_kib();
+  const long before = proc_status_kib("VmRSS");
   auto pl = one_exact_pipe(1U << 20);  // room for 1.5M records: 36 MB of them, 12 MB of counters a worker
   std::vector<EntryHandle> h;
   for (const char* dst : {"10.0.0.1", "10.0.0.2", "10.0.0.3"}) {
@@ -306,7 +298,7 @@ TEST_F(Pipe1, RecordsGoOutInOrderAndOnlyUsedOnesBecomeResident) {
   }
   auto w = std::move(pl->attach_worker({.pool = &pool})).value();
   // Nor the hash index (16 MB for 2M slots): its EMPTY words are the kernel's zero pages until written.
-  EXPECT_LT(resident_kib() - before, 8 * 1024);
+  EXPECT_LT(proc_status_kib("VmRSS") - before, 8 * 1024);
 
   auto b = make_batch(pool, {to("10.0.0.2"), to("10.0.0.3"), to("10.0.0.3")});
   w->process(b, sink);

@@ -357,10 +357,10 @@ void SlowPath::on_egress_miss(std::span<const uint8_t> frame, PortId port, uint1
     return;
   }
   BUMP(held, 1);
-  if (tm_.state(pair) == control::PairState::kIdle) start_exchange(pair);
+  if (tm_.state(pair) == control::PairState::kIdle) queue_exchange(pair);
 }
 
-void SlowPath::start_exchange(const control::VipPair& pair) {
+void SlowPath::queue_exchange(const control::VipPair& pair) {
   if (pending_set_.insert(pair).second) pending_.push_back(pair);
 }
 
@@ -494,7 +494,7 @@ void SlowPath::flush_settled() {
         break;
       }
       case control::PairState::kIdle:
-        start_exchange(pair);
+        queue_exchange(pair);
         break;
     }
   }

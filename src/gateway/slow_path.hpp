@@ -158,7 +158,7 @@ class SlowPath {
   // First exchanges wait in pending_ until an exchange thread is free; then each peer's pending pairs
   // leave in one request (start_pending): a burst of first packets toward many VIPs becomes a few
   // requests, not one per VIP.
-  void start_exchange(const control::VipPair& pair);
+  void queue_exchange(const control::VipPair& pair);
   void start_pending();
   void start_rekeys();
   void flush_settled();
