@@ -67,7 +67,8 @@ class TapPort final : public Port {
   // Frames from the kernel. With segment_on_rx = false, a packet with metadata.gso_size != 0 is a TCP/UDP
   // super-packet whose L4 checksum is unfinished: it must go through GsoSegmenter before leaving.
   std::size_t rx_burst(net::PacketPool& pool, net::PacketBatch& out) override;
-  // Frames to the kernel (complete Ethernet frames, checksums valid), coalesced where they merge.
+  // Frames to the kernel (complete Ethernet frames, checksums valid), coalesced where they merge; a
+  // super-packet (metadata.gso_size) is written whole as a virtio-net GSO frame.
   std::size_t tx_burst(const net::PacketBatch& pkts) override;
   // Number of writes that carried more than one frame (a GSO frame), for tests and stats.
   uint64_t coalesced_writes() const { return coalesced_writes_; }
@@ -78,6 +79,9 @@ class TapPort final : public Port {
   const PortStats& stats() const override { return stats_; }
   uint32_t min_rx_buffer() const override;
   bool gone() const override { return gone_; }
+  // Super-packets go down whole (one write with their GSO header) where frames are coalesced anyway: a
+  // workload's kernel stack takes them; a VNF port (coalesce_tx off) gets their segments instead.
+  bool takes_gso() const override { return coalescing_; }
 
   unsigned offloads() const { return offloads_; }  // TUN_F_* bits the kernel accepted
   uint32_t mtu() const { return mtu_; }
@@ -90,6 +94,9 @@ class TapPort final : public Port {
                         net::PacketBatch& out);
   bool drain_pending(net::PacketPool& pool, net::PacketBatch& out);
   bool write_one(const CoalescedWrite& w, std::span<const std::span<const uint8_t>> frames);
+  std::size_t write_frames(std::span<const std::span<const uint8_t>> frames);
+  bool write_super(const net::Packet& p);
+  void count_write_error(std::size_t frames);
 
   UniqueFd fd_;
   std::string name_;
