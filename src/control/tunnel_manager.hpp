@@ -402,7 +402,7 @@ class TunnelManager {
   void close_locked(const VipPair& pair, Session& s);
   PeerIndex slot_for_locked(const std::string& name, ReconfigureReport& report);
   std::size_t close_pairs_locked(const std::vector<VipPair>& pairs);
-  std::size_t active_sessions_locked() const;
+  bool over_tunnel_limit_locked(std::size_t fresh) const;
   SessionInfo info_locked(const VipPair& pair, const Session& s) const;
   void log(const std::string& line) const;
   void log_key(std::string_view what, const VipPair& pair, uint32_t spi, const psp::DerivedKey& key) const;

@@ -553,6 +553,7 @@ Status<std::string> Gateway::start() {
   SlowPathOptions so;
   so.responders = responders(config_, host_port_cfg_, host_ports_);
   so.host_port_of = [dp = dp_.get()](const net::IpAddr& vip) { return dp->host_port_of(vip); };
+  so.pending_pairs = flags_.max_tunnels;
   so.sample_pcap = flags_.sample_pcap;
   so.show_rss_packets = flags_.show_rss_rx_packets;
   so.log = [this](std::string_view line) { log_limited(line); };  // packets trigger these
@@ -900,6 +901,7 @@ void Gateway::fill_psp_snapshot(const std::vector<WorkerStats>& stats, admin::St
                     {"dropped_hold_full", sp.dropped_hold_full},
                     {"dropped_exchange_failed", sp.dropped_exchange_failed},
                     {"dropped_ring_full", sp.dropped_ring_full},
+                    {"pending_full", sp.pending_full},
                     {"dropped_cpu_queue_full", cpu_drops},
                     {"exchanges_started", sp.exchanges_started},
                     {"exchanges_ok", sp.exchanges_ok},
