@@ -175,26 +175,15 @@ void per_segment(benchmark::State& state, std::size_t segments) {
                          benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 
-void BM_Fused(benchmark::State& state, psp::PspVersion v) {
+// One of the daemon's two paths (Fixture::fused or Fixture::copy_then_seal) per iteration.
+void BM_Path(benchmark::State& state, psp::PspVersion v, std::size_t (Fixture::*path)()) {
   Fixture f(v);
   if (!f.valid()) {
     state.SkipWithError("ipsec-mb unavailable");
     return;
   }
   for (auto _ : state) {
-    if (f.fused() != kSegments) state.SkipWithError("segments lost");
-  }
-  per_segment(state, kSegments);
-}
-
-void BM_CopyThenSeal(benchmark::State& state, psp::PspVersion v) {
-  Fixture f(v);
-  if (!f.valid()) {
-    state.SkipWithError("ipsec-mb unavailable");
-    return;
-  }
-  for (auto _ : state) {
-    if (f.copy_then_seal() != kSegments) state.SkipWithError("segments lost");
+    if ((f.*path)() != kSegments) state.SkipWithError("segments lost");
   }
   per_segment(state, kSegments);
 }
@@ -211,8 +200,8 @@ void BM_Raw(benchmark::State& state, psp::PspVersion v) {
 int main(int argc, char** argv) {
   using namespace pspgw::bench;  // NOLINT(google-build-using-namespace)
   for (const auto v : kVersions) {
-    benchmark::RegisterBenchmark(label("fused", v).c_str(), BM_Fused, v);
-    benchmark::RegisterBenchmark(label("copy_then_seal", v).c_str(), BM_CopyThenSeal, v);
+    benchmark::RegisterBenchmark(label("fused", v).c_str(), BM_Path, v, &Fixture::fused);
+    benchmark::RegisterBenchmark(label("copy_then_seal", v).c_str(), BM_Path, v, &Fixture::copy_then_seal);
     benchmark::RegisterBenchmark(label("raw", v).c_str(), BM_Raw, v);
   }
   benchmark::Initialize(&argc, argv);
