@@ -48,7 +48,7 @@ class PacketWorker::Sink final : public flow::Sink {
     for (net::Packet* p : pkts) {
       if (dst != nullptr && p->meta.gso_size != 0 && !dst->takes_gso()) {
         flush(*dst, out);
-        segment(*p, [&](net::Packet& seg) { return send_one(*dst, seg); });
+        segment(*p, [dst](const net::PacketBatch& segs) { dst->tx_burst(segs); });
         w_.pool_.free(p);
         continue;
       }
@@ -62,17 +62,18 @@ class PacketWorker::Sink final : public flow::Sink {
   }
   void to_cpu(uint16_t reason, std::span<net::Packet* const> pkts) override {
     bool pushed = false;
-    const auto push = [&](net::Packet& p) {
+    const auto push = [&](const net::Packet& p) {
       if (w_.to_cpu_.push(p.bytes(), {reason, p.meta.in_port})) {
         pushed = true;
       } else {
         ++w_.local_.cpu_queue_drops;
       }
-      return true;
     };
     for (net::Packet* p : pkts) {
-      if (p->meta.gso_size != 0) {
-        segment(*p, push);  // a held or sampled super-packet: the frames its segments are on the wire
+      if (p->meta.gso_size != 0) {  // a held or sampled super-packet: the frames its segments are on the wire
+        segment(*p, [&push](const net::PacketBatch& segs) {
+          for (const net::Packet* s : segs) push(*s);
+        });
       } else {
         push(*p);
       }
@@ -136,8 +137,8 @@ class PacketWorker::Sink final : public flow::Sink {
       psp.counters.count_drop(psp::DropReason::kBadCryptOffset);
   }
 
-  // Cuts a super-packet into frames (the TAP's own, or an encapsulated one: a sample) and hands each to
-  // `emit` (which must not keep it).
+  // Cuts a super-packet into frames (the TAP's own, or an encapsulated one: a sample) and hands them to
+  // `emit` a batch at a time (which must not keep them).
   template <class Emit>
   void segment(const net::Packet& sp, Emit emit) {
     const uint32_t inner = sp.meta.gso_encapped ? encapped_inner_offset(sp.bytes()) : 0;
@@ -158,18 +159,19 @@ class PacketWorker::Sink final : public flow::Sink {
         free_all(out);
         return;
       }
+      net::PacketBatch ready;
       for (net::Packet* p : out) {
-        if (!sp.meta.gso_encapped || finish_encapped_segment(*p)) emit(*p);
+        if (!sp.meta.gso_encapped || finish_encapped_segment(*p)) {
+          ready.push(p);
+        } else {
+          ++w_.local_.segment_failures;
+        }
       }
+      if (!ready.empty()) emit(ready);
       free_all(out);
     }
   }
 
-  static bool send_one(ports::Port& port, net::Packet& p) {
-    net::PacketBatch one;
-    one.push(&p);
-    return port.tx_burst(one) == 1;
-  }
   void flush(ports::Port& port, net::PacketBatch& out) {
     if (out.empty()) return;
     port.tx_burst(out);
