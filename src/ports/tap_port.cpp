@@ -114,7 +114,12 @@ std::size_t TapPort::rx_burst(net::PacketPool& pool, net::PacketBatch& out) {
   if (gone_) return 0;
   const std::size_t first = out.size();
   bool more = pending_ == nullptr || drain_pending(pool, out);
-  while (more && !out.full() && pending_ == nullptr) more = read_one(pool, out);
+  uint64_t bytes = 0;
+  while (more && !out.full() && pending_ == nullptr && bytes < config_.rx_burst_bytes) {
+    const std::size_t before = out.size();
+    more = read_one(pool, out);
+    for (std::size_t i = before; i < out.size(); ++i) bytes += out[i]->size();
+  }
   for (std::size_t i = first; i < out.size(); ++i) stats_.rx_bytes += out[i]->size();
   stats_.rx_packets += out.size() - first;
   return out.size() - first;

@@ -344,6 +344,37 @@ TEST_F(TapTest, SuperPacketIsWrittenWhole) {
   });
 }
 
+// A burst stops once it has read rx_burst_bytes (whole super-packets stay few enough per batch to be
+// sealed while still in cache): with a budget of one byte, each call returns one super-packet.
+TEST_F(TapTest, RxBurstStopsAtItsByteBudget) {
+  run([] {
+    auto tap = open_tap(TapConfig{.name = "pspt0", .segment_on_rx = false, .rx_burst_bytes = 1});
+    ASSERT_TRUE(tap);
+    if ((tap->offloads() & kTunFUso4) == 0) GTEST_SKIP() << "kernel without TUN_F_USO4";
+    address_tap(*tap);
+    UniqueFd s = udp_socket(4006);
+    std::vector<uint8_t> data(4 * 1000, 0x5a);
+    for (int i = 0; i < 3; ++i) {
+      ASSERT_EQ(send_to_peer(s.get(), data.data(), data.size(), 5558, 1000), static_cast<ssize_t>(data.size()));
+    }
+    net::PacketPool pool(64, kGsoRxBufferSize);
+    std::size_t supers = 0;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (supers < 3 && std::chrono::steady_clock::now() < deadline) {
+      pollfd pfd{tap->fd(), POLLIN, 0};
+      ::poll(&pfd, 1, 20);
+      net::PacketBatch in;
+      tap->rx_burst(pool, in);
+      EXPECT_LE(in.size(), 1U);
+      for (net::Packet* p : in) {
+        if (p->meta.gso_size == 1000) ++supers;
+        pool.free(p);
+      }
+    }
+    EXPECT_EQ(supers, 3U);
+  });
+}
+
 TEST_F(TapTest, UsoSuperPacketIsSegmentedOnRxAcrossBatches) {
   run([] {
     auto tap = open_tap(TapConfig{.name = "pspt0"});
