@@ -734,7 +734,16 @@ CStatus TunnelManager::fail_exchange_locked(const PendingExchange& x, const Erro
 
 CStatus TunnelManager::connect(const VipPair& pair, PeerTransport& transport) {
   auto x = begin_exchange(pair);
-  if (!x) return Err{x.error()};
+  if (!x) {
+    // Connected already is done: the peer's exchange for the same pair may have come first and installed
+    // our egress from its reverse_params (a simultaneous open), or an earlier connect did.
+    if (x.error().code == ControlError::kAlreadyExists) {
+      std::lock_guard lock(mu_);
+      const Session* s = find_locked(pair);
+      if (s != nullptr && s->egress_spi) return {};
+    }
+    return Err{x.error()};
+  }
   auto answer = transport.request_tunnels(x->peer, x->request);  // no lock held
   return finish_exchange(std::move(x.value()), std::move(answer));
 }

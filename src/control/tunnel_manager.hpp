@@ -303,7 +303,8 @@ class TunnelManager {
   // Applies the peer's answer (installs egress) or the failure (closes the ingress, backs the pair off).
   // Returns the typed failure in both failure cases.
   CStatus finish_exchange(PendingExchange exchange, CResult<MultiTunnelResponse> answer);
-  // begin + transport + finish.
+  // begin + transport + finish; a pair already connected (by this side or, opening at the same time, by
+  // the peer's exchange) is success.
   CStatus connect(const VipPair& pair, PeerTransport& transport);
   // Static mode (-z): the peer's pairs not connected nor in flight, no reverse params, at most
   // client_request_chunk of them. cursor (optional): the index in the peer's pairs to start from, advanced
