@@ -355,7 +355,8 @@ TEST_F(TapTest, RxBurstStopsAtItsByteBudget) {
     UniqueFd s = udp_socket(4006);
     std::vector<uint8_t> data(4 * 1000, 0x5a);
     for (int i = 0; i < 3; ++i) {
-      ASSERT_EQ(send_to_peer(s.get(), data.data(), data.size(), 5558, 1000), static_cast<ssize_t>(data.size()));
+      ASSERT_EQ(send_to_peer(s.get(), data.data(), data.size(), 5558, 1000),
+                static_cast<ssize_t>(data.size()));
     }
     net::PacketPool pool(64, kGsoRxBufferSize);
     std::size_t supers = 0;
