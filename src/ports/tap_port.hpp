@@ -55,8 +55,8 @@ struct TapConfig {
   // rx_burst stops reading once a call has read this many bytes: with super-packets handed up whole, a
   // batch of 64 would be 4 MiB, out of the core's L2 before its first one is sealed; a few stay in it.
   uint32_t rx_burst_bytes = 256 * 1024;
-  bool up = true;             // set IFF_UP
-  uint32_t mtu = 0;           // 0: leave the device's MTU as is
+  bool up = true;    // set IFF_UP
+  uint32_t mtu = 0;  // 0: leave the device's MTU as is
   std::optional<net::MacAddr> mac;
 };
 
