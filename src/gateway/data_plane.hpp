@@ -21,6 +21,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "base/id_table.hpp"
 #include "control/data_plane.hpp"
 #include "control/tunnel_manager.hpp"
 #include "gateway/psp_actions.hpp"
@@ -95,6 +96,9 @@ class FlowDataPlane final : public control::DataPlane {
   };
   using IngressKey = std::tuple<uint32_t, net::IpAddr, net::IpAddr>;
   Result<std::unique_ptr<TxSa>, control::DataPlaneError> make_sa(const control::TxSa& sa) const;
+  // f(pair, egress) for every installed egress, mu_ held.
+  template <class F>
+  void for_each_egress(F&& f) const;
   Status<control::DataPlaneError> publish_egress(const control::VipPair& pair, std::unique_ptr<TxSa> sa,
                                                  uint32_t spi, std::size_t host_port);
 
@@ -108,7 +112,9 @@ class FlowDataPlane final : public control::DataPlane {
   std::unordered_map<net::IpAddr, std::size_t> vip_port_;  // set_vip_ports, first wins: O(1) per open
   std::unordered_map<net::IpAddr, std::pair<flow::EntryHandle, std::size_t>> any_;  // -a: entry, port
   mutable std::mutex mu_;
-  std::map<control::VipPair, Egress> egress_;
+  // Installed egress: the pair interned to an id (no node per tunnel), its entries in egress_[id].
+  IdTable<control::VipPair, control::VipPairHash> egress_ids_;
+  std::vector<Egress> egress_;
   std::map<IngressKey, flow::EntryHandle> ingress_;
 };
 

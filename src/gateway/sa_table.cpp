@@ -50,19 +50,9 @@ const crypto::AeadKey* TxSa::make_key(uint16_t worker, const crypto::AeadBackend
   return keys.set(worker, backend.make_key(alg, key.reveal().first(crypto::key_size(alg))));
 }
 
-void TxSa::prepare() {
-  psp::SealParams p;
-  p.version = version;
-  p.spi = spi;
-  p.crypt_offset = crypt_offset;
-  p.has_vc = has_vc;
-  p.vc = vc;
-  auto t = psp::EncapTemplate::make(p, {local, peer});
-  if (t) {
-    tmpl = *t;
-  } else {
-    tmpl.reset();
-  }
+TxSa::TxSa(const psp::SealParams& params, const psp::OuterHeaders& outer, Secret<32> k, std::size_t workers)
+    : key(std::move(k)), keys(workers) {
+  if (auto t = psp::EncapTemplate::make(params, outer)) tmpl = *t;
 }
 
 void SaTable::retire(const TxSa* sa) {
@@ -72,7 +62,6 @@ void SaTable::retire(const TxSa* sa) {
 Result<CryptoId, SaError> SaTable::install(std::unique_ptr<TxSa> sa) {
   if (!sa || sa->keys.size() == 0) return Err{SaError::kBadKey};
   if (free_->empty()) return Err{SaError::kFull};
-  sa->prepare();
   const CryptoId id = free_->back();
   free_->pop_back();
   slots_[id].store(sa.release(), std::memory_order_release);
@@ -84,7 +73,6 @@ Status<SaError> SaTable::replace(CryptoId id, std::unique_ptr<TxSa> sa) {
   if (!sa || sa->keys.size() == 0) return Err{SaError::kBadKey};
   if (id >= slots_.size() || slots_[id].load(std::memory_order_relaxed) == nullptr)
     return Err{SaError::kNotFound};
-  sa->prepare();
   retire(slots_[id].exchange(sa.release(), std::memory_order_acq_rel));
   return {};
 }

@@ -24,7 +24,7 @@
 #include "base/secret.hpp"
 #include "crypto/aead.hpp"
 #include "flow/epoch.hpp"
-#include "net/addr.hpp"
+#include "psp/encap.hpp"
 #include "psp/encap_template.hpp"
 #include "psp/header.hpp"
 
@@ -60,22 +60,20 @@ class TxKeys {
   std::size_t n_ = 0;
 };
 
+// Immutable once published (but for TxKeys' slots). 176 bytes: the SPI, version, VC, crypt offset and
+// outer addresses live in the template alone (one of 100,000 SAs is a 192-byte heap chunk).
 struct TxSa {
-  uint32_t spi = 0;
-  psp::PspVersion version = psp::PspVersion::kAesGcm256;
-  bool has_vc = false;
-  uint64_t vc = 0;
-  uint8_t crypt_offset = 0;  // 4-octet units
-  net::IpAddr peer;          // outer destination
-  net::IpAddr local;         // outer source
-  Secret<32> key;            // the peer's key for `spi`: its first key_size(version) bytes
-  TxKeys keys;               // [worker], each made by its worker from `key` (key_for); no slots: kBadKey
-  // The frame head encap() copies (psp/encap_template.hpp), made from the fields above by prepare();
-  // absent when they cannot make one (no outer addresses): encap() then drops as kNoSa.
-  std::optional<psp::EncapTemplate> tmpl;
+  TxSa() = default;  // no key slots: SaTable refuses it (kBadKey)
+  // The SA sealing with `params` (version, SPI, crypt offset, VC) between `outer`'s addresses: `key` is the
+  // peer's key for the SPI (its first key_size(version) bytes), with a key slot for each of `workers`.
+  TxSa(const psp::SealParams& params, const psp::OuterHeaders& outer, Secret<32> key, std::size_t workers);
 
-  // SaTable calls it before publishing: once an SA is published it never changes (but for TxKeys' slots).
-  void prepare();
+  Secret<32> key;
+  TxKeys keys;  // [worker], each made by its worker from `key` (key_for); no slots: kBadKey
+  // The frame head encap() copies (psp/encap_template.hpp), made from the constructor's params; it holds
+  // the SPI, version and the rest. Absent when they cannot make one (no outer addresses): encap() then
+  // drops as kNoSa.
+  std::optional<psp::EncapTemplate> tmpl;
   // Worker `worker`: the key its backend prepared, made now if this is its first packet with the SA
   // (allocates once per SA and worker; never again for that pair). nullptr: no template, no slot for the
   // worker, or key bytes the backend refuses.
