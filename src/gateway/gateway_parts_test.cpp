@@ -489,9 +489,13 @@ TEST(TxKeys, SlotsAreFilledOncePerWorker) {
   EXPECT_EQ(keys.get(2), k);
   EXPECT_EQ(keys.get(0), nullptr);
   EXPECT_EQ(keys.set(1, nullptr), nullptr);
-  TxKeys moved(std::move(keys));  // the SA's keys move with it, whole
-  EXPECT_EQ(moved.get(2), k);
-  EXPECT_EQ(keys.size(), 0u);  // NOLINT(bugprone-use-after-move,clang-analyzer-cplusplus.Move)
+  TxKeys one(1);  // the one slot inline
+  EXPECT_EQ(one.get(0), nullptr);
+  const crypto::AeadKey* k1 = one.set(0, backend->make_key(crypto::AeadAlg::kAesGcm128, bytes));
+  ASSERT_NE(k1, nullptr);
+  EXPECT_EQ(one.get(0), k1);
+  EXPECT_EQ(one.get(1), nullptr);
+  EXPECT_EQ(one.set(1, backend->make_key(crypto::AeadAlg::kAesGcm128, bytes)), nullptr);
 }
 
 // --------------------------------------------------------------------------------------------- flow_hash
