@@ -183,7 +183,7 @@ CStatus TunnelManager::check_request_locked(const MultiTunnelRequest& request) c
                                                        pair.remote.to_string() + " to local VIP " +
                                                        pair.local.to_string());
     }
-    const Session* s = slots_[id].session.get();
+    const Session* s = session_at(id);
     if (s == nullptr || !s->active()) ++fresh;
   }
   if (active_sessions_locked() + fresh > options_.max_tunnels) {
@@ -597,7 +597,7 @@ CResult<PendingExchange> TunnelManager::begin_static(PeerIndex peer, std::size_t
   std::size_t i = cursor ? std::min(*cursor, pairs.size()) : 0;
   for (; i < pairs.size() && x.pairs.size() < options_.client_request_chunk; ++i) {
     const VipPair& pair = pairs_.key(pairs[i]);  // the rest in the next request
-    const Session* s = slots_[pairs[i]].session.get();
+    const Session* s = session_at(pairs[i]);
     if (s && (s->in_flight || s->egress_spi)) continue;
     if (!s || !s->active()) ++fresh;
     x.pairs.push_back(pair);
@@ -780,7 +780,7 @@ bool TunnelManager::note_stale_peer(PeerIndex peer, std::string_view why) {
         recent ? std::min(ps.stale_spacing * 2, options_.stale_refresh_max) : options_.stale_refresh_interval;
     ps.next_stale = t + ps.stale_spacing;
     for (const PairId id : peers_[peer].pairs) {
-      Session* s = slots_[id].session.get();
+      Session* s = session_at(id);
       if (s == nullptr || !s->egress_spi || s->refresh_due) continue;
       s->refresh_due = true;
       ++marked;
@@ -840,7 +840,7 @@ CResult<PendingExchange> TunnelManager::begin_refresh(PeerIndex peer) {
   for (const PairId id : peers_[peer].pairs) {
     if (x.pairs.size() == options_.client_request_chunk) break;
     const VipPair& pair = pairs_.key(id);
-    Session* s = slots_[id].session.get();
+    Session* s = session_at(id);
     if (s == nullptr || !s->refresh_due) continue;
     if (!s->egress_spi) {
       s->refresh_due = false;
@@ -1058,7 +1058,7 @@ std::vector<VipPair> TunnelManager::rekey_due(std::size_t limit) const {
     const VipPair pair = due_queue_.front();
     due_queue_.pop_front();
     const PairId id = pairs_.find(pair);
-    const Session* s = id == PairTable::kNone ? nullptr : slots_[id].session.get();
+    const Session* s = id == PairTable::kNone ? nullptr : session_at(id);
     if (s == nullptr || !s->rekey_due) continue;
     due_queue_.push_back(pair);
     if (!s->in_flight && now() >= s->retry_at) due.push_back(pair);
@@ -1100,7 +1100,7 @@ CStatus TunnelManager::request_peer_rotation(PeerIndex peer, bool issue_new_keys
 template <class F>
 void TunnelManager::for_each_session_locked(F&& f) const {
   for (PairId id = 0; id < pairs_.id_limit(); ++id) {
-    if (Session* s = slots_[id].session.get()) f(pairs_.key(id), *s);
+    if (Session* s = session_at(id)) f(pairs_.key(id), *s);
   }
 }
 
@@ -1108,7 +1108,7 @@ void TunnelManager::for_each_session_locked(F&& f) const {
 TunnelManager::PairId TunnelManager::intern_locked(const VipPair& pair, PeerIndex owner) {
   const auto [id, fresh] = pairs_.insert(pair);
   if (id >= slots_.size()) slots_.resize(id + 1);
-  if (fresh) slots_[id] = PairSlot{static_cast<uint32_t>(owner), nullptr};
+  if (fresh) slots_[id] = PairSlot{static_cast<uint32_t>(owner), kNoSession};
   return id;
 }
 
@@ -1120,22 +1120,39 @@ std::optional<PeerIndex> TunnelManager::owner_locked(const VipPair& pair) const 
 
 TunnelManager::Session* TunnelManager::find_locked(const VipPair& pair) {
   const PairId id = pairs_.find(pair);
-  return id == PairTable::kNone ? nullptr : slots_[id].session.get();
+  return id == PairTable::kNone ? nullptr : session_at(id);
+}
+
+TunnelManager::Session* TunnelManager::session_at(PairId id) const {
+  const uint32_t i = slots_[id].session;
+  return i == kNoSession ? nullptr : &session_blocks_[i / kSessionBlock][i % kSessionBlock];
 }
 
 // `id`: an allowed pair's.
 TunnelManager::Session& TunnelManager::session_locked(PairId id, PeerIndex peer) {
-  auto& slot = slots_[id].session;
-  if (!slot) {
-    slot = std::make_unique<Session>();
-    slot->peer = static_cast<uint32_t>(peer);
-    slot->active_at = now();
+  if (Session* s = session_at(id)) return *s;
+  uint32_t i = 0;
+  if (!free_sessions_.empty()) {
+    i = free_sessions_.back();
+    free_sessions_.pop_back();
+  } else {
+    if (sessions_made_ % kSessionBlock == 0)
+      session_blocks_.push_back(std::make_unique<Session[]>(kSessionBlock));
+    i = sessions_made_++;
   }
-  return *slot;
+  slots_[id].session = i;
+  Session& s = *session_at(id);
+  s.peer = static_cast<uint32_t>(peer);
+  s.active_at = now();
+  return s;
 }
 
 void TunnelManager::erase_session_locked(const VipPair& pair) {
-  if (const PairId id = pairs_.find(pair); id != PairTable::kNone) slots_[id].session.reset();
+  const PairId id = pairs_.find(pair);
+  if (id == PairTable::kNone || slots_[id].session == kNoSession) return;
+  *session_at(id) = Session{};  // for the next session made: fresh, its SPI list freed
+  free_sessions_.push_back(slots_[id].session);
+  slots_[id].session = kNoSession;
 }
 
 void TunnelManager::forget_if_empty_locked(const VipPair& pair) {
@@ -1203,7 +1220,7 @@ SessionInfo TunnelManager::info_locked(const VipPair& pair, const Session& s) co
 std::optional<SessionInfo> TunnelManager::session(const VipPair& pair) const {
   std::lock_guard lock(mu_);
   const PairId id = pairs_.find(pair);
-  const Session* s = id == PairTable::kNone ? nullptr : slots_[id].session.get();
+  const Session* s = id == PairTable::kNone ? nullptr : session_at(id);
   if (s == nullptr) return std::nullopt;
   return info_locked(pair, *s);
 }
@@ -1322,6 +1339,7 @@ ReconfigureReport TunnelManager::reconfigure(std::vector<PeerPolicy> peers,
   for (PairId id = 0; id < pairs_.id_limit(); ++id) {
     if (!pairs_.live(id) || allowed.contains(pairs_.key(id))) continue;
     const VipPair pair = pairs_.key(id);
+    erase_session_locked(pair);  // none left: closed above
     (void)pairs_.erase(pair);
     slots_[id] = PairSlot{};
   }

@@ -382,10 +382,14 @@ class TunnelManager {
     std::optional<net::IpAddr> outer_hint;
   };
   // Per allowed pair (index: its id in pairs_): the peer it belongs to and its session, if any.
+  static constexpr uint32_t kNoSession = UINT32_MAX;
   struct PairSlot {
-    uint32_t owner = 0;  // PeerIndex
-    std::unique_ptr<Session> session;
+    uint32_t owner = 0;             // PeerIndex
+    uint32_t session = kNoSession;  // in session_blocks_
   };
+  // Sessions by value in blocks of this many: no heap chunk per session, and a Session& stays valid while
+  // others are made.
+  static constexpr uint32_t kSessionBlock = 1024;
 
   CResult<psp::PspVersion> negotiate(const std::vector<uint32_t>& accepted) const;
   CStatus check_request_locked(const MultiTunnelRequest& request) const;
@@ -406,6 +410,7 @@ class TunnelManager {
   CResult<PendingExchange> begin_refresh(PeerIndex peer);
   CStatus run_exchange(CResult<PendingExchange> x, PeerTransport& transport);
   Session* find_locked(const VipPair& pair);
+  Session* session_at(PairId id) const;  // nullptr: no session
   Session& session_locked(PairId id, PeerIndex peer);
   void erase_session_locked(const VipPair& pair);
   std::optional<PeerIndex> owner_locked(const VipPair& pair) const;
@@ -436,7 +441,10 @@ class TunnelManager {
   // exists only for an allowed pair) interned to an id, its owner and session in slots_[id].
   PairTable pairs_;
   std::vector<PairSlot> slots_;
-  std::vector<std::optional<net::IpAddr>> pips_;                      // per peer: bound PIP
+  std::vector<std::unique_ptr<Session[]>> session_blocks_;
+  std::vector<uint32_t> free_sessions_;           // slots of closed sessions, reused first
+  uint32_t sessions_made_ = 0;                    // slots ever used
+  std::vector<std::optional<net::IpAddr>> pips_;  // per peer: bound PIP
   std::vector<std::optional<Clock::time_point>> last_peer_rotation_;  // per peer
   struct CloseBudget {
     double tokens = kCloseBurst;
