@@ -36,6 +36,13 @@ void FlowDataPlane::for_each_egress(F&& f) const {
   }
 }
 
+template <class F>
+void FlowDataPlane::for_each_ingress(F&& f) const {
+  for (uint32_t id = 0; id < ingress_ids_.id_limit(); ++id) {
+    if (ingress_ids_.live(id)) f(ingress_ids_.key(id), ingress_[id]);
+  }
+}
+
 void FlowDataPlane::reclaim() {
   std::lock_guard<std::mutex> lock(mu_);  // SaTable's deferred frees run under the writers' lock
   sa_epoch_.poll();
@@ -80,25 +87,28 @@ Status<DataPlaneError> FlowDataPlane::open_ingress(uint32_t spi, const net::IpAd
   const auto port = host_port_of(local_vip);
   if (!port) return Err{DataPlaneError::kRejected};
   std::lock_guard<std::mutex> lock(mu_);
-  const IngressKey key{spi, remote_vip, local_vip};
-  if (ingress_.count(key) != 0) return Err{DataPlaneError::kExists};
-  if (!topo_.options().ingress_acl) {  // -a: the per-VIP entries made at start accept everything
-    ingress_.emplace(key, flow::EntryHandle{});
-    return {};
+  const IngressKey key{spi, {local_vip, remote_vip}};
+  if (ingress_ids_.find(key) != ingress_ids_.kNone) return Err{DataPlaneError::kExists};
+  flow::EntryHandle handle{};
+  if (topo_.options().ingress_acl) {  // else (-a) the per-VIP entries made at start accept everything
+    auto h = topo_.add_ingress(spi, remote_vip, local_vip, *port);
+    if (!h) return Err{from_flow(h.error())};
+    handle = *h;
   }
-  auto h = topo_.add_ingress(spi, remote_vip, local_vip, *port);
-  if (!h) return Err{from_flow(h.error())};
-  ingress_.emplace(key, *h);
+  const auto id = ingress_ids_.insert(key).first;
+  if (id >= ingress_.size()) ingress_.resize(id + 1);
+  ingress_[id] = handle;
   return {};
 }
 
 Status<DataPlaneError> FlowDataPlane::close_ingress(uint32_t spi, const net::IpAddr& remote_vip,
                                                     const net::IpAddr& local_vip) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = ingress_.find(IngressKey{spi, remote_vip, local_vip});
-  if (it == ingress_.end()) return Err{DataPlaneError::kNotFound};
-  const flow::EntryHandle h = it->second;
-  ingress_.erase(it);
+  const IngressKey key{spi, {local_vip, remote_vip}};
+  const auto id = ingress_ids_.find(key);
+  if (id == ingress_ids_.kNone) return Err{DataPlaneError::kNotFound};
+  const flow::EntryHandle h = ingress_[id];
+  (void)ingress_ids_.erase(key);
   if (!topo_.options().ingress_acl) return {};
   if (auto s = topo_.remove(h); !s) return Err{from_flow(s.error())};
   return {};
@@ -200,10 +210,9 @@ std::vector<FlowDataPlane::TunnelCounters> FlowDataPlane::tunnel_counters() cons
       eg.emplace_back(pair, e.entries);
       spis.push_back(e.spi);
     });
-    in.reserve(ingress_.size());
-    for (const auto& [key, handle] : ingress_) {
-      in.emplace_back(control::VipPair{std::get<2>(key), std::get<1>(key)}, handle);
-    }
+    in.reserve(ingress_ids_.size());
+    for_each_ingress(
+        [&](const IngressKey& key, flow::EntryHandle handle) { in.emplace_back(key.pair, handle); });
   }
   // A handle removed meanwhile reads as no hits (entry handles carry a generation).
   std::map<control::VipPair, TunnelCounters> out;
@@ -232,9 +241,9 @@ control::ActivityMap FlowDataPlane::activity() const {
   for_each_egress([&](const control::VipPair& pair, const Egress& e) {
     if (auto hits = pl.entry_hits(e.entries.acl)) out[pair] += *hits;
   });
-  for (const auto& [key, handle] : ingress_) {
-    if (auto hits = pl.entry_hits(handle)) out[control::VipPair{std::get<2>(key), std::get<1>(key)}] += *hits;
-  }
+  for_each_ingress([&](const IngressKey& key, flow::EntryHandle handle) {
+    if (auto hits = pl.entry_hits(handle)) out[key.pair] += *hits;
+  });
   return out;
 }
 

@@ -17,7 +17,6 @@
 #include <map>
 #include <mutex>
 #include <optional>
-#include <tuple>
 #include <unordered_map>
 #include <vector>
 
@@ -94,11 +93,24 @@ class FlowDataPlane final : public control::DataPlane {
     uint32_t spi;
     Topology::EgressEntries entries;
   };
-  using IngressKey = std::tuple<uint32_t, net::IpAddr, net::IpAddr>;
+  // An open ingress SPI: (SPI, remote VIP -> local VIP).
+  struct IngressKey {
+    uint32_t spi = 0;
+    control::VipPair pair;
+    friend bool operator==(const IngressKey&, const IngressKey&) = default;
+  };
+  struct IngressKeyHash {
+    std::size_t operator()(const IngressKey& k) const noexcept {
+      return control::VipPairHash{}(k.pair) * 31 ^ k.spi;
+    }
+  };
   Result<std::unique_ptr<TxSa>, control::DataPlaneError> make_sa(const control::TxSa& sa) const;
   // f(pair, egress) for every installed egress, mu_ held.
   template <class F>
   void for_each_egress(F&& f) const;
+  // f(key, entry) for every open ingress SPI, mu_ held.
+  template <class F>
+  void for_each_ingress(F&& f) const;
   Status<control::DataPlaneError> publish_egress(const control::VipPair& pair, std::unique_ptr<TxSa> sa,
                                                  uint32_t spi, std::size_t host_port);
 
@@ -115,7 +127,8 @@ class FlowDataPlane final : public control::DataPlane {
   // Installed egress: the pair interned to an id (no node per tunnel), its entries in egress_[id].
   IdTable<control::VipPair, control::VipPairHash> egress_ids_;
   std::vector<Egress> egress_;
-  std::map<IngressKey, flow::EntryHandle> ingress_;
+  IdTable<IngressKey, IngressKeyHash> ingress_ids_;  // as the egress map: the key interned, its entry by id
+  std::vector<flow::EntryHandle> ingress_;
 };
 
 }  // namespace pspgw::gateway
