@@ -429,6 +429,7 @@ class TunnelManager {
   PeerIndex slot_for_locked(const std::string& name, ReconfigureReport& report);
   std::size_t close_pairs_locked(const std::vector<VipPair>& pairs);
   std::size_t active_sessions_locked() const;
+  void count_active_locked(Session& s);
   SessionInfo info_locked(const VipPair& pair, const Session& s) const;
   void log(const std::string& line) const;
   void log_key(std::string_view what, const VipPair& pair, uint32_t spi, const psp::DerivedKey& key) const;
@@ -444,6 +445,7 @@ class TunnelManager {
   std::vector<std::unique_ptr<Session[]>> session_blocks_;
   std::vector<uint32_t> free_sessions_;           // slots of closed sessions, reused first
   uint32_t sessions_made_ = 0;                    // slots ever used
+  std::size_t active_ = 0;                        // sessions whose active() is true (count_active_locked)
   std::vector<std::optional<net::IpAddr>> pips_;  // per peer: bound PIP
   std::vector<std::optional<Clock::time_point>> last_peer_rotation_;  // per peer
   struct CloseBudget {
