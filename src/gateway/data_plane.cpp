@@ -198,6 +198,11 @@ std::vector<FlowDataPlane::EgressView> FlowDataPlane::egress() const {
   return out;
 }
 
+std::size_t FlowDataPlane::egress_count() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return egress_ids_.size();
+}
+
 std::vector<FlowDataPlane::TunnelCounters> FlowDataPlane::tunnel_counters() const {
   std::vector<std::pair<control::VipPair, Topology::EgressEntries>> eg;
   std::vector<std::pair<control::VipPair, flow::EntryHandle>> in;

@@ -68,7 +68,8 @@ class FlowDataPlane final : public control::DataPlane {
     uint32_t spi;
     uint64_t packets;
   };
-  std::vector<EgressView> egress() const;
+  std::vector<EgressView> egress() const;  // in pair order
+  std::size_t egress_count() const;        // egress().size(), without making the view
   // Per pair, EGR_ACL hits + INGR_ACL hits of its open SPIs (flow entry counters, which workers keep
   // anyway): the activity idle aging watches. One pass over the tables, control thread.
   control::ActivityMap activity() const;
