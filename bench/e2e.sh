@@ -18,6 +18,9 @@
 # what arrived.
 # Columns: Gbit/s received; Mpps received (UDP datagrams; TCP: -); CPU s/GB = CPU seconds the whole machine
 # spent (all CPUs, /proc/stat, both ends, tunnel and kernel) per GB received: the cost of moving a byte;
+# tunnel s/GB = CPU seconds of the tunnel's two processes alone (psp-gateway or wireguard-go: user and
+# system time, so also the kernel work they do in their syscalls) per GB: the same cost, apart from the
+# rest of the machine (other work on it counts in CPU s/GB, not here);
 # then per test the ratios psp-gateway / wireguard-go and psp-gateway / bare veth.
 #
 # --quick (what scripts/test.sh runs through ctest, e2e_bench_quick): 1-second TCP 1 stream and UDP 1400 B on
@@ -61,6 +64,7 @@ topo_init --outer ipv6 --inner ipv4 || exit 2
 if want psp; then [[ -x $TOPO_GATEWAY ]] || skip "no gateway at $TOPO_GATEWAY (scripts/build.sh, or --bin-dir)"; fi
 
 WG_SOCKS=()
+WG_PIDS=()
 cleanup() {
   local rc=$? s
   trap - EXIT INT TERM
@@ -77,6 +81,20 @@ RESULTS="$TOPO_DIR/results.tsv"
 IPERF_PORT=5201
 
 machine_ticks() { awk '/^cpu / { idle = $5 + $6; tot = 0; for (i = 2; i <= NF; i++) tot += $i; print tot, idle }' /proc/stat; }
+# The tunnel's own processes (the two psp-gateways, the two wireguard-gos; none for the bare veth): their
+# CPU ticks in all (user + system, every thread: /proc/PID/stat utime and stime, the 12th and 13th fields
+# after the command name), so a path's cost is read apart from whatever else runs on the machine.
+TUNNEL_PIDS=()
+tunnel_ticks() {
+  local total=0 p rest
+  for p in "${TUNNEL_PIDS[@]}"; do
+    rest=$(cut -d')' -f2- "/proc/$p/stat" 2>/dev/null) || continue
+    # shellcheck disable=SC2086 # the fields, split on purpose
+    set -- $rest
+    total=$((total + ${12} + ${13}))
+  done
+  echo "$total"
+}
 
 # ----- one iperf3 test -----
 # run_test PATH TEST SERVER_NS CLIENT_NS SERVER_ADDR IPERF_ARGS...: appends "path test gbps mpps cpu_s_per_gb
@@ -90,20 +108,24 @@ run_test() {
   TOPO_PIDS+=("$spid")
   topo_poll 5 bash -c "ip netns exec $(topo_ns "$sns") ss -Hltn 'sport = :$IPERF_PORT' | grep -q ." ||
     die "iperf3 server in $sns did not start: $(cat "$TOPO_DIR/iperf-server.log")"
-  local m0 m1 rc
+  local m0 m1 t0 t1 rc
   m0=$(machine_ticks)
+  t0=$(tunnel_ticks)
   timeout $((DURATION + 30)) ip netns exec "$(topo_ns "$cns")" iperf3 -c "$addr" -p "$IPERF_PORT" -t "$DURATION" \
     -J "$@" >"$json" 2>"$TOPO_DIR/iperf-client.err"
   rc=$?
   m1=$(machine_ticks)
+  t1=$(tunnel_ticks)
   # iperf3 -s -1 exits after its one test; not after a client that failed to connect.
   topo_poll 3 bash -c "! kill -0 $spid 2>/dev/null" || kill "$spid" 2>/dev/null
   wait "$spid" 2>/dev/null
-  python3 - "$json" "$rc" "$m0" "$m1" "$(getconf CLK_TCK)" "$path" "$test" <<'PY' | tee -a "$RESULTS" >&2
+  python3 - "$json" "$rc" "$m0" "$m1" "$(getconf CLK_TCK)" "$path" "$test" "$((t1 - t0))" "${#TUNNEL_PIDS[@]}" \
+    <<'PY' | tee -a "$RESULTS" >&2
 import json, sys
-path_json, rc, m0, m1, hz, path, test = sys.argv[1:]
+path_json, rc, m0, m1, hz, path, test, tunnel_ticks, tunnel_procs = sys.argv[1:]
 busy = (int(m1.split()[0]) - int(m0.split()[0])) - (int(m1.split()[1]) - int(m0.split()[1]))
 cpu_s = busy / int(hz)
+tunnel_s = int(tunnel_ticks) / int(hz)
 try:
     doc = json.load(open(path_json))
 except Exception:
@@ -111,7 +133,7 @@ except Exception:
 end = doc.get("end", {})
 rx = end.get("sum_received") or end.get("sum") or {}
 if rc != "0" or not rx or rx.get("bytes", 0) == 0:
-    print(f"{path}\t{test}\tfailed\t-\t-\tiperf3 rc {rc}: {doc.get('error', '')}")
+    print(f"{path}\t{test}\tfailed\t-\t-\t-\tiperf3 rc {rc}: {doc.get('error', '')}")
     sys.exit(0)
 secs = rx.get("seconds") or 1
 gbps = rx["bytes"] * 8 / secs / 1e9
@@ -121,7 +143,9 @@ if "lost_packets" in rx or "packets" in rx:  # UDP: the datagrams that arrived
     got = rx.get("packets", 0) - rx.get("lost_packets", 0)
     mpps = f"{got / secs / 1e6:.3f}"
     note = f"loss {rx.get('lost_percent', 0):.1f}%"
-print(f"{path}\t{test}\t{gbps:.3f}\t{mpps}\t{cpu_s / (rx['bytes'] / 1e9):.2f}\t{note}")
+gb = rx['bytes'] / 1e9
+tunnel = f"{tunnel_s / gb:.2f}" if tunnel_procs != "0" else "-"
+print(f"{path}\t{test}\t{gbps:.3f}\t{mpps}\t{cpu_s / gb:.2f}\t{tunnel}\t{note}")
 PY
 }
 
@@ -140,6 +164,7 @@ run_suite() {
 # ----- paths -----
 path_veth() {
   echo "== bare veth: host1 -> host2 over the wire (MTU $TOPO_WIRE_MTU), no tunnel" >&2
+  TUNNEL_PIDS=()
   run_suite "bare veth" host2 host1 "${TOPO_PIP[2]}"
 }
 
@@ -158,6 +183,7 @@ path_psp() {
   if ! topo_attach_vm 1 || ! topo_attach_vm 2; then die "attaching the VMs"; fi
   timeout 20 ip netns exec "$(topo_ns vm1)" ping -c 3 -i 0.2 -W 2 "${TOPO_VIP[2]}" >/dev/null ||
     { topo_dump_logs 30; die "no ping through the tunnel"; }
+  TUNNEL_PIDS=("${TOPO_GW_PID[1]}" "${TOPO_GW_PID[2]}")
   run_suite "$label" vm2 vm1 "${TOPO_VIP[2]}"
   local n
   for n in 1 2; do
@@ -174,6 +200,7 @@ wg_make() {
   WG_SOCKS+=("/var/run/wireguard/$ifc.sock")
   ip netns exec "$hns" env WG_PROCESS_FOREGROUND=1 wireguard-go "$ifc" >"$TOPO_DIR/wg$n.log" 2>&1 </dev/null &
   TOPO_PIDS+=("$!")
+  WG_PIDS+=("$!")
   topo_poll 5 test -S "/var/run/wireguard/$ifc.sock" || return 1
   ip netns exec "$hns" wg set "$ifc" private-key "$TOPO_DIR/wg$n.key" listen-port 51820 \
     peer "$(cat "$TOPO_DIR/wg$m.pub")" allowed-ips "${TOPO_VIP[$m]}/32" endpoint "[${TOPO_PIP[$m]}]:51820" || return 1
@@ -193,6 +220,7 @@ path_wg() {
   (umask 077 && for n in 1 2; do wg genkey >"$TOPO_DIR/wg$n.key" && wg pubkey <"$TOPO_DIR/wg$n.key" >"$TOPO_DIR/wg$n.pub"; done)
   if ! wg_make 1 || ! wg_make 2; then die "setting up wireguard-go failed: $(cat "$TOPO_DIR"/wg*.log 2>/dev/null)"; fi
   timeout 20 ip netns exec "$(topo_ns vm1)" ping -c 3 -i 0.2 -W 2 "${TOPO_VIP[2]}" >/dev/null || die "no ping through wireguard-go"
+  TUNNEL_PIDS=("${WG_PIDS[@]}")
   run_suite "$label" vm2 vm1 "${TOPO_VIP[2]}"
 }
 
@@ -221,19 +249,20 @@ def ratio(a, b, col):
 psp = next((p for p in paths if p.startswith("psp-gateway")), None)
 wg = next((p for p in paths if p.startswith("wireguard-go")), None)
 veth = "bare veth" if "bare veth" in paths else None
-fmt = "{:<18} {:<26} {:>8} {:>8} {:>9}  {}"
+fmt = "{:<18} {:<26} {:>8} {:>8} {:>9} {:>11}  {}"
 print()
-print(fmt.format("TEST", "PATH", "Gbit/s", "Mpps", "CPU s/GB", "NOTE"))
+print(fmt.format("TEST", "PATH", "Gbit/s", "Mpps", "CPU s/GB", "tunnel s/GB", "NOTE"))
 for t in tests:
     for p in paths:
         r = get.get((p, t))
-        if r: print(fmt.format(t, p, r[2], r[3], r[4], r[5]))
+        if r: print(fmt.format(t, p, r[2], r[3], r[4], r[5], r[6]))
     for name, other in (("psp / wireguard-go", wg), ("psp / bare veth", veth)):
         if psp and other:
             a, b = get.get((psp, t)), get.get((other, t))
-            print(fmt.format("", name, ratio(a, b, 2), ratio(a, b, 3), ratio(a, b, 4), ""))
+            print(fmt.format("", name, ratio(a, b, 2), ratio(a, b, 3), ratio(a, b, 4), ratio(a, b, 5), ""))
 print(f"\nGbit/s, Mpps: received, iperf3 -t {sys.argv[4]}; CPU s/GB: CPU seconds of the whole machine "
-      f"({sys.argv[2]} CPUs) per GB received (lower is better); load at the end: {sys.argv[3]}")
+      f"({sys.argv[2]} CPUs) per GB received (lower is better); tunnel s/GB: the same for the tunnel's own "
+      f"two processes alone (user + system, every thread); load at the end: {sys.argv[3]}")
 failed = [f"{r[0]} / {r[1]}" for r in rows if r[2] == "failed"]
 if failed:
     print("FAIL: no traffic on: " + ", ".join(failed), file=sys.stderr)

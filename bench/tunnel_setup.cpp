@@ -6,9 +6,10 @@
 //   * first-packet latency, a VM's first packet toward a VIP with no tunnel yet, sent -> received by the
 //     far VM, the key exchange included, on idle gateways whose channels are connected ahead;
 //   * resident memory of one gateway with the largest N tunnels (B in a forked child: this process is A).
-// Run: build/bin/bench_tunnel_setup [--table] [--memory] [pairs ...]   (default: 10000 100000; first packet
-// over 200 pairs); --table prints the results as README table rows (bench/scale); --memory measures the
-// resident memory only, of one gateway with each count of pairs in turn.
+// Run: build/bin/bench_tunnel_setup [--table] [--memory] [--on-demand] [pairs ...]   (default: 10000 100000;
+// first packet over 200 pairs); --table prints the results as README table rows (bench/scale); --memory
+// measures the resident memory only, of one gateway with each count of pairs in turn; --on-demand runs the
+// on-demand set-up only (to profile it).
 #include <arpa/inet.h>
 #include <malloc.h>
 #include <netinet/in.h>
@@ -482,12 +483,14 @@ Memory one_gateway_memory(std::size_t pairs) {
 int main(int argc, char** argv) {
   try {
     std::vector<std::size_t> sizes;
-    bool table = false, memory_only = false;
+    bool table = false, memory_only = false, on_demand_only = false;
     for (int i = 1; i < argc; ++i) {
       if (std::string_view(argv[i]) == "--table") {
         table = true;
       } else if (std::string_view(argv[i]) == "--memory") {
         memory_only = true;
+      } else if (std::string_view(argv[i]) == "--on-demand") {
+        on_demand_only = true;
       } else {
         sizes.push_back(std::strtoull(argv[i], nullptr, 10));
       }
@@ -513,6 +516,10 @@ int main(int argc, char** argv) {
           die("memory run of " + std::to_string(n) + " pairs failed");
         }
       }
+      return 0;
+    }
+    if (on_demand_only) {
+      for (std::size_t n : sizes) (void)on_demand_setup(n);
       return 0;
     }
     const std::size_t largest = *std::max_element(sizes.begin(), sizes.end());

@@ -8,6 +8,11 @@
 // no longer than the headers + gso_size, each a frame that parses back with the right IP lengths, a valid
 // IPv4 header checksum and L4 checksum, TCP sequence numbers advancing by the payload before it; their
 // payloads put together are the super-packet's payload; a pool whose buffers are too small is refused.
+//
+// The gateway's fused seal of a super-packet (gateway/segment_seal.hpp) against the path it replaced:
+// encap_tunnel_gso + unwrap_for_send + SegmentSeal must send bit for bit what GsoSegmenter's segments, each
+// encap_tunnel'd, sealed and unwrapped, are; or both refuse. The pool byte's other bits pick the SA's PSP
+// version (bits 1-2), VC (bit 3) and crypt offset (bits 4-7).
 #include <algorithm>
 #include <cstring>
 #include <optional>
@@ -16,9 +21,12 @@
 
 #include "base/byteorder.hpp"
 #include "fuzz/fuzz_target.hpp"
+#include "gateway/outer.hpp"
+#include "gateway/segment_seal.hpp"
 #include "net/checksum.hpp"
 #include "net/parse.hpp"
 #include "ports/gso.hpp"
+#include "ports/port.hpp"
 #include "ports/vnet_hdr.hpp"
 
 namespace {
@@ -99,6 +107,87 @@ void check_segmenter(const std::vector<uint8_t>& super, uint16_t gso_size, uint3
       std::equal(payload.begin(), payload.end(), super.begin() + static_cast<std::ptrdiff_t>(hdr)));
 }
 
+using Frames = std::vector<std::vector<uint8_t>>;
+
+// GsoSegmenter's segments, each encapsulated, sealed and reduced to the UDP payload (a segment the crypt
+// offset does not fit is dropped), with IVs iv, iv + 1, ...; nullopt if encap refuses one.
+std::optional<Frames> copy_then_seal(const std::vector<uint8_t>& super, uint16_t gso_size,
+                                     const psp::EncapTemplate& t, const crypto::AeadKey& key,
+                                     const crypto::AeadBackend& aead, uint64_t iv) {
+  const psp::EthAddrs eth{};
+  auto seg = ports::GsoSegmenter::start(super, gso_size);
+  PSPGW_FUZZ_CHECK(seg.ok());
+  net::PacketPool pool(4, ports::kGsoRxBufferSize);
+  Frames out;
+  while (!seg->done()) {
+    net::PacketBatch b;
+    PSPGW_FUZZ_CHECK(seg->next(pool, b, net::Metadata{}).ok());
+    for (net::Packet* p : b) {
+      const psp::EncapError e = psp::encap_tunnel(*p, t, eth, iv++, 0x77);
+      crypto::AeadOp op;
+      const psp::DropReason r =
+          e == psp::EncapError::kNone ? psp::prepare_frame_seal(*p, t, key, op) : psp::DropReason::kNone;
+      if (e == psp::EncapError::kNone && r == psp::DropReason::kNone) {
+        aead.seal({&op, 1});
+        PSPGW_FUZZ_CHECK(op.ok && gateway::unwrap_for_send(*p));
+        out.emplace_back(p->bytes().begin(), p->bytes().end());
+      }
+      pool.free(p);
+      if (e != psp::EncapError::kNone) return std::nullopt;
+      PSPGW_FUZZ_CHECK(r == psp::DropReason::kNone || r == psp::DropReason::kBadCryptOffset);
+    }
+  }
+  return out;
+}
+
+void check_fused_seal(const std::vector<uint8_t>& super, uint16_t gso_size, uint8_t knobs) {
+  static const auto aead =
+      crypto::make_backend("ipsec-mb") ? crypto::make_backend("ipsec-mb") : crypto::make_backend("openssl");
+  auto seg = ports::GsoSegmenter::start(super, gso_size);
+  if (!seg || seg->segment_count() == 0 || super.size() + net::kDefaultHeadroom > ports::kGsoRxBufferSize)
+    return;
+  psp::SealParams params;
+  params.version = static_cast<psp::PspVersion>((knobs >> 1) & 3);
+  params.spi = 0x80000031;
+  params.has_vc = (knobs & 8) != 0;
+  params.vc = 0x1122334455667788;
+  params.crypt_offset = static_cast<uint8_t>(knobs >> 4);
+  psp::OuterHeaders outer;
+  outer.local = *net::IpAddr::parse("2001:db8::1");
+  outer.peer = *net::IpAddr::parse("2001:db8::2");
+  const psp::EncapTemplate t = psp::EncapTemplate::make(params, outer).value();
+  const crypto::AeadAlg alg = *psp::aead_alg(static_cast<uint8_t>(params.version));
+  const std::vector<uint8_t> key_bytes(crypto::key_size(alg), 0x42);
+  const auto key = aead->make_key(alg, key_bytes);
+  const std::optional<Frames> want =
+      copy_then_seal(super, gso_size, t, *key, *aead, gateway::IvCounter(0).next());
+
+  net::PacketPool pool(2 * net::kMaxBatch + 1, ports::kGsoRxBufferSize);
+  net::Packet* sp = pool.alloc();
+  PSPGW_FUZZ_CHECK(sp->assign(super));
+  const auto first = static_cast<uint32_t>(seg->header_len() - seg->l3_offset() + seg->payload(0).size());
+  const psp::EncapError e = psp::encap_tunnel_gso(*sp, t, psp::EthAddrs{}, 1, 0x77, first);
+  PSPGW_FUZZ_CHECK((e == psp::EncapError::kNone) == want.has_value() || e == psp::EncapError::kTooBig);
+  if (e != psp::EncapError::kNone || !want) return;
+  sp->meta.gso_size = gso_size;
+  PSPGW_FUZZ_CHECK(gateway::unwrap_for_send(*sp));
+  auto seal = gateway::SegmentSeal::start(*sp, t, *key, pool.buffer_size());
+  PSPGW_FUZZ_CHECK(seal.ok());
+  gateway::IvCounter iv(0);  // the reference's IVs
+  gateway::AeadOps ops;
+  Frames got;
+  while (!seal->done()) {
+    net::PacketBatch b;
+    seal->next(pool, b, *aead, iv, ops);
+    for (net::Packet* p : b) {
+      got.emplace_back(p->bytes().begin(), p->bytes().end());
+      pool.free(p);
+    }
+  }
+  PSPGW_FUZZ_CHECK(got == *want);
+  PSPGW_FUZZ_CHECK(seal->dropped() + got.size() == seal->segment_count());
+}
+
 }  // namespace
 
 PSPGW_FUZZ_TARGET(tap_gso) {
@@ -116,6 +205,7 @@ PSPGW_FUZZ_TARGET(tap_gso) {
   }
   if (gso == ports::kVnetGsoTcpV4 || gso == ports::kVnetGsoTcpV6 || gso == ports::kVnetGsoUdpL4) {
     check_segmenter(frame, hdr.gso_size, buffer_size);
+    check_fused_seal(frame, hdr.gso_size, data[sizeof(hdr)]);
   }
   return 0;
 }

@@ -187,7 +187,7 @@ CStatus TunnelManager::check_request_locked(const MultiTunnelRequest& request) c
     const Session* s = session_at(id);
     if (s == nullptr || !s->active()) ++fresh;
   }
-  if (active_sessions_locked() + fresh > options_.max_tunnels) {
+  if (over_tunnel_limit_locked(fresh)) {
     return fail(ControlError::kResourceExhausted,
                 "tunnel limit reached (" + std::to_string(options_.max_tunnels) + ", see --max-tunnels)");
   }
@@ -564,7 +564,7 @@ CResult<PendingExchange> TunnelManager::begin_locked(const VipPair& pair, bool r
   }
   if (existing && now() < existing->retry_at)
     return fail(ControlError::kFailedPrecondition, describe(pair) + ": backing off");
-  if ((!existing || !existing->active()) && active_sessions_locked() >= options_.max_tunnels) {
+  if ((!existing || !existing->active()) && over_tunnel_limit_locked(1)) {
     return fail(ControlError::kResourceExhausted,
                 "tunnel limit reached (" + std::to_string(options_.max_tunnels) + ")");
   }
@@ -612,7 +612,7 @@ CResult<PendingExchange> TunnelManager::begin_static(PeerIndex peer, std::size_t
   if (cursor) *cursor = i;
   if (x.pairs.empty())
     return fail(ControlError::kAlreadyExists, peers_[peer].name + ": all tunnels connected");
-  if (active_sessions_locked() + fresh > options_.max_tunnels) {
+  if (over_tunnel_limit_locked(fresh)) {
     return fail(ControlError::kResourceExhausted,
                 "tunnel limit reached (" + std::to_string(options_.max_tunnels) + ")");
   }
@@ -751,7 +751,16 @@ CStatus TunnelManager::fail_exchange_locked(const PendingExchange& x, const Erro
 
 CStatus TunnelManager::connect(const VipPair& pair, PeerTransport& transport) {
   auto x = begin_exchange(pair);
-  if (!x) return Err{x.error()};
+  if (!x) {
+    // Connected already is done: the peer's exchange for the same pair may have come first and installed
+    // our egress from its reverse_params (a simultaneous open), or an earlier connect did.
+    if (x.error().code == ControlError::kAlreadyExists) {
+      std::lock_guard lock(mu_);
+      const Session* s = find_locked(pair);
+      if (s != nullptr && s->egress_spi) return {};
+    }
+    return Err{x.error()};
+  }
   auto answer = transport.request_tunnels(x->peer, x->request);  // no lock held
   return finish_exchange(std::move(x.value()), std::move(answer));
 }
@@ -1186,8 +1195,9 @@ void TunnelManager::count_active_locked(Session& s) {
   }
 }
 
-std::size_t TunnelManager::active_sessions_locked() const {
-  return active_;
+// Whether `fresh` more active sessions would pass the tunnel limit: one comparison (count_active_locked).
+bool TunnelManager::over_tunnel_limit_locked(std::size_t fresh) const {
+  return active_ + fresh > options_.max_tunnels;
 }
 
 CStatus TunnelManager::close_session(const VipPair& pair) {

@@ -304,7 +304,8 @@ class TunnelManager {
   // Applies the peer's answer (installs egress) or the failure (closes the ingress, backs the pair off).
   // Returns the typed failure in both failure cases.
   CStatus finish_exchange(PendingExchange exchange, CResult<MultiTunnelResponse> answer);
-  // begin + transport + finish.
+  // begin + transport + finish; a pair already connected (by this side or, opening at the same time, by
+  // the peer's exchange) is success.
   CStatus connect(const VipPair& pair, PeerTransport& transport);
   // Static mode (-z): the peer's pairs not connected nor in flight, no reverse params, at most
   // client_request_chunk of them. cursor (optional): the index in the peer's pairs to start from, advanced
@@ -428,7 +429,7 @@ class TunnelManager {
   void close_locked(const VipPair& pair, Session& s);
   PeerIndex slot_for_locked(const std::string& name, ReconfigureReport& report);
   std::size_t close_pairs_locked(const std::vector<VipPair>& pairs);
-  std::size_t active_sessions_locked() const;
+  bool over_tunnel_limit_locked(std::size_t fresh) const;
   void count_active_locked(Session& s);
   SessionInfo info_locked(const VipPair& pair, const Session& s) const;
   void log(const std::string& line) const;

@@ -371,6 +371,26 @@ TEST(TunnelManagerClient, FailureClosesIngressAndBacksOff) {
   EXPECT_EQ(a->tm->session(kA1toB1)->retry_at, Clock::time_point{});  // success resets the backoff
 }
 
+// The tunnel limit counts active sessions only: a pair backing off after a failure keeps its session (its
+// retry time) but no tunnel, so the map may hold more sessions than the limit while fewer are active.
+// The count is skipped only while the map itself is within the limit (it walked every session per pair).
+TEST(TunnelManagerClient, TunnelLimitCountsActiveSessionsNotBackingOffOnes) {
+  const VipPair a1_to_b3 = pair("10.0.0.1", "10.0.1.3");
+  Gateway a("192.0.2.1", "02:00:00:00:00:0A", {{"B", {kA1toB1, kA1toB2, a1_to_b3}}},
+            [](TunnelManagerOptions& o) { o.max_tunnels = 2; });
+  LoopbackTransport t;  // peer 0 unreachable
+  t.scripted_failures[0] = {Error{ControlError::kDeadlineExceeded, "B: Deadline Exceeded"}};
+  ASSERT_FALSE(a.tm->connect(kA1toB1, t).ok());
+  ASSERT_EQ(a.tm->state(kA1toB1), PairState::kBackoff);  // a session, not a tunnel
+  ASSERT_TRUE(a.tm->begin_exchange(kA1toB2).ok());
+  auto third = a.tm->begin_exchange(a1_to_b3);  // three sessions, two of them active: within the limit
+  ASSERT_TRUE(third.ok()) << third.error().message;
+  a.clock.t += milliseconds(100);  // B1's backoff is over: a third active session would pass the limit
+  auto again = a.tm->begin_exchange(kA1toB1);
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().code, ControlError::kResourceExhausted);
+}
+
 TEST(TunnelManagerClient, MalformedAnswerIsInternal) {
   auto a = make_a();
   auto x = a->tm->begin_exchange(kA1toB1);

@@ -114,6 +114,8 @@ class IpsecMbBackend final : public AeadBackend {
       const IpsecMbKey& key = as_ipsec_mb(op.key);
       if (is_gmac(key.alg())) {
         gmac(key, op, op.tag);
+      } else if (op.in_place != 0) {
+        seal_split(key, op);
       } else if (key.alg() == AeadAlg::kAesGcm128) {
         IMB_AES128_GCM_ENC(mgr_.get(), key.data(), &ctx_, op.out, op.in, op.len, op.nonce.data(),
                            op.aad.data(), op.aad.size(), op.tag, kGcmTagSize);
@@ -127,7 +129,7 @@ class IpsecMbBackend final : public AeadBackend {
   // Decrypts and recomputes the tag, then compares it with the received one in constant time.
   void open(std::span<AeadOp> ops) const override {
     for (AeadOp& op : ops) {
-      op.ok = well_formed(op);
+      op.ok = well_formed(op) && op.in_place == 0;  // a text in two pieces is a seal's only
       if (!op.ok) continue;
       const IpsecMbKey& key = as_ipsec_mb(op.key);
       std::array<uint8_t, kGcmTagSize> tag;
@@ -145,6 +147,24 @@ class IpsecMbBackend final : public AeadBackend {
   }
 
  private:
+  // A text in two pieces (AeadOp::in_place): the streaming API, one update per piece. The first piece's
+  // length need not be a multiple of 16: ipsec-mb carries a partial block between updates.
+  void seal_split(const IpsecMbKey& key, const AeadOp& op) const {
+    uint8_t* tail = op.out + op.in_place;
+    const std::size_t tail_len = op.len - op.in_place;
+    if (key.alg() == AeadAlg::kAesGcm128) {
+      IMB_AES128_GCM_INIT(mgr_.get(), key.data(), &ctx_, op.nonce.data(), op.aad.data(), op.aad.size());
+      IMB_AES128_GCM_ENC_UPDATE(mgr_.get(), key.data(), &ctx_, op.out, op.out, op.in_place);
+      if (tail_len != 0) IMB_AES128_GCM_ENC_UPDATE(mgr_.get(), key.data(), &ctx_, tail, op.in, tail_len);
+      IMB_AES128_GCM_ENC_FINALIZE(mgr_.get(), key.data(), &ctx_, op.tag, kGcmTagSize);
+    } else {
+      IMB_AES256_GCM_INIT(mgr_.get(), key.data(), &ctx_, op.nonce.data(), op.aad.data(), op.aad.size());
+      IMB_AES256_GCM_ENC_UPDATE(mgr_.get(), key.data(), &ctx_, op.out, op.out, op.in_place);
+      if (tail_len != 0) IMB_AES256_GCM_ENC_UPDATE(mgr_.get(), key.data(), &ctx_, tail, op.in, tail_len);
+      IMB_AES256_GCM_ENC_FINALIZE(mgr_.get(), key.data(), &ctx_, op.tag, kGcmTagSize);
+    }
+  }
+
   // GMAC over aad || text into `tag`; the text is copied to out unchanged. In PSP the two are contiguous
   // (header, then the rest of the packet): one update.
   void gmac(const IpsecMbKey& key, const AeadOp& op, uint8_t* tag) const {
@@ -162,7 +182,11 @@ class IpsecMbBackend final : public AeadBackend {
     } else {
       IMB_AES256_GMAC_INIT(mgr_.get(), key.data(), &ctx_, op.nonce.data(), op.nonce.size());
     }
-    if (op.len == 0 || op.aad.data() + op.aad.size() == op.in) {
+    if (op.in_place != 0) {  // seal of a text in two pieces: aad || out[0, in_place) || in
+      update(op.aad.data(), op.aad.size());
+      update(op.out, op.in_place);
+      update(op.in, op.len - op.in_place);
+    } else if (op.len == 0 || op.aad.data() + op.aad.size() == op.in) {
       update(op.aad.data(), op.aad.size() + op.len);
     } else {
       update(op.aad.data(), op.aad.size());
@@ -173,7 +197,9 @@ class IpsecMbBackend final : public AeadBackend {
     } else {
       IMB_AES256_GMAC_FINALIZE(mgr_.get(), key.data(), &ctx_, tag, kGcmTagSize);
     }
-    if (op.len != 0 && op.out != op.in) std::memmove(op.out, op.in, op.len);
+    if (op.len > op.in_place && op.out + op.in_place != op.in) {
+      std::memmove(op.out + op.in_place, op.in, op.len - op.in_place);
+    }
   }
 
   MgrPtr mgr_;

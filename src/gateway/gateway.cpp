@@ -239,7 +239,7 @@ std::vector<std::pair<net::IpAddr, std::size_t>> vip_ports(const std::vector<Hos
 
 }  // namespace
 
-PortFactory system_ports(bool udp_zero_checksum) {
+PortFactory system_ports(bool udp_zero_checksum, bool whole_super_packets) {
   PortFactory f;
   // Both directions of a flow on one worker (ports/steering.hpp): queue w of each TAP and socket w of the
   // UDP reuseport group are worker w's, and both are chosen from the flow hash's low bits. Where the kernel
@@ -252,11 +252,13 @@ PortFactory system_ports(bool udp_zero_checksum) {
     for (const std::string& why : *steering) s += " " + why;
     return steering->empty() ? s : s + "); each direction still stays on one worker";
   };
-  f.host = [steering](uint16_t worker, uint16_t workers, std::size_t /*index*/, const HostPortConfig& cfg,
-                      PortId id) -> Result<std::unique_ptr<ports::Port>, std::string> {
+  f.host = [steering, whole_super_packets](uint16_t worker, uint16_t workers, std::size_t /*index*/,
+                                           const HostPortConfig& cfg,
+                                           PortId id) -> Result<std::unique_ptr<ports::Port>, std::string> {
     ports::TapConfig tc;
     tc.name = cfg.name;
     tc.id = id;
+    tc.segment_on_rx = !whole_super_packets;
     tc.mtu = cfg.mtu;
     tc.multi_queue = workers > 1;  // one queue per worker: the kernel keeps each flow on one queue
     // GSO frames suit a workload's kernel stack; a VNF may read its port raw (AF_PACKET) and forward what
@@ -536,6 +538,7 @@ Status<std::string> Gateway::open_workers() {
     if (!udp) return Err{udp.error()};
     wc.network = std::move(*udp);
     wc.outer = {local_pip_, psp::kPspUdpPort, local_mac_};
+    wc.sas = sas_.get();
     wc.payload_mtu = payload_mtu_;
     workers_.push_back(
         std::make_unique<PacketWorker>(std::move(wc), *topo_, *sa_epoch_, *worker_psp_[w], host_ports_));
@@ -550,6 +553,7 @@ Status<std::string> Gateway::start() {
   SlowPathOptions so;
   so.responders = responders(config_, host_port_cfg_, host_ports_);
   so.host_port_of = [dp = dp_.get()](const net::IpAddr& vip) { return dp->host_port_of(vip); };
+  so.pending_pairs = flags_.max_tunnels;
   so.sample_pcap = flags_.sample_pcap;
   so.show_rss_packets = flags_.show_rss_rx_packets;
   so.log = [this](std::string_view line) { log_limited(line); };  // packets trigger these
@@ -897,6 +901,7 @@ void Gateway::fill_psp_snapshot(const std::vector<WorkerStats>& stats, admin::St
                     {"dropped_hold_full", sp.dropped_hold_full},
                     {"dropped_exchange_failed", sp.dropped_exchange_failed},
                     {"dropped_ring_full", sp.dropped_ring_full},
+                    {"pending_full", sp.pending_full},
                     {"dropped_cpu_queue_full", cpu_drops},
                     {"exchanges_started", sp.exchanges_started},
                     {"exchanges_ok", sp.exchanges_ok},

@@ -60,8 +60,10 @@ struct PortFactory {
   std::function<std::string()> steering;
 };
 // udp_zero_checksum: the spec's UDP checksum 0 on transmit (and so no UDP GSO) instead of valid checksums
-// with UDP GSO, the default (README "Speed": why).
-PortFactory system_ports(bool udp_zero_checksum = false);
+// with UDP GSO, the default (README "Speed": why). whole_super_packets: the TAPs hand TSO/USO
+// super-packets up whole, to be segmented as they are sealed (segment_seal.hpp; tunnel mode only: transport
+// mode's encap needs each segment's own IP header); false: the TAP segments them as it reads them.
+PortFactory system_ports(bool udp_zero_checksum = false, bool whole_super_packets = false);
 
 class Gateway final : public admin::AdminHandler {
  public:

@@ -1,6 +1,6 @@
-// Unit tests of the gateway's parts: FrameRing, HoldQueue, the outer headers of the UDP port (outer.hpp),
-// SaTable, flow_hash, Topology and the PSP actions run through a real pipeline (gateway A encapsulates and
-// encrypts, gateway B decrypts and decapsulates).
+// Unit tests of the gateway's parts: FrameRing, HoldQueue, PendingPairs, the outer headers of the UDP port
+// (outer.hpp), SaTable, flow_hash, Topology and the PSP actions run through a real pipeline (gateway A
+// encapsulates and encrypts, gateway B decrypts and decapsulates).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -216,6 +216,29 @@ TEST(HoldQueue, TakeReturnsOldestFirstAndFreesRoom) {
   EXPECT_EQ(q.take(p2).size(), 2u);
   EXPECT_EQ(q.total(), 0u);
   EXPECT_TRUE(q.pairs().empty());
+}
+
+// A first exchange waits once per pair, oldest first, and the set is bounded apart from the held packets.
+TEST(PendingPairs, EachPairOnceInArrivalOrderAndBounded) {
+  PendingPairs q(3);
+  const auto p1 = vp("10.0.0.1", "10.0.0.2");
+  const auto p2 = vp("10.0.0.1", "10.0.0.3");
+  const auto p3 = vp("fd00::1", "fd00::4");
+  const auto p4 = vp("10.0.0.1", "10.0.0.5");
+  EXPECT_TRUE(q.empty());
+  EXPECT_EQ(q.push(p2), PendingPairs::Verdict::kQueued);
+  EXPECT_EQ(q.push(p1), PendingPairs::Verdict::kQueued);
+  EXPECT_EQ(q.push(p2), PendingPairs::Verdict::kAlreadyQueued);
+  EXPECT_EQ(q.push(p3), PendingPairs::Verdict::kQueued);
+  EXPECT_EQ(q.push(p4), PendingPairs::Verdict::kFull);
+  EXPECT_EQ(q.push(p1), PendingPairs::Verdict::kAlreadyQueued);  // queued beats full: nothing to count
+  EXPECT_EQ(q.size(), 3u);
+  EXPECT_EQ(q.take(), (std::vector<control::VipPair>{p2, p1, p3}));
+  EXPECT_TRUE(q.empty());
+  EXPECT_TRUE(q.take().empty());
+  EXPECT_EQ(q.push(p4), PendingPairs::Verdict::kQueued);  // room again, and p2 may wait again
+  EXPECT_EQ(q.push(p2), PendingPairs::Verdict::kQueued);
+  EXPECT_EQ(q.take(), (std::vector<control::VipPair>{p4, p2}));
 }
 
 // ------------------------------------------------------------------------------------------------ outer

@@ -466,7 +466,8 @@ struct LonePeer {
   std::unique_ptr<TestGateway> a;
   std::unique_ptr<TestGateway> b;
 
-  bool start_a(uint16_t grpc_port, uint16_t peer_grpc_port) {
+  bool start_a(uint16_t grpc_port, uint16_t peer_grpc_port,
+               std::vector<std::string> peer_vips = {"10.4.0.1"}) {
     ports::testing::EndpointConfig near{.name = "net-a", .addr = ip("127.0.0.3"), .port = psp::kPspUdpPort};
     ports::testing::EndpointConfig other{.name = "net-b", .addr = ip("127.0.0.4"), .port = psp::kPspUdpPort};
     auto wire = ports::testing::make_pair(near, other);
@@ -474,7 +475,7 @@ struct LonePeer {
     a = testing::make_gateway({.name = "a",
                                .pip = "127.0.0.3",
                                .vips = {"10.3.0.1"},
-                               .peer_vips = {"10.4.0.1"},
+                               .peer_vips = std::move(peer_vips),
                                .grpc_port = grpc_port,
                                .peer_grpc_port = peer_grpc_port,
                                .gateway_mac = "02:50:00:00:0a:01"},
@@ -584,6 +585,40 @@ TEST(Faults, HoldQueueFullDropsAndCountsTheRest) {
   EXPECT_EQ(slow(a, "dropped_hold_full"), 136u);
   EXPECT_EQ(slow(a, "exchanges_started"), 1u);
   server->Shutdown(std::chrono::system_clock::now());
+}
+
+// The hold queue full in total (64 pairs x 64 packets, their exchanges stalled at a peer that never
+// answers): a first packet toward a 65th VIP is dropped and counted, and its pair's exchange is queued all
+// the same (PendingPairs), so it starts with the others once exchange threads are free (the peer killed).
+// Before, a packet that could not be held started nothing: its tunnel waited for a packet that fit.
+TEST(Faults, FirstPacketThatCannotBeHeldStillStartsItsExchange) {
+  constexpr std::size_t kPerPair = 64, kPairs = 64;  // SlowPathOptions: hold_per_pair x (hold_total / it)
+  LonePeer net;
+  StallingPeer service;
+  const uint16_t peer_port = free_port();
+  auto server = serve(service, peer_port, net.dir.path);
+  ASSERT_NE(server, nullptr);
+  std::vector<std::string> vips;
+  for (std::size_t i = 0; i <= kPairs; ++i) vips.push_back("10.4.0." + std::to_string(i + 1));
+  ASSERT_TRUE(net.start_a(free_port(), peer_port, vips));
+  const TestGateway& a = *net.a;
+  for (std::size_t i = 0; i < kPairs; ++i) {  // one pair at a time: within the worker's ring to the CPU
+    std::vector<std::vector<uint8_t>> burst;
+    for (std::size_t k = 0; k < kPerPair; ++k) burst.push_back(udp(a, "10.3.0.1", vips[i], "held"));
+    send(a, burst);
+    ASSERT_TRUE(wait_until([&] { return slow(a, "held") == (i + 1) * kPerPair; }, kWait))
+        << a.admin("counters").dump();
+  }
+  send(a, {udp(a, "10.3.0.1", vips[kPairs], "no room")});
+  ASSERT_TRUE(wait_until([&] { return slow(a, "dropped_hold_full") == 1; }, kWait))
+      << a.admin("counters").dump();
+  EXPECT_LT(slow(a, "exchanges_started"), kPairs);     // the rest wait for a free exchange thread
+  server->Shutdown(std::chrono::system_clock::now());  // the stalled exchanges fail: threads free
+  ASSERT_TRUE(wait_until([&] { return slow(a, "exchanges_started") == kPairs + 1; }, kWait))
+      << a.admin("counters").dump();
+  EXPECT_EQ(slow(a, "pending_full"), 0u);
+  const auto all_counted = [&] { return slow(a, "dropped_exchange_failed") == kPairs * kPerPair; };
+  EXPECT_TRUE(wait_until(all_counted, kWait)) << a.admin("counters").dump();
 }
 
 }  // namespace

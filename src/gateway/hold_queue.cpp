@@ -1,5 +1,7 @@
 #include "gateway/hold_queue.hpp"
 
+#include <utility>
+
 namespace pspgw::gateway {
 
 HoldQueue::Verdict HoldQueue::hold(const control::VipPair& pair, HeldPacket pkt) {
@@ -30,6 +32,19 @@ std::vector<control::VipPair> HoldQueue::pairs() const {
   out.reserve(queues_.size());
   for (const auto& [pair, q] : queues_) out.push_back(pair);
   return out;
+}
+
+PendingPairs::Verdict PendingPairs::push(const control::VipPair& pair) {
+  if (queued_.contains(pair)) return Verdict::kAlreadyQueued;
+  if (order_.size() >= limit_) return Verdict::kFull;
+  queued_.insert(pair);
+  order_.push_back(pair);
+  return Verdict::kQueued;
+}
+
+std::vector<control::VipPair> PendingPairs::take() {
+  queued_.clear();
+  return std::exchange(order_, {});
 }
 
 }  // namespace pspgw::gateway

@@ -1,11 +1,18 @@
-// Packets held while their tunnel is being set up (the seeds' "store the miss packet P1"; DOCA has no
-// hold queue and loses them). Bounded per VIP pair and in total, so a flood toward an unreachable VIP
-// costs a fixed amount of memory; a packet that does not fit is dropped and counted. Control thread only.
+// What waits on the control thread for a tunnel (control thread only):
+//   HoldQueue     packets held while their tunnel is being set up (the seeds' "store the miss packet P1";
+//                 DOCA has no hold queue and loses them). Bounded per VIP pair and in total, so a flood
+//                 toward an unreachable VIP costs a fixed amount of memory; a packet that does not fit is
+//                 dropped and counted.
+//   PendingPairs  VIP pairs whose first exchange waits for an exchange thread, each once, in arrival order.
+//                 Bounded apart from the packets (the gateway: by its tunnel limit), so a pair whose first
+//                 packet found the hold queue full still gets its exchange: a dropped packet does not
+//                 delay the tunnel.
 #pragma once
 
 #include <cstdint>
 #include <deque>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "base/ids.hpp"
@@ -36,6 +43,23 @@ class HoldQueue {
   std::size_t total_limit_;
   std::size_t total_ = 0;
   std::unordered_map<control::VipPair, std::deque<HeldPacket>, control::VipPairHash> queues_;
+};
+
+class PendingPairs {
+ public:
+  explicit PendingPairs(std::size_t limit) : limit_(limit) {}
+
+  enum class Verdict : uint8_t { kQueued, kAlreadyQueued, kFull };
+  Verdict push(const control::VipPair& pair);
+  // Every waiting pair, oldest first; none waits afterwards.
+  std::vector<control::VipPair> take();
+  std::size_t size() const { return order_.size(); }
+  bool empty() const { return order_.empty(); }
+
+ private:
+  std::size_t limit_;
+  std::vector<control::VipPair> order_;
+  std::unordered_set<control::VipPair, control::VipPairHash> queued_;
 };
 
 }  // namespace pspgw::gateway

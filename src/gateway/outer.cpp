@@ -5,6 +5,7 @@
 #include "base/byteorder.hpp"
 #include "net/checksum.hpp"
 #include "net/headers.hpp"
+#include "psp/header.hpp"
 
 namespace pspgw::gateway {
 namespace {
@@ -23,6 +24,22 @@ void write_udp(uint8_t* p, uint16_t sport, uint16_t dport, uint32_t payload) {
   store_be16(p + 2, dport);
   store_be16(p + 4, static_cast<uint16_t>(payload + kUdpHeader));
   store_be16(p + 6, 0);  // PSP: UDP checksum 0 (spec §1)
+}
+
+// The offset of the UDP header of an Ethernet + IPv4/IPv6 + UDP frame; 0 if it is not one.
+uint32_t udp_offset(std::span<const uint8_t> f) {
+  constexpr uint32_t kEth = sizeof(net::EthHdr);
+  if (f.size() < kEth + sizeof(net::Ipv4Hdr) + kUdpHeader) return 0;
+  const uint16_t type = load_be16(&f[12]);
+  if (type == net::kEtherTypeIpv4 && (f[kEth] >> 4) == 4 && f[kEth + 9] == net::kIpProtoUdp) {
+    const uint32_t ihl = static_cast<uint32_t>(f[kEth] & 0x0f) * 4;
+    return ihl >= sizeof(net::Ipv4Hdr) && kEth + ihl + kUdpHeader <= f.size() ? kEth + ihl : 0;
+  }
+  if (type == net::kEtherTypeIpv6 && f.size() >= kEth + sizeof(net::Ipv6Hdr) + kUdpHeader &&
+      (f[kEth] >> 4) == 6 && f[kEth + 6] == net::kIpProtoUdp) {
+    return kEth + sizeof(net::Ipv6Hdr);
+  }
+  return 0;
 }
 
 bool wrap_one(net::Packet& pkt, const OuterEndpoint& local) {
@@ -74,25 +91,38 @@ std::size_t wrap_received(net::PacketBatch& batch, const OuterEndpoint& local, u
 }
 
 bool unwrap_for_send(net::Packet& frame) {
-  const uint8_t* f = frame.data();
-  const uint32_t len = frame.size();
-  if (len < sizeof(net::EthHdr) + sizeof(net::Ipv4Hdr) + kUdpHeader) return false;
-  const uint16_t type = load_be16(f + 12);
-  uint32_t l4 = 0;
-  if (type == net::kEtherTypeIpv4 && (f[14] >> 4) == 4 && f[14 + 9] == net::kIpProtoUdp) {
-    const uint32_t ihl = static_cast<uint32_t>(f[14] & 0x0f) * 4;
-    l4 = sizeof(net::EthHdr) + ihl;
-    if (ihl < sizeof(net::Ipv4Hdr) || l4 + kUdpHeader > len) return false;
-    frame.meta.peer = net::IpAddr::v4(std::span<const uint8_t, 4>(f + 14 + 16, 4));
-  } else if (type == net::kEtherTypeIpv6 && len >= sizeof(net::EthHdr) + sizeof(net::Ipv6Hdr) + kUdpHeader &&
-             (f[14] >> 4) == 6 && f[14 + 6] == net::kIpProtoUdp) {
-    l4 = sizeof(net::EthHdr) + sizeof(net::Ipv6Hdr);
-    frame.meta.peer = net::IpAddr::v6(std::span<const uint8_t, 16>(f + 14 + 24, 16));
+  const uint32_t udp = udp_offset(frame.bytes());
+  if (udp == 0) return false;
+  const uint8_t* ip = frame.data() + sizeof(net::EthHdr);
+  frame.meta.peer = (ip[0] >> 4) == 4 ? net::IpAddr::v4(std::span<const uint8_t, 4>(ip + 16, 4))
+                                      : net::IpAddr::v6(std::span<const uint8_t, 16>(ip + 24, 16));
+  frame.meta.peer_port = load_be16(frame.data() + udp + 2);
+  return frame.pull_front(udp + kUdpHeader);
+}
+
+uint32_t encapped_inner_offset(std::span<const uint8_t> frame) {
+  const uint32_t udp = udp_offset(frame);
+  const uint32_t psp = udp + kUdpHeader;
+  if (udp == 0 || frame.size() < psp + 2) return 0;
+  return psp + 8 + 8u * frame[psp + 1];  // Hdr Ext Len: 8-byte units after the first 8 (spec §2)
+}
+
+bool finish_encapped_segment(net::Packet& frame) {
+  const uint32_t udp = udp_offset(frame.bytes());
+  if (udp == 0) return false;
+  uint8_t* icv = frame.push_back(psp::kPspIcvSize);
+  if (icv == nullptr) return false;
+  std::memset(icv, 0, psp::kPspIcvSize);
+  uint8_t* f = frame.data();
+  const uint32_t ip = sizeof(net::EthHdr);
+  if ((f[ip] >> 4) == 4) {
+    store_be16(f + ip + 2, static_cast<uint16_t>(frame.size() - ip));
+    net::ipv4_set_checksum(f + ip);
   } else {
-    return false;
+    store_be16(f + ip + 4, static_cast<uint16_t>(frame.size() - ip - sizeof(net::Ipv6Hdr)));
   }
-  frame.meta.peer_port = load_be16(f + l4 + 2);
-  return frame.pull_front(l4 + kUdpHeader);
+  store_be16(f + udp + 4, static_cast<uint16_t>(frame.size() - udp));
+  return true;
 }
 
 }  // namespace pspgw::gateway

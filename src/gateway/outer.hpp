@@ -32,4 +32,12 @@ std::size_t wrap_received(net::PacketBatch& batch, const OuterEndpoint& local, u
 // Ethernet + IPv4/IPv6 + UDP.
 bool unwrap_for_send(net::Packet& frame);
 
+// Samples of a super-packet (segment_seal.hpp): the segments of an encapsulated super-packet are cut with
+// its outer headers and PSP header in front (ports::GsoSegmenter::start_at), where its inner IP packet
+// begins (0: not Ethernet + IPv4/IPv6 + UDP + a PSP header) ...
+uint32_t encapped_inner_offset(std::span<const uint8_t> frame);
+// ... and each segment then gets ICV room and outer lengths of its own (the super-packet's stated its
+// first segment's). False (frame untouched) when it is not Ethernet + IPv4/IPv6 + UDP or has no tailroom.
+bool finish_encapped_segment(net::Packet& frame);
+
 }  // namespace pspgw::gateway

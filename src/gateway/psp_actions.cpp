@@ -6,6 +6,7 @@
 #include "base/byteorder.hpp"
 #include "net/headers.hpp"
 #include "net/parse.hpp"
+#include "ports/gso.hpp"
 #include "psp/batch.hpp"
 #include "psp/encap_template.hpp"
 #include "psp/seal.hpp"
@@ -79,6 +80,26 @@ uint8_t encap_one(net::Packet& pkt, const TxSa* sa, const psp::EthAddrs& eth, Iv
   return drop(GatewayDrop::kBadFrame);
 }
 
+// encap() of a super-packet (TAP TSO/USO, segment_on_rx off: tunnel mode only): the template in front,
+// outer lengths of its first segment; the segments are cut when it is sealed (segment_seal.hpp).
+uint8_t encap_gso_one(net::Packet& pkt, const TxSa* sa, const psp::EthAddrs& eth, IvCounter& iv) {
+  if (sa == nullptr || !sa->tmpl) return drop(GatewayDrop::kNoSa);
+  const auto seg = ports::GsoSegmenter::start(pkt.bytes(), pkt.meta.gso_size);
+  if (!seg || seg->segment_count() == 0) return drop(GatewayDrop::kBadFrame);
+  const auto first = static_cast<uint32_t>(seg->header_len() - seg->l3_offset() + seg->payload(0).size());
+  const uint32_t hash = flow_hash(pkt.bytes());
+  switch (psp::encap_tunnel_gso(pkt, *sa->tmpl, eth, iv.next(), hash, first)) {
+    case psp::EncapError::kNone:
+      pkt.meta.flow_hash = hash;
+      pkt.meta.gso_encapped = true;
+      return 0;
+    case psp::EncapError::kTooBig:
+      return drop(GatewayDrop::kTooBig);
+    default:
+      return drop(GatewayDrop::kBadFrame);
+  }
+}
+
 // One instance per mode: the mode is a template parameter, not a per-packet branch on a flag.
 template <psp::Mode M>
 class EncapAction final : public flow::BatchAction {
@@ -90,7 +111,11 @@ class EncapAction final : public flow::BatchAction {
     WorkerPsp& w = *(*ctx_.workers)[ac.worker];
     for (std::size_t i = 0; i < pkts.size(); ++i) {
       const TxSa* sa = ctx_.sas->get(static_cast<CryptoId>(args[i]));
-      if (const uint8_t r = encap_one<M>(*pkts[i], sa, eth_, w.iv); r != 0) pkts[i]->meta.drop_reason = r;
+      // A super-packet only reaches a tunnel-mode gateway (transport mode segments on the TAP's rx).
+      const uint8_t r = pkts[i]->meta.gso_size == 0 ? encap_one<M>(*pkts[i], sa, eth_, w.iv)
+                        : M == psp::Mode::kTunnel   ? encap_gso_one(*pkts[i], sa, eth_, w.iv)
+                                                    : drop(GatewayDrop::kBadFrame);
+      if (r != 0) pkts[i]->meta.drop_reason = r;
     }
   }
   std::string name() const override { return M == psp::Mode::kTunnel ? "encap()" : "encap(transport)"; }
@@ -112,6 +137,12 @@ class EncryptAction final : public flow::BatchAction {
     std::size_t n = 0;
     for (std::size_t i = 0; i < pkts.size(); ++i) {
       net::Packet& pkt = *pkts[i];
+      if (pkt.meta.gso_encapped) {  // sealed segment by segment on its way out (segment_seal.hpp)
+        if (const uint8_t r = check_gso(pkt, static_cast<CryptoId>(args[i]), w); r != 0) {
+          pkt.meta.drop_reason = r;
+        }
+        continue;
+      }
       const uint8_t r = prepare(pkt, static_cast<CryptoId>(args[i]), w, ops.make(n));
       if (r != 0) {
         pkt.meta.drop_reason = r;
@@ -141,6 +172,20 @@ class EncryptAction final : public flow::BatchAction {
     const psp::DropReason r = psp::prepare_frame_seal(pkt, *sa->tmpl, *key, op);
     if (r == psp::DropReason::kBadHeader) return drop(GatewayDrop::kNoSa);
     return r == psp::DropReason::kNone ? 0 : static_cast<uint8_t>(r);
+  }
+
+  // A super-packet: the checks prepare() makes, nothing sealed yet. The worker seals its segments as it
+  // sends them, with the SA behind meta.pkt_meta then (worker.cpp, SegmentSeal::start checks again).
+  uint8_t check_gso(net::Packet& pkt, CryptoId id, WorkerPsp& w) const {
+    const TxSa* sa = ctx_.sas->get(id);
+    if (sa == nullptr || !sa->tmpl || sa->key_for(w.worker, *w.aead) == nullptr)
+      return drop(GatewayDrop::kNoSa);
+    const psp::EncapTemplate& t = *sa->tmpl;
+    if (pkt.size() < t.size() || !psp::detail::header_of(pkt.data() + t.psp_offset(), t)) {
+      return drop(GatewayDrop::kNoSa);
+    }
+    pkt.meta.pkt_meta = static_cast<uint32_t>(id);
+    return 0;
   }
 
   PspContext ctx_;

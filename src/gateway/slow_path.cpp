@@ -182,6 +182,7 @@ SlowPath::SlowPath(std::vector<PacketWorker*> workers, control::TunnelManager& t
       transport_(transport),
       opts_(std::move(opts)),
       hold_(opts_.hold_per_pair, opts_.hold_total),
+      pending_(opts_.pending_pairs),
       wake_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
   for (PacketWorker* w : workers_) w->set_cpu_notify(wake_.get());
   exchanges_ = std::make_unique<ExchangeRunner>(opts_.exchange_threads, [this] { wake(); });
@@ -335,7 +336,8 @@ void SlowPath::on_egress_miss(std::span<const uint8_t> frame, PortId port, uint1
       return;
     }
   }
-  switch (tm_.state(pair)) {
+  const control::PairState state = tm_.state(pair);
+  switch (state) {
     case control::PairState::kConnected:
       // Installed after this packet missed: send it on, behind the packets held for the pair (the
       // exchange finished on its thread, but its completion may not have been handled yet).
@@ -351,17 +353,19 @@ void SlowPath::on_egress_miss(std::span<const uint8_t> frame, PortId port, uint1
     case control::PairState::kInFlight:
       break;
   }
-  if (hold_.hold(pair, {std::vector<uint8_t>(frame.begin(), frame.end()), worker, port}) !=
+  if (hold_.hold(pair, {std::vector<uint8_t>(frame.begin(), frame.end()), worker, port}) ==
       HoldQueue::Verdict::kHeld) {
+    BUMP(held, 1);
+  } else {
     BUMP(dropped_hold_full, 1);
-    return;
   }
-  BUMP(held, 1);
-  if (tm_.state(pair) == control::PairState::kIdle) queue_exchange(pair);
+  // Held or not: a full hold queue costs this packet, not the pair's tunnel (the workload's next packet
+  // finds it up, where before it found nothing started and was dropped again).
+  if (state == control::PairState::kIdle) queue_exchange(pair);
 }
 
 void SlowPath::queue_exchange(const control::VipPair& pair) {
-  if (pending_set_.insert(pair).second) pending_.push_back(pair);
+  if (pending_.push(pair) == PendingPairs::Verdict::kFull) BUMP(pending_full, 1);
 }
 
 void SlowPath::start_pending() {
@@ -372,7 +376,7 @@ void SlowPath::start_pending() {
       std::max<std::size_t>(1, std::min(kMaxPairsPerExchange, tm_.client_request_chunk()));
   if (exchanges_->busy() >= exchanges_->threads() && pending_.size() < chunk) return;
   std::map<control::PeerIndex, std::vector<control::VipPair>> by_peer;
-  for (const control::VipPair& pair : pending_) {
+  for (const control::VipPair& pair : pending_.take()) {
     // Settled meanwhile (the peer's own request, a static connect): flush_settled handles its packets.
     if (tm_.state(pair) != control::PairState::kIdle) continue;
     const auto peer = tm_.peer_of(pair);
@@ -383,8 +387,6 @@ void SlowPath::start_pending() {
     }
     by_peer[*peer].push_back(pair);
   }
-  pending_.clear();
-  pending_set_.clear();
   for (auto& [peer, pairs] : by_peer) {
     for (std::size_t from = 0; from < pairs.size(); from += chunk) {
       const std::size_t to = std::min(pairs.size(), from + chunk);
@@ -452,11 +454,16 @@ void SlowPath::on_completion(const ExchangeRunner::Completion& c) {
     BUMP(rekeys_failed, c.status ? 0 : 1);
     return;
   }
+  // Only the exchange's own pairs (a sweep of every held pair per completion cost O(held) each time);
+  // pairs that other paths settled are swept each tick.
   if (!c.batch.empty()) {
     // Counted per tunnel, as single exchanges are: a batch may be answered for some pairs only.
     std::size_t ok = 0;
-    for (const control::VipPair& pair : c.batch)
-      ok += tm_.state(pair) == control::PairState::kConnected ? 1 : 0;
+    for (const control::VipPair& pair : c.batch) {
+      const control::PairState state = tm_.state(pair);
+      ok += state == control::PairState::kConnected ? 1 : 0;
+      if (hold_.held(pair) > 0) settle(pair, state);
+    }
     BUMP(exchanges_ok, ok);
     BUMP(exchanges_failed, c.batch.size() - ok);
     if (!c.status) {
@@ -464,7 +471,6 @@ void SlowPath::on_completion(const ExchangeRunner::Completion& c) {
           c.pair.local.to_string() + " -> " + c.pair.remote.to_string() + ") failed for " +
           std::to_string(c.batch.size() - ok) + ": " + c.status.error().message);
     }
-    flush_settled();
     return;
   }
   BUMP(exchanges_ok, c.status ? 1 : 0);
@@ -473,31 +479,33 @@ void SlowPath::on_completion(const ExchangeRunner::Completion& c) {
     log("key exchange for " + c.pair.local.to_string() + " -> " + c.pair.remote.to_string() +
         " failed: " + c.status.error().message);
   }
-  flush_settled();
+  if (hold_.held(c.pair) > 0) settle(c.pair, tm_.state(c.pair));
 }
 
 // Held packets follow their pair's state, whoever changed it (our exchange, a static-mode connect, a
 // peer's request with reverse params): connected -> resubmit in order; failed -> drop; idle -> start.
-void SlowPath::flush_settled() {
-  for (const control::VipPair& pair : hold_.pairs()) {
-    switch (tm_.state(pair)) {
-      case control::PairState::kInFlight:
-        break;
-      case control::PairState::kConnected:
-        resubmit_held(pair);
-        break;
-      case control::PairState::kBackoff: {
-        const std::size_t n = hold_.take(pair).size();
-        BUMP(dropped_exchange_failed, n);
-        log("dropped " + std::to_string(n) + " held packet(s) for " + pair.local.to_string() + " -> " +
-            pair.remote.to_string() + ": no tunnel (retry after backoff)");
-        break;
-      }
-      case control::PairState::kIdle:
-        queue_exchange(pair);
-        break;
+void SlowPath::settle(const control::VipPair& pair, control::PairState state) {
+  switch (state) {
+    case control::PairState::kInFlight:
+      break;
+    case control::PairState::kConnected:
+      resubmit_held(pair);
+      break;
+    case control::PairState::kBackoff: {
+      const std::size_t n = hold_.take(pair).size();
+      BUMP(dropped_exchange_failed, n);
+      log("dropped " + std::to_string(n) + " held packet(s) for " + pair.local.to_string() + " -> " +
+          pair.remote.to_string() + ": no tunnel (retry after backoff)");
+      break;
     }
+    case control::PairState::kIdle:
+      queue_exchange(pair);
+      break;
   }
+}
+
+void SlowPath::flush_settled() {
+  for (const control::VipPair& pair : hold_.pairs()) settle(pair, tm_.state(pair));
 }
 
 void SlowPath::resubmit_held(const control::VipPair& pair) {

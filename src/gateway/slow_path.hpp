@@ -1,7 +1,8 @@
 // The slow path: what the seeds call RSS and the "RSS miss handler". One control thread drains every
 // worker's CPU ring and
-//   egress-miss   holds the packet (HoldQueue), starts one key exchange per VIP pair (begin_exchange opens
-//                 our ingress ACL first), and when the exchange ends resubmits the held packets in order
+//   egress-miss   holds the packet (HoldQueue) and, held or not (a full hold queue drops the packet, not
+//                 the tunnel), queues one key exchange per VIP pair (PendingPairs; begin_exchange opens
+//                 our ingress ACL first); when the exchange ends it resubmits the held packets in order
 //                 into EGR_ACL — or drops them, counted and logged, if it failed (later traffic retries,
 //                 after the tunnel manager's backoff);
 //   exception     answers ARP / Neighbor Solicitation / DHCP (exception.hpp) back out of the same port;
@@ -89,6 +90,9 @@ struct SlowPathStats {
   uint64_t dropped_hold_full = 0;        // per-pair or total hold limit reached
   uint64_t dropped_exchange_failed = 0;  // held packets of a failed exchange
   uint64_t dropped_ring_full = 0;        // a worker's inbound ring was full
+  // First exchanges not queued: PendingPairs at its bound (the pair's next packet or the next tick tries
+  // again). No packet is dropped for it: a held one stays held.
+  uint64_t pending_full = 0;
   uint64_t exchanges_started = 0;
   uint64_t exchanges_ok = 0;
   uint64_t exchanges_failed = 0;
@@ -108,6 +112,8 @@ struct SlowPathOptions {
   std::vector<ResponderPolicy> responders;  // by host-port index (PortId - 1)
   std::size_t hold_per_pair = 64;
   std::size_t hold_total = 4096;
+  // Pairs whose first exchange waits for an exchange thread (PendingPairs); the gateway: its tunnel limit.
+  std::size_t pending_pairs = 65536;
   std::size_t exchange_threads = 4;
   std::string sample_pcap;        // "" = none
   bool show_rss_packets = false;  // --show-rss-rx-packets: log every packet that reaches the CPU
@@ -161,6 +167,9 @@ class SlowPath {
   void queue_exchange(const control::VipPair& pair);
   void start_pending();
   void start_rekeys();
+  // Held packets follow their pair's state: settle() one pair's after its exchange, flush_settled() every
+  // held pair's (each tick, after a per-peer job: states other paths changed).
+  void settle(const control::VipPair& pair, control::PairState state);
   void flush_settled();
   void resubmit_held(const control::VipPair& pair);
   bool send_to_worker(uint16_t worker, std::span<const uint8_t> frame, FrameInfo info);
@@ -172,13 +181,12 @@ class SlowPath {
   SlowPathOptions opts_;
   std::mutex responders_mu_;  // opts_.responders: the control thread reads, a reload writes
   HoldQueue hold_;
+  PendingPairs pending_;  // first exchanges not started yet
   UniqueFd wake_;
   std::unique_ptr<ExchangeRunner> exchanges_;
   std::optional<ports::PcapWriter> pcap_;
   bool pcap_off_ = false;  // --sample-pcap failed (pcap_failed): samples are no longer written
   std::set<control::VipPair> rekeying_;
-  std::vector<control::VipPair> pending_;  // first exchanges not started yet, in arrival order
-  std::set<control::VipPair> pending_set_;
   std::atomic<bool> rekey_requested_{false};
   std::atomic<bool> refresh_requested_{false};
   std::set<control::PeerIndex> peer_jobs_;  // peers with a refresh or static connect running

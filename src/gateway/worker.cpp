@@ -8,6 +8,8 @@
 #include <cstring>
 #include <string>
 
+#include "gateway/segment_seal.hpp"
+
 namespace pspgw::gateway {
 namespace {
 
@@ -29,34 +31,51 @@ void signal_fd(int fd) {
 }  // namespace
 
 // Where the pipeline's packets leave: ports (the network one reduced to UDP payloads), the CPU ring,
-// or the pool (drops, kernel). Batches of at most kMaxBatch per call.
+// or the pool (drops, kernel). Batches of at most kMaxBatch per call. Super-packets (TAP TSO/USO frames
+// that crossed the pipeline whole) are cut here: sealed segment by segment toward the network
+// (segment_seal.hpp), written whole to a TAP that takes GSO frames, segmented for anything else.
 class PacketWorker::Sink final : public flow::Sink {
  public:
   explicit Sink(PacketWorker& w) : w_(w) {}
 
   void to_port(PortId port, std::span<net::Packet* const> pkts) override {
+    if (port.value() == 0) {
+      to_network(pkts);
+      return;
+    }
+    ports::Port* dst = port.value() <= w_.cfg_.hosts.size() ? w_.cfg_.hosts[port.value() - 1].get() : nullptr;
     net::PacketBatch out;
     for (net::Packet* p : pkts) {
-      if (port.value() == 0 && !unwrap_for_send(*p)) {
-        ++w_.local_.unwrap_failures;
+      if (dst != nullptr && p->meta.gso_size != 0 && !dst->takes_gso()) {
+        flush(*dst, out);
+        segment(*p, [dst](const net::PacketBatch& segs) { dst->tx_burst(segs); });
         w_.pool_.free(p);
         continue;
       }
       out.push(p);
     }
-    ports::Port* dst = port.value() == 0                      ? w_.cfg_.network.get()
-                       : port.value() <= w_.cfg_.hosts.size() ? w_.cfg_.hosts[port.value() - 1].get()
-                                                              : nullptr;
-    if (dst != nullptr && !out.empty()) dst->tx_burst(out);
-    for (net::Packet* p : out) w_.pool_.free(p);
+    if (dst != nullptr) {
+      flush(*dst, out);
+    } else {
+      free_all(out);
+    }
   }
   void to_cpu(uint16_t reason, std::span<net::Packet* const> pkts) override {
     bool pushed = false;
-    for (net::Packet* p : pkts) {
-      if (w_.to_cpu_.push(p->bytes(), {reason, p->meta.in_port})) {
+    const auto push = [&](const net::Packet& p) {
+      if (w_.to_cpu_.push(p.bytes(), {reason, p.meta.in_port})) {
         pushed = true;
       } else {
         ++w_.local_.cpu_queue_drops;
+      }
+    };
+    for (net::Packet* p : pkts) {
+      if (p->meta.gso_size != 0) {  // a held or sampled super-packet: the frames its segments are on the wire
+        segment(*p, [&push](const net::PacketBatch& segs) {
+          for (const net::Packet* s : segs) push(*s);
+        });
+      } else {
+        push(*p);
       }
       w_.pool_.free(p);
     }
@@ -66,7 +85,103 @@ class PacketWorker::Sink final : public flow::Sink {
   void dropped(uint8_t /*reason*/, std::span<net::Packet* const> pkts) override { free_all(pkts); }
 
  private:
+  void to_network(std::span<net::Packet* const> pkts) {
+    ports::Port& net = *w_.cfg_.network;
+    net::PacketBatch out;
+    for (net::Packet* p : pkts) {
+      if (!unwrap_for_send(*p)) {
+        ++w_.local_.unwrap_failures;
+        w_.pool_.free(p);
+        continue;
+      }
+      if (p->meta.gso_size != 0) {
+        flush(net, out);  // what came before it leaves before its segments
+        seal_segments(*p);
+        w_.pool_.free(p);
+        continue;
+      }
+      out.push(p);
+    }
+    flush(net, out);
+  }
+
+  // An encapsulated super-packet, reduced to its UDP payload: its segments sealed and sent a batch at a
+  // time, with the SA behind the crypto id encrypt() checked (a re-key since then seals with the new one,
+  // as encrypt() would; an SA gone meanwhile drops it as unknown-key).
+  void seal_segments(const net::Packet& sp) {
+    WorkerPsp& psp = w_.psp_;
+    const TxSa* sa =
+        w_.cfg_.sas != nullptr ? w_.cfg_.sas->get(static_cast<CryptoId>(sp.meta.pkt_meta)) : nullptr;
+    const crypto::AeadKey* key = sa != nullptr && sa->tmpl ? sa->key_for(psp.worker, *psp.aead) : nullptr;
+    if (key == nullptr) {
+      psp.counters.count_drop(psp::DropReason::kUnknownKey);
+      return;
+    }
+    auto seal = SegmentSeal::start(sp, *sa->tmpl, *key, w_.pool_.buffer_size());
+    if (!seal) {
+      psp.counters.count_drop(seal.error());
+      return;
+    }
+    ports::Port& net = *w_.cfg_.network;
+    while (!seal->done()) {
+      net::PacketBatch out;
+      if (seal->next(w_.pool_, out, *psp.aead, psp.iv, psp.scratch.ops) == 0 && out.empty()) {
+        if (seal->done()) break;  // the last ones did not fit their crypt offset
+        ++w_.local_.pool_empty;   // every buffer in use: the rest of the super-packet is lost
+        break;
+      }
+      for (const net::Packet* p : out) psp.counters.count_tx(psp::DropReason::kNone, p->size());
+      flush(net, out);
+    }
+    for (std::size_t i = 0; i < seal->dropped(); ++i)
+      psp.counters.count_drop(psp::DropReason::kBadCryptOffset);
+  }
+
+  // Cuts a super-packet into frames (the TAP's own, or an encapsulated one: a sample) and hands them to
+  // `emit` a batch at a time (which must not keep them).
+  template <class Emit>
+  void segment(const net::Packet& sp, Emit emit) {
+    const uint32_t inner = sp.meta.gso_encapped ? encapped_inner_offset(sp.bytes()) : 0;
+    auto seg = sp.meta.gso_encapped
+                   ? ports::GsoSegmenter::start_at(sp.bytes(), static_cast<uint16_t>(inner), sp.meta.gso_size)
+                   : ports::GsoSegmenter::start(sp.bytes(), sp.meta.gso_size);
+    if (!seg || (sp.meta.gso_encapped && inner == 0)) {
+      ++w_.local_.segment_failures;
+      return;
+    }
+    net::Metadata meta = sp.meta;
+    meta.gso_encapped = false;
+    while (!seg->done()) {
+      net::PacketBatch out;
+      auto n = seg->next(w_.pool_, out, meta);
+      if (!n || *n == 0) {
+        ++(n ? w_.local_.pool_empty : w_.local_.segment_failures);
+        free_all(out);
+        return;
+      }
+      net::PacketBatch ready;
+      for (net::Packet* p : out) {
+        if (!sp.meta.gso_encapped || finish_encapped_segment(*p)) {
+          ready.push(p);
+        } else {
+          ++w_.local_.segment_failures;
+        }
+      }
+      if (!ready.empty()) emit(ready);
+      free_all(out);
+    }
+  }
+
+  void flush(ports::Port& port, net::PacketBatch& out) {
+    if (out.empty()) return;
+    port.tx_burst(out);
+    free_all(out);
+    out.clear();
+  }
   void free_all(std::span<net::Packet* const> pkts) {
+    for (net::Packet* p : pkts) w_.pool_.free(p);
+  }
+  void free_all(const net::PacketBatch& pkts) {
     for (net::Packet* p : pkts) w_.pool_.free(p);
   }
   PacketWorker& w_;

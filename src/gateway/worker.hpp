@@ -43,10 +43,11 @@ struct WorkerStats {
   psp::Counters psp;
   psp::KeyCacheStats key_cache;
   uint64_t batches = 0;
-  uint64_t cpu_queue_drops = 0;  // the ring to the control thread was full
-  uint64_t pool_empty = 0;       // a resubmitted frame found no free buffer
-  uint64_t unwrap_failures = 0;  // a frame toward the network without outer headers (a bug if non-zero)
-  TooBigCounters too_big;        // host-port frames larger than the tunnel carries (mtu_guard.hpp)
+  uint64_t cpu_queue_drops = 0;   // the ring to the control thread was full
+  uint64_t pool_empty = 0;        // a resubmitted frame found no free buffer
+  uint64_t unwrap_failures = 0;   // a frame toward the network without outer headers (a bug if non-zero)
+  uint64_t segment_failures = 0;  // a super-packet that could not be cut for a port or the CPU (a bug too)
+  TooBigCounters too_big;         // host-port frames larger than the tunnel carries (mtu_guard.hpp)
 };
 
 struct WorkerConfig {
@@ -54,6 +55,7 @@ struct WorkerConfig {
   std::unique_ptr<ports::Port> network;             // PortId 0
   std::vector<std::unique_ptr<ports::Port>> hosts;  // PortId 1..N
   OuterEndpoint outer;
+  const SaTable* sas = nullptr;  // the SAs super-packets are sealed with as they leave (segment_seal.hpp)
   uint32_t payload_mtu = 0;  // the largest inner IP packet the tunnel carries (path_mtu.hpp); 0: unchecked
   std::size_t pool_packets = 768;
   uint32_t buffer_size = ports::kGsoRxBufferSize;

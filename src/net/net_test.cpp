@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <utility>
 #include <vector>
 
 #include "net/addr.hpp"
@@ -88,6 +89,27 @@ TEST(Checksum, WordSumEqualsRfc1071ForEveryLengthAndAlignment) {
   }
   const std::vector<uint8_t> ones(64, 0xff);  // sums that carry on every add
   EXPECT_EQ(csum_fold(csum_partial(ones)), reference_fold(ones, 0));
+}
+
+// The 64-byte vector steps: segment and super-packet sizes, all-ones bytes (every 16-bit lane at its
+// largest), and inputs past the 1 MiB run after which the lanes are folded, copying and not.
+TEST(Checksum, VectorStepsEqualRfc1071OnLongInputs) {
+  std::vector<uint8_t> buf((std::size_t{1} << 21) + 200);
+  uint32_t x = 777;
+  for (auto& b : buf) b = static_cast<uint8_t>((x = x * 1103515245 + 12345) >> 16);
+  const std::vector<uint8_t> ones(buf.size(), 0xff);
+  for (const std::vector<uint8_t>* data : {&std::as_const(buf), &ones}) {
+    for (std::size_t len : {std::size_t{63}, std::size_t{64}, std::size_t{65}, std::size_t{1448},
+                            std::size_t{65535}, (std::size_t{1} << 20) + 64, (std::size_t{1} << 21) + 131}) {
+      for (std::size_t off : {0, 1, 2}) {
+        const std::span<const uint8_t> bytes(data->data() + off, len);
+        ASSERT_EQ(csum_fold(csum_partial(bytes, 0x1234)), reference_fold(bytes, 0x1234)) << len << "+" << off;
+        std::vector<uint8_t> dst(len);
+        ASSERT_EQ(csum_fold(csum_copy(dst.data(), bytes)), reference_fold(bytes, 0)) << len << "+" << off;
+        ASSERT_TRUE(std::equal(bytes.begin(), bytes.end(), dst.begin())) << len << "+" << off;
+      }
+    }
+  }
 }
 
 TEST(Addr, ParseFormat) {

@@ -53,6 +53,9 @@ struct Metadata {
   uint16_t peer_port = 0;
   // Host-side super-packet (TAP TSO/USO) not yet segmented: L4 payload bytes per segment; 0 = a plain frame.
   uint16_t gso_size = 0;
+  // A super-packet encap() has encapsulated (its segments are made when it is sealed, or when a sample of
+  // it leaves for the CPU); false: still the Ethernet frame the TAP gave.
+  bool gso_encapped = false;
   // The decrypt step's plan of a received PSP frame, valid while `syndrome` says it opened (psp/batch.hpp).
   DecapPlan decap_plan;
 };

@@ -46,10 +46,21 @@ bool complete_checksum(std::span<uint8_t> frame, uint16_t csum_start, uint16_t c
 Result<GsoSegmenter, GsoError> GsoSegmenter::start(std::span<const uint8_t> frame, uint16_t gso_size) {
   if (gso_size == 0) return Err{GsoError::kBadGsoSize};
   auto parsed = net::parse_frame(frame);
-  if (!parsed || parsed->ip.family == net::IpFamily::kNone || parsed->ip.fragment) {
-    return Err{GsoError::kBadHeaders};
-  }
-  const net::IpInfo& ip = parsed->ip;
+  if (!parsed || parsed->ip.family == net::IpFamily::kNone) return Err{GsoError::kBadHeaders};
+  return from(frame, parsed->ip, gso_size);
+}
+
+Result<GsoSegmenter, GsoError> GsoSegmenter::start_at(std::span<const uint8_t> frame, uint16_t l3_offset,
+                                                      uint16_t gso_size) {
+  if (gso_size == 0) return Err{GsoError::kBadGsoSize};
+  auto ip = net::parse_ip(frame, l3_offset);
+  if (!ip) return Err{GsoError::kBadHeaders};
+  return from(frame, *ip, gso_size);
+}
+
+Result<GsoSegmenter, GsoError> GsoSegmenter::from(std::span<const uint8_t> frame, const net::IpInfo& ip,
+                                                  uint16_t gso_size) {
+  if (ip.family == net::IpFamily::kNone || ip.fragment) return Err{GsoError::kBadHeaders};
   const std::size_t l3_end = std::size_t{ip.l3_offset} + ip.l3_total_len;
   if (ip.l4_offset >= l3_end) return Err{GsoError::kBadHeaders};
   const uint16_t l4_len = l4_header_len(ip.l4_proto, frame.data() + ip.l4_offset, l3_end - ip.l4_offset);
@@ -93,6 +104,14 @@ Result<std::size_t, GsoError> GsoSegmenter::next(net::PacketPool& pool, net::Pac
 void GsoSegmenter::write_segment(uint8_t* seg, uint32_t payload_off, uint32_t len, std::size_t index) const {
   std::memcpy(seg, frame_, hdr_len_);
   const uint32_t payload_sum = net::csum_copy(seg + hdr_len_, {frame_ + hdr_len_ + payload_off, len});
+  fix_ip(seg, len, index);
+  fix_l4(seg, payload_off, len, payload_sum);
+}
+
+void GsoSegmenter::write_headers(uint8_t* seg, std::size_t index, uint32_t payload_sum) const {
+  const auto payload_off = static_cast<uint32_t>(index) * gso_size_;
+  const uint32_t len = payload_len_ - payload_off < gso_size_ ? payload_len_ - payload_off : gso_size_;
+  std::memcpy(seg, frame_, hdr_len_);
   fix_ip(seg, len, index);
   fix_l4(seg, payload_off, len, payload_sum);
 }

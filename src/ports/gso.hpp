@@ -19,6 +19,7 @@
 
 #include "base/result.hpp"
 #include "net/packet.hpp"
+#include "net/parse.hpp"
 
 namespace pspgw::ports {
 
@@ -39,20 +40,39 @@ class GsoSegmenter {
   // Validates an Ethernet frame holding a TCP or UDP super-packet (IPv4 or IPv6, with at most one VLAN
   // tag). The frame's bytes must stay valid and unchanged until done().
   static Result<GsoSegmenter, GsoError> start(std::span<const uint8_t> frame, uint16_t gso_size);
+  // The same for an IP packet at `l3_offset` of `frame` behind anything but Ethernet (an encapsulated
+  // super-packet: [outer headers][PSP header][inner IP ...]); the bytes in front are copied as they are.
+  static Result<GsoSegmenter, GsoError> start_at(std::span<const uint8_t> frame, uint16_t l3_offset,
+                                                 uint16_t gso_size);
 
   // Appends the next segments to `out`, each with a copy of `meta` (gso_size cleared). Stops when every
   // segment is out, `out` is full or `pool` is empty. Returns how many were appended.
   Result<std::size_t, GsoError> next(net::PacketPool& pool, net::PacketBatch& out, const net::Metadata& meta);
 
+  // One segment, for a caller that places the payload itself (the gateway's segment seal reads it from
+  // the super-packet into the sealed segment: gateway/segment_seal.hpp): writes the header_len() bytes
+  // in front of segment `index`'s payload (the frame's leading bytes, then its IP and L4 headers fixed
+  // for this segment) to `seg`, given csum_partial of that payload.
+  void write_headers(uint8_t* seg, std::size_t index, uint32_t payload_sum) const;
+  std::span<const uint8_t> payload(std::size_t index) const {
+    const uint32_t off = static_cast<uint32_t>(index) * gso_size_;
+    return {frame_ + hdr_len_ + off, payload_len_ - off < gso_size_ ? payload_len_ - off : gso_size_};
+  }
+
   bool done() const { return emitted_ >= payload_len_; }
   // Number of segments in all: ceil(payload / gso_size).
   std::size_t segment_count() const { return (payload_len_ + gso_size_ - 1) / gso_size_; }
-  uint32_t header_len() const { return hdr_len_; }
+  uint32_t header_len() const { return hdr_len_; }  // leading bytes + IP + L4 headers
+  uint16_t l3_offset() const { return l3_off_; }
+  uint16_t l4_offset() const { return l4_off_; }
+  uint16_t gso_size() const { return gso_size_; }
   uint8_t l4_proto() const { return l4_proto_; }  // net::kIpProtoTcp or net::kIpProtoUdp
   bool ipv4() const { return v4_; }
 
  private:
   GsoSegmenter() = default;
+  static Result<GsoSegmenter, GsoError> from(std::span<const uint8_t> frame, const net::IpInfo& ip,
+                                             uint16_t gso_size);
   void write_segment(uint8_t* seg, uint32_t payload_off, uint32_t len, std::size_t index) const;
   void fix_ip(uint8_t* seg, uint32_t len, std::size_t index) const;
   void fix_l4(uint8_t* seg, uint32_t payload_off, uint32_t len, uint32_t payload_sum) const;

@@ -85,6 +85,9 @@ class Port {
   // polls as an error forever, so the caller stops polling it; rx_burst returns nothing and tx_burst drops
   // (kDeviceGone) without a syscall.
   virtual bool gone() const { return false; }
+  // True when tx_burst takes super-packets (metadata.gso_size != 0) whole: a TAP with offloads writes
+  // them as virtio-net GSO frames. Anything else is handed their segments.
+  virtual bool takes_gso() const { return false; }
 
  protected:
   Port() = default;

@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "net/headers.hpp"
+#include "ports/header_fields.hpp"
 
 namespace pspgw::ports {
 namespace {
@@ -113,7 +114,12 @@ std::size_t TapPort::rx_burst(net::PacketPool& pool, net::PacketBatch& out) {
   if (gone_) return 0;
   const std::size_t first = out.size();
   bool more = pending_ == nullptr || drain_pending(pool, out);
-  while (more && !out.full() && pending_ == nullptr) more = read_one(pool, out);
+  uint64_t bytes = 0;
+  while (more && !out.full() && pending_ == nullptr && bytes < config_.rx_burst_bytes) {
+    const std::size_t before = out.size();
+    more = read_one(pool, out);
+    for (std::size_t i = before; i < out.size(); ++i) bytes += out[i]->size();
+  }
   for (std::size_t i = first; i < out.size(); ++i) stats_.rx_bytes += out[i]->size();
   stats_.rx_packets += out.size() - first;
   return out.size() - first;
@@ -212,31 +218,77 @@ std::size_t TapPort::tx_burst(const net::PacketBatch& pkts) {
   }
   std::array<std::span<const uint8_t>, net::kMaxBatch> frames;
   for (std::size_t i = 0; i < pkts.size(); ++i) frames[i] = {pkts[i]->data(), pkts[i]->size()};
-  const std::span<const std::span<const uint8_t>> batch(frames.data(), pkts.size());
+  // Runs of plain frames (coalesced where they merge), and super-packets one write each, in batch order.
+  std::size_t sent = 0;
+  for (std::size_t i = 0; i < pkts.size();) {
+    if (pkts[i]->meta.gso_size != 0) {
+      sent += write_super(*pkts[i]) ? 1 : 0;
+      ++i;
+      continue;
+    }
+    std::size_t end = i + 1;
+    while (end < pkts.size() && pkts[end]->meta.gso_size == 0) ++end;
+    sent += write_frames(std::span<const std::span<const uint8_t>>(frames.data() + i, end - i));
+    i = end;
+  }
+  stats_.tx_packets += sent;
+  return sent;
+}
+
+std::size_t TapPort::write_frames(std::span<const std::span<const uint8_t>> batch) {
   std::size_t writes = 0;
   if (coalescing_) {
     writes = plan_coalesced_writes(batch, coalesce_, writes_);
   } else {
-    for (; writes < pkts.size(); ++writes)
+    for (; writes < batch.size(); ++writes)
       writes_[writes] = {.first = static_cast<uint16_t>(writes), .count = 1};
   }
   std::size_t sent = 0;
   for (std::size_t i = 0; i < writes; ++i) {
     const CoalescedWrite& w = writes_[i];
     if (!write_one(w, batch)) {
-      gone_ = gone_ || errno == EBADFD;
-      stats_.drop(gone_                ? DropReason::kDeviceGone
-                  : would_block(errno) ? DropReason::kTxQueueFull
-                                       : DropReason::kTxError,
-                  w.count);
+      count_write_error(w.count);
       continue;
     }
     sent += w.count;
-    for (std::size_t k = 0; k < w.count; ++k) stats_.tx_bytes += frames[w.first + k].size();
+    for (std::size_t k = 0; k < w.count; ++k) stats_.tx_bytes += batch[w.first + k].size();
     if (w.count > 1) ++coalesced_writes_;
   }
-  stats_.tx_packets += sent;
   return sent;
+}
+
+void TapPort::count_write_error(std::size_t frames) {
+  gone_ = gone_ || errno == EBADFD;
+  stats_.drop(gone_                ? DropReason::kDeviceGone
+              : would_block(errno) ? DropReason::kTxQueueFull
+                                   : DropReason::kTxError,
+              frames);
+}
+
+// A super-packet that crossed the gateway whole (takes_gso): one write with the virtio-net GSO header the
+// kernel gave it (its L4 checksum field still holds the pseudo-header sum NEEDS_CSUM asks for).
+bool TapPort::write_super(const net::Packet& p) {
+  auto seg = GsoSegmenter::start(p.bytes(), p.meta.gso_size);
+  if (!seg) {
+    stats_.drop(DropReason::kBadGso);
+    return false;
+  }
+  const bool tcp = seg->l4_proto() == net::kIpProtoTcp;
+  VirtioNetHdr h{};
+  h.flags = kVnetFlagNeedsCsum;
+  h.gso_type = tcp ? (seg->ipv4() ? kVnetGsoTcpV4 : kVnetGsoTcpV6) : kVnetGsoUdpL4;
+  h.hdr_len = static_cast<uint16_t>(seg->header_len());
+  h.gso_size = p.meta.gso_size;
+  h.csum_start = seg->l4_offset();
+  h.csum_offset = static_cast<uint16_t>(tcp ? fields::kTcpCsum : fields::kUdpCsum);
+  iovec iov[2] = {{&h, sizeof(h)},
+                  {const_cast<uint8_t*>(p.data()), p.size()}};  // NOLINT: writev does not write
+  if (::writev(fd_.get(), iov, 2) < 0) {
+    count_write_error(1);
+    return false;
+  }
+  stats_.tx_bytes += p.size();
+  return true;
 }
 
 // One writev(): [virtio header][frame], or [virtio header][run header][payload of each frame of the run].

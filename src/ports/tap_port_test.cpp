@@ -297,6 +297,84 @@ TEST_F(TapTest, UsoSendArrivesAsOneSuperPacket) {
   });
 }
 
+// A super-packet that crossed the gateway whole goes back to a kernel in one write with its GSO header
+// (takes_gso): a USO super-packet read from the TAP, turned around (addresses, ports and MACs swapped:
+// the IPv4 header sum and the pseudo-header sum in its checksum field stay valid), reaches the local
+// socket as the ten datagrams it was sent as.
+TEST_F(TapTest, SuperPacketIsWrittenWhole) {
+  run([] {
+    auto tap = open_tap(TapConfig{.name = "pspt0", .segment_on_rx = false});
+    ASSERT_TRUE(tap);
+    if ((tap->offloads() & kTunFUso4) == 0) GTEST_SKIP() << "kernel without TUN_F_USO4";
+    EXPECT_TRUE(tap->takes_gso());
+    address_tap(*tap);
+    UniqueFd s = udp_socket(4005);
+    std::vector<uint8_t> data(10 * 1000);
+    for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(i * 13);
+    ASSERT_EQ(send_to_peer(s.get(), data.data(), data.size(), 5557, 1000), static_cast<ssize_t>(data.size()));
+    net::PacketPool pool(64, kGsoRxBufferSize);
+    auto got = read_udp(*tap, pool, 5557, 1);
+    ASSERT_EQ(got.size(), 1U);
+    net::Packet& super = *got[0];
+    ASSERT_EQ(super.meta.gso_size, 1000);
+    uint8_t* f = super.data();
+    std::array<uint8_t, 6> mac;
+    std::memcpy(mac.data(), f, 6);
+    std::memcpy(f, f + 6, 6);
+    std::memcpy(f + 6, mac.data(), 6);
+    std::array<uint8_t, 4> addr;
+    std::memcpy(addr.data(), f + 14 + 12, 4);
+    std::memcpy(f + 14 + 12, f + 14 + 16, 4);
+    std::memcpy(f + 14 + 16, addr.data(), 4);
+    const uint16_t sport = load_be16(f + 34);
+    store_be16(f + 34, load_be16(f + 36));
+    store_be16(f + 36, sport);
+    net::PacketBatch b;
+    b.push(&super);
+    ASSERT_EQ(tap->tx_burst(b), 1U);
+    EXPECT_EQ(tap->stats().tx_packets, 1U);
+    pool.free(&super);
+    for (std::size_t k = 0; k < 10; ++k) {
+      pollfd pfd{s.get(), POLLIN, 0};
+      ASSERT_EQ(::poll(&pfd, 1, 1000), 1) << "datagram " << k;
+      uint8_t buf[2000];
+      ASSERT_EQ(::recv(s.get(), buf, sizeof(buf), 0), 1000) << "datagram " << k;
+      ASSERT_TRUE(std::equal(buf, buf + 1000, data.begin() + static_cast<std::ptrdiff_t>(k * 1000)));
+    }
+  });
+}
+
+// A burst stops once it has read rx_burst_bytes (whole super-packets stay few enough per batch to be
+// sealed while still in cache): with a budget of one byte, each call returns one super-packet.
+TEST_F(TapTest, RxBurstStopsAtItsByteBudget) {
+  run([] {
+    auto tap = open_tap(TapConfig{.name = "pspt0", .segment_on_rx = false, .rx_burst_bytes = 1});
+    ASSERT_TRUE(tap);
+    if ((tap->offloads() & kTunFUso4) == 0) GTEST_SKIP() << "kernel without TUN_F_USO4";
+    address_tap(*tap);
+    UniqueFd s = udp_socket(4006);
+    std::vector<uint8_t> data(4 * 1000, 0x5a);
+    for (int i = 0; i < 3; ++i) {
+      ASSERT_EQ(send_to_peer(s.get(), data.data(), data.size(), 5558, 1000), static_cast<ssize_t>(data.size()));
+    }
+    net::PacketPool pool(64, kGsoRxBufferSize);
+    std::size_t supers = 0;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (supers < 3 && std::chrono::steady_clock::now() < deadline) {
+      pollfd pfd{tap->fd(), POLLIN, 0};
+      ::poll(&pfd, 1, 20);
+      net::PacketBatch in;
+      tap->rx_burst(pool, in);
+      EXPECT_LE(in.size(), 1U);
+      for (net::Packet* p : in) {
+        if (p->meta.gso_size == 1000) ++supers;
+        pool.free(p);
+      }
+    }
+    EXPECT_EQ(supers, 3U);
+  });
+}
+
 TEST_F(TapTest, UsoSuperPacketIsSegmentedOnRxAcrossBatches) {
   run([] {
     auto tap = open_tap(TapConfig{.name = "pspt0"});

@@ -74,18 +74,21 @@ EncapError transport_payload(std::span<const uint8_t> frame, Payload& out) {
   return EncapError::kNone;
 }
 
+// `wire_len`: the payload length the outer headers state: pl.len, or for a super-packet its first
+// segment's (encap_tunnel_gso), which also gets no ICV room (its segments get their own).
 [[gnu::always_inline]] inline EncapError encap_payload(net::Packet& pkt, const EncapTemplate& t,
                                                        const EthAddrs& eth, const Payload& pl, uint64_t iv,
-                                                       uint32_t hash) {
-  const uint32_t udp_len = kUdp + t.psp_header_size() + pl.len + static_cast<uint32_t>(kPspIcvSize);
+                                                       uint32_t hash, uint32_t wire_len, bool icv_room) {
+  const uint32_t udp_len = kUdp + t.psp_header_size() + wire_len + static_cast<uint32_t>(kPspIcvSize);
   const uint32_t outer_ip = t.psp_offset() - kEth - kUdp;
   // IPv4 counts its own header in the total length; IPv6's payload length is the UDP length.
   if (udp_len + (outer_ip == sizeof(net::Ipv4Hdr) ? outer_ip : 0) > kMaxIpLength) return EncapError::kTooBig;
   pkt.trim_back(pkt.size() - (pl.offset + pl.len));  // Ethernet padding is not part of the packet
   pkt.pull_front(pl.offset);
-  if (pkt.headroom() < t.size() || pkt.tailroom() < kPspIcvSize) return EncapError::kTooBig;
-  pkt.push_back(kPspIcvSize);
-  t.write(pkt.push_front(t.size()), eth, pl.len, pl.next_header, iv, hash);
+  const uint32_t icv = icv_room ? static_cast<uint32_t>(kPspIcvSize) : 0;
+  if (pkt.headroom() < t.size() || pkt.tailroom() < icv) return EncapError::kTooBig;
+  pkt.push_back(icv);
+  t.write(pkt.push_front(t.size()), eth, wire_len, pl.next_header, iv, hash);
   return EncapError::kNone;
 }
 
@@ -124,14 +127,21 @@ EncapError encap_tunnel(net::Packet& pkt, const EncapTemplate& t, const EthAddrs
                         uint32_t hash) {
   Payload pl;
   if (!tunnel_payload(pkt.bytes(), pl)) return EncapError::kBadFrame;
-  return encap_payload(pkt, t, eth, pl, iv, hash);
+  return encap_payload(pkt, t, eth, pl, iv, hash, pl.len, true);
+}
+
+EncapError encap_tunnel_gso(net::Packet& pkt, const EncapTemplate& t, const EthAddrs& eth, uint64_t iv,
+                            uint32_t hash, uint32_t first_segment_len) {
+  Payload pl;
+  if (!tunnel_payload(pkt.bytes(), pl) || first_segment_len > pl.len) return EncapError::kBadFrame;
+  return encap_payload(pkt, t, eth, pl, iv, hash, first_segment_len, false);
 }
 
 EncapError encap_transport(net::Packet& pkt, const EncapTemplate& t, const EthAddrs& eth, uint64_t iv,
                            uint32_t hash) {
   Payload pl;
   if (const EncapError e = transport_payload(pkt.bytes(), pl); e != EncapError::kNone) return e;
-  return encap_payload(pkt, t, eth, pl, iv, hash);
+  return encap_payload(pkt, t, eth, pl, iv, hash, pl.len, true);
 }
 
 }  // namespace pspgw::psp

@@ -109,6 +109,13 @@ EncapError encap_tunnel(net::Packet& pkt, const EncapTemplate& t, const EthAddrs
                         uint32_t hash);
 EncapError encap_transport(net::Packet& pkt, const EncapTemplate& t, const EthAddrs& eth, uint64_t iv,
                            uint32_t hash);
+// encap() of a super-packet (a TAP TSO/USO frame, cut into segments only when sealed:
+// gateway/segment_seal.hpp): the template goes in front of the inner IP packet as for encap_tunnel, but
+// the outer lengths state the first segment's (`first_segment_len`: its inner IP packet's length), so
+// the frame reads as that segment to everything before the seal (EGR_SAMP's S bit, a sample's headers);
+// no ICV room. kBadFrame also when first_segment_len passes the inner packet.
+EncapError encap_tunnel_gso(net::Packet& pkt, const EncapTemplate& t, const EthAddrs& eth, uint64_t iv,
+                            uint32_t hash, uint32_t first_segment_len);
 
 // encrypt(): points `op` at a frame encap_* made, to seal it in place with `key`, the key of `t`'s SA.
 // The header must be what `t` writes, up to the S bit and the SPI: a re-key may have replaced the SA
@@ -116,6 +123,18 @@ EncapError encap_transport(net::Packet& pkt, const EncapTemplate& t, const EthAd
 // has both open, make before break). kTooShort: not a frame of this shape; kBadHeader: written by an SA
 // with another version, VC or crypt offset; kBadCryptOffset: the clear bytes pass the payload.
 inline DropReason prepare_frame_seal(net::Packet& pkt, const EncapTemplate& t, const crypto::AeadKey& key,
+                                     crypto::AeadOp& op);
+
+// The seal of one segment of a super-packet, straight from it (gateway/segment_seal.hpp): `psp` is the
+// segment's PSP header, already written (copied from the encapsulated super-packet's, so the S bit and
+// VC are the packet's), followed by `head` bytes already in place (the VC, if any, then the segment's
+// inner IP and L4 headers); `tail` is the segment's payload where it lies in the super-packet. Checks the
+// header as prepare_frame_seal does, writes t's SPI and `iv`, and points `op` at a text in two pieces
+// (AeadOp::in_place): the in-place head, then the tail sealed into psp + 16 + head. Clear bytes (the
+// crypt offset) that reach into the tail are copied next to the head first: the AAD is contiguous. The
+// ICV goes right after the text: the caller sized the segment for it.
+inline DropReason prepare_split_seal(uint8_t* psp, uint32_t head, std::span<const uint8_t> tail,
+                                     const EncapTemplate& t, const crypto::AeadKey& key, uint64_t iv,
                                      crypto::AeadOp& op);
 
 // ---- inline: the per-packet copy and patch -----------------------------------------------------------
@@ -173,19 +192,26 @@ inline void EncapTemplate::write(uint8_t* at, const EthAddrs& eth, uint32_t payl
   store_be64(psp + 8, iv);
 }
 
+namespace detail {
+
+// The PSP header at `psp` is one `t` writes, up to the S bit, the Next Header, the SPI and the IV.
+inline bool header_of(const uint8_t* psp, const EncapTemplate& t) {
+  constexpr uint8_t kSampleBit = 0x80;
+  const uint8_t* want = t.psp_header().data();
+  return psp[1] == want[1] && psp[2] == want[2] && (psp[3] & ~kSampleBit) == want[3] &&
+         (t.psp_header_size() == kPspHeaderSize ||
+          std::memcmp(psp + kPspHeaderSize, want + kPspHeaderSize, kPspVcSize) == 0);
+}
+
+}  // namespace detail
+
 inline DropReason prepare_frame_seal(net::Packet& pkt, const EncapTemplate& t, const crypto::AeadKey& key,
                                      crypto::AeadOp& op) {
-  constexpr uint8_t kSampleBit = 0x80;
   const uint32_t off = t.psp_offset();
   const uint32_t hdr_len = t.psp_header_size();
   if (pkt.size() < off + hdr_len + kPspIcvSize) return DropReason::kTooShort;
   uint8_t* psp = pkt.data() + off;
-  const uint8_t* want = t.psp_header().data();
-  if (psp[1] != want[1] || psp[2] != want[2] || (psp[3] & ~kSampleBit) != want[3] ||
-      (hdr_len > kPspHeaderSize &&
-       std::memcmp(psp + kPspHeaderSize, want + kPspHeaderSize, kPspVcSize) != 0)) {
-    return DropReason::kBadHeader;
-  }
+  if (!detail::header_of(psp, t)) return DropReason::kBadHeader;
   if (t.alg() != key.alg()) return DropReason::kBadVersion;
   const auto body = static_cast<uint32_t>(pkt.size() - off - kPspHeaderSize - kPspIcvSize);  // VC + payload
   const uint32_t clear = t.crypt_offset() * detail::kCryptOffsetUnit;
@@ -193,6 +219,25 @@ inline DropReason prepare_frame_seal(net::Packet& pkt, const EncapTemplate& t, c
   store_be32(psp + 4, t.spi());
   detail::point_op(psp, t.spi(), load_be64(psp + 8), static_cast<uint32_t>(kPspHeaderSize) + clear,
                    body - clear, key, op);
+  return DropReason::kNone;
+}
+
+inline DropReason prepare_split_seal(uint8_t* psp, uint32_t head, std::span<const uint8_t> tail,
+                                     const EncapTemplate& t, const crypto::AeadKey& key, uint64_t iv,
+                                     crypto::AeadOp& op) {
+  if (!detail::header_of(psp, t)) return DropReason::kBadHeader;
+  if (t.alg() != key.alg()) return DropReason::kBadVersion;
+  const auto body = static_cast<uint32_t>(head + tail.size());  // VC + inner headers + payload
+  const uint32_t clear = t.crypt_offset() * detail::kCryptOffsetUnit;
+  if (clear > body) return DropReason::kBadCryptOffset;
+  uint8_t* text = psp + kPspHeaderSize;
+  const uint32_t from_tail = clear > head ? clear - head : 0;  // clear bytes that lie in the tail
+  if (from_tail != 0) std::memcpy(text + head, tail.data(), from_tail);
+  store_be32(psp + 4, t.spi());
+  store_be64(psp + 8, iv);
+  detail::point_op(psp, t.spi(), iv, static_cast<uint32_t>(kPspHeaderSize) + clear, body - clear, key, op);
+  op.in_place = head > clear ? head - clear : 0;
+  op.in = tail.data() + from_tail;
   return DropReason::kNone;
 }
 

@@ -836,6 +836,14 @@ scenario_s() {
     ((count > 0)) || fail "--sample-pcap of gateway $n holds no packet"
   done
   pass "both --sample-pcap files hold sampled packets"
+  # The TCP transfer's TSO super-packets cross the gateway whole; their samples are their segments as they
+  # go on the wire (each no larger than a wire frame), never a 64 KiB super-packet.
+  CURRENT=s/super-packet-samples
+  local largest
+  largest=$(timeout 30 tshark -n -r "$TOPO_DIR/samples.1.pcap" -T fields -e frame.len 2>/dev/null | sort -n | tail -1)
+  ((${largest:-0} > 1000 && largest <= TOPO_WIRE_MTU + 14)) ||
+    fail "gateway 1's largest sample is ${largest:-nothing} bytes (want a full segment, at most $((TOPO_WIRE_MTU + 14)))"
+  pass "gateway 1's egress samples are wire-sized segments (largest $largest bytes)"
 }
 
 # The gateways say how their key exchange is secured: mutual TLS unless the case asks for --grpc-insecure.
