@@ -2,11 +2,14 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <random>
 #include <string>
+#include <unordered_map>
 
 #include "base/byteorder.hpp"
 #include "base/duration.hpp"
 #include "base/hex.hpp"
+#include "base/id_table.hpp"
 #include "base/proc_status.hpp"
 #include "base/result.hpp"
 #include "base/secret.hpp"
@@ -100,6 +103,47 @@ TEST(ZeroPages, ReadAsZeroAndBecomeResidentOnlyWhereWritten) {
   EXPECT_LT(proc_status_kib("VmRSS") - before, 4 * 1024);
   const ZeroPages<uint8_t> none(0);
   EXPECT_EQ(none.get(), nullptr);
+}
+
+// Against std::unordered_map: random inserts and erases over a small key range (long probe runs, ids
+// reused), every key checked after each step; ids stay the key's until it is erased.
+TEST(IdTable, MatchesAMapThroughInsertsAndErases) {
+  // A hash with few distinct values: runs of colliding keys exercise the backward shift.
+  struct PoorHash {
+    std::size_t operator()(uint32_t k) const { return k % 7; }
+  };
+  IdTable<uint32_t, PoorHash> t;
+  std::unordered_map<uint32_t, uint32_t> ref;
+  std::mt19937 rng(7);
+  for (int step = 0; step < 20000; ++step) {
+    const uint32_t k = rng() % 300;
+    if (rng() % 3 == 0) {
+      EXPECT_EQ(t.erase(k), ref.erase(k) == 1);
+    } else {
+      const auto [id, fresh] = t.insert(k);
+      auto [it, was_new] = ref.emplace(k, id);
+      EXPECT_EQ(fresh, was_new);
+      EXPECT_EQ(id, it->second);
+    }
+    ASSERT_EQ(t.size(), ref.size());
+    if (step % 97 != 0) continue;
+    for (uint32_t q = 0; q < 300; ++q) {
+      auto it = ref.find(q);
+      const auto id = t.find(q);
+      ASSERT_EQ(id == t.kNone, it == ref.end()) << q;
+      if (it == ref.end()) continue;
+      EXPECT_EQ(id, it->second);
+      EXPECT_TRUE(t.live(id));
+      EXPECT_EQ(t.key(id), q);
+    }
+  }
+  std::size_t live = 0;
+  for (uint32_t id = 0; id < t.id_limit(); ++id) live += t.live(id) ? 1 : 0;
+  EXPECT_EQ(live, ref.size());
+  EXPECT_LE(t.id_limit(), 300U);  // freed ids are reused
+  t.clear();
+  EXPECT_EQ(t.find(1), t.kNone);
+  EXPECT_TRUE(t.insert(1).second);
 }
 
 }  // namespace

@@ -75,8 +75,8 @@ Clock::duration Backoff::next(Clock::duration current) const {
   return std::min(current * 2, max);
 }
 
+// One per session, 120 bytes: the wide fields first, so that the narrow ones pack behind them.
 struct TunnelManager::Session {
-  PeerIndex peer = 0;
   // SPIs handed to the peer and open in INGR_ACL, newest first, with the key-ring generation they were
   // issued in: an SPI dies two rotations after its generation (its slot then holds another key).
   struct Ingress {
@@ -85,24 +85,27 @@ struct TunnelManager::Session {
     bool retiring = false;  // superseded by a confirmed newer SPI; closed retire_delay later
   };
   std::vector<Ingress> ingress;
-  std::optional<uint32_t> egress_spi;
-  std::optional<net::IpAddr> egress_outer;
-  bool in_flight = false;
   uint64_t token = 0;  // of the exchange in flight
-  bool rekey_due = false;
-  bool refresh_due = false;  // the peer may have restarted: re-exchange (refresh_peer)
   Clock::duration backoff{};
   Clock::time_point retry_at{};
-  // Egress installs from the peer's own requests (served), and their count when our exchange began: if
-  // it moved, the peer's request is newer than our answer (header comment).
-  uint64_t served_egress = 0;
-  uint64_t served_at_begin = 0;
   // When the peer last moved to another of our SPIs (our exchange confirmed, or we answered its request):
   // packets it sealed with the SPI it left may still be queued, so a rotation must not kill that one yet.
   Clock::time_point moved_at{};
   // Idle aging: the last activity counter seen and when it last changed.
   uint64_t activity = 0;
   Clock::time_point active_at{};
+  // Egress installs from the peer's own requests (served), and their count when our exchange began: if
+  // it moved, the peer's request is newer than our answer (header comment). Only compared for equality:
+  // 32 bits cannot wrap between the two.
+  uint32_t served_egress = 0;
+  uint32_t served_at_begin = 0;
+  std::optional<uint32_t> egress_spi;
+  uint32_t peer = 0;  // PeerIndex
+  std::optional<net::IpAddr> egress_outer;
+  bool in_flight = false;
+  bool rekey_due = false;
+  bool refresh_due = false;  // the peer may have restarted: re-exchange (refresh_peer)
+  bool counted = false;      // in active_ (count_active_locked)
 
   bool active() const { return in_flight || egress_spi || !ingress.empty(); }
 };
@@ -118,7 +121,6 @@ struct TunnelManager::Undo {
 TunnelManager::TunnelManager(psp::KeyRing keys, std::vector<PeerPolicy> peers, DataPlane& data_plane,
                              TunnelManagerOptions options)
     : keys_(std::move(keys)),
-      peers_(std::move(peers)),
       data_plane_(data_plane),
       options_(std::move(options)),
       next_request_id_(random_request_base()) {
@@ -127,11 +129,15 @@ TunnelManager::TunnelManager(psp::KeyRing keys, std::vector<PeerPolicy> peers, D
     options_.log = [](std::string_view line) {
       std::fprintf(stderr, "%.*s\n", static_cast<int>(line.size()), line.data());
     };
-  peer_state_.resize(peers_.size());
-  for (PeerIndex i = 0; i < peers_.size(); ++i) {
-    for (const VipPair& pair : peers_[i].pairs) allowed_.emplace(pair, i);
-    pips_.push_back(peers_[i].pip);
-    peer_state_[i].outer = peers_[i].pip ? peers_[i].pip : peers_[i].outer_hint;
+  peer_state_.resize(peers.size());
+  for (PeerIndex i = 0; i < peers.size(); ++i) {
+    PeerPolicy& p = peers[i];
+    Peer& peer = peers_.emplace_back(Peer{std::move(p.name), {}, p.pip, p.outer_hint});
+    peer.pairs.reserve(p.pairs.size());
+    for (const VipPair& pair : p.pairs) peer.pairs.push_back(intern_locked(pair, i));
+    p.pairs = {};  // freed as we go: at 100k pairs, the copy would double the peak
+    pips_.push_back(peer.pip);
+    peer_state_[i].outer = peer.pip ? peer.pip : peer.outer_hint;
   }
   last_peer_rotation_.resize(peers_.size());
   close_budget_.resize(peers_.size());
@@ -172,13 +178,14 @@ CStatus TunnelManager::check_request_locked(const MultiTunnelRequest& request) c
     if (pair.local.family != pair.remote.family) {
       return fail(ControlError::kInvalidArgument, "tunnel " + describe(pair) + " mixes IPv4 and IPv6");
     }
-    if (!allowed_.contains(pair)) {
+    const PairId id = pairs_.find(pair);
+    if (id == PairTable::kNone) {
       return fail(ControlError::kPermissionDenied, "no peer is configured for a tunnel from " +
                                                        pair.remote.to_string() + " to local VIP " +
                                                        pair.local.to_string());
     }
-    auto it = sessions_.find(pair);
-    if (it == sessions_.end() || !it->second->active()) ++fresh;
+    const Session* s = session_at(id);
+    if (s == nullptr || !s->active()) ++fresh;
   }
   if (over_tunnel_limit_locked(fresh)) {
     return fail(ControlError::kResourceExhausted,
@@ -211,22 +218,22 @@ CStatus TunnelManager::authorise_locked(const Caller& caller, const MultiTunnelR
   std::vector<std::pair<PeerIndex, net::IpAddr>> unbound;
   for (const TunnelRequest& t : request.tunnels) {
     const VipPair pair{t.responder_vip, t.requester_vip};
-    auto owner = allowed_.find(pair);
-    if (owner == allowed_.end()) continue;  // no peer at all: check_request_locked refuses it
-    if (!caller.may_act_for(owner->second)) {
+    const std::optional<PeerIndex> owner = owner_locked(pair);
+    if (!owner) continue;  // no peer at all: check_request_locked refuses it
+    if (!caller.may_act_for(*owner)) {
       log_refusal_locked("refused " + describe_caller(caller) + ": tunnel " + describe(pair) +
-                         " belongs to peer " + peers_[owner->second].name);
+                         " belongs to peer " + peers_[*owner].name);
       return fail(ControlError::kPermissionDenied, "tunnel " + describe(pair) + " is not configured for you");
     }
     if (!t.reverse_params) continue;
     const net::IpAddr& pip = t.reverse_params->outer_ip;
-    CStatus ok = check_pip_locked(owner->second, pip);
+    CStatus ok = check_pip_locked(*owner, pip);
     auto first =
-        std::find_if(unbound.begin(), unbound.end(), [&](const auto& u) { return u.first == owner->second; });
+        std::find_if(unbound.begin(), unbound.end(), [&](const auto& u) { return u.first == *owner; });
     if (ok && first != unbound.end() && first->second != pip) {
       ok = fail(ControlError::kPermissionDenied, "one request names PIPs " + first->second.to_string() +
                                                      " and " + pip.to_string() + " for " +
-                                                     peers_[owner->second].name);
+                                                     peers_[*owner].name);
     }
     if (!ok) {
       log_refusal_locked("refused " + describe_caller(caller) + ": tunnel " + describe(pair) + ": " +
@@ -234,7 +241,7 @@ CStatus TunnelManager::authorise_locked(const Caller& caller, const MultiTunnelR
       return ok;
     }
     // One entry per peer not yet bound (a caller acts for few peers): the PIP its first tunnel named.
-    if (!pips_[owner->second] && first == unbound.end()) unbound.emplace_back(owner->second, pip);
+    if (!pips_[*owner] && first == unbound.end()) unbound.emplace_back(*owner, pip);
   }
   return {};
 }
@@ -264,26 +271,27 @@ CResult<MultiTunnelResponse> TunnelManager::handle_tunnel_request(const Caller& 
       lock.lock();
       for (const VipPair& pair : undo.new_egress) {
         (void)data_plane_.remove_egress(pair);
-        Session& s = *sessions_.at(pair);
+        Session& s = *find_locked(pair);
         s.egress_spi.reset();
+        count_active_locked(s);
         s.egress_outer.reset();
       }
-      for (const auto& [pair, spi] : undo.opened) close_ingress_locked(pair, *sessions_.at(pair), spi);
+      for (const auto& [pair, spi] : undo.opened) close_ingress_locked(pair, *find_locked(pair), spi);
       for (const auto& [pair, spi] : undo.opened) forget_if_empty_locked(pair);
       return Err{params.error()};
     }
     response.tunnels.push_back(std::move(params.value()));
   }
   // Committed: a peer cannot grow a session's SPIs beyond the bound; its params are now our egress.
-  for (const auto& [pair, spi] : undo.opened) trim_ingress_locked(pair, *sessions_.at(pair));
+  for (const auto& [pair, spi] : undo.opened) trim_ingress_locked(pair, *find_locked(pair));
   for (const TunnelRequest& t : request.tunnels) {
-    Session& s = *sessions_.at(VipPair{t.responder_vip, t.requester_vip});
+    Session& s = *find_locked(VipPair{t.responder_vip, t.requester_vip});
     s.moved_at = now();  // the peer moves to the SPI we answer with when the answer arrives
     if (t.reverse_params) ++s.served_egress;
   }
   for (const TunnelRequest& t : request.tunnels) {
     if (t.reverse_params)
-      pin_pip_locked(allowed_.at({t.responder_vip, t.requester_vip}), t.reverse_params->outer_ip);
+      pin_pip_locked(*owner_locked({t.responder_vip, t.requester_vip}), t.reverse_params->outer_ip);
   }
   lock.unlock();
   if (undo.refresh && options_.on_refresh_due) options_.on_refresh_due();
@@ -293,7 +301,8 @@ CResult<MultiTunnelResponse> TunnelManager::handle_tunnel_request(const Caller& 
 CResult<TunnelParams> TunnelManager::serve_tunnel_locked(const TunnelRequest& t, psp::PspVersion v,
                                                          Undo& undo) {
   const VipPair pair{t.responder_vip, t.requester_vip};
-  Session& s = session_locked(pair, allowed_.at(pair));
+  const PairId id = pairs_.find(pair);  // allowed: check_request_locked
+  Session& s = session_locked(id, slots_[id].owner);
   auto params = issue_params_locked(pair, v, s);
   if (!params) return params;
   undo.opened.emplace_back(pair, params->spi);
@@ -332,6 +341,7 @@ CResult<TunnelParams> TunnelManager::issue_params_locked(const VipPair& pair, ps
     return data_plane_failure("opening ingress", pair, ok.error());
   }
   s.ingress.insert(s.ingress.begin(), Session::Ingress{*spi, keys_.generation()});
+  count_active_locked(s);
   log_key("issued", pair, *spi, *key);
   return TunnelParams{options_.local.mac, options_.local.outer_ip, std::move(key.value()), *spi,
                       options_.local.virt_cookie};
@@ -343,6 +353,7 @@ CStatus TunnelManager::install_egress_locked(const VipPair& pair, Session& s, co
     return data_plane_failure("installing egress", pair, ok.error());
   }
   s.egress_spi = params.spi;
+  count_active_locked(s);
   s.egress_outer = params.outer_ip;
   peer_state_[s.peer].outer = params.outer_ip;
   log_key("installed egress", pair, params.spi, params.key);
@@ -354,6 +365,7 @@ void TunnelManager::close_ingress_locked(const VipPair& pair, Session& s, uint32
                          [&](const Session::Ingress& i) { return i.spi == spi; });
   if (it == s.ingress.end()) return;
   s.ingress.erase(it);
+  count_active_locked(s);
   if (auto ok = data_plane_.close_ingress(spi, pair.remote, pair.local); !ok) {
     log("closing ingress SPI " + std::to_string(spi) + " for " + describe(pair) +
         " failed: " + std::string(to_string(ok.error())));
@@ -431,8 +443,8 @@ CResult<CloseTunnelsResponse> TunnelManager::handle_close_request(const Caller& 
   pairs.reserve(request.tunnels.size());
   for (const TunnelClose& t : request.tunnels) {
     const VipPair pair{t.responder_vip, t.requester_vip};
-    auto owner = allowed_.find(pair);
-    if (owner != allowed_.end() && !caller.may_act_for(owner->second)) {
+    const std::optional<PeerIndex> owner = owner_locked(pair);
+    if (owner && !caller.may_act_for(*owner)) {
       log_refusal_locked("refused CloseTunnels from " + describe_caller(caller) + ": " + describe(pair) +
                          " is another peer's");
       return fail(ControlError::kPermissionDenied, describe(pair) + " is not yours to close");
@@ -509,8 +521,8 @@ CResult<PendingExchange> TunnelManager::begin_exchange(std::span<const VipPair> 
       continue;
     }
     if (x) {
-      const auto peer = allowed_.find(pair);
-      if (peer != allowed_.end() && peer->second != x->peer) {
+      const std::optional<PeerIndex> peer = owner_locked(pair);
+      if (peer && *peer != x->peer) {
         refused.emplace_back(pair, Error{ControlError::kInvalidArgument,
                                          describe(pair) + ": of another peer than the batch's"});
         continue;
@@ -536,10 +548,11 @@ CResult<PendingExchange> TunnelManager::begin_exchange(std::span<const VipPair> 
 }
 
 CResult<PendingExchange> TunnelManager::begin_locked(const VipPair& pair, bool rekey) {
-  auto peer = allowed_.find(pair);
-  if (peer == allowed_.end()) {
+  const PairId id = pairs_.find(pair);
+  if (id == PairTable::kNone) {
     return fail(ControlError::kNotFound, "no peer is configured for " + describe(pair));
   }
+  const PeerIndex peer = slots_[id].owner;
   Session* existing = find_locked(pair);
   if (existing && existing->in_flight)
     return fail(ControlError::kAlreadyExists, describe(pair) + ": in flight");
@@ -555,14 +568,14 @@ CResult<PendingExchange> TunnelManager::begin_locked(const VipPair& pair, bool r
     return fail(ControlError::kResourceExhausted,
                 "tunnel limit reached (" + std::to_string(options_.max_tunnels) + ")");
   }
-  Session& s = session_locked(pair, peer->second);
+  Session& s = session_locked(id, peer);
   auto params = issue_params_locked(pair, options_.version, s);  // ingress open BEFORE the request (spec §2)
   if (!params) {
     forget_if_empty_locked(pair);
     return Err{params.error()};
   }
   PendingExchange x;
-  x.peer = peer->second;
+  x.peer = peer;
   x.request.request_id = next_request_id_++;
   x.request.versions_accepted = {static_cast<uint32_t>(options_.version)};
   x.request.tunnels.push_back(TunnelRequest{pair.local, pair.remote, std::move(params.value())});
@@ -570,6 +583,7 @@ CResult<PendingExchange> TunnelManager::begin_locked(const VipPair& pair, bool r
   x.token = next_token_++;
   x.rekey = rekey;
   s.in_flight = true;
+  count_active_locked(s);
   s.token = x.token;
   s.served_at_begin = s.served_egress;
   return x;
@@ -585,11 +599,11 @@ CResult<PendingExchange> TunnelManager::begin_static(PeerIndex peer, std::size_t
   x.request.request_id = next_request_id_++;
   x.request.versions_accepted = {static_cast<uint32_t>(options_.version)};
   std::size_t fresh = 0;
-  const std::vector<VipPair>& pairs = peers_[peer].pairs;
+  const std::vector<PairId>& pairs = peers_[peer].pairs;
   std::size_t i = cursor ? std::min(*cursor, pairs.size()) : 0;
   for (; i < pairs.size() && x.pairs.size() < options_.client_request_chunk; ++i) {
-    const VipPair& pair = pairs[i];  // the rest in the next request
-    Session* s = find_locked(pair);
+    const VipPair& pair = pairs_.key(pairs[i]);  // the rest in the next request
+    const Session* s = session_at(pairs[i]);
     if (s && (s->in_flight || s->egress_spi)) continue;
     if (!s || !s->active()) ++fresh;
     x.pairs.push_back(pair);
@@ -603,8 +617,9 @@ CResult<PendingExchange> TunnelManager::begin_static(PeerIndex peer, std::size_t
                 "tunnel limit reached (" + std::to_string(options_.max_tunnels) + ")");
   }
   for (const VipPair& pair : x.pairs) {
-    Session& s = session_locked(pair, peer);
+    Session& s = session_locked(pairs_.find(pair), peer);
     s.in_flight = true;
+    count_active_locked(s);
     s.token = x.token;
     s.served_at_begin = s.served_egress;
   }
@@ -677,6 +692,7 @@ CStatus TunnelManager::finish_exchange(PendingExchange x, CResult<MultiTunnelRes
       continue;
     }
     s.in_flight = false;
+    count_active_locked(s);
     s.refresh_due = false;
     s.backoff = {};
     s.retry_at = {};
@@ -715,6 +731,7 @@ CStatus TunnelManager::fail_exchange_locked(const PendingExchange& x, const Erro
   for (std::size_t i = 0; i < x.pairs.size(); ++i) {
     Session& s = *find_locked(x.pairs[i]);
     s.in_flight = false;
+    count_active_locked(s);
     if (x.on_demand && x.request.tunnels[i].reverse_params) {
       close_ingress_locked(x.pairs[i], s, x.request.tunnels[i].reverse_params->spi);  // nobody will use it
     }
@@ -780,8 +797,8 @@ bool TunnelManager::note_stale_peer(PeerIndex peer, std::string_view why) {
     ps.stale_spacing =
         recent ? std::min(ps.stale_spacing * 2, options_.stale_refresh_max) : options_.stale_refresh_interval;
     ps.next_stale = t + ps.stale_spacing;
-    for (const VipPair& pair : peers_[peer].pairs) {
-      Session* s = find_locked(pair);
+    for (const PairId id : peers_[peer].pairs) {
+      Session* s = session_at(id);
       if (s == nullptr || !s->egress_spi || s->refresh_due) continue;
       s->refresh_due = true;
       ++marked;
@@ -838,9 +855,10 @@ CResult<PendingExchange> TunnelManager::begin_refresh(PeerIndex peer) {
   x.request.request_id = next_request_id_++;
   x.request.versions_accepted = {static_cast<uint32_t>(options_.version)};
   bool waiting = false;  // due, but in flight or backing off: not done yet
-  for (const VipPair& pair : peers_[peer].pairs) {
+  for (const PairId id : peers_[peer].pairs) {
     if (x.pairs.size() == options_.client_request_chunk) break;
-    Session* s = find_locked(pair);
+    const VipPair& pair = pairs_.key(id);
+    Session* s = session_at(id);
     if (s == nullptr || !s->refresh_due) continue;
     if (!s->egress_spi) {
       s->refresh_due = false;
@@ -859,6 +877,7 @@ CResult<PendingExchange> TunnelManager::begin_refresh(PeerIndex peer) {
       break;
     }
     s->in_flight = true;
+    count_active_locked(*s);
     s->token = x.token;
     s->served_at_begin = s->served_egress;  // a peer's request served meanwhile is newer (finish_exchange)
     x.pairs.push_back(pair);
@@ -922,36 +941,36 @@ RotationReport TunnelManager::rotate_master_key() {
 
 RotationReport TunnelManager::rotate_locked() {
   RotationReport report;
-  for (auto& [pair, s] : sessions_) report.lost += s->rekey_due ? 1 : 0;
+  for_each_session_locked([&](const VipPair&, Session& s) { report.lost += s.rekey_due ? 1 : 0; });
   keys_.rotate_random();
   data_plane_.publish_master_keys(keys_.snapshot());
   report.generation = keys_.generation();
   std::vector<VipPair> lost, empty;
-  for (auto& [pair, s] : sessions_) {
+  for_each_session_locked([&](const VipPair& pair, Session& s) {
     std::vector<uint32_t> dead;
-    for (const Session::Ingress& i : s->ingress) {
+    for (const Session::Ingress& i : s.ingress) {
       if (i.generation + 2 <= report.generation) dead.push_back(i.spi);
     }
-    for (uint32_t spi : dead) close_ingress_locked(pair, *s, spi);
+    for (uint32_t spi : dead) close_ingress_locked(pair, s, spi);
     report.closed_ingress += dead.size();
     // Every SPI still open is of the now-previous slot (the new active slot has issued none yet), and the
     // peer sends with one of them: it must move to the new slot before the next rotation.
-    s->rekey_due = !s->ingress.empty();
-    report.rekey_due += s->rekey_due ? 1 : 0;
-    if (!dead.empty() && s->ingress.empty() && !s->in_flight) {
+    s.rekey_due = !s.ingress.empty();
+    report.rekey_due += s.rekey_due ? 1 : 0;
+    if (!dead.empty() && s.ingress.empty() && !s.in_flight) {
       lost.push_back(pair);  // the peer's SPI died: close it all, traffic re-makes it on demand
-    } else if (!s->active()) {
+    } else if (!s.active()) {
       empty.push_back(pair);
     }
-  }
-  for (const VipPair& pair : lost) close_locked(pair, *sessions_.at(pair));
-  for (const VipPair& pair : empty) sessions_.erase(pair);
+  });
+  for (const VipPair& pair : lost) close_locked(pair, *find_locked(pair));
+  for (const VipPair& pair : empty) erase_session_locked(pair);
   report.closed = lost.size();
   last_rotation_ = now();
   due_queue_.clear();
-  for (const auto& [pair, s] : sessions_) {
-    if (s->rekey_due) due_queue_.push_back(pair);
-  }
+  for_each_session_locked([&](const VipPair& pair, const Session& s) {
+    if (s.rekey_due) due_queue_.push_back(pair);
+  });
   round_ = RekeyRound{report.rekey_due > 0,      report.generation, now(), report.rekey_due, 0,
                       now() + kRekeyReportPeriod};
   log("master key rotated (generation " + std::to_string(report.generation) +
@@ -964,8 +983,9 @@ RotationReport TunnelManager::rotate_locked() {
 }
 
 std::size_t TunnelManager::rekeys_pending_locked() const {
-  return static_cast<std::size_t>(
-      std::count_if(sessions_.begin(), sessions_.end(), [](const auto& kv) { return kv.second->rekey_due; }));
+  std::size_t n = 0;
+  for_each_session_locked([&](const VipPair&, const Session& s) { n += s.rekey_due ? 1 : 0; });
+  return n;
 }
 
 std::size_t TunnelManager::rekeys_pending() const {
@@ -980,13 +1000,14 @@ bool TunnelManager::rotation_blocked_locked(std::size_t& pending) const {
   pending = rekeys_pending_locked();
   if (now() - deferred_since_ >= options_.rekey_window) return false;
   if (pending > 0) return true;
-  for (const auto& [pair, s] : sessions_) {
-    if (now() - s->moved_at >= options_.retire_delay) continue;
-    for (const Session::Ingress& i : s->ingress) {
-      if (i.generation < keys_.generation()) return true;  // dies at the next rotation (rotate_locked)
+  bool blocked = false;
+  for_each_session_locked([&](const VipPair&, const Session& s) {
+    if (blocked || now() - s.moved_at >= options_.retire_delay) return;
+    for (const Session::Ingress& i : s.ingress) {
+      if (i.generation < keys_.generation()) blocked = true;  // dies at the next rotation (rotate_locked)
     }
-  }
-  return false;
+  });
+  return blocked;
 }
 
 RotationOutcome TunnelManager::request_rotation() {
@@ -1055,10 +1076,11 @@ std::vector<VipPair> TunnelManager::rekey_due(std::size_t limit) const {
   for (std::size_t n = due_queue_.size(); n > 0 && due.size() < limit; --n) {
     const VipPair pair = due_queue_.front();
     due_queue_.pop_front();
-    auto it = sessions_.find(pair);
-    if (it == sessions_.end() || !it->second->rekey_due) continue;
+    const PairId id = pairs_.find(pair);
+    const Session* s = id == PairTable::kNone ? nullptr : session_at(id);
+    if (s == nullptr || !s->rekey_due) continue;
     due_queue_.push_back(pair);
-    if (!it->second->in_flight && now() >= it->second->retry_at) due.push_back(pair);
+    if (!s->in_flight && now() >= s->retry_at) due.push_back(pair);
   }
   std::sort(due.begin(), due.end());
   due.erase(std::unique(due.begin(), due.end()), due.end());
@@ -1094,35 +1116,88 @@ CStatus TunnelManager::request_peer_rotation(PeerIndex peer, bool issue_new_keys
 // ---------------------------------------------------------------------------------------------------
 // Sessions.
 
-TunnelManager::Session* TunnelManager::find_locked(const VipPair& pair) {
-  auto it = sessions_.find(pair);
-  return it == sessions_.end() ? nullptr : it->second.get();
+template <class F>
+void TunnelManager::for_each_session_locked(F&& f) const {
+  for (PairId id = 0; id < pairs_.id_limit(); ++id) {
+    if (Session* s = session_at(id)) f(pairs_.key(id), *s);
+  }
 }
 
-TunnelManager::Session& TunnelManager::session_locked(const VipPair& pair, PeerIndex peer) {
-  auto& slot = sessions_[pair];
-  if (!slot) {
-    slot = std::make_unique<Session>();
-    slot->peer = peer;
-    slot->active_at = now();
+// The pair's id, made if new; the first owner of a pair stays its owner (the config rejects duplicates).
+TunnelManager::PairId TunnelManager::intern_locked(const VipPair& pair, PeerIndex owner) {
+  const auto [id, fresh] = pairs_.insert(pair);
+  if (id >= slots_.size()) slots_.resize(id + 1);
+  if (fresh) slots_[id] = PairSlot{static_cast<uint32_t>(owner), kNoSession};
+  return id;
+}
+
+std::optional<PeerIndex> TunnelManager::owner_locked(const VipPair& pair) const {
+  const PairId id = pairs_.find(pair);
+  if (id == PairTable::kNone) return std::nullopt;
+  return slots_[id].owner;
+}
+
+TunnelManager::Session* TunnelManager::find_locked(const VipPair& pair) {
+  const PairId id = pairs_.find(pair);
+  return id == PairTable::kNone ? nullptr : session_at(id);
+}
+
+TunnelManager::Session* TunnelManager::session_at(PairId id) const {
+  const uint32_t i = slots_[id].session;
+  return i == kNoSession ? nullptr : &session_blocks_[i / kSessionBlock][i % kSessionBlock];
+}
+
+// `id`: an allowed pair's.
+TunnelManager::Session& TunnelManager::session_locked(PairId id, PeerIndex peer) {
+  if (Session* s = session_at(id)) return *s;
+  uint32_t i = 0;
+  if (!free_sessions_.empty()) {
+    i = free_sessions_.back();
+    free_sessions_.pop_back();
+  } else {
+    if (sessions_made_ % kSessionBlock == 0)
+      session_blocks_.push_back(std::make_unique<Session[]>(kSessionBlock));
+    i = sessions_made_++;
   }
-  return *slot;
+  slots_[id].session = i;
+  Session& s = *session_at(id);
+  s.peer = static_cast<uint32_t>(peer);
+  s.active_at = now();
+  return s;
+}
+
+void TunnelManager::erase_session_locked(const VipPair& pair) {
+  const PairId id = pairs_.find(pair);
+  if (id == PairTable::kNone || slots_[id].session == kNoSession) return;
+  if (session_at(id)->counted) --active_;  // closed while in flight
+  *session_at(id) = Session{};             // for the next session made: fresh, its SPI list freed
+  free_sessions_.push_back(slots_[id].session);
+  slots_[id].session = kNoSession;
 }
 
 void TunnelManager::forget_if_empty_locked(const VipPair& pair) {
-  auto it = sessions_.find(pair);
+  const Session* s = find_locked(pair);
   // A failed pair keeps its backoff state until the retry time has passed.
-  if (it != sessions_.end() && !it->second->active() && now() >= it->second->retry_at) sessions_.erase(it);
+  if (s != nullptr && !s->active() && now() >= s->retry_at) erase_session_locked(pair);
 }
 
-// Whether `fresh` more active sessions would pass the tunnel limit. Every active session is in sessions_,
-// so while the map itself has room nothing is counted: the count walks every session, and once per pair
-// it made on-demand set-up quadratic (100,000 pairs: 93% of the control thread in this count).
+// After every change of what active() reads: keeps active_ (the tunnel limit's count) in step, so that a
+// check of the limit is not a pass over every session (one per pair of an on-demand batch: at 100,000
+// tunnels that pass was most of the set-up time).
+void TunnelManager::count_active_locked(Session& s) {
+  const bool a = s.active();
+  if (a == s.counted) return;
+  s.counted = a;
+  if (a) {
+    ++active_;
+  } else {
+    --active_;
+  }
+}
+
+// Whether `fresh` more active sessions would pass the tunnel limit: one comparison (count_active_locked).
 bool TunnelManager::over_tunnel_limit_locked(std::size_t fresh) const {
-  if (sessions_.size() + fresh <= options_.max_tunnels) return false;
-  const auto active = static_cast<std::size_t>(
-      std::count_if(sessions_.begin(), sessions_.end(), [](const auto& kv) { return kv.second->active(); }));
-  return active + fresh > options_.max_tunnels;
+  return active_ + fresh > options_.max_tunnels;
 }
 
 CStatus TunnelManager::close_session(const VipPair& pair) {
@@ -1140,22 +1215,22 @@ void TunnelManager::close_locked(const VipPair& pair, Session& s) {
       log("removing egress for " + describe(pair) + " failed: " + std::string(to_string(ok.error())));
     }
   }
-  sessions_.erase(pair);
+  erase_session_locked(pair);
 }
 
 std::size_t TunnelManager::expire_idle(const ActivityMap& activity, Clock::duration timeout) {
   std::lock_guard lock(mu_);
   std::vector<VipPair> idle;
-  for (auto& [pair, s] : sessions_) {
+  for_each_session_locked([&](const VipPair& pair, Session& s) {
     auto it = activity.find(pair);
-    if (it != activity.end() && it->second != s->activity) {
-      s->activity = it->second;
-      s->active_at = now();
-    } else if (!s->in_flight && now() - s->active_at >= timeout) {
+    if (it != activity.end() && it->second != s.activity) {
+      s.activity = it->second;
+      s.active_at = now();
+    } else if (!s.in_flight && now() - s.active_at >= timeout) {
       idle.push_back(pair);
     }
-  }
-  for (const VipPair& pair : idle) close_locked(pair, *sessions_.at(pair));
+  });
+  for (const VipPair& pair : idle) close_locked(pair, *find_locked(pair));
   if (!idle.empty()) {
     log(std::to_string(idle.size()) + " idle tunnel(s) closed (no packet for " + ms_text(timeout) + ")");
   }
@@ -1177,16 +1252,17 @@ SessionInfo TunnelManager::info_locked(const VipPair& pair, const Session& s) co
 
 std::optional<SessionInfo> TunnelManager::session(const VipPair& pair) const {
   std::lock_guard lock(mu_);
-  auto it = sessions_.find(pair);
-  if (it == sessions_.end()) return std::nullopt;
-  return info_locked(pair, *it->second);
+  const PairId id = pairs_.find(pair);
+  const Session* s = id == PairTable::kNone ? nullptr : session_at(id);
+  if (s == nullptr) return std::nullopt;
+  return info_locked(pair, *s);
 }
 
 std::vector<SessionInfo> TunnelManager::sessions() const {
   std::lock_guard lock(mu_);
   std::vector<SessionInfo> out;
-  out.reserve(sessions_.size());
-  for (const auto& [pair, s] : sessions_) out.push_back(info_locked(pair, *s));
+  for_each_session_locked(
+      [&](const VipPair& pair, const Session& s) { out.push_back(info_locked(pair, s)); });
   std::sort(out.begin(), out.end(),
             [](const SessionInfo& a, const SessionInfo& b) { return a.pair < b.pair; });
   return out;
@@ -1203,10 +1279,8 @@ std::optional<net::IpAddr> TunnelManager::bound_pip(PeerIndex i) const {
 }
 
 std::optional<PeerIndex> TunnelManager::peer_of(const VipPair& pair) const {
-  std::lock_guard lock(mu_);  // reconfigure changes allowed_
-  auto it = allowed_.find(pair);
-  if (it == allowed_.end()) return std::nullopt;
-  return it->second;
+  std::lock_guard lock(mu_);  // reconfigure changes the table
+  return owner_locked(pair);
 }
 
 std::size_t TunnelManager::peer_count() const {
@@ -1221,7 +1295,11 @@ std::string TunnelManager::peer_name(PeerIndex i) const {
 
 PeerPolicy TunnelManager::peer(PeerIndex i) const {
   std::lock_guard lock(mu_);
-  return peers_.at(i);
+  const Peer& p = peers_.at(i);
+  PeerPolicy out{p.name, {}, p.pip, p.outer_hint};
+  out.pairs.reserve(p.pairs.size());
+  for (const PairId id : p.pairs) out.pairs.push_back(pairs_.key(id));
+  return out;
 }
 
 bool TunnelManager::removed(PeerIndex i) const {
@@ -1236,52 +1314,78 @@ ReconfigureReport TunnelManager::reconfigure(std::vector<PeerPolicy> peers,
                                              const std::vector<net::IpAddr>& moved_vips) {
   std::lock_guard lock(mu_);
   ReconfigureReport report;
-  std::unordered_map<VipPair, PeerIndex, VipPairHash> allowed;
+  std::unordered_map<VipPair, PeerIndex, VipPairHash> allowed;  // the new allow list
   std::vector<bool> kept(peers_.size(), false);
   std::vector<VipPair> closing;
+  const auto close_all = [&](PeerIndex i) {
+    for (const PairId id : peers_[i].pairs) closing.push_back(pairs_.key(id));
+  };
+  std::vector<std::pair<PeerIndex, std::vector<VipPair>>> next_pairs;
   for (PeerPolicy& next : peers) {
     const PeerIndex i = slot_for_locked(next.name, report);
     if (i >= kept.size()) kept.resize(i + 1, false);
     kept[i] = true;
     report.index.push_back(i);
     if (next.pip != peers_[i].pip) {  // a configured PIP that changed: its tunnels go to the old one
-      closing.insert(closing.end(), peers_[i].pairs.begin(), peers_[i].pairs.end());
+      close_all(i);
       pips_[i] = next.pip;
       peer_state_[i].outer = next.pip ? next.pip : next.outer_hint;
     } else if (!peer_state_[i].outer) {
       peer_state_[i].outer = next.outer_hint;
     }
     for (const VipPair& pair : next.pairs) allowed.emplace(pair, i);
-    peers_[i] = std::move(next);
+    peers_[i].name = std::move(next.name);
+    peers_[i].pip = next.pip;
+    peers_[i].outer_hint = next.outer_hint;
+    next_pairs.emplace_back(i, std::move(next.pairs));
   }
   for (PeerIndex i = 0; i < peers_.size(); ++i) {
     if (kept[i] || peer_state_[i].removed) continue;
     report.removed.push_back(i);
-    closing.insert(closing.end(), peers_[i].pairs.begin(), peers_[i].pairs.end());
+    close_all(i);
     peers_[i].pairs.clear();
     peer_state_[i] = PeerState{};
     peer_state_[i].removed = true;
   }
-  for (const auto& [pair, owner] : allowed_) {
-    auto now_owner = allowed.find(pair);
-    if (now_owner == allowed.end() || now_owner->second != owner) {
-      closing.push_back(pair);
+  for (PairId id = 0; id < pairs_.id_limit(); ++id) {
+    if (!pairs_.live(id)) continue;
+    auto now_owner = allowed.find(pairs_.key(id));
+    if (now_owner == allowed.end() || now_owner->second != slots_[id].owner) {
+      closing.push_back(pairs_.key(id));
       ++report.pairs_removed;
     }
   }
   for (const auto& [pair, owner] : allowed) {
-    auto was = allowed_.find(pair);
-    if (was == allowed_.end() || was->second != owner) ++report.pairs_added;
+    const std::optional<PeerIndex> was = owner_locked(pair);
+    if (!was || *was != owner) ++report.pairs_added;
   }
-  for (const auto& [pair, s] : sessions_) {
+  for_each_session_locked([&](const VipPair& pair, const Session&) {
     if (std::find(moved_vips.begin(), moved_vips.end(), pair.local) != moved_vips.end())
       closing.push_back(pair);
-  }
-  allowed_ = std::move(allowed);
+  });
   last_closed_.clear();
   report.sessions_closed = close_pairs_locked(closing);
   report.closed = std::move(last_closed_);
   last_closed_.clear();
+  // The table follows the new allow list: pairs no longer allowed leave it (their sessions closed above),
+  // new ones join, moved ones change owner.
+  for (PairId id = 0; id < pairs_.id_limit(); ++id) {
+    if (!pairs_.live(id) || allowed.contains(pairs_.key(id))) continue;
+    const VipPair pair = pairs_.key(id);
+    erase_session_locked(pair);  // none left: closed above
+    (void)pairs_.erase(pair);
+    slots_[id] = PairSlot{};
+  }
+  for (auto& [i, list] : next_pairs) {
+    peers_[i].pairs.clear();
+    peers_[i].pairs.reserve(list.size());
+    for (const VipPair& pair : list) {
+      const PairId id = intern_locked(pair, i);
+      slots_[id].owner = static_cast<uint32_t>(allowed.at(pair));
+      peers_[i].pairs.push_back(id);
+    }
+    list = {};
+  }
   report.peer_count = peers_.size();
   return report;
 }
@@ -1300,7 +1404,7 @@ PeerIndex TunnelManager::slot_for_locked(const std::string& name, ReconfigureRep
     }
     return i;
   }
-  peers_.push_back(PeerPolicy{name, {}, std::nullopt, std::nullopt});
+  peers_.push_back(Peer{name, {}, std::nullopt, std::nullopt});
   peer_state_.emplace_back();
   pips_.emplace_back();
   last_peer_rotation_.emplace_back();

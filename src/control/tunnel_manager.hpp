@@ -113,6 +113,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/id_table.hpp"
 #include "control/data_plane.hpp"
 #include "control/error.hpp"
 #include "control/log_limiter.hpp"
@@ -372,6 +373,24 @@ class TunnelManager {
  private:
   struct Session;
   struct Undo;
+  using PairTable = IdTable<VipPair, VipPairHash>;
+  using PairId = PairTable::Id;
+  // A configured peer as the table keeps it: PeerPolicy with its pairs as ids of pairs_, config order.
+  struct Peer {
+    std::string name;
+    std::vector<PairId> pairs;
+    std::optional<net::IpAddr> pip;
+    std::optional<net::IpAddr> outer_hint;
+  };
+  // Per allowed pair (index: its id in pairs_): the peer it belongs to and its session, if any.
+  static constexpr uint32_t kNoSession = UINT32_MAX;
+  struct PairSlot {
+    uint32_t owner = 0;             // PeerIndex
+    uint32_t session = kNoSession;  // in session_blocks_
+  };
+  // Sessions by value in blocks of this many: no heap chunk per session, and a Session& stays valid while
+  // others are made.
+  static constexpr uint32_t kSessionBlock = 1024;
 
   CResult<psp::PspVersion> negotiate(const std::vector<uint32_t>& accepted) const;
   CStatus check_request_locked(const MultiTunnelRequest& request) const;
@@ -392,7 +411,14 @@ class TunnelManager {
   CResult<PendingExchange> begin_refresh(PeerIndex peer);
   CStatus run_exchange(CResult<PendingExchange> x, PeerTransport& transport);
   Session* find_locked(const VipPair& pair);
-  Session& session_locked(const VipPair& pair, PeerIndex peer);
+  Session* session_at(PairId id) const;  // nullptr: no session
+  Session& session_locked(PairId id, PeerIndex peer);
+  void erase_session_locked(const VipPair& pair);
+  std::optional<PeerIndex> owner_locked(const VipPair& pair) const;
+  PairId intern_locked(const VipPair& pair, PeerIndex owner);
+  // f(pair, session) for every session, in pair-id order; f may change a session but not add or remove one.
+  template <class F>
+  void for_each_session_locked(F&& f) const;
   RotationReport rotate_locked();
   bool rotation_blocked_locked(std::size_t& pending) const;
   std::size_t rekeys_pending_locked() const;
@@ -404,6 +430,7 @@ class TunnelManager {
   PeerIndex slot_for_locked(const std::string& name, ReconfigureReport& report);
   std::size_t close_pairs_locked(const std::vector<VipPair>& pairs);
   bool over_tunnel_limit_locked(std::size_t fresh) const;
+  void count_active_locked(Session& s);
   SessionInfo info_locked(const VipPair& pair, const Session& s) const;
   void log(const std::string& line) const;
   void log_key(std::string_view what, const VipPair& pair, uint32_t spi, const psp::DerivedKey& key) const;
@@ -411,9 +438,16 @@ class TunnelManager {
 
   mutable std::mutex mu_;
   psp::KeyRing keys_;
-  std::vector<PeerPolicy> peers_;
-  std::unordered_map<VipPair, PeerIndex, VipPairHash> allowed_;
-  std::vector<std::optional<net::IpAddr>> pips_;                      // per peer: bound PIP
+  std::vector<Peer> peers_;
+  // The allow list and the sessions in one flat table: every configured pair (and no other: a session
+  // exists only for an allowed pair) interned to an id, its owner and session in slots_[id].
+  PairTable pairs_;
+  std::vector<PairSlot> slots_;
+  std::vector<std::unique_ptr<Session[]>> session_blocks_;
+  std::vector<uint32_t> free_sessions_;           // slots of closed sessions, reused first
+  uint32_t sessions_made_ = 0;                    // slots ever used
+  std::size_t active_ = 0;                        // sessions whose active() is true (count_active_locked)
+  std::vector<std::optional<net::IpAddr>> pips_;  // per peer: bound PIP
   std::vector<std::optional<Clock::time_point>> last_peer_rotation_;  // per peer
   struct CloseBudget {
     double tokens = kCloseBurst;
@@ -423,7 +457,6 @@ class TunnelManager {
   std::vector<std::pair<PeerIndex, VipPair>> last_closed_;  // close_pairs_locked's, for reconfigure
   std::mutex rotation_mu_;  // held by the one peer-triggered rotation in flight
   LogLimiter refusal_log_;
-  std::unordered_map<VipPair, std::unique_ptr<Session>, VipPairHash> sessions_;
   // Per peer (index as peers_): stale-signal state.
   struct PeerState {
     std::optional<net::IpAddr> outer;  // from its SAs, else PeerPolicy::pip

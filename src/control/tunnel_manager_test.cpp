@@ -189,6 +189,35 @@ TEST(TunnelManagerServer, TunnelLimitAndFullTableAreResourceExhausted) {
   EXPECT_EQ(full.error().code, ControlError::kResourceExhausted);
 }
 
+// The limit is kept as a count of active sessions (not a pass over all of them): it follows sessions that
+// close, by request or because their SPI died.
+TEST(TunnelManagerServer, TheTunnelLimitFollowsSessionsThatClose) {
+  auto b = make_b([](TunnelManagerOptions& o) { o.max_tunnels = 1; });
+  const auto second = [&] {
+    return b->tm->handle_tunnel_request(from_peer(), request_from_a({1}, "10.0.0.1", "10.0.1.2"));
+  };
+  ASSERT_TRUE(b->tm->handle_tunnel_request(from_peer(), request_from_a({1})).ok());
+  EXPECT_FALSE(second().ok());
+  ASSERT_TRUE(b->tm->close_session(kB1toA1).ok());
+  ASSERT_TRUE(second().ok());
+  // Its SPI dies two rotations later: the session closes and its place is free.
+  (void)b->tm->rotate_master_key();
+  (void)b->tm->rotate_master_key();
+  EXPECT_TRUE(b->tm->sessions().empty());
+  EXPECT_TRUE(b->tm->handle_tunnel_request(from_peer(), request_from_a({1})).ok());
+  EXPECT_FALSE(second().ok());
+}
+
+// A session closed while its exchange is in flight leaves the count too.
+TEST(TunnelManagerClient, TheTunnelLimitFollowsASessionClosedInFlight) {
+  auto a = make_a([](TunnelManagerOptions& o) { o.max_tunnels = 1; });
+  auto x = a->tm->begin_exchange(kA1toB1);
+  ASSERT_TRUE(x.ok());
+  EXPECT_EQ(a->tm->begin_exchange(kA1toB2).error().code, ControlError::kResourceExhausted);
+  ASSERT_TRUE(a->tm->close_session(kA1toB1).ok());
+  EXPECT_TRUE(a->tm->begin_exchange(kA1toB2).ok());
+}
+
 TEST(TunnelManagerServer, SpiExhaustionIsResourceExhausted) {
   FakeDataPlane dp;
   psp::KeyRing ring = psp::KeyRing::with_random_key();

@@ -1,5 +1,7 @@
 #include "gateway/data_plane.hpp"
 
+#include <algorithm>
+
 namespace pspgw::gateway {
 namespace {
 
@@ -25,6 +27,20 @@ FlowDataPlane::FlowDataPlane(Topology& topo, SaTable& sas, flow::EpochDomain& sa
                              const std::vector<std::unique_ptr<WorkerPsp>>& workers, DataPlaneOptions opts)
     : topo_(topo), sas_(sas), sa_epoch_(sa_epoch), keys_(keys), workers_(workers), opts_(std::move(opts)) {
   for (const auto& [vip, port] : opts_.vip_ports) vip_port_.emplace(vip, port);
+}
+
+template <class F>
+void FlowDataPlane::for_each_egress(F&& f) const {
+  for (uint32_t id = 0; id < egress_ids_.id_limit(); ++id) {
+    if (egress_ids_.live(id)) f(egress_ids_.key(id), egress_[id]);
+  }
+}
+
+template <class F>
+void FlowDataPlane::for_each_ingress(F&& f) const {
+  for (uint32_t id = 0; id < ingress_ids_.id_limit(); ++id) {
+    if (ingress_ids_.live(id)) f(ingress_ids_.key(id), ingress_[id]);
+  }
 }
 
 void FlowDataPlane::reclaim() {
@@ -71,25 +87,28 @@ Status<DataPlaneError> FlowDataPlane::open_ingress(uint32_t spi, const net::IpAd
   const auto port = host_port_of(local_vip);
   if (!port) return Err{DataPlaneError::kRejected};
   std::lock_guard<std::mutex> lock(mu_);
-  const IngressKey key{spi, remote_vip, local_vip};
-  if (ingress_.count(key) != 0) return Err{DataPlaneError::kExists};
-  if (!topo_.options().ingress_acl) {  // -a: the per-VIP entries made at start accept everything
-    ingress_.emplace(key, flow::EntryHandle{});
-    return {};
+  const IngressKey key{spi, {local_vip, remote_vip}};
+  if (ingress_ids_.find(key) != ingress_ids_.kNone) return Err{DataPlaneError::kExists};
+  flow::EntryHandle handle{};
+  if (topo_.options().ingress_acl) {  // else (-a) the per-VIP entries made at start accept everything
+    auto h = topo_.add_ingress(spi, remote_vip, local_vip, *port);
+    if (!h) return Err{from_flow(h.error())};
+    handle = *h;
   }
-  auto h = topo_.add_ingress(spi, remote_vip, local_vip, *port);
-  if (!h) return Err{from_flow(h.error())};
-  ingress_.emplace(key, *h);
+  const auto id = ingress_ids_.insert(key).first;
+  if (id >= ingress_.size()) ingress_.resize(id + 1);
+  ingress_[id] = handle;
   return {};
 }
 
 Status<DataPlaneError> FlowDataPlane::close_ingress(uint32_t spi, const net::IpAddr& remote_vip,
                                                     const net::IpAddr& local_vip) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = ingress_.find(IngressKey{spi, remote_vip, local_vip});
-  if (it == ingress_.end()) return Err{DataPlaneError::kNotFound};
-  const flow::EntryHandle h = it->second;
-  ingress_.erase(it);
+  const IngressKey key{spi, {local_vip, remote_vip}};
+  const auto id = ingress_ids_.find(key);
+  if (id == ingress_ids_.kNone) return Err{DataPlaneError::kNotFound};
+  const flow::EntryHandle h = ingress_[id];
+  (void)ingress_ids_.erase(key);
   if (!topo_.options().ingress_acl) return {};
   if (auto s = topo_.remove(h); !s) return Err{from_flow(s.error())};
   return {};
@@ -99,18 +118,16 @@ Result<std::unique_ptr<TxSa>, DataPlaneError> FlowDataPlane::make_sa(const contr
   if (sa.peer_outer_ip.family != opts_.local_outer.family) return Err{DataPlaneError::kRejected};
   const auto alg = psp::aead_alg(static_cast<uint8_t>(sa.key.version));
   if (!alg) return Err{DataPlaneError::kRejected};
-  auto out = std::make_unique<TxSa>();
-  out->spi = sa.spi;
-  out->version = sa.key.version;
-  out->has_vc = opts_.send_vc;
-  out->vc = sa.virt_cookie;
-  out->crypt_offset = opts_.crypt_offset;
-  out->peer = sa.peer_outer_ip;
-  out->local = opts_.local_outer;
   if (sa.key.size() != crypto::key_size(*alg)) return Err{DataPlaneError::kRejected};
-  out->key = sa.key.bytes.clone();
-  out->keys = TxKeys(workers_.size());  // each worker prepares its own on its first packet
-  return out;
+  psp::SealParams p;
+  p.version = sa.key.version;
+  p.spi = sa.spi;
+  p.crypt_offset = opts_.crypt_offset;
+  p.has_vc = opts_.send_vc;
+  p.vc = sa.virt_cookie;
+  // Each worker prepares its own key on its first packet.
+  return std::make_unique<TxSa>(p, psp::OuterHeaders{opts_.local_outer, sa.peer_outer_ip},
+                                sa.key.bytes.clone(), workers_.size());
 }
 
 Status<DataPlaneError> FlowDataPlane::install_egress(const control::VipPair& pair, control::TxSa sa) {
@@ -135,9 +152,9 @@ Status<DataPlaneError> FlowDataPlane::install_egress(const control::VipPair& pai
 Status<DataPlaneError> FlowDataPlane::publish_egress(const control::VipPair& pair, std::unique_ptr<TxSa> sa,
                                                      uint32_t spi, std::size_t host_port) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (auto it = egress_.find(pair); it != egress_.end()) {
-    if (auto s = sas_.replace(it->second.id, std::move(sa)); !s) return Err{DataPlaneError::kRejected};
-    it->second.spi = spi;
+  if (const auto have = egress_ids_.find(pair); have != egress_ids_.kNone) {
+    if (auto s = sas_.replace(egress_[have].id, std::move(sa)); !s) return Err{DataPlaneError::kRejected};
+    egress_[have].spi = spi;
     return {};
   }
   auto id = sas_.install(std::move(sa));
@@ -147,16 +164,18 @@ Status<DataPlaneError> FlowDataPlane::publish_egress(const control::VipPair& pai
     (void)sas_.remove(*id);
     return Err{from_flow(entries.error())};
   }
-  egress_.emplace(pair, Egress{*id, spi, *entries});
+  const auto slot = egress_ids_.insert(pair).first;
+  if (slot >= egress_.size()) egress_.resize(slot + 1);
+  egress_[slot] = Egress{*id, spi, *entries};
   return {};
 }
 
 Status<DataPlaneError> FlowDataPlane::remove_egress(const control::VipPair& pair) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = egress_.find(pair);
-  if (it == egress_.end()) return Err{DataPlaneError::kNotFound};
-  const Egress e = it->second;
-  egress_.erase(it);
+  const auto slot = egress_ids_.find(pair);
+  if (slot == egress_ids_.kNone) return Err{DataPlaneError::kNotFound};
+  const Egress e = egress_[slot];
+  (void)egress_ids_.erase(pair);
   auto s = topo_.remove_egress(e.entries);
   (void)sas_.remove(e.id);
   if (!s) return Err{from_flow(s.error())};
@@ -170,11 +189,18 @@ void FlowDataPlane::publish_master_keys(std::shared_ptr<const psp::MasterKeySnap
 std::vector<FlowDataPlane::EgressView> FlowDataPlane::egress() const {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<EgressView> out;
-  for (const auto& [pair, e] : egress_) {
+  out.reserve(egress_ids_.size());
+  for_each_egress([&](const control::VipPair& pair, const Egress& e) {
     auto hits = topo_.pipeline().entry_hits(e.entries.acl);
     out.push_back({pair, e.id, e.spi, hits ? *hits : 0});
-  }
+  });
+  std::sort(out.begin(), out.end(), [](const EgressView& a, const EgressView& b) { return a.pair < b.pair; });
   return out;
+}
+
+std::size_t FlowDataPlane::egress_count() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return egress_ids_.size();
 }
 
 std::vector<FlowDataPlane::TunnelCounters> FlowDataPlane::tunnel_counters() const {
@@ -183,16 +209,15 @@ std::vector<FlowDataPlane::TunnelCounters> FlowDataPlane::tunnel_counters() cons
   std::vector<uint32_t> spis;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    eg.reserve(egress_.size());
-    spis.reserve(egress_.size());
-    for (const auto& [pair, e] : egress_) {
+    eg.reserve(egress_ids_.size());
+    spis.reserve(egress_ids_.size());
+    for_each_egress([&](const control::VipPair& pair, const Egress& e) {
       eg.emplace_back(pair, e.entries);
       spis.push_back(e.spi);
-    }
-    in.reserve(ingress_.size());
-    for (const auto& [key, handle] : ingress_) {
-      in.emplace_back(control::VipPair{std::get<2>(key), std::get<1>(key)}, handle);
-    }
+    });
+    in.reserve(ingress_ids_.size());
+    for_each_ingress(
+        [&](const IngressKey& key, flow::EntryHandle handle) { in.emplace_back(key.pair, handle); });
   }
   // A handle removed meanwhile reads as no hits (entry handles carry a generation).
   std::map<control::VipPair, TunnelCounters> out;
@@ -218,12 +243,12 @@ control::ActivityMap FlowDataPlane::activity() const {
   std::lock_guard<std::mutex> lock(mu_);
   control::ActivityMap out;
   const flow::Pipeline& pl = topo_.pipeline();
-  for (const auto& [pair, e] : egress_) {
+  for_each_egress([&](const control::VipPair& pair, const Egress& e) {
     if (auto hits = pl.entry_hits(e.entries.acl)) out[pair] += *hits;
-  }
-  for (const auto& [key, handle] : ingress_) {
-    if (auto hits = pl.entry_hits(handle)) out[control::VipPair{std::get<2>(key), std::get<1>(key)}] += *hits;
-  }
+  });
+  for_each_ingress([&](const IngressKey& key, flow::EntryHandle handle) {
+    if (auto hits = pl.entry_hits(handle)) out[key.pair] += *hits;
+  });
   return out;
 }
 

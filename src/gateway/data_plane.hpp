@@ -17,10 +17,10 @@
 #include <map>
 #include <mutex>
 #include <optional>
-#include <tuple>
 #include <unordered_map>
 #include <vector>
 
+#include "base/id_table.hpp"
 #include "control/data_plane.hpp"
 #include "control/tunnel_manager.hpp"
 #include "gateway/psp_actions.hpp"
@@ -68,7 +68,8 @@ class FlowDataPlane final : public control::DataPlane {
     uint32_t spi;
     uint64_t packets;
   };
-  std::vector<EgressView> egress() const;
+  std::vector<EgressView> egress() const;  // in pair order
+  std::size_t egress_count() const;        // egress().size(), without making the view
   // Per pair, EGR_ACL hits + INGR_ACL hits of its open SPIs (flow entry counters, which workers keep
   // anyway): the activity idle aging watches. One pass over the tables, control thread.
   control::ActivityMap activity() const;
@@ -93,8 +94,24 @@ class FlowDataPlane final : public control::DataPlane {
     uint32_t spi;
     Topology::EgressEntries entries;
   };
-  using IngressKey = std::tuple<uint32_t, net::IpAddr, net::IpAddr>;
+  // An open ingress SPI: (SPI, remote VIP -> local VIP).
+  struct IngressKey {
+    uint32_t spi = 0;
+    control::VipPair pair;
+    friend bool operator==(const IngressKey&, const IngressKey&) = default;
+  };
+  struct IngressKeyHash {
+    std::size_t operator()(const IngressKey& k) const noexcept {
+      return control::VipPairHash{}(k.pair) * 31 ^ k.spi;
+    }
+  };
   Result<std::unique_ptr<TxSa>, control::DataPlaneError> make_sa(const control::TxSa& sa) const;
+  // f(pair, egress) for every installed egress, mu_ held.
+  template <class F>
+  void for_each_egress(F&& f) const;
+  // f(key, entry) for every open ingress SPI, mu_ held.
+  template <class F>
+  void for_each_ingress(F&& f) const;
   Status<control::DataPlaneError> publish_egress(const control::VipPair& pair, std::unique_ptr<TxSa> sa,
                                                  uint32_t spi, std::size_t host_port);
 
@@ -108,8 +125,11 @@ class FlowDataPlane final : public control::DataPlane {
   std::unordered_map<net::IpAddr, std::size_t> vip_port_;  // set_vip_ports, first wins: O(1) per open
   std::unordered_map<net::IpAddr, std::pair<flow::EntryHandle, std::size_t>> any_;  // -a: entry, port
   mutable std::mutex mu_;
-  std::map<control::VipPair, Egress> egress_;
-  std::map<IngressKey, flow::EntryHandle> ingress_;
+  // Installed egress: the pair interned to an id (no node per tunnel), its entries in egress_[id].
+  IdTable<control::VipPair, control::VipPairHash> egress_ids_;
+  std::vector<Egress> egress_;
+  IdTable<IngressKey, IngressKeyHash> ingress_ids_;  // as the egress map: the key interned, its entry by id
+  std::vector<flow::EntryHandle> ingress_;
 };
 
 }  // namespace pspgw::gateway

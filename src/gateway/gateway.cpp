@@ -760,7 +760,7 @@ json Gateway::status_json() const {
           {"local_pip", local_pip_.to_string()},
           {"grpc_address", config_.local_grpc_address.to_string()},
           {"workers", workers_.size()},
-          {"tunnels", dp_->egress().size()},
+          {"tunnels", dp_->egress_count()},
           {"peers", config_.peers.size() + fleet_peers_.size()},
           {"fleet", fleet_json()},
           {"key_generation", master_keys_.generation()},

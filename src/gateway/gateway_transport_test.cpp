@@ -260,16 +260,13 @@ class TransportGateway {
   void install_sa() {
     spi_ = ring_.allocate_spi().value();
     const auto key = ring_.derive(spi_, psp::PspVersion::kAesGcm256).value();
-    auto sa = std::make_unique<TxSa>();
-    sa->spi = spi_;
-    sa->version = psp::PspVersion::kAesGcm256;
-    sa->has_vc = opts_.vc;
-    sa->vc = kVc;
-    sa->crypt_offset = opts_.crypt_offset;
-    sa->local = ips_.a;
-    sa->peer = ips_.b;
-    sa->key = key.bytes.clone();
-    sa->keys = TxKeys(1);
+    psp::SealParams p;
+    p.spi = spi_;
+    p.version = psp::PspVersion::kAesGcm256;
+    p.has_vc = opts_.vc;
+    p.vc = kVc;
+    p.crypt_offset = opts_.crypt_offset;
+    auto sa = std::make_unique<TxSa>(p, psp::OuterHeaders{ips_.a, ips_.b}, key.bytes.clone(), 1);
     const CryptoId id = sas_.install(std::move(sa)).value();
     ASSERT_TRUE(topo_->add_egress(ips_.a, ips_.b, id, 0));
     ASSERT_TRUE(topo_->add_ingress(spi_, ips_.a, ips_.b, 0));

@@ -24,7 +24,7 @@
 #include "base/secret.hpp"
 #include "crypto/aead.hpp"
 #include "flow/epoch.hpp"
-#include "net/addr.hpp"
+#include "psp/encap.hpp"
 #include "psp/encap_template.hpp"
 #include "psp/header.hpp"
 
@@ -36,13 +36,13 @@ using CryptoId = uint32_t;
 // with the SA (an SA is otherwise immutable once published), and read by that worker alone until the SA
 // is destroyed after a grace period (whose release/acquire chain orders the worker's store before the
 // destructor's load). A key is deleted, and so zeroed (crypto::AeadKey), with the SA.
+// One worker's slot (the default of one worker) sits inline: no heap chunk of its own per SA.
 class TxKeys {
  public:
   TxKeys() = default;
   explicit TxKeys(std::size_t workers);
   ~TxKeys();
-  TxKeys(TxKeys&& o) noexcept;
-  TxKeys& operator=(TxKeys&& o) noexcept;
+  // Not movable: the slots may be the object's own.
   TxKeys(const TxKeys&) = delete;
   TxKeys& operator=(const TxKeys&) = delete;
 
@@ -55,27 +55,40 @@ class TxKeys {
   const crypto::AeadKey* set(std::size_t w, std::unique_ptr<crypto::AeadKey> key) const;
 
  private:
-  void clear();
-  std::unique_ptr<std::atomic<crypto::AeadKey*>[]> slots_;
+  mutable std::atomic<crypto::AeadKey*> one_{nullptr};
+  std::atomic<crypto::AeadKey*>* slots_ = &one_;  // &one_, or an array of n_ > 1 on the heap
   std::size_t n_ = 0;
 };
 
-struct TxSa {
-  uint32_t spi = 0;
-  psp::PspVersion version = psp::PspVersion::kAesGcm256;
-  bool has_vc = false;
-  uint64_t vc = 0;
-  uint8_t crypt_offset = 0;  // 4-octet units
-  net::IpAddr peer;          // outer destination
-  net::IpAddr local;         // outer source
-  Secret<32> key;            // the peer's key for `spi`: its first key_size(version) bytes
-  TxKeys keys;               // [worker], each made by its worker from `key` (key_for); no slots: kBadKey
-  // The frame head encap() copies (psp/encap_template.hpp), made from the fields above by prepare();
-  // absent when they cannot make one (no outer addresses): encap() then drops as kNoSa.
-  std::optional<psp::EncapTemplate> tmpl;
+// An SA's template, or none: std::optional's interface without its flag (a template that exists is never
+// empty, so size() 0 says "none"), which would take an SA past a 176-byte heap chunk.
+class SaTemplate {
+ public:
+  SaTemplate() = default;
+  explicit SaTemplate(const psp::EncapTemplate& t) : t_(t) {}
+  explicit operator bool() const { return t_.size() != 0; }
+  const psp::EncapTemplate& operator*() const { return t_; }
+  const psp::EncapTemplate* operator->() const { return &t_; }
 
-  // SaTable calls it before publishing: once an SA is published it never changes (but for TxKeys' slots).
-  void prepare();
+ private:
+  psp::EncapTemplate t_;
+};
+
+// Immutable once published (but for TxKeys' slots). The SPI, version, VC, crypt offset and outer
+// addresses live in the template alone: with one worker an SA is one 192-byte heap chunk, where it was a
+// 256-byte one and the worker slots' 32 (memory at 100,000 tunnels, README Performance).
+struct TxSa {
+  TxSa() = default;  // no key slots: SaTable refuses it (kBadKey)
+  // The SA sealing with `params` (version, SPI, crypt offset, VC) between `outer`'s addresses: `key` is the
+  // peer's key for the SPI (its first key_size(version) bytes), with a key slot for each of `workers`.
+  TxSa(const psp::SealParams& params, const psp::OuterHeaders& outer, Secret<32> key, std::size_t workers);
+
+  Secret<32> key;
+  TxKeys keys;  // [worker], each made by its worker from `key` (key_for); no slots: kBadKey
+  // The frame head encap() copies (psp/encap_template.hpp), made from the constructor's params; it holds
+  // the SPI, version and the rest. Absent when they cannot make one (no outer addresses): encap() then
+  // drops as kNoSa.
+  SaTemplate tmpl;
   // Worker `worker`: the key its backend prepared, made now if this is its first packet with the SA
   // (allocates once per SA and worker; never again for that pair). nullptr: no template, no slot for the
   // worker, or key bytes the backend refuses.
