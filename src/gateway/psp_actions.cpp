@@ -165,9 +165,8 @@ class EncryptAction final : public flow::BatchAction {
   // header the new SA would not write is dropped as kNoSa. The worker's key of the SA is made on its first
   // packet with the SA (sa_table.hpp), after that one load as before.
   uint8_t prepare(net::Packet& pkt, CryptoId id, WorkerPsp& w, crypto::AeadOp& op) const {
-    const TxSa* sa = ctx_.sas->get(id);
-    if (sa == nullptr || !sa->tmpl) return drop(GatewayDrop::kNoSa);
-    const crypto::AeadKey* key = sa->key_for(w.worker, *w.aead);
+    const TxSa* sa = nullptr;
+    const crypto::AeadKey* key = sealing_key(*ctx_.sas, id, w, sa);
     if (key == nullptr) return drop(GatewayDrop::kNoSa);
     const psp::DropReason r = psp::prepare_frame_seal(pkt, *sa->tmpl, *key, op);
     if (r == psp::DropReason::kBadHeader) return drop(GatewayDrop::kNoSa);
@@ -175,16 +174,15 @@ class EncryptAction final : public flow::BatchAction {
   }
 
   // A super-packet: the checks prepare() makes, nothing sealed yet. The worker seals its segments as it
-  // sends them, with the SA behind meta.pkt_meta then (worker.cpp, SegmentSeal::start checks again).
-  uint8_t check_gso(net::Packet& pkt, CryptoId id, WorkerPsp& w) const {
-    const TxSa* sa = ctx_.sas->get(id);
-    if (sa == nullptr || !sa->tmpl || sa->key_for(w.worker, *w.aead) == nullptr)
-      return drop(GatewayDrop::kNoSa);
+  // sends them, with the SA behind meta.pkt_meta then (PSP_ENCRYPT matched pkt_meta == id; worker.cpp,
+  // SegmentSeal::start checks again).
+  uint8_t check_gso(const net::Packet& pkt, CryptoId id, WorkerPsp& w) const {
+    const TxSa* sa = nullptr;
+    if (sealing_key(*ctx_.sas, id, w, sa) == nullptr) return drop(GatewayDrop::kNoSa);
     const psp::EncapTemplate& t = *sa->tmpl;
     if (pkt.size() < t.size() || !psp::detail::header_of(pkt.data() + t.psp_offset(), t)) {
       return drop(GatewayDrop::kNoSa);
     }
-    pkt.meta.pkt_meta = static_cast<uint32_t>(id);
     return 0;
   }
 

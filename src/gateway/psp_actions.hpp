@@ -130,6 +130,14 @@ struct alignas(64) WorkerPsp {
   psp::detail::BatchSlots<psp::DecapPlan, net::kMaxBatch> plans;
 };
 
+// The SA behind `id` (into `sa`) and this worker's key of it, made on its first use: what each seal step
+// starts from (encrypt(), and the worker's seal of a super-packet's segments). nullptr: no SA for the id
+// (removed while the packet was in flight).
+inline const crypto::AeadKey* sealing_key(const SaTable& sas, CryptoId id, WorkerPsp& w, const TxSa*& sa) {
+  sa = sas.get(id);
+  return sa != nullptr && sa->tmpl ? sa->key_for(w.worker, *w.aead) : nullptr;
+}
+
 // Everything the actions share, owned by the gateway.
 struct PspContext {
   SaTable* sas = nullptr;

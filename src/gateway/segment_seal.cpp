@@ -25,7 +25,7 @@ std::size_t SegmentSeal::next(net::PacketPool& pool, net::PacketBatch& out, cons
   // The VC (if any) and the segment's inner headers follow the 16-byte PSP header in place.
   const uint32_t head = seg_.header_len() - static_cast<uint32_t>(psp::kPspHeaderSize);
   std::size_t n = 0;
-  while (index_ < count_ && !out.full()) {
+  while (!done() && !out.full()) {
     net::Packet* p = pool.alloc();
     if (p == nullptr) break;
     const std::span<const uint8_t> payload = seg_.payload(index_);

@@ -51,20 +51,19 @@ class SegmentSeal {
   std::size_t next(net::PacketPool& pool, net::PacketBatch& out, const crypto::AeadBackend& aead,
                    IvCounter& iv, AeadOps& ops);
 
-  bool done() const { return index_ >= count_; }
-  std::size_t segment_count() const { return count_; }
+  bool done() const { return index_ >= seg_.segment_count(); }
+  std::size_t segment_count() const { return seg_.segment_count(); }
   std::size_t dropped() const { return dropped_; }
 
  private:
   SegmentSeal(const ports::GsoSegmenter& seg, const net::Packet& sp, const psp::EncapTemplate& t,
               const crypto::AeadKey& key)
-      : seg_(seg), sp_(&sp), t_(&t), key_(&key), count_(seg.segment_count()) {}
+      : seg_(seg), sp_(&sp), t_(&t), key_(&key) {}
 
   ports::GsoSegmenter seg_;
   const net::Packet* sp_;
   const psp::EncapTemplate* t_;
   const crypto::AeadKey* key_;
-  std::size_t count_;
   std::size_t index_ = 0;
   std::size_t dropped_ = 0;
 };

@@ -110,9 +110,10 @@ class PacketWorker::Sink final : public flow::Sink {
   // as encrypt() would; an SA gone meanwhile drops it as unknown-key).
   void seal_segments(const net::Packet& sp) {
     WorkerPsp& psp = w_.psp_;
-    const TxSa* sa =
-        w_.cfg_.sas != nullptr ? w_.cfg_.sas->get(static_cast<CryptoId>(sp.meta.pkt_meta)) : nullptr;
-    const crypto::AeadKey* key = sa != nullptr && sa->tmpl ? sa->key_for(psp.worker, *psp.aead) : nullptr;
+    const TxSa* sa = nullptr;
+    const crypto::AeadKey* key =
+        w_.cfg_.sas != nullptr ? sealing_key(*w_.cfg_.sas, static_cast<CryptoId>(sp.meta.pkt_meta), psp, sa)
+                               : nullptr;
     if (key == nullptr) {
       psp.counters.count_drop(psp::DropReason::kUnknownKey);
       return;
@@ -125,7 +126,7 @@ class PacketWorker::Sink final : public flow::Sink {
     ports::Port& net = *w_.cfg_.network;
     while (!seal->done()) {
       net::PacketBatch out;
-      if (seal->next(w_.pool_, out, *psp.aead, psp.iv, psp.scratch.ops) == 0 && out.empty()) {
+      if (seal->next(w_.pool_, out, *psp.aead, psp.iv, psp.scratch.ops) == 0) {
         if (seal->done()) break;  // the last ones did not fit their crypt offset
         ++w_.local_.pool_empty;   // every buffer in use: the rest of the super-packet is lost
         break;

@@ -44,7 +44,7 @@ struct WorkerStats {
   psp::KeyCacheStats key_cache;
   uint64_t batches = 0;
   uint64_t cpu_queue_drops = 0;   // the ring to the control thread was full
-  uint64_t pool_empty = 0;        // a resubmitted frame found no free buffer
+  uint64_t pool_empty = 0;        // a resubmitted frame or a super-packet's segment found no free buffer
   uint64_t unwrap_failures = 0;   // a frame toward the network without outer headers (a bug if non-zero)
   uint64_t segment_failures = 0;  // a super-packet that could not be cut for a port or the CPU (a bug too)
   TooBigCounters too_big;         // host-port frames larger than the tunnel carries (mtu_guard.hpp)

@@ -264,6 +264,21 @@ TEST_F(TapTest, PortFrameReachesKernelSocket) {
   });
 }
 
+// Ten 1000-byte datagrams (byte i = i * 13) sent with UDP_SEGMENT from socket `s` to 10.9.0.2:`dport`,
+// through the TAP: what it read of them (one super-packet where the kernel took USO), or nullptr.
+std::vector<uint8_t> uso_data() {
+  std::vector<uint8_t> data(10 * 1000);
+  for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(i * 13);
+  return data;
+}
+net::Packet* send_uso_read_super(TapPort& tap, int s, uint16_t dport, net::PacketPool& pool) {
+  const std::vector<uint8_t> data = uso_data();
+  EXPECT_EQ(send_to_peer(s, data.data(), data.size(), dport, 1000), static_cast<ssize_t>(data.size()));
+  auto got = read_udp(tap, pool, dport, 1);
+  EXPECT_EQ(got.size(), 1U);
+  return got.empty() ? nullptr : got[0];
+}
+
 TEST_F(TapTest, UsoSendArrivesAsOneSuperPacket) {
   run([] {
     auto tap = open_tap(TapConfig{.name = "pspt0", .segment_on_rx = false});
@@ -271,13 +286,11 @@ TEST_F(TapTest, UsoSendArrivesAsOneSuperPacket) {
     if ((tap->offloads() & kTunFUso4) == 0) GTEST_SKIP() << "kernel without TUN_F_USO4";
     address_tap(*tap);
     UniqueFd s = udp_socket(4001);
-    std::vector<uint8_t> data(10 * 1000);
-    for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(i * 13);
-    ASSERT_EQ(send_to_peer(s.get(), data.data(), data.size(), 5556, 1000), static_cast<ssize_t>(data.size()));
+    const std::vector<uint8_t> data = uso_data();
     net::PacketPool pool(64, kGsoRxBufferSize);
-    auto got = read_udp(*tap, pool, 5556, 1);
-    ASSERT_EQ(got.size(), 1U);
-    net::Packet& super = *got[0];
+    net::Packet* got = send_uso_read_super(*tap, s.get(), 5556, pool);
+    ASSERT_NE(got, nullptr);
+    net::Packet& super = *got;
     EXPECT_EQ(super.meta.gso_size, 1000);
     EXPECT_EQ(super.size(), 14U + 20 + 8 + data.size());
 
@@ -309,13 +322,11 @@ TEST_F(TapTest, SuperPacketIsWrittenWhole) {
     EXPECT_TRUE(tap->takes_gso());
     address_tap(*tap);
     UniqueFd s = udp_socket(4005);
-    std::vector<uint8_t> data(10 * 1000);
-    for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(i * 13);
-    ASSERT_EQ(send_to_peer(s.get(), data.data(), data.size(), 5557, 1000), static_cast<ssize_t>(data.size()));
+    const std::vector<uint8_t> data = uso_data();
     net::PacketPool pool(64, kGsoRxBufferSize);
-    auto got = read_udp(*tap, pool, 5557, 1);
-    ASSERT_EQ(got.size(), 1U);
-    net::Packet& super = *got[0];
+    net::Packet* got = send_uso_read_super(*tap, s.get(), 5557, pool);
+    ASSERT_NE(got, nullptr);
+    net::Packet& super = *got;
     ASSERT_EQ(super.meta.gso_size, 1000);
     uint8_t* f = super.data();
     std::array<uint8_t, 6> mac;
