@@ -146,6 +146,10 @@ void check_fused_seal(const std::vector<uint8_t>& super, uint16_t gso_size, uint
   auto seg = ports::GsoSegmenter::start(super, gso_size);
   if (!seg || seg->segment_count() == 0 || super.size() + net::kDefaultHeadroom > ports::kGsoRxBufferSize)
     return;
+  // Segments larger than any pool buffer (gso_size near 64 KiB): both paths refuse (the segmenter's
+  // kSegmentTooBig, SegmentSeal's kNoRoom); found by libFuzzer: corpus/tap_gso/gso-size-past-the-buffer.
+  if (net::kDefaultHeadroom + seg->header_len() + gso_size + psp::kPspIcvSize > ports::kGsoRxBufferSize)
+    return;
   psp::SealParams params;
   params.version = static_cast<psp::PspVersion>((knobs >> 1) & 3);
   params.spi = 0x80000031;
