@@ -122,6 +122,9 @@ TEST_F(FleetEtcd, ThreeMembersFailoverResyncAndDeregistration) {
     std::lock_guard lock(mu);
     seen = v;
   };
+  a.log = [](std::string_view line) {
+    std::fprintf(stderr, "a: %.*s\n", static_cast<int>(line.size()), line.data());
+  };
   auto fa = Fleet::create(a);
   ASSERT_TRUE(fa) << fa.error().message;
   (*fa)->start();
@@ -129,6 +132,9 @@ TEST_F(FleetEtcd, ThreeMembersFailoverResyncAndDeregistration) {
   b.etcd = {etcd.urls(), {}, 1000ms};
   b.self = host("b", "192.0.2.2", {"10.0.0.2"});
   b.on_change = nullptr;
+  b.log = [](std::string_view line) {
+    std::fprintf(stderr, "b: %.*s\n", static_cast<int>(line.size()), line.data());
+  };
   auto fb = Fleet::create(b);
   ASSERT_TRUE(fb);
   (*fb)->start();
@@ -141,6 +147,9 @@ TEST_F(FleetEtcd, ThreeMembersFailoverResyncAndDeregistration) {
     return false;
   };
   ASSERT_TRUE(eventually([&] { return a_sees("10.0.0.2", "b"); }));
+  // And a registered (b sees it) before member 0, a's only endpoint, dies: under load a's first put can
+  // still be on its way when b's record already reached a, and a would then never register.
+  ASSERT_TRUE(eventually([&] { return (*fb)->status().store.hosts == 2; }));
 
   // Member 0 dies: a's store is unreachable, its directory stays; b (three endpoints) carries on.
   etcd.kill(0);
