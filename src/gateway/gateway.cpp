@@ -869,9 +869,13 @@ std::vector<admin::PortSnapshot> Gateway::port_snapshots(const std::vector<Worke
 void Gateway::fill_psp_snapshot(const std::vector<WorkerStats>& stats, admin::StatsSnapshot& snap) const {
   psp::Counters psp_sum;
   psp::KeyCacheStats cache;
-  uint64_t cpu_drops = 0;
+  uint64_t cpu_drops = 0, pool_empty = 0, resubmit_waits = 0, unwrap_failed = 0, segment_failed = 0;
   TooBigCounters too_big;
   for (const auto& w : stats) {
+    pool_empty += w.pool_empty;
+    resubmit_waits += w.resubmit_waits;
+    unwrap_failed += w.unwrap_failures;
+    segment_failed += w.segment_failures;
     too_big.icmp_sent += w.too_big.icmp_sent;
     too_big.fragmented += w.too_big.fragmented;
     too_big.rate_limited += w.too_big.rate_limited;
@@ -903,6 +907,10 @@ void Gateway::fill_psp_snapshot(const std::vector<WorkerStats>& stats, admin::St
                     {"dropped_ring_full", sp.dropped_ring_full},
                     {"pending_full", sp.pending_full},
                     {"dropped_cpu_queue_full", cpu_drops},
+                    {"dropped_pool_empty", pool_empty},
+                    {"resubmit_pool_waits", resubmit_waits},
+                    {"dropped_unwrap_failed", unwrap_failed},
+                    {"dropped_segment_failed", segment_failed},
                     {"exchanges_started", sp.exchanges_started},
                     {"exchanges_ok", sp.exchanges_ok},
                     {"exchanges_failed", sp.exchanges_failed},

@@ -352,7 +352,7 @@ void PacketWorker::drain_from_cpu() {
   while (!resubmit.full() && from_cpu_.peek(frame, info)) {
     net::Packet* p = pool_.alloc();
     if (p == nullptr) {
-      ++local_.pool_empty;
+      ++local_.resubmit_waits;
       break;  // leave it in the ring: the next iteration retries once buffers are back
     }
     if (!p->assign(frame)) {

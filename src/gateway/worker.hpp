@@ -43,10 +43,12 @@ struct WorkerStats {
   psp::Counters psp;
   psp::KeyCacheStats key_cache;
   uint64_t batches = 0;
-  uint64_t cpu_queue_drops = 0;   // the ring to the control thread was full
-  uint64_t pool_empty = 0;        // a resubmitted frame or a super-packet's segment found no free buffer
-  uint64_t unwrap_failures = 0;   // a frame toward the network without outer headers (a bug if non-zero)
-  uint64_t segment_failures = 0;  // a super-packet that could not be cut for a port or the CPU (a bug too)
+  uint64_t cpu_queue_drops = 0;  // the ring to the control thread was full
+  // Exported in the slow_path group (gateway.cpp fill_psp_snapshot) under the names after each.
+  uint64_t pool_empty = 0;        // segments of a super-packet lost: no free buffer (dropped_pool_empty)
+  uint64_t resubmit_waits = 0;    // a held frame left in its ring for want of a buffer (resubmit_pool_waits)
+  uint64_t unwrap_failures = 0;   // toward the network without outer headers, a bug (dropped_unwrap_failed)
+  uint64_t segment_failures = 0;  // a super-packet that could not be cut, a bug too (dropped_segment_failed)
   TooBigCounters too_big;         // host-port frames larger than the tunnel carries (mtu_guard.hpp)
 };
 
