@@ -1,10 +1,12 @@
 // Flow pipeline benchmarks (issue 3): one exact-match pipe at 1 / 10k / 100k / 1M entries, the 5-pipe H2N
-// graph without crypto on 64-byte packets, the chain pipes' cost (issue 8), the gateway's ROOT alone, and
-// entry inserts per second while a worker forwards.
+// graph without crypto on 64-byte packets, the chain pipes' cost (issue 8), the gateway's ROOT alone,
+// entry inserts per second while a worker forwards, and the H2N graph run by 1..N workers at once (issue 9
+// step 5: N = this machine's CPUs).
 // Run: build/bin/bench_pipeline --benchmark_min_time=0.5   (one forwarding core; the insert benchmark
-// adds a second thread for the worker).
+// adds a second thread for the worker; BM_H2NWorkers/threads:N runs N).
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <map>
@@ -43,15 +45,17 @@ class NullSink final : public Sink {
 class Noop final : public BatchAction {
  public:
   explicit Noop(std::string n) : name_(std::move(n)) {}
+  // Reads each packet's argument and writes nothing shared: one instance serves every worker at once.
   void apply(std::span<net::Packet* const> pkts, std::span<const uint64_t> args,
              const ActionContext&) override {
-    for (std::size_t i = 0; i < pkts.size(); ++i) sum_ += args[i];
+    uint64_t sum = 0;
+    for (std::size_t i = 0; i < pkts.size(); ++i) sum += args[i];
+    benchmark::DoNotOptimize(sum);
   }
   std::string name() const override { return name_; }
 
  private:
   std::string name_;
-  uint64_t sum_ = 0;
 };
 
 uint32_t dst_of(uint32_t i) {
@@ -143,9 +147,9 @@ BENCHMARK(BM_ExactPipe)->Arg(1)->Arg(10'000)->Arg(100'000)->Arg(1'000'000);
 
 // Seed 002 without crypto: ROOT -> EMPTY (DOCA's vestigial domain-crossing pipe) -> EGR_ACL (encap stub,
 // pkt_meta = crypto_id) -> EGR_SAMP (1 in 65536, S bit, mirror) -> PSP_ENCRYPT (encrypt stub) -> p0.
-std::unique_ptr<Pipeline> h2n(uint32_t peers) {
+std::unique_ptr<Pipeline> h2n(uint32_t peers, uint16_t max_workers = 2) {
   PipelineBuilder b;
-  b.max_workers(2);
+  b.max_workers(max_workers);
   b.add_pipe({.name = "ROOT",
               .lookup = LookupKind::kTernary,
               .match = {match(Field::kInPort), match(Field::kEtherType), match(Field::kIpProto),
@@ -208,6 +212,42 @@ void BM_H2NGraph5Pipes(benchmark::State& state) {
   state.counters["mirrored"] = static_cast<double>(pl->pipe_stats(*pl->find_pipe("EGR_SAMP"))->mirrored);
 }
 BENCHMARK(BM_H2NGraph5Pipes)->Arg(1024)->Arg(100'000);
+
+// Workers in parallel (issue 9 step 5, "no shared cache line written per batch"): N threads, each a Worker of
+// ONE pipeline, the 5-pipe H2N graph at 100,000 peers, each thread with its own packets (to entries of the
+// whole table), mirror pool and sink. They share what the daemon's workers share: the pipes' tables and
+// records (read), the epoch domain (each worker announces in its own slot), the per-worker entry counters.
+// Mpps is the sum over the threads in real time; scaling = Mpps(threads:N) / (N x Mpps(threads:1)). Run
+// alone on an otherwise idle machine: build/bin/bench_pipeline --benchmark_filter=H2NWorkers
+// --benchmark_min_time=1
+constexpr uint16_t kMaxBenchWorkers = 64;
+Pipeline& shared_h2n() {
+  static const std::unique_ptr<Pipeline> pl = h2n(100'000, kMaxBenchWorkers);  // built once, thread-safe
+  return *pl;
+}
+void BM_H2NWorkers(benchmark::State& state) {
+  Pipeline& pl = shared_h2n();
+  net::PacketPool mirror_pool(1024, 256);
+  auto w = pl.attach_worker({.pool = &mirror_pool});
+  if (!w) {
+    state.SkipWithError("no worker slot");
+    return;
+  }
+  Traffic t(100'000, 3 + static_cast<uint64_t>(state.thread_index()));
+  NullSink sink;
+  sink.copies = &mirror_pool;
+  uint64_t packets = 0;
+  // NOLINTNEXTLINE(clang-analyzer-deadcode.DeadStores): the benchmark idiom
+  for (auto _ : state) packets += t.round(**w, sink, pl.root());
+  if (sink.n < packets) state.SkipWithError("lost packets");  // (mirror copies count too)
+  state.SetItemsProcessed(static_cast<int64_t>(packets));
+  state.counters["Mpps"] =
+      benchmark::Counter(static_cast<double>(packets) * 1e-6, benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_H2NWorkers)
+    ->ThreadRange(1, static_cast<int>(std::clamp<unsigned>(std::thread::hardware_concurrency(), 1,
+                                                           kMaxBenchWorkers)))
+    ->UseRealTime();
 
 // Service chains (issue 8, src/gateway/topology.cpp build_chains): what the chain pipes cost a host packet
 // on its way to EGR_ACL (1024 tunnels). Arg 0: ROOT -> EGR_ACL, no chain pipes (before issue 8); 1: ROOT ->

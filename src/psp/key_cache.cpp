@@ -8,8 +8,8 @@ namespace pspgw::psp {
 
 KeyCache::KeyCache(const crypto::AeadBackend& aead, std::size_t capacity)
     : aead_(aead),
-      entries_(std::bit_ceil(capacity == 0 ? std::size_t{1} : capacity)),
-      index_shift_(64 - std::countr_zero(entries_.size())) {}
+      sets_(std::bit_ceil(capacity < 2 ? std::size_t{2} : capacity) / 2),
+      set_mask_(sets_.size() - 1) {}
 
 void KeyCache::update(std::shared_ptr<const MasterKeySnapshot> snapshot) {
   snapshot_ = std::move(snapshot);
@@ -42,11 +42,19 @@ const crypto::AeadKey* KeyCache::key_for(uint32_t spi, PspVersion version) {
   return resolve(spi, version, why);
 }
 
-const crypto::AeadKey* KeyCache::resolve_miss(Entry& e, uint32_t spi, PspVersion version, DropReason& why) {
+const crypto::AeadKey* KeyCache::resolve_miss(Set& set, uint32_t spi, PspVersion version, DropReason& why) {
   const uint64_t generation = generation_;
-  if (e.key && e.spi == spi && e.version == version) ++stats_.stale;  // from an older snapshot
-  // The high-water check comes before derive() and before `e` is touched: an SPI nobody was given costs
-  // this load and nothing else.
+  // The way to fill: this SPI's own from an older snapshot (stale), else way[0] after its entry moves to
+  // way[1] (evicting the one filled longer ago, if any).
+  Entry* fill = nullptr;
+  for (Entry& e : set.way) {
+    if (e.key && e.spi == spi && (e.tag & kVersionMask) == static_cast<uint32_t>(version)) {
+      ++stats_.stale;  // from an older snapshot
+      fill = &e;
+    }
+  }
+  // The high-water check comes before derive() and before the set is touched: an SPI nobody was given
+  // costs this load and nothing else.
   if (snapshot_ && !snapshot_->issued(spi)) {
     ++stats_.unissued;
     why = DropReason::kUnissuedSpi;
@@ -59,12 +67,17 @@ const crypto::AeadKey* KeyCache::resolve_miss(Entry& e, uint32_t spi, PspVersion
     return nullptr;
   }
   ++stats_.misses;
-  if (e.key) park(std::move(e.key));
-  e.spi = spi;
-  e.version = version;
-  e.generation = generation;
-  e.key = std::move(key);
-  return e.key.get();
+  if (fill != nullptr) {
+    park(std::move(fill->key));
+  } else {  // way[0] is empty only while way[1] is
+    if (set.way[1].key) park(std::move(set.way[1].key));
+    set.way[1] = std::move(set.way[0]);
+    fill = &set.way[0];
+  }
+  fill->spi = spi;
+  fill->tag = tag(generation, version);
+  fill->key = std::move(key);
+  return fill->key.get();
 }
 
 }  // namespace pspgw::psp

@@ -1,8 +1,12 @@
 // A bounded cache of prepared receive keys for one data-plane worker (shared/spec/psp-protocol.md §5:
 // "a bounded cache of derived keys is allowed; memory must not grow with the number of peers").
 //
-// Direct-mapped on (SPI, version), capacity fixed at construction: a miss derives the key from the current
-// MasterKeySnapshot (AES-CMAC) and prepares it with the worker's AeadBackend, replacing the slot's entry.
+// Two-way set-associative on (SPI, version), capacity fixed at construction: a miss derives the key from
+// the current MasterKeySnapshot (AES-CMAC) and prepares it with the worker's AeadBackend, into an empty or
+// stale way of the SPI's set, else in place of the way filled longer ago (no write on a hit).
+// The set is the SPI counter's low bits (see index()): the live SPIs of a key slot are mostly one run of
+// its counter (1, 2, 3, ...), and a run as long as the cache, or two runs (the two key slots during a
+// rotation) as long as half of it each, wherever they start, never evict each other.
 // Before deriving, a miss asks the snapshot whether the ring ever handed the SPI out (its slot's high-water
 // mark, key_ring.hpp): an SPI it did not is refused as kUnissuedSpi, with no derivation and no eviction.
 // Entries remember the snapshot generation they were derived under; after a rotation the next use of an
@@ -45,7 +49,7 @@ class KeyCache final : public KeyResolver {
  public:
   static constexpr std::size_t kDefaultCapacity = 1024;
 
-  // capacity is rounded up to a power of two (at least 1).
+  // capacity is rounded up to a power of two (at least 2: one set of two ways).
   explicit KeyCache(const crypto::AeadBackend& aead, std::size_t capacity = kDefaultCapacity);
   KeyCache(const KeyCache&) = delete;
   KeyCache& operator=(const KeyCache&) = delete;
@@ -56,12 +60,15 @@ class KeyCache final : public KeyResolver {
   // The hit path is inline (the open steps call it per packet; KeyCache is final, so no virtual call
   // either); a miss goes out of line.
   const crypto::AeadKey* resolve(uint32_t spi, PspVersion version, DropReason& why) override {
-    Entry& e = entries_[index(spi, version)];
-    if (e.key && e.spi == spi && e.version == version && e.generation == generation_) [[likely]] {
-      ++stats_.hits;
-      return e.key.get();
+    Set& set = sets_[index(spi, version)];
+    const uint32_t want = tag(generation_, version);
+    for (Entry& e : set.way) {
+      if (e.spi == spi && e.tag == want && e.key) {
+        ++stats_.hits;
+        return e.key.get();
+      }
     }
-    return resolve_miss(e, spi, version, why);
+    return resolve_miss(set, spi, version, why);
   }
 
   // Whether prepare_open_batch asks ahead (the hints below) for this cache: only one sized for more than
@@ -70,36 +77,47 @@ class KeyCache final : public KeyResolver {
   // 37-39% to 51% of the 1-SPI rate); 4,096 prepared keys (~4 MB) is where they stop fitting. The daemon
   // sizes the cache from -x (gateway.cpp key_cache_entries), so the default -x 256 never pays for them.
   static constexpr std::size_t kPrefetchAbove = 4096;
-  bool prefetching() const { return entries_.size() > kPrefetchAbove; }
+  bool prefetching() const { return capacity() > kPrefetchAbove; }
   // Hints for a batch about to be resolved (psp/batch.hpp prepare_open_batch): the entry (spi, version)
   // maps to; then, once that is in, its key, if it is the one resolve() will return. No effect on results.
-  void prefetch_entry(uint32_t spi, PspVersion version) const {
-    prefetch_line(&entries_[index(spi, version)]);
-  }
+  void prefetch_entry(uint32_t spi, PspVersion version) const { prefetch_line(&sets_[index(spi, version)]); }
   void prefetch_key(uint32_t spi, PspVersion version) const {
-    const Entry& e = entries_[index(spi, version)];
-    if (e.key && e.spi == spi && e.version == version) e.key->prefetch();
+    for (const Entry& e : sets_[index(spi, version)].way) {
+      if (e.key && e.spi == spi && (e.tag & kVersionMask) == static_cast<uint32_t>(version))
+        e.key->prefetch();
+    }
   }
 
   const KeyCacheStats& stats() const { return stats_; }
-  std::size_t capacity() const { return entries_.size(); }
+  std::size_t capacity() const { return 2 * sets_.size(); }
 
  private:
+  // 16 bytes: a set is 32 and never straddles a cache line (one prefetch_entry).
   struct Entry {
     uint32_t spi = 0;
-    PspVersion version = PspVersion::kAesGcm128;
-    uint64_t generation = 0;
-    std::unique_ptr<crypto::AeadKey> key;  // nullptr = empty slot
+    uint32_t tag = 0;                      // tag(generation, version) when filled
+    std::unique_ptr<crypto::AeadKey> key;  // nullptr = empty way
   };
-
-  std::size_t index(uint32_t spi, PspVersion version) const {
-    if (index_shift_ == 64) return 0;
-    // Fibonacci hashing: SPIs are sequential counters, the multiply spreads them over the sets. The
-    // version takes the low 4 bits whole (with one bit, versions 2/3 folded SPI pairs onto one set).
-    const uint64_t x = (uint64_t{spi} << 4 | (static_cast<uint64_t>(version) & 0xf)) * 0x9e3779b97f4a7c15ull;
-    return static_cast<std::size_t>(x >> index_shift_);
+  struct alignas(32) Set {
+    std::array<Entry, 2> way;  // way[0] filled last
+  };
+  static constexpr uint32_t kVersionMask = 0xf;
+  // The snapshot generation an entry was derived under (its low 28 bits: a false hit would take 2^28
+  // rotations between two uses of one entry) and the version.
+  static uint32_t tag(uint64_t generation, PspVersion version) {
+    return static_cast<uint32_t>(generation << 4) | (static_cast<uint32_t>(version) & kVersionMask);
   }
-  const crypto::AeadKey* resolve_miss(Entry& e, uint32_t spi, PspVersion version, DropReason& why);
+
+  // The set: the SPI counter's low bits, the other key slot's counter half the sets on, each version an
+  // eighth further (a gateway and its peers use one version; two SPI pairs of versions 2/3 once shared an
+  // entry and re-derived on every packet). A multiplicative hash (Fibonacci, before) spread runs of SPIs as
+  // if at random over direct-mapped entries: with 3/4 of them in use 53% of the SPIs shared an entry at
+  // best, 92% at 8,192..32,768 entries, and each packet of those derived its key again.
+  std::size_t index(uint32_t spi, PspVersion version) const {
+    const std::size_t slot = spi >> 31, v = static_cast<std::size_t>(version) & kVersionMask;
+    return ((spi & kSpiLowMask) + slot * (set_mask_ / 2 + 1) + v * (set_mask_ / 8 + 1)) & set_mask_;
+  }
+  const crypto::AeadKey* resolve_miss(Set& set, uint32_t spi, PspVersion version, DropReason& why);
   std::unique_ptr<crypto::AeadKey> derive(uint32_t spi, PspVersion version);
   void park(std::unique_ptr<crypto::AeadKey> key);
 
@@ -107,8 +125,8 @@ class KeyCache final : public KeyResolver {
   crypto::KdfContext kdf_;  // made with the cache: a worker's first derivation allocates nothing
   std::shared_ptr<const MasterKeySnapshot> snapshot_;
   uint64_t generation_ = 0;  // snapshot_'s (0 without one)
-  std::vector<Entry> entries_;
-  int index_shift_;
+  std::vector<Set> sets_;
+  std::size_t set_mask_;  // sets_.size() - 1 (a power of two)
   std::array<std::unique_ptr<crypto::AeadKey>, net::kMaxBatch> parked_;
   std::size_t next_park_ = 0;
   std::unique_ptr<crypto::AeadKey> spare_;  // out of the park ring, waiting to be re-prepared
