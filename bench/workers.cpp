@@ -16,7 +16,8 @@
 // load drifts); the table gives the median aggregate rate and scaling = rate(N) / (N x rate(1)).
 //
 // Run (root not needed): build/bin/bench_workers [--threads 1,2,...] [--bytes 1400] [--seconds 1]
-//                        [--rounds 5]   (default threads: 1 up to this machine's CPUs, doubling)
+//                        [--rounds 5] [--table]   (default threads: 1 up to this machine's CPUs, doubling)
+// --table: the most workers' rows only, as bench/scale's table rows (| | result | target |).
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -289,8 +290,16 @@ int run(int argc, char** argv) {
   std::size_t bytes = 1400;
   double seconds = 1;
   int rounds = 5;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string_view opt = argv[i], val = argv[i + 1];
+  bool table = false;
+  for (int i = 1; i < argc; i += 2) {
+    const std::string_view opt = argv[i];
+    if (opt == "--table") {
+      table = true;
+      --i;
+      continue;
+    }
+    if (i + 1 >= argc) throw std::runtime_error("option " + std::string(opt) + " needs a value");
+    const std::string_view val = argv[i + 1];
     if (opt == "--threads") {
       threads = parse_list(val);
     } else if (opt == "--bytes") {
@@ -310,12 +319,16 @@ int run(int argc, char** argv) {
   if (std::find(threads.begin(), threads.end(), 1u) == threads.end()) threads.insert(threads.begin(), 1);
   const unsigned most = *std::max_element(threads.begin(), threads.end());
   Setup setup(static_cast<uint16_t>(most), bytes);
-  std::printf("bench_workers: %zu-byte frames, %zu tunnels, %u CPUs, %d rounds of %.1f s per thread count\n",
-              bytes, kTunnels, cpus, rounds, seconds);
-  std::printf(
-      "| direction | workers | Mpps (median) | Gbit/s of frames | scaling vs 1 worker "
-      "|\n|---|---|---|---|---|\n");
+  if (!table) {
+    std::printf(
+        "bench_workers: %zu-byte frames, %zu tunnels, %u CPUs, %d rounds of %.1f s per thread count\n", bytes,
+        kTunnels, cpus, rounds, seconds);
+    std::printf(
+        "| direction | workers | Mpps (median) | Gbit/s of frames | scaling vs 1 worker "
+        "|\n|---|---|---|---|---|\n");
+  }
   for (const Dir dir : {Dir::kEncrypt, Dir::kDecrypt}) {
+    const char* name = dir == Dir::kEncrypt ? "encrypt" : "decrypt";
     std::vector<std::vector<double>> rates(threads.size());
     for (int r = 0; r < rounds; ++r) {
       for (std::size_t i = 0; i < threads.size(); ++i)
@@ -326,8 +339,16 @@ int run(int argc, char** argv) {
     const double base = median(rates[one]);
     for (std::size_t i = 0; i < threads.size(); ++i) {
       const double m = median(rates[i]);
-      std::printf("| %s | %u | %.2f | %.2f | %.2f |\n", dir == Dir::kEncrypt ? "encrypt" : "decrypt",
-                  threads[i], m, m * static_cast<double>(bytes) * 8 / 1e3, m / (base * threads[i]));
+      if (!table) {
+        std::printf("| %s | %u | %.2f | %.2f | %.2f |\n", name, threads[i], m,
+                    m * static_cast<double>(bytes) * 8 / 1e3, m / (base * threads[i]));
+      } else if (threads[i] == most) {
+        std::printf(
+            "| %u workers vs 1 on %u CPUs, %s, %zu B, the gateway's pipeline and PSP actions without port "
+            "I/O "
+            "(bench_workers, medians of %d) | %.2f Mpps vs %.2f: %.2fx, %.2f x N | >= 0.8 x N |\n",
+            most, cpus, name, bytes, rounds, m, base, m / base, m / (base * most));
+      }
     }
   }
   return 0;
