@@ -13,7 +13,8 @@
 // No kernel: port I/O is what the kernel spends on each worker's own queues and sockets. What this shows is
 // whether the workers slow each other down (a shared line written per batch or per packet, a lock, the
 // memory bus). Each thread count runs `rounds` times, the thread counts interleaved (a shared machine's
-// load drifts); the table gives the median aggregate rate and scaling = rate(N) / (N x rate(1)).
+// load drifts); the table gives the median aggregate rate and the median over rounds of scaling =
+// rate(N) / (N x rate(1)), both rates of the same round.
 //
 // Run (root not needed): build/bin/bench_workers [--threads 1,2,...] [--bytes 1400] [--seconds 1]
 //                        [--rounds 5] [--table]   (default threads: 1 up to this machine's CPUs, doubling)
@@ -339,15 +340,21 @@ int run(int argc, char** argv) {
     const double base = median(rates[one]);
     for (std::size_t i = 0; i < threads.size(); ++i) {
       const double m = median(rates[i]);
+      // Scaling from each round's own pair of rates (the machine's speed drifts between rounds).
+      std::vector<double> per_round;
+      for (int r = 0; r < rounds; ++r) per_round.push_back(rates[i][r] / (rates[one][r] * threads[i]));
+      const double scaling = median(per_round);
       if (!table) {
         std::printf("| %s | %u | %.2f | %.2f | %.2f |\n", name, threads[i], m,
-                    m * static_cast<double>(bytes) * 8 / 1e3, m / (base * threads[i]));
+                    m * static_cast<double>(bytes) * 8 / 1e3, scaling);
       } else if (threads[i] == most) {
         std::printf(
             "| %u workers vs 1 on %u CPUs, %s, %zu B, the gateway's pipeline and PSP actions without port "
             "I/O "
-            "(bench_workers, medians of %d) | %.2f Mpps vs %.2f: %.2fx, %.2f x N | >= 0.8 x N |\n",
-            most, cpus, name, bytes, rounds, m, base, m / base, m / (base * most));
+            "(bench_workers, medians of %d rounds) | %.2f Mpps vs %.2f; per round %.2fx, %.2f x N | >= 0.8 x "
+            "N "
+            "|\n",
+            most, cpus, name, bytes, rounds, m, base, scaling * most, scaling);
       }
     }
   }
