@@ -17,7 +17,8 @@
 // rate(N) / (N x rate(1)), both rates of the same round.
 //
 // Run (root not needed): build/bin/bench_workers [--threads 1,2,...] [--bytes 1400] [--seconds 1]
-//                        [--rounds 5] [--table]   (default threads: 1 up to this machine's CPUs, doubling)
+//                        [--rounds 5] [--direction both|encrypt|decrypt] [--table]
+//                        (default threads: 1 up to this machine's CPUs, doubling)
 // --table: the most workers' rows only, as bench/scale's table rows (| | result | target |).
 #include <algorithm>
 #include <atomic>
@@ -292,6 +293,7 @@ int run(int argc, char** argv) {
   double seconds = 1;
   int rounds = 5;
   bool table = false;
+  std::vector<Dir> dirs{Dir::kEncrypt, Dir::kDecrypt};
   for (int i = 1; i < argc; i += 2) {
     const std::string_view opt = argv[i];
     if (opt == "--table") {
@@ -307,6 +309,14 @@ int run(int argc, char** argv) {
       bytes = std::strtoull(argv[i + 1], nullptr, 10);
     } else if (opt == "--seconds") {
       seconds = std::strtod(argv[i + 1], nullptr);
+    } else if (opt == "--direction") {
+      if (val == "encrypt") {
+        dirs = {Dir::kEncrypt};
+      } else if (val == "decrypt") {
+        dirs = {Dir::kDecrypt};
+      } else if (val != "both") {
+        throw std::runtime_error("--direction: both, encrypt or decrypt");
+      }
     } else if (opt == "--rounds") {
       rounds = std::max(1, std::atoi(argv[i + 1]));
     } else {
@@ -328,7 +338,7 @@ int run(int argc, char** argv) {
         "| direction | workers | Mpps (median) | Gbit/s of frames | scaling vs 1 worker "
         "|\n|---|---|---|---|---|\n");
   }
-  for (const Dir dir : {Dir::kEncrypt, Dir::kDecrypt}) {
+  for (const Dir dir : dirs) {
     const char* name = dir == Dir::kEncrypt ? "encrypt" : "decrypt";
     std::vector<std::vector<double>> rates(threads.size());
     for (int r = 0; r < rounds; ++r) {

@@ -68,18 +68,18 @@ void parse_outer(const net::Packet& p, Parsed& ps) {
   ps.has_l2 = p.size() >= sizeof(net::EthHdr);
   ps.ethertype = ps.has_l2 ? load_be16(p.data() + 12) : 0;
   if (parse_plain_ipv4(p, ps.outer)) return;
-  auto f = net::parse_frame(p.bytes());
-  if (!f) return;  // malformed IP: the Ethernet type still matches, IP fields are absent
-  ps.ethertype = f->ethertype;
-  if (f->ip.family != net::IpFamily::kNone) to_view(f->ip, ps.outer);
+  net::FrameInfo f;
+  if (!net::parse_frame(p.bytes(), f)) return;  // malformed IP: the Ethernet type still matches, no IP fields
+  ps.ethertype = f.ethertype;
+  if (f.ip.family != net::IpFamily::kNone) to_view(f.ip, ps.outer);
 }
 
 void parse_inner(const net::Packet& p, uint16_t inner_l3, Parsed& ps) {
   ps.have |= Parsed::kInner;
   ps.inner = L3View{};
   if (inner_l3 == 0) return;
-  auto ip = net::parse_ip(p.bytes(), inner_l3);
-  if (ip) to_view(*ip, ps.inner);
+  net::IpInfo ip;
+  if (net::parse_ip(p.bytes(), inner_l3, ip)) to_view(ip, ps.inner);
 }
 
 bool writable_field(Field f) {

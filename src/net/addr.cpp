@@ -7,20 +7,6 @@
 
 namespace pspgw::net {
 
-IpAddr IpAddr::v4(std::span<const uint8_t, 4> b) {
-  IpAddr a;
-  a.family = IpFamily::kV4;
-  std::memcpy(a.bytes.data(), b.data(), 4);
-  return a;
-}
-
-IpAddr IpAddr::v6(std::span<const uint8_t, 16> b) {
-  IpAddr a;
-  a.family = IpFamily::kV6;
-  std::memcpy(a.bytes.data(), b.data(), 16);
-  return a;
-}
-
 std::optional<IpAddr> IpAddr::parse(std::string_view text) {
   if (text.empty() || text.size() >= INET6_ADDRSTRLEN) return std::nullopt;
   if (text.find('\0') != std::string_view::npos) return std::nullopt;  // "10.0.0.1\0junk" is not an address

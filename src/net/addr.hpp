@@ -4,6 +4,7 @@
 #include <array>
 #include <compare>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <optional>
 #include <span>
@@ -21,8 +22,20 @@ struct IpAddr {
   IpFamily family = IpFamily::kNone;
   std::array<uint8_t, 16> bytes{};
 
-  static IpAddr v4(std::span<const uint8_t, 4> b);
-  static IpAddr v6(std::span<const uint8_t, 16> b);
+  // Inline: the per-packet parsers build two of these per header (out of line, each came back through
+  // memory, read wide right after the callee's narrow stores: a store-forwarding stall per address).
+  static IpAddr v4(std::span<const uint8_t, 4> b) {
+    IpAddr a;
+    a.family = IpFamily::kV4;
+    std::memcpy(a.bytes.data(), b.data(), 4);
+    return a;
+  }
+  static IpAddr v6(std::span<const uint8_t, 16> b) {
+    IpAddr a;
+    a.family = IpFamily::kV6;
+    std::memcpy(a.bytes.data(), b.data(), 16);
+    return a;
+  }
   static std::optional<IpAddr> parse(std::string_view text);  // dotted quad or RFC 4291 text
   std::string to_string() const;
   std::size_t size() const { return family == IpFamily::kV4 ? 4 : family == IpFamily::kV6 ? 16 : 0; }

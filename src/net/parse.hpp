@@ -46,5 +46,9 @@ struct FrameInfo {
 Result<IpInfo, ParseError> parse_ip(std::span<const uint8_t> bytes, uint16_t offset = 0);
 // Parses an Ethernet II frame. Non-IP ethertypes succeed with ip.family == kNone.
 Result<FrameInfo, ParseError> parse_frame(std::span<const uint8_t> frame);
+// The same into the caller's struct, for the per-packet paths (the flow engine's parsers): no copy of the
+// result. On failure the struct's contents are unspecified (parse_frame: ip.family is kNone).
+Status<ParseError> parse_ip(std::span<const uint8_t> bytes, uint16_t offset, IpInfo& out);
+Status<ParseError> parse_frame(std::span<const uint8_t> frame, FrameInfo& out);
 
 }  // namespace pspgw::net
