@@ -52,7 +52,7 @@
 #   f  flood (docs/robustness.md): a third namespace on a link into host2 sends random and
 #      replayed-then-corrupted PSP (some of it IPv4-fragmented, some jumbo) at host2's UDP/1000 as fast as
 #      one Python sender goes (nice 19) while iperf3 TCP runs vm1 -> vm2. The flooded TCP rate must be
-#      >= 90% of the undisturbed one (3 x 2 s each, alternating, the flooder paused by SIGSTOP between);
+#      >= 75% of the undisturbed one (3 x 2 s each, alternating, the flooder paused by SIGSTOP between);
 #      every datagram the flooder sent is counted by gateway 2 or the kernel under its reason (PSP drop
 #      reasons, port drops, the kernel's UDP receive errors and reassembly failures); gateway 2 delivered no
 #      more frames to vm2 than it authenticated; and a capture in vm2 during a second flood, while vm1 only
@@ -651,7 +651,13 @@ scenario_t() {
 # Admin view of the established tunnel and of the pipeline (spec §5 names).
 # ----- flood (f) and a TAP deleted (x) -----
 FLOOD_TOOL="$HERE/flood_tool.py"
-FLOOD_MIN_RATIO=${E2E_FLOOD_MIN_RATIO:-0.90}
+# 0.75: on an idle machine, where the good TCP alone saturates both CPUs (~6 Gbit/s), the flood costs it
+# 10-20% whatever the gateway does: the flooder's own CPU, the kernel's reassembly of its fragments, and
+# its datagrams interleaved with the tunnel's, which cuts the receive side's GRO trains short. Measured
+# 2026-12-07 on the idle 2-vCPU machine: 79.5-94.2% per comparison, this stop's binaries and the previous
+# stop's alike (at 0.90 the case failed 9 runs of 11 there; loaded, in CI, it measured 107%).
+# A flood that reached anything costly per datagram (a key derivation, an exchange) costs far more.
+FLOOD_MIN_RATIO=${E2E_FLOOD_MIN_RATIO:-0.75}
 
 # iperf_rate SECONDS PORT: vm1 -> vm2 TCP for SECONDS; prints the receiver's bits per second.
 iperf_rate() {
