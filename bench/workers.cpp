@@ -20,16 +20,14 @@
 //                        [--rounds 5] [--direction both|encrypt|decrypt] [--table]
 //                        (default threads: 1 up to this machine's CPUs, doubling)
 // --table: the most workers' rows only, as bench/scale's table rows (| | result | target |).
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <memory>
 #include <stdexcept>
 #include <string>
-#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -85,9 +83,8 @@ struct Side {
         sa_epoch(workers),
         sas(static_cast<uint32_t>(2 * kTunnels), sa_epoch) {
     for (uint16_t w = 0; w < workers; ++w) {
-      auto backend = crypto::make_default_backend();
-      if (backend->name() != "ipsec-mb") throw std::runtime_error("intel-ipsec-mb backend unavailable");
-      psp.push_back(std::make_unique<gateway::WorkerPsp>(w, std::move(backend), 2 * kTunnels));
+      // The daemon's backend: intel-ipsec-mb where the CPU has AES-NI.
+      psp.push_back(std::make_unique<gateway::WorkerPsp>(w, crypto::make_default_backend(), 2 * kTunnels));
     }
     auto hp = std::make_unique<gateway::HostPortInfo>();
     hp->gateway_mac = mac("02:50:00:00:00:01");
@@ -133,7 +130,7 @@ struct Setup {
       psp::SealParams p;
       p.spi = spi;
       p.version = psp::PspVersion::kAesGcm256;  // the daemon's default --psp-version 1
-      p.crypt_offset = 5;                       // the inner IPv4 header in the clear, as the bench_psp_seal
+      p.crypt_offset = 5;                       // the inner IPv4 header in the clear, as bench_psp_seal
       auto key = ring_b.derive(spi, p.version).value();
       auto id = a.sas.install(
           std::make_unique<gateway::TxSa>(p, psp::OuterHeaders{a.pip, b.pip}, key.bytes.clone(), workers));
@@ -150,11 +147,11 @@ struct Setup {
       s.payload.assign(bytes > headers ? bytes - headers : 1, static_cast<uint8_t>(t));
       plain.push_back({gateway::test::udp_frame(s), {}, 0});
     }
-    seal_all(workers);
+    seal_all();
   }
 
   // A's pipeline over every plain frame once (one worker), each result reduced to the datagram B receives.
-  void seal_all(uint16_t workers) {
+  void seal_all() {
     net::PacketPool pool(64, net::kDefaultBufferSize);
     auto w = a.topo->pipeline().attach_worker({&pool, 1}).value();
     a.sa_epoch.online(w->id());
@@ -187,7 +184,6 @@ struct Setup {
       f.peer_port = 0xc000;
     }
     a.sa_epoch.offline(w->id());
-    (void)workers;
   }
 
   Side a, b;
@@ -274,16 +270,6 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-std::vector<unsigned> parse_list(std::string_view s) {
-  std::vector<unsigned> out;
-  while (!s.empty()) {
-    const auto comma = s.find(',');
-    out.push_back(static_cast<unsigned>(std::strtoul(std::string(s.substr(0, comma)).c_str(), nullptr, 10)));
-    s = comma == std::string_view::npos ? std::string_view{} : s.substr(comma + 1);
-  }
-  return out;
-}
-
 int run(int argc, char** argv) {
   const unsigned cpus = std::max(1u, std::thread::hardware_concurrency());
   std::vector<unsigned> threads;
@@ -293,47 +279,31 @@ int run(int argc, char** argv) {
   double seconds = 1;
   int rounds = 5;
   bool table = false;
-  std::vector<Dir> dirs{Dir::kEncrypt, Dir::kDecrypt};
-  for (int i = 1; i < argc; i += 2) {
-    const std::string_view opt = argv[i];
-    if (opt == "--table") {
-      table = true;
-      --i;
-      continue;
-    }
-    if (i + 1 >= argc) throw std::runtime_error("option " + std::string(opt) + " needs a value");
-    const std::string_view val = argv[i + 1];
-    if (opt == "--threads") {
-      threads = parse_list(val);
-    } else if (opt == "--bytes") {
-      bytes = std::strtoull(argv[i + 1], nullptr, 10);
-    } else if (opt == "--seconds") {
-      seconds = std::strtod(argv[i + 1], nullptr);
-    } else if (opt == "--direction") {
-      if (val == "encrypt") {
-        dirs = {Dir::kEncrypt};
-      } else if (val == "decrypt") {
-        dirs = {Dir::kDecrypt};
-      } else if (val != "both") {
-        throw std::runtime_error("--direction: both, encrypt or decrypt");
-      }
-    } else if (opt == "--rounds") {
-      rounds = std::max(1, std::atoi(argv[i + 1]));
-    } else {
-      throw std::runtime_error("unknown option " + std::string(opt));
-    }
+  std::string direction = "both";
+  CLI::App app{"bench_workers: N workers through the gateway's pipeline and PSP actions at once"};
+  app.add_option("--threads", threads, "worker counts to run (1 is always added)")
+      ->delimiter(',')
+      ->check(CLI::Range(1u, 1024u));
+  app.add_option("--bytes", bytes, "frame size")->check(CLI::Range(64, 1500));
+  app.add_option("--seconds", seconds, "each measurement's length")->check(CLI::PositiveNumber);
+  app.add_option("--rounds", rounds, "measurements per thread count")->check(CLI::Range(1, 1000));
+  app.add_option("--direction", direction)->check(CLI::IsMember({"both", "encrypt", "decrypt"}));
+  app.add_flag("--table", table, "bench/scale's rows: the most workers against one");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
   }
-  if (threads.empty() || std::find(threads.begin(), threads.end(), 0u) != threads.end() || bytes < 64 ||
-      bytes > 1500 || seconds <= 0)
-    throw std::runtime_error(
-        "usage: bench_workers [--threads 1,2,..] [--bytes 64..1500] [--seconds S] [--rounds R]");
+  std::vector<Dir> dirs;
+  if (direction != "decrypt") dirs.push_back(Dir::kEncrypt);
+  if (direction != "encrypt") dirs.push_back(Dir::kDecrypt);
   if (std::find(threads.begin(), threads.end(), 1u) == threads.end()) threads.insert(threads.begin(), 1);
   const unsigned most = *std::max_element(threads.begin(), threads.end());
   Setup setup(static_cast<uint16_t>(most), bytes);
   if (!table) {
     std::printf(
-        "bench_workers: %zu-byte frames, %zu tunnels, %u CPUs, %d rounds of %.1f s per thread count\n", bytes,
-        kTunnels, cpus, rounds, seconds);
+        "bench_workers: %zu-byte frames, %zu tunnels, %u CPUs, %s, %d rounds of %.1f s per thread count\n",
+        bytes, kTunnels, cpus, std::string(setup.a.psp[0]->aead->name()).c_str(), rounds, seconds);
     std::printf(
         "| direction | workers | Mpps (median) | Gbit/s of frames | scaling vs 1 worker "
         "|\n|---|---|---|---|---|\n");
@@ -359,11 +329,9 @@ int run(int argc, char** argv) {
                     m * static_cast<double>(bytes) * 8 / 1e3, scaling);
       } else if (threads[i] == most) {
         std::printf(
-            "| %u workers vs 1 on %u CPUs, %s, %zu B, the gateway's pipeline and PSP actions without port "
-            "I/O "
-            "(bench_workers, medians of %d rounds) | %.2f Mpps vs %.2f; per round %.2fx, %.2f x N | >= 0.8 x "
-            "N "
-            "|\n",
+            "| %u workers vs 1 on %u CPUs, %s, %zu B, the gateway's pipeline and PSP actions "
+            "without port I/O (bench_workers, medians of %d rounds) | %.2f Mpps vs %.2f; per round "
+            "%.2fx, %.2f x N | >= 0.8 x N |\n",
             most, cpus, name, bytes, rounds, m, base, scaling * most, scaling);
       }
     }
