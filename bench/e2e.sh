@@ -96,6 +96,13 @@ tunnel_ticks() {
   echo "$total"
 }
 
+# udp_counters NS: "delivered overflowed" for the namespace's UDP sockets (IPv4 and IPv6 together):
+# datagrams handed to a socket, and datagrams that reached a socket whose receive buffer was full (dropped).
+udp_counters() {
+  ip netns exec "$(topo_ns "$1")" nstat -asz 2>/dev/null |
+    awk '$1 ~ /^Udp6?InDatagrams$/ { d += $2 } $1 ~ /^Udp6?RcvbufErrors$/ { o += $2 } END { print d + 0, o + 0 }'
+}
+
 # ----- one iperf3 test -----
 # run_test PATH TEST SERVER_NS CLIENT_NS SERVER_ADDR IPERF_ARGS...: appends "path test gbps mpps cpu_s_per_gb
 # note" to RESULTS; "failed" figures when iperf3 failed or nothing arrived.
@@ -108,21 +115,23 @@ run_test() {
   TOPO_PIDS+=("$spid")
   topo_poll 5 bash -c "ip netns exec $(topo_ns "$sns") ss -Hltn 'sport = :$IPERF_PORT' | grep -q ." ||
     die "iperf3 server in $sns did not start: $(cat "$TOPO_DIR/iperf-server.log")"
-  local m0 m1 t0 t1 rc
+  local m0 m1 t0 t1 u0 u1 rc
   m0=$(machine_ticks)
   t0=$(tunnel_ticks)
+  u0=$(udp_counters "$sns")
   timeout $((DURATION + 30)) ip netns exec "$(topo_ns "$cns")" iperf3 -c "$addr" -p "$IPERF_PORT" -t "$DURATION" \
     -J "$@" >"$json" 2>"$TOPO_DIR/iperf-client.err"
   rc=$?
   m1=$(machine_ticks)
   t1=$(tunnel_ticks)
+  u1=$(udp_counters "$sns")
   # iperf3 -s -1 exits after its one test; not after a client that failed to connect.
   topo_poll 3 bash -c "! kill -0 $spid 2>/dev/null" || kill "$spid" 2>/dev/null
   wait "$spid" 2>/dev/null
   python3 - "$json" "$rc" "$m0" "$m1" "$(getconf CLK_TCK)" "$path" "$test" "$((t1 - t0))" "${#TUNNEL_PIDS[@]}" \
-    <<'PY' | tee -a "$RESULTS" >&2
+    "$u0" "$u1" <<'PY' | tee -a "$RESULTS" >&2
 import json, sys
-path_json, rc, m0, m1, hz, path, test, tunnel_ticks, tunnel_procs = sys.argv[1:]
+path_json, rc, m0, m1, hz, path, test, tunnel_ticks, tunnel_procs, u0, u1 = sys.argv[1:]
 busy = (int(m1.split()[0]) - int(m0.split()[0])) - (int(m1.split()[1]) - int(m0.split()[1]))
 cpu_s = busy / int(hz)
 tunnel_s = int(tunnel_ticks) / int(hz)
@@ -143,6 +152,12 @@ if "lost_packets" in rx or "packets" in rx:  # UDP: the datagrams that arrived
     got = rx.get("packets", 0) - rx.get("lost_packets", 0)
     mpps = f"{got / secs / 1e6:.3f}"
     note = f"loss {rx.get('lost_percent', 0):.1f}%"
+    # Where the loss is: what the path delivered to the receiver's UDP layer (read by iperf3, or dropped
+    # there because iperf3 did not read fast enough) against what iperf3 read.
+    (d0, o0), (d1, o1) = (map(int, u.split()) for u in (u0, u1))
+    reached = (d1 - d0) + (o1 - o0)
+    if reached > 0:
+        note += f"; {reached / secs / 1e6:.3f} Mpps reached the receiver, {100 * (o1 - o0) / reached:.0f}% of it overflowed iperf3's socket"
 gb = rx['bytes'] / 1e9
 tunnel = f"{tunnel_s / gb:.2f}" if tunnel_procs != "0" else "-"
 print(f"{path}\t{test}\t{gbps:.3f}\t{mpps}\t{cpu_s / gb:.2f}\t{tunnel}\t{note}")

@@ -28,6 +28,7 @@ Result<KeyLayout, BuildError> layout_of(const PipeSpec& spec) {
     if (off + width > kMaxKeyBytes) return Err{fail(FlowError::kKeyTooLong, spec.name)};
     kl.offset[j] = static_cast<uint8_t>(off);
     std::copy_n(fm.mask.begin(), width, kl.mask.bytes() + off);
+    kl.partial |= std::any_of(fm.mask.begin(), fm.mask.begin() + width, [](uint8_t b) { return b != 0xff; });
     kl.mask.w[0] |= 1ULL << j;
     off += width;
   }

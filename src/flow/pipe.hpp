@@ -23,7 +23,8 @@ struct KeyLayout {
   std::vector<FieldMask> fields;
   std::array<uint8_t, kMaxTemplateFields> offset{};  // byte offset of field j in the key (>= 8)
   uint32_t words = 1;
-  Key mask;  // presence bits of every template field + the template's masks
+  Key mask;              // presence bits of every template field + the template's masks
+  bool partial = false;  // some field's template mask is not all ones: extracted keys need masking
 };
 
 struct Tuple {
@@ -42,7 +43,8 @@ inline constexpr uint32_t kLinearMaxExact = 4;  // one probe of an L1-resident h
 inline constexpr uint32_t kLinearMax = std::max(kLinearMaxTernary, kLinearMaxExact);
 
 struct LinearRule {
-  std::array<uint64_t, 2 * kMaxKeyWords> vm;  // key word w at [2w], its mask at [2w + 1]
+  // Key word TupleSet::live[i] at [2i], its mask at [2i + 1], for i < TupleSet::n_live.
+  std::array<uint64_t, 2 * kMaxKeyWords> vm;
   uint32_t rec;
 };
 
@@ -51,8 +53,17 @@ struct LinearRule {
 struct TupleSet {
   uint32_t n = 0;  // exact pipes: one tuple, the template's mask
   std::array<Tuple*, kMaxTuples> t{};
+  // The template fields some tuple matches (bit j: layout field j), the only ones a worker extracts into
+  // its keys for this snapshot: every other field's key bytes stay zero, and every tuple's mask is zero
+  // there too, so no lookup can tell. Exact pipes: all of them. A ternary pipe's rules often name a few of
+  // its template's fields (SFC_EXIT's three without a service chain, of ten, IPv6 addresses among them).
+  uint64_t fields = 0;
   bool linear = false;  // search `rules`, not the tuples
   uint32_t n_rules = 0;
+  // The key words some rule's mask is not zero on, the only ones the linear search compares (ROOT's rules
+  // use 2 of its 4 words, SFC_EXIT's 3 of 8 without a chain).
+  uint32_t n_live = 0;
+  std::array<uint8_t, kMaxKeyWords> live{};
   // Ascending priority, ties in tuple order: exactly the entry tuple space search picks.
   std::array<LinearRule, kLinearMax> rules;
 };

@@ -53,6 +53,12 @@ Status<FlowError> entry_key(const Pipe& p, const EntrySpec& spec, Key& key, Key&
   return {};
 }
 
+// Bit j for each of the layout's fields.
+uint64_t all_fields(const KeyLayout& kl) {
+  static_assert(kMaxTemplateFields < 64);
+  return (1ULL << kl.fields.size()) - 1;
+}
+
 // The search order of a small ternary pipe: ascending priority, ties in tuple order (tuple space search
 // keeps the first tuple's entry on a tie), so both searches pick the same entry.
 void fill_linear(const Pipe& p, TupleSet& set) {
@@ -67,12 +73,18 @@ void fill_linear(const Pipe& p, TupleSet& set) {
   }
   std::sort(order.begin(), order.begin() + n);
   const uint32_t words = p.layout.words;
+  set.n_live = 0;
+  for (uint32_t w = 0; w < words; ++w) {
+    const bool live = std::any_of(order.begin(), order.begin() + n,
+                                  [&](const auto& o) { return p.tuple_of[o.second]->mask.w[w] != 0; });
+    if (live) set.live[set.n_live++] = static_cast<uint8_t>(w);
+  }
   for (uint32_t r = 0; r < n; ++r) {
     LinearRule& rule = set.rules[r];
     const uint32_t rec = order[r].second;
-    for (uint32_t w = 0; w < words; ++w) {
-      rule.vm[2 * w] = p.records.key(rec)[w];
-      rule.vm[2 * w + 1] = p.tuple_of[rec]->mask.w[w];
+    for (uint32_t i = 0; i < set.n_live; ++i) {
+      rule.vm[2 * i] = p.records.key(rec)[set.live[i]];
+      rule.vm[2 * i + 1] = p.tuple_of[rec]->mask.w[set.live[i]];
     }
     rule.rec = rec;
   }
@@ -86,7 +98,11 @@ void fill_linear(const Pipe& p, TupleSet& set) {
 void publish_tuples(Pipe& p, EpochDomain& epoch) {
   const TupleSet* old = p.tuples.load(std::memory_order_relaxed);
   auto* set = new TupleSet{};
-  for (Tuple* t : p.live_tuples) set->t[set->n++] = t;
+  for (Tuple* t : p.live_tuples) {
+    set->t[set->n++] = t;
+    set->fields |= t->mask.w[0];  // a tuple's presence bits: the fields its mask is not zero on
+  }
+  set->fields &= all_fields(p.layout);
   if (p.live <= p.linear_max()) fill_linear(p, *set);
   p.tuples.store(set, std::memory_order_release);
   epoch.retire([old] { delete old; });
@@ -111,6 +127,7 @@ Pipe::Pipe(PipeSpec spec, KeyLayout kl, uint16_t max_workers)
     auto* set = new TupleSet{};
     set->t[0] = new Tuple(layout.mask, max_entries);
     set->n = 1;
+    set->fields = all_fields(layout);
     set->linear = true;  // no entries yet
     live_tuples.push_back(set->t[0]);
     tuples.store(set, std::memory_order_release);

@@ -166,6 +166,76 @@ TEST_F(Pipe1, TernaryTieGoesToTheFirstMaskInSmallAndBigPipes) {
   EXPECT_EQ(winner(), port(1));
 }
 
+// A worker extracts only the fields some entry matches (TupleSet::fields): a wide template whose entries name
+// one field matches like the full key, whatever the other fields hold or whether the packet has them at
+// all; the set follows entries that name more fields and goes back when they go; small (linear) and big
+// (tuple space) alike. An empty pipe misses everything.
+TEST_F(Pipe1, TernaryMatchesOnTheFieldsItsEntriesNameAsTheTemplateWould) {
+  auto pl = std::move(PipelineBuilder{}
+                          .add_pipe({.name = "T",
+                                     .lookup = LookupKind::kTernary,
+                                     .match = {match(Field::kIpv4Src), match(Field::kIpv4Dst),
+                                               match(Field::kIpv6Src), match(Field::kIpv6Dst),
+                                               match(Field::kL4Dst)},
+                                     .fwd = TargetRef::drop(),
+                                     .miss = TargetRef::kernel()})
+                          .build())
+                .value();
+  auto w = std::move(pl->attach_worker({.pool = &pool})).value();
+  const auto from = [](const char* src, const char* dst, uint16_t dport) {
+    FrameSpec f;
+    f.src = ip(src);
+    f.dst = ip(dst);
+    f.dport = dport;
+    return frame(f);
+  };
+  const std::vector<std::vector<uint8_t>> frames = {
+      from("10.0.0.1", "10.0.0.2", 53), from("10.9.9.9", "192.168.1.1", 53),
+      from("2001:db8::1", "ff02::1", 53), from("10.0.0.1", "10.0.0.2", 80),
+      from("2001:db8::1", "2001:db8::2", 80)};
+  const auto targets = [&] {
+    auto b = make_batch(pool, frames);
+    for (uint32_t i = 0; i < b.size(); ++i) b[i]->meta.regs[0] = i;
+    w->process(b, sink);
+    std::vector<Target> got(frames.size());
+    for (const auto& d : sink.out) got[d.pkt->meta.regs[0]] = d.target;
+    sink.clear();
+    return got;
+  };
+  const Target kernel{TargetKind::kKernel, 0};
+  EXPECT_EQ(targets(), std::vector<Target>(frames.size(), kernel));  // no entry: every packet misses
+
+  auto dns = pl->add_entry(
+      PipeId(0), {.match = {eq(Field::kL4Dst, 53)}, .fwd = TargetRef::port(PortId(1)), .priority = 5});
+  ASSERT_TRUE(dns.ok());
+  const std::vector<Target> by_port = {port(1), port(1), port(1), kernel, kernel};
+  EXPECT_EQ(targets(), by_port);
+  auto src = pl->add_entry(PipeId(0), {.match = {prefix(Field::kIpv4Src, ip("10.9.0.0"), 16)},
+                                       .fwd = TargetRef::port(PortId(2)),
+                                       .priority = 0});
+  ASSERT_TRUE(src.ok());
+  auto v6 = pl->add_entry(
+      PipeId(0),
+      {.match = {eq(Field::kIpv6Dst, ip("2001:db8::2"))}, .fwd = TargetRef::port(PortId(3)), .priority = 0});
+  ASSERT_TRUE(v6.ok());
+  const std::vector<Target> all = {port(1), port(2), port(1), kernel, port(3)};
+  EXPECT_EQ(targets(), all);
+  std::vector<EntryHandle> more;            // past the linear search bound, in l4.dst's mask: tuple space
+  for (uint16_t d = 1000; d < 1020; ++d) {  // 20 > flow/pipe.hpp kLinearMaxTernary
+    auto h = pl->add_entry(PipeId(0), {.match = {eq(Field::kL4Dst, d)}, .priority = 7});
+    ASSERT_TRUE(h.ok());
+    more.push_back(*h);
+  }
+  EXPECT_EQ(targets(), all);
+  ASSERT_TRUE(pl->remove_entry(*src).ok());
+  ASSERT_TRUE(pl->remove_entry(*v6).ok());
+  EXPECT_EQ(targets(), by_port);
+  for (const EntryHandle& h : more) ASSERT_TRUE(pl->remove_entry(h).ok());
+  EXPECT_EQ(targets(), by_port);
+  ASSERT_TRUE(pl->remove_entry(*dns).ok());
+  EXPECT_EQ(targets(), std::vector<Target>(frames.size(), kernel));
+}
+
 TEST_F(Pipe1, EntryTargetOverridesDefaultAndDropsAreCountedByReason) {
   auto pl = one_exact_pipe();
   ASSERT_TRUE(

@@ -1,4 +1,5 @@
 // Data plane: one batch through the pipe graph. See pipeline.hpp for the stage list.
+#include <bit>
 #include <random>
 
 #include "flow/extract.hpp"
@@ -219,12 +220,14 @@ void parse_layers(const Pipe& p, const InnerLocator* locator, Worker::Scratch& s
 // The stages below take the key width (p.layout.words) as a template argument: zeroing, masking, hashing and
 // comparing keys unroll to straight-line code.
 
-// Field-major: one field at a time over the batch keeps the switch in extract_field predictable.
+// Field-major: one field at a time over the batch keeps the switch in extract_field predictable. Only the
+// fields the snapshot's tuples match (TupleSet::fields): the others stay zero.
 template <uint32_t kWords>
-void build_keys(const Pipe& p, Worker::Scratch& s, uint16_t n) {
+void build_keys(const Pipe& p, uint64_t fields, Worker::Scratch& s, uint16_t n) {
   for (uint16_t i = 0; i < n; ++i)
     for (uint32_t w = 0; w < kWords; ++w) s.keys[i].w[w] = 0;
-  for (std::size_t j = 0; j < p.layout.fields.size(); ++j) {
+  for (; fields != 0; fields &= fields - 1) {
+    const auto j = static_cast<std::size_t>(std::countr_zero(fields));
     const Field f = p.layout.fields[j].field;
     const uint8_t off = p.layout.offset[j];
     const uint64_t bit = 1ULL << j;
@@ -242,6 +245,7 @@ void build_keys(const Pipe& p, Worker::Scratch& s, uint16_t n) {
         break;
     }
   }
+  if (!p.layout.partial) return;  // every field extracted whole, as its template mask asks
   const uint64_t* m = p.layout.mask.w.data();
   for (uint16_t i = 0; i < n; ++i)
     for (uint32_t w = 0; w < kWords; ++w) s.keys[i].w[w] &= m[w];
@@ -280,15 +284,18 @@ void lookup_index(const Tuple& t, const RecordArena& ra, const Key* keys, uint32
 }
 
 // A small ternary pipe: the first rule (in priority order) the key matches under the rule's mask.
+// Compares only the words some rule's mask covers (TupleSet::live): the others are zero in every mask.
 template <uint32_t kWords>
 void lookup_linear(const TupleSet& ts, Worker::Scratch& s, uint16_t n) {
+  const uint32_t n_live = std::min(ts.n_live, kWords);
   for (uint16_t i = 0; i < n; ++i) {
-    const uint64_t* k = s.keys[i].w.data();
+    std::array<uint64_t, kWords> k{};
+    for (uint32_t w = 0; w < n_live; ++w) k[w] = s.keys[i].w[ts.live[w]];
     uint32_t found = kNoEntry;
     for (uint32_t r = 0; r < ts.n_rules; ++r) {
       const uint64_t* vm = ts.rules[r].vm.data();
       uint64_t diff = 0;
-      for (uint32_t w = 0; w < kWords; ++w) diff |= (k[w] & vm[2 * w + 1]) ^ vm[2 * w];
+      for (uint32_t w = 0; w < n_live; ++w) diff |= (k[w] & vm[2 * w + 1]) ^ vm[2 * w];
       if (diff == 0) {
         found = ts.rules[r].rec;
         break;
@@ -328,8 +335,7 @@ void lookup_tuples(const Pipe& p, const TupleSet& ts, Worker::Scratch& s, uint16
 }
 
 template <uint32_t kWords>
-void lookup(const Pipe& p, Worker::Scratch& s, uint16_t n) {
-  const TupleSet* ts = p.tuples.load(std::memory_order_acquire);
+void lookup(const Pipe& p, const TupleSet* ts, Worker::Scratch& s, uint16_t n) {
   if (p.lookup == LookupKind::kExact && p.layout.fields.empty()) {
     // A match-all pipe (no fields): every key is the same, one lookup serves the batch.
     lookup_index<kWords>(*ts->t[0], p.records, s.keys.data(), s.rec.data(), s, 1);
@@ -343,10 +349,17 @@ void lookup(const Pipe& p, Worker::Scratch& s, uint16_t n) {
   }
 }
 
+// Keys and lookup from one snapshot of the pipe's tuples. An empty pipe (a sampling pipe with sampling off,
+// SFC_HOP without chains) misses every packet without a key built.
 template <uint32_t kWords>
 void match(const Pipe& p, Worker::Scratch& s, uint16_t n) {
-  build_keys<kWords>(p, s, n);
-  lookup<kWords>(p, s, n);
+  const TupleSet* ts = p.tuples.load(std::memory_order_acquire);
+  if (ts->linear && ts->n_rules == 0) {
+    std::fill_n(s.rec.begin(), n, kNoEntry);
+    return;
+  }
+  build_keys<kWords>(p, ts->fields, s, n);
+  lookup<kWords>(p, ts, s, n);
 }
 
 // s.rec[i] := the entry items[i] hits, or kNoEntry.
