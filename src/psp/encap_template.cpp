@@ -39,56 +39,14 @@ void write_outer_ip(uint8_t* ip, const OuterHeaders& o) {
   }
 }
 
-// Where the PSP payload of a frame lies and what its Next Header is.
-struct Payload {
-  uint32_t offset = 0;
-  uint32_t len = 0;
-  uint8_t next_header = 0;
-};
-
-// Tunnel: the whole IP packet after Ethernet (+ one VLAN tag); the ethertype must name its family.
-[[gnu::always_inline]] inline bool tunnel_payload(std::span<const uint8_t> f, Payload& out) {
-  if (f.size() < kEth) return false;
-  uint16_t type = load_be16(&f[12]);
-  uint32_t l2 = kEth;
-  if (type == net::kEtherTypeVlan) {
-    if (f.size() < kEth + 4) return false;
-    type = load_be16(&f[16]);
-    l2 = kEth + 4;
-  }
-  const steps::InnerIp ip = steps::check_inner_ip(f.subspan(l2));
-  const uint16_t want = ip.next_header == net::kIpProtoIpv4 ? net::kEtherTypeIpv4 : net::kEtherTypeIpv6;
-  if (ip.next_header == 0 || type != want) return false;
-  out = {l2, ip.length, ip.next_header};
-  return true;
-}
-
 // Transport: the L4 segment behind the IP header and any IPv6 extension headers (Next Header = its
 // protocol).
-EncapError transport_payload(std::span<const uint8_t> frame, Payload& out) {
+EncapError transport_payload(std::span<const uint8_t> frame, detail::Payload& out) {
   auto f = net::parse_frame(frame);
   if (!f || f->ip.family == net::IpFamily::kNone) return EncapError::kBadFrame;
   if (f->ip.fragment) return EncapError::kFragment;
   const net::IpInfo& ip = f->ip;
   out = {ip.l4_offset, static_cast<uint32_t>(ip.l3_offset + ip.l3_total_len - ip.l4_offset), ip.l4_proto};
-  return EncapError::kNone;
-}
-
-// `wire_len`: the payload length the outer headers state: pl.len, or for a super-packet its first
-// segment's (encap_tunnel_gso), which also gets no ICV room (its segments get their own).
-[[gnu::always_inline]] inline EncapError encap_payload(net::Packet& pkt, const EncapTemplate& t,
-                                                       const EthAddrs& eth, const Payload& pl, uint64_t iv,
-                                                       uint32_t hash, uint32_t wire_len, bool icv_room) {
-  const uint32_t udp_len = kUdp + t.psp_header_size() + wire_len + static_cast<uint32_t>(kPspIcvSize);
-  const uint32_t outer_ip = t.psp_offset() - kEth - kUdp;
-  // IPv4 counts its own header in the total length; IPv6's payload length is the UDP length.
-  if (udp_len + (outer_ip == sizeof(net::Ipv4Hdr) ? outer_ip : 0) > kMaxIpLength) return EncapError::kTooBig;
-  pkt.trim_back(pkt.size() - (pl.offset + pl.len));  // Ethernet padding is not part of the packet
-  pkt.pull_front(pl.offset);
-  const uint32_t icv = icv_room ? static_cast<uint32_t>(kPspIcvSize) : 0;
-  if (pkt.headroom() < t.size() || pkt.tailroom() < icv) return EncapError::kTooBig;
-  pkt.push_back(icv);
-  t.write(pkt.push_front(t.size()), eth, wire_len, pl.next_header, iv, hash);
   return EncapError::kNone;
 }
 
@@ -123,25 +81,18 @@ Result<EncapTemplate, DropReason> EncapTemplate::make(const SealParams& sa, cons
   return t;
 }
 
-EncapError encap_tunnel(net::Packet& pkt, const EncapTemplate& t, const EthAddrs& eth, uint64_t iv,
-                        uint32_t hash) {
-  Payload pl;
-  if (!tunnel_payload(pkt.bytes(), pl)) return EncapError::kBadFrame;
-  return encap_payload(pkt, t, eth, pl, iv, hash, pl.len, true);
-}
-
 EncapError encap_tunnel_gso(net::Packet& pkt, const EncapTemplate& t, const EthAddrs& eth, uint64_t iv,
                             uint32_t hash, uint32_t first_segment_len) {
-  Payload pl;
-  if (!tunnel_payload(pkt.bytes(), pl) || first_segment_len > pl.len) return EncapError::kBadFrame;
-  return encap_payload(pkt, t, eth, pl, iv, hash, first_segment_len, false);
+  detail::Payload pl;
+  if (!detail::tunnel_payload(pkt.bytes(), pl) || first_segment_len > pl.len) return EncapError::kBadFrame;
+  return detail::encap_payload(pkt, t, eth, pl, iv, hash, first_segment_len, false);
 }
 
 EncapError encap_transport(net::Packet& pkt, const EncapTemplate& t, const EthAddrs& eth, uint64_t iv,
                            uint32_t hash) {
-  Payload pl;
+  detail::Payload pl;
   if (const EncapError e = transport_payload(pkt.bytes(), pl); e != EncapError::kNone) return e;
-  return encap_payload(pkt, t, eth, pl, iv, hash, pl.len, true);
+  return detail::encap_payload(pkt, t, eth, pl, iv, hash, pl.len, true);
 }
 
 }  // namespace pspgw::psp
