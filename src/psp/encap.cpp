@@ -148,95 +148,6 @@ uint16_t ipv6_proto_offset(std::span<const uint8_t> b, const net::IpInfo& ip) {
   return proto_at;
 }
 
-// hdr_size: the PSP header's (16, or 24 with a VC); nh: its Next Header.
-DropReason restore_tunnel(net::Packet& pkt, const DecapPlan& plan, uint8_t nh, uint32_t hdr_size) {
-  const uint32_t inner_at = plan.psp_offset + hdr_size;
-  const uint32_t inner_len = plan.psp_len - hdr_size - kPspIcvSize;
-  if (steps::check_inner_ip(pkt.bytes().subspan(inner_at, inner_len)).next_header != nh)
-    return DropReason::kBadInnerPacket;
-  const bool want_v4 = nh == net::kIpProtoIpv4;
-  // [L2][outer IP][UDP][PSP] -> [L2]: the L2 header moves up to the inner packet; its ethertype follows it.
-  uint8_t* d = pkt.data();
-  const uint32_t start = inner_at - plan.l2_len;
-  // The L2 header (14 or 18 bytes) lands at least 44 bytes further on (outer IP + UDP + PSP header):
-  // no overlap, and fixed-size copies instead of a library call.
-  if (plan.l2_len == sizeof(net::EthHdr)) {
-    std::memcpy(d + start, d, sizeof(net::EthHdr));
-  } else {
-    std::memcpy(d + start, d, plan.l2_len);
-  }
-  store_be16(d + inner_at - 2, want_v4 ? net::kEtherTypeIpv4 : net::kEtherTypeIpv6);
-  pkt.pull_front(start);
-  pkt.trim_back(pkt.size() - (plan.l2_len + inner_len));
-  return DropReason::kNone;
-}
-
-void restore_transport(net::Packet& pkt, const DecapPlan& plan, uint8_t nh, uint32_t hdr_size) {
-  const uint32_t removed = kUdpSize + hdr_size;
-  const uint32_t shrink = removed + kPspIcvSize;
-  const uint32_t payload_len = plan.psp_len - hdr_size - kPspIcvSize;
-  uint8_t* d = pkt.data();
-  uint8_t* ip = d + plan.l3_offset;
-  d[plan.proto_offset] = nh;
-  if (plan.outer_v4) {
-    store_be16(ip + offsetof(Ipv4Hdr, total_length),
-               static_cast<uint16_t>(load_be16(ip + offsetof(Ipv4Hdr, total_length)) - shrink));
-    net::ipv4_set_checksum(ip);
-  } else {
-    store_be16(ip + offsetof(Ipv6Hdr, payload_length),
-               static_cast<uint16_t>(load_be16(ip + offsetof(Ipv6Hdr, payload_length)) - shrink));
-  }
-  std::memmove(d + removed, d, plan.udp_offset);
-  pkt.pull_front(removed);
-  pkt.trim_back(pkt.size() - (plan.udp_offset + payload_len));
-}
-
-// plan_decap for the shapes a PSP sender writes (Ethernet without VLAN tag, IPv4 without options and not
-// a fragment, or IPv6 without extension headers; UDP to port 1000 whose length fills the IP packet),
-// decided with a few loads: the general parser walks options, extension headers and ports and was most of
-// the open path's own cost (bench/psp_seal). False for anything else, which the general parser then judges:
-// it gives these frames the same plan.
-[[gnu::always_inline]] inline bool plan_common(std::span<const uint8_t> f, DecapPlan& p) {
-  constexpr uint32_t kEth = sizeof(net::EthHdr);
-  if (f.size() < kEth + kIpv4Size + kUdpSize) return false;
-  const uint16_t type = load_be16(&f[12]);
-  const uint8_t* ip = &f[kEth];
-  uint32_t ip_len = 0;
-  uint32_t udp_len = 0;
-  if (type == net::kEtherTypeIpv4) {
-    if (ip[0] != 0x45 || ip[offsetof(Ipv4Hdr, protocol)] != net::kIpProtoUdp) return false;
-    if ((load_be16(ip + offsetof(Ipv4Hdr, frag_off)) & (net::kIpv4FlagMf | net::kIpv4FragOffsetMask)) != 0)
-      return false;
-    const uint32_t total = load_be16(ip + offsetof(Ipv4Hdr, total_length));
-    if (total < kIpv4Size + kUdpSize || kEth + total > f.size()) return false;
-    ip_len = kIpv4Size;
-    udp_len = total - kIpv4Size;
-    p.outer_v4 = true;
-    p.proto_offset = static_cast<uint16_t>(kEth + offsetof(Ipv4Hdr, protocol));
-  } else if (type == net::kEtherTypeIpv6) {
-    if (f.size() < kEth + kIpv6Size + kUdpSize || (ip[0] >> 4) != 6 ||
-        ip[offsetof(Ipv6Hdr, next_header)] != net::kIpProtoUdp)
-      return false;
-    udp_len = load_be16(ip + offsetof(Ipv6Hdr, payload_length));
-    if (udp_len < kUdpSize || kEth + kIpv6Size + udp_len > f.size()) return false;
-    ip_len = kIpv6Size;
-    p.outer_v4 = false;
-    p.proto_offset = static_cast<uint16_t>(kEth + offsetof(Ipv6Hdr, next_header));
-  } else {
-    return false;
-  }
-  const uint8_t* udp = ip + ip_len;
-  if (load_be16(udp + offsetof(UdpHdr, dst_port)) != kPspUdpPort ||
-      load_be16(udp + offsetof(UdpHdr, length)) != udp_len)
-    return false;
-  p.l2_len = kEth;
-  p.l3_offset = kEth;
-  p.udp_offset = static_cast<uint16_t>(kEth + ip_len);
-  p.psp_offset = static_cast<uint16_t>(p.udp_offset + kUdpSize);
-  p.psp_len = static_cast<uint16_t>(udp_len - kUdpSize);
-  return true;
-}
-
 }  // namespace
 
 namespace steps {
@@ -250,11 +161,7 @@ Status<DropReason> prepare_encap(net::Packet& pkt, const SealParams& params, con
                                       : transport_encap(pkt, *f, params, key, op);
 }
 
-// Into `p` (the batch form): a plan returned through Result was built with narrow stores and reloaded
-// wide, a store-forwarding stall that was most of plan_decap's cost (perf annotate on bench/psp_seal).
-DropReason plan_decap(std::span<const uint8_t> frame, DecapPlan& p) {
-  if (plan_common(frame, p)) [[likely]]
-    return DropReason::kNone;
+DropReason plan_decap_general(std::span<const uint8_t> frame, DecapPlan& p) {
   auto f = net::parse_frame(frame);
   if (!f) return outer_error(f.error());
   const net::IpInfo& ip = f->ip;
@@ -281,6 +188,26 @@ Result<DecapPlan, DropReason> plan_decap(std::span<const uint8_t> frame) {
   return p;
 }
 
+void restore_transport(net::Packet& pkt, const DecapPlan& plan, uint8_t nh, uint32_t hdr_size) {
+  const uint32_t removed = kUdpSize + hdr_size;
+  const uint32_t shrink = removed + kPspIcvSize;
+  const uint32_t payload_len = plan.psp_len - hdr_size - kPspIcvSize;
+  uint8_t* d = pkt.data();
+  uint8_t* ip = d + plan.l3_offset;
+  d[plan.proto_offset] = nh;
+  if (plan.outer_v4) {
+    store_be16(ip + offsetof(Ipv4Hdr, total_length),
+               static_cast<uint16_t>(load_be16(ip + offsetof(Ipv4Hdr, total_length)) - shrink));
+    net::ipv4_set_checksum(ip);
+  } else {
+    store_be16(ip + offsetof(Ipv6Hdr, payload_length),
+               static_cast<uint16_t>(load_be16(ip + offsetof(Ipv6Hdr, payload_length)) - shrink));
+  }
+  std::memmove(d + removed, d, plan.udp_offset);
+  pkt.pull_front(removed);
+  pkt.trim_back(pkt.size() - (plan.udp_offset + payload_len));
+}
+
 // The header is read in place, not copied first: parse_open has just written it field by field, and a
 // whole-struct reload of those stores stalled (store forwarding; perf annotate on bench/psp_seal).
 DropReason finish_decap(net::Packet& pkt, const DecapPlan& plan, const PspLayout& layout, OpenInfo& info) {
@@ -298,16 +225,6 @@ DropReason finish_decap(net::Packet& pkt, const DecapPlan& plan, const PspLayout
   info.header = h;
   info.header.vc = vc;
   info.mode = tunnel ? Mode::kTunnel : Mode::kTransport;
-  return DropReason::kNone;
-}
-
-DropReason finish_planned_decap(net::Packet& pkt, const DecapPlan& plan) {
-  const uint8_t* psp = pkt.data() + plan.psp_offset;
-  const uint8_t nh = psp[0];
-  const uint32_t hdr_size =
-      (psp[3] & header_bits::kFlagVc) != 0 ? kPspHeaderSize + kPspVcSize : kPspHeaderSize;
-  if (nh == net::kIpProtoIpv4 || nh == net::kIpProtoIpv6) return restore_tunnel(pkt, plan, nh, hdr_size);
-  restore_transport(pkt, plan, nh, hdr_size);
   return DropReason::kNone;
 }
 
