@@ -53,12 +53,6 @@ Status<FlowError> entry_key(const Pipe& p, const EntrySpec& spec, Key& key, Key&
   return {};
 }
 
-// Bit j for each of the layout's fields.
-uint64_t all_fields(const KeyLayout& kl) {
-  static_assert(kMaxTemplateFields < 64);
-  return (1ULL << kl.fields.size()) - 1;
-}
-
 // The search order of a small ternary pipe: ascending priority, ties in tuple order (tuple space search
 // keeps the first tuple's entry on a tie), so both searches pick the same entry.
 void fill_linear(const Pipe& p, TupleSet& set) {
@@ -102,7 +96,6 @@ void publish_tuples(Pipe& p, EpochDomain& epoch) {
     set->t[set->n++] = t;
     set->fields |= t->mask.w[0];  // a tuple's presence bits: the fields its mask is not zero on
   }
-  set->fields &= all_fields(p.layout);
   if (p.live <= p.linear_max()) fill_linear(p, *set);
   p.tuples.store(set, std::memory_order_release);
   epoch.retire([old] { delete old; });
@@ -127,8 +120,8 @@ Pipe::Pipe(PipeSpec spec, KeyLayout kl, uint16_t max_workers)
     auto* set = new TupleSet{};
     set->t[0] = new Tuple(layout.mask, max_entries);
     set->n = 1;
-    set->fields = all_fields(layout);
-    set->linear = true;  // no entries yet
+    set->fields = layout.mask.w[0];  // the presence bits of every template field
+    set->linear = true;              // no entries yet
     live_tuples.push_back(set->t[0]);
     tuples.store(set, std::memory_order_release);
   } else {

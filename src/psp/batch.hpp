@@ -82,6 +82,53 @@ DropReason prepare_open_slot(std::span<uint8_t> psp_packet, Resolver& keys, Open
   return DropReason::kNone;
 }
 
+// plan_decap for the shapes a PSP sender writes (Ethernet without VLAN tag, IPv4 without options and not
+// a fragment, or IPv6 without extension headers; UDP to port 1000 whose length fills the IP packet),
+// decided with a few loads: the general parser walks options, extension headers and ports and was most of
+// the open path's own cost (bench/psp_seal). False for anything else, which the general parser then judges:
+// it gives these frames the same plan.
+inline bool plan_common(std::span<const uint8_t> f, DecapPlan& p) {
+  constexpr uint32_t kEth = sizeof(net::EthHdr);
+  if (f.size() < kEth + sizeof(net::Ipv4Hdr) + sizeof(net::UdpHdr)) return false;
+  const uint16_t type = load_be16(&f[12]);
+  const uint8_t* ip = &f[kEth];
+  uint32_t ip_len = 0;
+  uint32_t udp_len = 0;
+  if (type == net::kEtherTypeIpv4) {
+    if (ip[0] != 0x45 || ip[offsetof(net::Ipv4Hdr, protocol)] != net::kIpProtoUdp) return false;
+    if ((load_be16(ip + offsetof(net::Ipv4Hdr, frag_off)) & (net::kIpv4FlagMf | net::kIpv4FragOffsetMask)) !=
+        0)
+      return false;
+    const uint32_t total = load_be16(ip + offsetof(net::Ipv4Hdr, total_length));
+    if (total < sizeof(net::Ipv4Hdr) + sizeof(net::UdpHdr) || kEth + total > f.size()) return false;
+    ip_len = sizeof(net::Ipv4Hdr);
+    udp_len = total - sizeof(net::Ipv4Hdr);
+    p.outer_v4 = true;
+    p.proto_offset = static_cast<uint16_t>(kEth + offsetof(net::Ipv4Hdr, protocol));
+  } else if (type == net::kEtherTypeIpv6) {
+    if (f.size() < kEth + sizeof(net::Ipv6Hdr) + sizeof(net::UdpHdr) || (ip[0] >> 4) != 6 ||
+        ip[offsetof(net::Ipv6Hdr, next_header)] != net::kIpProtoUdp)
+      return false;
+    udp_len = load_be16(ip + offsetof(net::Ipv6Hdr, payload_length));
+    if (udp_len < sizeof(net::UdpHdr) || kEth + sizeof(net::Ipv6Hdr) + udp_len > f.size()) return false;
+    ip_len = sizeof(net::Ipv6Hdr);
+    p.outer_v4 = false;
+    p.proto_offset = static_cast<uint16_t>(kEth + offsetof(net::Ipv6Hdr, next_header));
+  } else {
+    return false;
+  }
+  const uint8_t* udp = ip + ip_len;
+  if (load_be16(udp + offsetof(net::UdpHdr, dst_port)) != kPspUdpPort ||
+      load_be16(udp + offsetof(net::UdpHdr, length)) != udp_len)
+    return false;
+  p.l2_len = kEth;
+  p.l3_offset = kEth;
+  p.udp_offset = static_cast<uint16_t>(kEth + ip_len);
+  p.psp_offset = static_cast<uint16_t>(p.udp_offset + sizeof(net::UdpHdr));
+  p.psp_len = static_cast<uint16_t>(udp_len - sizeof(net::UdpHdr));
+  return true;
+}
+
 }  // namespace detail
 
 namespace steps {
@@ -90,11 +137,17 @@ namespace steps {
 Status<DropReason> prepare_encap(net::Packet& pkt, const SealParams& params, const crypto::AeadKey& key,
                                  crypto::AeadOp& op);
 Result<DecapPlan, DropReason> plan_decap(std::span<const uint8_t> frame);
-// The same into `plan` (the batch form): kNone, or the reason (then `plan` is unspecified). Inline: the
-// shapes senders write are planned with a few loads (detail::plan_common), anything else by the general
-// parser (plan_decap_general, out of line), which gives those frames the same plan.
-inline DropReason plan_decap(std::span<const uint8_t> frame, DecapPlan& plan);
+// The same into `plan` (the batch form): kNone, or the reason (then `plan` is unspecified). It fills the
+// caller's plan: returned through Result, a plan built with narrow stores was reloaded wide, a
+// store-forwarding stall that was most of its cost. Inline: the shapes senders write are planned with a few
+// loads (detail::plan_common), anything else by the general parser (plan_decap_general, out of line), which
+// gives those frames the same plan.
 DropReason plan_decap_general(std::span<const uint8_t> frame, DecapPlan& plan);
+inline DropReason plan_decap(std::span<const uint8_t> frame, DecapPlan& plan) {
+  if (detail::plan_common(frame, plan)) [[likely]]
+    return DropReason::kNone;
+  return plan_decap_general(frame, plan);
+}
 // After a verified open: restores the original frame (see encap.hpp).
 Result<OpenInfo, DropReason> finish_decap(net::Packet& pkt, const DecapPlan& plan, const PspLayout& layout);
 // The same into `info`: kNone (info filled) or the reason (info untouched).
@@ -172,67 +225,6 @@ inline DropReason finish_planned_decap(net::Packet& pkt, const DecapPlan& plan) 
   if (nh == net::kIpProtoIpv4 || nh == net::kIpProtoIpv6) return restore_tunnel(pkt, plan, nh, hdr_size);
   restore_transport(pkt, plan, nh, hdr_size);
   return DropReason::kNone;
-}
-
-}  // namespace steps
-
-namespace detail {
-
-// plan_decap for the shapes a PSP sender writes (Ethernet without VLAN tag, IPv4 without options and not
-// a fragment, or IPv6 without extension headers; UDP to port 1000 whose length fills the IP packet),
-// decided with a few loads: the general parser walks options, extension headers and ports and was most of
-// the open path's own cost (bench/psp_seal). False for anything else, which the general parser then judges:
-// it gives these frames the same plan.
-inline bool plan_common(std::span<const uint8_t> f, DecapPlan& p) {
-  constexpr uint32_t kEth = sizeof(net::EthHdr);
-  if (f.size() < kEth + sizeof(net::Ipv4Hdr) + sizeof(net::UdpHdr)) return false;
-  const uint16_t type = load_be16(&f[12]);
-  const uint8_t* ip = &f[kEth];
-  uint32_t ip_len = 0;
-  uint32_t udp_len = 0;
-  if (type == net::kEtherTypeIpv4) {
-    if (ip[0] != 0x45 || ip[offsetof(net::Ipv4Hdr, protocol)] != net::kIpProtoUdp) return false;
-    if ((load_be16(ip + offsetof(net::Ipv4Hdr, frag_off)) & (net::kIpv4FlagMf | net::kIpv4FragOffsetMask)) !=
-        0)
-      return false;
-    const uint32_t total = load_be16(ip + offsetof(net::Ipv4Hdr, total_length));
-    if (total < sizeof(net::Ipv4Hdr) + sizeof(net::UdpHdr) || kEth + total > f.size()) return false;
-    ip_len = sizeof(net::Ipv4Hdr);
-    udp_len = total - sizeof(net::Ipv4Hdr);
-    p.outer_v4 = true;
-    p.proto_offset = static_cast<uint16_t>(kEth + offsetof(net::Ipv4Hdr, protocol));
-  } else if (type == net::kEtherTypeIpv6) {
-    if (f.size() < kEth + sizeof(net::Ipv6Hdr) + sizeof(net::UdpHdr) || (ip[0] >> 4) != 6 ||
-        ip[offsetof(net::Ipv6Hdr, next_header)] != net::kIpProtoUdp)
-      return false;
-    udp_len = load_be16(ip + offsetof(net::Ipv6Hdr, payload_length));
-    if (udp_len < sizeof(net::UdpHdr) || kEth + sizeof(net::Ipv6Hdr) + udp_len > f.size()) return false;
-    ip_len = sizeof(net::Ipv6Hdr);
-    p.outer_v4 = false;
-    p.proto_offset = static_cast<uint16_t>(kEth + offsetof(net::Ipv6Hdr, next_header));
-  } else {
-    return false;
-  }
-  const uint8_t* udp = ip + ip_len;
-  if (load_be16(udp + offsetof(net::UdpHdr, dst_port)) != kPspUdpPort ||
-      load_be16(udp + offsetof(net::UdpHdr, length)) != udp_len)
-    return false;
-  p.l2_len = kEth;
-  p.l3_offset = kEth;
-  p.udp_offset = static_cast<uint16_t>(kEth + ip_len);
-  p.psp_offset = static_cast<uint16_t>(p.udp_offset + sizeof(net::UdpHdr));
-  p.psp_len = static_cast<uint16_t>(udp_len - sizeof(net::UdpHdr));
-  return true;
-}
-
-}  // namespace detail
-
-namespace steps {
-
-inline DropReason plan_decap(std::span<const uint8_t> frame, DecapPlan& plan) {
-  if (detail::plan_common(frame, plan)) [[likely]]
-    return DropReason::kNone;
-  return plan_decap_general(frame, plan);
 }
 
 }  // namespace steps
