@@ -82,7 +82,12 @@ Result<Reply, std::string> parse_reply(std::string_view line) {
     return reply;
   }
   auto err = j.find("error");
-  reply.error = err != j.end() && err->is_string() ? err->get<std::string>() : "unspecified error";
+  // A server that names no reason (no text, not a string, or an empty one) still gets a message the
+  // client can print.
+  if (err != j.end() && err->is_string() && !err->get_ref<const std::string&>().empty())
+    reply.error = err->get<std::string>();
+  else
+    reply.error = "unspecified error";
   auto code = j.find("code");
   reply.code = code != j.end() && code->is_string() ? code->get<std::string>() : "";
   return reply;

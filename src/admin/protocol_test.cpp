@@ -83,6 +83,17 @@ TEST(AdminProtocol, RejectsInvalidReplies) {
   EXPECT_FALSE(parse_reply(R"({"ok":"yes"})").ok());
 }
 
+TEST(AdminProtocol, AnErrorReplyWithoutAReasonStillCarriesAMessage) {
+  // Found by fuzz_admin_request: an empty "error" text came through as an empty message.
+  for (const char* line : {R"({"ok": false, "code": "unknown_command", "error": ""})",
+                           R"({"ok": false, "error": 7})", R"({"ok": false})"}) {
+    auto r = parse_reply(line);
+    ASSERT_TRUE(r.ok()) << line;
+    EXPECT_FALSE(r->ok);
+    EXPECT_EQ(r->error, "unspecified error") << line;
+  }
+}
+
 TEST(AdminProtocol, EveryErrorCodeHasADistinctWireName) {
   std::set<std::string_view> names;
   for (int i = 0; i <= static_cast<int>(AdminErrc::kInternal); ++i)
