@@ -19,37 +19,6 @@ constexpr uint8_t drop(GatewayDrop d) {
   return static_cast<uint8_t>(d);
 }
 
-// Where the IP packet of an Ethernet frame lies: offset, length as its header states, PSP Next Header.
-struct InnerPacket {
-  uint32_t l2 = 0;
-  uint32_t len = 0;
-  uint8_t next_header = 0;
-};
-
-bool find_inner(std::span<const uint8_t> f, InnerPacket& in) {
-  if (f.size() < kEth) return false;
-  uint16_t type = load_be16(&f[12]);
-  in.l2 = kEth;
-  if (type == net::kEtherTypeVlan) {
-    if (f.size() < kEth + 4) return false;
-    type = load_be16(&f[16]);
-    in.l2 = kEth + 4;
-  }
-  const std::size_t avail = f.size() - in.l2;
-  if (type == net::kEtherTypeIpv4 && avail >= sizeof(net::Ipv4Hdr) && (f[in.l2] >> 4) == 4) {
-    const uint32_t ihl = static_cast<uint32_t>(f[in.l2] & 0x0f) * 4;
-    in.len = load_be16(&f[in.l2 + 2]);
-    in.next_header = net::kIpProtoIpv4;
-    return ihl >= sizeof(net::Ipv4Hdr) && in.len >= ihl && in.len <= avail;
-  }
-  if (type == net::kEtherTypeIpv6 && avail >= sizeof(net::Ipv6Hdr) && (f[in.l2] >> 4) == 6) {
-    in.len = sizeof(net::Ipv6Hdr) + load_be16(&f[in.l2 + 4]);
-    in.next_header = net::kIpProtoIpv6;
-    return in.len <= avail;
-  }
-  return false;
-}
-
 uint32_t mix(uint64_t h) {
   h ^= h >> 33;
   h *= 0xff51afd7ed558ccdULL;
@@ -344,9 +313,9 @@ WorkerPsp::WorkerPsp(uint16_t w, std::unique_ptr<crypto::AeadBackend> backend, s
 // in step (gateway_steering_test compares them).
 uint32_t flow_hash(std::span<const uint8_t> frame) {
   constexpr uint64_t kPrime = 0x100000001b3ULL;
-  InnerPacket in;
-  if (!find_inner(frame, in)) return 0;
-  const uint8_t* ip = &frame[in.l2];
+  psp::Payload in;  // the inner IP packet, as encap_tunnel finds it
+  if (!psp::tunnel_payload(frame, in)) return 0;
+  const uint8_t* ip = &frame[in.offset];
   uint64_t h = 0x9e3779b97f4a7c15ULL;
   const auto pair = [&h](uint32_t s, uint32_t d) {
     h = (h ^ (s ^ d)) * kPrime;

@@ -41,7 +41,7 @@ void write_outer_ip(uint8_t* ip, const OuterHeaders& o) {
 
 // Transport: the L4 segment behind the IP header and any IPv6 extension headers (Next Header = its
 // protocol).
-EncapError transport_payload(std::span<const uint8_t> frame, detail::Payload& out) {
+EncapError transport_payload(std::span<const uint8_t> frame, Payload& out) {
   auto f = net::parse_frame(frame);
   if (!f || f->ip.family == net::IpFamily::kNone) return EncapError::kBadFrame;
   if (f->ip.fragment) return EncapError::kFragment;
@@ -83,14 +83,14 @@ Result<EncapTemplate, DropReason> EncapTemplate::make(const SealParams& sa, cons
 
 EncapError encap_tunnel_gso(net::Packet& pkt, const EncapTemplate& t, const EthAddrs& eth, uint64_t iv,
                             uint32_t hash, uint32_t first_segment_len) {
-  detail::Payload pl;
-  if (!detail::tunnel_payload(pkt.bytes(), pl) || first_segment_len > pl.len) return EncapError::kBadFrame;
+  Payload pl;
+  if (!tunnel_payload(pkt.bytes(), pl) || first_segment_len > pl.len) return EncapError::kBadFrame;
   return detail::encap_payload(pkt, t, eth, pl, iv, hash, first_segment_len, false);
 }
 
 EncapError encap_transport(net::Packet& pkt, const EncapTemplate& t, const EthAddrs& eth, uint64_t iv,
                            uint32_t hash) {
-  detail::Payload pl;
+  Payload pl;
   if (const EncapError e = transport_payload(pkt.bytes(), pl); e != EncapError::kNone) return e;
   return detail::encap_payload(pkt, t, eth, pl, iv, hash, pl.len, true);
 }

@@ -195,8 +195,6 @@ inline void EncapTemplate::write(uint8_t* at, const EthAddrs& eth, uint32_t payl
   store_be64(psp + 8, iv);
 }
 
-namespace detail {
-
 // Where the PSP payload of a frame lies and what its Next Header is.
 struct Payload {
   uint32_t offset = 0;
@@ -204,7 +202,9 @@ struct Payload {
   uint8_t next_header = 0;
 };
 
-// Tunnel: the whole IP packet after Ethernet (+ one VLAN tag); the ethertype must name its family.
+// Tunnel mode's payload: the whole IP packet after Ethernet (+ one VLAN tag), its length as its header
+// states (within the frame); the ethertype must name its family. encap_tunnel's parse, which the gateway's
+// flow hash also uses to find the inner packet.
 inline bool tunnel_payload(std::span<const uint8_t> f, Payload& out) {
   constexpr uint32_t kEth = sizeof(net::EthHdr);
   if (f.size() < kEth) return false;
@@ -221,6 +221,8 @@ inline bool tunnel_payload(std::span<const uint8_t> f, Payload& out) {
   out = {l2, ip.length, ip.next_header};
   return true;
 }
+
+namespace detail {
 
 // The template in front of the payload `pl` (encap_tunnel, encap_tunnel_gso, encap_transport). `wire_len`:
 // the payload length the outer headers state: pl.len, or for a super-packet its first segment's
@@ -255,8 +257,8 @@ inline bool header_of(const uint8_t* psp, const EncapTemplate& t) {
 
 inline EncapError encap_tunnel(net::Packet& pkt, const EncapTemplate& t, const EthAddrs& eth, uint64_t iv,
                                uint32_t hash) {
-  detail::Payload pl;
-  if (!detail::tunnel_payload(pkt.bytes(), pl)) return EncapError::kBadFrame;
+  Payload pl;
+  if (!tunnel_payload(pkt.bytes(), pl)) return EncapError::kBadFrame;
   return detail::encap_payload(pkt, t, eth, pl, iv, hash, pl.len, true);
 }
 
