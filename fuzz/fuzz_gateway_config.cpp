@@ -28,7 +28,8 @@ void check_parsed(const gateway::GatewayConfig& c) {
   }
   for (const auto& port : c.sw.host_ports) {
     PSPGW_FUZZ_CHECK(!port.name.empty() && port.name.size() <= 15);
-    PSPGW_FUZZ_CHECK(port.mtu >= 576 && port.mtu <= 65535);
+    // 0: not set, the gateway derives it from the uplink's MTU (gateway/path_mtu.hpp).
+    PSPGW_FUZZ_CHECK(port.mtu == 0 || (port.mtu >= 576 && port.mtu <= 65535));
   }
   PSPGW_FUZZ_CHECK(c.sw.rpc_deadline.count() >= 50 && c.sw.rpc_deadline.count() <= 60000);
 }
