@@ -14,6 +14,7 @@ namespace {
 constexpr uint32_t kMaxSampleRate = 16;  // EGR_SAMP matches 16 random bits (the seeds' mask 0xffff)
 constexpr uint32_t kMaxWorkers = 256;
 constexpr uint32_t kMaxTunnelsLimit = 1u << 20;
+constexpr uint32_t kMaxTapQueueLen = 1u << 16;
 
 // Hardware-only DOCA flags: accepted by the parser so the message can say why they are refused.
 struct HardwareFlag {
@@ -61,7 +62,8 @@ void group_options(CLI::App& app) {
   };
   const Section kSections[] = {
       {"Config and ports",
-       {"--config", "--vf-name", "--admin-socket", "--workers", "--udp-zero-checksum", "--dump-pipeline"}},
+       {"--config", "--vf-name", "--admin-socket", "--workers", "--tap-queue-len", "--udp-zero-checksum",
+        "--dump-pipeline"}},
       {"PSP and tunnels",
        {"--max-tunnels", "--crypt-offset", "--psp-version", "--static-tunnels", "--outer-ip-type",
         "--inner-ip-type", "--mode", "--cookie", "--disable-ingress-acl", "--maintain-order", "--decap-dmac",
@@ -251,6 +253,11 @@ Result<GatewayFlags, FlagsExit> parse_flags(int argc, const char* const* argv) {
                "Close a tunnel after this long without a packet either way, e.g. 10m (default 0: never)");
   app.add_option("--workers", f.workers, "Packet worker threads (default 1)")
       ->check(CLI::Range(1u, kMaxWorkers));
+  app.add_option("--tap-queue-len", f.tap_queue_len,
+                 "Frames each TAP queue holds from the workload before the kernel drops them (the TAP's "
+                 "txqueuelen; 0: the kernel's, 500). Default 4096: room for a worker a few milliseconds late "
+                 "at a few hundred thousand frames a second")
+      ->check(CLI::Range(0u, kMaxTapQueueLen));
   std::vector<std::string> hardware(std::size(kHardwareFlags));
   for (std::size_t i = 0; i < std::size(kHardwareFlags); ++i) {
     app.add_option(kHardwareFlags[i].names, hardware[i], "DOCA hardware flag: rejected here")

@@ -48,6 +48,7 @@ TEST_F(Flags, Defaults) {
   EXPECT_EQ(f.mode, EncapMode::kTunnel);
   EXPECT_EQ(f.sample_rate, 0u);
   EXPECT_EQ(f.workers, 1u);
+  EXPECT_EQ(f.tap_queue_len, kDefaultTapQueueLen);
   EXPECT_FALSE(f.static_tunnels || f.debug_keys || f.cookie || f.disable_ingress_acl);
   EXPECT_FALSE(f.crypt_offset.has_value());
 }
@@ -104,6 +105,8 @@ TEST_F(Flags, EveryFlag) {
                        "02:00:00:00:00:02",
                        "--workers",
                        "4",
+                       "--tap-queue-len",
+                       "0",
                        "--sample-pcap",
                        "/tmp/s.pcap"});
   EXPECT_EQ(f.sample_rate, 3u);
@@ -119,6 +122,7 @@ TEST_F(Flags, EveryFlag) {
   EXPECT_EQ(f.decap_dmac->to_string(), "02:00:00:00:00:01");
   EXPECT_EQ(f.nexthop_dmac->to_string(), "02:00:00:00:00:02");
   EXPECT_EQ(f.workers, 4u);
+  EXPECT_EQ(f.tap_queue_len, 0u);
   EXPECT_EQ(f.sample_pcap, "/tmp/s.pcap");
   GatewayFlags g = ok({"--perf-print", "insertion", "-c", config_});
   EXPECT_TRUE(g.perf_print.insertion);
@@ -292,6 +296,8 @@ TEST_F(Flags, BadValuesAreUsageErrors) {
                                        {"--decap-dmac", "zz"},
                                        {"--sample-rate", "17"},
                                        {"--workers", "0"},
+                                       {"--tap-queue-len", "65537"},
+                                       {"--tap-queue-len", "-1"},
                                        {"--perf-print", "everything"},
                                        {"-d", "a-very-long-interface"}}) {
     bad.insert(bad.begin(), {"-c", config_});

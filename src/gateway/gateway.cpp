@@ -239,7 +239,7 @@ std::vector<std::pair<net::IpAddr, std::size_t>> vip_ports(const std::vector<Hos
 
 }  // namespace
 
-PortFactory system_ports(bool udp_zero_checksum, bool whole_super_packets) {
+PortFactory system_ports(bool udp_zero_checksum, bool whole_super_packets, uint32_t tap_queue_len) {
   PortFactory f;
   // Both directions of a flow on one worker (ports/steering.hpp): queue w of each TAP and socket w of the
   // UDP reuseport group are worker w's, and both are chosen from the flow hash's low bits. Where the kernel
@@ -252,14 +252,15 @@ PortFactory system_ports(bool udp_zero_checksum, bool whole_super_packets) {
     for (const std::string& why : *steering) s += " " + why;
     return steering->empty() ? s : s + "); each direction still stays on one worker";
   };
-  f.host = [steering, whole_super_packets](uint16_t worker, uint16_t workers, std::size_t /*index*/,
-                                           const HostPortConfig& cfg,
-                                           PortId id) -> Result<std::unique_ptr<ports::Port>, std::string> {
+  f.host = [steering, whole_super_packets, tap_queue_len](
+               uint16_t worker, uint16_t workers, std::size_t /*index*/, const HostPortConfig& cfg,
+               PortId id) -> Result<std::unique_ptr<ports::Port>, std::string> {
     ports::TapConfig tc;
     tc.name = cfg.name;
     tc.id = id;
     tc.segment_on_rx = !whole_super_packets;
     tc.mtu = cfg.mtu;
+    tc.tx_queue_len = tap_queue_len;
     tc.multi_queue = workers > 1;  // one queue per worker: the kernel keeps each flow on one queue
     // GSO frames suit a workload's kernel stack; a VNF may read its port raw (AF_PACKET) and forward what
     // it reads, which a 64 KiB frame would not survive: VNF ports get one frame per write.

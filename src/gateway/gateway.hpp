@@ -63,7 +63,9 @@ struct PortFactory {
 // with UDP GSO, the default (README "Speed": why). whole_super_packets: the TAPs hand TSO/USO
 // super-packets up whole, to be segmented as they are sealed (segment_seal.hpp; tunnel mode only: transport
 // mode's encap needs each segment's own IP header); false: the TAP segments them as it reads them.
-PortFactory system_ports(bool udp_zero_checksum = false, bool whole_super_packets = false);
+// tap_queue_len: each TAP queue's length (--tap-queue-len; 0: the kernel's).
+PortFactory system_ports(bool udp_zero_checksum = false, bool whole_super_packets = false,
+                         uint32_t tap_queue_len = 0);
 
 class Gateway final : public admin::AdminHandler {
  public:

@@ -42,8 +42,9 @@ int run(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  auto gw = Gateway::create(*flags, std::move(*config),
-                            system_ports(flags->udp_zero_checksum, flags->mode == EncapMode::kTunnel));
+  auto gw = Gateway::create(
+      *flags, std::move(*config),
+      system_ports(flags->udp_zero_checksum, flags->mode == EncapMode::kTunnel, flags->tap_queue_len));
   if (!gw) {
     logger.log(LogLevel::kError, gw.error());
     return 1;

@@ -40,7 +40,8 @@ Result<unsigned, SysError> set_offloads(int fd, bool wanted) {
   return Err{SysError{"TUNSETOFFLOAD", errno}};
 }
 
-// MTU, MAC and IFF_UP through an ordinary socket's interface ioctls (in the caller's network namespace).
+// MTU, queue length, MAC and IFF_UP through an ordinary socket's interface ioctls (in the caller's network
+// namespace).
 Result<uint32_t, SysError> configure_link(std::string_view ifname, const TapConfig& config) {
   UniqueFd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   if (!sock.valid()) return Err{SysError{"socket", errno}};
@@ -49,6 +50,10 @@ Result<uint32_t, SysError> configure_link(std::string_view ifname, const TapConf
   if (config.mtu != 0) {
     ifr.ifr_mtu = static_cast<int>(config.mtu);
     if (::ioctl(sock.get(), SIOCSIFMTU, &ifr) != 0) return Err{SysError{"SIOCSIFMTU", errno}};
+  }
+  if (config.tx_queue_len != 0) {
+    ifr.ifr_qlen = static_cast<int>(config.tx_queue_len);
+    if (::ioctl(sock.get(), SIOCSIFTXQLEN, &ifr) != 0) return Err{SysError{"SIOCSIFTXQLEN", errno}};
   }
   if (config.mac) {
     ifr.ifr_hwaddr.sa_family = ARPHRD_ETHER;

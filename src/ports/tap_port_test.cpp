@@ -15,6 +15,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -162,6 +163,28 @@ TEST_F(TapTest, OpensWithOffloads) {
     EXPECT_EQ(plain->offloads(), 0U);
     EXPECT_LT(plain->min_rx_buffer(), kGsoRxBufferSize);
     EXPECT_FALSE(TapPort::open(TapConfig{.name = std::string(IFNAMSIZ, 'x')}).ok());
+  });
+}
+
+// The device's tx_queue_len, as the kernel reports it (SIOCGIFTXQLEN in this thread's namespace); -1 on
+// error.
+int queue_len(const std::string& name) {
+  UniqueFd s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  ifreq ifr{};
+  std::memcpy(ifr.ifr_name, name.data(), std::min<std::size_t>(name.size(), IFNAMSIZ - 1));
+  return s.valid() && ::ioctl(s.get(), SIOCGIFTXQLEN, &ifr) == 0 ? ifr.ifr_qlen : -1;
+}
+
+TEST_F(TapTest, QueueLengthIsSetWhereAskedAndLeftOtherwise) {
+  run([] {
+    auto tap = open_tap(TapConfig{.name = "pspt0", .tx_queue_len = 4096});
+    ASSERT_TRUE(tap);
+    EXPECT_EQ(queue_len("pspt0"), 4096);
+    auto plain = open_tap(TapConfig{.name = "pspt1"});
+    ASSERT_TRUE(plain);
+    const int kernels = queue_len("pspt1");
+    EXPECT_GT(kernels, 0);
+    EXPECT_NE(kernels, 4096) << "0 leaves the kernel's length";
   });
 }
 
