@@ -19,12 +19,12 @@
 # what arrived; then each UDP size paced ("UDP ... <=1% loss"): the highest rate a trial of iperf3 -b RATE
 # delivered with at most 1% of its datagrams lost (RFC 2544's throughput, with 1% for iperf3's in-flight
 # tail), searched in up to --paced-trials trials (default 5) from the -b 0 figure: up by half while trials
-# pass (down by 30% while none has), then halfway between the best pass and the lowest failure. The paced trials give iperf3 4 MB socket
-# buffers (-w 4M, capped by net.core.rmem_max/wmem_max), every path alike: with the default 208 KB a
-# receiving iperf3 descheduled for a few milliseconds overflowed its socket at rates every path carried
-# (1-8%, the bare veth's too). At -b 0 the sending iperf3 spends a CPU on datagrams the sender's TAP drops
-# (nothing pushes back on a TAP writer) and the receiving iperf3 goes short; paced, the figure is what the
-# path carries when its ends are not starved. --paced-trials 0 skips the search.
+# pass (down by 30% while none has), then halfway between the best pass and the lowest failure. The paced
+# trials give iperf3 4 MB socket buffers (-w 4M, capped by net.core.rmem_max/wmem_max), every path alike:
+# with the default 208 KB a receiving iperf3 descheduled for a few milliseconds overflowed its socket at
+# rates every path carried (1-8%, the bare veth's too). At -b 0 the sending iperf3 spends a CPU on
+# datagrams the sender's TAP drops (nothing pushes back on a TAP writer) and the receiving iperf3 goes
+# short; paced, the figure is what the path carries when its ends are not starved. --paced-trials 0 skips.
 # Columns: Gbit/s received; Mpps received (UDP datagrams; TCP: -); CPU s/GB = CPU seconds the whole machine
 # spent (all CPUs, /proc/stat, both ends, tunnel and kernel) per GB received: the cost of moving a byte;
 # tunnel s/GB = CPU seconds of the tunnel's two processes alone (psp-gateway or wireguard-go: user and
@@ -33,9 +33,9 @@
 # then per test the ratios psp-gateway / wireguard-go and psp-gateway / bare veth.
 #
 # --quick (what scripts/test.sh runs through ctest, e2e_bench_quick): 1-second TCP 1 stream and UDP 1400 B on
-# every path (no paced search), well under a minute; it fails only when a path is broken (no traffic) or a gateway crashed,
-# never on a number. Needs root, iperf3, python3; exit 77 (skipped) where the machine cannot run it. Every
-# namespace, process and file it made is removed on exit.
+# every path (no paced search), well under a minute; it fails only when a path is broken (no traffic) or a
+# gateway crashed, never on a number. Needs root, iperf3, python3; exit 77 (skipped) where the machine
+# cannot run it. Every namespace, process and file it made is removed on exit.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)

@@ -26,7 +26,7 @@ struct PerfPrint {
 
 // --tap-queue-len's default: a TAP's own 500 frames are 2-3 ms at 0.2 Mpps, less than a worker sharing a
 // core may wait for it; paced UDP lost 0.6-1.2% of 1400-byte datagrams at 2.0-2.4 Gbit/s on 2 vCPUs, none
-// with 4096 (README "Speed").
+// with 4096 (README Performance, "UDP paced").
 inline constexpr uint32_t kDefaultTapQueueLen = 4096;
 
 struct GatewayFlags {
