@@ -36,7 +36,8 @@
 #      auth-failure counter does not move, vm2 receives nothing. A control packet sealed the same way from
 #      the real VIP must be delivered, or the check is inconclusive and fails.
 #   p  path MTU through the tunnel on the 1500-byte wire: each TAP came up with the wire's MTU less the PSP
-#      overhead (T); the VMs then raise theirs to 1500 (workloads that do not know the tunnel). ping -M do
+#      overhead (T) and --tap-queue-len's default queue (4096 frames); the VMs then raise their MTU to 1500
+#      (workloads that do not know the tunnel). ping -M do
 #      of exactly T bytes is answered; one of 1500 bytes gets "frag needed"/"packet too big" with mtu T from
 #      the gateway (counted: slow_path.too_big_icmp_sent); IPv4 only: ping -M dont of 2000 bytes is
 #      answered (fragmented before encapsulation); a 4 MiB TCP transfer vm1 -> vm2 (MSS 1460 on both
@@ -464,6 +465,13 @@ scenario_p() {
     ip -n "$(topo_ns "vm$n")" link set "${TOPO_TAP[$n]}" mtu "$TOPO_WIRE_MTU" || fail "raising vm$n's MTU"
   done
   pass "both TAPs came up with MTU $t; the VMs now use $TOPO_WIRE_MTU"
+
+  CURRENT=p/tap-queue
+  for n in 1 2; do  # --tap-queue-len's default (gateway/flags.hpp kDefaultTapQueueLen)
+    got=$(ip -n "$(topo_ns "vm$n")" -o link show "${TOPO_TAP[$n]}" | sed -n 's/.* qlen \([0-9]*\).*/\1/p')
+    [[ $got == 4096 ]] || fail "vm$n's TAP holds $got frames, expected --tap-queue-len's default 4096"
+  done
+  pass "both TAPs hold 4096 frames a queue"
 
   CURRENT=p/fits
   out=$(nsrun 30 vm1 ping "${PING_FLAGS[@]}" -M "do" -s $((t - hdr)) -c 4 -i 0.2 -W 2 "${TOPO_VIP[2]}" 2>&1)
