@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 namespace pspgw {
 
@@ -21,10 +22,13 @@ inline void prefetch_line(const void* p) {
 #endif
 }
 
-// Asks for every line of [p, p + len).
+// Asks for every line that [p, p + len) touches (p need not be line-aligned).
 inline void prefetch_lines(const void* p, std::size_t len) {
-  const auto* b = static_cast<const char*>(p);
-  for (std::size_t off = 0; off < len; off += kCacheLineSize) prefetch_line(b + off);
+  if (len == 0) return;
+  const auto begin = reinterpret_cast<std::uintptr_t>(p) & ~(kCacheLineSize - 1);
+  const auto end = reinterpret_cast<std::uintptr_t>(p) + len;
+  for (std::uintptr_t a = begin; a < end; a += kCacheLineSize)
+    prefetch_line(reinterpret_cast<const void*>(a));
 }
 
 }  // namespace pspgw

@@ -42,38 +42,42 @@ inline constexpr std::size_t kGcmTagSize = 16;
 inline constexpr std::size_t kGcmNonceSize = 12;
 using GcmNonce = std::array<uint8_t, kGcmNonceSize>;
 
-// A prepared key. Backend-specific; only the backend that made it may use it.
+// A prepared key. Backend-specific; only the backend that made it may use it. 16 bytes (the vtable pointer
+// and the algorithm), so that a backend can start its key material in the object's first cache line: with
+// 100,000 keys not in the CPU's caches each line an open touches is a wait (bench_spi_scale), and the
+// algorithm, read per op, then shares a line with the round keys.
 class AeadKey {
  public:
   virtual ~AeadKey() = default;
   AeadAlg alg() const { return alg_; }
 
-  // Asks the CPU for the bytes an op on a short packet reads first (the round keys and the first GHASH
-  // powers, as the backend lays them out); a hint, with no effect on any result. A key cache calls it for
-  // a whole batch before the batch is opened: with more keys than the CPU caches hold, the batch's memory
-  // reads then overlap instead of each packet waiting for its own key. Inline and not virtual.
-  void prefetch() const {
-    for (const HotRange& r : hot_) prefetch_lines(r.begin, r.len);
-  }
-  // Range i (0 or 1) of what prefetch() asks for; empty where the backend named none.
-  std::span<const uint8_t> hot_range(std::size_t i) const { return {hot_.at(i).begin, hot_.at(i).len}; }
-
  protected:
   explicit AeadKey(AeadAlg alg) : alg_(alg) {}
   void set_alg(AeadAlg alg) { alg_ = alg; }
-  // Range i (0 or 1) of what prefetch() asks for: len bytes from begin (a backend sets them once).
-  void set_hot(std::size_t i, const void* begin, std::size_t len) {
-    hot_.at(i) = {static_cast<const uint8_t*>(begin), len};
-  }
 
  private:
-  struct HotRange {
-    const uint8_t* begin = nullptr;
-    std::size_t len = 0;
-  };
   AeadAlg alg_;
-  std::array<HotRange, 2> hot_{};
 };
+
+// The bytes of a key object an op on a short packet reads first (the round keys and the first GHASH
+// powers, as a backend lays them out), as offsets from the object's start: its first `head` bytes and
+// `tail_len` bytes from `tail_offset`. The same for every key of one algorithm from one backend, so a key
+// cache can ask the CPU for them knowing only the key's address (prefetch_key): reading them from the key
+// itself would wait for the very line the hint is meant to bring.
+struct KeyHotBytes {
+  uint16_t head = 0;
+  uint16_t tail_offset = 0;
+  uint16_t tail_len = 0;
+};
+
+// Asks the CPU for `hot`'s bytes of `key`; a hint, with no effect on any result. A key cache calls it for a
+// whole batch before the batch is opened: with more keys than the CPU caches hold, the batch's memory reads
+// then overlap instead of each packet waiting for its own key.
+inline void prefetch_key(const AeadKey* key, const KeyHotBytes& hot) {
+  const auto* self = reinterpret_cast<const uint8_t*>(key);
+  prefetch_lines(self, hot.head);
+  prefetch_lines(self + hot.tail_offset, hot.tail_len);
+}
 
 struct AeadOp {
   const AeadKey* key = nullptr;
@@ -111,6 +115,21 @@ class AeadBackend {
   virtual bool rekey(AeadKey& /*key*/, AeadAlg /*alg*/, std::span<const uint8_t> /*key_bytes*/) const {
     return false;
   }
+  // The bytes and alignment of one key object, for a caller that places keys itself (make_key_at); {0, 0}
+  // where the backend cannot (OpenSSL: its contexts live on the heap).
+  struct KeyStorage {
+    std::size_t size = 0;
+    std::size_t align = 0;
+  };
+  virtual KeyStorage key_storage() const { return {}; }
+  // make_key into `storage` (key_storage().size bytes at key_storage().align), allocating nothing; the
+  // caller ends the key with std::destroy_at (its destructor clears the key bytes) and owns the storage.
+  // nullptr where make_key would give nullptr or the backend places no keys.
+  virtual AeadKey* make_key_at(void* /*storage*/, AeadAlg /*alg*/, std::span<const uint8_t> /*key*/) const {
+    return nullptr;
+  }
+  // Where keys of `alg` made by this backend keep what short packets read first; none by default.
+  virtual KeyHotBytes hot_bytes(AeadAlg /*alg*/) const { return {}; }
   virtual void seal(std::span<AeadOp> ops) const = 0;
   // On tag mismatch op.ok = false and the contents of out are unspecified (callers must not deliver them).
   virtual void open(std::span<AeadOp> ops) const = 0;

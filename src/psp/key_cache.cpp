@@ -1,39 +1,112 @@
 #include "psp/key_cache.hpp"
 
+#include <sys/mman.h>
+
 #include <bit>
+#include <cassert>
+#include <memory>
 
 #include "psp/seal.hpp"
 
 namespace pspgw::psp {
 
+KeySlab::KeySlab(std::size_t object_size, std::size_t count) : object_size_(object_size), count_(count) {
+  const std::size_t bytes = object_size * count;
+  void* p =
+      ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) return;
+  // A hint: without THP (disabled, or "never") the keys are on 4 KiB pages, as on the heap.
+  (void)::madvise(p, bytes, MADV_HUGEPAGE);
+  base_ = static_cast<uint8_t*>(p);
+  free_.reserve(count);
+}
+
+KeySlab::~KeySlab() {
+  if (base_ != nullptr) ::munmap(base_, object_size_ * count_);
+}
+
+void* KeySlab::take() {
+  if (!free_.empty()) {
+    void* slot = free_.back();
+    free_.pop_back();
+    return slot;
+  }
+  if (base_ == nullptr || fresh_ == count_) return nullptr;
+  return base_ + object_size_ * fresh_++;
+}
+
+void KeySlab::give_back(void* slot) {
+  assert(holds(slot) && free_.size() < count_);
+  free_.push_back(slot);
+}
+
 KeyCache::KeyCache(const crypto::AeadBackend& aead, std::size_t capacity)
     : aead_(aead),
       sets_(std::bit_ceil(capacity < 2 ? std::size_t{2} : capacity) / 2),
-      set_mask_(sets_.size() - 1) {}
+      set_mask_(sets_.size() - 1) {
+  for (std::size_t v = 0; v < hot_.size(); ++v) {
+    if (const auto alg = aead_alg(static_cast<uint8_t>(v))) hot_[v] = aead_.hot_bytes(*alg);
+  }
+  const auto storage = aead_.key_storage();
+  if (storage.size != 0 && storage.size % storage.align == 0 && storage.align <= 4096) {
+    auto slab = std::make_unique<KeySlab>(storage.size, this->capacity() + parked_.size() + 1);
+    if (slab->valid()) slab_ = std::move(slab);
+  }
+}
+
+KeyCache::~KeyCache() {
+  for (Set& set : sets_) {
+    for (Entry& e : set.way) free_key(e.key);
+  }
+  for (crypto::AeadKey* k : parked_) free_key(k);
+  free_key(spare_);
+}
+
+crypto::AeadKey* KeyCache::new_key(crypto::AeadAlg alg, std::span<const uint8_t> bytes) {
+  if (!slab_) return aead_.make_key(alg, bytes).release();
+  void* slot = slab_->take();
+  assert(slot != nullptr);  // the slab holds every object the cache can have at once
+  if (slot == nullptr) return nullptr;
+  crypto::AeadKey* key = aead_.make_key_at(slot, alg, bytes);
+  if (key == nullptr) slab_->give_back(slot);
+  return key;
+}
+
+void KeyCache::free_key(crypto::AeadKey* key) {
+  if (key == nullptr) return;
+  if (!slab_) {
+    delete key;
+    return;
+  }
+  void* slot = dynamic_cast<void*>(key);  // the most-derived object: where make_key_at placed it
+  std::destroy_at(key);                   // clears the key bytes
+  slab_->give_back(slot);
+}
 
 void KeyCache::update(std::shared_ptr<const MasterKeySnapshot> snapshot) {
   snapshot_ = std::move(snapshot);
   generation_ = snapshot_ ? snapshot_->generation() : 0;
 }
 
-std::unique_ptr<crypto::AeadKey> KeyCache::derive(uint32_t spi, PspVersion version) {
+crypto::AeadKey* KeyCache::derive(uint32_t spi, PspVersion version) {
   const auto alg = aead_alg(static_cast<uint8_t>(version));
   if (!snapshot_ || !alg) return nullptr;
   auto derived = snapshot_->derive(spi, version, &kdf_);
   if (!derived) return nullptr;
   // `derived` is zeroed when it goes out of scope.
-  if (spare_ && aead_.rekey(*spare_, *alg, derived->view())) {
+  if (spare_ != nullptr && aead_.rekey(*spare_, *alg, derived->view())) {
     ++stats_.reused;
-    return std::move(spare_);
+    return std::exchange(spare_, nullptr);
   }
-  return aead_.make_key(*alg, derived->view());
+  return new_key(*alg, derived->view());
 }
 
-void KeyCache::park(std::unique_ptr<crypto::AeadKey> key) {
+void KeyCache::park(crypto::AeadKey* key) {
   // The key parked kMaxBatch evictions ago is no longer named by any op: it becomes the spare (and the
   // previous spare, if the backend could not rekey it, is freed).
-  spare_ = std::move(parked_[next_park_]);
-  parked_[next_park_] = std::move(key);
+  free_key(spare_);
+  spare_ = parked_[next_park_];
+  parked_[next_park_] = key;
   next_park_ = (next_park_ + 1) % parked_.size();
 }
 
@@ -60,24 +133,24 @@ const crypto::AeadKey* KeyCache::resolve_miss(Set& set, uint32_t spi, PspVersion
     why = DropReason::kUnissuedSpi;
     return nullptr;
   }
-  auto key = derive(spi, version);
-  if (!key) {
+  crypto::AeadKey* key = derive(spi, version);
+  if (key == nullptr) {
     ++stats_.unknown;
     why = DropReason::kUnknownKey;
     return nullptr;
   }
   ++stats_.misses;
   if (fill != nullptr) {
-    park(std::move(fill->key));
+    park(fill->key);
   } else {  // way[0] is empty only while way[1] is
-    if (set.way[1].key) park(std::move(set.way[1].key));
-    set.way[1] = std::move(set.way[0]);
+    if (set.way[1].key != nullptr) park(set.way[1].key);
+    set.way[1] = set.way[0];
     fill = &set.way[0];
   }
   fill->spi = spi;
   fill->tag = tag(generation, version);
-  fill->key = std::move(key);
-  return fill->key.get();
+  fill->key = key;
+  return key;
 }
 
 }  // namespace pspgw::psp

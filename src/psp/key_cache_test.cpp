@@ -284,5 +284,61 @@ TEST_F(KeyCacheTest, CapacityIsFixedAndKeysOutliveABatch) {
   EXPECT_EQ(cache.stats().misses, net::kMaxBatch + 5000u);
 }
 
+// Where the backend places keys itself (intel-ipsec-mb), every key lives in the cache's slab, which holds as
+// many as the cache can have at once: a capacity-4 cache evicting on every miss, a batch of 64 resolved
+// before its one AEAD call, thousands of misses and a rotation never find it full, and every key opens.
+// OpenSSL's keys stay on the heap.
+TEST_F(KeyCacheTest, KeysLiveInTheSlabWhereTheBackendPlacesThem) {
+  EXPECT_FALSE(KeyCache(*aead_, 16).keys_in_slab());
+  auto ipsec = crypto::make_ipsec_mb_backend();
+  if (!ipsec) GTEST_SKIP() << "intel-ipsec-mb unavailable";
+  KeyCache cache(*ipsec, 3);
+  ASSERT_TRUE(cache.keys_in_slab());
+  cache.update(ring_.snapshot());
+  std::vector<std::vector<uint8_t>> pkts;
+  std::vector<crypto::AeadOp> ops(net::kMaxBatch);
+  for (uint32_t i = 0; i < net::kMaxBatch; ++i) pkts.push_back(sealed(0x100 + i));
+  for (uint32_t i = 0; i < net::kMaxBatch; ++i) {
+    ASSERT_TRUE(prepare_open(pkts[i], cache, ops[i]).ok());
+    EXPECT_TRUE(cache.in_slab(ops[i].key));
+    EXPECT_EQ(reinterpret_cast<std::uintptr_t>(ops[i].key) % 64, 0u);
+  }
+  ipsec->open(ops);
+  for (const auto& op : ops) EXPECT_EQ(finish_open(op), DropReason::kNone);
+  for (uint32_t i = 0; i < 5000; ++i) {
+    const auto v = i % 3 == 0 ? PspVersion::kAesGcm256 : PspVersion::kAesGcm128;
+    const crypto::AeadKey* k = cache.key_for(0x1000 + i, v);
+    ASSERT_NE(k, nullptr) << i;
+    ASSERT_TRUE(cache.in_slab(k));
+  }
+  const uint32_t spi = ring_.allocate_spi().value();  // slot 1 (active)
+  const auto pkt = sealed(spi);
+  auto copy = pkt;
+  EXPECT_TRUE(open_packet(copy, cache, *ipsec).ok());
+  ring_.rotate_random();  // slot 1 previous: still valid, its entry stale and re-derived in place
+  cache.update(ring_.snapshot());
+  copy = pkt;
+  EXPECT_TRUE(open_packet(copy, cache, *ipsec).ok());
+  EXPECT_EQ(cache.stats().stale, 1u);
+}
+
+TEST(KeySlabTest, HandsOutEachSlotOnceUntilGivenBack) {
+  KeySlab slab(1024, 3);
+  ASSERT_TRUE(slab.valid());
+  void* a = slab.take();
+  void* b = slab.take();
+  void* c = slab.take();
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(static_cast<uint8_t*>(b) - static_cast<uint8_t*>(a), 1024);
+  EXPECT_EQ(static_cast<uint8_t*>(c) - static_cast<uint8_t*>(b), 1024);
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(a) % 4096, 0u);
+  EXPECT_EQ(slab.take(), nullptr);
+  EXPECT_TRUE(slab.holds(b));
+  EXPECT_FALSE(slab.holds(static_cast<uint8_t*>(c) + 1024));
+  slab.give_back(b);
+  EXPECT_EQ(slab.take(), b);
+  EXPECT_EQ(slab.take(), nullptr);
+}
+
 }  // namespace
 }  // namespace pspgw::psp
