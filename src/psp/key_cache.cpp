@@ -10,13 +10,14 @@
 
 namespace pspgw::psp {
 
-KeySlab::KeySlab(std::size_t object_size, std::size_t count) : object_size_(object_size), count_(count) {
+KeySlab::KeySlab(std::size_t object_size, std::size_t count, bool huge)
+    : object_size_(object_size), count_(count) {
   const std::size_t bytes = object_size * count;
   void* p =
       ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) return;
   // A hint: without THP (disabled, or "never") the keys are on 4 KiB pages, as on the heap.
-  (void)::madvise(p, bytes, MADV_HUGEPAGE);
+  if (huge) (void)::madvise(p, bytes, MADV_HUGEPAGE);
   base_ = static_cast<uint8_t*>(p);
   free_.reserve(count);
 }
@@ -49,7 +50,7 @@ KeyCache::KeyCache(const crypto::AeadBackend& aead, std::size_t capacity)
   }
   const auto storage = aead_.key_storage();
   if (storage.size != 0 && storage.size % storage.align == 0 && storage.align <= 4096) {
-    auto slab = std::make_unique<KeySlab>(storage.size, this->capacity() + parked_.size() + 1);
+    auto slab = std::make_unique<KeySlab>(storage.size, this->capacity() + parked_.size() + 1, prefetching());
     if (slab->valid()) slab_ = std::move(slab);
   }
 }

@@ -21,9 +21,12 @@
 // backend that can rekey (intel-ipsec-mb). With OpenSSL (no rekey) a miss still makes a new key.
 //
 // Where the keys live: where the backend can place key objects itself (AeadBackend::make_key_at,
-// intel-ipsec-mb), in one mapping of the cache's own (KeySlab) that the kernel is asked to back with
-// transparent huge pages; else on the heap. With 100,000 active SPIs each packet's key is a cache miss,
-// and on 4 KiB pages a TLB miss as well (bench_spi_scale: 75% -> 82% of the 1-SPI rate).
+// intel-ipsec-mb), in one mapping of the cache's own (KeySlab); else on the heap. A cache sized for more
+// keys than the CPU's caches hold (prefetching(): more than 4,096) asks the kernel to back that mapping with
+// transparent huge pages: with 100,000 active SPIs each packet's key is a cache miss, and on 4 KiB pages a
+// TLB miss as well (bench_spi_scale: 74-76% -> 84-86% of the 1-SPI rate). Smaller caches keep 4 KiB pages:
+// their keys fit the TLB's reach, and a huge page's first touch (a 2 MB fault, compaction at worst, on the
+// miss path) would buy them nothing.
 //
 // Not thread-safe: one per worker. The worker calls update() when the control plane publishes a snapshot.
 #pragma once
@@ -52,12 +55,12 @@ struct KeyCacheStats {
 };
 
 // Storage for key objects of one size: a single anonymous mapping with room for `count` of them, advised
-// MADV_HUGEPAGE (Debian's default THP mode, "madvise", honours it); pages no key has touched cost nothing.
-// take() hands out a free slot (one never used, else one given back), allocating nothing.
+// MADV_HUGEPAGE where `huge` (Debian's default THP mode, "madvise", honours it); pages no key has touched
+// cost nothing. take() hands out a free slot (one never used, else one given back), allocating nothing.
 class KeySlab {
  public:
   // object_size: a multiple of the objects' alignment, which must not exceed a page's.
-  KeySlab(std::size_t object_size, std::size_t count);
+  KeySlab(std::size_t object_size, std::size_t count, bool huge);
   ~KeySlab();
   KeySlab(const KeySlab&) = delete;
   KeySlab& operator=(const KeySlab&) = delete;
@@ -126,7 +129,7 @@ class KeyCache final : public KeyResolver {
 
   const KeyCacheStats& stats() const { return stats_; }
   std::size_t capacity() const { return 2 * sets_.size(); }
-  // Whether the keys live in the cache's own huge-page mapping (see above), and whether `key` is there.
+  // Whether the keys live in the cache's own mapping (KeySlab, see above), and whether `key` is there.
   bool keys_in_slab() const { return slab_ != nullptr; }
   bool in_slab(const crypto::AeadKey* key) const { return slab_ && slab_->holds(key); }
 

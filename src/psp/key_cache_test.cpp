@@ -323,7 +323,7 @@ TEST_F(KeyCacheTest, KeysLiveInTheSlabWhereTheBackendPlacesThem) {
 }
 
 TEST(KeySlabTest, HandsOutEachSlotOnceUntilGivenBack) {
-  KeySlab slab(1024, 3);
+  KeySlab slab(1024, 3, true);
   ASSERT_TRUE(slab.valid());
   void* a = slab.take();
   void* b = slab.take();
