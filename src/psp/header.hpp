@@ -68,6 +68,10 @@ void encode_header(const PspHeaderFields& fields, std::span<uint8_t> out);
 // Does not judge the version: callers decide what they support. Inline: every open runs it (twice on
 // the daemon's path, decrypt() and decap()).
 inline Result<PspHeaderFields, DropReason> decode_header(std::span<const uint8_t> bytes);
+// The same into `f` (the batch form): kNone, or the reason (then `f` is unspecified). Decoded into a local
+// and copied out, as through Result, the copy read the byte-wide stores back wide and stalled (store
+// forwarding): the open path decodes straight into its batch slot.
+inline DropReason decode_header(std::span<const uint8_t> bytes, PspHeaderFields& f);
 // Sets or clears the S bit in an encoded header (EGR_SAMP's action).
 void set_sample_bit(uint8_t* header, bool on);
 
@@ -89,23 +93,30 @@ constexpr uint8_t kAlwaysOne = 0x01;
 
 }  // namespace header_bits
 
-inline Result<PspHeaderFields, DropReason> decode_header(std::span<const uint8_t> b) {
+inline DropReason decode_header(std::span<const uint8_t> b, PspHeaderFields& f) {
   using namespace header_bits;  // NOLINT(google-build-using-namespace): the bit layout of §2
-  if (b.size() < kPspHeaderSize) return Err{DropReason::kTooShort};
-  if ((b[3] & kAlwaysOne) == 0) return Err{DropReason::kBadHeader};
-  PspHeaderFields f;
-  f.has_vc = (b[3] & kFlagVc) != 0;
-  if (b[1] != (f.has_vc ? kExtLenVc : kExtLenNoVc)) return Err{DropReason::kBadHeader};
-  if (b.size() < f.size()) return Err{DropReason::kTooShort};
+  if (b.size() < kPspHeaderSize) return DropReason::kTooShort;
+  const uint8_t flags = b[3];
+  if ((flags & kAlwaysOne) == 0) return DropReason::kBadHeader;
+  const bool has_vc = (flags & kFlagVc) != 0;
+  if (b[1] != (has_vc ? kExtLenVc : kExtLenNoVc)) return DropReason::kBadHeader;
+  if (b.size() < kPspHeaderSize + (has_vc ? kPspVcSize : 0)) return DropReason::kTooShort;
+  f.has_vc = has_vc;
   f.next_header = b[0];
   f.crypt_offset = b[2] & kCryptOffsetMask;
   f.reserved = static_cast<uint8_t>(b[2] >> kReservedShift);
-  f.sample = (b[3] & kFlagSample) != 0;
-  f.drop = (b[3] & kFlagDrop) != 0;
-  f.version = (b[3] >> kVersionShift) & kVersionMask;
+  f.sample = (flags & kFlagSample) != 0;
+  f.drop = (flags & kFlagDrop) != 0;
+  f.version = (flags >> kVersionShift) & kVersionMask;
   f.spi = load_be32(&b[4]);
   f.iv = load_be64(&b[8]);
-  if (f.has_vc) f.vc = load_be64(&b[kPspHeaderSize]);
+  f.vc = has_vc ? load_be64(&b[kPspHeaderSize]) : 0;
+  return DropReason::kNone;
+}
+
+inline Result<PspHeaderFields, DropReason> decode_header(std::span<const uint8_t> b) {
+  PspHeaderFields f;
+  if (const DropReason r = decode_header(b, f); r != DropReason::kNone) return Err{r};
   return f;
 }
 

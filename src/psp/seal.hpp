@@ -129,16 +129,16 @@ inline void write_seal(std::span<uint8_t> psp_packet, const PspHeaderFields& hdr
 }  // namespace detail
 
 // Always inline: out of line it was a call and a reload of the layout per packet (perf, bench/psp_seal).
+// The header is decoded straight into the layout (see decode_header's batch form).
 [[gnu::always_inline]] inline DropReason parse_open(std::span<const uint8_t> pkt, PspLayout& l) {
-  auto hdr = decode_header(pkt);
-  if (!hdr) return hdr.error();
-  if (!aead_alg(hdr->version)) return DropReason::kBadVersion;
-  if (pkt.size() < hdr->size() + kPspIcvSize) return DropReason::kTooShort;
+  PspHeaderFields& hdr = l.header;
+  if (const DropReason r = decode_header(pkt, hdr); r != DropReason::kNone) return r;
+  if (!aead_alg(hdr.version)) return DropReason::kBadVersion;
+  if (pkt.size() < hdr.size() + kPspIcvSize) return DropReason::kTooShort;
   const auto body = static_cast<uint32_t>(pkt.size() - kPspHeaderSize - kPspIcvSize);
-  const uint32_t clear = hdr->crypt_offset * detail::kCryptOffsetUnit;
+  const uint32_t clear = hdr.crypt_offset * detail::kCryptOffsetUnit;
   // The reference psp_decrypt accepts any offset; past the payload there is nothing to decrypt (§6).
   if (clear > body) return DropReason::kBadCryptOffset;
-  l.header = *hdr;
   l.aad_len = static_cast<uint32_t>(kPspHeaderSize) + clear;
   l.text_len = body - clear;
   return DropReason::kNone;
