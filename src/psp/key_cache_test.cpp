@@ -322,6 +322,35 @@ TEST_F(KeyCacheTest, KeysLiveInTheSlabWhereTheBackendPlacesThem) {
   EXPECT_EQ(cache.stats().stale, 1u);
 }
 
+// A cache sized for more keys than the CPU's caches hold (the daemon's with -x above 4,096) asks ahead with
+// the backend's hot bytes of slab keys on huge pages: the hints change nothing, and its keys open packets.
+TEST_F(KeyCacheTest, BigCacheHintsSlabKeysAndChangesNothing) {
+  auto ipsec = crypto::make_ipsec_mb_backend();
+  if (!ipsec) GTEST_SKIP() << "intel-ipsec-mb unavailable";
+  KeyCache cache(*ipsec, 2 * KeyCache::kPrefetchAbove);
+  ASSERT_TRUE(cache.prefetching());
+  ASSERT_TRUE(cache.keys_in_slab());
+  cache.update(ring_.snapshot());  // slot 0: every SPI issued
+  for (uint32_t spi = 1; spi <= 300; ++spi) {
+    const PspVersion v = spi % 2 == 0 ? PspVersion::kAesGcm128 : PspVersion::kAesGcm256;
+    ASSERT_TRUE(cache.in_slab(cache.key_for(spi, v)));
+  }
+  const KeyCacheStats before = cache.stats();
+  for (uint32_t spi = 0; spi <= 301; ++spi) {
+    for (PspVersion v : {PspVersion::kAesGcm128, PspVersion::kAesGcm256, PspVersion::kAesGmac256}) {
+      cache.prefetch_entry(spi, v);
+      cache.prefetch_key(spi, v);
+    }
+  }
+  EXPECT_EQ(cache.stats().hits, before.hits);
+  EXPECT_EQ(cache.stats().misses, before.misses);
+  for (uint32_t spi : {2u, 3u, 300u}) {
+    auto pkt = sealed(spi, spi % 2 == 0 ? PspVersion::kAesGcm128 : PspVersion::kAesGcm256);
+    EXPECT_TRUE(open_packet(pkt, cache, *ipsec).ok()) << spi;
+  }
+  EXPECT_EQ(cache.stats().hits, before.hits + 3);
+}
+
 TEST(KeySlabTest, HandsOutEachSlotOnceUntilGivenBack) {
   KeySlab slab(1024, 3, true);
   ASSERT_TRUE(slab.valid());
