@@ -105,6 +105,22 @@ TEST(ZeroPages, ReadAsZeroAndBecomeResidentOnlyWhereWritten) {
   EXPECT_EQ(none.get(), nullptr);
 }
 
+// Huge pages are a hint: an advised mapping still reads as zeroes, keeps what is written, and its size is
+// what was asked for (an empty one ignores the hint).
+TEST(ZeroPages, HugePageAdviceChangesNoContent) {
+  const std::size_t bytes = std::size_t{4} << 20;
+  MappedZeroes m(bytes);
+  m.advise_huge_pages();
+  EXPECT_EQ(m.size(), bytes);
+  auto* b = static_cast<uint8_t*>(m.get());
+  b[bytes - 1] = 7;
+  EXPECT_EQ(b[0], 0U);
+  EXPECT_EQ(b[bytes - 1], 7U);
+  MappedZeroes none(0);
+  none.advise_huge_pages();
+  EXPECT_EQ(none.get(), nullptr);
+}
+
 // Against std::unordered_map: random inserts and erases over a small key range (long probe runs, ids
 // reused), every key checked after each step; ids stay the key's until it is erased.
 TEST(IdTable, MatchesAMapThroughInsertsAndErases) {

@@ -17,4 +17,8 @@ MappedZeroes::~MappedZeroes() {
   if (p_ != nullptr) ::munmap(p_, bytes_);
 }
 
+void MappedZeroes::advise_huge_pages() const {
+  if (p_ != nullptr) (void)::madvise(p_, bytes_, MADV_HUGEPAGE);
+}
+
 }  // namespace pspgw

@@ -18,6 +18,11 @@ class MappedZeroes {
   MappedZeroes(const MappedZeroes&) = delete;
   MappedZeroes& operator=(const MappedZeroes&) = delete;
   void* get() const { return p_; }  // page-aligned; nullptr for 0 bytes
+  std::size_t size() const { return bytes_; }
+  // Asks the kernel to back the mapping with transparent huge pages (MADV_HUGEPAGE; Debian's default THP
+  // mode, "madvise", honours it): for memory read at random, where 4 KiB pages would make each read a TLB
+  // miss too. A hint: without THP the pages stay 4 KiB.
+  void advise_huge_pages() const;
 
  private:
   void* p_ = nullptr;

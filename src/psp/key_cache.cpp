@@ -1,7 +1,5 @@
 #include "psp/key_cache.hpp"
 
-#include <sys/mman.h>
-
 #include <bit>
 #include <cassert>
 #include <memory>
@@ -11,19 +9,9 @@
 namespace pspgw::psp {
 
 KeySlab::KeySlab(std::size_t object_size, std::size_t count, bool huge)
-    : object_size_(object_size), count_(count) {
-  const std::size_t bytes = object_size * count;
-  void* p =
-      ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (p == MAP_FAILED) return;
-  // A hint: without THP (disabled, or "never") the keys are on 4 KiB pages, as on the heap.
-  if (huge) (void)::madvise(p, bytes, MADV_HUGEPAGE);
-  base_ = static_cast<uint8_t*>(p);
+    : mem_(object_size * count), object_size_(object_size) {
+  if (huge) mem_.advise_huge_pages();
   free_.reserve(count);
-}
-
-KeySlab::~KeySlab() {
-  if (base_ != nullptr) ::munmap(base_, object_size_ * count_);
 }
 
 void* KeySlab::take() {
@@ -32,12 +20,12 @@ void* KeySlab::take() {
     free_.pop_back();
     return slot;
   }
-  if (base_ == nullptr || fresh_ == count_) return nullptr;
-  return base_ + object_size_ * fresh_++;
+  if ((fresh_ + 1) * object_size_ > mem_.size()) return nullptr;
+  return base() + object_size_ * fresh_++;
 }
 
 void KeySlab::give_back(void* slot) {
-  assert(holds(slot) && free_.size() < count_);
+  assert(holds(slot) && free_.size() < mem_.size() / object_size_);
   free_.push_back(slot);
 }
 
@@ -50,8 +38,7 @@ KeyCache::KeyCache(const crypto::AeadBackend& aead, std::size_t capacity)
   }
   const auto storage = aead_.key_storage();
   if (storage.size != 0 && storage.size % storage.align == 0 && storage.align <= 4096) {
-    auto slab = std::make_unique<KeySlab>(storage.size, this->capacity() + parked_.size() + 1, prefetching());
-    if (slab->valid()) slab_ = std::move(slab);
+    slab_ = std::make_unique<KeySlab>(storage.size, this->capacity() + parked_.size() + 1, prefetching());
   }
 }
 

@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "base/prefetch.hpp"
+#include "base/zero_pages.hpp"
 #include "crypto/aead.hpp"
 #include "net/packet.hpp"
 #include "psp/encap.hpp"
@@ -54,30 +55,27 @@ struct KeyCacheStats {
   uint64_t reused = 0;    // misses whose key object was a spare, re-prepared in place (no allocation)
 };
 
-// Storage for key objects of one size: a single anonymous mapping with room for `count` of them, advised
-// MADV_HUGEPAGE where `huge` (Debian's default THP mode, "madvise", honours it); pages no key has touched
-// cost nothing. take() hands out a free slot (one never used, else one given back), allocating nothing.
+// Storage for key objects of one size: room for `count` of them in one anonymous mapping (MappedZeroes:
+// pages no key has touched cost nothing), with huge pages asked for where `huge`. take() hands out a free
+// slot (one never used, else one given back), allocating nothing. Throws std::bad_alloc when the mapping
+// fails.
 class KeySlab {
  public:
   // object_size: a multiple of the objects' alignment, which must not exceed a page's.
   KeySlab(std::size_t object_size, std::size_t count, bool huge);
-  ~KeySlab();
-  KeySlab(const KeySlab&) = delete;
-  KeySlab& operator=(const KeySlab&) = delete;
-  bool valid() const { return base_ != nullptr; }
   void* take();
   void give_back(void* slot);  // a slot take() returned, its object already destroyed
   bool holds(const void* p) const {
     const auto* b = static_cast<const uint8_t*>(p);
-    return b >= base_ && b < base_ + object_size_ * count_;
+    return b >= base() && b < base() + mem_.size();
   }
 
  private:
-  uint8_t* base_ = nullptr;
+  uint8_t* base() const { return static_cast<uint8_t*>(mem_.get()); }
+  MappedZeroes mem_;
   std::size_t object_size_;
-  std::size_t count_;
-  std::size_t fresh_ = 0;    // slots [fresh_, count_) never handed out
-  std::vector<void*> free_;  // given back; its capacity is count_, so give_back allocates nothing
+  std::size_t fresh_ = 0;    // slots [fresh_, count) never handed out
+  std::vector<void*> free_;  // given back; its capacity is count, so give_back allocates nothing
 };
 
 class KeyCache final : public KeyResolver {
