@@ -178,7 +178,7 @@ class DaemonPath {
     std::size_t n = 0;
     for (std::size_t p = 0; p < kBatch; ++p) {
       const psp::DropReason r =
-          psp::prepare_frame_seal(*batch_[p], tmpls_[p % kSpis], *tx_keys_[p % kSpis], scratch_.ops.make(n));
+          psp::prepare_frame_seal(*batch_[p], tmpls_[p % kSpis], *tx_keys_[p % kSpis], scratch_.ops.fill(n));
       if (r == psp::DropReason::kNone) scratch_.pkt_index[n++] = static_cast<uint8_t>(p);
     }
     aead_->seal({scratch_.ops.data(), n});

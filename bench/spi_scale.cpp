@@ -1,7 +1,7 @@
 // Decrypt rate with many active SPIs against one (issue 9 §7: 100,000 active SPIs >= 80% of the 1-SPI
 // rate). One worker's receive path as the daemon runs it (bench/psp_seal's psp_open: prepare_open_batch,
 // i.e. plan_decap into the packet's metadata, the key cache asked ahead for the batch's entries and keys,
-// and prepare_open_slot through the worker's KeyCache; one AeadBackend::open per batch of 32, finish_open,
+// and prepare_open_op through the worker's KeyCache; one AeadBackend::open per batch of 32, finish_open,
 // finish_planned_decap) over a ring of pre-sealed frames in which frame i carries SPI i mod S:
 // every batch names 32 different SPIs, and with S SPIs each SPI comes back every S frames. The same frames'
 // memory is walked for every S, so only the key lookups differ. Each pass opens every frame in place and

@@ -95,7 +95,7 @@ class Fixture {
       std::size_t n = 0;
       for (net::Packet* p : out) {
         psp::encap_tunnel(*p, t_, eth_, iv_.next(), 0x1234);
-        if (psp::prepare_frame_seal(*p, t_, *key_, ops_.make(n)) == psp::DropReason::kNone) ++n;
+        if (psp::prepare_frame_seal(*p, t_, *key_, ops_.fill(n)) == psp::DropReason::kNone) ++n;
       }
       aead_->seal({ops_.data(), n});
       for (net::Packet* p : out) {

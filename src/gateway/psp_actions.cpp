@@ -112,7 +112,7 @@ class EncryptAction final : public flow::BatchAction {
         }
         continue;
       }
-      const uint8_t r = prepare(pkt, static_cast<CryptoId>(args[i]), w, ops.make(n));
+      const uint8_t r = prepare(pkt, static_cast<CryptoId>(args[i]), w, ops.fill(n));
       if (r != 0) {
         pkt.meta.drop_reason = r;
         if (r < static_cast<uint8_t>(psp::DropReason::kCount)) {

@@ -32,7 +32,7 @@ std::size_t SegmentSeal::next(net::PacketPool& pool, net::PacketBatch& out, cons
     seg_.write_headers(p->data(), index_, net::csum_partial(payload));
     p->set_size(static_cast<uint32_t>(seg_.header_len() + payload.size() + psp::kPspIcvSize));  // checked
     ++index_;
-    if (psp::prepare_split_seal(p->data(), head, payload, *t_, *key_, iv.next(), ops.make(n)) !=
+    if (psp::prepare_split_seal(p->data(), head, payload, *t_, *key_, iv.next(), ops.fill(n)) !=
         psp::DropReason::kNone) {
       pool.free(p);  // only kBadCryptOffset is left once start() passed: a short last segment
       ++dropped_;

@@ -139,5 +139,33 @@ TEST(Packet, HeadroomAndTailroom) {
   EXPECT_EQ(pool.available(), 1u);
 }
 
+// reframe moves the start either way and sets the length in one step, within the buffer's edges exactly,
+// and leaves the packet as it was when the window would leave the buffer.
+TEST(Packet, ReframeStaysInsideTheBuffer) {
+  PacketPool pool(1, 256);
+  Packet* p = pool.alloc();
+  ASSERT_NE(p, nullptr);
+  ASSERT_NE(p->push_back(100), nullptr);
+  uint8_t* start = p->data();
+  start[7] = 0x5a;
+  EXPECT_TRUE(p->reframe(7, 20));  // forward: [7, 27) of the old bytes
+  EXPECT_EQ(p->data(), start + 7);
+  EXPECT_EQ(p->data()[0], 0x5a);
+  EXPECT_EQ(p->size(), 20u);
+  const uint32_t head = p->headroom();
+  EXPECT_TRUE(p->reframe(-static_cast<int32_t>(head), 256));  // the whole buffer: both edges reached
+  EXPECT_EQ(p->headroom(), 0u);
+  EXPECT_EQ(p->tailroom(), 0u);
+  EXPECT_FALSE(p->reframe(-1, 10));  // before the buffer
+  EXPECT_FALSE(p->reframe(0, 257));  // past its end
+  EXPECT_FALSE(p->reframe(200, 57));
+  EXPECT_FALSE(p->reframe(257, 0));
+  EXPECT_EQ(p->headroom(), 0u);  // unchanged by the refusals
+  EXPECT_EQ(p->size(), 256u);
+  EXPECT_TRUE(p->reframe(256, 0));  // an empty packet at the very end
+  EXPECT_EQ(p->tailroom(), 0u);
+  pool.free(p);
+}
+
 }  // namespace
 }  // namespace pspgw::net

@@ -106,6 +106,17 @@ class Packet {
     len_ -= n;
     return true;
   }
+  // Makes the packet the `len` bytes from `front` bytes after its current start (negative: into the
+  // headroom): one bounds check for what a pull_front/trim_back or push_front/push_back pair does with
+  // two to four (the PSP encap and decap steps, per packet). False, and the packet unchanged, where that
+  // window leaves the buffer.
+  bool reframe(int32_t front, uint32_t len) {
+    const int64_t off = int64_t{off_} + front;
+    if (off < 0 || static_cast<uint64_t>(off) + len > cap_) return false;
+    off_ = static_cast<uint32_t>(off);
+    len_ = len;
+    return true;
+  }
   // Sets the data length (after a receive into data()); false if it would exceed the buffer.
   bool set_size(uint32_t n) {
     if (n > cap_ - off_) return false;

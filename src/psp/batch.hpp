@@ -40,7 +40,7 @@ using DecapPlan = net::DecapPlan;
 
 namespace detail {
 
-// Storage for up to N Ts, constructed one by one as a batch fills it: a batch of 64 ops, layouts and plans
+// Storage for up to N Ts, constructed one by one as a batch fills it: a batch of 64 ops and plans
 // is ~10 KB, and value-initialising all of it per batch would cost more than the PSP layer's own work on
 // small packets. T must be trivially destructible.
 template <class T, std::size_t N>
@@ -50,6 +50,12 @@ class BatchSlots {
  public:
   BatchSlots() {}  // NOLINT(modernize-use-equals-default): must not value-initialise the storage
   T& make(std::size_t i) { return *::new (static_cast<void*>(&slots_[i])) T; }
+  // Slot i for a caller that assigns every member before any is read, with no construction first: T is an
+  // aggregate, so an implicit-lifetime type, which the slot's bytes hold as soon as they are used as one.
+  // The AEAD op slots of the fast paths (detail::point_op, detail::point_open assign all of an AeadOp): made
+  // with make(), an op's default stores stayed, since the packet byte loads between them and the real
+  // values might read them (char aliasing), ~8 instructions a packet (callgrind, bench/psp_seal).
+  T& fill(std::size_t i) requires std::is_aggregate_v<T> { return (*this)[i]; }
   T& operator[](std::size_t i) { return *std::launder(reinterpret_cast<T*>(&slots_[i])); }
   T* data() { return std::launder(reinterpret_cast<T*>(slots_.data())); }
 
@@ -60,25 +66,22 @@ class BatchSlots {
   std::array<Slot, N> slots_;
 };
 
-// Scratch of one open batch: the AEAD ops, what parse_open found, and which packet each belongs to.
+// Scratch of one open batch: the AEAD ops and which packet each belongs to.
 struct OpenScratch {
   BatchSlots<crypto::AeadOp, net::kMaxBatch> ops;
-  BatchSlots<PspLayout, net::kMaxBatch> layouts;
   std::array<uint8_t, net::kMaxBatch> pkt_index;
 };
 
-// prepare_open into slot n of `s`. The header is decoded straight into the slot: decoded into a local and
-// copied, the copy reloaded the decoder's narrow stores as wide ones and stalled (store forwarding).
+// prepare_open_op into op slot n of `s` (made only once the key is found), the packet's index into
+// s.pkt_index[n]; n counts the op.
 template <class Resolver>
-DropReason prepare_open_slot(std::span<uint8_t> psp_packet, Resolver& keys, OpenScratch& s, std::size_t n) {
-  PspLayout& l = s.layouts.make(n);
-  if (const DropReason r = parse_open(psp_packet, l); r != DropReason::kNone) return r;
-  DropReason why = DropReason::kUnknownKey;
-  const crypto::AeadKey* key =
-      resolve_key(keys, l.header.spi, static_cast<PspVersion>(l.header.version), why);
-  if (key == nullptr) return why;
-  if (!key_opens(key, l)) return DropReason::kUnknownKey;
-  detail::point_op(psp_packet.data(), l.header.spi, l.header.iv, l.aad_len, l.text_len, *key, s.ops.make(n));
+[[gnu::always_inline]] inline DropReason prepare_open_slot(std::span<uint8_t> psp_packet, Resolver& keys,
+                                                           OpenScratch& s, std::size_t i, std::size_t& n) {
+  OpenShape o;
+  const crypto::AeadKey* key = nullptr;
+  if (const DropReason r = open_key(psp_packet, keys, o, key); r != DropReason::kNone) return r;
+  point_open(psp_packet.data(), o, *key, s.ops.fill(n));
+  s.pkt_index[n++] = static_cast<uint8_t>(i);
   return DropReason::kNone;
 }
 
@@ -266,18 +269,30 @@ std::size_t prepare_open_batch(const Pkts& pkts, Resolver& keys, OpenScratch& s,
   };
   bool ahead = false;
   if constexpr (PrefetchingResolver<Resolver>) ahead = keys.prefetching();
+  std::size_t n = 0;
+  if (!ahead) {  // keys in the CPU's caches: each frame planned and prepared in one pass
+    for (std::size_t i = 0; i < pkts.size(); ++i) {
+      DecapPlan& plan = plan_of(i);
+      const std::span<uint8_t> frame = pkts[i]->bytes();
+      DropReason r = steps::plan_decap(frame, plan);
+      if (r == DropReason::kNone)
+        r = prepare_open_slot(frame.subspan(plan.psp_offset, plan.psp_len), keys, s, i, n);
+      results[i] = r;
+    }
+    return n;
+  }
   for (std::size_t i = 0; i < pkts.size(); ++i) {
     results[i] = steps::plan_decap(pkts[i]->bytes(), plan_of(i));
     if constexpr (PrefetchingResolver<Resolver>) {
       uint32_t spi = 0;
       PspVersion version{};
-      if (ahead && results[i] == DropReason::kNone && peek_key_id(psp_bytes(i), spi, version)) {
+      if (results[i] == DropReason::kNone && peek_key_id(psp_bytes(i), spi, version)) {
         keys.prefetch_entry(spi, version);
       }
     }
   }
   if constexpr (PrefetchingResolver<Resolver>) {
-    for (std::size_t i = 0; ahead && i < pkts.size(); ++i) {
+    for (std::size_t i = 0; i < pkts.size(); ++i) {
       uint32_t spi = 0;
       PspVersion version{};
       if (results[i] == DropReason::kNone && peek_key_id(psp_bytes(i), spi, version)) {
@@ -285,11 +300,9 @@ std::size_t prepare_open_batch(const Pkts& pkts, Resolver& keys, OpenScratch& s,
       }
     }
   }
-  std::size_t n = 0;
   for (std::size_t i = 0; i < pkts.size(); ++i) {
     if (results[i] != DropReason::kNone) continue;
-    results[i] = prepare_open_slot(psp_bytes(i), keys, s, n);
-    if (results[i] == DropReason::kNone) s.pkt_index[n++] = static_cast<uint8_t>(i);
+    results[i] = prepare_open_slot(psp_bytes(i), keys, s, i, n);
   }
   return n;
 }

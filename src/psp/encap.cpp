@@ -233,7 +233,11 @@ void finish_decap_batch(net::PacketBatch& pkts, detail::OpenScratch& s, std::spa
   for (std::size_t j = 0; j < n; ++j) {
     const std::size_t i = s.pkt_index[j];
     DropReason r = finish_open(s.ops[j]);
-    if (r == DropReason::kNone) r = finish_decap(*pkts[i], plans[i], s.layouts[j], infos[i]);
+    // The header's fields, read again: they are authenticated, so what prepare_open_op checked.
+    PspLayout layout;
+    if (r == DropReason::kNone)
+      r = parse_open(pkts[i]->bytes().subspan(plans[i].psp_offset, plans[i].psp_len), layout);
+    if (r == DropReason::kNone) r = finish_decap(*pkts[i], plans[i], layout, infos[i]);
     results[i] = r;
   }
 }
@@ -273,7 +277,7 @@ void encap_batch(net::PacketBatch& pkts, std::span<const SealJob> jobs, const cr
   std::size_t n = 0;
   for (std::size_t i = 0; i < pkts.size(); ++i) {
     const SealJob& job = jobs[i];
-    auto s = job.key != nullptr ? steps::prepare_encap(*pkts[i], job.params, *job.key, ops.make(n))
+    auto s = job.key != nullptr ? steps::prepare_encap(*pkts[i], job.params, *job.key, ops.fill(n))
                                 : Status<DropReason>{Err{DropReason::kUnknownKey}};
     results[i] = s ? DropReason::kNone : s.error();
     if (s) ++n;

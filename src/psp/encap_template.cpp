@@ -4,6 +4,8 @@
 //   seal:    header check, SPI of the sealing SA -> one AEAD op in place        (per packet)
 #include "psp/encap_template.hpp"
 
+#include <cstring>
+
 #include "net/headers.hpp"
 #include "net/parse.hpp"
 #include "psp/batch.hpp"
@@ -78,6 +80,9 @@ Result<EncapTemplate, DropReason> EncapTemplate::make(const SealParams& sa, cons
   h.sample = false;  // EGR_SAMP's to set, per packet
   h.iv = 0;
   encode_header(h, {udp + kUdp, t.hdr_len_});
+  t.psp_offset_ = static_cast<uint8_t>(t.size_ - t.hdr_len_);
+  std::memcpy(&t.head_word_, udp + kUdp, sizeof(t.head_word_));
+  t.head_word_ &= kHeadMask;
   return t;
 }
 

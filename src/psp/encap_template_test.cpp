@@ -192,6 +192,29 @@ TEST_P(EncapTemplateTest, SealNamesTheSpiOfTheKeyThatSeals) {
   pool_.free(p);
 }
 
+// header_of compares the header's bytes 1-3 as one masked word: every bit of them but the S bit decides,
+// the Next Header (byte 0) and the S bit do not; with a VC, every VC bit decides too.
+TEST_P(EncapTemplateTest, SealChecksEveryHeaderBitButTheSampleBitAndNextHeader) {
+  for (const bool vc : {false, true}) {
+    const auto t =
+        EncapTemplate::make(sa_params(PspVersion::kAesGcm256, vc, 2), outer_of(IpFamily::kV4)).value();
+    const auto key = tx_key(t.spi(), PspVersion::kAesGcm256);
+    const auto frame = testing::make_frame({IpFamily::kV4, 17, 100});
+    for (uint32_t bit = 0; bit < 8 * t.psp_header_size(); ++bit) {
+      const uint32_t byte = bit / 8;
+      if (byte >= 4 && byte < kPspHeaderSize) continue;  // SPI and IV: written by the seal
+      net::Packet* p = testing::load(pool_, frame);
+      ASSERT_EQ(encap_tunnel(*p, t, kEth, 5, 1), EncapError::kNone);
+      p->data()[t.psp_offset() + byte] ^= static_cast<uint8_t>(1u << (bit % 8));
+      crypto::AeadOp op;
+      const bool ignored = byte == 0 || (byte == 3 && bit % 8 == 7);
+      EXPECT_EQ(prepare_frame_seal(*p, t, *key, op), ignored ? DropReason::kNone : DropReason::kBadHeader)
+          << "vc " << vc << " bit " << bit;
+      pool_.free(p);
+    }
+  }
+}
+
 TEST_P(EncapTemplateTest, RefusalsAreNamed) {
   const auto t =
       EncapTemplate::make(sa_params(PspVersion::kAesGcm128, false, 0), outer_of(IpFamily::kV4)).value();

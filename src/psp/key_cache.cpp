@@ -33,6 +33,12 @@ KeyCache::KeyCache(const crypto::AeadBackend& aead, std::size_t capacity)
     : aead_(aead),
       sets_(std::bit_ceil(capacity < 2 ? std::size_t{2} : capacity) / 2),
       set_mask_(sets_.size() - 1) {
+  for (std::size_t slot = 0; slot < 2; ++slot) {
+    for (std::size_t v = 0; v <= kVersionMask; ++v) {
+      set_offset_[slot << 4 | v] =
+          static_cast<uint32_t>((slot * (set_mask_ / 2 + 1) + v * (set_mask_ / 8 + 1)) & set_mask_);
+    }
+  }
   for (std::size_t v = 0; v < hot_.size(); ++v) {
     if (const auto alg = aead_alg(static_cast<uint8_t>(v))) hot_[v] = aead_.hot_bytes(*alg);
   }

@@ -4,7 +4,7 @@
 //
 // Batched in steps so that one AEAD call serves a whole batch (no virtual call per packet):
 //   seal: prepare_seal per packet (writes the header, fills an AeadOp)  ->  aead.seal(ops)
-//   open: parse_open per packet (header, version, lengths)  ->  key lookup  ->  fill_open_op
+//   open: prepare_open_op per packet (check_open: header, version, lengths; key lookup; the op pointed)
 //         ->  aead.open(ops)  ->  finish_open per packet (tag verdict; wipes the text on failure)
 // seal_packet/open_packet are the same steps for a single packet.
 //
@@ -23,6 +23,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <span>
 
@@ -85,10 +86,6 @@ Status<DropReason> prepare_seal(std::span<uint8_t> psp_packet, const PspHeaderFi
 Result<PspLayout, DropReason> parse_open(std::span<const uint8_t> psp_packet);
 // The same into `layout` (the batch form): kNone, or the reason (then `layout` is unspecified).
 inline DropReason parse_open(std::span<const uint8_t> psp_packet, PspLayout& layout);
-// Fills `op` to open `psp_packet` in place with `key` (nullptr -> kUnknownKey; wrong algorithm ->
-// kUnknownKey).
-inline Status<DropReason> fill_open_op(std::span<uint8_t> psp_packet, const PspLayout& layout,
-                                       const crypto::AeadKey* key, crypto::AeadOp& op);
 // After aead.open: kNone if the tag verified, else kAuthFailed and the would-be plaintext is wiped so that no
 // unauthenticated byte can be delivered by mistake.
 inline DropReason finish_open(const crypto::AeadOp& op);
@@ -101,6 +98,7 @@ namespace detail {
 inline constexpr uint32_t kCryptOffsetUnit = 4;
 
 // Points `op` at the packet: nonce = SPI || IV as on the wire, AAD = [0, aad_len), text after it, ICV last.
+// Assigns every member of `op`, so `op` may be a slot never constructed (BatchSlots::fill).
 // The nonce is built from the values, not reloaded from the header bytes (on seal they were just stored,
 // and a load spanning two recent stores cannot be store-forwarded and stalls).
 inline void point_op(uint8_t* pkt, uint32_t spi, uint64_t iv, uint32_t aad_len, uint32_t text_len,
@@ -128,19 +126,61 @@ inline void write_seal(std::span<uint8_t> psp_packet, const PspHeaderFields& hdr
 
 }  // namespace detail
 
+namespace detail {
+
+// What the structural checks of a received PSP packet found (check_open).
+struct OpenShape {
+  uint8_t version = 0;    // 0..3
+  uint32_t aad_len = 0;   // 16 + crypt offset bytes
+  uint32_t text_len = 0;  // bytes from the crypt offset to the ICV
+};
+
+// The checks every open makes before a key or payload byte is touched, in this order: header structure
+// (kTooShort: no 16 bytes, or no room for the VC the V bit announces; kBadHeader: the always-1 bit clear,
+// Hdr Ext Len not matching V), version (kBadVersion: not 0..3), header + ICV present (kTooShort), crypt
+// offset within the packet (kBadCryptOffset: the reference psp_decrypt accepts any offset; past the payload
+// there is nothing to decrypt, §6). Read from the header's first four bytes, not from a decoded copy of
+// all its fields: the open fast path (prepare_open_op) needs only these, and decoding every field into the
+// batch slot was a third of its own instructions (callgrind, bench/psp_seal).
+[[gnu::always_inline]] inline DropReason check_open(std::span<const uint8_t> pkt, OpenShape& o) {
+  using namespace header_bits;  // NOLINT(google-build-using-namespace): the bit layout of §2
+  const std::size_t size = pkt.size();
+  if (size < kPspHeaderSize) return DropReason::kTooShort;
+  const uint8_t* b = pkt.data();
+  const uint8_t flags = b[3];
+  if ((flags & kAlwaysOne) == 0) return DropReason::kBadHeader;
+  const bool has_vc = (flags & kFlagVc) != 0;
+  if (b[1] != (has_vc ? kExtLenVc : kExtLenNoVc)) return DropReason::kBadHeader;
+  const std::size_t hdr = kPspHeaderSize + (has_vc ? kPspVcSize : 0);
+  const auto version = static_cast<uint8_t>((flags >> kVersionShift) & kVersionMask);
+  if (version > static_cast<uint8_t>(PspVersion::kAesGmac256))
+    return size < hdr ? DropReason::kTooShort : DropReason::kBadVersion;
+  if (size < hdr + kPspIcvSize) return DropReason::kTooShort;
+  const auto body = static_cast<uint32_t>(size - kPspHeaderSize - kPspIcvSize);
+  const uint32_t clear = (b[2] & kCryptOffsetMask) * kCryptOffsetUnit;
+  if (clear > body) return DropReason::kBadCryptOffset;
+  o.version = version;
+  o.aad_len = static_cast<uint32_t>(kPspHeaderSize) + clear;
+  o.text_len = body - clear;
+  return DropReason::kNone;
+}
+
+// Versions 0..3 name the algorithms in AeadAlg's order: a version's algorithm is a cast, not a lookup.
+static_assert(static_cast<uint8_t>(crypto::AeadAlg::kAesGcm128) == 0 &&
+              static_cast<uint8_t>(crypto::AeadAlg::kAesGcm256) == 1 &&
+              static_cast<uint8_t>(crypto::AeadAlg::kAesGmac128) == 2 &&
+              static_cast<uint8_t>(crypto::AeadAlg::kAesGmac256) == 3);
+
+}  // namespace detail
+
 // Always inline: out of line it was a call and a reload of the layout per packet (perf, bench/psp_seal).
 // The header is decoded straight into the layout (see decode_header's batch form).
 [[gnu::always_inline]] inline DropReason parse_open(std::span<const uint8_t> pkt, PspLayout& l) {
-  PspHeaderFields& hdr = l.header;
-  if (const DropReason r = decode_header(pkt, hdr); r != DropReason::kNone) return r;
-  if (!aead_alg(hdr.version)) return DropReason::kBadVersion;
-  if (pkt.size() < hdr.size() + kPspIcvSize) return DropReason::kTooShort;
-  const auto body = static_cast<uint32_t>(pkt.size() - kPspHeaderSize - kPspIcvSize);
-  const uint32_t clear = hdr.crypt_offset * detail::kCryptOffsetUnit;
-  // The reference psp_decrypt accepts any offset; past the payload there is nothing to decrypt (§6).
-  if (clear > body) return DropReason::kBadCryptOffset;
-  l.aad_len = static_cast<uint32_t>(kPspHeaderSize) + clear;
-  l.text_len = body - clear;
+  detail::OpenShape o;
+  if (const DropReason r = detail::check_open(pkt, o); r != DropReason::kNone) return r;
+  decode_header(pkt, l.header);  // cannot fail: check_open made its checks
+  l.aad_len = o.aad_len;
+  l.text_len = o.text_len;
   return DropReason::kNone;
 }
 
@@ -156,19 +196,6 @@ const crypto::AeadKey* resolve_key(Resolver& keys, uint32_t spi, PspVersion vers
   }
 }
 
-// Whether `key` (as resolved for the packet) can open it.
-inline bool key_opens(const crypto::AeadKey* key, const PspLayout& l) {
-  return key != nullptr && key->alg() == aead_alg(l.header.version);
-}
-
-inline Status<DropReason> fill_open_op(std::span<uint8_t> pkt, const PspLayout& l, const crypto::AeadKey* key,
-                                       crypto::AeadOp& op) {
-  if (!key_opens(key, l)) return Err{DropReason::kUnknownKey};
-  // parse_open checked icv_offset() + ICV <= pkt.size().
-  detail::point_op(pkt.data(), l.header.spi, l.header.iv, l.aad_len, l.text_len, *key, op);
-  return {};
-}
-
 inline DropReason finish_open(const crypto::AeadOp& op) {
   if (op.ok) [[likely]]
     return DropReason::kNone;
@@ -180,16 +207,61 @@ inline void read_decrypted_vc(std::span<const uint8_t> pkt, PspLayout& l) {
   if (l.header.has_vc) l.header.vc = load_be64(&pkt[kPspHeaderSize]);
 }
 
-// parse_open + key lookup + fill_open_op, into `layout` (the batch form).
+namespace detail {
+
+// prepare_open_op's first half: check_open, then the key of the packet's SPI and version (the resolver's
+// reason when there is none; kUnknownKey when the key is of another algorithm).
+template <class Resolver>
+[[gnu::always_inline]] inline DropReason open_key(std::span<const uint8_t> pkt, Resolver& keys, OpenShape& o,
+                                                  const crypto::AeadKey*& key) {
+  if (const DropReason r = check_open(pkt, o); r != DropReason::kNone) return r;
+  DropReason why = DropReason::kUnknownKey;
+  key = resolve_key(keys, load_be32(pkt.data() + 4), static_cast<PspVersion>(o.version), why);
+  if (key == nullptr) return why;
+  if (key->alg() != static_cast<crypto::AeadAlg>(o.version)) return DropReason::kUnknownKey;
+  return DropReason::kNone;
+}
+
+// Its second half: every member of `op` (which may be a BatchSlots::fill slot) assigned, pointed at the
+// packet at `b` in place (nonce = the header's SPI || IV bytes, AAD =
+// header + clear bytes, text up to the ICV). A batch makes its op slot only here, after the key lookup:
+// made before it, the slot's default stores could not be elided across the lookup's miss call.
+[[gnu::always_inline]] inline void point_open(uint8_t* b, const OpenShape& o, const crypto::AeadKey& key,
+                                              crypto::AeadOp& op) {
+  op.key = &key;
+  std::memcpy(op.nonce.data(), b + 4, crypto::kGcmNonceSize);  // SPI || IV as on the wire
+  op.aad = {b, o.aad_len};
+  op.in = b + o.aad_len;
+  op.out = b + o.aad_len;
+  op.len = o.text_len;
+  op.tag = b + o.aad_len + o.text_len;
+  op.in_place = 0;
+  op.ok = false;
+}
+
+}  // namespace detail
+
+// The open of one packet up to its AEAD call, with no layout: detail::open_key (check_open, the key), then
+// `op` pointed at the packet in place (detail::point_open). The open fast path (detail::prepare_open_batch)
+// and every other open run these steps.
+template <class Resolver>
+[[gnu::always_inline]] inline DropReason prepare_open_op(std::span<uint8_t> pkt, Resolver& keys,
+                                                         crypto::AeadOp& op) {
+  detail::OpenShape o;
+  const crypto::AeadKey* key = nullptr;
+  if (const DropReason r = detail::open_key(pkt, keys, o, key); r != DropReason::kNone) return r;
+  detail::point_open(pkt.data(), o, *key, op);
+  return DropReason::kNone;
+}
+
+// prepare_open_op, and the header's fields into `layout` (the batch form).
 template <class Resolver>
 DropReason prepare_open(std::span<uint8_t> psp_packet, Resolver& keys, crypto::AeadOp& op,
                         PspLayout& layout) {
-  if (const DropReason r = parse_open(psp_packet, layout); r != DropReason::kNone) return r;
-  DropReason why = DropReason::kUnknownKey;
-  const crypto::AeadKey* key =
-      resolve_key(keys, layout.header.spi, static_cast<PspVersion>(layout.header.version), why);
-  if (key == nullptr) return why;
-  if (auto s = fill_open_op(psp_packet, layout, key, op); !s) return s.error();
+  if (const DropReason r = prepare_open_op(psp_packet, keys, op); r != DropReason::kNone) return r;
+  decode_header(psp_packet, layout.header);  // cannot fail: check_open passed
+  layout.aad_len = static_cast<uint32_t>(op.aad.size());
+  layout.text_len = static_cast<uint32_t>(op.len);
   return DropReason::kNone;
 }
 

@@ -241,6 +241,49 @@ TEST_P(PspSealTest, UnknownKeyIsReported) {
   EXPECT_EQ(buf, kVectorSealed);  // untouched
 }
 
+// check_open reads the header's first bytes directly (the open fast path); its verdict must be the one the
+// field-by-field definition gives (decode_header, then the version, then header + ICV present, then the
+// crypt offset within the packet), for every flags byte, every Hdr Ext Len near the legal ones, crypt
+// offsets at the edges and every size up to past a VC header + ICV + a few bytes.
+TEST(CheckOpenTest, AgreesWithTheFieldByFieldDefinition) {
+  const auto reference = [](std::span<const uint8_t> b) {
+    PspHeaderFields h;
+    if (const DropReason r = decode_header(b, h); r != DropReason::kNone) return r;
+    if (!aead_alg(h.version)) return DropReason::kBadVersion;
+    if (b.size() < h.size() + kPspIcvSize) return DropReason::kTooShort;
+    if (h.crypt_offset * 4u > b.size() - kPspHeaderSize - kPspIcvSize) return DropReason::kBadCryptOffset;
+    return DropReason::kNone;
+  };
+  std::size_t checked = 0, ok = 0;
+  std::vector<uint8_t> buf(kPspHeaderSize + kPspVcSize + kPspIcvSize + 12, 0xa5);
+  for (int flags = 0; flags < 256; ++flags) {
+    for (uint8_t ext_len : {0, 1, 2, 3}) {
+      for (uint8_t offset : {0, 1, 2, 3, 5, 63, 0xc5}) {
+        buf[1] = ext_len;
+        buf[2] = offset;
+        buf[3] = static_cast<uint8_t>(flags);
+        for (std::size_t size = 0; size <= buf.size(); ++size) {
+          const std::span<const uint8_t> pkt(buf.data(), size);
+          detail::OpenShape o;
+          const DropReason got = detail::check_open(pkt, o);
+          ASSERT_EQ(got, reference(pkt)) << "flags " << flags << " ext " << int{ext_len} << " offset "
+                                         << int{offset} << " size " << size;
+          ++checked;
+          if (got != DropReason::kNone) continue;
+          ++ok;
+          const auto l = parse_open(pkt).value();  // the layout form agrees on the parts
+          EXPECT_EQ(o.aad_len, l.aad_len);
+          EXPECT_EQ(o.text_len, l.text_len);
+          EXPECT_EQ(o.version, l.header.version);
+          EXPECT_EQ(o.aad_len + o.text_len + kPspIcvSize, size);
+        }
+      }
+    }
+  }
+  EXPECT_GT(ok, 1000u);  // the accepting cases were reached, not only refusals
+  EXPECT_EQ(checked, 256u * 4 * 7 * (buf.size() + 1));
+}
+
 std::string backend_label(const ::testing::TestParamInfo<const char*>& p) {
   return std::string(p.param) == "openssl" ? "openssl" : "ipsec_mb";
 }
