@@ -25,17 +25,24 @@
 //   build/bin/bench_psp_seal --benchmark_min_time=0.2
 //   build/bin/bench_psp_seal --benchmark_min_time=0.2 --benchmark_repetitions=5
 //       --benchmark_enable_random_interleaving=true                                (one line)
+// On a machine whose speed drifts, the paired mode's ratios are the steadier (see run_paired, ~20 s):
+//   build/bin/bench_psp_seal --paired          (or --paired=ROUNDS; default 400)
 #include <benchmark/benchmark.h>
 #include <intel-ipsec-mb.h>
 #include <openssl/crypto.h>
 
+#include <time.h>
+
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "crypto/aead.hpp"
@@ -439,10 +446,147 @@ class RatioReporter : public benchmark::ConsoleReporter {
   std::map<std::string, double> times_;
 };
 
+// ---- paired mode (--paired[=rounds]) -------------------------------------------------------------------
+//
+// The table above divides the best time of each benchmark, each measured in its own stretch of seconds:
+// on a VM whose speed drifts (a neighbour's load, +-15% from one run to the next here) the two sides of a
+// ratio can be measured at different speeds. Paired mode measures the parts of one ratio back to back, in
+// short slices (64 batches, ~0.1-0.5 ms each) whose order rotates every round, divides within each round,
+// and reports the median and quartiles of the per-round ratios over many rounds: a drift slower than a
+// round moves both sides alike. The parts and the subtractions are the table's: seal = daemon seal + rewind
+// minus the rewind alone, against raw seal; open = daemon open + copy-back minus a copy-back of its frames,
+// against raw open + copy-back minus a copy-back of its buffers. Thread CPU time.
+
+double thread_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec);
+}
+
+// kBatch buffers of `bytes`, copied back as run_restore does.
+class CopyBack {
+ public:
+  explicit CopyBack(std::size_t bytes) : pkts_(kBatch, std::vector<uint8_t>(bytes, 1)) {
+    for (std::size_t p = 0; p < kBatch; ++p) sealed_.save(p, pkts_[p]);
+  }
+  [[gnu::noinline]] void run() {
+    for (std::size_t p = 0; p < kBatch; ++p) sealed_.restore(p, pkts_[p].data());
+    benchmark::ClobberMemory();
+  }
+
+ private:
+  std::vector<std::vector<uint8_t>> pkts_;
+  Pristine sealed_;
+};
+
+struct Quartiles {
+  double p25 = 0, median = 0, p75 = 0;
+};
+Quartiles quartiles(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const auto at = [&v](double q) {
+    return v[static_cast<std::size_t>(q * static_cast<double>(v.size() - 1))];
+  };
+  return {at(0.25), at(0.5), at(0.75)};
+}
+
+// Per round: each part timed over kSlice batches, in an order that rotates; the ratio raw / daemon of the
+// round. Returns false if an op failed.
+constexpr int kSlice = 64;
+template <std::size_t N, class Ratio>
+bool paired(int rounds, std::array<std::function<bool()>, N> parts, Ratio&& ratio, std::vector<double>& out) {
+  for (auto& f : parts) {  // warm-up slice
+    for (int i = 0; i < kSlice; ++i) {
+      if (!f()) return false;
+    }
+  }
+  std::array<double, N> ns{};
+  for (int r = 0; r < rounds; ++r) {
+    for (std::size_t k = 0; k < N; ++k) {
+      const std::size_t j = (k + static_cast<std::size_t>(r)) % N;
+      bool ok = true;
+      const double t0 = thread_ns();
+      for (int i = 0; i < kSlice; ++i) ok &= parts[j]();
+      ns[j] = (thread_ns() - t0) / kSlice / kBatch;
+      if (!ok) return false;
+    }
+    out.push_back(ratio(ns));
+  }
+  return true;
+}
+
+int run_paired(int rounds) {
+  std::printf(
+      "Paired: daemon path / raw intel-ipsec-mb, the ratio of each round's back-to-back slices (%d batches "
+      "of\n"
+      "%zu each part, order rotating), median [25th-75th percentile] of %d rounds; thread CPU time\n"
+      "%-4s %6s | %22s | %22s\n",
+      kSlice, kBatch, rounds, "ver", "size", "seal ratio", "open ratio");
+  for (psp::PspVersion v : kVersions) {
+    for (std::size_t len : kSizes) {
+      DaemonPath d(v, len);
+      RawPath raw(v, len);
+      if (!d.valid()) {
+        std::printf("no ipsec-mb\n");
+        return 1;
+      }
+      std::vector<double> seal, open;
+      bool ok = paired<3>(
+          rounds,
+          {[&] { return d.seal_and_rewind(); },
+           [&] {
+             d.rewind_only();
+             return true;
+           },
+           [&] {
+             raw.seal();
+             return true;
+           }},
+          [](const std::array<double, 3>& ns) { return ns[2] / (ns[0] - ns[1]); }, seal);
+      CopyBack frame_copy(frame_bytes(len)), raw_copy(raw_bytes(len));
+      ok = ok && d.seal_for_open();
+      raw.seal_for_open();
+      ok = ok && paired<4>(
+                     rounds,
+                     {[&] { return d.open_and_restore(); },
+                      [&] {
+                        frame_copy.run();
+                        return true;
+                      },
+                      [&] { return raw.open_and_restore(); },
+                      [&] {
+                        raw_copy.run();
+                        return true;
+                      }},
+                     [](const std::array<double, 4>& ns) { return (ns[2] - ns[3]) / (ns[0] - ns[1]); }, open);
+      if (!ok) {
+        std::printf("v%d %zu: an op failed\n", static_cast<int>(v), len);
+        return 1;
+      }
+      const Quartiles qs = quartiles(seal), qo = quartiles(open);
+      std::printf("v%-3d %6zu | %6.1f%% [%5.1f-%5.1f%%] | %6.1f%% [%5.1f-%5.1f%%]\n", static_cast<int>(v),
+                  len, 100 * qs.median, 100 * qs.p25, 100 * qs.p75, 100 * qo.median, 100 * qo.p25,
+                  100 * qo.p75);
+    }
+  }
+  return 0;
+}
+
 }  // namespace
 }  // namespace pspgw::bench
 
 int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view a = argv[i];
+    if (a == "--paired" || a.starts_with("--paired=")) {
+      const int rounds = a == "--paired" ? 400 : std::atoi(argv[i] + std::strlen("--paired="));
+      if (rounds < 4) {
+        std::fprintf(stderr, "--paired=N: N rounds, at least 4\n");
+        return 2;
+      }
+      return pspgw::bench::run_paired(rounds);
+    }
+  }
   using namespace pspgw;
   using bench::What;
   for (std::size_t len : bench::kSizes) {
