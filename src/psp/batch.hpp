@@ -258,8 +258,9 @@ concept PrefetchingResolver = requires(const Resolver& r, uint32_t spi, PspVersi
 // every planned packet's key-cache entry and then, in a second pass, for the keys of the entries that will
 // hit; then prepares the ops into `s`. With 100,000 active SPIs the prepared keys (~1 KB each) do not fit the
 // CPU's caches: resolved packet by packet, each open waited for memory twice (its entry, then its key); asked
-// for a batch at a time, those reads overlap. results[i] = kNone (an op in `s`, whose s.pkt_index names i) or
-// why packet i was not prepared. Returns the number of ops. Pkts: a span or batch of net::Packet*.
+// for a batch at a time, those reads overlap. Where it does not ask ahead (the keys are in the CPU's caches),
+// each frame is planned and prepared in one pass. results[i] = kNone (an op in `s`, whose s.pkt_index names
+// i) or why packet i was not prepared. Returns the number of ops. Pkts: a span or batch of net::Packet*.
 template <class Pkts, class Resolver, class PlanOf>
 std::size_t prepare_open_batch(const Pkts& pkts, Resolver& keys, OpenScratch& s, PlanOf&& plan_of,
                                std::span<DropReason> results) {
