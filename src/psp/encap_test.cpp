@@ -429,5 +429,55 @@ std::string backend_label(const ::testing::TestParamInfo<const char*>& p) {
 }
 INSTANTIATE_TEST_SUITE_P(Backends, PspEncapTest, ::testing::Values("openssl", "ipsec-mb"), backend_label);
 
+bool same_plan(const DecapPlan& a, const DecapPlan& b) {
+  return a.l2_len == b.l2_len && a.l3_offset == b.l3_offset && a.udp_offset == b.udp_offset &&
+         a.proto_offset == b.proto_offset && a.psp_offset == b.psp_offset && a.psp_len == b.psp_len &&
+         a.outer_v4 == b.outer_v4;
+}
+
+// plan_decap tries the few-loads planner of the shapes senders write (detail::plan_common) before the general
+// parser: where it accepts a frame, the general parser must accept it with the same plan; where it declines,
+// plan_decap's verdict is the general parser's. Sealed frames of both outer families and modes, then every
+// single-bit flip of their first 70 bytes (Ethernet, IP, UDP and the PSP header's start), every truncation,
+// and a byte of Ethernet padding.
+TEST_P(PspEncapTest, FastPlannerAgreesWithTheGeneralParser) {
+  std::size_t fast = 0, checked = 0;
+  const auto check = [&](std::span<const uint8_t> f) {
+    DecapPlan quick, general;
+    const bool took = detail::plan_common(f, quick);
+    const DropReason g = steps::plan_decap_general(f, general);
+    if (took) {
+      ++fast;
+      ASSERT_EQ(g, DropReason::kNone);
+      EXPECT_TRUE(same_plan(quick, general));
+    }
+    DecapPlan p;
+    EXPECT_EQ(steps::plan_decap(f, p), g);
+    ++checked;
+  };
+  for (const IpFamily outer : {IpFamily::kV4, IpFamily::kV6}) {
+    for (const Mode mode : {Mode::kTunnel, Mode::kTransport}) {
+      const auto frame = testing::make_frame({outer, 17, 100});
+      const auto key = tx_key(0x80000007, PspVersion::kAesGcm128);
+      net::Packet* pkt = testing::load(pool_, frame);
+      ASSERT_TRUE(encap_frame(*pkt, params(mode, PspVersion::kAesGcm128, false, 1), *key, *aead_).ok());
+      const auto enc = testing::contents(*pkt);
+      pool_.free(pkt);
+      check(enc);
+      for (std::size_t bit = 0; bit < 70 * 8; ++bit) {
+        auto bad = enc;
+        bad[bit / 8] ^= static_cast<uint8_t>(1u << (bit % 8));
+        check(bad);
+      }
+      for (std::size_t n = 0; n < enc.size(); ++n) check(std::span<const uint8_t>(enc.data(), n));
+      auto padded = enc;
+      padded.push_back(0);
+      check(padded);
+    }
+  }
+  EXPECT_GT(fast, 400u);  // the fast planner took the sealed frames and the flips that keep their shape
+  EXPECT_GT(checked, fast);
+}
+
 }  // namespace
 }  // namespace pspgw::psp
