@@ -33,6 +33,19 @@ class PspEncapTest : public ::testing::TestWithParam<const char*> {
     auto k = ring_.derive(spi, v).value();
     return aead_->make_key(*aead_alg(static_cast<uint8_t>(v)), k.view());
   }
+  // `frame` encapsulated and sealed as `p`'s SA would send it (the key of p.spi): the bytes on the wire.
+  std::vector<uint8_t> sealed(const std::vector<uint8_t>& frame, const SealParams& p) {
+    const auto key = tx_key(p.spi, p.version);
+    net::Packet* pkt = testing::load(pool_, frame);
+    const bool ok = encap_frame(*pkt, p, *key, *aead_).ok();
+    auto enc = testing::contents(*pkt);
+    pool_.free(pkt);
+    if (!ok) {
+      ADD_FAILURE() << "encap_frame refused the frame";
+      return {};
+    }
+    return enc;
+  }
   static SealParams params(Mode mode, PspVersion v, bool vc, uint8_t off) {
     SealParams p;
     p.mode = mode;
@@ -216,11 +229,8 @@ TEST_P(PspEncapTest, EveryBitFlipOfPspHeaderPayloadAndIcvFails) {
                          Config{Mode::kTransport, IpFamily::kV4, PspVersion::kAesGcm256, true, 3, 9},
                          Config{Mode::kTransport, IpFamily::kV6, PspVersion::kAesGcm128, false, 2, 0}}) {
     const auto frame = testing::make_frame({c.fam, 17, c.payload});
-    const auto key = tx_key(0x80000007, c.v);
-    net::Packet* pkt = testing::load(pool_, frame);
-    ASSERT_TRUE(encap_frame(*pkt, params(c.mode, c.v, c.vc, c.off), *key, *aead_).ok());
-    const auto enc = testing::contents(*pkt);
-    pool_.free(pkt);
+    const auto enc = sealed(frame, params(c.mode, c.v, c.vc, c.off));
+    ASSERT_FALSE(enc.empty());
     auto plan = steps::plan_decap(enc);
     ASSERT_TRUE(plan.ok());
     const std::span<const uint8_t> psp(enc.data() + plan->psp_offset, plan->psp_len);
@@ -244,11 +254,8 @@ TEST_P(PspEncapTest, EveryTruncationFailsWithALengthReason) {
   for (IpFamily fam : {IpFamily::kV4, IpFamily::kV6}) {
     for (Mode mode : {Mode::kTransport, Mode::kTunnel}) {
       const auto frame = testing::make_frame({fam, 17, 40});
-      const auto key = tx_key(0x80000007, PspVersion::kAesGcm256);
-      net::Packet* pkt = testing::load(pool_, frame);
-      ASSERT_TRUE(encap_frame(*pkt, params(mode, PspVersion::kAesGcm256, true, 1), *key, *aead_).ok());
-      const auto enc = testing::contents(*pkt);
-      pool_.free(pkt);
+      const auto enc = sealed(frame, params(mode, PspVersion::kAesGcm256, true, 1));
+      ASSERT_FALSE(enc.empty());
       for (std::size_t n = 0; n < enc.size(); ++n) {
         net::Packet* p = testing::load(pool_, std::span<const uint8_t>(enc).first(n));
         auto r = decap_frame(*p, *cache_, *aead_);
@@ -262,11 +269,8 @@ TEST_P(PspEncapTest, EveryTruncationFailsWithALengthReason) {
 
 TEST_P(PspEncapTest, MalformedOuterHeadersAreRefused) {
   const auto frame = testing::make_frame({IpFamily::kV4, 17, 40});
-  const auto key = tx_key(0x80000007, PspVersion::kAesGcm128);
-  net::Packet* pkt = testing::load(pool_, frame);
-  ASSERT_TRUE(encap_frame(*pkt, params(Mode::kTunnel, PspVersion::kAesGcm128, false, 0), *key, *aead_).ok());
-  const auto enc = testing::contents(*pkt);
-  pool_.free(pkt);
+  const auto enc = sealed(frame, params(Mode::kTunnel, PspVersion::kAesGcm128, false, 0));
+  ASSERT_FALSE(enc.empty());
   auto try_decap = [&](std::vector<uint8_t> bytes) {
     net::Packet* p = testing::load(pool_, bytes);
     auto r = decap_frame(*p, *cache_, *aead_);
@@ -457,12 +461,9 @@ TEST_P(PspEncapTest, FastPlannerAgreesWithTheGeneralParser) {
   };
   for (const IpFamily outer : {IpFamily::kV4, IpFamily::kV6}) {
     for (const Mode mode : {Mode::kTunnel, Mode::kTransport}) {
-      const auto frame = testing::make_frame({outer, 17, 100});
-      const auto key = tx_key(0x80000007, PspVersion::kAesGcm128);
-      net::Packet* pkt = testing::load(pool_, frame);
-      ASSERT_TRUE(encap_frame(*pkt, params(mode, PspVersion::kAesGcm128, false, 1), *key, *aead_).ok());
-      const auto enc = testing::contents(*pkt);
-      pool_.free(pkt);
+      const auto enc =
+          sealed(testing::make_frame({outer, 17, 100}), params(mode, PspVersion::kAesGcm128, false, 1));
+      ASSERT_FALSE(enc.empty());
       check(enc);
       for (std::size_t bit = 0; bit < 70 * 8; ++bit) {
         auto bad = enc;
