@@ -11,7 +11,6 @@
 #include <cassert>
 #include <cstring>
 #include <new>
-#include <utility>
 
 #include "crypto/aead.hpp"
 
@@ -204,20 +203,13 @@ class IpsecMbBackend final : public AeadBackend {
  private:
   // A text in two pieces (AeadOp::in_place): the streaming API, one update per piece. The first piece's
   // length need not be a multiple of 16: ipsec-mb carries a partial block between updates.
-  // GMAC: aad || out[0, in_place) || in, and the tail copied behind the head (the text stays clear).
   void seal_split(const IpsecMbKey& key, const AeadOp& op) const {
     uint8_t* tail = op.out + op.in_place;
     const std::size_t tail_len = op.len - op.in_place;
-    if (is_gmac(key.alg())) {
-      const bool k128 = key.alg() == AeadAlg::kAesGmac128;
-      k128 ? gmac_init<true>(key, op) : gmac_init<false>(key, op);
-      for (const auto& [p, n] : {std::pair<const uint8_t*, std::size_t>{op.aad.data(), op.aad.size()},
-                                 {op.out, op.in_place},
-                                 {op.in, tail_len}}) {
-        k128 ? gmac_update<true>(key, p, n) : gmac_update<false>(key, p, n);
-      }
-      k128 ? gmac_finalize<true>(key, op.tag) : gmac_finalize<false>(key, op.tag);
-      if (tail_len != 0 && tail != op.in) std::memmove(tail, op.in, tail_len);
+    if (key.alg() == AeadAlg::kAesGmac128) {
+      gmac_split<true>(key, op);
+    } else if (key.alg() == AeadAlg::kAesGmac256) {
+      gmac_split<false>(key, op);
     } else if (key.alg() == AeadAlg::kAesGcm128) {
       IMB_AES128_GCM_INIT(mgr_.get(), key.data(), &ctx_, op.nonce.data(), op.aad.data(), op.aad.size());
       IMB_AES128_GCM_ENC_UPDATE(mgr_.get(), key.data(), &ctx_, op.out, op.out, op.in_place);
@@ -236,13 +228,7 @@ class IpsecMbBackend final : public AeadBackend {
   template <bool k128>
   [[gnu::always_inline]] void gmac(const IpsecMbKey& key, const AeadOp& op, uint8_t* tag) const {
     gmac_init<k128>(key, op);
-    const uint8_t* aad_end = op.aad.data() + op.aad.size();
-    if (op.in == aad_end && op.out == aad_end) [[likely]] {  // in place, right after the AAD: PSP's case
-      gmac_update<k128>(key, op.aad.data(), op.aad.size() + op.len);
-      gmac_finalize<k128>(key, tag);
-      return;
-    }
-    if (op.len == 0 || op.in == aad_end) {
+    if (op.len == 0 || op.in == op.aad.data() + op.aad.size()) [[likely]] {
       gmac_update<k128>(key, op.aad.data(), op.aad.size() + op.len);
     } else {
       gmac_update<k128>(key, op.aad.data(), op.aad.size());
@@ -250,6 +236,19 @@ class IpsecMbBackend final : public AeadBackend {
     }
     gmac_finalize<k128>(key, tag);
     if (op.len != 0 && op.out != op.in) std::memmove(op.out, op.in, op.len);
+  }
+  // GMAC of a text in two pieces: aad || out[0, in_place) || in, and the tail copied behind the head (the
+  // text stays clear).
+  template <bool k128>
+  void gmac_split(const IpsecMbKey& key, const AeadOp& op) const {
+    uint8_t* tail = op.out + op.in_place;
+    const std::size_t tail_len = op.len - op.in_place;
+    gmac_init<k128>(key, op);
+    gmac_update<k128>(key, op.aad.data(), op.aad.size());
+    gmac_update<k128>(key, op.out, op.in_place);
+    gmac_update<k128>(key, op.in, tail_len);
+    gmac_finalize<k128>(key, op.tag);
+    if (tail_len != 0 && tail != op.in) std::memmove(tail, op.in, tail_len);
   }
   template <bool k128>
   void gmac_init(const IpsecMbKey& key, const AeadOp& op) const {

@@ -52,7 +52,7 @@ class BatchSlots {
   T& make(std::size_t i) { return *::new (static_cast<void*>(&slots_[i])) T; }
   // Slot i for a caller that assigns every member before any is read, with no construction first: T is an
   // aggregate, so an implicit-lifetime type, which the slot's bytes hold as soon as they are used as one.
-  // The AEAD op slots of the fast paths (detail::point_op, detail::point_open assign all of an AeadOp): made
+  // The AEAD op slots of the fast paths (detail::point_op assigns all of an AeadOp): made
   // with make(), an op's default stores stayed, since the packet byte loads between them and the real
   // values might read them (char aliasing), ~8 instructions a packet (callgrind, bench/psp_seal).
   T& fill(std::size_t i) requires std::is_aggregate_v<T> { return (*this)[i]; }
@@ -72,15 +72,11 @@ struct OpenScratch {
   std::array<uint8_t, net::kMaxBatch> pkt_index;
 };
 
-// prepare_open_op into op slot n of `s` (made only once the key is found), the packet's index into
-// s.pkt_index[n]; n counts the op.
+// prepare_open_op into op slot n of `s`, the packet's index into s.pkt_index[n]; n counts the op.
 template <class Resolver>
 [[gnu::always_inline]] inline DropReason prepare_open_slot(std::span<uint8_t> psp_packet, Resolver& keys,
                                                            OpenScratch& s, std::size_t i, std::size_t& n) {
-  OpenShape o;
-  const crypto::AeadKey* key = nullptr;
-  if (const DropReason r = open_key(psp_packet, keys, o, key); r != DropReason::kNone) return r;
-  point_open(psp_packet.data(), o, *key, s.ops.fill(n));
+  if (const DropReason r = prepare_open_op(psp_packet, keys, s.ops.fill(n)); r != DropReason::kNone) return r;
   s.pkt_index[n++] = static_cast<uint8_t>(i);
   return DropReason::kNone;
 }

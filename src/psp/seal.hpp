@@ -124,10 +124,6 @@ inline void write_seal(std::span<uint8_t> psp_packet, const PspHeaderFields& hdr
   encode_header(hdr, psp_packet);
 }
 
-}  // namespace detail
-
-namespace detail {
-
 // What the structural checks of a received PSP packet found (check_open).
 struct OpenShape {
   uint8_t version = 0;    // 0..3
@@ -207,50 +203,22 @@ inline void read_decrypted_vc(std::span<const uint8_t> pkt, PspLayout& l) {
   if (l.header.has_vc) l.header.vc = load_be64(&pkt[kPspHeaderSize]);
 }
 
-namespace detail {
-
-// prepare_open_op's first half: check_open, then the key of the packet's SPI and version (the resolver's
-// reason when there is none; kUnknownKey when the key is of another algorithm).
-template <class Resolver>
-[[gnu::always_inline]] inline DropReason open_key(std::span<const uint8_t> pkt, Resolver& keys, OpenShape& o,
-                                                  const crypto::AeadKey*& key) {
-  if (const DropReason r = check_open(pkt, o); r != DropReason::kNone) return r;
-  DropReason why = DropReason::kUnknownKey;
-  key = resolve_key(keys, load_be32(pkt.data() + 4), static_cast<PspVersion>(o.version), why);
-  if (key == nullptr) return why;
-  if (key->alg() != static_cast<crypto::AeadAlg>(o.version)) return DropReason::kUnknownKey;
-  return DropReason::kNone;
-}
-
-// Its second half: every member of `op` (which may be a BatchSlots::fill slot) assigned, pointed at the
-// packet at `b` in place (nonce = the header's SPI || IV bytes, AAD =
-// header + clear bytes, text up to the ICV). A batch makes its op slot only here, after the key lookup:
-// made before it, the slot's default stores could not be elided across the lookup's miss call.
-[[gnu::always_inline]] inline void point_open(uint8_t* b, const OpenShape& o, const crypto::AeadKey& key,
-                                              crypto::AeadOp& op) {
-  op.key = &key;
-  std::memcpy(op.nonce.data(), b + 4, crypto::kGcmNonceSize);  // SPI || IV as on the wire
-  op.aad = {b, o.aad_len};
-  op.in = b + o.aad_len;
-  op.out = b + o.aad_len;
-  op.len = o.text_len;
-  op.tag = b + o.aad_len + o.text_len;
-  op.in_place = 0;
-  op.ok = false;
-}
-
-}  // namespace detail
-
-// The open of one packet up to its AEAD call, with no layout: detail::open_key (check_open, the key), then
-// `op` pointed at the packet in place (detail::point_open). The open fast path (detail::prepare_open_batch)
-// and every other open run these steps.
+// The open of one packet up to its AEAD call, with no layout: check_open, the key of the packet's SPI and
+// version (the resolver's reason when there is none; kUnknownKey when the key is of another algorithm),
+// then `op` pointed at the packet in place (detail::point_op, which assigns every member: `op` may be a
+// BatchSlots::fill slot). The open fast path (detail::prepare_open_batch) and every other open run this.
 template <class Resolver>
 [[gnu::always_inline]] inline DropReason prepare_open_op(std::span<uint8_t> pkt, Resolver& keys,
                                                          crypto::AeadOp& op) {
   detail::OpenShape o;
-  const crypto::AeadKey* key = nullptr;
-  if (const DropReason r = detail::open_key(pkt, keys, o, key); r != DropReason::kNone) return r;
-  detail::point_open(pkt.data(), o, *key, op);
+  if (const DropReason r = detail::check_open(pkt, o); r != DropReason::kNone) return r;
+  uint8_t* b = pkt.data();
+  const uint32_t spi = load_be32(b + 4);
+  DropReason why = DropReason::kUnknownKey;
+  const crypto::AeadKey* key = resolve_key(keys, spi, static_cast<PspVersion>(o.version), why);
+  if (key == nullptr) return why;
+  if (key->alg() != static_cast<crypto::AeadAlg>(o.version)) return DropReason::kUnknownKey;
+  detail::point_op(b, spi, load_be64(b + 8), o.aad_len, o.text_len, *key, op);
   return DropReason::kNone;
 }
 
