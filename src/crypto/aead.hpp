@@ -88,18 +88,12 @@ struct AeadOp {
   std::size_t len = 0;     // 0 is legal: the tag still covers the AAD and is still checked (GMAC: clear)
   uint8_t* tag = nullptr;  // seal: written (16 bytes); open: read and verified
   bool ok = false;         // open: true iff the tag verified; seal: true when done
-  // Seal only: the text's first `in_place` bytes are already at `out` and are sealed there; `in` then
-  // holds the other len - in_place bytes, written to out + in_place. A text in two pieces: what lets the
-  // gateway seal a segment of a super-packet straight from it (headers written per segment, payload read
-  // where it lies: gateway/segment_seal.hpp) without first copying the payload next to the headers.
-  std::size_t in_place = 0;
 };
 
 // True when op's pointers are usable for its lengths: a key, a tag buffer, and text buffers when len > 0.
 // Backends answer ok = false for an op that is not, rather than touch a null pointer.
 constexpr bool well_formed(const AeadOp& op) {
-  return op.key != nullptr && op.tag != nullptr && op.in_place <= op.len &&
-         (op.len == 0 || (op.out != nullptr && (op.in != nullptr || op.in_place == op.len)));
+  return op.key != nullptr && op.tag != nullptr && (op.len == 0 || (op.in != nullptr && op.out != nullptr));
 }
 
 class AeadBackend {

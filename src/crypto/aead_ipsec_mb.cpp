@@ -147,10 +147,6 @@ class IpsecMbBackend final : public AeadBackend {
       if (!op.ok) [[unlikely]]
         continue;
       const IpsecMbKey& key = as_ipsec_mb(op.key);
-      if (op.in_place != 0) [[unlikely]] {
-        seal_split(key, op);
-        continue;
-      }
       switch (key.alg()) {
         case AeadAlg::kAesGcm128:
           IMB_AES128_GCM_ENC(mgr_.get(), key.data(), &ctx_, op.out, op.in, op.len, op.nonce.data(),
@@ -173,9 +169,7 @@ class IpsecMbBackend final : public AeadBackend {
   // Decrypts and recomputes the tag, then compares it with the received one in constant time.
   void open(std::span<AeadOp> ops) const override {
     for (AeadOp& op : ops) {
-      // well_formed with in_place == 0 (a text in two pieces is a seal's only), in fewer steps.
-      op.ok = op.key != nullptr && op.tag != nullptr && op.in_place == 0 &&
-              (op.len == 0 || (op.in != nullptr && op.out != nullptr));
+      op.ok = well_formed(op);
       if (!op.ok) [[unlikely]]
         continue;
       const IpsecMbKey& key = as_ipsec_mb(op.key);
@@ -201,30 +195,8 @@ class IpsecMbBackend final : public AeadBackend {
   }
 
  private:
-  // A text in two pieces (AeadOp::in_place): the streaming API, one update per piece. The first piece's
-  // length need not be a multiple of 16: ipsec-mb carries a partial block between updates.
-  void seal_split(const IpsecMbKey& key, const AeadOp& op) const {
-    uint8_t* tail = op.out + op.in_place;
-    const std::size_t tail_len = op.len - op.in_place;
-    if (key.alg() == AeadAlg::kAesGmac128) {
-      gmac_split<true>(key, op);
-    } else if (key.alg() == AeadAlg::kAesGmac256) {
-      gmac_split<false>(key, op);
-    } else if (key.alg() == AeadAlg::kAesGcm128) {
-      IMB_AES128_GCM_INIT(mgr_.get(), key.data(), &ctx_, op.nonce.data(), op.aad.data(), op.aad.size());
-      IMB_AES128_GCM_ENC_UPDATE(mgr_.get(), key.data(), &ctx_, op.out, op.out, op.in_place);
-      if (tail_len != 0) IMB_AES128_GCM_ENC_UPDATE(mgr_.get(), key.data(), &ctx_, tail, op.in, tail_len);
-      IMB_AES128_GCM_ENC_FINALIZE(mgr_.get(), key.data(), &ctx_, op.tag, kGcmTagSize);
-    } else {
-      IMB_AES256_GCM_INIT(mgr_.get(), key.data(), &ctx_, op.nonce.data(), op.aad.data(), op.aad.size());
-      IMB_AES256_GCM_ENC_UPDATE(mgr_.get(), key.data(), &ctx_, op.out, op.out, op.in_place);
-      if (tail_len != 0) IMB_AES256_GCM_ENC_UPDATE(mgr_.get(), key.data(), &ctx_, tail, op.in, tail_len);
-      IMB_AES256_GCM_ENC_FINALIZE(mgr_.get(), key.data(), &ctx_, op.tag, kGcmTagSize);
-    }
-  }
-
   // GMAC over aad || text into `tag`; the text is copied to out unchanged. In PSP the two are contiguous
-  // (header, then the rest of the packet): one update. A seal of a text in two pieces is seal_split's.
+  // (header, then the rest of the packet): one update.
   template <bool k128>
   [[gnu::always_inline]] void gmac(const IpsecMbKey& key, const AeadOp& op, uint8_t* tag) const {
     gmac_init<k128>(key, op);
@@ -236,19 +208,6 @@ class IpsecMbBackend final : public AeadBackend {
     }
     gmac_finalize<k128>(key, tag);
     if (op.len != 0 && op.out != op.in) std::memmove(op.out, op.in, op.len);
-  }
-  // GMAC of a text in two pieces: aad || out[0, in_place) || in, and the tail copied behind the head (the
-  // text stays clear).
-  template <bool k128>
-  void gmac_split(const IpsecMbKey& key, const AeadOp& op) const {
-    uint8_t* tail = op.out + op.in_place;
-    const std::size_t tail_len = op.len - op.in_place;
-    gmac_init<k128>(key, op);
-    gmac_update<k128>(key, op.aad.data(), op.aad.size());
-    gmac_update<k128>(key, op.out, op.in_place);
-    gmac_update<k128>(key, op.in, tail_len);
-    gmac_finalize<k128>(key, op.tag);
-    if (tail_len != 0 && tail != op.in) std::memmove(tail, op.in, tail_len);
   }
   template <bool k128>
   void gmac_init(const IpsecMbKey& key, const AeadOp& op) const {

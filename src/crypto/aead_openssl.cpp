@@ -57,19 +57,9 @@ bool gcm_update(EVP_CIPHER_CTX* ctx, const AeadOp& op, int encrypt, bool gmac) {
     return false;
   }
   if (op.len == 0) return true;
-  // The text in up to two pieces: out[0, in_place) sealed in place (AeadOp::in_place), then `in`.
-  const int head = static_cast<int>(op.in_place);
-  const int tail = static_cast<int>(op.len - op.in_place);
-  uint8_t* tail_out = op.out + op.in_place;
-  if (!gmac) {
-    return (head == 0 || EVP_CipherUpdate(ctx, op.out, &n, op.out, head) == 1) &&
-           (tail == 0 || EVP_CipherUpdate(ctx, tail_out, &n, op.in, tail) == 1);
-  }
-  if ((head != 0 && EVP_CipherUpdate(ctx, nullptr, &n, op.out, head) != 1) ||
-      (tail != 0 && EVP_CipherUpdate(ctx, nullptr, &n, op.in, tail) != 1)) {
-    return false;
-  }
-  if (tail != 0 && tail_out != op.in) std::memmove(tail_out, op.in, static_cast<std::size_t>(tail));
+  if (!gmac) return EVP_CipherUpdate(ctx, op.out, &n, op.in, static_cast<int>(op.len)) == 1;
+  if (EVP_CipherUpdate(ctx, nullptr, &n, op.in, static_cast<int>(op.len)) != 1) return false;
+  if (op.out != op.in) std::memmove(op.out, op.in, op.len);
   return true;
 }
 
@@ -120,7 +110,7 @@ class OpenSslBackend final : public AeadBackend {
   }
 
   void open(std::span<AeadOp> ops) const override {
-    for (AeadOp& op : ops) op.ok = well_formed(op) && op.in_place == 0 && open_one(as_openssl(op.key), op);
+    for (AeadOp& op : ops) op.ok = well_formed(op) && open_one(as_openssl(op.key), op);
   }
 
  private:

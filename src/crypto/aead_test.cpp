@@ -457,57 +457,6 @@ TEST_P(AeadDifferentialTest, GmacIsGcmWithEverythingAsAad) {
   }
 }
 
-// A text in two pieces (AeadOp::in_place: the head already at `out`, the rest read from `in`) seals to
-// the very bytes and tag of the same text in one piece, in both backends, for heads that end inside a
-// block and on its edge; opened in one piece afterwards. An open with in_place is refused.
-TEST_P(AeadDifferentialTest, SplitTextSealsAsOnePiece) {
-  const AeadAlg alg = GetParam();
-  std::mt19937 rng(0x53504c54u + static_cast<uint32_t>(alg));
-  const auto fill = [&rng](std::span<uint8_t> s) {
-    for (uint8_t& b : s) b = static_cast<uint8_t>(rng());
-  };
-  Bytes key(key_size(alg));
-  fill(key);
-  for (const std::string name : {"openssl", "ipsec-mb"}) {
-    const auto backend = make_backend(name);
-    if (!backend) continue;
-    const auto k = backend->make_key(alg, key);
-    ASSERT_NE(k, nullptr);
-    for (std::size_t len : {1u, 20u, 40u, 52u, 100u, 1448u, 1500u, 9000u}) {
-      for (std::size_t head : {1u, 15u, 16u, 20u, 40u, 52u, 64u, 1448u}) {
-        if (head > len) continue;
-        for (std::size_t aad_len : {16u, 24u, 36u}) {
-          SCOPED_TRACE(::testing::Message()
-                       << name << " len " << len << " head " << head << " aad " << aad_len);
-          Bytes aad(aad_len), text(len);
-          fill(aad);
-          fill(text);
-          GcmNonce nonce;
-          fill(nonce);
-          Bytes whole(len), split(len);
-          std::array<uint8_t, kGcmTagSize> tag_whole{}, tag_split{};
-          AeadOp one = make_op(k.get(), nonce, aad, text.data(), whole.data(), len, tag_whole.data());
-          backend->seal({&one, 1});
-          std::copy_n(text.begin(), head, split.begin());  // the head in place, the tail elsewhere
-          AeadOp two = make_op(k.get(), nonce, aad, text.data() + head, split.data(), len, tag_split.data());
-          two.in_place = head;
-          backend->seal({&two, 1});
-          ASSERT_TRUE(one.ok && two.ok);
-          EXPECT_EQ(split, whole);
-          EXPECT_EQ(tag_split, tag_whole);
-          AeadOp back = make_op(k.get(), nonce, aad, split.data(), split.data(), len, tag_split.data());
-          backend->open({&back, 1});
-          EXPECT_TRUE(back.ok);
-          EXPECT_EQ(split, text);
-          back.in_place = 1;
-          backend->open({&back, 1});
-          EXPECT_FALSE(back.ok);
-        }
-      }
-    }
-  }
-}
-
 std::string alg_case_name(const ::testing::TestParamInfo<AeadAlg>& param) {
   switch (param.param) {
     case AeadAlg::kAesGcm128:

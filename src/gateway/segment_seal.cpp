@@ -1,6 +1,5 @@
 #include "gateway/segment_seal.hpp"
 
-#include "net/checksum.hpp"
 #include "psp/header.hpp"
 
 namespace pspgw::gateway {
@@ -22,18 +21,19 @@ Result<SegmentSeal, psp::DropReason> SegmentSeal::start(const net::Packet& sp, c
 
 std::size_t SegmentSeal::next(net::PacketPool& pool, net::PacketBatch& out, const crypto::AeadBackend& aead,
                               IvCounter& iv, AeadOps& ops) {
-  // The VC (if any) and the segment's inner headers follow the 16-byte PSP header in place.
-  const uint32_t head = seg_.header_len() - static_cast<uint32_t>(psp::kPspHeaderSize);
+  const uint32_t hdr = seg_.header_len();
+  const uint32_t head = hdr - static_cast<uint32_t>(psp::kPspHeaderSize);  // VC (if any) + inner headers
   std::size_t n = 0;
   while (!done() && !out.full()) {
     net::Packet* p = pool.alloc();
     if (p == nullptr) break;
     const std::span<const uint8_t> payload = seg_.payload(index_);
-    seg_.write_headers(p->data(), index_, net::csum_partial(payload));
-    p->set_size(static_cast<uint32_t>(seg_.header_len() + payload.size() + psp::kPspIcvSize));  // checked
+    uint8_t* d = p->data();
+    seg_.write_segment(d, index_);
+    p->set_size(static_cast<uint32_t>(hdr + payload.size() + psp::kPspIcvSize));  // checked by start()
     ++index_;
-    if (psp::prepare_split_seal(p->data(), head, payload, *t_, *key_, iv.next(), ops.fill(n)) !=
-        psp::DropReason::kNone) {
+    if (psp::prepare_segment_seal(d, head + static_cast<uint32_t>(payload.size()), *t_, *key_, iv.next(),
+                                  ops.fill(n)) != psp::DropReason::kNone) {
       pool.free(p);  // only kBadCryptOffset is left once start() passed: a short last segment
       ++dropped_;
       continue;

@@ -89,7 +89,7 @@ Result<std::size_t, GsoError> GsoSegmenter::next(net::PacketPool& pool, net::Pac
     if (p == nullptr) break;
     const uint32_t len = payload_len_ - emitted_ < gso_size_ ? payload_len_ - emitted_ : gso_size_;
     p->set_size(hdr_len_ + len);  // fits: checked against the buffer size above
-    write_segment(p->data(), emitted_, len, emitted_ / gso_size_);
+    write_at(p->data(), emitted_, len, emitted_ / gso_size_);
     p->meta = meta;
     p->meta.gso_size = 0;
     out.push(p);
@@ -101,19 +101,17 @@ Result<std::size_t, GsoError> GsoSegmenter::next(net::PacketPool& pool, net::Pac
 
 // The payload is copied and summed in one pass (net::csum_copy); the L4 checksum then adds only the
 // pseudo-header and the L4 header.
-void GsoSegmenter::write_segment(uint8_t* seg, uint32_t payload_off, uint32_t len, std::size_t index) const {
+void GsoSegmenter::write_at(uint8_t* seg, uint32_t payload_off, uint32_t len, std::size_t index) const {
   std::memcpy(seg, frame_, hdr_len_);
   const uint32_t payload_sum = net::csum_copy(seg + hdr_len_, {frame_ + hdr_len_ + payload_off, len});
   fix_ip(seg, len, index);
   fix_l4(seg, payload_off, len, payload_sum);
 }
 
-void GsoSegmenter::write_headers(uint8_t* seg, std::size_t index, uint32_t payload_sum) const {
+void GsoSegmenter::write_segment(uint8_t* seg, std::size_t index) const {
   const auto payload_off = static_cast<uint32_t>(index) * gso_size_;
-  const uint32_t len = payload_len_ - payload_off < gso_size_ ? payload_len_ - payload_off : gso_size_;
-  std::memcpy(seg, frame_, hdr_len_);
-  fix_ip(seg, len, index);
-  fix_l4(seg, payload_off, len, payload_sum);
+  write_at(seg, payload_off, payload_len_ - payload_off < gso_size_ ? payload_len_ - payload_off : gso_size_,
+           index);
 }
 
 void GsoSegmenter::fix_ip(uint8_t* seg, uint32_t len, std::size_t index) const {

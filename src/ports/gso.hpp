@@ -49,11 +49,11 @@ class GsoSegmenter {
   // segment is out, `out` is full or `pool` is empty. Returns how many were appended.
   Result<std::size_t, GsoError> next(net::PacketPool& pool, net::PacketBatch& out, const net::Metadata& meta);
 
-  // One segment, for a caller that places the payload itself (the gateway's segment seal reads it from
-  // the super-packet into the sealed segment: gateway/segment_seal.hpp): writes the header_len() bytes
-  // in front of segment `index`'s payload (the frame's leading bytes, then its IP and L4 headers fixed
-  // for this segment) to `seg`, given csum_partial of that payload.
-  void write_headers(uint8_t* seg, std::size_t index, uint32_t payload_sum) const;
+  // One segment, for a caller that places it itself (the gateway's segment seal: gateway/segment_seal.hpp):
+  // writes segment `index` to `seg`, the header_len() bytes in front (the frame's leading bytes, then its IP
+  // and L4 headers fixed for this segment) and its payload (payload(index).size() bytes) copied and summed
+  // in one pass.
+  void write_segment(uint8_t* seg, std::size_t index) const;
   std::span<const uint8_t> payload(std::size_t index) const {
     const uint32_t off = static_cast<uint32_t>(index) * gso_size_;
     return {frame_ + hdr_len_ + off, payload_len_ - off < gso_size_ ? payload_len_ - off : gso_size_};
@@ -73,7 +73,7 @@ class GsoSegmenter {
   GsoSegmenter() = default;
   static Result<GsoSegmenter, GsoError> from(std::span<const uint8_t> frame, const net::IpInfo& ip,
                                              uint16_t gso_size);
-  void write_segment(uint8_t* seg, uint32_t payload_off, uint32_t len, std::size_t index) const;
+  void write_at(uint8_t* seg, uint32_t payload_off, uint32_t len, std::size_t index) const;
   void fix_ip(uint8_t* seg, uint32_t len, std::size_t index) const;
   void fix_l4(uint8_t* seg, uint32_t payload_off, uint32_t len, uint32_t payload_sum) const;
 

@@ -136,17 +136,13 @@ EncapError encap_tunnel_gso(net::Packet& pkt, const EncapTemplate& t, const EthA
 inline DropReason prepare_frame_seal(net::Packet& pkt, const EncapTemplate& t, const crypto::AeadKey& key,
                                      crypto::AeadOp& op);
 
-// The seal of one segment of a super-packet, straight from it (gateway/segment_seal.hpp): `psp` is the
-// segment's PSP header, already written (copied from the encapsulated super-packet's, so the S bit and
-// VC are the packet's), followed by `head` bytes already in place (the VC, if any, then the segment's
-// inner IP and L4 headers); `tail` is the segment's payload where it lies in the super-packet. Checks the
-// header as prepare_frame_seal does, writes t's SPI and `iv`, and points `op` at a text in two pieces
-// (AeadOp::in_place): the in-place head, then the tail sealed into psp + 16 + head. Clear bytes (the
-// crypt offset) that reach into the tail are copied next to the head first: the AAD is contiguous. The
-// ICV goes right after the text: the caller sized the segment for it.
-inline DropReason prepare_split_seal(uint8_t* psp, uint32_t head, std::span<const uint8_t> tail,
-                                     const EncapTemplate& t, const crypto::AeadKey& key, uint64_t iv,
-                                     crypto::AeadOp& op);
+// The seal of one segment of a super-packet (gateway/segment_seal.hpp): `psp` is the segment's PSP header,
+// already written (copied from the encapsulated super-packet's, so the S bit and VC are the packet's),
+// followed by `body` bytes in place (the VC, if any, the segment's inner IP and L4 headers, its payload).
+// Checks the header as prepare_frame_seal does, writes t's SPI and `iv`, and points `op` at the body
+// sealed in place, the ICV right after it (the caller sized the segment for it).
+inline DropReason prepare_segment_seal(uint8_t* psp, uint32_t body, const EncapTemplate& t,
+                                       const crypto::AeadKey& key, uint64_t iv, crypto::AeadOp& op);
 
 // ---- inline: the per-packet copy and patch -----------------------------------------------------------
 
@@ -271,40 +267,36 @@ inline EncapError encap_tunnel(net::Packet& pkt, const EncapTemplate& t, const E
   return detail::encap_payload(pkt, t, eth, pl, iv, hash, pl.len, true);
 }
 
-inline DropReason prepare_frame_seal(net::Packet& pkt, const EncapTemplate& t, const crypto::AeadKey& key,
-                                     crypto::AeadOp& op) {
-  const uint32_t off = t.psp_offset();
-  const uint32_t hdr_len = t.psp_header_size();
-  if (pkt.size() < off + hdr_len + kPspIcvSize) return DropReason::kTooShort;
-  uint8_t* psp = pkt.data() + off;
-  if (!detail::header_of(psp, t)) return DropReason::kBadHeader;
+namespace detail {
+
+// The seal checks and the op of the PSP packet at `psp` (its header t's, `body` bytes after the 16-byte
+// header: VC + payload, then room for the ICV), sealed in place under `iv`; writes t's SPI.
+inline DropReason point_seal(uint8_t* psp, uint32_t body, const EncapTemplate& t, const crypto::AeadKey& key,
+                             uint64_t iv, crypto::AeadOp& op) {
+  if (!header_of(psp, t)) return DropReason::kBadHeader;
   if (t.alg() != key.alg()) return DropReason::kBadVersion;
-  const auto body = static_cast<uint32_t>(pkt.size() - off - kPspHeaderSize - kPspIcvSize);  // VC + payload
-  const uint32_t clear = t.crypt_offset() * detail::kCryptOffsetUnit;
+  const uint32_t clear = t.crypt_offset() * kCryptOffsetUnit;
   if (clear > body) return DropReason::kBadCryptOffset;
   store_be32(psp + 4, t.spi());
-  detail::point_op(psp, t.spi(), load_be64(psp + 8), static_cast<uint32_t>(kPspHeaderSize) + clear,
-                   body - clear, key, op);
+  point_op(psp, t.spi(), iv, static_cast<uint32_t>(kPspHeaderSize) + clear, body - clear, key, op);
   return DropReason::kNone;
 }
 
-inline DropReason prepare_split_seal(uint8_t* psp, uint32_t head, std::span<const uint8_t> tail,
-                                     const EncapTemplate& t, const crypto::AeadKey& key, uint64_t iv,
+}  // namespace detail
+
+inline DropReason prepare_frame_seal(net::Packet& pkt, const EncapTemplate& t, const crypto::AeadKey& key,
                                      crypto::AeadOp& op) {
-  if (!detail::header_of(psp, t)) return DropReason::kBadHeader;
-  if (t.alg() != key.alg()) return DropReason::kBadVersion;
-  const auto body = static_cast<uint32_t>(head + tail.size());  // VC + inner headers + payload
-  const uint32_t clear = t.crypt_offset() * detail::kCryptOffsetUnit;
-  if (clear > body) return DropReason::kBadCryptOffset;
-  uint8_t* text = psp + kPspHeaderSize;
-  const uint32_t from_tail = clear > head ? clear - head : 0;  // clear bytes that lie in the tail
-  if (from_tail != 0) std::memcpy(text + head, tail.data(), from_tail);
-  store_be32(psp + 4, t.spi());
+  const uint32_t off = t.psp_offset();
+  if (pkt.size() < off + t.psp_header_size() + kPspIcvSize) return DropReason::kTooShort;
+  uint8_t* psp = pkt.data() + off;
+  const auto body = static_cast<uint32_t>(pkt.size() - off - kPspHeaderSize - kPspIcvSize);  // VC + payload
+  return detail::point_seal(psp, body, t, key, load_be64(psp + 8), op);
+}
+
+inline DropReason prepare_segment_seal(uint8_t* psp, uint32_t body, const EncapTemplate& t,
+                                       const crypto::AeadKey& key, uint64_t iv, crypto::AeadOp& op) {
   store_be64(psp + 8, iv);
-  detail::point_op(psp, t.spi(), iv, static_cast<uint32_t>(kPspHeaderSize) + clear, body - clear, key, op);
-  op.in_place = head > clear ? head - clear : 0;
-  op.in = tail.data() + from_tail;
-  return DropReason::kNone;
+  return detail::point_seal(psp, body, t, key, iv, op);
 }
 
 }  // namespace pspgw::psp

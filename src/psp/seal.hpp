@@ -111,7 +111,6 @@ inline void point_op(uint8_t* pkt, uint32_t spi, uint64_t iv, uint32_t aad_len, 
   op.out = pkt + aad_len;
   op.len = text_len;
   op.tag = pkt + aad_len + text_len;
-  op.in_place = 0;
   op.ok = false;
 }
 
