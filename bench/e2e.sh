@@ -3,7 +3,7 @@
 # wireguard-go, and over the bare veth, on a standard 1500-byte wire. One table at the end.
 #
 #   bench/e2e.sh [--quick] [--bin-dir DIR] [--time SECONDS] [--workers "1 2"] [--paths veth,psp,wg]
-#                [--paced-trials N]
+#                [--paced-trials N] [--rounds N]
 #
 # Topology: scripts/lib/topology.sh (outer IPv6, inner IPv4; vm1 -- host1 ==wire (MTU 1500)== host2 -- vm2).
 # Paths:
@@ -31,6 +31,11 @@
 # system time, so also the kernel work they do in their syscalls) per GB: the same cost, apart from the
 # rest of the machine (other work on it counts in CPU s/GB, not here);
 # then per test the ratios psp-gateway / wireguard-go and psp-gateway / bare veth.
+# --rounds N (default 1) runs the paths N times in turn (veth, psp, wg, veth, psp, ...; gateways and
+# wireguard-go started afresh each round) and prints the medians: each figure the median of its N rounds,
+# each ratio the median of the N ratios taken within a round (the two sides measured minutes apart, not
+# rounds apart), the NOTE column the per-round values of the row's main figure (Mpps for UDP, Gbit/s for
+# TCP). On a VM whose speed drifts, single runs' ratios swing by a third (README: Performance).
 #
 # --quick (what scripts/test.sh runs through ctest, e2e_bench_quick): 1-second TCP 1 stream and UDP 1400 B on
 # every path (no paced search), well under a minute; it fails only when a path is broken (no traffic) or a
@@ -48,6 +53,7 @@ WORKERS="1"
 PATHS="veth,psp,wg"
 QUICK=0
 PACED_TRIALS=5
+ROUNDS=1
 while (($#)); do
   case "$1" in
     --quick) QUICK=1; shift ;;
@@ -56,12 +62,15 @@ while (($#)); do
     --workers) WORKERS=$2; shift 2 ;;
     --paths) PATHS=$2; shift 2 ;;
     --paced-trials) PACED_TRIALS=$2; shift 2 ;;
+    --rounds) ROUNDS=$2; shift 2 ;;
     -h | --help) sed -n '2,/^set -uo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "usage: $0 [--quick] [--bin-dir DIR] [--time S] [--workers \"1 2\"] [--paths veth,psp,wg] [--paced-trials N]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--quick] [--bin-dir DIR] [--time S] [--workers \"1 2\"] [--paths veth,psp,wg] [--paced-trials N] [--rounds N]" >&2; exit 2 ;;
   esac
 done
 [[ $PACED_TRIALS =~ ^[0-9]+$ ]] || { echo "bench/e2e: --paced-trials wants a count, not '$PACED_TRIALS'" >&2; exit 2; }
-((QUICK)) && DURATION=1 && PACED_TRIALS=0
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "bench/e2e: --rounds wants a count of at least 1, not '$ROUNDS'" >&2; exit 2; }
+((QUICK)) && DURATION=1 && PACED_TRIALS=0 && ROUNDS=1
+ROUND=1
 want() { [[ ",$PATHS," == *",$1,"* ]]; }
 
 # shellcheck source=scripts/lib/topology.sh
@@ -143,9 +152,9 @@ run_test() {
   topo_poll 3 bash -c "! kill -0 $spid 2>/dev/null" || kill "$spid" 2>/dev/null
   wait "$spid" 2>/dev/null
   python3 - "$json" "$rc" "$m0" "$m1" "$(getconf CLK_TCK)" "$path" "$test" "$((t1 - t0))" "${#TUNNEL_PIDS[@]}" \
-    "$u0" "$u1" <<'PY' | tee -a "$ROWS_TO" >&2
+    "$u0" "$u1" "$ROUND" <<'PY' | tee -a "$ROWS_TO" >&2
 import json, sys
-path_json, rc, m0, m1, hz, path, test, tunnel_ticks, tunnel_procs, u0, u1 = sys.argv[1:]
+path_json, rc, m0, m1, hz, path, test, tunnel_ticks, tunnel_procs, u0, u1, rnd = sys.argv[1:]
 busy = (int(m1.split()[0]) - int(m0.split()[0])) - (int(m1.split()[1]) - int(m0.split()[1]))
 cpu_s = busy / int(hz)
 tunnel_s = int(tunnel_ticks) / int(hz)
@@ -156,7 +165,7 @@ except Exception:
 end = doc.get("end", {})
 rx = end.get("sum_received") or end.get("sum") or {}
 if rc != "0" or not rx or rx.get("bytes", 0) == 0:
-    print(f"{path}\t{test}\tfailed\t-\t-\t-\tiperf3 rc {rc}: {doc.get('error', '')}\t-")
+    print(f"{path}\t{test}\tfailed\t-\t-\t-\tiperf3 rc {rc}: {doc.get('error', '')}\t-\t{rnd}")
     sys.exit(0)
 secs = rx.get("seconds") or 1
 gbps = rx["bytes"] * 8 / secs / 1e9
@@ -176,7 +185,7 @@ if "lost_packets" in rx or "packets" in rx:  # UDP: the datagrams that arrived
         note += f"; {reached / secs / 1e6:.3f} Mpps reached the receiver, {100 * (o1 - o0) / reached:.0f}% of it overflowed iperf3's socket"
 gb = rx['bytes'] / 1e9
 tunnel = f"{tunnel_s / gb:.2f}" if tunnel_procs != "0" else "-"
-print(f"{path}\t{test}\t{gbps:.3f}\t{mpps}\t{cpu_s / gb:.2f}\t{tunnel}\t{note}\t{loss}")
+print(f"{path}\t{test}\t{gbps:.3f}\t{mpps}\t{cpu_s / gb:.2f}\t{tunnel}\t{note}\t{loss}\t{rnd}")
 PY
 }
 
@@ -308,48 +317,90 @@ path_wg() {
   timeout 20 ip netns exec "$(topo_ns vm1)" ping -c 3 -i 0.2 -W 2 "${TOPO_VIP[2]}" >/dev/null || die "no ping through wireguard-go"
   TUNNEL_PIDS=("${WG_PIDS[@]}")
   run_suite "$label" vm2 vm1 "${TOPO_VIP[2]}"
+  wg_stop
+}
+
+# wg_stop: both wireguard-go processes ended (their interfaces go with them), for the next round.
+wg_stop() {
+  local p s
+  for p in "${WG_PIDS[@]}"; do kill "$p" 2>/dev/null; done
+  # Exited means gone or a zombie (our child until waited for).
+  for p in "${WG_PIDS[@]}"; do
+    topo_poll 5 bash -c "! kill -0 $p 2>/dev/null || [[ \$(awk '{ print \$3 }' /proc/$p/stat 2>/dev/null) == Z ]]" ||
+      kill -9 "$p" 2>/dev/null
+    wait "$p" 2>/dev/null
+  done
+  for s in "${WG_SOCKS[@]}"; do rm -f "$s"; done
+  WG_PIDS=()
 }
 
 # ----- the run -----
 topo_create 2>/dev/null || die "building the namespaces failed"
 echo "machine: $(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg); iperf3 -t $DURATION" >&2
-want veth && path_veth
-if want psp; then
-  topo_write_configs
-  for w in $WORKERS; do path_psp "$w"; done
-fi
-want wg && path_wg
+want psp && topo_write_configs
+for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
+  ((ROUNDS > 1)) && echo "== round $ROUND of $ROUNDS" >&2
+  want veth && path_veth
+  if want psp; then
+    for w in $WORKERS; do path_psp "$w"; done
+  fi
+  want wg && path_wg
+done
 
-python3 - "$RESULTS" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)" "$DURATION" <<'PY'
+python3 - "$RESULTS" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)" "$DURATION" "$ROUNDS" <<'PY'
+import statistics
 import sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+rounds = int(sys.argv[5])
 tests = list(dict.fromkeys(r[1] for r in rows))
 paths = list(dict.fromkeys(r[0] for r in rows))
-get = {(r[0], r[1]): r for r in rows}
+get = {(r[0], r[1], r[8]): r for r in rows}  # (path, test, round)
 def num(v):
     try: return float(v)
     except ValueError: return None
+def median(vals):
+    vals = [v for v in vals if v is not None]
+    return statistics.median(vals) if vals else None
+def cell(v, digits):
+    return "-" if v is None else f"{v:.{digits}f}"
 def ratio(a, b, col):
     x, y = num(a[col]) if a else None, num(b[col]) if b else None
-    return f"{x / y:.2f}x" if x is not None and y else "-"
+    return x / y if x is not None and y else None
+def main_col(t):
+    return 3 if t.startswith("UDP") else 2  # Mpps for UDP, Gbit/s for TCP
 psp = next((p for p in paths if p.startswith("psp-gateway")), None)
 wg = next((p for p in paths if p.startswith("wireguard-go")), None)
 veth = "bare veth" if "bare veth" in paths else None
 fmt = "{:<18} {:<26} {:>8} {:>8} {:>9} {:>11}  {}"
 print()
 print(fmt.format("TEST", "PATH", "Gbit/s", "Mpps", "CPU s/GB", "tunnel s/GB", "NOTE"))
+rnds = [str(n) for n in range(1, rounds + 1)]
 for t in tests:
     for p in paths:
-        r = get.get((p, t))
-        if r: print(fmt.format(t, p, r[2], r[3], r[4], r[5], r[6]))
+        rs = [get[(p, t, n)] for n in rnds if (p, t, n) in get]
+        if not rs: continue
+        if rounds == 1:
+            r = rs[0]
+            print(fmt.format(t, p, r[2], r[3], r[4], r[5], r[6]))
+            continue
+        digits = (3, 3, 2, 2)
+        cols = [cell(median(num(r[c]) for r in rs), d) for c, d in zip((2, 3, 4, 5), digits)]
+        per = ", ".join(r[main_col(t)] for r in rs)
+        print(fmt.format(t, p, *cols, f"rounds: {per}"))
     for name, other in (("psp / wireguard-go", wg), ("psp / bare veth", veth)):
-        if psp and other:
-            a, b = get.get((psp, t)), get.get((other, t))
-            print(fmt.format("", name, ratio(a, b, 2), ratio(a, b, 3), ratio(a, b, 4), ratio(a, b, 5), ""))
+        if not (psp and other): continue
+        per_round = [[ratio(get.get((psp, t, n)), get.get((other, t, n)), c) for n in rnds] for c in (2, 3, 4, 5)]
+        cols = [("-" if median(v) is None else f"{median(v):.2f}x") for v in per_round]
+        note = ""
+        if rounds > 1:
+            mine = per_round[main_col(t) - 2]
+            note = "rounds: " + ", ".join("-" if v is None else f"{v:.2f}x" for v in mine)
+        print(fmt.format("", name, *cols, note))
+many = f"; each figure the median of {rounds} rounds, each ratio the median of the {rounds} ratios within a round" if rounds > 1 else ""
 print(f"\nGbit/s, Mpps: received, iperf3 -t {sys.argv[4]}; CPU s/GB: CPU seconds of the whole machine "
       f"({sys.argv[2]} CPUs) per GB received (lower is better); tunnel s/GB: the same for the tunnel's own "
-      f"two processes alone (user + system, every thread); load at the end: {sys.argv[3]}")
-failed = [f"{r[0]} / {r[1]}" for r in rows if r[2] == "failed"]
+      f"two processes alone (user + system, every thread){many}; load at the end: {sys.argv[3]}")
+failed = [f"{r[0]} / {r[1]} (round {r[8]})" for r in rows if r[2] == "failed"]
 if failed:
     print("FAIL: no traffic on: " + ", ".join(failed), file=sys.stderr)
     sys.exit(1)
