@@ -332,6 +332,7 @@ wg_stop() {
   done
   for s in "${WG_SOCKS[@]}"; do rm -f "$s"; done
   WG_PIDS=()
+  WG_SOCKS=()
 }
 
 # ----- the run -----

@@ -27,13 +27,12 @@ std::size_t SegmentSeal::next(net::PacketPool& pool, net::PacketBatch& out, cons
   while (!done() && !out.full()) {
     net::Packet* p = pool.alloc();
     if (p == nullptr) break;
-    const std::span<const uint8_t> payload = seg_.payload(index_);
     uint8_t* d = p->data();
-    seg_.write_segment(d, index_);
-    p->set_size(static_cast<uint32_t>(hdr + payload.size() + psp::kPspIcvSize));  // checked by start()
+    const uint32_t len = seg_.write_segment(d, index_);
+    p->set_size(static_cast<uint32_t>(hdr + len + psp::kPspIcvSize));  // checked by start()
     ++index_;
-    if (psp::prepare_segment_seal(d, head + static_cast<uint32_t>(payload.size()), *t_, *key_, iv.next(),
-                                  ops.fill(n)) != psp::DropReason::kNone) {
+    if (psp::prepare_segment_seal(d, head + len, *t_, *key_, iv.next(), ops.fill(n)) !=
+        psp::DropReason::kNone) {
       pool.free(p);  // only kBadCryptOffset is left once start() passed: a short last segment
       ++dropped_;
       continue;

@@ -108,10 +108,10 @@ void GsoSegmenter::write_at(uint8_t* seg, uint32_t payload_off, uint32_t len, st
   fix_l4(seg, payload_off, len, payload_sum);
 }
 
-void GsoSegmenter::write_segment(uint8_t* seg, std::size_t index) const {
-  const auto payload_off = static_cast<uint32_t>(index) * gso_size_;
-  write_at(seg, payload_off, payload_len_ - payload_off < gso_size_ ? payload_len_ - payload_off : gso_size_,
-           index);
+uint32_t GsoSegmenter::write_segment(uint8_t* seg, std::size_t index) const {
+  const auto len = static_cast<uint32_t>(payload(index).size());
+  write_at(seg, static_cast<uint32_t>(index) * gso_size_, len, index);
+  return len;
 }
 
 void GsoSegmenter::fix_ip(uint8_t* seg, uint32_t len, std::size_t index) const {

@@ -51,9 +51,9 @@ class GsoSegmenter {
 
   // One segment, for a caller that places it itself (the gateway's segment seal: gateway/segment_seal.hpp):
   // writes segment `index` to `seg`, the header_len() bytes in front (the frame's leading bytes, then its IP
-  // and L4 headers fixed for this segment) and its payload (payload(index).size() bytes) copied and summed
-  // in one pass.
-  void write_segment(uint8_t* seg, std::size_t index) const;
+  // and L4 headers fixed for this segment) and its payload copied and summed in one pass. Returns the
+  // payload's length (payload(index).size()).
+  uint32_t write_segment(uint8_t* seg, std::size_t index) const;
   std::span<const uint8_t> payload(std::size_t index) const {
     const uint32_t off = static_cast<uint32_t>(index) * gso_size_;
     return {frame_ + hdr_len_ + off, payload_len_ - off < gso_size_ ? payload_len_ - off : gso_size_};
