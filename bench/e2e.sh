@@ -25,6 +25,13 @@
 # rates every path carried (1-8%, the bare veth's too). At -b 0 the sending iperf3 spends a CPU on
 # datagrams the sender's TAP drops (nothing pushes back on a TAP writer) and the receiving iperf3 goes
 # short; paced, the figure is what the path carries when its ends are not starved. --paced-trials 0 skips.
+# The same UDP tests again with "batched" ends (bench_udp_load, build/bin: numbered datagrams, sendmmsg and
+# recvmmsg of up to 32/64 a system call, 4 MB socket buffers): iperf3 sends and reads one datagram a system
+# call, which on a 2-vCPU machine caps even the bare veth near 0.25 Mpps of 1400-byte packets, so its UDP
+# figures measure iperf3 as much as the path. The batched rows are the path's own: unpaced ("UDP ... B
+# batched"), then paced by the same search ("UDP ... B batched <=1% loss": the rate in datagrams a second,
+# sent in batches of at most 100 us of it); loss is what the receiver did not count by the time the link
+# had been quiet for half a second after the sender stopped (nothing in flight counts as lost).
 # Columns: Gbit/s received; Mpps received (UDP datagrams; TCP: -); CPU s/GB = CPU seconds the whole machine
 # spent (all CPUs, /proc/stat, both ends, tunnel and kernel) per GB received: the cost of moving a byte;
 # tunnel s/GB = CPU seconds of the tunnel's two processes alone (psp-gateway or wireguard-go: user and
@@ -37,9 +44,9 @@
 # rounds apart), the NOTE column the per-round values of the row's main figure (Mpps for UDP, Gbit/s for
 # TCP). On a VM whose speed drifts, single runs' ratios swing by a third (README: Performance).
 #
-# --quick (what scripts/test.sh runs through ctest, e2e_bench_quick): 1-second TCP 1 stream and UDP 1400 B on
-# every path (no paced search), well under a minute; it fails only when a path is broken (no traffic) or a
-# gateway crashed, never on a number. Needs root, iperf3, python3; exit 77 (skipped) where the machine
+# --quick (what scripts/test.sh runs through ctest, e2e_bench_quick): 1-second TCP 1 stream, UDP 1400 B and
+# UDP 1400 B batched on every path (no paced search), well under a minute; it fails only when a path is
+# broken (no traffic) or a gateway crashed, never on a number. Needs root, iperf3, python3; exit 77 (skipped) where the machine
 # cannot run it. Every namespace, process and file it made is removed on exit.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -83,6 +90,10 @@ for tool in iperf3 python3 ping timeout; do command -v "$tool" >/dev/null || ski
 export TOPO_BIN_DIR=$BIN_DIR
 topo_init --outer ipv6 --inner ipv4 || exit 2
 if want psp; then [[ -x $TOPO_GATEWAY ]] || skip "no gateway at $TOPO_GATEWAY (scripts/build.sh, or --bin-dir)"; fi
+# The batched UDP load from --bin-dir, else this tree's build (a --bin-dir of an older build may lack it).
+LOAD_BIN=$BIN_DIR/bench_udp_load
+[[ -x $LOAD_BIN ]] || LOAD_BIN=$BUILD_DIR/bin/bench_udp_load
+[[ -x $LOAD_BIN ]] || skip "no bench_udp_load at $LOAD_BIN (scripts/build.sh)"
 
 WG_SOCKS=()
 WG_PIDS=()
@@ -101,6 +112,7 @@ RESULTS="$TOPO_DIR/results.tsv"
 : >"$RESULTS"
 ROWS_TO=$RESULTS
 IPERF_PORT=5201
+LOAD_PORT=5202
 
 machine_ticks() { awk '/^cpu / { idle = $5 + $6; tot = 0; for (i = 2; i <= NF; i++) tot += $i; print tot, idle }' /proc/stat; }
 # The tunnel's own processes (the two psp-gateways, the two wireguard-gos; none for the bare veth): their
@@ -125,26 +137,64 @@ udp_counters() {
     awk '$1 ~ /^Udp6?InDatagrams$/ { d += $2 } $1 ~ /^Udp6?RcvbufErrors$/ { o += $2 } END { print d + 0, o + 0 }'
 }
 
-# ----- one iperf3 test -----
-# run_test PATH TEST SERVER_NS CLIENT_NS SERVER_ADDR IPERF_ARGS...: appends "path test gbps mpps cpu_s_per_gb
-# tunnel_s_per_gb note loss%" to $ROWS_TO (RESULTS, or a paced search's trials); "failed" figures when
-# iperf3 failed or nothing arrived.
-run_test() {
-  local path=$1 test=$2 sns=$3 cns=$4 addr=$5
-  shift 5
-  local json="$TOPO_DIR/iperf.json" spid
-  ip netns exec "$(topo_ns "$sns")" iperf3 -s -1 -B "$addr" -p "$IPERF_PORT" >"$TOPO_DIR/iperf-server.log" 2>&1 </dev/null &
+# load_as_iperf3 SEND_JSON RECV_JSON: bench_udp_load's two reports as the iperf3 -J fields run_with
+# reads (end.sum: bytes, seconds, packets, lost_packets, lost_percent), over the sender's seconds.
+load_as_iperf3() {
+  python3 - "$@" <<'PY'
+import json, sys
+try:
+    s, r = (json.load(open(f)) for f in sys.argv[1:3])
+except Exception as e:
+    print(json.dumps({"error": f"bench_udp_load gave no report ({e})"}))
+    sys.exit(0)
+sent, got = s["sent"], r["received"]
+lost = max(sent - got, 0)
+print(json.dumps({"end": {"sum": {"bytes": r["bytes"], "seconds": s["seconds"], "packets": sent,
+                                  "lost_packets": lost, "lost_percent": 100 * lost / max(sent, 1)}}}))
+PY
+}
+
+# ----- one test -----
+# run_test PATH TEST SERVER_NS CLIENT_NS SERVER_ADDR IPERF_ARGS...: one iperf3 test. run_load PATH TEST
+# SERVER_NS CLIENT_NS SERVER_ADDR BYTES PPS: one bench_udp_load test, the "batched" rows (BYTES-byte IPv4
+# packets: payload BYTES - 28, as iperf3's -l; PPS datagrams a second, 0 as fast as it goes). Each appends
+# "path test gbps mpps cpu_s_per_gb tunnel_s_per_gb note loss% round" to $ROWS_TO (RESULTS, or a paced
+# search's trials); "failed" figures when the client failed or nothing arrived.
+run_test() { run_with iperf3 "$@"; }
+run_load() { run_with load "$@"; }
+
+run_with() {
+  local tool=$1 path=$2 test=$3 sns=$4 cns=$5 addr=$6
+  shift 6
+  local json="$TOPO_DIR/iperf.json" spid listening
+  if [[ $tool == iperf3 ]]; then
+    ip netns exec "$(topo_ns "$sns")" iperf3 -s -1 -B "$addr" -p "$IPERF_PORT" >"$TOPO_DIR/iperf-server.log" 2>&1 </dev/null &
+    listening="ss -Hltn 'sport = :$IPERF_PORT'"
+  else
+    ip netns exec "$(topo_ns "$sns")" "$LOAD_BIN" recv --bind "$addr" --port "$LOAD_PORT" \
+      --max-seconds $((DURATION + 20)) --idle-ms 500 >"$TOPO_DIR/load-recv.json" 2>"$TOPO_DIR/iperf-server.log" </dev/null &
+    listening="ss -Hlun 'sport = :$LOAD_PORT'"
+  fi
   spid=$!
   TOPO_PIDS+=("$spid")
-  topo_poll 5 bash -c "ip netns exec $(topo_ns "$sns") ss -Hltn 'sport = :$IPERF_PORT' | grep -q ." ||
-    die "iperf3 server in $sns did not start: $(cat "$TOPO_DIR/iperf-server.log")"
+  topo_poll 5 bash -c "ip netns exec $(topo_ns "$sns") $listening | grep -q ." ||
+    die "$tool receiver in $sns did not start: $(cat "$TOPO_DIR/iperf-server.log")"
   local m0 m1 t0 t1 u0 u1 rc
   m0=$(machine_ticks)
   t0=$(tunnel_ticks)
   u0=$(udp_counters "$sns")
-  timeout $((DURATION + 30)) ip netns exec "$(topo_ns "$cns")" iperf3 -c "$addr" -p "$IPERF_PORT" -t "$DURATION" \
-    -J "$@" >"$json" 2>"$TOPO_DIR/iperf-client.err"
-  rc=$?
+  if [[ $tool == iperf3 ]]; then
+    timeout $((DURATION + 30)) ip netns exec "$(topo_ns "$cns")" iperf3 -c "$addr" -p "$IPERF_PORT" -t "$DURATION" \
+      -J "$@" >"$json" 2>"$TOPO_DIR/iperf-client.err"
+    rc=$?
+  else
+    timeout $((DURATION + 30)) ip netns exec "$(topo_ns "$cns")" "$LOAD_BIN" send --to "$addr" --port "$LOAD_PORT" \
+      --seconds "$DURATION" --payload $(($1 - 28)) --pps "$2" >"$TOPO_DIR/load-send.json" 2>"$TOPO_DIR/iperf-client.err"
+    rc=$?
+    # The receiver stops half a second after the last datagram (what was still queued is counted).
+    topo_poll 5 bash -c "! kill -0 $spid 2>/dev/null" || rc=124
+    load_as_iperf3 "$TOPO_DIR/load-send.json" "$TOPO_DIR/load-recv.json" >"$json"
+  fi
   m1=$(machine_ticks)
   t1=$(tunnel_ticks)
   u1=$(udp_counters "$sns")
@@ -152,9 +202,9 @@ run_test() {
   topo_poll 3 bash -c "! kill -0 $spid 2>/dev/null" || kill "$spid" 2>/dev/null
   wait "$spid" 2>/dev/null
   python3 - "$json" "$rc" "$m0" "$m1" "$(getconf CLK_TCK)" "$path" "$test" "$((t1 - t0))" "${#TUNNEL_PIDS[@]}" \
-    "$u0" "$u1" "$ROUND" <<'PY' | tee -a "$ROWS_TO" >&2
+    "$u0" "$u1" "$ROUND" "$tool" <<'PY' | tee -a "$ROWS_TO" >&2
 import json, sys
-path_json, rc, m0, m1, hz, path, test, tunnel_ticks, tunnel_procs, u0, u1, rnd = sys.argv[1:]
+path_json, rc, m0, m1, hz, path, test, tunnel_ticks, tunnel_procs, u0, u1, rnd, tool = sys.argv[1:]
 busy = (int(m1.split()[0]) - int(m0.split()[0])) - (int(m1.split()[1]) - int(m0.split()[1]))
 cpu_s = busy / int(hz)
 tunnel_s = int(tunnel_ticks) / int(hz)
@@ -165,7 +215,7 @@ except Exception:
 end = doc.get("end", {})
 rx = end.get("sum_received") or end.get("sum") or {}
 if rc != "0" or not rx or rx.get("bytes", 0) == 0:
-    print(f"{path}\t{test}\tfailed\t-\t-\t-\tiperf3 rc {rc}: {doc.get('error', '')}\t-\t{rnd}")
+    print(f"{path}\t{test}\tfailed\t-\t-\t-\t{tool} rc {rc}: {doc.get('error', '')}\t-\t{rnd}")
     sys.exit(0)
 secs = rx.get("seconds") or 1
 gbps = rx["bytes"] * 8 / secs / 1e9
@@ -176,35 +226,40 @@ if "lost_packets" in rx or "packets" in rx:  # UDP: the datagrams that arrived
     got = rx.get("packets", 0) - rx.get("lost_packets", 0)
     mpps = f"{got / secs / 1e6:.3f}"
     loss = f"{rx.get('lost_percent', 0):.3f}"
-    note = f"loss {rx.get('lost_percent', 0):.1f}%"
-    # Where the loss is: what the path delivered to the receiver's UDP layer (read by iperf3, or dropped
-    # there because iperf3 did not read fast enough) against what iperf3 read.
+    note = f"sent {rx.get('packets', 0) / secs / 1e6:.3f} Mpps, loss {rx.get('lost_percent', 0):.1f}%"
+    # Where the loss is: what the path delivered to the receiver's UDP layer (read by the receiver, or
+    # dropped there because it did not read fast enough) against what it read.
     (d0, o0), (d1, o1) = (map(int, u.split()) for u in (u0, u1))
     reached = (d1 - d0) + (o1 - o0)
     if reached > 0:
-        note += f"; {reached / secs / 1e6:.3f} Mpps reached the receiver, {100 * (o1 - o0) / reached:.0f}% of it overflowed iperf3's socket"
+        note += f"; {reached / secs / 1e6:.3f} Mpps reached the receiver, {100 * (o1 - o0) / reached:.0f}% of it overflowed the receiver's socket"
 gb = rx['bytes'] / 1e9
 tunnel = f"{tunnel_s / gb:.2f}" if tunnel_procs != "0" else "-"
 print(f"{path}\t{test}\t{gbps:.3f}\t{mpps}\t{cpu_s / gb:.2f}\t{tunnel}\t{note}\t{loss}\t{rnd}")
 PY
 }
 
-# udp_paced PATH BYTES SERVER_NS CLIENT_NS SERVER_ADDR: the paced search (see the top) for BYTES-byte IP
-# packets, from the Mpps the -b 0 test of that size just put in RESULTS. Appends one row "UDP BYTES B <=1%
-# loss": the passing trial that delivered the most (its NOTE: the rate offered and the trials run), or, if
-# none passed, the trial with the least loss, said so.
+# udp_paced PATH BYTES SERVER_NS CLIENT_NS SERVER_ADDR [batched]: the paced search (see the top) for BYTES-byte
+# IP packets, from the Mpps the unpaced test of that size (and sender) just put in RESULTS. Appends one row
+# "UDP BYTES B[ batched] <=1% loss": the passing trial that delivered the most (its NOTE: the rate offered
+# and the trials run), or, if none passed, the trial with the least loss, said so. With "batched" the
+# trials are bench_udp_load's (--pps: datagrams a second), else iperf3's.
 udp_paced() {
-  local path=$1 bytes=$2 sns=$3 cns=$4 addr=$5 name="UDP $2 B <=1% loss"
-  local trials="$TOPO_DIR/paced.tsv" rate lo=0 hi=0 i row loss next
-  rate=$(awk -F'\t' -v p="$path" -v t="UDP $bytes B" '$1 == p && $2 == t { r = $4 } END { print r + 0 }' "$RESULTS")
-  awk -v r="$rate" 'BEGIN { exit !(r > 0) }' || return 0  # the -b 0 test failed: it already says so
+  local path=$1 bytes=$2 sns=$3 cns=$4 addr=$5 kind=${6:+ $6}
+  local name="UDP $bytes B$kind <=1% loss" trials="$TOPO_DIR/paced.tsv" rate lo=0 hi=0 i row loss next
+  rate=$(awk -F'\t' -v p="$path" -v t="UDP $bytes B$kind" '$1 == p && $2 == t { r = $4 } END { print r + 0 }' "$RESULTS")
+  awk -v r="$rate" 'BEGIN { exit !(r > 0) }' || return 0  # the unpaced test failed: it already says so
   : >"$trials"
   for ((i = 0; i < PACED_TRIALS; i++)); do
     # iperf3 -b counts UDP payload bits: BYTES less 28 (IPv4 + UDP headers) a datagram. In kbit/s: a plain
     # number above 2^31 is cut to 2.147 Gbit/s (0.196 Mpps of 1400-byte packets), a ceiling every path hit.
     ROWS_TO=$trials
-    run_test "$path" "$name" "$sns" "$cns" "$addr" -u -w 4M -l $((bytes - 28)) \
-      -b "$(awk -v r="$rate" -v l=$((bytes - 28)) 'BEGIN { printf "%dK", r * 1e3 * l * 8 }')"
+    if [[ -n $kind ]]; then
+      run_load "$path" "$name" "$sns" "$cns" "$addr" "$bytes" "$(awk -v r="$rate" 'BEGIN { printf "%d", r * 1e6 }')"
+    else
+      run_test "$path" "$name" "$sns" "$cns" "$addr" -u -w 4M -l $((bytes - 28)) \
+        -b "$(awk -v r="$rate" -v l=$((bytes - 28)) 'BEGIN { printf "%dK", r * 1e3 * l * 8 }')"
+    fi
     ROWS_TO=$RESULTS
     row=$(tail -n 1 "$trials")
     loss=$(cut -f8 <<<"$row")
@@ -250,9 +305,13 @@ run_suite() {
     run_test "$1" "UDP 64 B" "$2" "$3" "$4" -u -b 0 -l $((64 - 28))
   fi
   run_test "$1" "UDP 1400 B" "$2" "$3" "$4" -u -b 0 -l $((1400 - 28))
+  ((!QUICK)) && run_load "$1" "UDP 64 B batched" "$2" "$3" "$4" 64 0
+  run_load "$1" "UDP 1400 B batched" "$2" "$3" "$4" 1400 0
   if ((PACED_TRIALS > 0)); then
     udp_paced "$1" 64 "$2" "$3" "$4"
     udp_paced "$1" 1400 "$2" "$3" "$4"
+    udp_paced "$1" 64 "$2" "$3" "$4" batched
+    udp_paced "$1" 1400 "$2" "$3" "$4" batched
   fi
 }
 
