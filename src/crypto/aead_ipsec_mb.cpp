@@ -137,10 +137,9 @@ class IpsecMbBackend final : public AeadBackend {
         static_cast<uint16_t>(ghash_.len)};
   }
 
-  // Per op one switch on the algorithm and one direct call (GCM) or init/update/finalize (GMAC), inline:
-  // a GMAC op went through a general helper (its prologue, a lambda, the branches for texts in two pieces
-  // and for out != in), ~70 instructions a packet, as many as the rest of the open path's own checks
-  // (callgrind, bench/psp_seal v2/v3).
+  // Per op one switch on the algorithm and one direct call (GCM) or init/update/finalize (GMAC), all
+  // inline: an out-of-line helper per op (its prologue, a lambda, its branches) cost ~70 instructions a
+  // packet, as many as the rest of the open path's own checks (callgrind, bench/psp_seal v2/v3).
   void seal(std::span<AeadOp> ops) const override {
     for (AeadOp& op : ops) {
       op.ok = well_formed(op);
