@@ -9,11 +9,21 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
 
 for addr in 127.0.0.1 ::1; do
-  port=$((20000 + RANDOM % 20000))
   out=$(mktemp)
-  "$BIN" recv --bind "$addr" --port "$port" --idle-ms 300 --max-seconds 20 >"$out" &
-  rpid=$!
-  for _ in $(seq 50); do ss -Hlun "sport = :$port" | grep -q . && break; sleep 0.05; done
+  # A port below the ephemeral range; another one if something else holds it (the receiver exits).
+  rpid=
+  for _ in 1 2 3 4 5; do
+    port=$((20000 + RANDOM % 12000))
+    ss -Hlun "sport = :$port" | grep -q . && continue
+    "$BIN" recv --bind "$addr" --port "$port" --idle-ms 300 --max-seconds 20 >"$out" 2>/dev/null &
+    rpid=$!
+    for _ in $(seq 50); do
+      ss -Hlun "sport = :$port" | grep -q . || ! kill -0 "$rpid" 2>/dev/null && break
+      sleep 0.05
+    done
+    kill -0 "$rpid" 2>/dev/null && break
+  done
+  kill -0 "$rpid" 2>/dev/null || fail "no receiver could bind on $addr"
   sent=$("$BIN" send --to "$addr" --port "$port" --payload 172 --seconds 0.4 --pps 5000 --batch 8)
   wait "$rpid" || fail "receiver on $addr exited $?"
   got=$(cat "$out"); rm -f "$out"
