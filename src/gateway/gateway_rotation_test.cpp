@@ -346,8 +346,11 @@ TEST(RotationTimer, GatewaysRotateOnTheirOwnAndLoseNothing) {
         return traffic.all_received();
       },
       std::chrono::seconds(10)))
-      << traffic.received(0) << "/" << traffic.sent(0) << " " << traffic.received(1) << "/"
-      << traffic.sent(1);
+      << traffic.received(0) << "/" << traffic.sent(0) << " " << traffic.received(1) << "/" << traffic.sent(1)
+      << "\nmissing A->B: " << traffic.missing(0) << "\nmissing B->A: " << traffic.missing(1) << "\nA slow "
+      << gws.a->admin("counters")["slow_path"].dump() << "\nB slow "
+      << gws.b->admin("counters")["slow_path"].dump() << "\nA psp " << gws.a->admin("counters")["psp"].dump()
+      << "\nB psp " << gws.b->admin("counters")["psp"].dump();
   EXPECT_EQ(traffic.duplicates() + traffic.misdelivered(), 0u);
   EXPECT_GT(gws.a->admin("counters")["slow_path"]["rekeys"].get<uint64_t>(), 0u);
 }

@@ -394,6 +394,13 @@ void SlowPath::start_pending() {
       auto x = tm_.begin_exchange(std::span<const control::VipPair>(pairs).subspan(from, to - from),
                                   refused);  // opens our ingress ACLs before the request leaves
       for (const auto& [pair, error] : refused) {
+        // Settled since the state check above (the peer's own request connected it on the gRPC thread,
+        // or another exchange has it in flight): its packets go on with that tunnel. Dropping them lost
+        // a packet now and then at set-up (RotationTimer under TSan: "not started: ...: connected").
+        if (const auto state = tm_.state(pair); state != control::PairState::kIdle) {
+          settle(pair, state);
+          continue;
+        }
         const std::size_t n = hold_.take(pair).size();
         BUMP(dropped_exchange_failed, n);
         log("key exchange for " + pair.local.to_string() + " -> " + pair.remote.to_string() +
