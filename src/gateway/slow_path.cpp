@@ -377,8 +377,6 @@ void SlowPath::start_pending() {
   if (exchanges_->busy() >= exchanges_->threads() && pending_.size() < chunk) return;
   std::map<control::PeerIndex, std::vector<control::VipPair>> by_peer;
   for (const control::VipPair& pair : pending_.take()) {
-    // Settled meanwhile (the peer's own request, a static connect): flush_settled handles its packets.
-    if (tm_.state(pair) != control::PairState::kIdle) continue;
     const auto peer = tm_.peer_of(pair);
     if (!peer) {
       const std::size_t n = hold_.take(pair).size();
@@ -394,9 +392,11 @@ void SlowPath::start_pending() {
       auto x = tm_.begin_exchange(std::span<const control::VipPair>(pairs).subspan(from, to - from),
                                   refused);  // opens our ingress ACLs before the request leaves
       for (const auto& [pair, error] : refused) {
-        // Settled since the state check above (the peer's own request connected it on the gRPC thread,
-        // or another exchange has it in flight): its packets go on with that tunnel. Dropping them lost
-        // a packet now and then at set-up (RotationTimer under TSan: "not started: ...: connected").
+        // Settled since it was queued (the peer's own request or a static connect made it, or an exchange
+        // has it in flight): begin_exchange, under the tunnel manager's lock, is the one place that
+        // decides, and the pair's packets go on as its state says. A separate state check before it left
+        // a window in which the peer's request connected the pair and its held packets were dropped
+        // (RotationTimer under TSan: "not started: ...: connected").
         if (const auto state = tm_.state(pair); state != control::PairState::kIdle) {
           settle(pair, state);
           continue;
